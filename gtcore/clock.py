@@ -1,0 +1,24 @@
+"""Time helpers: the ledger stores UNIX seconds, people and JSON read ISO 8601 UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from gtcore.durations import format_duration
+
+
+def iso(timestamp: float | None) -> str | None:
+    """``2026-11-24T20:04:05Z`` for JSON output, or None."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def age(timestamp: float | None, now: float) -> str:
+    """``5m ago`` / ``in 3h`` / ``never``, for tables."""
+    if timestamp is None:
+        return "never"
+    delta = now - timestamp
+    if abs(delta) < 1:
+        return "now"
+    return f"{format_duration(delta)} ago" if delta > 0 else f"in {format_duration(-delta)}"

@@ -1,0 +1,75 @@
+"""Go-style durations (``90s``, ``5m``, ``1h30m``) plus days (``2d``).
+
+``m`` is always minutes: months are not a duration, so ``M`` is rejected with
+a hint instead of being guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ]*)")
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A parsed duration that remembers how the author wrote it."""
+
+    text: str
+    seconds: float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def parse_duration(value: object) -> Duration:
+    """Parse a duration string; raise ``ValueError`` with a one-line reason."""
+    if not isinstance(value, str):
+        raise ValueError(f'must be a string like "5m" or "1h30m", not {value!r}')
+    text = value.strip()
+    if not text:
+        raise ValueError("is empty (write it like 90s, 5m, 1h30m or 2d)")
+    if text == "0":
+        return Duration(text, 0.0)
+    total, pos = 0.0, 0
+    while pos < len(text):
+        match = _PART.match(text, pos)
+        if not match:
+            raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
+        number, unit = match.groups()
+        if not unit:
+            raise ValueError(f"{text!r} is missing a unit after {number} (ns, us, ms, s, m, h or d)")
+        if unit not in _UNITS:
+            hint = " (m is minutes; months are not a duration)" if unit == "M" else ""
+            raise ValueError(f"{text!r} has unknown unit {unit!r}{hint}")
+        total += float(number) * _UNITS[unit]
+        pos = match.end()
+    return Duration(text, total)
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds compactly for people: ``45s``, ``5m``, ``1h30m``, ``2d3h``."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{int(seconds)}s"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m")]
+    if not days and not hours:
+        parts.append((secs, "s"))
+    shown = [f"{n}{u}" for n, u in parts if n]
+    return "".join(shown[:2])

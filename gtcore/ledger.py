@@ -1,0 +1,455 @@
+"""The ledger: every record gtui keeps, in one SQLite file in WAL mode.
+
+Records are **beads**: ``wisp`` (one plugin run), ``digest``, ``escalation``,
+``mail`` and ``event``.  Plugin state is derived from them, never kept on the
+side.  The per-plugin summary (run count, failures, last run) lives in
+``plugin_stats``, a materialised view that SQLite triggers keep in step with
+the wisps inside the very transaction that writes them; it is therefore part
+of the ledger and always agrees with it, and it survives squashing wisps into
+digests.
+
+Concurrency: one connection per thread, WAL so readers never block writers,
+every write a ``BEGIN IMMEDIATE`` transaction with a busy timeout and a
+bounded retry, so several threads and processes can share one town.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gtcore.errors import GtError, LedgerError, NotFound
+
+T = TypeVar("T")
+
+KINDS = ("wisp", "digest", "escalation", "mail", "event")
+PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt"}
+FAILED_RESULTS = ("failure", "timeout")
+RESULTS = ("running", "success", "failure", "timeout", "skipped", "abandoned")
+
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE beads (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        title       TEXT NOT NULL DEFAULT '',
+        status      TEXT NOT NULL,
+        body        TEXT NOT NULL DEFAULT '',
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL,
+        closed_at   REAL,
+        plugin      TEXT,
+        rig         TEXT,
+        result      TEXT,
+        data        TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE labels (
+        bead_id INTEGER NOT NULL REFERENCES beads(id) ON DELETE CASCADE,
+        label   TEXT NOT NULL,
+        PRIMARY KEY (bead_id, label)
+    ) WITHOUT ROWID;
+    CREATE INDEX labels_by_label ON labels(label, bead_id);
+    CREATE INDEX beads_by_kind ON beads(kind, status, created_at);
+    CREATE INDEX runs_by_plugin ON beads(plugin, created_at) WHERE kind = 'wisp';
+    CREATE UNIQUE INDEX one_running_run ON beads(plugin) WHERE kind = 'wisp' AND status = 'running';
+
+    CREATE TABLE plugin_stats (
+        plugin          TEXT PRIMARY KEY,
+        run_count       INTEGER NOT NULL,
+        failure_count   INTEGER NOT NULL,
+        last_run_id     INTEGER NOT NULL,
+        last_started_at REAL NOT NULL,
+        last_result     TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TRIGGER wisp_recorded AFTER INSERT ON beads WHEN NEW.kind = 'wisp'
+    BEGIN
+        INSERT INTO plugin_stats VALUES (
+            NEW.plugin, 1, NEW.result IN ('failure', 'timeout'), NEW.id, NEW.created_at, NEW.result)
+        ON CONFLICT(plugin) DO UPDATE SET
+            run_count = run_count + 1,
+            failure_count = failure_count + excluded.failure_count,
+            last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_result ELSE last_result END,
+            last_run_id = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_run_id ELSE last_run_id END,
+            last_started_at = max(last_started_at, excluded.last_started_at);
+    END;
+
+    CREATE TRIGGER wisp_result_changed AFTER UPDATE OF result ON beads
+    WHEN NEW.kind = 'wisp' AND NEW.result IS NOT OLD.result
+    BEGIN
+        UPDATE plugin_stats SET
+            failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))
+                                          - (OLD.result IN ('failure', 'timeout')),
+            last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END
+        WHERE plugin = NEW.plugin;
+    END;
+    """,
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Bead:
+    """One ledger record as read back."""
+
+    id: int
+    kind: str
+    title: str
+    status: str
+    body: str
+    created_at: float
+    updated_at: float
+    closed_at: float | None
+    plugin: str | None
+    rig: str | None
+    result: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """The id people type: ``run-12``, ``esc-3``."""
+        return format_ref(self.kind, self.id)
+
+
+@dataclass(frozen=True)
+class PluginStats:
+    """What the ledger knows about one plugin's runs (one row of the summary)."""
+
+    plugin: str
+    run_count: int
+    failure_count: int
+    last_run_id: int
+    last_started_at: float
+    last_result: str
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failure_count / self.run_count if self.run_count else 0.0
+
+
+class RunInFlight(GtError):
+    """A run of this plugin is already claimed and not yet closed."""
+
+
+def format_ref(kind: str, bead_id: int) -> str:
+    return f"{PREFIX[kind]}-{bead_id}"
+
+
+def parse_ref(ref: str | int, kind: str) -> int:
+    """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``."""
+    text = str(ref).strip()
+    prefix = PREFIX[kind] + "-"
+    number = text[len(prefix):] if text.startswith(prefix) else text
+    if not number.isdigit():
+        raise NotFound(f"{text!r} is not a {kind} id (expected {prefix}N)")
+    return int(number)
+
+
+_BEAD_COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"
+
+
+class Ledger:
+    """Thread-safe access to ``<town>/.gtui/ledger.db``."""
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, attempts: int = 8) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.attempts = attempts
+        self._local = threading.local()
+        self._prepare()
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _prepare(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LedgerError(f"cannot create {self.path.parent}: {exc.strerror or exc}") from None
+        self._retry(self._migrate)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _error(self, exc: sqlite3.Error) -> LedgerError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            problem = "the file is corrupt (not a usable SQLite database); move it aside to start a new ledger"
+        elif "locked" in text or "busy" in text:
+            problem = f"still locked by another process after {self.attempts} tries; is something holding it open?"
+        elif "readonly" in text or "unable to open" in text:
+            problem = "cannot be written (check permissions of the file and its directory)"
+        elif "disk is full" in text or "full" in text:
+            problem = "the disk is full; nothing was recorded by this attempt"
+        else:
+            problem = text
+        return LedgerError(f"ledger {self.path}: {problem}")
+
+    def _retry(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, retrying when busy."""
+        delay = 0.01
+        for attempt in range(self.attempts):
+            conn = None
+            try:
+                conn = self._connect()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    value = work(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return value
+            except sqlite3.OperationalError as exc:
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or attempt == self.attempts - 1:
+                    raise self._error(exc) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc) from None
+        raise AssertionError("unreachable")
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Public form of the retried write transaction, for engine modules."""
+        return self._retry(work)
+
+    def read(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._connect().execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same moment."""
+        try:
+            conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"ledger {self.path}: schema version {version} is newer than this gtui understands ({SCHEMA_VERSION}); upgrade gtui"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            for statement in _split_script(_MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    # -- beads ------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        *,
+        title: str = "",
+        status: str = "open",
+        body: str = "",
+        labels: Iterable[str] = (),
+        data: dict[str, Any] | None = None,
+        plugin: str | None = None,
+        rig: str | None = None,
+        result: str | None = None,
+        now: float | None = None,
+    ) -> Bead:
+        """Write one bead (and its labels) in its own transaction."""
+        return self._retry(
+            lambda conn: insert_bead(conn, kind, title=title, status=status, body=body, labels=labels,
+                                     data=data, plugin=plugin, rig=rig, result=result, now=now)
+        )
+
+    def get(self, bead_id: int, kind: str | None = None) -> Bead:
+        with self.snapshot() as conn:
+            bead = fetch_bead(conn, bead_id)
+        if bead is None or (kind is not None and bead.kind != kind):
+            raise NotFound(f"no {kind or 'record'} {format_ref(kind, bead_id) if kind else bead_id} on the ledger")
+        return bead
+
+    def beads(
+        self,
+        kind: str,
+        *,
+        status: str | Iterable[str] | None = None,
+        label: str | None = None,
+        plugin: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[Bead]:
+        """Query beads of one kind, filtered, with their labels."""
+        where, params = ["kind = ?"], [kind]
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if label is not None:
+            where.append("id IN (SELECT bead_id FROM labels WHERE label = ?)")
+            params.append(label)
+        if plugin is not None:
+            where.append("plugin = ?")
+            params.append(plugin)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {_BEAD_COLUMNS} FROM beads WHERE {' AND '.join(where)} ORDER BY created_at {order}, id {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.snapshot() as conn:
+            rows = conn.execute(sql, params).fetchall()
+            return attach_labels(conn, rows)
+
+    # -- runs -------------------------------------------------------------------------
+
+    def claim_run(
+        self,
+        plugin: str,
+        rig: str,
+        *,
+        labels: Iterable[str] = (),
+        data: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> Bead:
+        """Record a run as ``running`` before it starts; refuse if one is in flight.
+
+        The partial unique index ``one_running_run`` makes the refusal hold
+        across every thread and process on the town.
+        """
+        all_labels = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running", *labels]
+
+        def claim(conn: sqlite3.Connection) -> Bead:
+            try:
+                return insert_bead(conn, "wisp", title=f"run {plugin}", status="running", labels=all_labels,
+                                   data=data, plugin=plugin, rig=rig, result="running", now=now)
+            except sqlite3.IntegrityError:
+                raise RunInFlight(f"plugin {plugin} already has a run in flight") from None
+
+        return self._retry(claim)
+
+    def close_run(self, run_id: int, result: str, *, data: dict[str, Any] | None = None, now: float | None = None) -> Bead:
+        """Close a running wisp with its result; closing twice keeps the first result."""
+        if result not in RESULTS or result == "running":
+            raise ValueError(f"not a final result: {result}")
+        stamp = time.time() if now is None else now
+
+        def close(conn: sqlite3.Connection) -> Bead:
+            bead = fetch_bead(conn, run_id)
+            if bead is None or bead.kind != "wisp":
+                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            if bead.status != "running":
+                return bead
+            merged = {**bead.data, **(data or {})}
+            conn.execute(
+                "UPDATE beads SET status = 'closed', result = ?, closed_at = ?, updated_at = ?, data = ? WHERE id = ?",
+                (result, stamp, stamp, json.dumps(merged), run_id),
+            )
+            conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = 'result:running'", (run_id,))
+            conn.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (run_id, f"result:{result}"))
+            return fetch_bead(conn, run_id)
+
+        return self._retry(close)
+
+    def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
+        """Run wisps, newest first."""
+        return self.beads("wisp", plugin=plugin, limit=limit, status=status)
+
+    def plugin_summary(self) -> dict[str, PluginStats]:
+        """The summary of every plugin, in ONE query (see module docstring)."""
+        rows = self.read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result FROM plugin_stats")
+        return {row[0]: PluginStats(*row) for row in rows}
+
+
+def _split_script(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, current = [], ""
+    for line in script.strip().splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
+
+
+def insert_bead(
+    conn: sqlite3.Connection,
+    kind: str,
+    *,
+    title: str = "",
+    status: str = "open",
+    body: str = "",
+    labels: Iterable[str] = (),
+    data: dict[str, Any] | None = None,
+    plugin: str | None = None,
+    rig: str | None = None,
+    result: str | None = None,
+    now: float | None = None,
+) -> Bead:
+    """Insert a bead inside the caller's transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown bead kind {kind}")
+    stamp = time.time() if now is None else now
+    cursor = conn.execute(
+        "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind, title, status, body, stamp, stamp, plugin, rig, result, json.dumps(data or {})),
+    )
+    bead_id = cursor.lastrowid
+    unique = tuple(dict.fromkeys(labels))
+    conn.executemany("INSERT INTO labels VALUES (?, ?)", [(bead_id, label) for label in unique])
+    return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)
+
+
+def fetch_bead(conn: sqlite3.Connection, bead_id: int) -> Bead | None:
+    rows = conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE id = ?", (bead_id,)).fetchall()
+    beads = attach_labels(conn, rows)
+    return beads[0] if beads else None
+
+
+def attach_labels(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Bead]:
+    """Turn bead rows into :class:`Bead` records with their labels (one extra query)."""
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    labels: dict[int, list[str]] = {bead_id: [] for bead_id in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for bead_id, label in conn.execute(f"SELECT bead_id, label FROM labels WHERE bead_id IN ({marks})", chunk):
+            labels[bead_id].append(label)
+    return [Bead(*row[:11], data=json.loads(row[11]), labels=tuple(sorted(labels[row[0]]))) for row in rows]

@@ -1,0 +1,435 @@
+"""Plugins: parse and validate ``plugin.md`` into typed records.
+
+A plugin file is TOML frontmatter between ``+++`` lines followed by markdown
+instructions.  Parsing never raises: a file that cannot be used becomes an
+:class:`InvalidPlugin` carrying the path, the line when known and a one-line
+reason, so every listing can show it instead of silently skipping it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from frontmatter.default_handlers import BaseHandler
+
+from gtcore.durations import Duration, parse_duration
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+GATE_TYPES = ("cooldown", "cron", "condition", "event", "manual")
+SEVERITIES = ("low", "medium", "high", "critical")
+EXECUTION_TYPES = ("script", "agent")
+DEFAULT_TIMEOUT = parse_duration("10m")
+DEFAULT_CHECK_TIMEOUT = parse_duration("30s")
+
+TOP_KEYS = {"name", "description", "version", "enabled", "gate", "tracking", "execution"}
+GATE_KEYS = {"type", "duration", "schedule", "timezone", "check", "check_timeout", "on"}
+GATE_FIELDS_BY_TYPE = {
+    "cooldown": {"duration"},
+    "cron": {"schedule", "timezone"},
+    "condition": {"check", "check_timeout"},
+    "event": {"on"},
+    "manual": set(),
+}
+TRACKING_KEYS = {"labels", "digest"}
+EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity"}
+
+
+class TomlHandler(BaseHandler):
+    """python-frontmatter handler for ``+++`` TOML frontmatter, built on tomllib.
+
+    The boundary matches only the ``+++`` line itself (never the blank lines
+    after it), so line numbers inside the frontmatter equal file line numbers.
+    """
+
+    FM_BOUNDARY = re.compile(r"^\+{3}[ \t]*\r?$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = "+++"
+
+    def load(self, fm: str) -> dict[str, Any]:
+        return tomllib.loads(fm)
+
+    def export(self, metadata: dict[str, object], **kwargs: object) -> str:
+        raise NotImplementedError("gtui never rewrites plugin files")
+
+
+_HANDLER = TomlHandler()
+
+
+@dataclass(frozen=True)
+class Gate:
+    """When a plugin may run by itself (see ``gtcore.gates``)."""
+
+    type: str
+    duration: Duration | None = None
+    schedule: str | None = None
+    timezone: str | None = None
+    check: str | None = None
+    check_timeout: Duration = DEFAULT_CHECK_TIMEOUT
+    on: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The gate's type and the fields that mean something for that type."""
+        out: dict[str, Any] = {"type": self.type}
+        for key in sorted(GATE_FIELDS_BY_TYPE[self.type]):
+            value = getattr(self, key)
+            out[key] = str(value) if isinstance(value, Duration) else value
+        return out
+
+    def describe(self) -> str:
+        """A short human summary such as ``cooldown 1h`` or ``cron 0 3 * * *``."""
+        detail = {
+            "cooldown": self.duration,
+            "cron": self.schedule,
+            "condition": self.check,
+            "event": self.on,
+            "manual": "",
+        }[self.type]
+        return f"{self.type} {detail}".strip()
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Labels added to every run wisp, and whether runs are squashed into digests."""
+
+    labels: tuple[str, ...] = ()
+    digest: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": list(self.labels), "digest": self.digest}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a dog runs the plugin and what a failure means."""
+
+    type: str = "script"
+    timeout: Duration = DEFAULT_TIMEOUT
+    notify_on_failure: bool = False
+    severity: str = "medium"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "timeout": str(self.timeout),
+            "notify_on_failure": self.notify_on_failure,
+            "severity": self.severity,
+        }
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A valid plugin as found on disk.
+
+    ``rig`` is ``"town"`` for town-level plugins; ``crew`` names the crew clone
+    the file came from, if any.  ``shadowed`` lists the paths of same-named
+    copies this one hides.
+    """
+
+    name: str
+    path: Path
+    rig: str
+    gate: Gate
+    execution: Execution
+    tracking: Tracking = field(default_factory=Tracking)
+    description: str = ""
+    version: str | int | None = None
+    enabled: bool = True
+    instructions: str = ""
+    has_run_script: bool = False
+    crew: str | None = None
+    mtime: float = 0.0
+    warnings: tuple[str, ...] = ()
+    shadowed: tuple[Path, ...] = ()
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    @property
+    def run_script(self) -> Path:
+        return self.path.parent / "run.sh"
+
+
+@dataclass(frozen=True)
+class InvalidPlugin:
+    """A plugin file that could not be used, and exactly why."""
+
+    path: Path
+    error: str
+    line: int | None = None
+    rig: str = "town"
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else str(self.path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "line": self.line, "error": self.error, "rig": self.rig}
+
+
+class _Invalid(Exception):
+    """Raised inside validation; carries the reason and the line when known."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line = line
+
+
+def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
+    """Read and validate one ``plugin.md``; never raises for bad content."""
+    try:
+        raw = path.read_bytes()
+        mtime = path.stat().st_mtime
+    except OSError as exc:
+        return InvalidPlugin(path, f"cannot read file: {exc.strerror or exc}", rig=rig)
+    try:
+        return _build(path, raw, rig, crew, mtime)
+    except _Invalid as bad:
+        return InvalidPlugin(path, bad.reason, bad.line, rig=rig)
+
+
+def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> Plugin:
+    text = _decode(raw)
+    frontmatter, body = _split(text)
+    data = _load_toml(frontmatter)
+    lines = _KeyLines(frontmatter)
+    warnings = _unknown_key_warnings(data, lines)
+    name = _name(data, lines)
+    gate = _gate(data, lines, warnings)
+    tracking = _tracking(data, lines)
+    has_run_script = (path.parent / "run.sh").is_file()
+    execution = _execution(data, lines, has_run_script)
+    instructions = body.strip()
+    if execution.type == "agent" and not instructions:
+        raise _Invalid("agent plugin has no instructions after the frontmatter (and no run.sh)")
+    return Plugin(
+        name=name,
+        path=path,
+        rig=rig,
+        crew=crew,
+        gate=gate,
+        execution=execution,
+        tracking=tracking,
+        description=_typed(data, "description", str, lines, default=""),
+        version=_version(data, lines),
+        enabled=_typed(data, "enabled", bool, lines, default=True),
+        instructions=instructions,
+        has_run_script=has_run_script,
+        mtime=mtime,
+        warnings=tuple(warnings),
+    )
+
+
+def _decode(raw: bytes) -> str:
+    if not raw.strip():
+        raise _Invalid("file is empty (expected TOML frontmatter between +++ lines)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise _Invalid(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})", line) from None
+    return text.removeprefix("\ufeff")
+
+
+def _split(text: str) -> tuple[str, str]:
+    first = text.split("\n", 1)[0].strip()
+    if first == "---":
+        raise _Invalid("YAML frontmatter (---) is not supported; use TOML between +++ lines", 1)
+    if not _HANDLER.detect(text):
+        raise _Invalid("no frontmatter: the file must start with a +++ line", 1)
+    try:
+        return _HANDLER.split(text)
+    except ValueError:
+        raise _Invalid("frontmatter opened with +++ on line 1 is never closed by a +++ line", 1) from None
+
+
+def _load_toml(frontmatter: str) -> dict[str, Any]:
+    try:
+        return _HANDLER.load(frontmatter)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        line = int(match.group(1)) if match else None
+        raise _Invalid(f"invalid TOML: {reason}", line) from None
+
+
+class _KeyLines:
+    """Finds the file line of ``key`` inside ``[section]`` for error messages."""
+
+    _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
+
+    def __init__(self, frontmatter: str) -> None:
+        self._where: dict[tuple[str, str], int] = {}
+        section = ""
+        for number, text in enumerate(frontmatter.split("\n"), start=1):
+            header = self._HEADER.match(text)
+            if header:
+                section = header.group(1)
+                self._where.setdefault((section, ""), number)
+                continue
+            key = self._KEY.match(text)
+            if key:
+                self._where.setdefault((section, key.group(1).strip('"')), number)
+
+    def of(self, key: str, section: str = "") -> int | None:
+        return self._where.get((section, key)) or self._where.get((section, ""))
+
+
+def _unknown_key_warnings(data: dict[str, Any], lines: _KeyLines) -> list[str]:
+    warnings = [f"unknown key '{key}' (line {lines.of(key)})" for key in data if key not in TOP_KEYS]
+    for section, known in (("gate", GATE_KEYS), ("tracking", TRACKING_KEYS), ("execution", EXECUTION_KEYS)):
+        table = data.get(section)
+        if isinstance(table, dict):
+            warnings += [
+                f"unknown key '{key}' in [{section}] (line {lines.of(key, section)})"
+                for key in table
+                if key not in known
+            ]
+    return warnings
+
+
+_TYPE_NAMES = {str: "a string", bool: "true or false", dict: "a table", list: "a list"}
+
+
+def _typed(table: dict[str, Any], key: str, kind: type, lines: _KeyLines, section: str = "", default: Any = None) -> Any:
+    """Fetch ``key`` and insist on its TOML type (bool is not an int here)."""
+    if key not in table:
+        return default
+    value = table[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        where = f"{section}.{key}" if section else key
+        raise _Invalid(f"{where} must be {_TYPE_NAMES[kind]}, not {value!r}", lines.of(key, section))
+    return value
+
+
+def _name(data: dict[str, Any], lines: _KeyLines) -> str:
+    if "name" not in data:
+        raise _Invalid("missing required field 'name'")
+    name = _typed(data, "name", str, lines)
+    if not NAME_PATTERN.match(name):
+        raise _Invalid(
+            f"name {name!r} is invalid: use lowercase letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit",
+            lines.of("name"),
+        )
+    return name
+
+
+def _version(data: dict[str, Any], lines: _KeyLines) -> str | int | None:
+    value = data.get("version")
+    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        return value
+    raise _Invalid(f"version must be a string or an integer, not {value!r}", lines.of("version"))
+
+
+def _section(data: dict[str, Any], name: str, lines: _KeyLines) -> dict[str, Any]:
+    return _typed(data, name, dict, lines, default={})
+
+
+def _duration(table: dict[str, Any], key: str, section: str, lines: _KeyLines, default: Duration | None = None) -> Duration | None:
+    if key not in table:
+        return default
+    try:
+        value = parse_duration(table[key])
+    except ValueError as exc:
+        raise _Invalid(f"{section}.{key} {exc}", lines.of(key, section)) from None
+    if value.seconds <= 0:
+        raise _Invalid(f"{section}.{key} must be longer than zero", lines.of(key, section))
+    return value
+
+
+def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
+    if "gate" not in data:
+        raise _Invalid("missing [gate] table (type = cooldown, cron, condition, event or manual)")
+    table = _section(data, "gate", lines)
+    kind = _typed(table, "type", str, lines, "gate")
+    if kind is None:
+        raise _Invalid("gate.type is missing (cooldown, cron, condition, event or manual)", lines.of("", "gate"))
+    if kind not in GATE_TYPES:
+        raise _Invalid(f"gate.type {kind!r} is not one of {', '.join(GATE_TYPES)}", lines.of("type", "gate"))
+    required = {"cooldown": "duration", "cron": "schedule", "condition": "check", "event": "on"}.get(kind)
+    if required and required not in table:
+        raise _Invalid(f"a {kind} gate needs gate.{required}", lines.of("type", "gate"))
+    warnings += [
+        f"gate.{key} is ignored by a {kind} gate (line {lines.of(key, 'gate')})"
+        for key in table
+        if key in GATE_KEYS - {"type"} - GATE_FIELDS_BY_TYPE[kind]
+    ]
+    return Gate(
+        type=kind,
+        duration=_duration(table, "duration", "gate", lines) if kind == "cooldown" else None,
+        schedule=_schedule(table, lines) if kind == "cron" else None,
+        timezone=_timezone(table, lines) if kind == "cron" else None,
+        check=_nonempty(table, "check", lines) if kind == "condition" else None,
+        check_timeout=_duration(table, "check_timeout", "gate", lines, DEFAULT_CHECK_TIMEOUT),
+        on=_event_name(table, lines) if kind == "event" else None,
+    )
+
+
+def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
+    value = _typed(table, key, str, lines, "gate")
+    if not value.strip():
+        raise _Invalid(f"gate.{key} is empty", lines.of(key, "gate"))
+    return value
+
+
+def _schedule(table: dict[str, Any], lines: _KeyLines) -> str:
+    schedule = _nonempty(table, "schedule", lines).strip()
+    if not croniter.is_valid(schedule):
+        raise _Invalid(
+            f"gate.schedule {schedule!r} is not a valid cron expression (minute hour day month weekday)",
+            lines.of("schedule", "gate"),
+        )
+    return schedule
+
+
+def _timezone(table: dict[str, Any], lines: _KeyLines) -> str | None:
+    zone = _typed(table, "timezone", str, lines, "gate")
+    if zone is None:
+        return None
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Invalid(f"gate.timezone {zone!r} is not a known time zone (e.g. UTC, Europe/Paris)", lines.of("timezone", "gate")) from None
+    return zone
+
+
+def _event_name(table: dict[str, Any], lines: _KeyLines) -> str:
+    event = _nonempty(table, "on", lines)
+    if not NAME_PATTERN.match(event):
+        raise _Invalid(f"gate.on {event!r} is not an event name (lowercase letters, digits, '.', '_', '-')", lines.of("on", "gate"))
+    return event
+
+
+def _tracking(data: dict[str, Any], lines: _KeyLines) -> Tracking:
+    table = _section(data, "tracking", lines)
+    labels = _typed(table, "labels", list, lines, "tracking", default=[])
+    for label in labels:
+        if not isinstance(label, str) or not re.fullmatch(r"[^\s:]+:\S+", label):
+            raise _Invalid(f"tracking.labels entry {label!r} must look like key:value", lines.of("labels", "tracking"))
+    return Tracking(labels=tuple(labels), digest=_typed(table, "digest", bool, lines, "tracking", default=False))
+
+
+def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> Execution:
+    table = _section(data, "execution", lines)
+    kind = _typed(table, "type", str, lines, "execution", default="script" if has_run_script else "agent")
+    if kind not in EXECUTION_TYPES:
+        raise _Invalid(f"execution.type {kind!r} is not one of script, agent", lines.of("type", "execution"))
+    if kind == "script" and not has_run_script:
+        raise _Invalid("execution.type is script but there is no run.sh beside plugin.md", lines.of("type", "execution"))
+    severity = _typed(table, "severity", str, lines, "execution", default="medium")
+    if severity not in SEVERITIES:
+        raise _Invalid(f"execution.severity {severity!r} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
+    return Execution(
+        type=kind,
+        timeout=_duration(table, "timeout", "execution", lines, DEFAULT_TIMEOUT),
+        notify_on_failure=_typed(table, "notify_on_failure", bool, lines, "execution", default=False),
+        severity=severity,
+    )

@@ -1,0 +1,60 @@
+"""JSON shapes of plugins and runs, shared by the CLI, ``--once`` and the TUI.
+
+These dictionaries are the Deacon's interface: keep their keys stable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gtcore.clock import iso
+from gtcore.ledger import Bead, PluginStats, format_ref
+from gtcore.plugins import Plugin
+
+
+def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
+    """One entry of ``gtui plugin list --json``."""
+    return {
+        "name": plugin.name,
+        "rig": plugin.rig,
+        "path": str(plugin.path),
+        "description": plugin.description,
+        "version": plugin.version,
+        "enabled": plugin.enabled,
+        "gate": plugin.gate.to_json(),
+        "execution": plugin.execution.to_json(),
+        "tracking": plugin.tracking.to_json(),
+        "has_run_script": plugin.has_run_script,
+        "shadowed": [str(path) for path in plugin.shadowed],
+        "last_run": last_run_json(stats),
+        "run_count": stats.run_count if stats else 0,
+        "failure_count": stats.failure_count if stats else 0,
+    }
+
+
+def last_run_json(stats: PluginStats | None) -> dict[str, Any] | None:
+    if stats is None:
+        return None
+    return {
+        "id": format_ref("wisp", stats.last_run_id),
+        "started_at": iso(stats.last_started_at),
+        "result": stats.last_result,
+    }
+
+
+def run_json(run: Bead) -> dict[str, Any]:
+    """One run wisp as the history and the patrol report show it."""
+    return {
+        "id": run.ref,
+        "plugin": run.plugin,
+        "rig": run.rig,
+        "result": run.result,
+        "started_at": iso(run.created_at),
+        "finished_at": iso(run.closed_at),
+        "exit_code": run.data.get("exit_code"),
+        "duration_s": run.data.get("duration_s"),
+        "dog": run.data.get("dog"),
+        "log": run.data.get("log"),
+        "reason": run.data.get("reason"),
+        "labels": list(run.labels),
+    }

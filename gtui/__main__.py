@@ -1,0 +1,7 @@
+"""``python -m gtui``."""
+
+import sys
+
+from gtui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""Rich rendering of command-line listings.
+
+Every cell is a :class:`rich.text.Text`, never a markup string: text that
+comes from a plugin file or the ledger is shown literally, ``[bold]`` and all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from gtcore.clock import age
+from gtcore.discovery import PluginSet
+from gtcore.durations import format_duration
+from gtcore.ledger import Bead, PluginStats, format_ref
+from gtcore.plugins import Plugin
+from gtui.safety import clean
+
+RESULT_STYLES = {
+    "success": "green",
+    "failure": "red",
+    "timeout": "red",
+    "abandoned": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+}
+
+
+def _cell(value: object, style: str = "") -> Text:
+    return Text(clean("" if value is None else str(value)), style=style)
+
+
+def _table(title: str, columns: Iterable[str]) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def result_text(result: str | None) -> Text:
+    return _cell(result or "-", RESULT_STYLES.get(result or "", ""))
+
+
+def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginStats], now: float) -> None:
+    table = _table(f"Plugins ({len(plugins.plugins)})", ["name", "rig", "gate", "enabled", "last run", "result", "runs", "failures"])
+    for plugin in plugins.plugins:
+        stats = summary.get(plugin.name)
+        table.add_row(
+            _cell(plugin.name, "bold"),
+            _cell(plugin.rig),
+            _cell(plugin.gate.describe()),
+            _cell("yes" if plugin.enabled else "no", "" if plugin.enabled else "yellow"),
+            _cell(age(stats.last_started_at if stats else None, now)),
+            result_text(stats.last_result if stats else None),
+            _cell(stats.run_count if stats else 0),
+            _cell(stats.failure_count if stats else 0),
+        )
+    console.print(table)
+    if plugins.invalid:
+        invalid = _table(f"Invalid plugins ({len(plugins.invalid)})", ["file", "error"])
+        for bad in plugins.invalid:
+            invalid.add_row(_cell(bad.location(), "red"), _cell(bad.error, "red"))
+        console.print(invalid)
+    for warning in plugins.warnings:
+        console.print(_cell(f"warning: {warning}", "yellow"))
+
+
+def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, now: float) -> None:
+    table = Table(box=box.SIMPLE, show_header=False, title=Text(plugin.name, style="bold"), title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, object]] = [
+        ("description", plugin.description),
+        ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
+        ("path", plugin.path),
+        ("version", plugin.version),
+        ("enabled", "yes" if plugin.enabled else "no"),
+        ("gate", plugin.gate.describe()),
+        ("execution", f"{plugin.execution.type}, timeout {plugin.execution.timeout}, severity {plugin.execution.severity}"
+                      + (", notify on failure" if plugin.execution.notify_on_failure else "")),
+        ("labels", ", ".join(plugin.tracking.labels) or "-"),
+        ("digest", "yes" if plugin.tracking.digest else "no"),
+        ("run.sh", "yes" if plugin.has_run_script else "no"),
+        ("runs", f"{stats.run_count} ({stats.failure_count} failed)" if stats else "0"),
+        ("last run", _last_run(stats, now)),
+    ]
+    rows += [("shadows", path) for path in plugin.shadowed]
+    rows += [("warning", warning) for warning in plugin.warnings]
+    for key, value in rows:
+        table.add_row(key, _cell(value))
+    console.print(table)
+    if plugin.instructions:
+        console.print(Text("Instructions", style="bold"))
+        console.print(_cell(plugin.instructions))
+
+
+def _last_run(stats: PluginStats | None, now: float) -> str:
+    if stats is None:
+        return "never"
+    return f"{format_ref('wisp', stats.last_run_id)} {age(stats.last_started_at, now)}, {stats.last_result}"
+
+
+def run_history(console: Console, name: str, runs: list[Bead], now: float) -> None:
+    table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog"])
+    for run in runs:
+        duration = run.data.get("duration_s")
+        table.add_row(
+            _cell(run.ref),
+            _cell(age(run.created_at, now)),
+            result_text(run.result),
+            _cell(run.data.get("exit_code", "")),
+            _cell(format_duration(duration) if duration is not None else ""),
+            _cell(run.data.get("dog", "")),
+        )
+    console.print(table)
