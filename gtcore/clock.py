@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gtcore.durations import format_duration
 
@@ -22,3 +25,23 @@ def age(timestamp: float | None, now: float) -> str:
     if abs(delta) < 1:
         return "now"
     return f"{format_duration(delta)} ago" if delta > 0 else f"in {format_duration(-delta)}"
+
+
+@lru_cache(maxsize=1)
+def local_zone() -> tzinfo:
+    """The machine's time zone with its DST rules ($TZ, else /etc/localtime, else UTC).
+
+    ``datetime.now().astimezone()`` only gives today's fixed offset, which
+    would put cron slots an hour off across a DST change.
+    """
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError):
+        return UTC

@@ -141,6 +141,13 @@ class RunInFlight(GtError):
     """A run of this plugin is already claimed and not yet closed."""
 
 
+class GateMoved(GtError):
+    """Another run started after the gate was evaluated: this dispatch is stale."""
+
+
+ANY_LAST_RUN = -1
+
+
 def format_ref(kind: str, bead_id: int) -> str:
     return f"{PREFIX[kind]}-{bead_id}"
 
@@ -345,15 +352,24 @@ class Ledger:
         labels: Iterable[str] = (),
         data: dict[str, Any] | None = None,
         now: float | None = None,
+        expect_last_run: int | None = ANY_LAST_RUN,
     ) -> Bead:
         """Record a run as ``running`` before it starts; refuse if one is in flight.
 
         The partial unique index ``one_running_run`` makes the refusal hold
-        across every thread and process on the town.
+        across every thread and process on the town.  ``expect_last_run`` is
+        the plugin's last run id the gate decision was based on (None: never
+        ran); if another run was claimed since, the claim fails with
+        :class:`GateMoved` — two patrols seeing the same open gate run it once.
         """
         all_labels = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running", *labels]
 
         def claim(conn: sqlite3.Connection) -> Bead:
+            if expect_last_run != ANY_LAST_RUN:
+                row = conn.execute("SELECT last_run_id FROM plugin_stats WHERE plugin = ?", (plugin,)).fetchone()
+                latest = row[0] if row else None
+                if latest != expect_last_run:
+                    raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
             try:
                 return insert_bead(conn, "wisp", title=f"run {plugin}", status="running", labels=all_labels,
                                    data=data, plugin=plugin, rig=rig, result="running", now=now)
@@ -388,6 +404,36 @@ class Ledger:
     def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
         """Run wisps, newest first."""
         return self.beads("wisp", plugin=plugin, limit=limit, status=status)
+
+    def running_runs(self) -> list[Bead]:
+        """Every run in flight, in any process."""
+        return self.beads("wisp", status="running", limit=None)
+
+    # -- town events and operator pauses ----------------------------------------------
+
+    def emit_event(self, name: str, *, source: str = "", now: float | None = None) -> Bead:
+        """Record that the town event ``name`` happened (event gates listen)."""
+        return self.create("event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=now)
+
+    def last_events(self) -> dict[str, float]:
+        """When each town event was last emitted."""
+        rows = self.read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
+        return {name: at for name, at in rows}
+
+    def set_paused(self, plugin: str, paused: bool, *, reason: str = "", now: float | None = None) -> Bead:
+        """Pause or resume a plugin; the latest such record wins, and all stay as history."""
+        title = "plugin.paused" if paused else "plugin.resumed"
+        return self.create("event", title=title, status="closed", body=reason, plugin=plugin,
+                           labels=[f"plugin:{plugin}"], now=now)
+
+    def paused(self) -> dict[str, str]:
+        """Plugins an operator paused, with the reason given."""
+        rows = self.read(
+            "SELECT plugin, title, body FROM beads WHERE id IN ("
+            " SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('plugin.paused', 'plugin.resumed')"
+            " GROUP BY plugin)"
+        )
+        return {plugin: body for plugin, title, body in rows if title == "plugin.paused"}
 
     def plugin_summary(self) -> dict[str, PluginStats]:
         """The summary of every plugin, in ONE query (see module docstring)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gtcore.clock import iso
-from gtcore.ledger import Bead, PluginStats, format_ref
+from gtcore.dogs import dog_names
+from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
 from gtcore.plugins import Plugin
 
 
@@ -58,3 +59,28 @@ def run_json(run: Bead) -> dict[str, Any]:
         "reason": run.data.get("reason"),
         "labels": list(run.labels),
     }
+
+
+def dogs_from_ledger(ledger: Ledger, size: int, now: float) -> list[dict[str, Any]]:
+    """Dogs as another process sees them: working ones from running wisps, the rest idle.
+
+    Dogs live in the process that runs them; the ledger is where every
+    process can see them.  Names that no running wisp uses are listed idle.
+    """
+    working = []
+    for run in ledger.running_runs():
+        owner = run.data.get("owner") or {}
+        working.append({
+            "name": run.data.get("dog", "?"),
+            "state": "working",
+            "plugin": run.plugin,
+            "run_id": run.ref,
+            "started_at": iso(run.created_at),
+            "elapsed_s": round(now - run.created_at, 1),
+            "timeout_s": run.data.get("timeout_s"),
+            "pid": owner.get("pid"),
+        })
+    busy = {dog["name"] for dog in working}
+    idle = [{"name": name, "state": "idle", "plugin": None, "run_id": None, "started_at": None,
+             "elapsed_s": None, "timeout_s": None, "pid": None} for name in dog_names(size) if name not in busy]
+    return working + idle

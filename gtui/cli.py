@@ -15,15 +15,21 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 from gtcore.discovery import PluginSet, discover
+from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
+from gtcore.events import Event, OutputLine
 from gtcore.ledger import Ledger
-from gtcore.report import plugin_json, run_json
+from gtcore.report import dogs_from_ledger, plugin_json, run_json
+from gtcore.settings import load_settings
 from gtcore.town import Town
 from gtui import render
+from gtui.safety import clean
 
 EXIT_ERROR = 2
+PIPE_WIDTH = 160  # output to a file or pipe: wide lines beat tables squeezed to 80 columns
 
 
 class UsageError(GtError):
@@ -46,6 +52,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room.")
     _common(parser)
+    parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
+    parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     plugin = commands.add_parser("plugin", help="list, inspect and run plugins")
@@ -58,6 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("name")
     history.add_argument("--limit", type=_positive_int, default=20)
     _common(history)
+    run = plugin_verbs.add_parser("run", help="run a plugin now, whatever its gate")
+    run.add_argument("name")
+    run.add_argument("--force", action="store_true", help="run even if disabled or paused")
+    _common(run)
+    for verb, text in (("enable", "resume a paused plugin"), ("disable", "pause a plugin (it stops opening by itself)")):
+        toggle = plugin_verbs.add_parser(verb, help=text)
+        toggle.add_argument("name")
+        toggle.add_argument("--reason", default="")
+        _common(toggle)
+
+    dog = commands.add_parser("dog", help="the dogs that run plugins")
+    dog_verbs = dog.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    _common(dog_verbs.add_parser("list", help="every dog, idle or working"))
+    dispatch = dog_verbs.add_parser("dispatch", help="hand a plugin to a dog now and wait for its run")
+    dispatch.add_argument("--plugin", required=True)
+    dispatch.add_argument("--rig")
+    _common(dispatch)
+
+    event = commands.add_parser("event", help="town events (event gates listen for them)")
+    event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    emit = event_verbs.add_parser("emit", help="record that an event happened")
+    emit.add_argument("name")
+    _common(emit)
     return parser
 
 
@@ -74,14 +105,21 @@ class Context:
         self.args = args
         self.json = bool(getattr(args, "json", False))
         self.town = Town.locate(getattr(args, "town", None))
-        self.console = Console(highlight=False, soft_wrap=False)
+        self.console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
         self._ledger: Ledger | None = None
+        self._engine: Engine | None = None
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.town.ledger_path)
+            self._ledger = self._engine.ledger if self._engine else Ledger(self.town.ledger_path)
         return self._ledger
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.town)
+        return self._engine
 
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""
@@ -129,10 +167,91 @@ def cmd_plugin_history(ctx: Context) -> int:
     return 0
 
 
+def cmd_once(ctx: Context) -> int:
+    engine = ctx.engine
+    for name in ctx.args.event:
+        engine.emit_event(name, source="gtui --once")
+    if not ctx.json:
+        _follow_output(ctx)
+    report = engine.patrol_once(wait=True)
+    engine.close()
+    ctx.emit(report.to_json(), lambda: render.patrol_report(ctx.console, report))
+    return 1 if report.failed else 0
+
+
+def _follow_output(ctx: Context) -> None:
+    """Echo runs' output lines as they come, for a person watching."""
+
+    def show(event: Event) -> None:
+        if isinstance(event, OutputLine):
+            ctx.console.print(Text(f"{event.plugin} | ", style="dim") + Text(clean(event.line)))
+
+    ctx.engine.bus.subscribe(show)
+
+
+def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | None = None) -> int:
+    if not ctx.json:
+        _follow_output(ctx)
+    outcome = ctx.engine.run_plugin(name, force=force, rig=rig).result()
+    ctx.engine.close()
+    if outcome.run is None:
+        raise GtError(f"plugin {name} did not run: {outcome.refused}")
+    run = outcome.run
+    ctx.emit(run_json(run), lambda: render.run_result(ctx.console, run))
+    return 1 if run.result in ("failure", "timeout") else 0
+
+
+def cmd_plugin_run(ctx: Context) -> int:
+    return _run_and_report(ctx, ctx.args.name, force=ctx.args.force)
+
+
+def cmd_dog_dispatch(ctx: Context) -> int:
+    return _run_and_report(ctx, ctx.args.plugin, rig=ctx.args.rig)
+
+
+def _toggle(ctx: Context, paused: bool) -> int:
+    name = ctx.args.name
+    changed = ctx.engine.set_paused(name, paused, ctx.args.reason)
+    plugin = ctx.engine.plugin(name)
+    state = "paused" if paused else "resumed"
+    note = "" if changed else f" (it was already {state})"
+    if not paused and not plugin.enabled:
+        note += "; it stays disabled by its plugin.md (enabled = false)"
+    ctx.emit({"plugin": name, "paused": paused, "changed": changed, "enabled_in_file": plugin.enabled},
+             lambda: ctx.console.print(Text(f"{name} {state}{note}")))
+    return 0
+
+
+def cmd_plugin_enable(ctx: Context) -> int:
+    return _toggle(ctx, paused=False)
+
+
+def cmd_plugin_disable(ctx: Context) -> int:
+    return _toggle(ctx, paused=True)
+
+
+def cmd_dog_list(ctx: Context) -> int:
+    dogs = dogs_from_ledger(ctx.ledger, load_settings(ctx.town.settings_dir).dogs, time.time())
+    ctx.emit({"dogs": dogs}, lambda: render.dog_list(ctx.console, dogs))
+    return 0
+
+
+def cmd_event_emit(ctx: Context) -> int:
+    ctx.engine.emit_event(ctx.args.name)
+    ctx.emit({"event": ctx.args.name, "emitted": True}, lambda: ctx.console.print(Text(f"event {ctx.args.name} emitted")))
+    return 0
+
+
 COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("plugin", "list"): cmd_plugin_list,
     ("plugin", "show"): cmd_plugin_show,
     ("plugin", "history"): cmd_plugin_history,
+    ("plugin", "run"): cmd_plugin_run,
+    ("plugin", "enable"): cmd_plugin_enable,
+    ("plugin", "disable"): cmd_plugin_disable,
+    ("dog", "list"): cmd_dog_list,
+    ("dog", "dispatch"): cmd_dog_dispatch,
+    ("event", "emit"): cmd_event_emit,
 }
 
 
@@ -143,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
-        if command is None:
+        if args.once:
+            command = cmd_once
+        elif command is None:
             args = build_parser().parse_args(["plugin", "list", *argv])
             command = cmd_plugin_list
         return command(Context(args))

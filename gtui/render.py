@@ -17,6 +17,7 @@ from gtcore.clock import age
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
 from gtcore.ledger import Bead, PluginStats, format_ref
+from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
 from gtui.safety import clean
 
@@ -34,10 +35,12 @@ def _cell(value: object, style: str = "") -> Text:
     return Text(clean("" if value is None else str(value)), style=style)
 
 
-def _table(title: str, columns: Iterable[str]) -> Table:
+def _table(title: str, columns: Iterable[str], wrap: Iterable[str] = ("reason", "error", "file")) -> Table:
+    """A listing table; only the free-text columns in ``wrap`` may wrap, and they take the spare width."""
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        free = column in wrap
+        table.add_column(column, overflow="fold", no_wrap=not free, ratio=1 if free else None)
     return table
 
 
@@ -49,8 +52,9 @@ def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginS
     table = _table(f"Plugins ({len(plugins.plugins)})", ["name", "rig", "gate", "enabled", "last run", "result", "runs", "failures"])
     for plugin in plugins.plugins:
         stats = summary.get(plugin.name)
+        shadows = f" (+{len(plugin.shadowed)} shadowed)" if plugin.shadowed else ""
         table.add_row(
-            _cell(plugin.name, "bold"),
+            _cell(plugin.name, "bold") + _cell(shadows, "dim"),
             _cell(plugin.rig),
             _cell(plugin.gate.describe()),
             _cell("yes" if plugin.enabled else "no", "" if plugin.enabled else "yellow"),
@@ -115,5 +119,57 @@ def run_history(console: Console, name: str, runs: list[Bead], now: float) -> No
             _cell(run.data.get("exit_code", "")),
             _cell(format_duration(duration) if duration is not None else ""),
             _cell(run.data.get("dog", "")),
+        )
+    console.print(table)
+
+
+def run_result(console: Console, run: Bead) -> None:
+    duration = run.data.get("duration_s")
+    line = Text.assemble(
+        (f"{run.plugin} ", "bold"),
+        (f"{run.ref} ", ""),
+        result_text(run.result),
+        f" in {format_duration(duration or 0)}",
+        f" (exit {run.data['exit_code']})" if run.data.get("exit_code") is not None else "",
+    )
+    console.print(line)
+    if run.data.get("reason"):
+        console.print(_cell(f"  {run.data['reason']}", "dim"))
+    if run.data.get("log"):
+        console.print(_cell(f"  log: {run.data['log']}", "dim"))
+
+
+def patrol_report(console: Console, report: PatrolReport) -> None:
+    table = _table(f"Patrol of {report.town}", ["plugin", "rig", "gate", "open", "reason", "run", "result"])
+    for item in report.plugins:
+        run = item.run
+        table.add_row(
+            _cell(item.plugin.name, "bold"),
+            _cell(item.plugin.rig),
+            _cell(item.plugin.gate.type),
+            _cell("open" if item.decision.open else "closed", "green" if item.decision.open else "dim"),
+            _cell(item.decision.reason + (f"; {item.note}" if item.note else "")),
+            _cell(run.ref if run else ""),
+            result_text(run.result) if run else _cell(""),
+        )
+    console.print(table)
+    for ref in report.abandoned:
+        console.print(_cell(f"abandoned: {ref} (its owner process died)", "yellow"))
+    for bad in report.invalid:
+        console.print(_cell(f"invalid: {bad.location()}: {bad.error}", "red"))
+
+
+def dog_list(console: Console, dogs: list[dict[str, object]]) -> None:
+    table = _table(f"Dogs ({len(dogs)})", ["dog", "state", "plugin", "run", "elapsed", "timeout", "pid"])
+    for dog in dogs:
+        elapsed, timeout = dog["elapsed_s"], dog["timeout_s"]
+        table.add_row(
+            _cell(dog["name"], "bold"),
+            _cell(dog["state"], "cyan" if dog["state"] == "working" else "dim"),
+            _cell(dog["plugin"]),
+            _cell(dog["run_id"]),
+            _cell(format_duration(float(elapsed)) if elapsed is not None else ""),  # type: ignore[arg-type]
+            _cell(format_duration(float(timeout)) if timeout is not None else ""),  # type: ignore[arg-type]
+            _cell(dog["pid"]),
         )
     console.print(table)

@@ -1,0 +1,67 @@
+"""Running condition gates' ``check`` commands, several at once, off the patrol thread.
+
+A check is ``bash -c CHECK`` in the plugin directory, in its own process
+group, killed as a group at ``check_timeout``.  Its output is read only up to
+a small limit: the first line is the gate's reason, the rest is not kept.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from gtcore import processes
+from gtcore.gates import CheckResult
+from gtcore.plugins import Plugin
+
+_OUTPUT_LIMIT = 64 * 1024
+MAX_PARALLEL_CHECKS = 8
+
+
+def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
+    """Run one plugin's check and report exit code, first line, or timeout."""
+    check = plugin.gate.check or ""
+    env = {**os.environ, "GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig, "GT_PLUGIN": plugin.name}
+    try:
+        proc = processes.spawn(["bash", "-c", check], plugin.directory, env)
+    except OSError as exc:
+        return CheckResult(None, error=exc.strerror or str(exc))
+    head: list[bytes] = []
+    reader = threading.Thread(target=_read_head, args=(proc, head), daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=plugin.gate.check_timeout.seconds)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    processes.signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+    reader.join(timeout=1.0)
+    if timed_out:
+        return CheckResult(None, timed_out=True)
+    text = b"".join(head).decode("utf-8", "replace").strip()
+    return CheckResult(proc.returncode, text.splitlines()[0].strip() if text else "")
+
+
+def _read_head(proc: subprocess.Popen[bytes], head: list[bytes]) -> None:
+    """Keep the first ``_OUTPUT_LIMIT`` bytes and throw the rest away as it comes."""
+    assert proc.stdout is not None
+    kept = 0
+    while chunk := proc.stdout.read1(65536):
+        if kept < _OUTPUT_LIMIT:
+            head.append(chunk[: _OUTPUT_LIMIT - kept])
+            kept += len(head[-1])
+    proc.stdout.close()
+
+
+def run_checks(plugins: list[Plugin], town_root: Path) -> dict[str, CheckResult]:
+    """Run the checks of ``plugins`` in parallel; keyed by plugin name."""
+    if not plugins:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHECKS, len(plugins)), thread_name_prefix="check") as pool:
+        results = pool.map(lambda plugin: run_check(plugin, town_root), plugins)
+        return {plugin.name: result for plugin, result in zip(plugins, results, strict=True)}

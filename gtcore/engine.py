@@ -1,0 +1,95 @@
+"""The engine's small API: what the CLI and the TUI call.
+
+One :class:`Engine` per process and town.  It owns the ledger, the settings,
+the event bus, the dogs and the patrol.  The dogs are started on first use,
+so read-only commands never start threads.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from functools import cached_property
+
+from gtcore.discovery import PluginSet, discover
+from gtcore.dogs import DogPool
+from gtcore.errors import GtError, NotFound
+from gtcore.events import EventBus
+from gtcore.ledger import Ledger, RunInFlight
+from gtcore.patrol import Patrol, PatrolReport
+from gtcore.plugins import NAME_PATTERN, Plugin
+from gtcore.runner import Runner, RunOutcome
+from gtcore.settings import Settings, load_settings
+from gtcore.town import Town
+
+
+class Engine:
+    """Facade over the engine for one town."""
+
+    def __init__(self, town: Town, settings: Settings | None = None) -> None:
+        self.town = town
+        self.settings = settings if settings is not None else load_settings(town.settings_dir)
+        self.ledger = Ledger(town.ledger_path)
+        self.bus = EventBus()
+        self.runner = Runner(town, self.ledger, self.settings, self.bus)
+        self.patrol = Patrol(self)
+
+    @cached_property
+    def pool(self) -> DogPool:
+        return DogPool(self.runner, self.settings.dogs, self.bus)
+
+    def close(self) -> None:
+        """Stop the dogs taking new work (runs in flight finish on their own)."""
+        if "pool" in self.__dict__:
+            self.pool.shutdown()
+
+    # -- plugins ----------------------------------------------------------------------
+
+    def plugins(self) -> PluginSet:
+        return discover(self.town)
+
+    def plugin(self, name: str, plugins: PluginSet | None = None) -> Plugin:
+        found = (plugins or self.plugins()).get(name)
+        if found is None:
+            raise NotFound(f"no plugin named {name!r} in town {self.town.root}")
+        return found
+
+    def patrol_once(self, *, wait: bool = False, now: float | None = None) -> PatrolReport:
+        return self.patrol.run_once(now, wait=wait)
+
+    def run_plugin(self, name: str, *, force: bool = False, rig: str | None = None) -> Future[RunOutcome]:
+        """Run a plugin now, ignoring its gate; refuses while one is in flight.
+
+        A disabled or paused plugin runs only with ``force``.  ``rig`` runs a
+        town-level plugin for one rig (``GT_RIG``); a rig's plugin only for its own.
+        """
+        plugin = self.plugin(name)
+        if rig is not None and plugin.rig not in ("town", rig):
+            raise GtError(f"plugin {name} belongs to rig {plugin.rig}, not {rig}")
+        if not force:
+            if not plugin.enabled:
+                raise GtError(f"plugin {name} is disabled in its plugin.md (enabled = false); use --force to run it anyway")
+            reason = self.ledger.paused().get(name)
+            if reason is not None:
+                raise GtError(f"plugin {name} is paused by an operator{': ' + reason if reason else ''}; resume it or use --force")
+        in_flight = [run for run in self.ledger.running_runs() if run.plugin == name]
+        if in_flight:
+            run = in_flight[0]
+            raise RunInFlight(f"plugin {name} already has a run in flight ({run.ref} on dog {run.data.get('dog', '?')})")
+        future = self.pool.dispatch(plugin, since=0.0, rig=rig)
+        if future is None:
+            raise RunInFlight(f"plugin {name} is already queued or running in this process")
+        return future
+
+    def set_paused(self, name: str, paused: bool, reason: str = "") -> bool:
+        """Pause or resume; returns False when it was already in that state."""
+        plugin = self.plugin(name)
+        if (plugin.name in self.ledger.paused()) == paused:
+            return False
+        self.ledger.set_paused(plugin.name, paused, reason=reason)
+        return True
+
+    def emit_event(self, name: str, *, source: str = "cli") -> None:
+        if not NAME_PATTERN.match(name):
+            raise GtError(f"{name!r} is not an event name (lowercase letters, digits, '.', '_', '-')")
+        self.ledger.emit_event(name, source=source, now=time.time())

@@ -1,0 +1,156 @@
+"""Gates: may this plugin run by itself now?
+
+Everything here is a pure function of the plugin, what the ledger knows
+(:class:`GateFacts`), the town's events and ``now`` — no clock reads, no I/O —
+so every edge case is testable without sleeping.  The one gate that needs the
+outside world, ``condition``, takes the outcome of its check as an input
+(:class:`CheckResult`); ``gtcore.conditions`` runs the checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from gtcore.clock import age, local_zone
+from gtcore.durations import format_duration
+from gtcore.plugins import Plugin
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """What the ledger says about one plugin, as the gates need it."""
+
+    last_started_at: float | None = None
+    running_run: str | None = None
+    paused: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a condition gate's ``check`` command."""
+
+    exit_code: int | None
+    first_line: str = ""
+    timed_out: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Open or closed, why (for people) and, when known, when it may open.
+
+    ``since`` is when the gate opened: the dispatch queue serves the
+    longest-waiting plugin first.
+    """
+
+    open: bool
+    reason: str
+    next_open_at: float | None = None
+    since: float | None = None
+
+
+def evaluate(
+    plugin: Plugin,
+    facts: GateFacts,
+    events: dict[str, float],
+    now: float,
+    check: CheckResult | None = None,
+) -> GateDecision:
+    """Decide one plugin's gate at ``now``."""
+    if not plugin.enabled:
+        return GateDecision(False, "disabled in plugin.md (enabled = false)")
+    if facts.paused is not None:
+        return GateDecision(False, f"paused by operator{': ' + facts.paused if facts.paused else ''}")
+    if facts.running_run is not None:
+        return GateDecision(False, f"running ({facts.running_run})")
+    kind = plugin.gate.type
+    if kind == "cooldown":
+        return cooldown(plugin, facts, now)
+    if kind == "cron":
+        return cron(plugin, facts, now)
+    if kind == "condition":
+        return condition(plugin, facts, check)
+    if kind == "event":
+        return event(plugin, facts, events, now)
+    return GateDecision(False, "manual: runs only when asked")
+
+
+def cooldown(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
+    """Open when no run started within ``duration`` (running runs count too)."""
+    duration = plugin.gate.duration
+    assert duration is not None
+    if facts.last_started_at is None:
+        return GateDecision(True, "never run", since=plugin.mtime)
+    ready_at = facts.last_started_at + duration.seconds
+    last = age(facts.last_started_at, now)
+    if ready_at <= now:
+        return GateDecision(True, f"last run {last}, cooldown {duration} over", since=ready_at)
+    return GateDecision(False, f"cooling down: last run {last}, opens in {format_duration(ready_at - now)}", next_open_at=ready_at)
+
+
+def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
+    """Open when a schedule slot passed since the last run (or since the file appeared).
+
+    Missed slots catch up with ONE run: after it, the next slot is counted
+    from that run's start.
+    """
+    schedule = plugin.gate.schedule
+    assert schedule is not None
+    zone = _zone(plugin.gate.timezone)
+    base = facts.last_started_at if facts.last_started_at is not None else plugin.mtime
+    slot = next_slot(schedule, zone, base)
+    shown = datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z")
+    if slot <= now:
+        return GateDecision(True, f"slot {shown} is due", since=slot)
+    return GateDecision(False, f"next slot {shown}", next_open_at=slot)
+
+
+def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None) -> GateDecision:
+    """Open when ``check`` exited 0; its first output line is the reason."""
+    if check is None:
+        return GateDecision(False, "check not run yet")
+    if check.error is not None:
+        return GateDecision(False, f"check could not run: {check.error}")
+    if check.timed_out:
+        return GateDecision(False, f"check timed out after {plugin.gate.check_timeout}")
+    if check.exit_code == 0:
+        return GateDecision(True, check.first_line or "check passed", since=facts.last_started_at or plugin.mtime)
+    return GateDecision(False, check.first_line or f"check exited {check.exit_code}")
+
+
+def event(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float) -> GateDecision:
+    """Open when the ``on`` event was emitted after the last run started."""
+    name = plugin.gate.on
+    emitted = events.get(name or "")
+    if emitted is None:
+        return GateDecision(False, f"waiting for event {name}")
+    if facts.last_started_at is not None and emitted <= facts.last_started_at:
+        return GateDecision(False, f"waiting for event {name} (last seen {age(emitted, now)}, before the last run)")
+    return GateDecision(True, f"event {name} emitted {age(emitted, now)}", since=emitted)
+
+
+def _zone(name: str | None) -> tzinfo:
+    return ZoneInfo(name) if name else local_zone()
+
+
+@lru_cache(maxsize=8192)
+def next_slot(schedule: str, zone: tzinfo, base: float) -> float:
+    """The first slot of ``schedule`` strictly after ``base``, as a UNIX time.
+
+    When clocks fall back, a fixed-hour job (``30 2 * * *``) would see its wall
+    time twice; like cron, it runs at the first one only.  Cached: the answer
+    only changes when the plugin runs.
+    """
+    fixed_hour = not schedule.startswith("@") and not schedule.split()[1].startswith("*")
+    it = croniter(schedule, datetime.fromtimestamp(base, zone))
+    while True:
+        slot = it.get_next(float)
+        local = datetime.fromtimestamp(slot, zone)
+        repeated = local.replace(fold=0).utcoffset() != local.utcoffset() and local.fold == 1
+        if not (fixed_hour and repeated):
+            return slot

@@ -1,0 +1,189 @@
+"""The patrol: one cycle of reconcile, scan, evaluate, dispatch (and wait, if asked).
+
+Order matters: abandoned runs are closed first so their plugins' gates see
+the truth; condition checks run in parallel before any gate is decided; only
+then are open plugins handed to the dogs, each with the last run id its
+decision was based on, so two patrols racing on one town dispatch a plugin once.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_all
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gtcore import processes
+from gtcore.clock import iso
+from gtcore.conditions import run_checks
+from gtcore.discovery import PluginSet, discover
+from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
+from gtcore.gates import GateDecision, GateFacts, evaluate
+from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
+from gtcore.plugins import InvalidPlugin, Plugin
+from gtcore.report import run_json
+from gtcore.runner import Runner, RunOutcome
+
+if TYPE_CHECKING:
+    from gtcore.engine import Engine
+
+
+@dataclass
+class PluginReport:
+    """One plugin's part in a patrol."""
+
+    plugin: Plugin
+    decision: GateDecision
+    dispatched: bool = False
+    future: Future[RunOutcome] | None = None
+    run: Bead | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.plugin.name,
+            "rig": self.plugin.rig,
+            "gate": {
+                "type": self.plugin.gate.type,
+                "open": self.decision.open,
+                "reason": self.decision.reason + (f"; {self.note}" if self.note else ""),
+                "next_open_at": iso(self.decision.next_open_at),
+            },
+            "dispatched": self.dispatched,
+            "run": _run_summary(self.run) if self.run else None,
+        }
+
+
+def _run_summary(run: Bead) -> dict[str, Any]:
+    full = run_json(run)
+    return {key: full[key] for key in ("id", "dog", "result", "exit_code", "duration_s", "log")}
+
+
+@dataclass
+class PatrolReport:
+    """What one patrol saw and did; ``gtui --once --json`` prints :meth:`to_json`."""
+
+    town: str
+    started_at: float
+    finished_at: float | None = None
+    plugins: list[PluginReport] = field(default_factory=list)
+    invalid: list[InvalidPlugin] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(item.run is not None and item.run.result in ("failure", "timeout") for item in self.plugins)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "town": self.town,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "plugins": [item.to_json() for item in self.plugins],
+            "invalid": [bad.to_json() for bad in self.invalid],
+            "abandoned": self.abandoned,
+        }
+
+
+def gate_facts(ledger: Ledger) -> tuple[dict[str, PluginStats], dict[str, str], dict[str, str], dict[str, float]]:
+    """Everything the gates need from the ledger, in four cheap queries."""
+    summary = ledger.plugin_summary()
+    running = {row[0]: format_ref("wisp", row[1]) for row in ledger.read(
+        "SELECT plugin, id FROM beads WHERE kind = 'wisp' AND status = 'running'")}
+    return summary, running, ledger.paused(), ledger.last_events()
+
+
+def decide_all(
+    plugins: list[Plugin],
+    summary: dict[str, PluginStats],
+    running: dict[str, str],
+    paused: dict[str, str],
+    events: dict[str, float],
+    now: float,
+    checks: dict[str, Any] | None = None,
+) -> list[tuple[Plugin, GateDecision]]:
+    """Pure: every plugin's gate decision from ledger facts."""
+    decided = []
+    for plugin in plugins:
+        stats = summary.get(plugin.name)
+        facts = GateFacts(stats.last_started_at if stats else None, running.get(plugin.name), paused.get(plugin.name))
+        decided.append((plugin, evaluate(plugin, facts, events, now, (checks or {}).get(plugin.name))))
+    return decided
+
+
+def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
+    """Close runs whose owning process died as ``abandoned``; returns their ids."""
+    closed = []
+    for run in ledger.running_runs():
+        owner = run.data.get("owner")
+        if not isinstance(owner, dict) or runner.owns(run.id):
+            continue
+        ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == processes.hostname()
+        if ours or processes.owner_dead(owner):
+            ledger.close_run(run.id, "abandoned", now=now,
+                             data={"reason": f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"})
+            closed.append(run.ref)
+    return closed
+
+
+class Patrol:
+    """Runs patrol cycles for one engine and remembers gate states between them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._gates: dict[str, tuple[bool, str]] = {}
+        self.plugin_set: PluginSet | None = None
+
+    def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
+        engine = self.engine
+        started = time.time() if now is None else now
+        report = PatrolReport(str(engine.town.root), started)
+        engine.runner.flush_pending()
+        report.abandoned = reconcile(engine.ledger, engine.runner, started)
+        plugin_set = discover(engine.town)
+        self._publish_plugin_set(plugin_set)
+        report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
+        summary, running, paused, events = gate_facts(engine.ledger)
+        eligible = [p for p in plugin_set.plugins
+                    if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
+        checks = run_checks(eligible, engine.town.root)
+        for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
+            item = PluginReport(plugin, decision)
+            report.plugins.append(item)
+            self._publish_gate(plugin.name, decision)
+            if decision.open:
+                stats = summary.get(plugin.name)
+                item.future = engine.pool.dispatch(plugin, since=decision.since, expect_last_run=stats.last_run_id if stats else None)
+                item.dispatched = item.future is not None
+                item.note = None if item.dispatched else "already queued or running in this process"
+        if wait:
+            self.collect(report)
+        report.finished_at = time.time()
+        engine.bus.publish(PatrolFinished(report))
+        return report
+
+    @staticmethod
+    def collect(report: PatrolReport) -> None:
+        """Wait for the runs this patrol dispatched and fill in their results."""
+        futures = [item.future for item in report.plugins if item.future is not None]
+        wait_all(futures)
+        for item in report.plugins:
+            if item.future is None:
+                continue
+            outcome = item.future.result()
+            item.run = outcome.run
+            if outcome.run is None:
+                item.dispatched = False
+                item.note = f"not run: {outcome.refused}"
+
+    def _publish_plugin_set(self, plugin_set: PluginSet) -> None:
+        self.plugin_set = plugin_set
+        self.engine.bus.publish(PluginSetChanged(plugin_set))
+
+    def _publish_gate(self, name: str, decision: GateDecision) -> None:
+        state = (decision.open, decision.reason)
+        if self._gates.get(name) != state:
+            self._gates[name] = state
+            self.engine.bus.publish(GateChanged(name, decision.open, decision.reason, decision.next_open_at))

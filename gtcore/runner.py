@@ -1,0 +1,306 @@
+"""Running one plugin: claim, execute, stream, time out, record.
+
+A run is claimed on the ledger (a ``running`` wisp) before anything starts,
+and always closed with a result — ``success``, ``failure``, ``timeout``,
+``skipped`` — even when something inside gtui goes wrong.  If the ledger
+cannot take the closing write (disk full), the result is kept in memory and
+written by the next patrol: a record is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gtcore import processes
+from gtcore.errors import LedgerError
+from gtcore.events import EventBus, OutputLine, RunClaimed, RunFinished, RunStarted
+from gtcore.ledger import ANY_LAST_RUN, Bead, GateMoved, Ledger, RunInFlight
+from gtcore.plugins import Plugin
+from gtcore.settings import Settings
+from gtcore.town import Town
+
+LOG_CAP = 1024 * 1024
+LIVE_LINES_PER_SECOND = 200
+_CHUNK = 65536
+
+
+@dataclass
+class RunOutcome:
+    """What became of a dispatch: the closed run, or why none was claimed."""
+
+    run: Bead | None
+    refused: str | None = None
+
+
+@dataclass
+class _Pending:
+    run_id: int
+    result: str
+    data: dict[str, object]
+    at: float
+
+
+class CappedLog:
+    """A run log on disk that keeps only its last ``cap`` bytes.
+
+    It grows to twice the cap, then keeps the tail: memory stays at most one
+    cap whatever the plugin prints.
+    """
+
+    def __init__(self, path: Path, cap: int = LOG_CAP) -> None:
+        self.path = path
+        self.cap = cap
+        self.dropped = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self._size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._size += len(chunk)
+        if self._size > 2 * self.cap:
+            self._keep_tail()
+
+    def _keep_tail(self) -> None:
+        self._file.flush()
+        with open(self.path, "rb") as source:
+            source.seek(self._size - self.cap)
+            tail = source.read()
+        self.dropped += self._size - self.cap
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(tail)
+        self._size = len(tail)
+
+    def close(self) -> None:
+        if self._size > self.cap:
+            self._keep_tail()
+        if self.dropped:
+            self._file.flush()
+            with open(self.path, "rb") as source:
+                tail = source.read()
+            with open(self.path, "wb") as target:
+                target.write(f"[gtui: {self.dropped} earlier bytes of output dropped; the log keeps the last {self.cap}]\n".encode())
+                target.write(tail)
+        self._file.close()
+
+
+class _LiveLines:
+    """Splits output into lines for the event bus, at a bounded rate.
+
+    A plugin that floods output must not flood the UI; the log file has it all.
+    """
+
+    def __init__(self, bus: EventBus, run_id: str, plugin: str) -> None:
+        self.bus, self.run_id, self.plugin = bus, run_id, plugin
+        self._partial = b""
+        self._window = time.monotonic()
+        self._sent = 0
+        self._skipped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()[-4096:]
+        for line in lines:
+            self._publish(line)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._publish(self._partial)
+            self._partial = b""
+        self._report_skipped()
+
+    def _publish(self, line: bytes) -> None:
+        now = time.monotonic()
+        if now - self._window >= 1.0:
+            self._report_skipped()
+            self._window, self._sent = now, 0
+        if self._sent >= LIVE_LINES_PER_SECOND:
+            self._skipped += 1
+            return
+        self._sent += 1
+        self.bus.publish(OutputLine(self.run_id, self.plugin, line.decode("utf-8", "replace").rstrip("\r")))
+
+    def _report_skipped(self) -> None:
+        if self._skipped:
+            self.bus.publish(OutputLine(self.run_id, self.plugin, f"[gtui: {self._skipped} lines not shown live; see the run log]"))
+            self._skipped = 0
+
+
+class Runner:
+    """Executes plugin runs for the dogs of one process."""
+
+    def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus) -> None:
+        self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
+        self._pending: list[_Pending] = []
+        self._lock = threading.Lock()
+        self.active: set[int] = set()
+
+    def run(self, plugin: Plugin, dog: str, *, expect_last_run: int | None = ANY_LAST_RUN, rig: str | None = None) -> RunOutcome:
+        """Claim and execute one run of ``plugin`` on ``dog``; blocks until it ends."""
+        target_rig = rig or plugin.rig
+        started = time.time()
+        try:
+            run = self.ledger.claim_run(
+                plugin.name,
+                target_rig,
+                labels=plugin.tracking.labels,
+                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds},
+                now=started,
+                expect_last_run=expect_last_run,
+            )
+        except (RunInFlight, GateMoved) as exc:
+            return RunOutcome(None, str(exc))
+        with self._lock:
+            self.active.add(run.id)
+        self.bus.publish(RunClaimed(run.ref, plugin.name, target_rig, dog, started))
+        try:
+            result, data = self._execute(plugin, run, dog, target_rig)
+        except Exception as exc:  # record the truth even when gtui itself fails
+            result, data = "failure", {"reason": f"gtui could not run it: {type(exc).__name__}: {exc}"}
+        data = {"dog": dog, "duration_s": round(time.time() - started, 3), **data}
+        closed = self._close(run, result, data)
+        with self._lock:
+            self.active.discard(run.id)
+        self.bus.publish(
+            RunFinished(run.ref, plugin.name, target_rig, dog, result, data.get("exit_code"),  # type: ignore[arg-type]
+                        data["duration_s"], str(data.get("reason", "")), time.time())  # type: ignore[arg-type]
+        )
+        return RunOutcome(closed)
+
+    def _close(self, run: Bead, result: str, data: dict[str, object]) -> Bead:
+        at = time.time()
+        try:
+            return self.ledger.close_run(run.id, result, data=data, now=at)
+        except LedgerError:
+            with self._lock:
+                self._pending.append(_Pending(run.id, result, data, at))
+            return Bead(run.id, "wisp", run.title, "closed", "", run.created_at, at, at, run.plugin, run.rig, result,
+                        {**run.data, **data}, run.labels)
+
+    def flush_pending(self) -> int:
+        """Write results the ledger refused earlier; returns how many are still waiting."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for item in pending:
+            try:
+                self.ledger.close_run(item.run_id, item.result, data=item.data, now=item.at)
+            except LedgerError:
+                with self._lock:
+                    self._pending.append(item)
+        return len(self._pending)
+
+    def owns(self, run_id: int) -> bool:
+        """True for runs this process is executing or still has to record."""
+        with self._lock:
+            return run_id in self.active or any(item.run_id == run_id for item in self._pending)
+
+    # -- execution --------------------------------------------------------------------
+
+    def _command(self, plugin: Plugin) -> tuple[list[str] | None, bytes | None, str]:
+        if plugin.execution.type == "script":
+            return ["bash", str(plugin.run_script)], None, ""
+        if not self.settings.agent_command:
+            return None, None, "no agent_command configured in settings/gtui.toml for this agent plugin"
+        return list(self.settings.agent_command), plugin.instructions.encode(), ""
+
+    def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "GT_TOWN": str(self.town.root),
+            "GT_RIG": "" if rig == "town" else rig,
+            "GT_PLUGIN": plugin.name,
+            "GT_RUN_ID": run.ref,
+            "GT_DOG": dog,
+        }
+
+    def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
+        argv, stdin_data, skip_reason = self._command(plugin)
+        log_path = self.town.runs_dir / f"{run.ref}.log"
+        if argv is None:
+            return "skipped", {"reason": skip_reason}
+        log = CappedLog(log_path)
+        try:
+            proc = processes.spawn(argv, plugin.directory, self._environment(plugin, run, dog, rig),
+                                   stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
+        except OSError as exc:
+            log.close()
+            return "failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(log_path)}
+        self.bus.publish(RunStarted(run.ref, plugin.name, dog, proc.pid, str(log_path), time.time()))
+        if stdin_data is not None:
+            threading.Thread(target=_feed_stdin, args=(proc, stdin_data), daemon=True).start()
+        timed_out = _supervise(proc, log, _LiveLines(self.bus, run.ref, plugin.name),
+                               plugin.execution.timeout.seconds, self.settings.kill_grace.seconds)
+        log.close()
+        data: dict[str, object] = {"exit_code": proc.returncode, "log": str(log_path), "pid": proc.pid}
+        if timed_out:
+            return "timeout", {**data, "reason": f"ran past its timeout of {plugin.execution.timeout}"}
+        if proc.returncode == 0:
+            return "success", data
+        return "failure", {**data, "reason": f"exited {proc.returncode}"}
+
+
+def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(payload)
+        proc.stdin.close()
+    except OSError:
+        pass
+
+
+def _supervise(proc: subprocess.Popen[bytes], log: CappedLog, live: _LiveLines, timeout: float, grace: float) -> bool:
+    """Stream output until the run ends or times out; returns True on timeout.
+
+    The run's whole process group goes when the run ends: on timeout with
+    SIGTERM then SIGKILL after ``grace``; after a normal exit, leftovers
+    (background children) get the same treatment so nothing outlives its run.
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    selector = selectors.DefaultSelector()
+    selector.register(fd, selectors.EVENT_READ)
+    open_pipe = [True]
+
+    def pump(wait: float) -> None:
+        if not open_pipe[0]:
+            time.sleep(wait)
+            return
+        if selector.select(wait):
+            try:
+                chunk = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return
+            if chunk:
+                log.write(chunk)
+                live.feed(chunk)
+            else:
+                open_pipe[0] = False
+                selector.unregister(fd)
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0:
+        if open_pipe[0]:
+            pump(min(0.1, remaining))
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=remaining)
+    timed_out = proc.poll() is None
+    processes.terminate_group(proc.pid, grace, pump)
+    proc.wait()
+    drain_until = time.monotonic() + 1.0
+    while open_pipe[0] and time.monotonic() < drain_until:
+        pump(0.05)
+    selector.close()
+    proc.stdout.close()
+    live.flush()
+    return timed_out
+
