@@ -14,11 +14,12 @@ from functools import cached_property
 from gtcore.discovery import PluginSet, discover
 from gtcore.dogs import DogPool
 from gtcore.errors import GtError, NotFound
-from gtcore.events import EventBus
-from gtcore.ledger import Ledger, RunInFlight
+from gtcore.escalation import Escalations
+from gtcore.events import Event, EventBus, RunFinished
+from gtcore.ledger import Ledger, RunInFlight, parse_ref
 from gtcore.patrol import Patrol, PatrolReport
 from gtcore.plugins import NAME_PATTERN, Plugin
-from gtcore.runner import Runner, RunOutcome
+from gtcore.runner import Runner, RunOutcome, log_tail
 from gtcore.settings import Settings, load_settings
 from gtcore.town import Town
 
@@ -33,6 +34,9 @@ class Engine:
         self.bus = EventBus()
         self.runner = Runner(town, self.ledger, self.settings, self.bus)
         self.patrol = Patrol(self)
+        self.escalations = Escalations(town, self.ledger)
+        self._plugin_set: PluginSet | None = None
+        self.bus.subscribe(self._on_event)
 
     @cached_property
     def pool(self) -> DogPool:
@@ -46,7 +50,23 @@ class Engine:
     # -- plugins ----------------------------------------------------------------------
 
     def plugins(self) -> PluginSet:
-        return discover(self.town)
+        """Scan the town now (and remember the answer for run bookkeeping)."""
+        self._plugin_set = discover(self.town)
+        return self._plugin_set
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunFinished):
+            self._after_run(event)
+
+    def _after_run(self, event: RunFinished) -> None:
+        """Escalate a failing plugin (once per streak) and note its recovery."""
+        plugin = (self._plugin_set or self.plugins()).get(event.plugin)
+        if plugin is None:
+            return
+        run = self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
+        self.escalations.plugin_run_finished(
+            plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, log_tail(run.data.get("log")), time.time()
+        )
 
     def plugin(self, name: str, plugins: PluginSet | None = None) -> Plugin:
         found = (plugins or self.plugins()).get(name)

@@ -481,6 +481,31 @@ def insert_bead(
     return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)
 
 
+def update_bead(
+    conn: sqlite3.Connection,
+    bead: Bead,
+    *,
+    now: float,
+    status: str | None = None,
+    data: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """Change a bead inside the caller's transaction.
+
+    ``labels`` maps a label key to its new value: ``{"severity": "high"}``
+    replaces every ``severity:*`` label of the bead.
+    """
+    new_status = status or bead.status
+    closed_at = now if new_status == "closed" and bead.status != "closed" else bead.closed_at
+    conn.execute(
+        "UPDATE beads SET status = ?, data = ?, updated_at = ?, closed_at = ? WHERE id = ?",
+        (new_status, json.dumps(bead.data if data is None else data), now, closed_at, bead.id),
+    )
+    for key, value in (labels or {}).items():
+        conn.execute("DELETE FROM labels WHERE bead_id = ? AND label LIKE ?", (bead.id, f"{key}:%"))
+        conn.execute("INSERT INTO labels VALUES (?, ?)", (bead.id, f"{key}:{value}"))
+
+
 def fetch_bead(conn: sqlite3.Connection, bead_id: int) -> Bead | None:
     rows = conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE id = ?", (bead_id,)).fetchall()
     beads = attach_labels(conn, rows)

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 from gtcore import processes
 from gtcore.clock import iso
 from gtcore.conditions import run_checks
-from gtcore.discovery import PluginSet, discover
+from gtcore.discovery import PluginSet
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import GateDecision, GateFacts, evaluate
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.report import run_json
 from gtcore.runner import Runner, RunOutcome
+from gtcore.settings import SettingsError
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
@@ -70,6 +71,7 @@ class PatrolReport:
     plugins: list[PluginReport] = field(default_factory=list)
     invalid: list[InvalidPlugin] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
+    reescalated: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -142,7 +144,7 @@ class Patrol:
         report = PatrolReport(str(engine.town.root), started)
         engine.runner.flush_pending()
         report.abandoned = reconcile(engine.ledger, engine.runner, started)
-        plugin_set = discover(engine.town)
+        plugin_set = engine.plugins()
         self._publish_plugin_set(plugin_set)
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
         summary, running, paused, events = gate_facts(engine.ledger)
@@ -158,11 +160,21 @@ class Patrol:
                 item.future = engine.pool.dispatch(plugin, since=decision.since, expect_last_run=stats.last_run_id if stats else None)
                 item.dispatched = item.future is not None
                 item.note = None if item.dispatched else "already queued or running in this process"
+        self._escalation_upkeep(report, started)
         if wait:
             self.collect(report)
         report.finished_at = time.time()
         engine.bus.publish(PatrolFinished(report))
         return report
+
+    def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
+        """Retry due deliveries and re-escalate stale escalations; a broken settings file is reported, not fatal."""
+        escalations = self.engine.escalations
+        try:
+            escalations.deliver_due(now)
+            report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now)]
+        except SettingsError as exc:
+            report.warnings.append(str(exc))
 
     @staticmethod
     def collect(report: PatrolReport) -> None:

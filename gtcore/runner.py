@@ -92,6 +92,19 @@ class CappedLog:
         self._file.close()
 
 
+def log_tail(path: str | None, max_bytes: int = 4096, max_lines: int = 30) -> str:
+    """The last lines of a run log, for an escalation's body."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - max_bytes))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(tail.splitlines()[-max_lines:])
+
+
 class _LiveLines:
     """Splits output into lines for the event bus, at a bounded rate.
 

@@ -17,11 +17,13 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.text import Text
 
+from gtcore.clock import iso
 from gtcore.discovery import PluginSet, discover
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
 from gtcore.events import Event, OutputLine
 from gtcore.ledger import Ledger
+from gtcore.plugins import SEVERITIES
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
 from gtcore.town import Town
@@ -84,12 +86,69 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch.add_argument("--rig")
     _common(dispatch)
 
+    _escalation_parsers(commands)
+
     event = commands.add_parser("event", help="town events (event gates listen for them)")
     event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     emit = event_verbs.add_parser("emit", help="record that an event happened")
     emit.add_argument("name")
     _common(emit)
     return parser
+
+
+ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
+
+
+def _escalation_parsers(commands: Any) -> None:
+    escalate = commands.add_parser("escalate", help="raise and manage escalations (gtui escalate SUBJECT --severity S)")
+    verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    raise_ = verbs.add_parser("raise", help="raise an escalation (the verb may be left out)")
+    raise_.add_argument("subject")
+    raise_.add_argument("--severity", required=True, choices=SEVERITIES)
+    body = raise_.add_mutually_exclusive_group()
+    body.add_argument("--body", default="")
+    body.add_argument("--stdin", action="store_true", help="read the body from standard input")
+    raise_.add_argument("--source", default="cli")
+    _common(raise_)
+    listing = verbs.add_parser("list", help="open and acknowledged escalations")
+    listing.add_argument("--all", action="store_true", help="closed ones too")
+    listing.add_argument("--severity", choices=SEVERITIES)
+    listing.add_argument("--stale", action="store_true", help="only stale ones")
+    _common(listing)
+    for verb, text in (("ack", "acknowledge: it stops re-escalating"), ("show", "one escalation with deliveries and history")):
+        one = verbs.add_parser(verb, help=text)
+        one.add_argument("id")
+        _common(one)
+    close = verbs.add_parser("close", help="close with a reason")
+    close.add_argument("id")
+    close.add_argument("--reason", required=True)
+    _common(close)
+    stale = verbs.add_parser("stale", help="re-escalate stale escalations now")
+    stale.add_argument("--dry-run", action="store_true")
+    _common(stale)
+
+    mail = commands.add_parser("mail", help="mail beads (escalations routed to mail:<target>)")
+    mail_verbs = mail.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    mail_list = mail_verbs.add_parser("list", help="mail, newest first")
+    mail_list.add_argument("--to")
+    _common(mail_list)
+
+
+def _with_default_verb(argv: list[str]) -> list[str]:
+    """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``."""
+    index, takes_value = 0, {"--town", "--event"}
+    while index < len(argv):
+        token = argv[index]
+        if token in takes_value:
+            index += 2
+            continue
+        if token.startswith("-"):
+            index += 1
+            continue
+        if token == "escalate" and index + 1 < len(argv) and argv[index + 1] not in (*ESCALATE_VERBS, "-h", "--help"):
+            return [*argv[: index + 1], "raise", *argv[index + 1:]]
+        return argv
+    return argv
 
 
 def _positive_int(text: str) -> int:
@@ -242,6 +301,74 @@ def cmd_event_emit(ctx: Context) -> int:
     return 0
 
 
+def cmd_escalate_raise(ctx: Context) -> int:
+    body = sys.stdin.read() if ctx.args.stdin else ctx.args.body
+    escalation, created = ctx.engine.escalations.raise_(
+        ctx.args.subject, ctx.args.severity, body=body, source=ctx.args.source, now=time.time())
+    payload = {"id": escalation.ref, "created": created, "count": escalation.count, "severity": escalation.severity}
+    word = "raised" if created else f"seen again (count {escalation.count})"
+    ctx.emit(payload, lambda: ctx.console.print(Text(f"{escalation.ref} {word}")))
+    return 0
+
+
+def cmd_escalate_list(ctx: Context) -> int:
+    now = time.time()
+    service = ctx.engine.escalations
+    settings = service.settings()
+    found = service.list(include_closed=ctx.args.all, severity=ctx.args.severity, stale_only=ctx.args.stale,
+                         now=now, settings=settings)
+    payload = {"escalations": [item.to_json(settings, now) for item in found]}
+    ctx.emit(payload, lambda: render.escalation_list(ctx.console, found, settings, now))
+    return 0
+
+
+def cmd_escalate_show(ctx: Context) -> int:
+    now = time.time()
+    service = ctx.engine.escalations
+    escalation, settings = service.get(ctx.args.id), service.settings()
+    ctx.emit(escalation.to_json(settings, now), lambda: render.escalation_detail(ctx.console, escalation, settings, now))
+    return 0
+
+
+def cmd_escalate_ack(ctx: Context) -> int:
+    escalation = ctx.engine.escalations.ack(ctx.args.id, now=time.time())
+    ctx.emit({"id": escalation.ref, "status": escalation.status},
+             lambda: ctx.console.print(Text(f"{escalation.ref} acknowledged")))
+    return 0
+
+
+def cmd_escalate_close(ctx: Context) -> int:
+    escalation = ctx.engine.escalations.close(ctx.args.id, reason=ctx.args.reason, now=time.time())
+    ctx.emit({"id": escalation.ref, "status": escalation.status},
+             lambda: ctx.console.print(Text(f"{escalation.ref} closed")))
+    return 0
+
+
+def cmd_escalate_stale(ctx: Context) -> int:
+    moves = ctx.engine.escalations.reescalate_stale(time.time(), dry_run=ctx.args.dry_run)
+    payload = {"dry_run": ctx.args.dry_run,
+               "reescalated": [{"id": item.ref, "from": old, "to": new} for item, old, new in moves]}
+    verb = "would go" if ctx.args.dry_run else "went"
+
+    def human() -> None:
+        for item, old, new in moves:
+            ctx.console.print(Text(f"{item.ref} {verb} {old} -> {new}: {item.subject}"))
+        if not moves:
+            ctx.console.print(Text("no stale escalation to move"))
+
+    ctx.emit(payload, human)
+    return 0
+
+
+def cmd_mail_list(ctx: Context) -> int:
+    label = f"to:{ctx.args.to}" if ctx.args.to else None
+    mail = ctx.ledger.beads("mail", label=label, limit=200)
+    payload = {"mail": [{"id": item.ref, "to": item.data.get("to"), "from": item.data.get("from"), "subject": item.title,
+                         "body": item.body, "at": iso(item.created_at)} for item in mail]}
+    ctx.emit(payload, lambda: render.mail_list(ctx.console, mail, time.time()))
+    return 0
+
+
 COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("plugin", "list"): cmd_plugin_list,
     ("plugin", "show"): cmd_plugin_show,
@@ -252,6 +379,13 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("dog", "list"): cmd_dog_list,
     ("dog", "dispatch"): cmd_dog_dispatch,
     ("event", "emit"): cmd_event_emit,
+    ("escalate", "raise"): cmd_escalate_raise,
+    ("escalate", "list"): cmd_escalate_list,
+    ("escalate", "show"): cmd_escalate_show,
+    ("escalate", "ack"): cmd_escalate_ack,
+    ("escalate", "close"): cmd_escalate_close,
+    ("escalate", "stale"): cmd_escalate_stale,
+    ("mail", "list"): cmd_mail_list,
 }
 
 
@@ -260,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_with_default_verb(argv))
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
         if args.once:
             command = cmd_once

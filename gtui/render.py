@@ -16,6 +16,7 @@ from rich.text import Text
 from gtcore.clock import age
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
+from gtcore.escalation import Escalation, EscalationSettings
 from gtcore.ledger import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
@@ -172,4 +173,62 @@ def dog_list(console: Console, dogs: list[dict[str, object]]) -> None:
             _cell(format_duration(float(timeout)) if timeout is not None else ""),  # type: ignore[arg-type]
             _cell(dog["pid"]),
         )
+    console.print(table)
+
+
+SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
+
+
+def escalation_list(console: Console, escalations: list[Escalation], settings: EscalationSettings, now: float) -> None:
+    table = _table(f"Escalations ({len(escalations)})", ["id", "severity", "status", "age", "count", "source", "subject", "notes"],
+                   wrap=("subject",))
+    for item in escalations:
+        notes = []
+        if item.is_stale(settings, now):
+            notes.append("stale")
+        if item.failing_channels:
+            notes.append("failed: " + ", ".join(item.failing_channels))
+        if item.recovered_at:
+            notes.append("recovered")
+        table.add_row(
+            _cell(item.ref, "bold"),
+            _cell(item.severity, SEVERITY_STYLES[item.severity]),
+            _cell(item.status),
+            _cell(age(item.bead.created_at, now)),
+            _cell(item.count),
+            _cell(item.source),
+            _cell(item.subject),
+            _cell(", ".join(notes), "yellow"),
+        )
+    console.print(table)
+
+
+def escalation_detail(console: Console, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
+    data = escalation.to_json(settings, now)
+    table = Table(box=box.SIMPLE, show_header=False, title=Text(f"{escalation.ref} {escalation.subject}", style="bold"),
+                  title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key in ("severity", "original_severity", "status", "source", "count", "created_at", "last_seen_at", "reescalations",
+                "stale", "acked_at", "close_reason", "recovered_at"):
+        if data[key] is not None:
+            table.add_row(key.replace("_", " "), _cell(data[key]))
+    console.print(table)
+    if escalation.bead.body:
+        console.print(_cell(escalation.bead.body))
+    deliveries = _table("Deliveries", ["at", "channel", "ok", "error"], wrap=("error",))
+    for item in data["deliveries"]:
+        deliveries.add_row(_cell(item["at"]), _cell(item["channel"]), _cell("yes" if item["ok"] else "no",
+                           "green" if item["ok"] else "red"), _cell(item["error"] or ""))
+    console.print(deliveries)
+    history = _table("History", ["at", "event", "detail"], wrap=("detail",))
+    for item in data["history"]:
+        history.add_row(_cell(item["at"]), _cell(item["event"]), _cell(item["detail"]))
+    console.print(history)
+
+
+def mail_list(console: Console, mail: list[Bead], now: float) -> None:
+    table = _table(f"Mail ({len(mail)})", ["id", "to", "age", "subject"], wrap=("subject",))
+    for item in mail:
+        table.add_row(_cell(item.ref), _cell(item.data.get("to")), _cell(age(item.created_at, now)), _cell(item.title))
     console.print(table)

@@ -1,0 +1,476 @@
+"""Escalations: ask a person for attention, once, and louder while nobody answers.
+
+Life of an escalation (a bead of kind ``escalation``):
+
+1. **Raised**: the bead is written first, with one pending delivery per action
+   of its severity's route.  An open escalation with the same source and
+   subject is not duplicated: its count and last-seen time go up instead.
+2. **Delivered**: each pending delivery is leased (so two processes never
+   send it twice), attempted, and its outcome recorded on the bead.  A failed
+   one is retried by later patrols with exponential backoff, never dropped.
+3. **Stale**: open, unacknowledged escalations older than ``stale_threshold``
+   since their last (re)escalation go up one severity, at most
+   ``max_reescalations`` times, and are delivered on their new route.
+4. **Acknowledged** ones never re-escalate; **closed** ones carry a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gtcore.clock import iso
+from gtcore.delivery import Contacts, DeliveryContext, DeliveryError, Message, channel_for, one_line, valid_action
+from gtcore.durations import Duration, parse_duration
+from gtcore.errors import GtError
+from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
+from gtcore.plugins import SEVERITIES
+from gtcore.settings import SettingsError
+from gtcore.town import Town
+
+DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
+    "low": ("bead",),
+    "medium": ("bead", "mail:mayor"),
+    "high": ("bead", "mail:mayor", "log"),
+    "critical": ("bead", "mail:mayor", "log"),
+}
+DEFAULT_STALE_THRESHOLD = parse_duration("4h")
+LEASE_SECONDS = 120.0
+FIRST_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 3600.0
+ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
+_CONTACT_STRINGS = ("human_email", "human_sms", "smtp_host", "smtp_from", "smtp_user", "smtp_pass", "sms_webhook", "slack_webhook")
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """``<town>/settings/escalation.json`` (Gas Town's schema)."""
+
+    routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
+    contacts: Contacts = field(default_factory=Contacts)
+    stale_threshold: Duration = DEFAULT_STALE_THRESHOLD
+    max_reescalations: int = 2
+
+
+def load_escalation_settings(settings_dir: Path, environ: dict[str, str] | None = None) -> EscalationSettings:
+    """Read the settings; defaults only when the file does not exist."""
+    env = os.environ if environ is None else environ
+    path = settings_dir / "escalation.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return EscalationSettings(contacts=Contacts(smtp_pass=env.get("GT_SMTP_PASS", "")))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: must be a JSON object")
+    contacts = _contacts(path, data.get("contacts", {}), env)
+    routes = _routes(path, data.get("routes", {}), contacts)
+    try:
+        threshold = parse_duration(data.get("stale_threshold", "4h"))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: field 'stale_threshold' {exc}") from None
+    if threshold.seconds <= 0:
+        raise SettingsError(f"{path}: field 'stale_threshold' must be longer than zero")
+    maximum = data.get("max_reescalations", 2)
+    if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum < 0:
+        raise SettingsError(f"{path}: field 'max_reescalations' must be a whole number of at least 0, not {maximum!r}")
+    return EscalationSettings(routes, contacts, threshold, maximum)
+
+
+def _contacts(path: Path, raw: Any, env: dict[str, str]) -> Contacts:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: field 'contacts' must be an object")
+    for key in _CONTACT_STRINGS:
+        if key in raw and not isinstance(raw[key], str):
+            raise SettingsError(f"{path}: field 'contacts.{key}' must be a string")
+    port = raw.get("smtp_port", 25)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise SettingsError(f"{path}: field 'contacts.smtp_port' must be a port number, not {port!r}")
+    starttls = raw.get("smtp_starttls", False)
+    if not isinstance(starttls, bool):
+        raise SettingsError(f"{path}: field 'contacts.smtp_starttls' must be true or false")
+    values = {key: raw[key] for key in _CONTACT_STRINGS if key in raw}
+    if env.get("GT_SMTP_PASS"):
+        values["smtp_pass"] = env["GT_SMTP_PASS"]
+    return Contacts(smtp_port=port, smtp_starttls=starttls, **values)
+
+
+_NEEDS = {
+    "email:human": ("human_email", "smtp_host"),
+    "sms:human": ("human_sms", "sms_webhook"),
+    "slack": ("slack_webhook",),
+}
+
+
+def _routes(path: Path, raw: Any, contacts: Contacts) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: field 'routes' must be an object of severity -> list of actions")
+    routes = dict(DEFAULT_ROUTES)
+    for severity, actions in raw.items():
+        if severity not in SEVERITIES:
+            raise SettingsError(f"{path}: field 'routes.{severity}' is not a severity (low, medium, high, critical)")
+        if not isinstance(actions, list):
+            raise SettingsError(f"{path}: field 'routes.{severity}' must be a list of actions")
+        for index, action in enumerate(actions):
+            where = f"routes.{severity}[{index}]"
+            if not isinstance(action, str) or not valid_action(action):
+                raise SettingsError(
+                    f"{path}: field '{where}' {action!r} is not an action (bead, mail:<target>, email:human, sms:human, slack, log)")
+            missing = [key for key in _NEEDS.get(action, ()) if not getattr(contacts, key)]
+            if missing:
+                raise SettingsError(f"{path}: field '{where}' {action!r} needs contacts.{missing[0]}")
+        routes[severity] = tuple(dict.fromkeys(["bead", *actions]))
+    return routes
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """An escalation as read from its bead."""
+
+    bead: Bead
+
+    @property
+    def id(self) -> int:
+        return self.bead.id
+
+    @property
+    def ref(self) -> str:
+        return self.bead.ref
+
+    @property
+    def subject(self) -> str:
+        return self.bead.title
+
+    @property
+    def status(self) -> str:
+        return self.bead.status
+
+    @property
+    def severity(self) -> str:
+        return self.bead.data["severity"]
+
+    @property
+    def original_severity(self) -> str:
+        return self.bead.data.get("original_severity", self.severity)
+
+    @property
+    def source(self) -> str:
+        return self.bead.data.get("source", "")
+
+    @property
+    def count(self) -> int:
+        return self.bead.data.get("count", 1)
+
+    @property
+    def reescalations(self) -> int:
+        return self.bead.data.get("reescalations", 0)
+
+    @property
+    def recovered_at(self) -> float | None:
+        return self.bead.data.get("recovered_at")
+
+    @property
+    def deliveries(self) -> list[dict[str, Any]]:
+        return self.bead.data.get("deliveries", [])
+
+    @property
+    def failing_channels(self) -> list[str]:
+        """Channels whose last attempt failed and that wait for a retry."""
+        return [item["channel"] for item in self.bead.data.get("pending", []) if item.get("attempts", 0) > 0]
+
+    def is_stale(self, settings: EscalationSettings, now: float) -> bool:
+        """Open, unacknowledged, and quiet for a whole threshold since its last (re)escalation."""
+        last = self.bead.data.get("last_escalated_at", self.bead.created_at)
+        return self.status == "open" and now - last >= settings.stale_threshold.seconds
+
+    def to_json(self, settings: EscalationSettings, now: float) -> dict[str, Any]:
+        return {
+            "id": self.ref,
+            "subject": self.subject,
+            "body": self.bead.body,
+            "severity": self.severity,
+            "original_severity": self.original_severity,
+            "source": self.source,
+            "status": self.status,
+            "count": self.count,
+            "created_at": iso(self.bead.created_at),
+            "last_seen_at": iso(self.bead.data.get("last_seen_at")),
+            "reescalations": self.reescalations,
+            "stale": self.is_stale(settings, now),
+            "deliveries": [{**item, "at": iso(item["at"])} for item in self.deliveries],
+            "pending": [item["channel"] for item in self.bead.data.get("pending", [])],
+            "acked_at": iso(self.bead.data.get("acked_at")),
+            "closed_at": iso(self.bead.closed_at),
+            "close_reason": self.bead.data.get("close_reason"),
+            "recovered_at": iso(self.recovered_at),
+            "history": [{**item, "at": iso(item["at"])} for item in self.bead.data.get("history", [])],
+        }
+
+
+def _history(data: dict[str, Any], now: float, event: str, detail: str = "") -> None:
+    data.setdefault("history", []).append({"at": now, "event": event, "detail": detail})
+
+
+def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float) -> None:
+    """Add a pending delivery for every non-bead action (bead is the record itself)."""
+    pending = data.setdefault("pending", [])
+    for action in actions:
+        if action != "bead":
+            pending.append({"channel": action, "severity": severity, "attempts": 0, "next_at": now})
+
+
+class Escalations:
+    """The escalation service of one town."""
+
+    def __init__(self, town: Town, ledger: Ledger) -> None:
+        self.town = town
+        self.ledger = ledger
+
+    def settings(self) -> EscalationSettings:
+        """Read fresh each time: an edited file applies without a restart."""
+        return load_escalation_settings(self.town.settings_dir)
+
+    # -- raising ----------------------------------------------------------------------
+
+    def raise_(self, subject: str, severity: str, *, body: str = "", source: str = "cli", now: float) -> tuple[Escalation, bool]:
+        """Raise (or count again) an escalation and try its deliveries now.
+
+        Returns the escalation and whether it is new.  When the settings are
+        broken the bead is still written, its route resolved when they are fixed.
+        """
+        if severity not in SEVERITIES:
+            raise GtError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+        subject = one_line(subject)
+        if not subject:
+            raise GtError("an escalation needs a subject")
+        try:
+            route: tuple[str, ...] = self.settings().routes[severity]
+            settings_error = None
+        except SettingsError as exc:
+            route, settings_error = (ROUTE_LATER,), str(exc)
+
+        def write(conn: Any) -> tuple[Escalation, bool]:
+            existing = self._open_duplicate(conn, subject, source)
+            if existing is not None:
+                data = dict(existing.data)
+                data["count"] = data.get("count", 1) + 1
+                data["last_seen_at"] = now
+                if data.get("recovered_at") is not None:
+                    data["recovered_at"] = None
+                    _history(data, now, "failing again", "a new streak after recovery: delivered again")
+                    _queue(data, route, data["severity"], now)
+                else:
+                    _history(data, now, "seen again", f"count {data['count']}")
+                update_bead(conn, existing, now=now, data=data)
+                return Escalation(fetch_bead(conn, existing.id)), False  # type: ignore[arg-type]
+            fresh: dict[str, Any] = {
+                "severity": severity, "original_severity": severity, "source": source, "count": 1,
+                "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
+                "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
+            }
+            _history(fresh, now, "raised", settings_error or f"route {', '.join(route)}")
+            _queue(fresh, route, severity, now)
+            bead = insert_bead(conn, "escalation", title=subject, body=body, labels=[f"severity:{severity}", f"source:{source}"],
+                               data=fresh, now=now)
+            return Escalation(bead), True
+
+        escalation, created = self.ledger.write(write)
+        self.deliver_due(now, only=escalation.id)
+        return self.get(escalation.ref), created
+
+    @staticmethod
+    def _open_duplicate(conn: Any, subject: str, source: str) -> Bead | None:
+        row = conn.execute(
+            "SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND title = ?"
+            " AND id IN (SELECT bead_id FROM labels WHERE label = ?) ORDER BY id DESC LIMIT 1",
+            (subject, f"source:{source}"),
+        ).fetchone()
+        return fetch_bead(conn, row[0]) if row else None
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def deliver_due(self, now: float, *, only: int | None = None) -> int:
+        """Attempt every pending delivery that is due; returns how many were attempted."""
+        try:
+            settings = self.settings()
+        except SettingsError:
+            return 0
+        claimed = self.ledger.write(lambda conn: self._lease_due(conn, now, settings, only))
+        context = DeliveryContext(self.ledger, self.town.state_dir / "escalations.log", settings.contacts)
+        for escalation_id, item in claimed:
+            bead = self.ledger.get(escalation_id, "escalation")
+            message = Message(bead.ref, item["severity"], bead.title, bead.body, str(bead.data.get("source")), now)
+            error = None
+            try:
+                channel = channel_for(item["channel"])
+                if channel is not None:
+                    channel(message, context)
+            except DeliveryError as exc:
+                error = str(exc)
+            self.ledger.write(lambda conn, eid=escalation_id, it=item, err=error: self._record(conn, eid, it, err, now))
+        return len(claimed)
+
+    @staticmethod
+    def _lease_due(conn: Any, now: float, settings: EscalationSettings, only: int | None) -> list[tuple[int, dict[str, Any]]]:
+        """Take due deliveries for this process by moving their next attempt past a lease."""
+        sql = ("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed'"
+               " AND json_array_length(data, '$.pending') > 0")
+        params: list[Any] = []
+        if only is not None:
+            sql += " AND id = ?"
+            params.append(only)
+        claimed = []
+        for (bead_id,) in conn.execute(sql, params).fetchall():
+            bead = fetch_bead(conn, bead_id)
+            assert bead is not None
+            data = dict(bead.data)
+            pending, changed = [], False
+            for item in data.get("pending", []):
+                if item["channel"] == ROUTE_LATER:
+                    changed = True
+                    pending += [{"channel": action, "severity": item["severity"], "attempts": 0, "next_at": now}
+                                for action in settings.routes[item["severity"]] if action != "bead"]
+                else:
+                    pending.append(item)
+            for item in pending:
+                if item["next_at"] <= now:
+                    claimed.append((bead_id, dict(item)))
+                    item["next_at"] = now + LEASE_SECONDS
+                    changed = True
+            if changed:
+                data["pending"] = pending
+                update_bead(conn, bead, now=now, data=data)
+        return claimed
+
+    @staticmethod
+    def _record(conn: Any, escalation_id: int, item: dict[str, Any], error: str | None, now: float) -> None:
+        bead = fetch_bead(conn, escalation_id)
+        assert bead is not None
+        data = dict(bead.data)
+        data.setdefault("deliveries", []).append({"channel": item["channel"], "ok": error is None, "error": error, "at": now})
+        pending = [p for p in data.get("pending", []) if not (p["channel"] == item["channel"] and p["severity"] == item["severity"])]
+        if error is not None:
+            attempts = item["attempts"] + 1
+            delay = min(FIRST_RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
+            pending.append({**item, "attempts": attempts, "next_at": now + delay})
+        data["pending"] = pending
+        update_bead(conn, bead, now=now, data=data)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def get(self, ref: str) -> Escalation:
+        return Escalation(self.ledger.get(parse_ref(ref, "escalation"), "escalation"))
+
+    def list(self, *, include_closed: bool = False, severity: str | None = None, stale_only: bool = False,
+             now: float, settings: EscalationSettings | None = None) -> list[Escalation]:
+        statuses = None if include_closed else ("open", "acked")
+        found = [Escalation(bead) for bead in self.ledger.beads("escalation", status=statuses)]
+        if severity is not None:
+            found = [item for item in found if item.severity == severity]
+        if stale_only:
+            found = [item for item in found if item.is_stale(settings or self.settings(), now)]
+        return found
+
+    def _change(self, ref: str, now: float, change: Any) -> Escalation:
+        bead_id = parse_ref(ref, "escalation")
+
+        def write(conn: Any) -> None:
+            bead = fetch_bead(conn, bead_id)
+            if bead is None or bead.kind != "escalation":
+                raise GtError(f"no escalation {ref} on the ledger")
+            data = dict(bead.data)
+            status = change(bead, data)
+            update_bead(conn, bead, now=now, data=data, status=status)
+
+        self.ledger.write(write)
+        return self.get(ref)
+
+    def ack(self, ref: str, *, now: float, by: str = "operator") -> Escalation:
+        def change(bead: Bead, data: dict[str, Any]) -> str:
+            if bead.status == "closed":
+                raise GtError(f"escalation {bead.ref} is closed; nothing to acknowledge")
+            if bead.status != "acked":
+                data["acked_at"] = now
+                _history(data, now, "acknowledged", f"by {by}")
+            return "acked"
+
+        return self._change(ref, now, change)
+
+    def close(self, ref: str, *, reason: str, now: float) -> Escalation:
+        if not reason.strip():
+            raise GtError("closing an escalation needs a reason (--reason)")
+
+        def change(bead: Bead, data: dict[str, Any]) -> str:
+            if bead.status == "closed":
+                raise GtError(f"escalation {bead.ref} is already closed")
+            data["close_reason"] = one_line(reason)
+            for item in data.get("pending", []):
+                data.setdefault("deliveries", []).append(
+                    {"channel": item["channel"], "ok": False, "error": "not sent: closed before delivery", "at": now})
+            data["pending"] = []
+            _history(data, now, "closed", one_line(reason))
+            return "closed"
+
+        return self._change(ref, now, change)
+
+    def note(self, ref: str, *, event: str, detail: str, now: float, recovered: bool = False) -> Escalation:
+        def change(bead: Bead, data: dict[str, Any]) -> str:
+            _history(data, now, event, detail)
+            if recovered:
+                data["recovered_at"] = now
+            return bead.status
+
+        return self._change(ref, now, change)
+
+    def reescalate_stale(self, now: float, *, dry_run: bool = False) -> list[tuple[Escalation, str, str]]:
+        """Move stale escalations up one severity; returns (escalation, old, new) per move."""
+        settings = self.settings()
+        moves = []
+        for escalation in self.list(now=now, settings=settings):
+            if not escalation.is_stale(settings, now):
+                continue
+            if escalation.reescalations >= settings.max_reescalations or escalation.severity == SEVERITIES[-1]:
+                continue
+            old = escalation.severity
+            new = SEVERITIES[SEVERITIES.index(old) + 1]
+            if not dry_run:
+                self._bump(escalation, old, new, settings, now)
+            moves.append((escalation, old, new))
+        if moves and not dry_run:
+            self.deliver_due(now)
+        return moves
+
+    def _bump(self, escalation: Escalation, old: str, new: str, settings: EscalationSettings, now: float) -> None:
+        def write(conn: Any) -> None:
+            bead = fetch_bead(conn, escalation.id)
+            if bead is None or bead.status != "open" or bead.data.get("severity") != old:
+                return  # acknowledged, closed or already moved by another process meanwhile
+            data = dict(bead.data)
+            data.update(severity=new, reescalations=data.get("reescalations", 0) + 1, last_escalated_at=now)
+            _history(data, now, "re-escalated", f"{old} -> {new}: unacknowledged for {settings.stale_threshold}")
+            _queue(data, settings.routes[new], new, now)
+            update_bead(conn, bead, now=now, data=data, labels={"severity": new})
+
+        self.ledger.write(write)
+
+    # -- plugins ----------------------------------------------------------------------
+
+    def plugin_run_finished(self, name: str, severity: str, notify: bool, run: Bead, log_tail: str, now: float) -> Escalation | None:
+        """Escalate a failing plugin once per failure streak; note its recovery."""
+        source, subject = f"plugin:{name}", f"plugin {name} is failing"
+        if run.result in ("failure", "timeout") and notify:
+            reason = run.data.get("reason") or run.result
+            body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail}".rstrip()
+            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now)
+            return escalation
+        if run.result == "success":
+            for escalation in self.list(now=now):
+                if escalation.source == source and escalation.subject == subject and escalation.recovered_at is None:
+                    return self.note(escalation.ref, event="recovered", detail=f"{run.ref} succeeded", now=now, recovered=True)
+        return None
