@@ -6,6 +6,7 @@ a hint instead of being guessed at.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -63,7 +64,9 @@ def format_duration(seconds: float) -> str:
     """Render seconds compactly for people: ``45s``, ``5m``, ``1h30m``, ``2d3h``."""
     seconds = max(0.0, seconds)
     if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 and seconds != int(seconds) else f"{int(seconds)}s"
+        # Truncate like every larger unit does, so 9.96 reads "9.9s", never "10.0s".
+        tenths = math.floor(seconds * 10) / 10
+        return f"{tenths:.1f}s" if tenths < 10 and tenths != int(tenths) else f"{int(seconds)}s"
     whole = int(seconds)
     days, rest = divmod(whole, 86400)
     hours, rest = divmod(rest, 3600)

@@ -279,16 +279,25 @@ class _KeyLines:
                 self._where.setdefault((section, key.group(1).strip('"')), number)
 
     def of(self, key: str, section: str = "") -> int | None:
-        return self._where.get((section, key)) or self._where.get((section, ""))
+        """The key's line, else its section header; a top-level key may itself be a ``[table]``."""
+        found = self._where.get((section, key)) or self._where.get((section, ""))
+        if found is None and not section:
+            found = self._where.get((key, ""))
+        return found
+
+    def note(self, key: str, section: str = "") -> str:
+        """`` (line N)`` for warnings, or nothing when the line is unknown (never "line None")."""
+        line = self.of(key, section)
+        return f" (line {line})" if line else ""
 
 
 def _unknown_key_warnings(data: dict[str, Any], lines: _KeyLines) -> list[str]:
-    warnings = [f"unknown key '{key}' (line {lines.of(key)})" for key in data if key not in TOP_KEYS]
+    warnings = [f"unknown key '{key}'{lines.note(key)}" for key in data if key not in TOP_KEYS]
     for section, known in (("gate", GATE_KEYS), ("tracking", TRACKING_KEYS), ("execution", EXECUTION_KEYS)):
         table = data.get(section)
         if isinstance(table, dict):
             warnings += [
-                f"unknown key '{key}' in [{section}] (line {lines.of(key, section)})"
+                f"unknown key '{key}' in [{section}]{lines.note(key, section)}"
                 for key in table
                 if key not in known
             ]
@@ -358,7 +367,7 @@ def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
     if required and required not in table:
         raise _Invalid(f"a {kind} gate needs gate.{required}", lines.of("type", "gate"))
     warnings += [
-        f"gate.{key} is ignored by a {kind} gate (line {lines.of(key, 'gate')})"
+        f"gate.{key} is ignored by a {kind} gate{lines.note(key, 'gate')}"
         for key in table
         if key in GATE_KEYS - {"type"} - GATE_FIELDS_BY_TYPE[kind]
     ]
@@ -368,9 +377,14 @@ def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
         schedule=_schedule(table, lines) if kind == "cron" else None,
         timezone=_timezone(table, lines) if kind == "cron" else None,
         check=_nonempty(table, "check", lines) if kind == "condition" else None,
-        check_timeout=_duration(table, "check_timeout", "gate", lines, DEFAULT_CHECK_TIMEOUT),
+        check_timeout=_check_timeout(table, lines) if kind == "condition" else DEFAULT_CHECK_TIMEOUT,
         on=_event_name(table, lines) if kind == "event" else None,
     )
+
+
+def _check_timeout(table: dict[str, Any], lines: _KeyLines) -> Duration:
+    """Only a condition gate reads check_timeout; elsewhere it is warned about, not validated."""
+    return _duration(table, "check_timeout", "gate", lines) or DEFAULT_CHECK_TIMEOUT
 
 
 def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
@@ -382,7 +396,9 @@ def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
 
 def _schedule(table: dict[str, Any], lines: _KeyLines) -> str:
     schedule = _nonempty(table, "schedule", lines).strip()
-    if not croniter.is_valid(schedule):
+    # croniter also takes 6 and 7 fields (seconds, year); Gas Town schedules have exactly 5.
+    five_fields = schedule.startswith("@") or len(schedule.split()) == 5
+    if not five_fields or not croniter.is_valid(schedule):
         raise _Invalid(
             f"gate.schedule {schedule!r} is not a valid cron expression (minute hour day month weekday)",
             lines.of("schedule", "gate"),
@@ -396,7 +412,7 @@ def _timezone(table: dict[str, Any], lines: _KeyLines) -> str | None:
         return None
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory such as "America"
         raise _Invalid(f"gate.timezone {zone!r} is not a known time zone (e.g. UTC, Europe/Paris)", lines.of("timezone", "gate")) from None
     return zone
 

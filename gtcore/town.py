@@ -51,13 +51,19 @@ class Town:
         return sorted(
             child.name
             for child in self.root.iterdir()
-            if child.is_dir() and not child.name.startswith(".") and _holds_plugins(child)
+            if child.is_dir() and _may_be_rig(child.name) and _holds_plugins(child)
         )
+
+
+def _may_be_rig(name: str) -> bool:
+    """Dot-directories are skipped, and ``plugins`` is the town's own plugin directory:
+    a town-level plugin that happens to be called ``plugins`` must not turn it into a rig."""
+    return not name.startswith(".") and name != "plugins"
 
 
 def _holds_plugins(directory: Path) -> bool:
     return (directory / "plugins").is_dir() or any(
-        clone.is_dir() for clone in directory.glob("crew/*/plugins")
+        clone.is_dir() and not clone.parent.name.startswith(".") for clone in directory.glob("crew/*/plugins")
     )
 
 
@@ -78,4 +84,4 @@ def _rigs_from_registry(path: Path) -> list[str]:
     bad = [name for name in names if not isinstance(name, str) or not name or "/" in name or name.startswith(".")]
     if bad:
         raise GtError(f"{path}: {bad[0]!r} is not a rig name")
-    return names
+    return list(dict.fromkeys(names))  # a rig listed twice would otherwise shadow its own plugins

@@ -1,0 +1,40 @@
+"""Shared fixtures: temporary towns and plugin directories written on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+MakePlugin = Callable[..., Path]
+
+
+def write_plugin(directory: Path, frontmatter: str, body: str = "Do the thing.\n", run_sh: str | None = None) -> Path:
+    """Write ``<directory>/plugin.md`` (TOML ``frontmatter`` between ``+++`` lines, then ``body``).
+
+    Line N of ``frontmatter`` is line N + 1 of the file.  ``run_sh``, when given,
+    becomes an executable ``run.sh`` beside it.  Returns the ``plugin.md`` path.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "plugin.md"
+    path.write_text(f"+++\n{frontmatter}\n+++\n{body}", encoding="utf-8")
+    if run_sh is not None:
+        script = directory / "run.sh"
+        script.write_text(run_sh, encoding="utf-8")
+        script.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def make_plugin() -> MakePlugin:
+    """``make_plugin(dir, frontmatter, body="Do the thing.\\n", run_sh=None) -> Path`` of plugin.md."""
+    return write_plugin
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Path:
+    """An empty town root directory (no plugins, no rigs, no ledger yet)."""
+    root = tmp_path / "town"
+    root.mkdir()
+    return root
