@@ -20,6 +20,7 @@ from gtcore.plugins import Plugin
 
 _OUTPUT_LIMIT = 64 * 1024
 MAX_PARALLEL_CHECKS = 8
+REASON_LIMIT = 200  # a gate reason is one line in a table, not a log
 
 
 def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
@@ -44,7 +45,8 @@ def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
     if timed_out:
         return CheckResult(None, timed_out=True)
     text = b"".join(head).decode("utf-8", "replace").strip()
-    return CheckResult(proc.returncode, text.splitlines()[0].strip() if text else "")
+    first = text.splitlines()[0].strip() if text else ""
+    return CheckResult(proc.returncode, first[:REASON_LIMIT])
 
 
 def _read_head(proc: subprocess.Popen[bytes], head: list[bytes]) -> None:

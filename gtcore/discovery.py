@@ -61,13 +61,21 @@ def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:
     return dirs
 
 
-def find_candidates(town: Town) -> list[Candidate]:
-    """All ``plugin.md`` files in discovery order, skipping dot-directories."""
+def find_candidates(town: Town, problems: list[str] | None = None) -> list[Candidate]:
+    """All ``plugin.md`` files in discovery order, skipping dot-directories.
+
+    A plugin directory that exists but cannot be read is reported in
+    ``problems`` rather than looking like an empty one.
+    """
     found = []
     for directory, rig, rank, crew in plugin_dirs(town):
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            if problems is not None:
+                problems.append(f"{directory}: cannot read plugin directory: {exc.strerror or exc}")
             continue
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_dir():
@@ -82,7 +90,7 @@ def discover(town: Town) -> PluginSet:
     """Scan the town, parse every candidate and dedupe by name."""
     result = PluginSet()
     parsed: list[tuple[Candidate, Plugin]] = []
-    for candidate in find_candidates(town):
+    for candidate in find_candidates(town, result.warnings):
         plugin = parse_plugin(candidate.path, candidate.rig, candidate.crew)
         if isinstance(plugin, InvalidPlugin):
             result.invalid.append(plugin)
