@@ -7,7 +7,6 @@ a small limit: the first line is the gate's reason, the rest is not kept.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import threading
@@ -26,7 +25,8 @@ REASON_LIMIT = 200  # a gate reason is one line in a table, not a log
 def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
     """Run one plugin's check and report exit code, first line, or timeout."""
     check = plugin.gate.check or ""
-    env = {**os.environ, "GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig, "GT_PLUGIN": plugin.name}
+    env = processes.child_environment(
+        {"GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig, "GT_PLUGIN": plugin.name})
     try:
         proc = processes.spawn(["bash", "-c", check], plugin.directory, env)
     except OSError as exc:

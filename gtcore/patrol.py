@@ -8,6 +8,7 @@ decision was based on, so two patrols racing on one town dispatch a plugin once.
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_all
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gtcore import processes
 from gtcore.clock import iso
 from gtcore.conditions import run_checks
+from gtcore.digest import make_digest, prune, undigested_days
 from gtcore.discovery import PluginSet
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import GateDecision, GateFacts, evaluate
@@ -25,6 +27,8 @@ from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.report import run_json
 from gtcore.runner import Runner, RunOutcome
 from gtcore.settings import SettingsError
+
+UPKEEP_INTERVAL = 3600.0
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
@@ -72,6 +76,8 @@ class PatrolReport:
     invalid: list[InvalidPlugin] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
     reescalated: list[str] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)
+    pruned: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -115,6 +121,19 @@ def decide_all(
     return decided
 
 
+_CLOCK_WORDS = re.compile(r"\b(?:now|in \d[\d.a-z]*|\d[\d.a-z]* ago)\b")  # what clock.age() writes
+
+
+def gate_state(decision: GateDecision) -> tuple[bool, str, float | None, float | None]:
+    """A gate's state as GateChanged compares it: open, why and when, but not how long ago.
+
+    Reasons such as "last run 5m ago, opens in 55m" reword themselves as the
+    clock moves; counting that as a change would announce every cooldown and
+    event gate as changed on every patrol.
+    """
+    return decision.open, _CLOCK_WORDS.sub("~", decision.reason), decision.next_open_at, decision.since
+
+
 def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
     """Close runs whose owning process died as ``abandoned``; returns their ids."""
     closed = []
@@ -135,7 +154,7 @@ class Patrol:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._gates: dict[str, tuple[bool, str]] = {}
+        self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self.plugin_set: PluginSet | None = None
 
     def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
@@ -152,15 +171,11 @@ class Patrol:
                     if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
         checks = run_checks(eligible, engine.town.root)
         for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
-            item = PluginReport(plugin, decision)
-            report.plugins.append(item)
+            report.plugins.append(PluginReport(plugin, decision))
             self._publish_gate(plugin.name, decision)
-            if decision.open:
-                stats = summary.get(plugin.name)
-                item.future = engine.pool.dispatch(plugin, since=decision.since, expect_last_run=stats.last_run_id if stats else None)
-                item.dispatched = item.future is not None
-                item.note = None if item.dispatched else "already queued or running in this process"
+        self._dispatch(report, summary)
         self._escalation_upkeep(report, started)
+        self._ledger_upkeep(report, plugin_set, started)
         if wait:
             self.collect(report)
         report.finished_at = time.time()
@@ -175,6 +190,33 @@ class Patrol:
             report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now)]
         except SettingsError as exc:
             report.warnings.append(str(exc))
+
+    def _dispatch(self, report: PatrolReport, summary: dict[str, PluginStats]) -> None:
+        """Hand the open plugins to the dogs, longest-waiting first.
+
+        The queue orders what waits in it, but an idle dog takes a job the
+        moment it is dispatched: handing plugins over in discovery order would
+        let the first-found ones start before longer-waiting ones are queued.
+        """
+        open_items = [item for item in report.plugins if item.decision.open]
+        open_items.sort(key=lambda item: report.started_at if item.decision.since is None else item.decision.since)
+        for item in open_items:
+            stats = summary.get(item.plugin.name)
+            item.future = self.engine.pool.dispatch(item.plugin, since=item.decision.since,
+                                                    expect_last_run=stats.last_run_id if stats else None)
+            item.dispatched = item.future is not None
+            item.note = None if item.dispatched else "already queued or running in this process"
+
+    def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, now: float) -> None:
+        """Digest past days of digest plugins and prune old runs of the others, at most hourly."""
+        if now - self._last_upkeep < UPKEEP_INTERVAL:
+            return
+        self._last_upkeep = now
+        ledger = self.engine.ledger
+        digested = [plugin.name for plugin in plugin_set.plugins if plugin.tracking.digest]
+        for day in undigested_days(ledger, digested, now):
+            report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])
+        report.pruned = prune(ledger, digested, self.engine.settings.retention_days, now=now)
 
     @staticmethod
     def collect(report: PatrolReport) -> None:
@@ -195,7 +237,7 @@ class Patrol:
         self.engine.bus.publish(PluginSetChanged(plugin_set))
 
     def _publish_gate(self, name: str, decision: GateDecision) -> None:
-        state = (decision.open, decision.reason)
+        state = gate_state(decision)
         if self._gates.get(name) != state:
             self._gates[name] = state
             self.engine.bus.publish(GateChanged(name, decision.open, decision.reason, decision.next_open_at))

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -32,6 +33,19 @@ def spawn(argv: list[str], cwd: Path, env: dict[str, str], stdin: int = subproce
         start_new_session=True,
         close_fds=True,
     )
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """gtui's environment plus ``extra``, with gtui's own bin directory first on PATH.
+
+    Plugins and checks call ``gtui`` (``gtui stale --quiet``) even when the
+    operator started it as ``.venv/bin/gtui`` without activating the venv.
+    """
+    bin_dir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if bin_dir and bin_dir not in path.split(os.pathsep):
+        path = os.pathsep.join(part for part in (bin_dir, path) if part)
+    return {**os.environ, "PATH": path, **extra}
 
 
 def group_alive(pgid: int) -> bool:

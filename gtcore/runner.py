@@ -161,18 +161,9 @@ class Runner:
         target_rig = rig or plugin.rig
         started = time.time()
         try:
-            run = self.ledger.claim_run(
-                plugin.name,
-                target_rig,
-                labels=plugin.tracking.labels,
-                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds},
-                now=started,
-                expect_last_run=expect_last_run,
-            )
+            run = self._claim(plugin, dog, target_rig, started, expect_last_run)
         except (RunInFlight, GateMoved) as exc:
             return RunOutcome(None, str(exc))
-        with self._lock:
-            self.active.add(run.id)
         self.bus.publish(RunClaimed(run.ref, plugin.name, target_rig, dog, started))
         try:
             result, data = self._execute(plugin, run, dog, target_rig)
@@ -187,6 +178,25 @@ class Runner:
                         data["duration_s"], str(data.get("reason", "")), time.time())  # type: ignore[arg-type]
         )
         return RunOutcome(closed)
+
+    def _claim(self, plugin: Plugin, dog: str, rig: str, started: float, expect_last_run: int | None) -> Bead:
+        """Claim the run on the ledger and mark it as ours in one step.
+
+        The lock is held across the claim: a patrol reconciling in another
+        thread must never see the new running wisp while :meth:`owns` still
+        says no, or it would close a live run of this very process as abandoned.
+        """
+        with self._lock:
+            run = self.ledger.claim_run(
+                plugin.name,
+                rig,
+                labels=plugin.tracking.labels,
+                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds},
+                now=started,
+                expect_last_run=expect_last_run,
+            )
+            self.active.add(run.id)
+        return run
 
     def _close(self, run: Bead, result: str, data: dict[str, object]) -> Bead:
         at = time.time()
@@ -225,14 +235,13 @@ class Runner:
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
 
     def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
-        return {
-            **os.environ,
+        return processes.child_environment({
             "GT_TOWN": str(self.town.root),
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
             "GT_RUN_ID": run.ref,
             "GT_DOG": dog,
-        }
+        })
 
     def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
         argv, stdin_data, skip_reason = self._command(plugin)

@@ -12,12 +12,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
 
 from gtcore.clock import iso
+from gtcore.digest import digests, make_digest, utc_day
 from gtcore.discovery import PluginSet, discover
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
@@ -26,6 +28,7 @@ from gtcore.ledger import Ledger
 from gtcore.plugins import SEVERITIES
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
+from gtcore.stale import check_all
 from gtcore.town import Town
 from gtui import render
 from gtui.safety import clean
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("name")
     run.add_argument("--force", action="store_true", help="run even if disabled or paused")
     _common(run)
+    digest = plugin_verbs.add_parser("digest", help="squash a past day's runs into its digest (default: yesterday, UTC)")
+    day = digest.add_mutually_exclusive_group()
+    day.add_argument("--yesterday", action="store_true")
+    day.add_argument("--date", type=_date, metavar="YYYY-MM-DD")
+    digest.add_argument("--dry-run", action="store_true", help="say what would be squashed, change nothing")
+    _common(digest)
     for verb, text in (("enable", "resume a paused plugin"), ("disable", "pause a plugin (it stops opening by itself)")):
         toggle = plugin_verbs.add_parser(verb, help=text)
         toggle.add_argument("name")
@@ -87,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(dispatch)
 
     _escalation_parsers(commands)
+
+    stale = commands.add_parser("stale", help="are the binaries in gtui.toml behind their repositories? (exit 0 stale, 1 fresh, 2 error)")
+    stale.add_argument("name", nargs="?")
+    stale.add_argument("--quiet", action="store_true", help="print nothing; the exit status says it")
+    _common(stale)
 
     event = commands.add_parser("event", help="town events (event gates listen for them)")
     event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -149,6 +163,13 @@ def _with_default_verb(argv: list[str]) -> list[str]:
             return [*argv[: index + 1], "raise", *argv[index + 1:]]
         return argv
     return argv
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-23, not {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
@@ -219,10 +240,11 @@ def cmd_plugin_show(ctx: Context) -> int:
 def cmd_plugin_history(ctx: Context) -> int:
     name = ctx.args.name
     runs = ctx.ledger.runs(name, limit=ctx.args.limit)
-    if not runs and discover(ctx.town).get(name) is None:
+    days = digests(ctx.ledger, name, limit=ctx.args.limit)
+    if not runs and not days and discover(ctx.town).get(name) is None:
         raise NotFound(f"no plugin named {name!r} in town {ctx.town.root}, and no runs of it on the ledger")
-    payload = {"plugin": name, "runs": [run_json(run) for run in runs]}
-    ctx.emit(payload, lambda: render.run_history(ctx.console, name, runs, time.time()))
+    payload = {"plugin": name, "runs": [run_json(run) for run in runs], "digests": days}
+    ctx.emit(payload, lambda: render.run_history(ctx.console, name, runs, days, time.time()))
     return 0
 
 
@@ -369,6 +391,32 @@ def cmd_mail_list(ctx: Context) -> int:
     return 0
 
 
+def cmd_plugin_digest(ctx: Context) -> int:
+    now = time.time()
+    day = ctx.args.date or (utc_day(now) - timedelta(days=1))
+    names = [plugin.name for plugin in discover(ctx.town).plugins if plugin.tracking.digest]
+    result = make_digest(ctx.ledger, day, names, now=now, dry_run=ctx.args.dry_run)
+    ctx.emit(result.to_json(), lambda: render.digest_result(ctx.console, result))
+    return 0
+
+
+def cmd_stale(ctx: Context) -> int:
+    """Gas Town's convention: exit 0 when something is stale, 1 when all are fresh, 2 on error."""
+    settings = load_settings(ctx.town.settings_dir)
+    if not settings.stale_binaries:
+        raise GtError(f"no [[stale.binaries]] in {ctx.town.settings_dir / 'gtui.toml'}")
+    statuses = check_all(settings.stale_binaries, ctx.town.root, ctx.args.name)
+    if not statuses:
+        raise NotFound(f"no binary named {ctx.args.name!r} in [[stale.binaries]]")
+    any_stale = any(status.stale for status in statuses)
+    payload = {"stale": any_stale, "binaries": [status.to_json() for status in statuses]}
+    if not ctx.args.quiet:
+        ctx.emit(payload, lambda: render.stale_report(ctx.console, statuses))
+    if any(status.error for status in statuses):
+        return EXIT_ERROR
+    return 0 if any_stale else 1
+
+
 COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("plugin", "list"): cmd_plugin_list,
     ("plugin", "show"): cmd_plugin_show,
@@ -379,6 +427,8 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("dog", "list"): cmd_dog_list,
     ("dog", "dispatch"): cmd_dog_dispatch,
     ("event", "emit"): cmd_event_emit,
+    ("plugin", "digest"): cmd_plugin_digest,
+    ("stale", None): cmd_stale,
     ("escalate", "raise"): cmd_escalate_raise,
     ("escalate", "list"): cmd_escalate_list,
     ("escalate", "show"): cmd_escalate_show,

@@ -7,6 +7,7 @@ comes from a plugin file or the ledger is shown literally, ``[bold]`` and all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -14,12 +15,14 @@ from rich.table import Table
 from rich.text import Text
 
 from gtcore.clock import age
+from gtcore.digest import DigestResult, digest_title
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
 from gtcore.escalation import Escalation, EscalationSettings
 from gtcore.ledger import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
+from gtcore.stale import BinaryStatus
 from gtui.safety import clean
 
 RESULT_STYLES = {
@@ -109,7 +112,7 @@ def _last_run(stats: PluginStats | None, now: float) -> str:
     return f"{format_ref('wisp', stats.last_run_id)} {age(stats.last_started_at, now)}, {stats.last_result}"
 
 
-def run_history(console: Console, name: str, runs: list[Bead], now: float) -> None:
+def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[str, Any]], now: float) -> None:
     table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog"])
     for run in runs:
         duration = run.data.get("duration_s")
@@ -122,6 +125,42 @@ def run_history(console: Console, name: str, runs: list[Bead], now: float) -> No
             _cell(run.data.get("dog", "")),
         )
     console.print(table)
+    if days:
+        digested = _table(f"Digested days of {name} ({len(days)})", ["date", "runs", "results", "median", "max", "digest"])
+        for day in days:
+            results = ", ".join(f"{result} {count}" for result, count in day["by_result"].items())
+            digested.add_row(_cell(day["date"]), _cell(day["runs"]), _cell(results), _seconds(day["median_duration_s"]),
+                             _seconds(day["max_duration_s"]), _cell(day["id"]))
+        console.print(digested)
+
+
+def _seconds(value: float | None) -> Text:
+    return _cell(format_duration(value) if value is not None else "")
+
+
+def digest_result(console: Console, result: DigestResult) -> None:
+    verb = "would squash" if result.dry_run else "squashed"
+    where = f" into {result.digest.ref}" if result.digest else ""
+    merged = " (merged into the existing digest)" if result.merged else ""
+    console.print(Text(f"{digest_title(result.day)}: {verb} {result.squashed} run(s){where}{merged}"))
+    table = _table("Per plugin", ["plugin", "runs", "results", "median", "max", "failures"])
+    for name, stats in result.plugins.items():
+        table.add_row(_cell(name, "bold"), _cell(stats["runs"]), _cell(", ".join(f"{k} {v}" for k, v in stats["by_result"].items())),
+                      _seconds(stats["median_duration_s"]), _seconds(stats["max_duration_s"]), _cell(len(stats["failures"])))
+    if result.plugins:
+        console.print(table)
+
+
+def stale_report(console: Console, statuses: list[BinaryStatus]) -> None:
+    for status in statuses:
+        if status.error:
+            console.print(_cell(f"{status.name}: error: {status.error}", "red"))
+        elif status.stale:
+            behind = f"{status.commits_behind} commit(s) behind" if status.commits_behind is not None else "not built yet"
+            safe = "safe to rebuild" if status.safe_to_rebuild else "NOT safe to rebuild (built from a commit not on main)"
+            console.print(_cell(f"stale: {status.name} is {behind}; {safe}", "yellow"))
+        else:
+            console.print(_cell(f"fresh: {status.name} is at {status.repo_commit[:12] if status.repo_commit else '?'}", "green"))
 
 
 def run_result(console: Console, run: Bead) -> None:

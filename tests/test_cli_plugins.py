@@ -200,7 +200,8 @@ def test_history_json(populated: Path) -> None:
     result = gtui("--town", populated, "plugin", "history", "deploy", "--json")
     assert (result.code, result.err) == (0, "")
     payload = result.json()
-    assert set(payload) == {"plugin", "runs"}
+    assert set(payload) == {"plugin", "runs", "digests"}
+    assert payload["digests"] == []
     assert payload["plugin"] == "deploy"
     runs = payload["runs"]
     assert all(set(run) == RUN_KEYS for run in runs)
@@ -234,7 +235,7 @@ def test_history_limit(populated: Path) -> None:
 
 def test_history_of_a_plugin_that_never_ran(populated: Path) -> None:
     result = gtui("--town", populated, "plugin", "history", "chatty", "--json")
-    assert (result.code, result.json()) == (0, {"plugin": "chatty", "runs": []})
+    assert (result.code, result.json()) == (0, {"plugin": "chatty", "runs": [], "digests": []})
 
 
 def test_history_of_a_removed_plugin_still_shows_its_runs(populated: Path) -> None:

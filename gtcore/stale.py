@@ -1,0 +1,123 @@
+"""Stale binaries: has the source of a tool moved past the commit it was built from?
+
+For each ``[[stale.binaries]]`` entry of ``gtui.toml`` the binary is asked
+for its build commit (``commit_command``, default ``BINARY --version``; the
+first 7-40 hex digit word of its output), and the repository is asked where
+its main branch is.  Fields follow Gas Town's ``gt stale``:
+
+- ``stale``: the main branch is not at the binary's commit;
+- ``forward``: the main branch moved forward from that commit (it is an ancestor);
+- ``on_main_branch``: the binary's commit is on the main branch;
+- ``safe_to_rebuild``: stale, and rebuilding from main loses nothing (the
+  binary was built from main, or does not exist yet);
+- ``commits_behind``: how many commits main has past the binary's commit.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gtcore.settings import StaleBinary
+
+_HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
+COMMAND_TIMEOUT = 10.0
+
+
+@dataclass
+class BinaryStatus:
+    name: str
+    stale: bool = False
+    forward: bool = False
+    on_main_branch: bool = False
+    safe_to_rebuild: bool = False
+    binary_commit: str | None = None
+    repo_commit: str | None = None
+    commits_behind: int | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Problem(Exception):
+    pass
+
+
+def _run(argv: list[str], cwd: Path) -> str:
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, errors="replace")
+    except FileNotFoundError:
+        raise _Problem(f"{argv[0]}: not found") from None
+    except subprocess.TimeoutExpired:
+        raise _Problem(f"{' '.join(argv)}: timed out after {COMMAND_TIMEOUT:g}s") from None
+    except OSError as exc:
+        raise _Problem(f"{argv[0]}: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise _Problem(f"{' '.join(argv)} exited {done.returncode}" + (f": {detail[0]}" if detail else ""))
+    return done.stdout
+
+
+def _git(repo: Path, *args: str) -> str:
+    return _run(["git", "-C", str(repo), *args], repo).strip()
+
+
+def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
+    done = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer],
+                          capture_output=True, timeout=COMMAND_TIMEOUT)
+    return done.returncode == 0
+
+
+def main_branch(repo: Path) -> str:
+    """``main``, else ``master``, else whatever HEAD is."""
+    for name in ("main", "master"):
+        if subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"],
+                          capture_output=True, timeout=COMMAND_TIMEOUT).returncode == 0:
+            return name
+    return "HEAD"
+
+
+def check_binary(entry: StaleBinary, town_root: Path) -> BinaryStatus:
+    """Compare one binary against its repository; problems land in ``error``."""
+    status = BinaryStatus(entry.name)
+    try:
+        _check(entry, town_root, status)
+    except _Problem as problem:
+        status.error = str(problem)
+    return status
+
+
+def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
+    repo = town_root / entry.repo
+    binary = town_root / entry.binary
+    if not (repo / ".git").exists() and not repo.joinpath("HEAD").is_file():
+        raise _Problem(f"repository {repo} does not exist or is not a git repository")
+    branch = main_branch(repo)
+    status.repo_commit = _git(repo, "rev-parse", branch)
+    if not binary.exists():
+        status.stale = status.safe_to_rebuild = True
+        return
+    command = [str(town_root / part) if index == 0 else part for index, part in enumerate(entry.commit_command)] \
+        if entry.commit_command else [str(binary), "--version"]
+    output = _run(command, town_root)
+    match = _HEX.search(output.lower())
+    if match is None:
+        raise _Problem(f"{' '.join(command)} printed no build commit (7-40 hex digits)")
+    try:
+        status.binary_commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{match.group(0)}^{{commit}}")
+    except _Problem:
+        raise _Problem(f"binary {entry.name} was built from {match.group(0)}, which {repo} does not have") from None
+    status.on_main_branch = status.forward = _is_ancestor(repo, status.binary_commit, status.repo_commit)
+    status.commits_behind = int(_git(repo, "rev-list", "--count", f"{status.binary_commit}..{status.repo_commit}"))
+    status.stale = status.binary_commit != status.repo_commit
+    status.forward = status.stale and status.forward
+    status.safe_to_rebuild = status.stale and status.on_main_branch
+
+
+def check_all(entries: tuple[StaleBinary, ...], town_root: Path, name: str | None = None) -> list[BinaryStatus]:
+    chosen = [entry for entry in entries if name is None or entry.name == name]
+    return [check_binary(entry, town_root) for entry in chosen]
