@@ -93,6 +93,10 @@ _MIGRATIONS: list[str] = [
         WHERE plugin = NEW.plugin;
     END;
     """,
+    # 2: the control room's feed asks "what changed since" every second
+    """
+    CREATE INDEX beads_by_update ON beads(kind, updated_at);
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -210,7 +214,7 @@ class Ledger:
         if "not a database" in text or "malformed" in text:
             problem = "the file is corrupt (not a usable SQLite database); move it aside to start a new ledger"
         elif "locked" in text or "busy" in text:
-            problem = f"still locked by another process after {self.attempts} tries; is something holding it open?"
+            problem = "still locked by another process; is something holding it open?"
         elif "readonly" in text or "unable to open" in text:
             problem = "cannot be written (check permissions of the file and its directory)"
         elif "disk is full" in text or "full" in text:
@@ -243,6 +247,8 @@ class Ledger:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except sqlite3.DatabaseError as exc:
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise self._error(exc) from None
         raise AssertionError("unreachable")
 
@@ -255,6 +261,10 @@ class Ledger:
             return self._connect().execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap "anything new?" check."""
+        return self.read("PRAGMA data_version")[0][0]
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -405,6 +415,15 @@ class Ledger:
         """Run wisps, newest first."""
         return self.beads("wisp", plugin=plugin, limit=limit, status=status)
 
+    def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
+        """Run wisps claimed or closed at or after ``since``, oldest change first (the feed)."""
+        with self.snapshot() as conn:
+            rows = conn.execute(
+                f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND updated_at >= ? ORDER BY updated_at, id LIMIT ?",
+                (since, limit),
+            ).fetchall()
+            return attach_labels(conn, rows)
+
     def running_runs(self) -> list[Bead]:
         """Every run in flight, in any process."""
         return self.beads("wisp", status="running", limit=None)
@@ -469,6 +488,8 @@ def insert_bead(
     """Insert a bead inside the caller's transaction."""
     if kind not in KINDS:
         raise ValueError(f"unknown bead kind {kind}")
+    if kind == "wisp" and (not plugin or not result):
+        raise ValueError("a wisp records a plugin run: it needs a plugin and a result")
     stamp = time.time() if now is None else now
     cursor = conn.execute(
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
@@ -502,7 +523,8 @@ def update_bead(
         (new_status, json.dumps(bead.data if data is None else data), now, closed_at, bead.id),
     )
     for key, value in (labels or {}).items():
-        conn.execute("DELETE FROM labels WHERE bead_id = ? AND label LIKE ?", (bead.id, f"{key}:%"))
+        prefix = f"{key}:"
+        conn.execute("DELETE FROM labels WHERE bead_id = ? AND substr(label, 1, ?) = ?", (bead.id, len(prefix), prefix))
         conn.execute("INSERT INTO labels VALUES (?, ?)", (bead.id, f"{key}:{value}"))
 
 

@@ -8,9 +8,11 @@ reason, so every listing can show it instead of silently skipping it.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -183,8 +185,9 @@ class _Invalid(Exception):
 def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
     """Read and validate one ``plugin.md``; never raises for bad content."""
     try:
-        raw = path.read_bytes()
-        mtime = path.stat().st_mtime
+        with open(path, "rb") as handle:
+            raw = handle.read()
+            mtime = os.fstat(handle.fileno()).st_mtime
     except OSError as exc:
         return InvalidPlugin(path, f"cannot read file: {exc.strerror or exc}", rig=rig)
     try:
@@ -266,17 +269,30 @@ class _KeyLines:
     _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
 
     def __init__(self, frontmatter: str) -> None:
-        self._where: dict[tuple[str, str], int] = {}
+        self._frontmatter = frontmatter
+        self._index: dict[tuple[str, str], int] | None = None
+
+    @property
+    def _where(self) -> dict[tuple[str, str], int]:
+        """Built on first use: valid plugins never need a line number, and discovery is hot."""
+        if self._index is None:
+            self._index = self._build(self._frontmatter)
+        return self._index
+
+    @classmethod
+    def _build(cls, frontmatter: str) -> dict[tuple[str, str], int]:
+        where: dict[tuple[str, str], int] = {}
         section = ""
         for number, text in enumerate(frontmatter.split("\n"), start=1):
-            header = self._HEADER.match(text)
+            header = cls._HEADER.match(text)
             if header:
                 section = header.group(1)
-                self._where.setdefault((section, ""), number)
+                where.setdefault((section, ""), number)
                 continue
-            key = self._KEY.match(text)
+            key = cls._KEY.match(text)
             if key:
-                self._where.setdefault((section, key.group(1).strip('"')), number)
+                where.setdefault((section, key.group(1).strip('"')), number)
+        return where
 
     def of(self, key: str, section: str = "") -> int | None:
         """The key's line, else its section header; a top-level key may itself be a ``[table]``."""
@@ -394,11 +410,17 @@ def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
     return value
 
 
+@lru_cache(maxsize=4096)
+def _valid_cron(schedule: str) -> bool:
+    """croniter's check is the slowest part of parsing; towns reuse a few schedules."""
+    return croniter.is_valid(schedule)
+
+
 def _schedule(table: dict[str, Any], lines: _KeyLines) -> str:
     schedule = _nonempty(table, "schedule", lines).strip()
     # croniter also takes 6 and 7 fields (seconds, year); Gas Town schedules have exactly 5.
     five_fields = schedule.startswith("@") or len(schedule.split()) == 5
-    if not five_fields or not croniter.is_valid(schedule):
+    if not five_fields or not _valid_cron(schedule):
         raise _Invalid(
             f"gate.schedule {schedule!r} is not a valid cron expression (minute hour day month weekday)",
             lines.of("schedule", "gate"),

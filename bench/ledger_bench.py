@@ -1,0 +1,260 @@
+"""Ledger benchmark: the all-plugin summary and the cost of recording a run on a big ledger.
+
+    .venv/bin/python bench/ledger_bench.py                       # 1,000 plugins, 1,000,000 run wisps
+    .venv/bin/python bench/ledger_bench.py --wisps 100000 --plugins 200
+
+The big ledger is built once with bulk INSERTs straight into the Ledger's own schema (its
+triggers maintain ``plugin_stats`` exactly as for real runs) and cached under the temp
+directory, keyed by size, so reruns start measuring at once.  See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from gtcore.ledger import SCHEMA_VERSION, Ledger, PluginStats
+
+SUMMARY_TARGET_MS = 50.0
+RECORD_TARGET_MS = 2.0
+BUILD_FORMAT = 1  # bump when the generated data changes, so stale caches are not reused
+RESULT_WEIGHTS = {"success": 85, "failure": 8, "timeout": 3, "skipped": 3, "abandoned": 1}
+RIGS = ("town", "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota")
+BENCH_PLUGIN = "zz-bench-record"
+
+
+# -- building the big ledger -------------------------------------------------------------------
+
+
+def plugin_names(count: int) -> list[str]:
+    return [f"plugin-{n:04d}" for n in range(count)]
+
+
+def cache_path(wisps: int, plugins: int, cache_dir: Path) -> Path:
+    return cache_dir / f"ledger-{wisps}w-{plugins}p-s{SCHEMA_VERSION}-f{BUILD_FORMAT}" / "ledger.db"
+
+
+def generate(wisps: int, plugins: int, seed: int = 42) -> Iterator[tuple[tuple, list[tuple[int, str]]]]:
+    """Yield (bead row, label rows) in id order, as claim_run + close_run would leave them.
+
+    Start times increase strictly over the last 30 days.  One plugin in twenty ends with a run
+    still in flight (status running), the others' runs are all closed.
+    """
+    rng = random.Random(seed)
+    names = plugin_names(plugins)
+    rig_of = {name: RIGS[n % len(RIGS)] for n, name in enumerate(names)}
+    results, weights = list(RESULT_WEIGHTS), list(RESULT_WEIGHTS.values())
+    in_flight = names[::20]
+    closed = wisps - len(in_flight)
+    start = time.time() - 30 * 86400
+    step = 30 * 86400 / max(wisps, 1)
+    for n in range(wisps):
+        bead_id = n + 1
+        created = start + n * step + rng.random() * step * 0.5
+        if n < closed:
+            plugin = names[n] if n < plugins else names[rng.randrange(plugins)]  # every plugin has run
+            result, status = rng.choices(results, weights)[0], "closed"
+            closed_at = created + rng.uniform(0.5, 120.0)
+        else:
+            plugin, result, status, closed_at = in_flight[n - closed], "running", "running", None
+        rig = rig_of[plugin]
+        row = ("wisp", f"run {plugin}", status, "", created, closed_at or created, closed_at, plugin, rig, result, "{}")
+        labels = [(bead_id, "type:plugin-run"), (bead_id, f"plugin:{plugin}"), (bead_id, f"rig:{rig}"), (bead_id, f"result:{result}")]
+        yield (bead_id, *row), labels
+
+
+def build(path: Path, wisps: int, plugins: int) -> float:
+    """Build the ledger at ``path`` (atomically: in a side directory, renamed when complete)."""
+    started = time.perf_counter()
+    work = path.parent.with_name(f"{path.parent.name}.building-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    db = work / "ledger.db"
+    Ledger(db).close()  # the real schema, migrations and all
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-1000000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    batch = 100_000
+    beads: list[tuple] = []
+    labels: list[tuple[int, str]] = []
+
+    def flush() -> None:
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO beads (id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            beads,
+        )
+        conn.executemany("INSERT INTO labels VALUES (?, ?)", labels)
+        conn.execute("COMMIT")
+        beads.clear()
+        labels.clear()
+
+    for row, row_labels in generate(wisps, plugins):
+        beads.append(row)
+        labels.extend(row_labels)
+        if len(beads) >= batch:
+            flush()
+            print(f"  built {row[0]:,} / {wisps:,} wisps ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    if beads:
+        flush()
+    conn.execute("PRAGMA journal_mode=WAL")
+    total, runs = conn.execute("SELECT COUNT(*), SUM(run_count) FROM plugin_stats").fetchone()
+    conn.close()
+    assert (total, runs) == (min(plugins, wisps), wisps), (total, runs)
+    if path.parent.exists():
+        shutil.rmtree(path.parent)
+    work.rename(path.parent)
+    return time.perf_counter() - started
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Milliseconds of ``repeat`` calls."""
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def describe(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return f"median {statistics.median(samples):9.3f} ms   (n={len(samples)}, min {ordered[0]:.3f}, p95 {p95:.3f}, max {ordered[-1]:.3f})"
+
+
+NAIVE_SQL = """
+SELECT COUNT(*), COALESCE(SUM(b.result IN ('failure', 'timeout')), 0), MAX(b.created_at), b.id, b.result
+FROM labels AS l CROSS JOIN beads AS b ON b.id = l.bead_id
+WHERE l.label = ? AND b.kind = 'wisp'
+  AND EXISTS (SELECT 1 FROM labels AS t WHERE t.bead_id = b.id AND t.label = 'type:plugin-run')
+"""
+
+
+def naive_summary(conn: sqlite3.Connection, names: list[str]) -> dict[str, PluginStats]:
+    """The Gas Town way: one labelled query per plugin (``plugin:<name>`` + ``type:plugin-run``).
+
+    SQLite returns the bare columns b.id / b.result from the row holding MAX(created_at), so
+    each query yields the run count, failure count and the last run in one go.
+    """
+    out = {}
+    for name in names:
+        count, failures, last_at, last_id, last_result = conn.execute(NAIVE_SQL, (f"plugin:{name}",)).fetchone()
+        if count:
+            out[name] = PluginStats(name, count, failures, last_id, last_at, last_result)
+    return out
+
+
+def record_runs(ledger: Ledger, count: int) -> tuple[list[float], list[float]]:
+    """(claim+close pair, claim alone) in ms, for ``count`` runs of one plugin."""
+    pairs, claims = [], []
+    for _ in range(5):  # warm the connection and the statement cache
+        ledger.close_run(ledger.claim_run(BENCH_PLUGIN, "town").id, "success")
+    for n in range(count):
+        start = time.perf_counter()
+        run = ledger.claim_run(BENCH_PLUGIN, "town", labels=["bench:record"])
+        claimed = time.perf_counter()
+        ledger.close_run(run.id, "failure" if n % 10 == 0 else "success")
+        done = time.perf_counter()
+        pairs.append((done - start) * 1000)
+        claims.append((claimed - start) * 1000)
+    return pairs, claims
+
+
+def forget_bench_runs(ledger: Ledger) -> None:
+    """Remove the runs this benchmark recorded, so the cached ledger stays as built."""
+
+    def delete(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM labels WHERE bead_id IN (SELECT id FROM beads WHERE kind = 'wisp' AND plugin = ?)", (BENCH_PLUGIN,))
+        conn.execute("DELETE FROM beads WHERE kind = 'wisp' AND plugin = ?", (BENCH_PLUGIN,))
+        conn.execute("DELETE FROM plugin_stats WHERE plugin = ?", (BENCH_PLUGIN,))
+
+    ledger.write(delete)
+
+
+def verdict(value: float, target: float) -> str:
+    return f"target < {target:g} ms: {'PASS' if value < target else 'FAIL'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--wisps", type=int, default=1_000_000, help="run wisps in the big ledger [1,000,000]")
+    parser.add_argument("--plugins", type=int, default=1_000, help="plugins they belong to [1,000]")
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls of plugin_summary() [20]")
+    parser.add_argument("--naive-repeat", type=int, default=3, help="timed passes of the naive per-plugin queries [3]")
+    parser.add_argument("--records", type=int, default=200, help="runs recorded per ledger [200]")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "gtui-bench", help="where built ledgers are kept")
+    parser.add_argument("--rebuild", action="store_true", help="build the ledger again even when cached")
+    args = parser.parse_args(argv)
+    if args.plugins < 1 or args.wisps < 2 * args.plugins:
+        parser.error("need at least one plugin and at least two wisps per plugin")
+
+    path = cache_path(args.wisps, args.plugins, args.cache_dir)
+    if args.rebuild or not path.exists():
+        print(f"building {path} ...", file=sys.stderr, flush=True)
+        origin = f"built in {build(path, args.wisps, args.plugins):.1f} s"
+    else:
+        origin = "reused from cache"
+    size_mb = sum(f.stat().st_size for f in path.parent.iterdir()) / 1e6
+    print(f"gtui ledger bench: python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs")
+    print(f"ledger: {args.plugins:,} plugins, {args.wisps:,} run wisps, {4 * args.wisps:,} labels; {size_mb:,.0f} MB at {path} ({origin})")
+    print()
+
+    # -- the all-plugin summary vs the naive per-plugin queries
+    start = time.perf_counter()
+    ledger = Ledger(path)
+    summary = ledger.plugin_summary()
+    cold = (time.perf_counter() - start) * 1000
+    hot = timed(ledger.plugin_summary, args.repeat)
+    names = plugin_names(args.plugins)
+    conn = sqlite3.connect(path)
+    naive = naive_summary(conn, names)  # warm-up pass, also the correctness check
+    naive_times = timed(lambda: naive_summary(conn, names), args.naive_repeat)
+    conn.close()
+    agrees = naive == summary
+    summary_ms, naive_ms = statistics.median(hot), statistics.median(naive_times)
+    print("all-plugin summary")
+    print(f"  Ledger.plugin_summary()            {describe(hot)}   -> {len(summary):,} plugins   {verdict(summary_ms, SUMMARY_TARGET_MS)}")
+    print(f"  first call on a new Ledger         {cold:9.3f} ms   (opens the file and the connection)")
+    print(f"  naive: one labelled query/plugin   {describe(naive_times)}   -> {len(naive):,} queries")
+    print(f"  naive / summary                    {naive_ms / summary_ms:,.0f}x   (both agree on every plugin: {'yes' if agrees else 'NO'})")
+    print()
+
+    # -- recording one run on the big ledger vs an empty one
+    try:
+        big_pairs, big_claims = record_runs(ledger, args.records)
+    finally:
+        forget_bench_runs(ledger)
+        ledger.close()
+    with tempfile.TemporaryDirectory(prefix="gtui-empty-ledger-") as empty_dir:
+        empty = Ledger(Path(empty_dir) / "ledger.db")
+        empty_pairs, empty_claims = record_runs(empty, args.records)
+        empty.close()
+    pair_ms = statistics.median(big_pairs)
+    print(f"recording one run ({args.records} runs each)")
+    print(f"  claim_run + close_run, big ledger  {describe(big_pairs)}   {verdict(pair_ms, RECORD_TARGET_MS)}")
+    print(f"  claim_run alone, big ledger        {describe(big_claims)}   {verdict(statistics.median(big_claims), RECORD_TARGET_MS)}")
+    print(f"  claim_run + close_run, empty       {describe(empty_pairs)}   (baseline)")
+    print(f"  claim_run alone, empty             {describe(empty_claims)}   (baseline)")
+    print()
+    failed = summary_ms >= SUMMARY_TARGET_MS or pair_ms >= RECORD_TARGET_MS or not agrees
+    print(f"overall: {'FAIL' if failed else 'PASS'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

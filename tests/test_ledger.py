@@ -1,0 +1,595 @@
+"""The SQLite ledger: concurrency, the materialised plugin summary, runs, errors, schema.
+
+Every test builds its own ledger under ``tmp_path``; nothing here depends on shared fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gtcore.errors import LedgerError, NotFound
+from gtcore.ledger import SCHEMA_VERSION, Bead, Ledger, PluginStats, RunInFlight
+
+FAILED = ("failure", "timeout")
+FINAL = ("success", "failure", "timeout", "skipped", "abandoned")
+BASE = 1_700_000_000.0
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection, to look at the file behind the Ledger's back."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+# -- many processes on one fresh file ---------------------------------------------------------
+
+CHILD = r"""
+import json, sys, time
+from pathlib import Path
+
+proc, db, ready, go = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+from gtcore.ledger import Ledger, RunInFlight
+
+ready.touch()
+deadline = time.monotonic() + 60
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit(3)
+    time.sleep(0.0005)
+
+ledger = Ledger(db)
+won = 0
+for i in range(200):
+    tags = [f"proc:{proc}", f"seq:{i}"]
+    if i % 2 == 0:
+        ledger.create("event", title=f"p{proc} e{i}", labels=tags, data={"proc": proc, "seq": i})
+    else:
+        run = ledger.claim_run(f"proc{proc}", f"rig{proc % 3}", labels=tags, data={"seq": i})
+        ledger.close_run(run.id, "failure" if i % 3 == 0 else "success", data={"done": True})
+    if i % 10 == 0:
+        try:
+            contested = ledger.claim_run("contested", "town")
+        except RunInFlight:
+            pass
+        else:
+            won += 1
+            ledger.close_run(contested.id, "success")
+ledger.close()
+print(json.dumps({"proc": proc, "won": won}))
+"""
+
+PROCS, WRITES = 8, 200
+
+
+def test_eight_processes_share_one_fresh_file(tmp_path: Path) -> None:
+    db = tmp_path / "town" / ".gtui" / "ledger.db"
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{n}" for n in range(PROCS)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(n), str(db), str(ready[n]), str(go)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(PROCS)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(path.exists() for path in ready):
+            assert time.monotonic() < deadline, "children never got ready"
+            assert all(child.poll() is None for child in children), "a child died before the start"
+            time.sleep(0.005)
+        assert not db.exists() and not db.parent.exists(), "the ledger must be created by the racing children"
+        go.touch()
+        outputs = [child.communicate(timeout=120) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+    for n, (child, (_, err)) in enumerate(zip(children, outputs, strict=True)):
+        assert err == "", f"process {n} wrote to stderr:\n{err}"
+        assert child.returncode == 0, f"process {n} exited {child.returncode}"
+    won = sum(json.loads(out)["won"] for out, _ in outputs)
+
+    ledger = Ledger(db)
+    events = ledger.beads("event")
+    runs = [run for run in ledger.runs(limit=None) if run.plugin != "contested"]
+    assert len(events) + len(runs) == PROCS * WRITES == 1600
+    summary = ledger.plugin_summary()
+    failures_per_proc = sum(1 for i in range(1, WRITES, 2) if i % 3 == 0)
+    for n in range(PROCS):
+        mine = [bead for bead in (*events, *runs) if f"proc:{n}" in bead.labels]
+        assert sorted(int(bead.data["seq"]) for bead in mine) == list(range(WRITES))
+        assert {bead.title for bead in events if f"proc:{n}" in bead.labels} == {f"p{n} e{i}" for i in range(0, WRITES, 2)}
+        stats = summary[f"proc{n}"]
+        assert (stats.run_count, stats.failure_count, stats.last_result) == (WRITES // 2, failures_per_proc, "success")
+    assert all(run.status == "closed" and run.data["done"] for run in runs)
+    contested = ledger.runs("contested", limit=None)
+    assert won >= 1 and len(contested) == won == summary["contested"].run_count
+    assert all(run.status == "closed" for run in contested)
+    conn = raw(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+KILLED_MID_WRITE = r"""
+import os, signal, sys
+from pathlib import Path
+from gtcore.ledger import Ledger, insert_bead
+
+ledger = Ledger(Path(sys.argv[1]))
+ledger.claim_run("orphan", "town")
+
+def die(conn):
+    insert_bead(conn, "event", title="never committed")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ledger.write(die)
+"""
+
+
+def test_process_killed_inside_a_write(tmp_path: Path) -> None:
+    """A writer SIGKILLed with the write lock held and a transaction half done: nothing is stuck or half-written."""
+    db = tmp_path / "ledger.db"
+    child = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(db)], capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    ledger = Ledger(db, busy_timeout=0.5, attempts=2)
+    assert ledger.beads("event") == []
+    orphan = ledger.runs("orphan")
+    assert [run.status for run in orphan] == ["running"], "the claim committed before the crash stays (patrol abandons it)"
+    ledger.close_run(orphan[0].id, "abandoned")
+    assert ledger.claim_run("orphan", "town").status == "running"
+    assert ledger.plugin_summary()["orphan"].run_count == 2
+    conn = raw(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+# -- the one-query summary against a slow computation -----------------------------------------
+
+
+def random_ledger(ledger: Ledger, rng: random.Random, plugins: int = 24, ops: int = 900) -> dict[str, int]:
+    """Random claims and closes with out-of-order and tied timestamps; returns what it exercised."""
+    names = [f"plug-{rng.randrange(10**6):06d}-{n}" for n in range(plugins)]
+    running: dict[str, int] = {}
+    latest: dict[str, float] = {}
+    seen = {"ties": 0, "out_of_order": 0, "refused": 0}
+    for _ in range(ops):
+        plugin = rng.choice(names[: plugins - 3])  # the last three never run
+        if plugin in running:
+            if rng.random() < 0.85:
+                ledger.close_run(running.pop(plugin), rng.choice(FINAL), now=BASE + rng.randrange(10_000))
+            else:
+                with pytest.raises(RunInFlight):
+                    ledger.claim_run(plugin, "rig-x", now=BASE)
+                seen["refused"] += 1
+            continue
+        stamp = BASE + rng.randrange(300) + rng.choice((0.0, 0.5))
+        if plugin in latest and rng.random() < 0.1:
+            stamp = rng.choice((latest[plugin], stamp - 300))  # a tie with the latest start, or a much older one
+        if plugin in latest:
+            seen["ties"] += stamp == latest[plugin]
+            seen["out_of_order"] += stamp < latest[plugin]
+        latest[plugin] = max(stamp, latest.get(plugin, stamp))
+        run = ledger.claim_run(plugin, rng.choice(("town", "alpha", "beta")), labels=[f"team:{rng.choice('abc')}"], now=stamp)
+        running[plugin] = run.id
+    for plugin in list(running):  # leave about half of them running
+        if rng.random() < 0.5:
+            ledger.close_run(running.pop(plugin), rng.choice(FINAL))
+    for plugin in rng.sample([name for name in latest if name not in running], 3):  # and some runs in flight are the latest
+        running[plugin] = ledger.claim_run(plugin, "town", now=BASE + 400 + rng.random()).id
+    return seen
+
+
+def slow_summary_from_runs(ledger: Ledger) -> dict[str, PluginStats]:
+    """Plain Python over every run of every plugin."""
+    out = {}
+    for plugin in {run.plugin for run in ledger.runs(limit=None)}:
+        runs = ledger.runs(plugin, limit=None)
+        last = max(runs, key=lambda run: (run.created_at, run.id))
+        out[plugin] = PluginStats(plugin, len(runs), sum(run.result in FAILED for run in runs), last.id, last.created_at, last.result)
+    return out
+
+
+def slow_summary_from_labels(path: Path) -> dict[str, PluginStats]:
+    """Raw SQL, one plugin at a time, finding the runs through their ``plugin:`` labels."""
+    conn = raw(path)
+    out = {}
+    labels = [row[0] for row in conn.execute("SELECT DISTINCT label FROM labels WHERE label LIKE 'plugin:%'")]
+    for label in labels:
+        plugin = label.removeprefix("plugin:")
+        joined = (
+            "FROM beads b JOIN labels l ON l.bead_id = b.id AND l.label = ?"
+            " JOIN labels t ON t.bead_id = b.id AND t.label = 'type:plugin-run' WHERE b.kind = 'wisp'"
+        )
+        count, failures = conn.execute(f"SELECT COUNT(*), SUM(b.result IN ('failure', 'timeout')) {joined}", (label,)).fetchone()
+        last_id, last_at, last_result = conn.execute(
+            f"SELECT b.id, b.created_at, b.result {joined} ORDER BY b.created_at DESC, b.id DESC LIMIT 1", (label,)
+        ).fetchone()
+        out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result)
+    conn.close()
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 7, 2024])
+def test_summary_matches_slow_computation_on_random_data(tmp_path: Path, seed: int) -> None:
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db)
+    seen = random_ledger(ledger, random.Random(seed))
+    assert seen["ties"] and seen["out_of_order"] and seen["refused"], f"random data too tame: {seen}"
+
+    summary = ledger.plugin_summary()
+    assert summary == slow_summary_from_runs(ledger)
+    assert summary == slow_summary_from_labels(db)
+    assert len(summary) == 21, "plugins that never ran have no row"
+    assert any(stats.last_result == "running" for stats in summary.values())
+    assert any(stats.failure_count for stats in summary.values())
+    for stats in summary.values():
+        assert stats.failure_rate == pytest.approx(stats.failure_count / stats.run_count)
+    # Another Ledger on the same file (another process, say) sees the same summary.
+    assert Ledger(db).plugin_summary() == summary
+
+
+def test_summary_is_one_query(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    for n in range(5):
+        ledger.close_run(ledger.claim_run(f"p{n}", "town").id, "success")
+    statements: list[str] = []
+    ledger._connect().set_trace_callback(statements.append)
+    assert len(ledger.plugin_summary()) == 5
+    assert len(statements) == 1, statements
+
+
+def test_summary_ordering_rules(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    first = ledger.claim_run("p", "town", now=BASE + 100)
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.run_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (1, first.id, "running", BASE + 100)
+    ledger.close_run(first.id, "timeout", now=BASE + 200)
+    older = ledger.claim_run("p", "town", now=BASE + 50)  # recorded later, started earlier
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.run_count, stats.failure_count, stats.last_run_id, stats.last_result) == (2, 1, first.id, "timeout")
+    ledger.close_run(older.id, "failure")  # closing an older run counts it, but it is not the last run
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.failure_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (2, first.id, "timeout", BASE + 100)
+    tie = ledger.claim_run("p", "town", now=BASE + 100)  # same start as `first`: the higher id wins
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.run_count, stats.last_run_id, stats.last_result) == (3, tie.id, "running")
+    ledger.close_run(tie.id, "success")
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.failure_count, stats.last_result, stats.failure_rate) == (2, "success", pytest.approx(2 / 3))
+
+
+# -- claiming and closing runs ----------------------------------------------------------------
+
+
+def test_claim_refuses_second_run_across_instances(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    one, two = Ledger(db), Ledger(db)
+    run = one.claim_run("nightly", "alpha")
+    with pytest.raises(RunInFlight, match="nightly"):
+        one.claim_run("nightly", "alpha")
+    with pytest.raises(RunInFlight, match="nightly"):
+        two.claim_run("nightly", "beta")
+    other = two.claim_run("hourly", "alpha")  # another plugin is not affected
+    assert two.close_run(run.id, "success").result == "success"  # any instance may close it
+    again = two.claim_run("nightly", "alpha")
+    assert again.id > other.id > run.id
+    with pytest.raises(RunInFlight):
+        one.claim_run("nightly", "alpha")
+    assert [bead.id for bead in one.runs("nightly", status="running")] == [again.id]
+    assert one.plugin_summary()["nightly"].run_count == 2, "a refused claim records nothing"
+
+
+def test_close_run_twice_keeps_first_result(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    run = ledger.claim_run("p", "town", data={"dog": "rex"}, now=BASE)
+    closed = ledger.close_run(run.id, "success", data={"exit": 0}, now=BASE + 5)
+    assert (closed.status, closed.result, closed.closed_at, closed.data) == ("closed", "success", BASE + 5, {"dog": "rex", "exit": 0})
+    again = ledger.close_run(run.id, "failure", data={"exit": 1}, now=BASE + 9)
+    assert again == closed
+    assert ledger.get(run.id, "wisp") == closed
+    stats = ledger.plugin_summary()["p"]
+    assert (stats.failure_count, stats.last_result) == (0, "success")
+    with pytest.raises(ValueError):
+        ledger.close_run(run.id, "running")
+    with pytest.raises(ValueError):
+        ledger.close_run(run.id, "exploded")
+    with pytest.raises(NotFound):
+        ledger.close_run(run.id + 1000, "success")
+    event = ledger.create("event", title="startup")
+    with pytest.raises(NotFound):
+        ledger.close_run(event.id, "success")
+
+
+def test_run_labels(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    run = ledger.claim_run("backup", "alpha", labels=["team:infra", "tier:1", "plugin:backup"])
+    expected = {"type:plugin-run", "plugin:backup", "rig:alpha", "team:infra", "tier:1"}
+    assert set(run.labels) == expected | {"result:running"}
+    assert set(ledger.get(run.id).labels) == expected | {"result:running"}
+    assert (run.kind, run.status, run.plugin, run.rig, run.result) == ("wisp", "running", "backup", "alpha", "running")
+    assert run.ref == f"run-{run.id}"
+    closed = ledger.close_run(run.id, "timeout")
+    assert set(closed.labels) == expected | {"result:timeout"}
+    assert ledger.close_run(run.id, "success").labels == closed.labels
+    town = ledger.claim_run("sweep", "town")
+    assert "rig:town" in town.labels
+
+
+def test_beads_filters(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    events = [
+        ledger.create(
+            "event", title=f"e{n}", status="closed" if n % 3 == 0 else "open", labels=["sev:high"] if n % 2 else ["sev:low"], now=BASE + n
+        )
+        for n in range(6)
+    ]
+    mail = ledger.create("mail", title="hello", labels=["to:mayor", "sev:high"], now=BASE + 100)
+    runs_a = [ledger.claim_run("a", "town", now=BASE)]
+    ledger.close_run(runs_a[0].id, "success")
+    runs_a.append(ledger.claim_run("a", "town", now=BASE + 10))
+    run_b = ledger.claim_run("b", "alpha", now=BASE + 20)
+
+    def ids(beads: list[Bead]) -> list[int]:
+        return [bead.id for bead in beads]
+
+    assert ids(ledger.beads("event")) == ids(events[::-1])
+    assert ids(ledger.beads("event", newest_first=False)) == ids(events)
+    assert ids(ledger.beads("mail")) == [mail.id]
+    assert ledger.beads("digest") == []
+    assert ids(ledger.beads("event", status="open")) == [events[n].id for n in (5, 4, 2, 1)]
+    assert ids(ledger.beads("event", status=["closed"])) == [events[3].id, events[0].id]
+    assert ids(ledger.beads("event", status=("open", "closed"))) == ids(events[::-1])
+    assert ids(ledger.beads("event", label="sev:high")) == [events[n].id for n in (5, 3, 1)]
+    assert ids(ledger.beads("event", label="sev:high", status="open")) == [events[5].id, events[1].id]
+    assert ids(ledger.beads("mail", label="sev:high")) == [mail.id]
+    assert ledger.beads("event", label="no:such") == []
+    assert ids(ledger.beads("event", limit=2)) == [events[5].id, events[4].id]
+    assert ids(ledger.beads("event", limit=2, newest_first=False)) == [events[0].id, events[1].id]
+    assert ids(ledger.beads("wisp", plugin="a")) == ids(runs_a[::-1])
+    assert ids(ledger.beads("wisp", plugin="a", status="running")) == [runs_a[1].id]
+    assert ids(ledger.beads("wisp", label="rig:alpha")) == [run_b.id]
+    assert ids(ledger.beads("wisp", label="plugin:a", limit=1)) == [runs_a[1].id]
+    assert ids(ledger.runs("b")) == [run_b.id]
+    assert ledger.beads("event", plugin="a") == []
+    assert ledger.beads("event")[0].labels == ("sev:high",)
+    assert ledger.beads("mail")[0].labels == ("sev:high", "to:mayor"), "labels come back sorted"
+
+
+# -- many threads through one Ledger ----------------------------------------------------------
+
+THREADS, PER_THREAD = 8, 100
+
+
+def run_threads(target, count: int) -> list[BaseException]:
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def body(n: int) -> None:
+        try:
+            barrier.wait()
+            target(n)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return errors
+
+
+def test_many_threads_one_ledger(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+
+    def work(n: int) -> None:
+        for i in range(PER_THREAD):
+            run = ledger.claim_run(f"thread-{n}", "town", labels=[f"seq:{i}"])
+            ledger.close_run(run.id, "failure" if i % 4 == 0 else "success")
+
+    assert run_threads(work, THREADS) == []
+    runs = ledger.runs(limit=None)
+    assert len(runs) == THREADS * PER_THREAD
+    assert all(run.status == "closed" for run in runs)
+    summary = ledger.plugin_summary()
+    for n in range(THREADS):
+        stats = summary[f"thread-{n}"]
+        assert (stats.run_count, stats.failure_count, stats.last_result) == (PER_THREAD, PER_THREAD // 4, "success")
+        assert {label for run in ledger.runs(f"thread-{n}", limit=None) for label in run.labels if label.startswith("seq:")} == {
+            f"seq:{i}" for i in range(PER_THREAD)
+        }
+
+
+def test_threads_racing_for_one_plugin(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    winners: list[Bead] = []
+    refused: list[int] = []
+
+    def race(n: int) -> None:
+        try:
+            winners.append(ledger.claim_run("only-one", "town"))
+        except RunInFlight:
+            refused.append(n)
+
+    assert run_threads(race, THREADS) == []
+    assert len(winners) == 1 and len(refused) == THREADS - 1
+    assert ledger.plugin_summary()["only-one"].run_count == 1
+
+
+# -- errors are one clear LedgerError ----------------------------------------------------------
+
+
+def assert_clean(error: LedgerError, path: Path, *words: str) -> None:
+    message = str(error)
+    assert str(path) in message, message
+    assert "\n" not in message
+    for word in words:
+        assert word in message, message
+    assert not isinstance(error, sqlite3.Error)
+
+
+def test_corrupt_file(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    db.write_bytes(random.Random(3).randbytes(16384))
+    with pytest.raises(LedgerError) as info:
+        Ledger(db)
+    assert_clean(info.value, db, "corrupt")
+
+
+def test_corrupt_pages_behind_a_valid_header(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db)
+    for n in range(300):
+        ledger.create("event", title=f"event {n}" * 20, labels=[f"n:{n}"])
+    ledger.close()
+    del ledger
+    data = bytearray(db.read_bytes())
+    assert data.startswith(b"SQLite format 3\x00") and len(data) > 8 * 4096
+    page = 4096
+    data[page:] = random.Random(5).randbytes(len(data) - page)  # keep page 1 (header + schema) intact
+    db.write_bytes(bytes(data))
+    with pytest.raises(LedgerError) as info:
+        reopened = Ledger(db)
+        reopened.beads("event")
+        reopened.plugin_summary()
+        reopened.claim_run("p", "town")
+    assert_clean(info.value, db)
+
+
+def test_parent_is_a_regular_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "town"
+    blocker.write_text("not a directory")
+    for db in (blocker / "ledger.db", blocker / ".gtui" / "ledger.db"):
+        with pytest.raises(LedgerError) as info:
+            Ledger(db)
+        assert_clean(info.value, blocker)
+
+
+def test_ledger_path_is_a_directory(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    db.mkdir()
+    with pytest.raises(LedgerError) as info:
+        Ledger(db)
+    assert_clean(info.value, db)
+
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.mark.skipif(ROOT, reason="running as root: root ignores directory permissions, so chmod 0o500 cannot block the ledger")
+def test_unwritable_directory(tmp_path: Path) -> None:
+    state = tmp_path / ".gtui"
+    state.mkdir()
+    state.chmod(0o500)
+    try:
+        with pytest.raises(LedgerError) as info:
+            Ledger(state / "ledger.db")
+        assert_clean(info.value, state / "ledger.db", "cannot be written")
+    finally:
+        state.chmod(0o700)
+
+
+def test_newer_schema_version(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    Ledger(db).close()
+    conn = raw(db)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(LedgerError) as info:
+        Ledger(db)
+    assert_clean(info.value, db, "99", "newer", "upgrade")
+
+
+def test_locked_for_good(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    Ledger(db).close()
+    open_before = Ledger(db, busy_timeout=0.05, attempts=2)
+    holder = raw(db)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(LedgerError) as info:
+            Ledger(db, busy_timeout=0.05, attempts=2)
+        assert_clean(info.value, db, "locked")
+        with pytest.raises(LedgerError) as info:
+            open_before.claim_run("p", "town")
+        assert_clean(info.value, db, "locked")
+        with pytest.raises(LedgerError, match="locked"):
+            open_before.create("event", title="x")
+        assert time.monotonic() - started < 5
+        assert open_before.plugin_summary() == {}, "WAL readers are not blocked by a writer"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert open_before.claim_run("p", "town").status == "running", "works again once the lock is gone"
+
+
+def test_locked_fresh_file(tmp_path: Path) -> None:
+    """A brand-new file held exclusively before it is even in WAL mode."""
+    db = tmp_path / "ledger.db"
+    holder = raw(db)
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("CREATE TABLE squatter (x)")
+    try:
+        with pytest.raises(LedgerError) as info:
+            Ledger(db, busy_timeout=0.05, attempts=2)
+        assert_clean(info.value, db, "locked")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+# -- schema and migrations ---------------------------------------------------------------------
+
+
+def test_fresh_schema_and_idempotent_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "deep" / "er" / "ledger.db"
+    ledger = Ledger(db)
+    assert db.is_file()
+    run = ledger.claim_run("p", "town")
+    ledger.close()
+
+    conn = raw(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    schema = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    names = {name for _, name, _ in schema}
+    assert {"beads", "labels", "plugin_stats", "wisp_recorded", "wisp_result_changed", "one_running_run"} <= names
+    conn.close()
+
+    for _ in range(2):
+        again = Ledger(db)
+        assert again.get(run.id) == ledger.get(run.id)
+        again.close()
+    conn = raw(db)
+    assert conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("SELECT COUNT(*) FROM beads").fetchone()[0] == 1
+    conn.close()
+
+
+def test_wal_mode_from_a_thread_connection(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    assert ledger.read("PRAGMA journal_mode")[0][0] == "wal"
+    result: list[str] = []
+    thread = threading.Thread(target=lambda: result.append(ledger.read("PRAGMA journal_mode")[0][0]))
+    thread.start()
+    thread.join()
+    assert result == ["wal"]
