@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/gtui --town $(DEMO) plugin list
+	bash $(DEMO)/setup-demo.sh $(DEMO) >/dev/null
+	$(BIN)/gtui --town $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

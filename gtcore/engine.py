@@ -7,12 +7,12 @@ so read-only commands never start threads.
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future
-from functools import cached_property
 
 from gtcore.discovery import PluginSet, discover
-from gtcore.dogs import DogPool
+from gtcore.dogs import Dog, DogPool, dog_names
 from gtcore.errors import GtError, NotFound
 from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
@@ -36,16 +36,40 @@ class Engine:
         self.patrol = Patrol(self)
         self.escalations = Escalations(town, self.ledger)
         self._plugin_set: PluginSet | None = None
+        self._pool: DogPool | None = None
+        self._pool_lock = threading.Lock()
         self.bus.subscribe(self._on_event)
 
-    @cached_property
+    @property
     def pool(self) -> DogPool:
-        return DogPool(self.runner, self.settings.dogs, self.bus)
+        """The dogs, started on first use."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = DogPool(self.runner, self.settings.dogs, self.bus)
+            return self._pool
+
+    def dogs(self) -> list[Dog]:
+        """This process's dogs, idle ones included, without starting the pack."""
+        with self._pool_lock:
+            if self._pool is None:
+                return [Dog(name) for name in dog_names(self.settings.dogs)]
+            return self._pool.dogs()
+
+    def runs_in_flight(self) -> bool:
+        with self._pool_lock:
+            return self._pool is not None and self._pool.busy()
+
+    def reload_settings(self) -> Settings:
+        """Re-read gtui.toml; what can change live does (agent, grace, retention, interval)."""
+        self.settings = load_settings(self.town.settings_dir)
+        self.runner.settings = self.settings
+        return self.settings
 
     def close(self) -> None:
         """Stop the dogs taking new work (runs in flight finish on their own)."""
-        if "pool" in self.__dict__:
-            self.pool.shutdown()
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown()
 
     # -- plugins ----------------------------------------------------------------------
 

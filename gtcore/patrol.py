@@ -21,7 +21,7 @@ from gtcore.conditions import run_checks
 from gtcore.digest import make_digest, prune, undigested_days
 from gtcore.discovery import PluginSet
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
-from gtcore.gates import GateDecision, GateFacts, evaluate
+from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.report import run_json
@@ -155,6 +155,8 @@ class Patrol:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
+        self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
+        self.checks: dict[str, CheckResult] = {}
         self.plugin_set: PluginSet | None = None
 
     def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
@@ -170,6 +172,7 @@ class Patrol:
         eligible = [p for p in plugin_set.plugins
                     if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
         checks = run_checks(eligible, engine.town.root)
+        self.checks = {**self.checks, **checks}
         for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
             report.plugins.append(PluginReport(plugin, decision))
             self._publish_gate(plugin.name, decision)

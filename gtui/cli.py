@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
     parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first")
+    parser.add_argument("--read-only", action="store_true", help="control room that never writes (no runs, no patrol, no acks)")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     plugin = commands.add_parser("plugin", help="list, inspect and run plugins")
@@ -449,8 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             command = cmd_once
         elif command is None:
-            args = build_parser().parse_args(["plugin", "list", *argv])
-            command = cmd_plugin_list
+            return control_room(args)
         return command(Context(args))
     except GtError as exc:
         return _fail(str(exc), wants_json)
@@ -460,6 +460,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
         return _fail(f"internal error: {type(exc).__name__}: {exc} ({_save_crash()})", wants_json)
+
+
+def control_room(args: argparse.Namespace) -> int:
+    """``gtui`` alone: the TUI, which needs a terminal; a pipe gets a pointer to ``--once``."""
+    town = Town.locate(getattr(args, "town", None))
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
+    from gtui.app import GtuiApp
+
+    GtuiApp(town, read_only=args.read_only).run()
+    return 0
 
 
 def _fail(message: str, wants_json: bool) -> int:

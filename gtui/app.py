@@ -1,0 +1,583 @@
+"""The control room: a live Textual app over the engine.
+
+Threads and messages:
+
+- a **collector** thread worker wakes every second (or at once when the engine
+  reports something), asks the ledger whether anything changed
+  (``PRAGMA data_version``), reads a :class:`~gtui.state.Snapshot`, builds the
+  rows and posts them; the UI thread only diffs them into the tables;
+- a **watcher** thread worker (watchfiles) reports edited plugin files and
+  settings within a second;
+- the **patrol** runs in a thread worker at start and on an interval, and on
+  ``p``; every other action that writes (run, pause, acknowledge, close,
+  digest) runs in a thread worker too.  The UI thread never waits on I/O or
+  a child process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.worker import get_current_worker
+
+from gtcore.digest import make_digest, utc_day
+from gtcore.engine import Engine
+from gtcore.errors import GtError
+from gtcore.events import DogChanged, Event, PatrolFinished, RunClaimed, RunFinished
+from gtcore.ledger import Bead, parse_ref
+from gtcore.town import Town
+from gtui.components.header import PatrolState, TownHeader, header_text
+from gtui.components.tables import LAYOUT_ORDER, PANES, Act, FeedPane, KeyedTable, PluginsPane
+from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
+from gtui.screens.help import HelpScreen
+from gtui.screens.log_viewer import LogScreen
+from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed_line, plugin_rows
+
+WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
+IDLE_REFRESH_SECONDS = 5.0
+SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+class EngineReady(Message):
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self.engine = engine
+
+
+class EngineFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class SnapshotReady(Message):
+    """A snapshot and its rows, built off the UI thread."""
+
+    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row]]) -> None:
+        super().__init__()
+        self.snapshot, self.rows, self.feed = snapshot, rows, feed
+
+
+class PatrolDone(Message):
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error
+
+
+class FilesChanged(Message):
+    def __init__(self, settings: bool) -> None:
+        super().__init__()
+        self.settings = settings
+
+
+class GtuiApp(App[None]):
+    """The Gas Town control room."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "gtui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "patrol", "Patrol now", id="patrol"),
+        Binding("d", "digest", "Digest", id="digest"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("z", "maximize", "Maximize", id="maximize"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding("1", "focus_pane('plugins')", "Plugins", show=False, id="focus.plugins"),
+        Binding("2", "focus_pane('dogs')", "Dogs", show=False, id="focus.dogs"),
+        Binding("3", "focus_pane('feed')", "Feed", show=False, id="focus.feed"),
+        Binding("4", "focus_pane('escalations')", "Escalations", show=False, id="focus.escalations"),
+    ]
+
+    def __init__(
+        self,
+        town: Town,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        live: bool = True,
+        engine: Engine | None = None,
+    ) -> None:
+        super().__init__()
+        self.town, self.read_only, self.clock, self.live = town, read_only, clock, live
+        self.engine: Engine | None = engine
+        self.collector: Collector | None = None
+        self.snapshot: Snapshot | None = None
+        self.patrol_state = PatrolState(paused_reason="read-only" if read_only else None if live else "not live")
+        self._wake = threading.Event()
+        self._rescan = threading.Event()
+        self._stop = threading.Event()
+        self._engine_error: str | None = None
+        self._seen_escalations: dict[str, str] | None = None
+        self._seen_feed: set[str] = set()
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield TownHeader(id="header")
+        with Grid(id="panes"):
+            for pane in LAYOUT_ORDER:
+                yield pane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(PluginsPane).focus()
+        self._paint_header()
+        self.start_engine()
+        if self.live:
+            self.set_interval(1.0, self._paint_header)
+
+    def pane(self, name: str) -> KeyedTable:
+        return self.query_one(f"#{name}", KeyedTable)
+
+    # -- engine start -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="engine")
+    def start_engine(self) -> None:
+        try:
+            engine = self.engine or Engine(self.town)
+            if self.live and not self.read_only:
+                engine.emit_event("startup", source="gtui")
+        except GtError as exc:
+            self.post_message(EngineFailed(str(exc)))
+            return
+        engine.bus.subscribe(self._on_engine_event)
+        self.post_message(EngineReady(engine))
+
+    @on(EngineFailed)
+    def _engine_failed(self, message: EngineFailed) -> None:
+        self._engine_error = message.error
+        self._paint_header()
+        if self.live:
+            self.set_timer(5.0, self.start_engine)
+
+    @on(EngineReady)
+    def _engine_ready(self, message: EngineReady) -> None:
+        self.engine = message.engine
+        self._engine_error = None
+        self.collector = Collector(message.engine, self.clock)
+        self._apply_keymap()
+        self.collect_loop()
+        if self.live:
+            self.watch_files()
+            if not self.read_only:
+                self.action_patrol()
+                self.set_interval(message.engine.settings.patrol_interval.seconds, self.action_patrol)
+
+    def _apply_keymap(self) -> None:
+        if self.engine is not None and self.engine.settings.keymap:
+            self.set_keymap(self.engine.settings.keymap)
+
+    def _on_engine_event(self, event: Event) -> None:
+        """Called on a dog's or the patrol's thread: just wake the collector."""
+        if isinstance(event, RunClaimed | RunFinished | DogChanged | PatrolFinished):
+            self._wake.set()
+
+    def request_refresh(self, rescan: bool = False) -> None:
+        if rescan:
+            self._rescan.set()
+        self._wake.set()
+
+    # -- collector ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="collector")
+    def collect_loop(self) -> None:
+        """Collect when the ledger changed, the engine spoke, files changed, or every few seconds."""
+        worker = get_current_worker()
+        assert self.collector is not None and self.engine is not None
+        last_version, last_full = None, float("-inf")
+        while not worker.is_cancelled and not self._stop.is_set():
+            woken = self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            now = self.clock()
+            rescan = self._rescan.is_set()
+            try:
+                version = self.engine.ledger.data_version()
+            except GtError:
+                version = None
+            if woken or rescan or version != last_version or time.monotonic() - last_full >= IDLE_REFRESH_SECONDS:
+                self._rescan.clear()
+                if rescan:
+                    self._rescan_plugins()
+                self._collect_once(now)
+                last_version, last_full = version, time.monotonic()
+            if not self.live:
+                return
+
+    def _rescan_plugins(self) -> None:
+        assert self.collector is not None
+        try:
+            self.collector.rescan()
+        except GtError:
+            self.collector.plugin_set = None
+
+    def _collect_once(self, now: float) -> None:
+        assert self.collector is not None
+        snapshot = self.collector.collect()
+        rows = {
+            "plugins": plugin_rows(snapshot, now),
+            "dogs": dog_rows(snapshot, now),
+            "escalations": escalation_rows(snapshot, now),
+        }
+        feed = [(f"{key[0]}:{key[1]}", cells) for key, cells in map(feed_line, snapshot.feed)]
+        self.post_message(SnapshotReady(snapshot, rows, feed))
+
+    @on(SnapshotReady)
+    def _show_snapshot(self, message: SnapshotReady) -> None:
+        previous, self.snapshot = self.snapshot, message.snapshot
+        for name, rows in message.rows.items():
+            self.pane(name).apply(rows)
+        new_feed = [(key, cells) for key, cells in message.feed if key not in self._seen_feed]
+        self.query_one(FeedPane).append(new_feed)
+        self._toast(message.snapshot, previous, new_feed)
+        self._paint_header()
+
+    def _toast(self, snapshot: Snapshot, previous: Snapshot | None, new_feed: list[tuple[str, Row]]) -> None:
+        """Loud when something needs a person: failures, new and climbing escalations, a bell for critical."""
+        self._seen_feed.update(key for key, _ in new_feed)
+        if previous is not None:
+            for key, cells in new_feed:
+                if key.endswith((":failure", ":timeout")):
+                    self.notify(f"{cells[1].plain} {cells[2].plain}: {cells[3].plain}", title="Run failed", severity="error")
+        severities = {item.ref: item.severity for item in snapshot.escalations}
+        if self._seen_escalations is not None:
+            for item in snapshot.escalations:
+                before = self._seen_escalations.get(item.ref)
+                if before == item.severity:
+                    continue
+                title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
+                self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
+                if item.severity == "critical":
+                    self.bell()
+        self._seen_escalations = severities
+
+    def _paint_header(self) -> None:
+        errors = dict(self.snapshot.errors) if self.snapshot else {}
+        if self._engine_error:
+            errors["engine"] = self._engine_error
+        escalations = self.snapshot.escalations if self.snapshot else ()
+        self.query_one(TownHeader).update(header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock()))
+
+    # -- watcher ------------------------------------------------------------------------------
+
+    def watched_paths(self) -> list[Path]:
+        from gtcore.discovery import plugin_dirs
+
+        paths = [self.town.settings_dir, self.town.root / "mayor"]
+        with contextlib.suppress(GtError):
+            paths += [directory for directory, *_ in plugin_dirs(self.town)]
+        return [path for path in dict.fromkeys(paths) if path.is_dir()]
+
+    @work(thread=True, exclusive=True, group="watcher")
+    def watch_files(self) -> None:
+        """Report plugin and settings edits within a second (watchfiles, debounced 200 ms)."""
+        from watchfiles import watch
+
+        paths = self.watched_paths()
+        if not paths:
+            return
+        settings_dir = str(self.town.settings_dir)
+        for changes in watch(*paths, stop_event=self._stop, debounce=200, step=50, raise_interrupt=False):
+            self.post_message(FilesChanged(any(path.startswith(settings_dir) for _, path in changes)))
+
+    @on(FilesChanged)
+    def _files_changed(self, message: FilesChanged) -> None:
+        if message.settings and self.engine is not None:
+            self.reload_settings()
+        self.request_refresh(rescan=True)
+
+    @work(thread=True, group="settings")
+    def reload_settings(self) -> None:
+        assert self.engine is not None
+        try:
+            self.engine.reload_settings()
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Settings not applied", severity="error")
+            return
+        self.call_from_thread(self._apply_keymap)
+
+    # -- actions on panes ---------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """In read-only mode every action that writes is shown disabled."""
+        name = str(parameters[0]) if action == "act" and parameters else action
+        if self.read_only and name in WRITES:
+            return None
+        return True
+
+    @on(Act)
+    def _pane_action(self, message: Act) -> None:
+        if self.read_only and message.action in WRITES:
+            self.notify("read-only: this control room does not write", severity="warning")
+            return
+        if self.engine is None:
+            self.notify("the engine is not running yet", severity="warning")
+            return
+        if message.key is None:
+            return
+        handler = getattr(self, f"_{message.pane}_{message.action}", None)
+        if handler is not None:
+            handler(message.key)
+
+    def _plugin(self, key: str) -> Any:
+        snapshot = self.snapshot
+        if key.startswith("invalid:"):
+            bad = next((item for item in snapshot.plugin_set.invalid if f"invalid:{item.path}" == key), None) if snapshot else None
+            self.notify(f"{bad.location()}: {bad.error}" if bad else key, title="Invalid plugin", severity="error")
+            return None
+        plugin = snapshot.plugin_set.get(key) if snapshot and snapshot.plugin_set else None
+        if plugin is None:
+            self.notify(f"no plugin {key}", severity="warning")
+        return plugin
+
+    def _plugins_run(self, key: str) -> None:
+        if self._plugin(key):
+            self.run_plugin(key, force=False)
+
+    def _plugins_force_run(self, key: str) -> None:
+        if self._plugin(key):
+            self.run_plugin(key, force=True)
+
+    @work(thread=True, group="actions")
+    def run_plugin(self, name: str, force: bool) -> None:
+        assert self.engine is not None
+        try:
+            self.engine.run_plugin(name, force=force)
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not run", severity="warning")
+            return
+        self.call_from_thread(self.notify, f"{name} handed to a dog", title="Run" + (" (forced)" if force else ""))
+
+    @work(thread=True, group="actions")
+    def _plugins_toggle_pause(self, key: str) -> None:
+        assert self.engine is not None and self.snapshot is not None
+        paused = key in self.snapshot.paused
+        try:
+            self.engine.set_paused(key, not paused, reason="" if paused else "paused from the control room")
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self.notify, f"{key} {'resumed' if paused else 'paused'}")
+        self.request_refresh()
+
+    def _plugins_details(self, key: str) -> None:
+        plugin = self._plugin(key)
+        if plugin is not None and self.engine is not None and self.snapshot is not None:
+            self.push_screen(PluginDetailsScreen(self.engine, plugin, self.snapshot.decisions.get(key), self.clock))
+
+    def _plugins_log(self, key: str) -> None:
+        if self._plugin(key):
+            self.open_latest_log(key)
+
+    @work(thread=True, group="actions")
+    def open_latest_log(self, plugin: str) -> None:
+        assert self.engine is not None
+        runs = self.engine.ledger.runs(plugin, limit=1)
+        if not runs:
+            self.call_from_thread(self.notify, f"{plugin} has not run yet", severity="warning")
+            return
+        self.call_from_thread(self._push_log, runs[0])
+
+    @work(thread=True, group="actions")
+    def open_run_log(self, run_id: int) -> None:
+        assert self.engine is not None
+        try:
+            run = self.engine.ledger.get(run_id, "wisp")
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.call_from_thread(self._push_log, run)
+
+    def _push_log(self, run: Bead) -> None:
+        assert self.engine is not None
+        self.push_screen(LogScreen(self.engine, run))
+
+    def _run_of(self, key: str) -> int | None:
+        """The run id behind a dogs- or feed-pane row key."""
+        if self.snapshot is None:
+            return None
+        if key.startswith("remote:"):
+            return parse_ref(key.split(":", 1)[1], "wisp")
+        if key[0].isdigit():
+            return int(key.split(":", 1)[0])
+        dog = next((dog for dog in self.snapshot.dogs if dog.name == key), None)
+        return parse_ref(dog.run_id, "wisp") if dog and dog.run_id else None
+
+    def _plugin_of_run(self, key: str) -> str | None:
+        run_id = self._run_of(key)
+        if run_id is None or self.snapshot is None:
+            return None
+        known = [*self.snapshot.feed, *self.snapshot.running]
+        return next((run.plugin for run in known if run.id == run_id), None)
+
+    def _dogs_details(self, key: str) -> None:
+        self._feed_details(key)
+
+    def _dogs_log(self, key: str) -> None:
+        self._feed_log(key)
+
+    def _feed_details(self, key: str) -> None:
+        plugin = self._plugin_of_run(key)
+        if plugin:
+            self._plugins_details(plugin)
+
+    def _feed_log(self, key: str) -> None:
+        run_id = self._run_of(key)
+        if run_id is not None:
+            self.open_run_log(run_id)
+
+    def _escalations_ack(self, key: str) -> None:
+        self.escalation_change(key, "ack", "")
+
+    def _escalations_close(self, key: str) -> None:
+        def closed(reason: str | None) -> None:
+            if reason:
+                self.escalation_change(key, "close", reason)
+
+        self.push_screen(AskScreen(f"Close {key}: why?", placeholder="reason (kept on the escalation)"), closed)
+
+    @work(thread=True, group="actions")
+    def escalation_change(self, ref: str, change: str, reason: str) -> None:
+        assert self.engine is not None
+        service, now = self.engine.escalations, self.clock()
+        try:
+            if change == "ack":
+                service.ack(ref, now=now)
+            else:
+                service.close(ref, reason=reason, now=now)
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.call_from_thread(self.notify, f"{ref} {'acknowledged' if change == 'ack' else 'closed'}")
+        self.request_refresh()
+
+    def _escalations_details(self, key: str) -> None:
+        snapshot = self.snapshot
+        item = next((item for item in snapshot.escalations if item.ref == key), None) if snapshot else None
+        if item is not None and snapshot is not None and snapshot.escalation_settings is not None:
+            self.push_screen(EscalationDetailsScreen(item, snapshot.escalation_settings, self.clock()))
+
+    # -- global actions -----------------------------------------------------------------------
+
+    def action_patrol(self) -> None:
+        if self.engine is None or self.read_only:
+            return
+        self.patrol_state = PatrolState(running=True)
+        self._paint_header()
+        self.patrol()
+
+    @work(thread=True, exclusive=True, group="patrol")
+    def patrol(self) -> None:
+        assert self.engine is not None
+        try:
+            self.engine.patrol_once(now=self.clock())
+            error = None
+        except GtError as exc:
+            error = str(exc)
+        self.post_message(PatrolDone(error))
+
+    @on(PatrolDone)
+    def _patrol_done(self, message: PatrolDone) -> None:
+        interval = self.engine.settings.patrol_interval.seconds if self.engine else 60.0
+        self.patrol_state = PatrolState(next_at=self.clock() + interval)
+        if message.error:
+            self.notify(message.error, title="Patrol failed", severity="error")
+        self.request_refresh(rescan=True)
+
+    def action_digest(self) -> None:
+        if self.engine is None:
+            return
+        day = utc_day(self.clock()) - timedelta(days=1)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.digest(day)
+
+        self.push_screen(ConfirmScreen(f"Make the digest of {day.isoformat()}?",
+                                       "That day's finished runs of digest plugins are squashed into one bead; "
+                                       "their wisps and logs are deleted.", yes="Digest"), confirmed)
+
+    @work(thread=True, group="actions")
+    def digest(self, day: Any) -> None:
+        assert self.engine is not None
+        names = [plugin.name for plugin in self.engine.plugins().plugins if plugin.tracking.digest]
+        try:
+            result = make_digest(self.engine.ledger, day, names, now=self.clock())
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), title="No digest", severity="error")
+            return
+        self.call_from_thread(self.notify, f"{result.squashed} run(s) squashed into {result.digest.ref if result.digest else 'no digest'}",
+                              title=f"Digest {day.isoformat()}")
+        self.request_refresh()
+
+    def action_filter(self) -> None:
+        focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one(PluginsPane)
+
+        def chosen(needle: str | None) -> None:
+            if needle is not None:
+                focused.set_filter(needle)
+
+        self.push_screen(AskScreen(f"Filter {focused.PANE} (empty shows all)", value=focused.filter_text, allow_empty=True), chosen)
+
+    def action_focus_pane(self, name: str) -> None:
+        self.pane(name).focus()
+
+    def action_maximize(self) -> None:
+        if self.screen.maximized is not None:
+            self.screen.minimize()
+        elif self.focused is not None:
+            self.screen.maximize(self.focused)
+
+    def action_help(self) -> None:
+        groups: list[tuple[str, list[Binding]]] = [("Everywhere", _bindings(self.BINDINGS))]
+        groups += [(pane.TITLE[2:], _bindings(pane.BINDINGS)) for pane in PANES]
+        keymap = self.engine.settings.keymap if self.engine else {}
+        self.push_screen(HelpScreen(groups, keymap))
+
+    def action_quit_app(self) -> None:
+        if self.engine is not None and self.engine.runs_in_flight():
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.exit()
+
+            self.push_screen(ConfirmScreen("Runs are in flight. Quit anyway?",
+                                           "They keep running, and the next patrol records them as abandoned.", yes="Quit"), answered)
+            return
+        self.exit()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette offers every action, with its key."""
+        yield from super().get_system_commands(screen)
+        for binding in _bindings(self.BINDINGS):
+            yield SystemCommand(binding.description, f"key {binding.key}", lambda action=binding.action: self.run_action(action))
+        focused = self.focused
+        if isinstance(focused, KeyedTable):
+            for binding in _bindings(focused.BINDINGS):
+                yield SystemCommand(f"{focused.PANE}: {binding.description}", f"key {binding.key} on the selected row",
+                                    lambda action=binding.action, pane=focused: pane.run_action(action))
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.engine is not None:
+            self.engine.close()
+
+
+def _bindings(bindings: Iterable[BindingType]) -> list[Binding]:
+    return [binding for binding in bindings if isinstance(binding, Binding)]

@@ -1,0 +1,1 @@
+"""Widgets of the control room: the four panes and the header."""

@@ -1,0 +1,197 @@
+"""Detail screens: a plugin in full, an escalation in full.
+
+Their data is gathered in a thread worker (ledger reads, a log tail) and
+rendered when it arrives; the screen shows "loading" meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, Sparkline, Static
+
+from gtcore.clock import age
+from gtcore.engine import Engine
+from gtcore.escalation import Escalation, EscalationSettings
+from gtcore.gates import GateDecision
+from gtcore.ledger import Bead, PluginStats
+from gtcore.plugins import Plugin
+from gtcore.runner import log_tail
+from gtui.safety import clean
+from gtui.state import RESULT_STYLE, SEVERITY_STYLE
+
+GATE_WORDS = {
+    "cooldown": "runs by itself when no run (of any result, running included) started within {duration}",
+    "cron": "runs by itself when a slot of '{schedule}' ({timezone}) has passed since the last run; missed slots catch up with one run",
+    "condition": "runs by itself when `{check}` exits 0 within {check_timeout}; its first output line is the reason",
+    "event": "runs by itself when the event '{on}' is emitted after the last run",
+    "manual": "never runs by itself: press r (or f) here, or `gtui plugin run`",
+}
+
+
+def explain_gate(plugin: Plugin, decision: GateDecision | None, now: float) -> Text:
+    """The gate in words, its state now and when it may open next."""
+    gate = plugin.gate
+    words = GATE_WORDS[gate.type].format(duration=gate.duration, schedule=gate.schedule, timezone=gate.timezone or "local time",
+                                         check=gate.check, check_timeout=gate.check_timeout, on=gate.on)
+    line = Text.assemble((f"{gate.type.capitalize()} gate: ", "bold"), clean(words), ".\n")
+    if decision is None:
+        return line.append("State: not evaluated yet.", "dim")
+    line.append("Now: ", "bold")
+    line.append("open" if decision.open else "closed", "green" if decision.open else "yellow")
+    line.append(f" — {clean(decision.reason)}")
+    if decision.next_open_at:
+        when = datetime.fromtimestamp(decision.next_open_at).strftime("%Y-%m-%d %H:%M:%S")
+        line.append(f"\nNext open: {when} ({age(decision.next_open_at, now)})")
+    return line
+
+
+def frontmatter_table(plugin: Plugin, root: str) -> Table:
+    table = Table(box=box.SIMPLE, show_header=False, expand=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, object]] = [
+        ("name", plugin.name), ("description", plugin.description), ("version", plugin.version),
+        ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
+        ("file", relative(str(plugin.path), root)), ("enabled", plugin.enabled),
+        *[(f"gate.{key}", value) for key, value in plugin.gate.to_json().items()],
+        *[(f"execution.{key}", value) for key, value in plugin.execution.to_json().items()],
+        ("tracking.labels", ", ".join(plugin.tracking.labels) or "-"), ("tracking.digest", plugin.tracking.digest),
+        ("run.sh", "yes" if plugin.has_run_script else "no"),
+        *[("shadows", relative(str(path), root)) for path in plugin.shadowed],
+        *[("warning", warning) for warning in plugin.warnings],
+    ]
+    for key, value in rows:
+        table.add_row(key, Text(clean("" if value is None else str(value))))
+    return table
+
+
+def relative(path: str, root: str) -> str:
+    return path[len(root) + 1:] if path.startswith(root + "/") else path
+
+
+def result_strip(runs: list[Bead]) -> Text:
+    """Oldest to newest, one coloured block per run."""
+    strip = Text()
+    for run in reversed(runs):
+        strip.append("■", RESULT_STYLE.get(run.result or "", "dim"))
+    return strip
+
+
+@dataclass(frozen=True)
+class PluginDetails:
+    plugin: Plugin
+    decision: GateDecision | None
+    stats: PluginStats | None
+    runs: list[Bead]
+    log: str
+
+
+class PluginDetailsScreen(Screen[None]):
+    """Everything about one plugin: frontmatter, gate in words, instructions, history, log tail."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "Back", id="details.back"),
+        Binding("l", "log", "Log", id="details.log"),
+    ]
+
+    def __init__(self, engine: Engine, plugin: Plugin, decision: GateDecision | None, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.engine, self.plugin, self.decision, self.clock = engine, plugin, decision, clock
+        self.latest: Bead | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text(f"{self.plugin.name}", style="bold"), id="title")
+            yield Static(frontmatter_table(self.plugin, str(self.engine.town.root)), id="frontmatter")
+            yield Static(explain_gate(self.plugin, self.decision, self.clock()), id="gate")
+            yield Static(Text("Runs: loading…", style="dim"), id="history")
+            yield Sparkline([], id="durations")
+            yield Static(Text("Instructions", style="bold"))
+            yield Markdown(clean(self.plugin.instructions) or "_no instructions_", id="instructions")
+            yield Static(Text("Latest log", style="bold"))
+            yield Static(Text("loading…", style="dim"), id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True)
+    def load(self) -> None:
+        ledger = self.engine.ledger
+        runs = ledger.runs(self.plugin.name, limit=60)
+        details = PluginDetails(self.plugin, self.decision, ledger.plugin_summary().get(self.plugin.name), runs,
+                                log_tail(runs[0].data.get("log") if runs else None, 8192, 40))
+        self.app.call_from_thread(self.show, details)
+
+    def show(self, details: PluginDetails) -> None:
+        self.latest = details.runs[0] if details.runs else None
+        stats = details.stats
+        summary = Text.assemble(("Runs: ", "bold"), f"{stats.run_count} in all, {stats.failure_count} failed" if stats else "none yet")
+        if details.runs:
+            summary.append(f"; the last {len(details.runs)}: ")
+            summary.append_text(result_strip(details.runs))
+            summary.append("  durations →", "dim")
+        self.query_one("#history", Static).update(summary)
+        durations = [float(run.data.get("duration_s") or 0.0) for run in reversed(details.runs) if run.status == "closed"]
+        self.query_one("#durations", Sparkline).data = durations
+        self.query_one("#log", Static).update(Text(clean(details.log) or "no log yet", style="" if details.log else "dim"))
+
+    def action_log(self) -> None:
+        from gtui.screens.log_viewer import LogScreen
+
+        if self.latest is None:
+            self.notify("no run of this plugin yet", severity="warning")
+            return
+        self.app.push_screen(LogScreen(self.engine, self.latest))
+
+
+class EscalationDetailsScreen(Screen[None]):
+    """An escalation's body, deliveries and history."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Back", id="details.back")]
+
+    def __init__(self, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
+        super().__init__()
+        self.escalation, self.settings, self.now = escalation, settings, now
+
+    def compose(self) -> ComposeResult:
+        item = self.escalation
+        data = item.to_json(self.settings, self.now)
+        head = Text.assemble((f"{item.ref} ", "bold"), (f" {item.severity} ", SEVERITY_STYLE[item.severity]), " ",
+                             (clean(item.subject), "bold"))
+        facts = Text(clean(f"status {item.status} · source {item.source} · count {item.count} · raised {data['created_at']}"
+                           f" · re-escalated {item.reescalations}×" + (" · STALE" if data["stale"] else "")), style="dim")
+        with VerticalScroll():
+            yield Static(head)
+            yield Static(facts)
+            yield Static(Text(clean(item.bead.body) or "(no body)"), id="body")
+            yield Static(self._table("Deliveries", ["at", "channel", "ok", "error"],
+                                     [[d["at"], d["channel"], "yes" if d["ok"] else "NO", d["error"] or ""] for d in data["deliveries"]]))
+            pending = ", ".join(data["pending"])
+            if pending:
+                yield Static(Text(f"Waiting for delivery: {pending}", style="yellow"))
+            yield Static(self._table("History", ["at", "event", "detail"],
+                                     [[h["at"], h["event"], h["detail"]] for h in data["history"]]))
+        yield Footer()
+
+    @staticmethod
+    def _table(title: str, columns: list[str], rows: list[list[object]]) -> Table:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(clean(str(cell if cell is not None else ""))) for cell in row))
+        return table
+

@@ -1,0 +1,258 @@
+"""What the control room shows, collected off the UI thread and turned into rows.
+
+:class:`Collector` runs in a thread worker: it reads the engine and the ledger
+and returns an immutable :class:`Snapshot`.  The ``*_rows`` functions are pure:
+snapshot (and ``now``) in, ``{row key: cells}`` out.  The UI thread only diffs
+those rows into its tables, so nothing it does waits on I/O.
+
+A source that fails (ledger, settings, escalation settings) is kept in
+``Snapshot.errors`` and its last good data stays on screen, marked as stale
+by the header: a failing source says so instead of looking healthy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+
+from gtcore.clock import age
+from gtcore.discovery import PluginSet
+from gtcore.dogs import Dog
+from gtcore.durations import format_duration
+from gtcore.engine import Engine
+from gtcore.errors import GtError
+from gtcore.escalation import Escalation, EscalationSettings, load_escalation_settings
+from gtcore.gates import GateDecision
+from gtcore.ledger import Bead, PluginStats
+from gtcore.patrol import decide_all
+from gtui.safety import clean
+
+RESULT_STYLE = {"success": "green", "failure": "bold red", "timeout": "bold red", "abandoned": "yellow",
+                "skipped": "dim", "running": "cyan"}
+SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
+FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
+
+Row = tuple[Text, ...]
+
+
+def text(value: object, style: str = "") -> Text:
+    """A table cell: literal text (never markup), control sequences stripped."""
+    return Text(clean("" if value is None else str(value)), style=style, no_wrap=True, overflow="ellipsis")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the four panes and the header need, at one moment."""
+
+    taken_at: float
+    plugin_set: PluginSet | None = None
+    summary: dict[str, PluginStats] = field(default_factory=dict)
+    decisions: dict[str, GateDecision] = field(default_factory=dict)
+    paused: dict[str, str] = field(default_factory=dict)
+    running: tuple[Bead, ...] = ()
+    dogs: tuple[Dog, ...] = ()
+    local_runs: frozenset[str] = frozenset()
+    escalations: tuple[Escalation, ...] = ()
+    escalation_settings: EscalationSettings | None = None
+    feed: tuple[Bead, ...] = ()
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class Collector:
+    """Reads the engine into snapshots; keeps the feed cursor and last good data."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.plugin_set: PluginSet | None = None
+        self._feed_since = 0.0
+        self._last: Snapshot | None = None
+
+    def rescan(self) -> None:
+        """Re-read plugin files (after a file change or a patrol)."""
+        self.plugin_set = self.engine.plugins()
+
+    def collect(self, *, feed_backlog: float = 3600.0) -> Snapshot:
+        now = self.clock()
+        errors: dict[str, str] = {}
+        last = self._last or Snapshot(now)
+        if self.plugin_set is None:
+            try:
+                self.rescan()
+            except GtError as exc:
+                errors["plugins"] = str(exc)
+        plugin_set = self.plugin_set
+        try:
+            ledger_part = self._ledger_part(now, feed_backlog, plugin_set)
+        except GtError as exc:
+            errors["ledger"] = str(exc)
+            ledger_part = {"summary": last.summary, "paused": last.paused, "running": last.running,
+                           "escalations": last.escalations, "feed": (), "decisions": last.decisions}
+        try:
+            escalation_settings = load_escalation_settings(self.engine.town.settings_dir)
+        except GtError as exc:
+            errors["escalation settings"] = str(exc)
+            escalation_settings = last.escalation_settings
+        dogs = tuple(self.engine.dogs())
+        snapshot = Snapshot(
+            taken_at=now,
+            plugin_set=plugin_set,
+            dogs=dogs,
+            local_runs=frozenset(dog.run_id for dog in dogs if dog.run_id),
+            escalation_settings=escalation_settings,
+            errors=errors,
+            **ledger_part,
+        )
+        self._last = snapshot
+        return snapshot
+
+    def _ledger_part(self, now: float, feed_backlog: float, plugin_set: PluginSet | None) -> dict[str, Any]:
+        ledger = self.engine.ledger
+        summary = ledger.plugin_summary()
+        paused = ledger.paused()
+        running = tuple(ledger.running_runs())
+        since = self._feed_since - FEED_OVERLAP if self._feed_since else now - feed_backlog
+        feed = tuple(ledger.changed_runs(since))
+        if feed:
+            self._feed_since = max(self._feed_since, max(run.updated_at for run in feed))
+        elif not self._feed_since:
+            self._feed_since = now - FEED_OVERLAP
+        escalations = tuple(self.engine.escalations.list(now=now))
+        decisions = {}
+        if plugin_set is not None:
+            running_refs = {run.plugin: run.ref for run in running if run.plugin}
+            decided = decide_all(plugin_set.plugins, summary, running_refs, paused, ledger.last_events(), now,
+                                 self.engine.patrol.checks)
+            decisions = {plugin.name: decision for plugin, decision in decided}
+        return {"summary": summary, "paused": paused, "running": running, "escalations": escalations,
+                "feed": feed, "decisions": decisions}
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+
+def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
+    """The plugins pane: one row per plugin, then one per invalid file (in red)."""
+    rows: dict[str, Row] = {}
+    if snapshot.plugin_set is None:
+        return rows
+    for plugin in snapshot.plugin_set.plugins:
+        stats = snapshot.summary.get(plugin.name)
+        decision = snapshot.decisions.get(plugin.name)
+        rows[plugin.name] = (
+            text(plugin.name, "bold"),
+            text(plugin.rig),
+            text(plugin.gate.type),
+            enabled_cell(plugin.enabled, snapshot.paused.get(plugin.name)),
+            text(age(stats.last_started_at, now) if stats else "never"),
+            text(stats.last_result if stats else "-", RESULT_STYLE.get(stats.last_result, "") if stats else "dim"),
+            text(stats.run_count if stats else 0),
+            failure_rate(stats),
+            gate_state(decision, now),
+        )
+    for bad in snapshot.plugin_set.invalid:
+        where = f"{bad.path.parent.name}/{bad.path.name}" + (f":{bad.line}" if bad.line else "")
+        rows[f"invalid:{bad.path}"] = (
+            text(bad.path.parent.name, "bold red"), text(bad.rig, "red"), text("invalid", "red"),
+            text(""), text(""), text(""), text(""), text(""), text(f"{where}: {bad.error}", "red"),
+        )
+    return rows
+
+
+def gate_state(decision: GateDecision | None, now: float) -> Text:
+    if decision is None:
+        return text("…", "dim")
+    if decision.open:
+        return text(f"open: {decision.reason}", "green")
+    when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and "opens in" not in decision.reason else ""
+    return text(f"{decision.reason}{when}", "dim" if "disabled" in decision.reason or "paused" in decision.reason else "")
+
+
+def enabled_cell(enabled: bool, paused: str | None) -> Text:
+    if not enabled:
+        return text("disabled", "yellow")
+    if paused is not None:
+        return text("paused", "yellow")
+    return text("enabled", "green")
+
+
+def failure_rate(stats: PluginStats | None) -> Text:
+    if stats is None or not stats.run_count:
+        return text("-", "dim")
+    rate = stats.failure_rate
+    return text(f"{rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green")
+
+
+def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
+    """The dogs pane: this process's dogs, then dogs of other processes seen on the ledger."""
+    rows: dict[str, Row] = {}
+    for dog in snapshot.dogs:
+        if dog.state == "working":
+            rows[dog.name] = (text(dog.name, "bold"), text("working", "cyan"), text(dog.plugin), text(dog.run_id or "claiming"),
+                              elapsed(dog.started_at, dog.timeout_s, now))
+        else:
+            rows[dog.name] = (text(dog.name, "bold"), text("idle", "dim"), text(""), text(""), text(""))
+    for run in snapshot.running:
+        if run.ref in snapshot.local_runs:
+            continue
+        owner = run.data.get("owner") or {}
+        name = f"{run.data.get('dog', '?')}@{owner.get('pid', '?')}"
+        rows[f"remote:{run.ref}"] = (text(name, "bold"), text("working", "cyan"), text(run.plugin), text(run.ref),
+                                     elapsed(run.created_at, run.data.get("timeout_s"), now))
+    return rows
+
+
+def elapsed(started: float | None, timeout: float | None, now: float) -> Text:
+    if started is None:
+        return text("")
+    spent = max(0.0, now - started)
+    share = spent / timeout if timeout else 0.0
+    style = "bold red" if share >= 0.9 else "yellow" if share >= 0.5 else ""
+    limit = f" / {format_duration(timeout)}" if timeout else ""
+    return text(f"{format_duration(spent)}{limit}", style)
+
+
+def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
+    """The escalation queue: open and acknowledged, most severe first, then newest."""
+    rows: dict[str, Row] = {}
+    settings = snapshot.escalation_settings or EscalationSettings()
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    for item in sorted(snapshot.escalations, key=lambda e: (order[e.severity], -e.bead.created_at)):
+        notes = []
+        if item.is_stale(settings, now):
+            notes.append("STALE")
+        if item.failing_channels:
+            notes.append("delivery failed: " + ", ".join(item.failing_channels))
+        if item.recovered_at:
+            notes.append("recovered")
+        rows[item.ref] = (
+            text(item.ref, "bold"),
+            text(item.severity, SEVERITY_STYLE[item.severity]),
+            text(item.status, "dim" if item.status == "acked" else "bold"),
+            text(age(item.bead.created_at, now)),
+            text(f"×{item.count}"),
+            text(item.subject),
+            text(" · ".join(notes), "bold yellow"),
+        )
+    return rows
+
+
+def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
+    """One feed row for a run's latest state, keyed so each state shows once."""
+    stamp = run.closed_at if run.closed_at else run.created_at
+    clock = datetime.fromtimestamp(stamp).strftime("%H:%M:%S")
+    if run.status == "running":
+        event = text(f"started on {run.data.get('dog', '?')}", "cyan")
+    else:
+        detail = run.data.get("reason") or ""
+        duration = run.data.get("duration_s")
+        took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
+        event = text(f"{run.result}{took}" + (f": {detail}" if detail and run.result != "success" else ""),
+                     RESULT_STYLE.get(run.result or "", ""))
+    return (run.id, run.status if run.status == "running" else str(run.result)), (
+        text(clock, "dim"), text(run.plugin, "bold"), text(run.ref), event)
