@@ -99,7 +99,7 @@ class KeyedTable(DataTable[Text]):
         except (CellDoesNotExist, RowDoesNotExist):
             return None
 
-    def act(self, action: str) -> None:
+    def action_act(self, action: str) -> None:
         self.post_message(Act(self.PANE, action, self.selected_key()))
 
 

@@ -142,10 +142,12 @@ class PluginDetailsScreen(Screen[None]):
         if details.runs:
             summary.append(f"; the last {len(details.runs)}: ")
             summary.append_text(result_strip(details.runs))
-            summary.append("  durations →", "dim")
+            summary.append("  (durations below, oldest first)" if len(details.runs) >= 2 else "", "dim")
         self.query_one("#history", Static).update(summary)
         durations = [float(run.data.get("duration_s") or 0.0) for run in reversed(details.runs) if run.status == "closed"]
-        self.query_one("#durations", Sparkline).data = durations
+        sparkline = self.query_one("#durations", Sparkline)
+        sparkline.data = durations
+        sparkline.display = len(durations) >= 2
         self.query_one("#log", Static).update(Text(clean(details.log) or "no log yet", style="" if details.log else "dim"))
 
     def action_log(self) -> None:
