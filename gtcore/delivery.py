@@ -39,6 +39,7 @@ class Message:
     body: str
     source: str
     at: float
+    raised_at: float | None = None  # when the escalation was raised; ``at`` is this attempt, later on a retry
 
     @property
     def headline(self) -> str:
@@ -94,7 +95,8 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
     email["From"] = contacts.smtp_from
     email["To"] = contacts.human_email
     email["Subject"] = f"[gtui {message.severity}] {message.subject}"
-    email.set_content(f"{message.body}\n\nescalation {message.ref} · source {message.source} · raised {iso(message.at)}\n")
+    raised = iso(message.at if message.raised_at is None else message.raised_at)
+    email.set_content(f"{message.body}\n\nescalation {message.ref} · source {message.source} · raised {raised}\n")
     try:
         with smtplib.SMTP(contacts.smtp_host, contacts.smtp_port, timeout=NETWORK_TIMEOUT) as smtp:
             if contacts.smtp_starttls:
@@ -104,6 +106,8 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
             smtp.send_message(email)
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"SMTP {contacts.smtp_host}:{contacts.smtp_port}: {_reason(exc)}") from None
+    except UnicodeError:  # smtplib sends AUTH credentials as ASCII only
+        raise DeliveryError(f"SMTP {contacts.smtp_host}:{contacts.smtp_port}: smtp_user/smtp_pass must be ASCII for SMTP AUTH") from None
 
 
 def _post_json(url: str, payload: dict[str, str], what: str) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gtcore.errors import GtError
-from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, update_bead
+from gtcore.ledger import Bead, Ledger, fetch_bead, format_ref, insert_bead, update_bead
 
 DAY = 86400.0
 _CHUNK = 500
@@ -210,13 +210,26 @@ def undigested_days(ledger: Ledger, plugins: Iterable[str], now: float) -> list[
 
 
 def digests(ledger: Ledger, plugin: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Digest beads, newest first; with ``plugin``, only that plugin's part of each."""
+    """Digest beads, newest day first; with ``plugin``, only the days it ran, and only its part of each.
+
+    The plugin is chosen in SQL before ``limit`` applies: limiting first would
+    hide a plugin's days behind newer days it did not run on.  Days are ordered
+    by their date, not by when the digest was written (a day can be digested late).
+    """
+    sql = "SELECT id, title, data FROM beads WHERE kind = 'digest'"
+    params: list[Any] = []
+    if plugin is not None:
+        sql += " AND EXISTS (SELECT 1 FROM json_each(data, '$.plugins') WHERE key = ?)"
+        params.append(plugin)
+    sql += " ORDER BY json_extract(data, '$.date') DESC, id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
     found = []
-    for bead in ledger.beads("digest", limit=limit):
-        plugins = bead.data.get("plugins", {})
-        if plugin is not None and plugin not in plugins:
-            continue
-        entry = {"id": bead.ref, "date": bead.data.get("date"), "title": bead.title}
+    for bead_id, title, raw in ledger.read(sql, params):
+        data = json.loads(raw)
+        plugins = data.get("plugins", {})
+        entry = {"id": format_ref("digest", bead_id), "date": data.get("date"), "title": title}
         if plugin is None:
             entry["plugins"] = {name: {k: v for k, v in stats.items() if k != "durations"} for name, stats in plugins.items()}
         else:
@@ -235,12 +248,12 @@ def prune(ledger: Ledger, keep_plugins: Iterable[str], retention_days: int, *, n
         return 0
     keep = sorted(set(keep_plugins))
     cutoff = now - retention_days * DAY
-    marks = ", ".join("?" * len(keep)) or "NULL"
+    # Not "NOT IN (NULL)" for an empty list: that is never true, and would keep every run.
+    spared = f" AND plugin NOT IN ({', '.join('?' * len(keep))})" if keep else ""
 
     def delete(conn: Any) -> list[tuple[int, str | None]]:
         rows = conn.execute(
-            "SELECT id, json_extract(data, '$.log') FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < ?"
-            f" AND plugin NOT IN ({marks})",
+            "SELECT id, json_extract(data, '$.log') FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < ?" + spared,
             (cutoff, *keep),
         ).fetchall()
         _delete(conn, [row[0] for row in rows])

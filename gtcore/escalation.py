@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gtcore.clock import iso
 from gtcore.delivery import Contacts, DeliveryContext, DeliveryError, Message, channel_for, one_line, valid_action
@@ -89,6 +90,11 @@ def _contacts(path: Path, raw: Any, env: dict[str, str]) -> Contacts:
     for key in _CONTACT_STRINGS:
         if key in raw and not isinstance(raw[key], str):
             raise SettingsError(f"{path}: field 'contacts.{key}' must be a string")
+        if key in raw and _has_control(raw[key]):
+            raise SettingsError(f"{path}: field 'contacts.{key}' must be one line without control characters")
+    for key in ("sms_webhook", "slack_webhook"):
+        if raw.get(key) and urlsplit(raw[key]).scheme not in ("http", "https"):
+            raise SettingsError(f"{path}: field 'contacts.{key}' must be an http:// or https:// URL, not {raw[key]!r}")
     port = raw.get("smtp_port", 25)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         raise SettingsError(f"{path}: field 'contacts.smtp_port' must be a port number, not {port!r}")
@@ -99,6 +105,11 @@ def _contacts(path: Path, raw: Any, env: dict[str, str]) -> Contacts:
     if env.get("GT_SMTP_PASS"):
         values["smtp_pass"] = env["GT_SMTP_PASS"]
     return Contacts(smtp_port=port, smtp_starttls=starttls, **values)
+
+
+def _has_control(text: str) -> bool:
+    """A line break in an address would become an email header of its own (and crash the message build)."""
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
 
 
 _NEEDS = {
@@ -222,7 +233,18 @@ def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: f
     pending = data.setdefault("pending", [])
     for action in actions:
         if action != "bead":
-            pending.append({"channel": action, "severity": severity, "attempts": 0, "next_at": now})
+            _add_pending(pending, action, severity, now)
+
+
+def _add_pending(pending: list[dict[str, Any]], channel: str, severity: str, now: float) -> None:
+    """Queue one delivery unless the same channel and severity already waits.
+
+    Two entries for one channel would both be leased by one pass and send the
+    message twice; the waiting one carries it (it reads the bead when sent),
+    and it is left alone because another process may hold its lease.
+    """
+    if not any(item["channel"] == channel and item["severity"] == severity for item in pending):
+        pending.append({"channel": channel, "severity": severity, "attempts": 0, "next_at": now})
 
 
 class Escalations:
@@ -265,6 +287,9 @@ class Escalations:
                     data["recovered_at"] = None
                     _history(data, now, "failing again", "a new streak after recovery: delivered again")
                     _queue(data, route, data["severity"], now)
+                    if body:
+                        # It is delivered again: say what fails now, not what failed before the recovery.
+                        conn.execute("UPDATE beads SET body = ? WHERE id = ?", (body, existing.id))
                 else:
                     _history(data, now, "seen again", f"count {data['count']}")
                 update_bead(conn, existing, now=now, data=data)
@@ -305,7 +330,7 @@ class Escalations:
         context = DeliveryContext(self.ledger, self.town.state_dir / "escalations.log", settings.contacts)
         for escalation_id, item in claimed:
             bead = self.ledger.get(escalation_id, "escalation")
-            message = Message(bead.ref, item["severity"], bead.title, bead.body, str(bead.data.get("source")), now)
+            message = Message(bead.ref, item["severity"], bead.title, bead.body, str(bead.data.get("source")), now, bead.created_at)
             error = None
             try:
                 channel = channel_for(item["channel"])
@@ -330,14 +355,13 @@ class Escalations:
             bead = fetch_bead(conn, bead_id)
             assert bead is not None
             data = dict(bead.data)
-            pending, changed = [], False
-            for item in data.get("pending", []):
-                if item["channel"] == ROUTE_LATER:
-                    changed = True
-                    pending += [{"channel": action, "severity": item["severity"], "attempts": 0, "next_at": now}
-                                for action in settings.routes[item["severity"]] if action != "bead"]
-                else:
-                    pending.append(item)
+            pending = [item for item in data.get("pending", []) if item["channel"] != ROUTE_LATER]
+            held = [item for item in data.get("pending", []) if item["channel"] == ROUTE_LATER]
+            for item in held:
+                for action in settings.routes[item["severity"]]:
+                    if action != "bead":
+                        _add_pending(pending, action, item["severity"], now)
+            changed = bool(held)
             for item in pending:
                 if item["next_at"] <= now:
                     claimed.append((bead_id, dict(item)))

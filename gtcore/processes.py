@@ -42,10 +42,8 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
     operator started it as ``.venv/bin/gtui`` without activating the venv.
     """
     bin_dir = os.path.dirname(sys.executable)
-    path = os.environ.get("PATH", "")
-    if bin_dir and bin_dir not in path.split(os.pathsep):
-        path = os.pathsep.join(part for part in (bin_dir, path) if part)
-    return {**os.environ, "PATH": path, **extra}
+    rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and part != bin_dir]
+    return {**os.environ, "PATH": os.pathsep.join([bin_dir, *rest]), **extra}
 
 
 def group_alive(pgid: int) -> bool:

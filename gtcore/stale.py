@@ -47,15 +47,20 @@ class _Problem(Exception):
     pass
 
 
-def _run(argv: list[str], cwd: Path) -> str:
+def _start(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; a missing, hung or unrunnable one is a :class:`_Problem`, never a crash."""
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, errors="replace")
+        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, errors="replace")
     except FileNotFoundError:
         raise _Problem(f"{argv[0]}: not found") from None
     except subprocess.TimeoutExpired:
         raise _Problem(f"{' '.join(argv)}: timed out after {COMMAND_TIMEOUT:g}s") from None
     except OSError as exc:
         raise _Problem(f"{argv[0]}: {exc.strerror or exc}") from None
+
+
+def _run(argv: list[str], cwd: Path) -> str:
+    done = _start(argv, cwd)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
         raise _Problem(f"{' '.join(argv)} exited {done.returncode}" + (f": {detail[0]}" if detail else ""))
@@ -67,16 +72,13 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
-    done = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer],
-                          capture_output=True, timeout=COMMAND_TIMEOUT)
-    return done.returncode == 0
+    return _start(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer], repo).returncode == 0
 
 
 def main_branch(repo: Path) -> str:
     """``main``, else ``master``, else whatever HEAD is."""
     for name in ("main", "master"):
-        if subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"],
-                          capture_output=True, timeout=COMMAND_TIMEOUT).returncode == 0:
+        if _start(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], repo).returncode == 0:
             return name
     return "HEAD"
 
@@ -101,8 +103,7 @@ def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
     if not binary.exists():
         status.stale = status.safe_to_rebuild = True
         return
-    command = [str(town_root / part) if index == 0 else part for index, part in enumerate(entry.commit_command)] \
-        if entry.commit_command else [str(binary), "--version"]
+    command = _commit_command(entry, town_root, binary)
     output = _run(command, town_root)
     match = _HEX.search(output.lower())
     if match is None:
@@ -116,6 +117,18 @@ def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
     status.stale = status.binary_commit != status.repo_commit
     status.forward = status.stale and status.forward
     status.safe_to_rebuild = status.stale and status.on_main_branch
+
+
+def _commit_command(entry: StaleBinary, town_root: Path, binary: Path) -> list[str]:
+    """The command that prints the build commit, run in the town root.
+
+    Its first word is read as a shell would: with a slash it is a path (relative
+    ones from the town root), a bare word (``cat``, ``git``) is found on PATH.
+    """
+    if not entry.commit_command:
+        return [str(binary), "--version"]
+    program, *arguments = entry.commit_command
+    return [str(town_root / program) if "/" in program else program, *arguments]
 
 
 def check_all(entries: tuple[StaleBinary, ...], town_root: Path, name: str | None = None) -> list[BinaryStatus]:

@@ -186,7 +186,7 @@ class Context:
         self.args = args
         self.json = bool(getattr(args, "json", False))
         self.town = Town.locate(getattr(args, "town", None))
-        self.console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
         self._ledger: Ledger | None = None
         self._engine: Engine | None = None
 

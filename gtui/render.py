@@ -48,6 +48,10 @@ def _table(title: str, columns: Iterable[str], wrap: Iterable[str] = ("reason", 
     return table
 
 
+def _short(value: str, limit: int) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def result_text(result: str | None) -> Text:
     return _cell(result or "-", RESULT_STYLES.get(result or "", ""))
 
@@ -60,7 +64,7 @@ def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginS
         table.add_row(
             _cell(plugin.name, "bold") + _cell(shadows, "dim"),
             _cell(plugin.rig),
-            _cell(plugin.gate.describe()),
+            _cell(_short(plugin.gate.describe(), 40)),
             _cell("yes" if plugin.enabled else "no", "" if plugin.enabled else "yellow"),
             _cell(age(stats.last_started_at if stats else None, now)),
             result_text(stats.last_result if stats else None),

@@ -157,8 +157,10 @@ def test_list_human_output(populated: Path) -> None:
     assert "warning: " in result.out and "unknown key 'colour' (line 3)" in result.out
 
 
-def test_no_verb_lists_plugins(populated: Path) -> None:
-    assert gtui("--town", populated, "--json").json()["plugins"][0]["name"] == "cleanup"
+def test_no_verb_without_a_terminal_points_to_once(populated: Path) -> None:
+    result = gtui("--town", populated)
+    assert result.code == 2
+    assert result.err == "gtui: error: the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)\n"
 
 
 # -- plugin show --------------------------------------------------------------------------

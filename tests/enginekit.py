@@ -1,0 +1,144 @@
+"""Helpers for the process-level engine tests: towns on disk, the real ``gtui`` command, /proc probes.
+
+Everything here works with real files, real processes and real signals; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gtcore.ledger import Bead, Ledger
+
+T = TypeVar("T")
+
+REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned"}
+ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
+GATE_KEYS = {"type", "open", "reason", "next_open_at"}
+RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log"}
+
+
+def make_town(root: Path, settings: str = "dogs = 2\nkill_grace = \"1s\"\n") -> Path:
+    """An empty town at ``root`` with ``settings/gtui.toml`` holding ``settings``."""
+    (root / "settings").mkdir(parents=True, exist_ok=True)
+    (root / "settings" / "gtui.toml").write_text(settings, encoding="utf-8")
+    return root
+
+
+def add_plugin(
+    town: Path,
+    name: str,
+    gate: str = 'type = "cooldown"\nduration = "1h"',
+    run_sh: str | None = "echo ran\n",
+    *,
+    top: str = "",
+    execution: str = "",
+    body: str = "Do the thing.\n",
+    where: str = "plugins",
+) -> Path:
+    """Write ``<town>/<where>/<name>/plugin.md`` (and ``run.sh`` unless None); returns the plugin dir."""
+    directory = town / where / name
+    directory.mkdir(parents=True, exist_ok=True)
+    frontmatter = f'name = "{name}"\n{top}\n[gate]\n{gate}\n'
+    if execution:
+        frontmatter += f"[execution]\n{execution}\n"
+    (directory / "plugin.md").write_text(f"+++\n{frontmatter}+++\n{body}", encoding="utf-8")
+    if run_sh is not None:
+        (directory / "run.sh").write_text("set -u\n" + run_sh, encoding="utf-8")
+    return directory
+
+
+def gtui_argv(town: Path, *args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "gtui", "--town", str(town), *map(str, args)]
+
+
+def gtui_env() -> dict[str, str]:
+    """The test's environment without a GT_TOWN that could point elsewhere, and wide plain output."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GT_")}
+    env.update(COLUMNS="400", NO_COLOR="1")
+    return env
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)  # fails unless stdout is exactly one JSON document
+
+
+def gtui(town: Path, *args: str | Path, timeout: float = 60) -> Result:
+    """Run ``python -m gtui --town TOWN ARGS`` to completion; never a traceback."""
+    done = subprocess.run(gtui_argv(town, *args), capture_output=True, text=True, env=gtui_env(), timeout=timeout)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def gtui_start(town: Path, *args: str | Path) -> subprocess.Popen[str]:
+    """Start ``gtui`` in the background (stdout and stderr piped)."""
+    return subprocess.Popen(gtui_argv(town, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gtui_env())
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def ledger(town: Path) -> Ledger:
+    return Ledger(town / ".gtui" / "ledger.db")
+
+
+def runs(town: Path, name: str) -> list[Bead]:
+    """Every run of ``name`` on the ledger, newest first."""
+    return ledger(town).runs(name, limit=None)
+
+
+def running(town: Path, name: str) -> Bead | None:
+    """The run of ``name`` in flight, if any."""
+    found = [run for run in ledger(town).running_runs() if run.plugin == name]
+    return found[0] if found else None
+
+
+def proc_state(pid: int) -> str | None:
+    """The state letter of /proc/PID/stat (R, S, Z...), or None when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()[0]
+
+
+def gone(pid: int) -> bool:
+    """True once ``pid`` no longer exists or is only a zombie waiting to be reaped."""
+    return proc_state(pid) in (None, "Z")
+
+
+def kill_group(pgid: int) -> None:
+    """Clean-up: SIGKILL a process group we started (directly or through gtui), if it is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def read_pid(path: Path, timeout: float = 10.0) -> int:
+    """A pid a run.sh wrote to ``path`` (waits for the file to be written completely)."""
+    text = wait_for(lambda: path.read_text().strip() if path.exists() and path.read_text().endswith("\n") else "", timeout,
+                    f"pid file {path}")
+    return int(text)

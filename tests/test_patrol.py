@@ -1,0 +1,180 @@
+"""Patrols across processes: two ``--once`` racing on one town, a patrol killed mid-run,
+the dispatch queue's order with more open gates than dogs, and the patrol's events.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+from enginekit import REPORT_KEYS, add_plugin, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
+
+from gtcore.engine import Engine
+from gtcore.events import Event, GateChanged, PatrolFinished
+from gtcore.patrol import PatrolReport
+from gtcore.town import Town
+
+RACE_PLUGINS = ("alpha", "bravo", "charlie", "delta")
+
+
+def test_two_once_patrols_started_together_run_each_open_plugin_exactly_once(tmp_path: Path) -> None:
+    overlaps = 0  # the loser saw the winner's run in flight, or was refused at claim time: the patrols really raced
+    for iteration in range(20):
+        town = make_town(tmp_path / f"town{iteration}", "dogs = 4\n")
+        for name in RACE_PLUGINS:
+            add_plugin(town, name, run_sh="sleep 0.1\n")
+        procs = [gtui_start(town, "--once", "--json") for _ in range(2)]
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+        for proc, (_, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err
+        reports = [report_json(out) for out, _ in outputs]
+        for name in RACE_PLUGINS:
+            on_ledger = runs(town, name)
+            assert [run.result for run in on_ledger] == ["success"], f"iteration {iteration}: {name} ran {len(on_ledger)} times"
+            reported = [entry["run"] for report in reports for entry in report["plugins"] if entry["name"] == name and entry["run"]]
+            assert [run["id"] for run in reported] == [on_ledger[0].ref], f"iteration {iteration}: {name}"
+            reasons = [entry["gate"]["reason"] for report in reports for entry in report["plugins"] if entry["name"] == name]
+            overlaps += any(reason.startswith("running (") or "not run: " in reason for reason in reasons)
+    assert overlaps, "the two patrols never overlapped, so the race was not exercised"
+
+
+def report_json(out: str) -> dict:
+    """A ``--once --json`` report, with exactly the documented top-level keys."""
+    report = json.loads(out)
+    assert set(report) == REPORT_KEYS
+    return report
+
+
+def test_a_patrol_killed_mid_run_leaves_the_run_abandoned_for_the_next_patrol(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "quick", run_sh="echo quick\n")
+    slow_dir = add_plugin(town, "slow", 'type = "event"\non = "go"', "echo $$ > run.pid\nsleep 30\n")
+
+    first = gtui(town, "--once", "--json")
+    assert first.code == 0, first.err
+    (quick_run,) = runs(town, "quick")
+    assert quick_run.result == "success"
+
+    victim = gtui_start(town, "--once", "--json", "--event", "go")
+    script = None
+    try:
+        in_flight = wait_for(lambda: running(town, "slow"), 15, "the slow run to be claimed")
+        script = read_pid(slow_dir / "run.pid")
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=10)
+        assert victim.returncode == -signal.SIGKILL
+        assert running(town, "slow") is not None  # nobody closed it: its owner died without a word
+
+        after = gtui(town, "--once", "--json")
+        assert after.code == 0, after.err
+        report = after.json()
+        assert report["abandoned"] == [in_flight.ref]
+        (slow_run,) = runs(town, "slow")
+        assert (slow_run.id, slow_run.status, slow_run.result) == (in_flight.id, "closed", "abandoned")
+        assert f"owner process {victim.pid}" in slow_run.data["reason"]
+        assert runs(town, "quick") == [quick_run]  # the earlier run is untouched
+        assert ledger(town).running_runs() == []
+        slow_entry = next(entry for entry in report["plugins"] if entry["name"] == "slow")
+        assert slow_entry["dispatched"] is False  # the event came before the abandoned run: no second run
+
+        again = gtui(town, "--once", "--json")
+        assert again.json()["abandoned"] == []  # closed once, reported once
+    finally:
+        victim.kill()
+        victim.wait()
+        if script is not None:
+            kill_group(script)  # run.sh leads its own process group and outlived the killed gtui
+
+
+def test_more_open_gates_than_dogs_run_longest_waiting_first(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", "dogs = 2\n")
+    names = [f"p{index:02d}" for index in range(20)]
+    for name in names:
+        add_plugin(town, name, run_sh='echo "$GT_PLUGIN" >> "$GT_TOWN/order.txt"\nsleep 0.1\n')
+    # Gate-open order deliberately unlike discovery (alphabetical) order.
+    waiting = names[:]
+    random.Random(7).shuffle(waiting)
+    now = time.time()
+    book = ledger(town)
+    previous = {}
+    for rank, name in enumerate(waiting):
+        started = now - 2 * 3600 - (len(waiting) - rank) * 60  # cooldown 1h: gates opened an hour later, a minute apart
+        run = book.claim_run(name, "town", now=started)
+        book.close_run(run.id, "success", now=started + 1)
+        previous[name] = run.id
+
+    done = gtui(town, "--once", "--json")
+    assert done.code == 0, done.err
+    order = (town / "order.txt").read_text().split()
+    assert sorted(order) == names  # every one ran, once
+    assert set(order[:2]) == set(waiting[:2]), f"first runs {order[:2]}, longest waiting {waiting[:2]}"
+    claimed = sorted((run for name in names for run in runs(town, name) if run.id != previous[name]), key=lambda run: run.id)
+    claim_order = [run.plugin for run in claimed]
+    # two dogs may swap neighbours, but nothing jumps the queue further than that
+    for rank, name in enumerate(waiting):
+        assert abs(claim_order.index(name) - rank) <= 1, f"claim order {claim_order}, queue {waiting}"
+        assert abs(order.index(name) - rank) <= 2, f"start order {order}, queue {waiting}"
+
+
+def test_queue_order_holds_when_subscribers_are_slow(tmp_path: Path) -> None:
+    """A UI hands each event to its own loop, which takes time: idle dogs must not grab plugins in discovery order meanwhile."""
+    town = make_town(tmp_path / "town", "dogs = 1\n")
+    names = [f"p{index}" for index in range(6)]
+    for name in names:
+        add_plugin(town, name, run_sh='echo "$GT_PLUGIN" >> "$GT_TOWN/order.txt"\n')
+    waiting = names[::-1]  # p5 has waited longest
+    book, now = ledger(town), time.time()
+    for rank, name in enumerate(waiting):
+        run = book.claim_run(name, "town", now=now - 2 * 3600 - (len(waiting) - rank) * 60)
+        book.close_run(run.id, "success", now=run.created_at + 1)
+    engine = Engine(Town.locate(town))
+    engine.bus.subscribe(lambda event: time.sleep(0.01) if isinstance(event, GateChanged) else None)
+    try:
+        engine.patrol_once(wait=True)
+    finally:
+        engine.close()
+    assert (town / "order.txt").read_text().split() == waiting  # one dog: exactly the gate-open order
+
+
+def test_patrol_events_and_gate_changes_only_on_change(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "hand", 'type = "manual"')
+    add_plugin(town, "cool", 'type = "cooldown"\nduration = "1h"', "echo cool\n")
+    engine = Engine(Town.locate(town))
+    seen: list[Event] = []
+    engine.bus.subscribe(seen.append)
+
+    def patrol(now: float | None = None) -> tuple[PatrolReport, list[GateChanged]]:
+        seen.clear()
+        report = engine.patrol_once(wait=True, now=now)
+        finished = [event for event in seen if isinstance(event, PatrolFinished)]
+        assert [event.report for event in finished] == [report]
+        assert isinstance(seen[-1], PatrolFinished)  # the last word of a patrol
+        return report, [event for event in seen if isinstance(event, GateChanged)]
+
+    try:
+        report, changes = patrol()
+        assert {(change.plugin, change.open) for change in changes} == {("hand", False), ("cool", True)}
+        cool = next(item for item in report.plugins if item.plugin.name == "cool")
+        assert cool.run is not None and cool.run.result == "success"
+
+        report, changes = patrol()
+        assert [(change.plugin, change.open) for change in changes] == [("cool", False)]  # it ran: now cooling down
+        assert changes[0].next_open_at is not None and "cooling down" in changes[0].reason
+
+        _, changes = patrol()
+        assert changes == []  # nothing changed
+        _, changes = patrol(time.time() + 90)
+        assert changes == [], [change.reason for change in changes]  # only the clock moved: the gate is as it was
+
+        engine.set_paused("hand", True, "testing")
+        _, changes = patrol()
+        assert [(change.plugin, change.open, change.reason) for change in changes] == [("hand", False, "paused by operator: testing")]
+
+        _, changes = patrol(time.time() + 3700)
+        assert [(change.plugin, change.open) for change in changes] == [("cool", True)]  # cooldown over
+    finally:
+        engine.close()
