@@ -87,9 +87,10 @@ class Engine:
         plugin = (self._plugin_set or self.plugins()).get(event.plugin)
         if plugin is None:
             return
-        run = self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
+        run = event.run or self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
+        tail = log_tail(run.data.get("log")) if run.result in ("failure", "timeout") else ""
         self.escalations.plugin_run_finished(
-            plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, log_tail(run.data.get("log")), time.time()
+            plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, tail, time.time()
         )
 
     def plugin(self, name: str, plugins: PluginSet | None = None) -> Plugin:

@@ -338,6 +338,8 @@ class Escalations:
                     channel(message, context)
             except DeliveryError as exc:
                 error = str(exc)
+            except Exception as exc:  # a channel's own bug must cost one delivery (retried), never the patrol
+                error = f"{item['channel']} failed unexpectedly: {type(exc).__name__}: {exc}"
             self.ledger.write(lambda conn, eid=escalation_id, it=item, err=error: self._record(conn, eid, it, err, now))
         return len(claimed)
 
@@ -494,7 +496,8 @@ class Escalations:
             escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now)
             return escalation
         if run.result == "success":
-            for escalation in self.list(now=now):
-                if escalation.source == source and escalation.subject == subject and escalation.recovered_at is None:
+            for bead in self.ledger.beads("escalation", status=("open", "acked"), label=f"source:{source}"):
+                escalation = Escalation(bead)
+                if escalation.subject == subject and escalation.recovered_at is None:
                     return self.note(escalation.ref, event="recovered", detail=f"{run.ref} succeeded", now=now, recovered=True)
         return None

@@ -58,6 +58,7 @@ class RunFinished(Event):
     duration_s: float
     reason: str
     at: float
+    run: Any = None  # the closed wisp (a gtcore.ledger.Bead), so listeners need not read it back
 
 
 @dataclass(frozen=True)

@@ -411,6 +411,12 @@ class Ledger:
 
         return self._retry(close)
 
+    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
+        """Merge facts learnt while a run is in flight (its pid) into its wisp."""
+        self._retry(lambda conn: conn.execute(
+            "UPDATE beads SET data = json_patch(data, ?) WHERE id = ? AND kind = 'wisp' AND status = 'running'",
+            (json.dumps(data), run_id)))
+
     def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
         """Run wisps, newest first."""
         return self.beads("wisp", plugin=plugin, limit=limit, status=status)

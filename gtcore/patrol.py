@@ -143,8 +143,10 @@ def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
             continue
         ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == processes.hostname()
         if ours or processes.owner_dead(owner):
-            ledger.close_run(run.id, "abandoned", now=now,
-                             data={"reason": f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"})
+            reason = f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
+            if owner.get("host") == processes.hostname() and processes.kill_orphan(run.data.get("pid"), run.data.get("pid_start")):
+                reason += "; its leftover processes were killed"
+            ledger.close_run(run.id, "abandoned", now=now, data={"reason": reason})
             closed.append(run.ref)
     return closed
 

@@ -126,9 +126,21 @@ def hostname() -> str:
 
 
 def owner_identity() -> dict[str, object]:
-    """Who owns runs claimed by this process."""
-    pid = os.getpid()
-    return {"host": hostname(), "pid": pid, "start": process_start(pid)}
+    """Who owns runs claimed by this process (asked for on every claim, so cached per pid)."""
+    return dict(_identity(os.getpid()))
+
+
+@lru_cache(maxsize=4)
+def _identity(pid: int) -> tuple[tuple[str, object], ...]:
+    return (("host", hostname()), ("pid", pid), ("start", process_start(pid)))
+
+
+def kill_orphan(pid: object, started: object) -> bool:
+    """SIGKILL the process group of an abandoned run if its leader is still that same process."""
+    if not isinstance(pid, int) or started is None or process_start(pid) != started:
+        return False
+    signal_group(pid, signal.SIGKILL)
+    return True
 
 
 def owner_dead(owner: dict[str, object]) -> bool:

@@ -175,7 +175,7 @@ class Runner:
             self.active.discard(run.id)
         self.bus.publish(
             RunFinished(run.ref, plugin.name, target_rig, dog, result, data.get("exit_code"),  # type: ignore[arg-type]
-                        data["duration_s"], str(data.get("reason", "")), time.time())  # type: ignore[arg-type]
+                        data["duration_s"], str(data.get("reason", "")), time.time(), closed)  # type: ignore[arg-type]
         )
         return RunOutcome(closed)
 
@@ -197,6 +197,11 @@ class Runner:
             )
             self.active.add(run.id)
         return run
+
+    def _note_pid(self, run: Bead, pid: int) -> None:
+        """Record the child's pid and start time, so a run orphaned by a dead owner can be stopped."""
+        with contextlib.suppress(LedgerError):
+            self.ledger.annotate_run(run.id, {"pid": pid, "pid_start": processes.process_start(pid)})
 
     def _close(self, run: Bead, result: str, data: dict[str, object]) -> Bead:
         at = time.time()
@@ -255,6 +260,7 @@ class Runner:
         except OSError as exc:
             log.close()
             return "failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(log_path)}
+        self._note_pid(run, proc.pid)
         self.bus.publish(RunStarted(run.ref, plugin.name, dog, proc.pid, str(log_path), time.time()))
         if stdin_data is not None:
             threading.Thread(target=_feed_stdin, args=(proc, stdin_data), daemon=True).start()

@@ -331,6 +331,11 @@ def cmd_escalate_raise(ctx: Context) -> int:
     payload = {"id": escalation.ref, "created": created, "count": escalation.count, "severity": escalation.severity}
     word = "raised" if created else f"seen again (count {escalation.count})"
     ctx.emit(payload, lambda: ctx.console.print(Text(f"{escalation.ref} {word}")))
+    try:
+        ctx.engine.escalations.settings()
+    except GtError as exc:
+        sys.stderr.write(f"gtui: error: {escalation.ref} is recorded, but its delivery waits until this is fixed: {exc}\n")
+        return EXIT_ERROR
     return 0
 
 

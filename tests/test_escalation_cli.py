@@ -180,6 +180,16 @@ def test_a_broken_settings_file_stops_the_listing_with_one_line_naming_it(town: 
     one_error_line(cli(town, "escalate", "stale"), str(path), "max_reescalations")
 
 
+def test_raising_with_broken_settings_records_it_and_says_delivery_waits(town: Path) -> None:
+    path = write_settings(town, '{"routes": ')
+    result = cli(town, "escalate", "disk full", "--severity", "high")
+    line = one_error_line(result, "is recorded, but its delivery waits until this is fixed", str(path))
+    ref = result.out.split()[0]
+    assert line.startswith(f"gtui: error: {ref} ")
+    (bead,) = Ledger(town / ".gtui" / "ledger.db").beads("escalation")
+    assert (bead.ref, bead.title, bead.data["pending"][0]["channel"]) == (ref, "disk full", "@route")
+
+
 def test_stale_dry_run_changes_nothing_and_stale_moves_onto_the_mail_route(town: Path) -> None:
     write_settings(town, {"stale_threshold": "1h", "max_reescalations": 2,
                           "routes": {"low": ["bead"], "medium": ["bead", "mail:mayor"]}})

@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from enginekit import REPORT_KEYS, add_plugin, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
+from enginekit import REPORT_KEYS, add_plugin, gone, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
 
 from gtcore.engine import Engine
 from gtcore.events import Event, GateChanged, PatrolFinished
@@ -63,6 +63,7 @@ def test_a_patrol_killed_mid_run_leaves_the_run_abandoned_for_the_next_patrol(tm
     try:
         in_flight = wait_for(lambda: running(town, "slow"), 15, "the slow run to be claimed")
         script = read_pid(slow_dir / "run.pid")
+        wait_for(lambda: (running(town, "slow") or in_flight).data.get("pid") == script, 10, "the run's pid on its wisp")
         victim.send_signal(signal.SIGKILL)
         victim.communicate(timeout=10)
         assert victim.returncode == -signal.SIGKILL
@@ -75,6 +76,8 @@ def test_a_patrol_killed_mid_run_leaves_the_run_abandoned_for_the_next_patrol(tm
         (slow_run,) = runs(town, "slow")
         assert (slow_run.id, slow_run.status, slow_run.result) == (in_flight.id, "closed", "abandoned")
         assert f"owner process {victim.pid}" in slow_run.data["reason"]
+        assert "its leftover processes were killed" in slow_run.data["reason"]
+        wait_for(lambda: gone(script), 5, "the orphaned run.sh to be killed")  # no overlap with a next run
         assert runs(town, "quick") == [quick_run]  # the earlier run is untouched
         assert ledger(town).running_runs() == []
         slow_entry = next(entry for entry in report["plugins"] if entry["name"] == "slow")
