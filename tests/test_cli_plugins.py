@@ -160,7 +160,8 @@ def test_list_human_output(populated: Path) -> None:
 def test_no_verb_without_a_terminal_points_to_once(populated: Path) -> None:
     result = gtui("--town", populated)
     assert result.code == 2
-    assert result.err == "gtui: error: the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)\n"
+    assert result.err == (
+        "gtui: error: the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)\n")
 
 
 # -- plugin show --------------------------------------------------------------------------
