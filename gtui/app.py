@@ -41,6 +41,7 @@ from gtcore.ledger import Bead, parse_ref
 from gtcore.town import Town
 from gtui.components.header import PatrolState, TownHeader, header_text
 from gtui.components.tables import LAYOUT_ORDER, PANES, Act, FeedPane, KeyedTable, PluginsPane
+from gtui.safety import clean
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
@@ -142,6 +143,11 @@ class GtuiApp(App[None]):
         self.start_engine()
         if self.live:
             self.set_interval(1.0, self._paint_header)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Toasts carry plugin names, subjects and reasons: never markup, never escape sequences."""
+        super().notify(clean(message), title=clean(title), severity=severity, timeout=timeout, markup=False)
 
     def pane(self, name: str) -> KeyedTable:
         return self.query_one(f"#{name}", KeyedTable)
