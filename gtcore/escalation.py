@@ -200,6 +200,15 @@ class Escalation:
         last = self.bead.data.get("last_escalated_at", self.bead.created_at)
         return self.status == "open" and now - last >= settings.stale_threshold.seconds
 
+    def notes(self, settings: EscalationSettings, now: float) -> list[str]:
+        """What a listing should point out beside the subject."""
+        notes = ["stale"] if self.is_stale(settings, now) else []
+        if self.failing_channels:
+            notes.append("delivery failed: " + ", ".join(self.failing_channels))
+        if self.recovered_at:
+            notes.append("recovered")
+        return notes
+
     def to_json(self, settings: EscalationSettings, now: float) -> dict[str, Any]:
         return {
             "id": self.ref,

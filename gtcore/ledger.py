@@ -295,25 +295,9 @@ class Ledger:
 
     # -- beads ------------------------------------------------------------------------
 
-    def create(
-        self,
-        kind: str,
-        *,
-        title: str = "",
-        status: str = "open",
-        body: str = "",
-        labels: Iterable[str] = (),
-        data: dict[str, Any] | None = None,
-        plugin: str | None = None,
-        rig: str | None = None,
-        result: str | None = None,
-        now: float | None = None,
-    ) -> Bead:
-        """Write one bead (and its labels) in its own transaction."""
-        return self._retry(
-            lambda conn: insert_bead(conn, kind, title=title, status=status, body=body, labels=labels,
-                                     data=data, plugin=plugin, rig=rig, result=result, now=now)
-        )
+    def create(self, kind: str, **fields: Any) -> Bead:
+        """Write one bead (and its labels) in its own transaction; ``fields`` as :func:`insert_bead`."""
+        return self._retry(lambda conn: insert_bead(conn, kind, **fields))
 
     def get(self, bead_id: int, kind: str | None = None) -> Bead:
         with self.snapshot() as conn:

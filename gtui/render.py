@@ -24,15 +24,7 @@ from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
 from gtcore.stale import BinaryStatus
 from gtui.safety import clean
-
-RESULT_STYLES = {
-    "success": "green",
-    "failure": "red",
-    "timeout": "red",
-    "abandoned": "yellow",
-    "skipped": "dim",
-    "running": "cyan",
-}
+from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 
 def _cell(value: object, style: str = "") -> Text:
@@ -53,7 +45,7 @@ def _short(value: str, limit: int) -> str:
 
 
 def result_text(result: str | None) -> Text:
-    return _cell(result or "-", RESULT_STYLES.get(result or "", ""))
+    return _cell(result or "-", RESULT_STYLE.get(result or "", ""))
 
 
 def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginStats], now: float) -> None:
@@ -219,23 +211,14 @@ def dog_list(console: Console, dogs: list[dict[str, object]]) -> None:
     console.print(table)
 
 
-SEVERITY_STYLES = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
-
-
 def escalation_list(console: Console, escalations: list[Escalation], settings: EscalationSettings, now: float) -> None:
     table = _table(f"Escalations ({len(escalations)})", ["id", "severity", "status", "age", "count", "source", "subject", "notes"],
                    wrap=("subject",))
     for item in escalations:
-        notes = []
-        if item.is_stale(settings, now):
-            notes.append("stale")
-        if item.failing_channels:
-            notes.append("failed: " + ", ".join(item.failing_channels))
-        if item.recovered_at:
-            notes.append("recovered")
+        notes = item.notes(settings, now)
         table.add_row(
             _cell(item.ref, "bold"),
-            _cell(item.severity, SEVERITY_STYLES[item.severity]),
+            _cell(item.severity, SEVERITY_STYLE[item.severity]),
             _cell(item.status),
             _cell(age(item.bead.created_at, now)),
             _cell(item.count),

@@ -31,10 +31,8 @@ from gtcore.gates import GateDecision
 from gtcore.ledger import Bead, PluginStats
 from gtcore.patrol import decide_all
 from gtui.safety import clean
+from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
-RESULT_STYLE = {"success": "green", "failure": "bold red", "timeout": "bold red", "abandoned": "yellow",
-                "skipped": "dim", "running": "cyan"}
-SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
 
 Row = tuple[Text, ...]
@@ -223,13 +221,7 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     settings = snapshot.escalation_settings or EscalationSettings()
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     for item in sorted(snapshot.escalations, key=lambda e: (order[e.severity], -e.bead.created_at)):
-        notes = []
-        if item.is_stale(settings, now):
-            notes.append("STALE")
-        if item.failing_channels:
-            notes.append("delivery failed: " + ", ".join(item.failing_channels))
-        if item.recovered_at:
-            notes.append("recovered")
+        notes = [note.upper() if note == "stale" else note for note in item.notes(settings, now)]
         rows[item.ref] = (
             text(item.ref, "bold"),
             text(item.severity, SEVERITY_STYLE[item.severity]),

@@ -1,11 +1,12 @@
-"""Shared fixtures: temporary towns and plugin directories written on disk."""
+"""Shared fixtures: temporary towns and plugin directories written on disk, real mail and webhook servers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import SmtpServer, WebhookServer
 
 MakePlugin = Callable[..., Path]
 
@@ -38,3 +39,19 @@ def town(tmp_path: Path) -> Path:
     root = tmp_path / "town"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    """A real HTTP server on 127.0.0.1 that keeps every JSON POST."""
+    server = WebhookServer().start()
+    yield server
+    server.stop()

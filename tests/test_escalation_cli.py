@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,6 @@ HUMAN_EMAIL, HUMAN_SMS, SENDER = "overseer@town.example", "+15550100", "gtui@tow
 ENTRY_KEYS = {"id", "subject", "body", "severity", "original_severity", "source", "status", "count", "created_at",
               "last_seen_at", "reescalations", "stale", "deliveries"}
 DELIVERY_KEYS = {"channel", "ok", "error", "at"}
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def webhook() -> Iterator[WebhookServer]:
-    server = WebhookServer().start()
-    yield server
-    server.stop()
 
 
 def cli(town: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:

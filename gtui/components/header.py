@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from gtcore.escalation import Escalation
 from gtui.safety import clean
-from gtui.state import SEVERITY_STYLE
+from gtui.styles import SEVERITY_STYLE
 
 
 @dataclass(frozen=True)

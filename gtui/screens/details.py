@@ -29,7 +29,7 @@ from gtcore.ledger import Bead, PluginStats
 from gtcore.plugins import Plugin
 from gtcore.runner import log_tail
 from gtui.safety import clean
-from gtui.state import RESULT_STYLE, SEVERITY_STYLE
+from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 GATE_WORDS = {
     "cooldown": "runs by itself when no run (of any result, running included) started within {duration}",
