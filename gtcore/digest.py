@@ -28,6 +28,7 @@ from gtcore.errors import GtError
 from gtcore.ledger import Bead, Ledger, fetch_bead, format_ref, insert_bead, update_bead
 
 DAY = 86400.0
+PRUNE_BATCH = 5000
 _CHUNK = 500
 
 
@@ -131,6 +132,7 @@ def make_digest(ledger: Ledger, day: date, plugins: Iterable[str], *, now: float
         result = DigestResult(day, dry_run=dry_run)
         runs = _finished_runs(conn, names, start, end)
         if not runs:
+            result.digest = _existing_digest(conn, day)  # nothing new: point at the day's digest, if any
             return result
         days: dict[str, PluginDay] = defaultdict(PluginDay)
         for run in runs:
@@ -186,11 +188,10 @@ def _write_digest(conn: Any, day: date, existing: Bead | None, plugins: dict[str
 
 
 def _delete(conn: Any, ids: list[int]) -> None:
-    for offset in range(0, len(ids), _CHUNK):
-        chunk = ids[offset:offset + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        conn.execute(f"DELETE FROM labels WHERE bead_id IN ({marks})", chunk)
-        conn.execute(f"DELETE FROM beads WHERE id IN ({marks})", chunk)
+    """Delete beads and their labels: the ids go in as one JSON array, two statements whatever their number."""
+    keys = json.dumps(ids)
+    conn.execute("DELETE FROM labels WHERE bead_id IN (SELECT value FROM json_each(?))", (keys,))
+    conn.execute("DELETE FROM beads WHERE id IN (SELECT value FROM json_each(?))", (keys,))
 
 
 def _remove_logs(paths: Iterable[Any]) -> None:
@@ -235,23 +236,29 @@ def undigested_days(ledger: Ledger, plugins: Iterable[str], now: float) -> list[
 def digests(ledger: Ledger, plugin: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Digest beads, newest day first; with ``plugin``, only the days it ran, and only its part of each.
 
-    The plugin is chosen in SQL before ``limit`` applies: limiting first would
-    hide a plugin's days behind newer days it did not run on.  Days are ordered
-    by their date, not by when the digest was written (a day can be digested late).
+    The plugin is chosen before ``limit`` applies: limiting first would hide a
+    plugin's days behind newer days it did not run on.  Days are ordered by
+    date (the title ends with it), not by when the digest was written: a day
+    can be digested late.  A digest holds every duration of its day, so SQL
+    only pre-selects by the plugin's key in the text and just enough beads are decoded.
     """
     sql = "SELECT id, title, data FROM beads WHERE kind = 'digest'"
     params: list[Any] = []
     if plugin is not None:
-        sql += " AND EXISTS (SELECT 1 FROM json_each(data, '$.plugins') WHERE key = ?)"
-        params.append(plugin)
-    sql += " ORDER BY json_extract(data, '$.date') DESC, id DESC"
-    if limit is not None:
+        sql += " AND instr(data, ?) > 0"
+        params.append(json.dumps(plugin) + ":")
+    sql += " ORDER BY title DESC, id DESC"
+    if limit is not None and plugin is None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    found = []
+    found: list[dict[str, Any]] = []
     for bead_id, title, raw in ledger.read(sql, params):
+        if limit is not None and len(found) >= limit:
+            break
         data = json.loads(raw)
         plugins = data.get("plugins", {})
+        if plugin is not None and plugin not in plugins:
+            continue
         entry = {"id": format_ref("digest", bead_id), "date": data.get("date"), "title": title}
         if plugin is None:
             entry["plugins"] = {name: {k: v for k, v in stats.items() if k != "durations"} for name, stats in plugins.items()}
@@ -261,28 +268,44 @@ def digests(ledger: Ledger, plugin: str | None = None, limit: int | None = None)
     return found
 
 
-def prune(ledger: Ledger, keep_plugins: Iterable[str], retention_days: int, *, now: float) -> int:
+def prune(ledger: Ledger, keep_plugins: Iterable[str], retention_days: int, *, now: float,
+          only_plugins: Iterable[str] | None = None) -> int:
     """Delete finished runs older than ``retention_days`` of plugins not in ``keep_plugins``.
 
     ``keep_plugins`` are the digest plugins (their runs go into digests
-    instead).  ``retention_days = 0`` keeps everything.  Returns how many runs went.
+    instead); with ``only_plugins`` no other plugin's runs are touched (the
+    patrol passes it while a plugin file is broken: its runs might be a digest
+    plugin's).  ``retention_days = 0`` keeps everything.  Deletes in batches,
+    one transaction each, so other writers never wait long.  Returns how many runs went.
     """
     if retention_days <= 0:
         return 0
     keep = sorted(set(keep_plugins))
     cutoff = now - retention_days * DAY
     # Not "NOT IN (NULL)" for an empty list: that is never true, and would keep every run.
-    spared = f" AND plugin NOT IN ({', '.join('?' * len(keep))})" if keep else ""
+    where = f" AND plugin NOT IN ({', '.join('?' * len(keep))})" if keep else ""
+    params: list[Any] = [cutoff, *keep]
+    if only_plugins is not None:
+        only = sorted(set(only_plugins))
+        if not only:
+            return 0
+        where += f" AND plugin IN ({', '.join('?' * len(only))})"
+        params += only
 
     def delete(conn: Any) -> list[tuple[int, str | None]]:
         rows = conn.execute(
-            "SELECT id, json_extract(data, '$.log') FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < ?" + spared,
-            (cutoff, *keep),
+            "SELECT id, json_extract(data, '$.log') FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < ?"
+            + where + f" LIMIT {PRUNE_BATCH}",
+            params,
         ).fetchall()
         _delete(conn, [row[0] for row in rows])
         return rows
 
-    rows = ledger.write(delete)
-    _remove_logs(row[1] for row in rows)
-    return len(rows)
+    total = 0
+    while True:
+        rows = ledger.write(delete)
+        _remove_logs(row[1] for row in rows)
+        total += len(rows)
+        if len(rows) < PRUNE_BATCH:
+            return total
 

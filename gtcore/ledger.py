@@ -8,6 +8,9 @@ the wisps inside the very transaction that writes them; it is therefore part
 of the ledger and always agrees with it, and it survives squashing wisps into
 digests.
 
+Labels are deleted explicitly with their beads (``gtcore.digest``); foreign
+key enforcement stays off, which keeps squashing 100,000 wisps fast.
+
 Concurrency: one connection per thread, WAL so readers never block writers,
 every write a ``BEGIN IMMEDIATE`` transaction with a busy timeout and a
 bounded retry, so several threads and processes can share one town.
@@ -195,7 +198,6 @@ class Ledger:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error:
                 conn.close()
                 raise

@@ -221,7 +221,8 @@ class Patrol:
         digested = [plugin.name for plugin in plugin_set.plugins if plugin.tracking.digest]
         for day in undigested_days(ledger, digested, now):
             report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])
-        report.pruned = prune(ledger, digested, self.engine.settings.retention_days, now=now)
+        others = [plugin.name for plugin in plugin_set.plugins if not plugin.tracking.digest] if plugin_set.invalid else None
+        report.pruned = prune(ledger, digested, self.engine.settings.retention_days, now=now, only_plugins=others)
 
     @staticmethod
     def collect(report: PatrolReport) -> None:

@@ -1,0 +1,324 @@
+"""``gtui stale`` against real git repositories made in tmp_path.
+
+The "binary" is a small bash script whose ``--version`` prints ``tool 1.0 (<commit sha>)``; the
+repository is a real one with real commits (empty ones: only the history matters).  Exit statuses
+follow Gas Town: 0 something is stale, 1 all fresh, 2 error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gtui.cli import main
+
+BINARY_KEYS = {"name", "stale", "forward", "on_main_branch", "safe_to_rebuild", "binary_commit", "repo_commit", "commits_behind", "error"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+}
+
+
+# -- repositories, binaries, settings -----------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=True)
+    return done.stdout.strip()
+
+
+def commit(repo: Path, count: int = 1) -> str:
+    """Make ``count`` commits on the checked-out branch; returns the new HEAD."""
+    for number in range(count):
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"change {number}")
+    return git(repo, "rev-parse", "HEAD")
+
+
+def make_repo(path: Path, branch: str = "main", commits: int = 1) -> str:
+    """``git init -b BRANCH`` with ``commits`` commits; returns HEAD."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", branch)
+    return commit(path, commits)
+
+
+def make_tool(path: Path, printed: str) -> Path:
+    """A bash "binary" whose ``--version`` prints ``tool 1.0 (PRINTED)``; anything else is a usage error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "#!/bin/bash\n"
+        f'if [ "$1" = --version ]; then echo "tool 1.0 ({printed})"; exit 0; fi\n'
+        'echo "usage: tool --version" >&2\nexit 64\n',
+        encoding="utf-8",
+    )
+    path.chmod(0o755)
+    return path
+
+
+def configure(town: Path, *entries: dict[str, Any]) -> None:
+    """``settings/gtui.toml`` with one ``[[stale.binaries]]`` table per entry."""
+    text = "".join("[[stale.binaries]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in entry.items()) for entry in entries)
+    (town / "settings").mkdir(exist_ok=True)
+    (town / "settings" / "gtui.toml").write_text(text, encoding="utf-8")
+
+
+def tool_town(town: Path, *, branch: str = "main") -> str:
+    """One binary ``tool`` (bin/tool) built from src/tool's HEAD; returns that commit."""
+    head = make_repo(town / "src" / "tool", branch)
+    make_tool(town / "bin" / "tool", head)
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool"})
+    return head
+
+
+def cli(capsys: pytest.CaptureFixture[str], town: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--town", str(town), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def stale_json(capsys: pytest.CaptureFixture[str], town: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """``gtui stale ARGS --json``: exit status and the report, whose keys are checked exactly."""
+    code, out, _ = cli(capsys, town, "stale", *args, "--json")
+    report = json.loads(out)
+    assert set(report) == {"stale", "binaries"}, report
+    for binary in report["binaries"]:
+        assert set(binary) == BINARY_KEYS, binary
+    return code, report
+
+
+# -- fresh, behind, off main ---------------------------------------------------------------------------
+
+
+def test_a_binary_built_from_mains_head_is_fresh(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = tool_town(town)
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 1
+    assert report == {"stale": False, "binaries": [{
+        "name": "tool", "stale": False, "forward": False, "on_main_branch": True, "safe_to_rebuild": False,
+        "binary_commit": head, "repo_commit": head, "commits_behind": 0, "error": None,
+    }]}
+
+
+def test_a_binary_n_commits_behind_main_is_stale_and_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    head = commit(town / "src" / "tool", 3)
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 0
+    assert report == {"stale": True, "binaries": [{
+        "name": "tool", "stale": True, "forward": True, "on_main_branch": True, "safe_to_rebuild": True,
+        "binary_commit": built, "repo_commit": head, "commits_behind": 3, "error": None,
+    }]}
+
+    code, out, _ = cli(capsys, town, "stale")  # for people
+    assert code == 0
+    assert "tool is 3 commit(s) behind; safe to rebuild" in out
+
+
+def test_a_short_sha_in_the_version_is_resolved_to_the_full_commit(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    make_tool(town / "bin" / "tool", built[:7])
+    commit(town / "src" / "tool")
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 0
+    (binary,) = report["binaries"]
+    assert (binary["binary_commit"], binary["commits_behind"], binary["safe_to_rebuild"]) == (built, 1, True)
+
+
+def test_a_binary_built_from_a_feature_branch_is_stale_but_not_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    repo = town / "src" / "tool"
+    git(repo, "checkout", "-q", "-b", "feature")
+    feature = commit(repo, 2)
+    git(repo, "checkout", "-q", "main")
+    head = commit(repo)  # main moved on too: the two have diverged
+    make_tool(town / "bin" / "tool", feature)
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 0
+    (binary,) = report["binaries"]
+    assert report["stale"] is True
+    assert binary["stale"] is True
+    assert (binary["on_main_branch"], binary["forward"], binary["safe_to_rebuild"]) == (False, False, False)
+    assert (binary["binary_commit"], binary["repo_commit"], binary["error"]) == (feature, head, None)
+
+    code, out, _ = cli(capsys, town, "stale")
+    assert code == 0 and "NOT safe to rebuild" in out
+
+
+def test_master_as_the_main_branch(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town, branch="master")
+    code, report = stale_json(capsys, town)
+    assert (code, report["binaries"][0]["repo_commit"], report["binaries"][0]["stale"]) == (1, built, False)
+
+    head = commit(town / "src" / "tool", 2)
+    code, report = stale_json(capsys, town)
+    (binary,) = report["binaries"]
+    assert code == 0
+    assert (binary["repo_commit"], binary["commits_behind"], binary["forward"], binary["safe_to_rebuild"]) == (head, 2, True, True)
+
+
+def test_a_bare_repository_works_too(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    subprocess.run(["git", "clone", "-q", "--bare", str(town / "src" / "tool"), str(town / "src" / "tool.git")],
+                   check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool.git"})
+
+    code, report = stale_json(capsys, town)
+
+    assert (code, report["binaries"][0]["repo_commit"], report["binaries"][0]["error"]) == (1, built, None)
+
+
+# -- missing things and errors -------------------------------------------------------------------------
+
+
+def test_a_missing_binary_is_stale_and_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    head = tool_town(town)
+    (town / "bin" / "tool").unlink()
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 0
+    assert report["binaries"] == [{
+        "name": "tool", "stale": True, "forward": False, "on_main_branch": False, "safe_to_rebuild": True,
+        "binary_commit": None, "repo_commit": head, "commits_behind": None, "error": None,
+    }]
+
+
+def test_a_missing_repository_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_tool(town / "bin" / "tool", "a" * 40)
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/nowhere"})
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 2
+    (binary,) = report["binaries"]
+    assert "src/nowhere" in binary["error"] and "does not exist" in binary["error"]
+
+    (town / "src" / "plain").mkdir(parents=True)  # a directory, but not a repository
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/plain"})
+    code, report = stale_json(capsys, town)
+    assert code == 2 and "not a git repository" in report["binaries"][0]["error"]
+
+
+def test_a_binary_that_prints_no_commit_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    make_tool(town / "bin" / "tool", "dev build")
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 2
+    (binary,) = report["binaries"]
+    assert "printed no build commit" in binary["error"]
+    assert binary["binary_commit"] is None
+
+
+def test_a_commit_the_repository_does_not_have_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    unknown = "0123456789abcdef0123456789abcdef01234567"
+    make_tool(town / "bin" / "tool", unknown)
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 2
+    error = report["binaries"][0]["error"]
+    assert unknown in error and "does not have" in error
+
+
+def test_a_binary_whose_version_command_fails_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool", "commit_command": ["bin/tool", "--what"]})
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 2
+    assert "exited 64" in report["binaries"][0]["error"] and "usage: tool --version" in report["binaries"][0]["error"]
+
+
+def test_without_git_on_the_path_each_binary_reports_an_error(
+    town: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tool_town(town)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+    code, report = stale_json(capsys, town)
+
+    assert code == 2
+    assert "git" in report["binaries"][0]["error"] and "not found" in report["binaries"][0]["error"]
+
+
+def test_no_stale_binaries_configured_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys, town, "stale", "--json")
+    assert code == 2
+    assert "no [[stale.binaries]]" in json.loads(out)["error"]
+    assert err.startswith("gtui: error: ") and err.count("\n") == 1
+
+
+# -- the command line ------------------------------------------------------------------------------------
+
+
+def test_quiet_prints_nothing_and_the_exit_status_says_it(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    assert cli(capsys, town, "stale", "--quiet") == (1, "", "")
+    commit(town / "src" / "tool")
+    assert cli(capsys, town, "stale", "--quiet") == (0, "", "")
+    assert cli(capsys, town, "stale", "--quiet", "--json") == (0, "", "")
+
+
+def test_a_name_chooses_one_binary(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fresh_head = make_repo(town / "src" / "fresh")
+    old = make_repo(town / "src" / "old")
+    commit(town / "src" / "old", 2)
+    make_tool(town / "bin" / "fresh", fresh_head)
+    make_tool(town / "bin" / "old", old)
+    configure(town, {"name": "fresh", "binary": "bin/fresh", "repo": "src/fresh"}, {"name": "old", "binary": "bin/old", "repo": "src/old"})
+
+    code, report = stale_json(capsys, town)
+    assert (code, report["stale"], [b["name"] for b in report["binaries"]]) == (0, True, ["fresh", "old"])
+
+    code, report = stale_json(capsys, town, "fresh")
+    assert (code, report["stale"], [b["name"] for b in report["binaries"]]) == (1, False, ["fresh"])
+
+    code, report = stale_json(capsys, town, "old")
+    assert (code, report["stale"], [(b["name"], b["commits_behind"]) for b in report["binaries"]]) == (0, True, [("old", 2)])
+
+    code, out, _ = cli(capsys, town, "stale", "nope", "--json")
+    assert code == 2 and "no binary named 'nope'" in json.loads(out)["error"]
+
+
+def test_a_custom_commit_command(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    head = commit(town / "src" / "tool")
+    make_tool(town / "bin" / "tool", "no commit here")  # --version is useless; the commit comes from elsewhere
+    info = town / "bin" / "build-info"
+    info.write_text(f"#!/bin/bash\necho \"built from {built} on $1\"\n", encoding="utf-8")
+    info.chmod(0o755)
+    (town / "build").mkdir()
+    (town / "build" / "COMMIT").write_text(f"{head}\n", encoding="utf-8")
+
+    # a path relative to the town
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool", "commit_command": ["bin/build-info", "tuesday"]})
+    code, report = stale_json(capsys, town)
+    assert (code, report["binaries"][0]["binary_commit"], report["binaries"][0]["commits_behind"]) == (0, built, 1)
+
+    # an absolute path
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool", "commit_command": [str(info)]})
+    code, report = stale_json(capsys, town)
+    assert (code, report["binaries"][0]["binary_commit"]) == (0, built)
+
+    # a bare command word is found on PATH, like a shell would; its arguments are relative to the town
+    configure(town, {"name": "tool", "binary": "bin/tool", "repo": "src/tool", "commit_command": ["cat", "build/COMMIT"]})
+    code, report = stale_json(capsys, town)
+    assert (code, report["binaries"][0]["binary_commit"], report["binaries"][0]["error"]) == (1, head, None)
