@@ -24,6 +24,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -43,7 +45,7 @@ from gtui.components.header import PatrolState, TownHeader, header_text
 from gtui.components.tables import LAYOUT_ORDER, PANES, Act, FeedPane, KeyedTable, PluginsPane
 from gtui.safety import clean
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
-from gtui.screens.help import HelpScreen
+from gtui.screens.help import HelpScreen, key_display
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed_line, plugin_rows
@@ -127,6 +129,7 @@ class GtuiApp(App[None]):
         self._engine_error: str | None = None
         self._seen_escalations: dict[str, str] | None = None
         self._seen_feed: set[str] = set()
+        self._header: Text | None = None
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -246,6 +249,8 @@ class GtuiApp(App[None]):
 
     @on(SnapshotReady)
     def _show_snapshot(self, message: SnapshotReady) -> None:
+        if not self.is_running:  # shutting down: the collector's last post may find the panes already removed
+            return
         previous, self.snapshot = self.snapshot, message.snapshot
         for name, rows in message.rows.items():
             self.pane(name).apply(rows)
@@ -274,11 +279,19 @@ class GtuiApp(App[None]):
         self._seen_escalations = severities
 
     def _paint_header(self) -> None:
+        if not self.is_running:  # shutting down (see _show_snapshot)
+            return
         errors = dict(self.snapshot.errors) if self.snapshot else {}
         if self._engine_error:
             errors["engine"] = self._engine_error
         escalations = self.snapshot.escalations if self.snapshot else ()
-        self.query_one(TownHeader).update(header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock()))
+        text = header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock())
+        if text == self._header:
+            return
+        # A relayout repaints every pane (~50 ms with 1,000 plugins): only lines of another width may change the height.
+        resized = self._header is None or _line_widths(text) != _line_widths(self._header)
+        self._header = text
+        self.query_one(TownHeader).update(text, layout=resized)
 
     # -- watcher ------------------------------------------------------------------------------
 
@@ -501,7 +514,10 @@ class GtuiApp(App[None]):
     @on(PatrolDone)
     def _patrol_done(self, message: PatrolDone) -> None:
         interval = self.engine.settings.patrol_interval.seconds if self.engine else 60.0
-        self.patrol_state = PatrolState(next_at=self.clock() + interval)
+        # Not live, no interval patrol follows; and paint now: without a live collector or header timer
+        # the header would say "running" for good.
+        self.patrol_state = PatrolState(next_at=self.clock() + interval) if self.live else PatrolState(paused_reason="not live")
+        self._paint_header()
         if message.error:
             self.notify(message.error, title="Patrol failed", severity="error")
         self.request_refresh(rescan=True)
@@ -570,12 +586,14 @@ class GtuiApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette offers every action, with its key."""
         yield from super().get_system_commands(screen)
+        keymap = self.engine.settings.keymap if self.engine else {}
         for binding in _bindings(self.BINDINGS):
-            yield SystemCommand(binding.description, f"key {binding.key}", lambda action=binding.action: self.run_action(action))
-        focused = self.focused
+            yield SystemCommand(binding.description, f"key {key_display(binding, keymap)}",
+                                lambda action=binding.action: self.run_action(action))
+        focused = screen.focused  # the pane focused under the palette (the app's focus is the palette's input now)
         if isinstance(focused, KeyedTable):
             for binding in _bindings(focused.BINDINGS):
-                yield SystemCommand(f"{focused.PANE}: {binding.description}", f"key {binding.key} on the selected row",
+                yield SystemCommand(f"{focused.PANE}: {binding.description}", f"key {key_display(binding, keymap)} on the selected row",
                                     lambda action=binding.action, pane=focused: pane.run_action(action))
 
     def on_unmount(self) -> None:
@@ -583,6 +601,10 @@ class GtuiApp(App[None]):
         self._wake.set()
         if self.engine is not None:
             self.engine.close()
+
+
+def _line_widths(text: Text) -> list[int]:
+    return [cell_len(line) for line in text.plain.split("\n")]
 
 
 def _bindings(bindings: Iterable[BindingType]) -> list[Binding]:

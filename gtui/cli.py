@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -474,6 +475,10 @@ def control_room(args: argparse.Namespace) -> int:
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
 
+    # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
+    # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
     GtuiApp(town, read_only=args.read_only).run()
     return 0
 

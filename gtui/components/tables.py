@@ -55,7 +55,10 @@ class KeyedTable(DataTable[Text]):
         needle = self.filter_text.lower()
         visible = {key: cells for key, cells in rows.items() if not needle or needle in " ".join(c.plain for c in cells).lower()}
         with self.app.batch_update():
-            if [key for key in self._shown if key in visible] != [key for key in visible if key in self._shown]:
+            # Patching appends new rows at the bottom: right for the feed, wrong for a new row that belongs
+            # higher up (a critical escalation, a plugin file added, a filter cleared).  Those rebuild.
+            kept = [key for key in self._shown if key in visible]
+            if kept + [key for key in visible if key not in self._shown] != list(visible):
                 self._rebuild(visible)
             else:
                 self._patch(visible)
@@ -88,8 +91,11 @@ class KeyedTable(DataTable[Text]):
         self.apply(self._rows)
 
     def _update_subtitle(self) -> None:
-        parts = [f"filter: {self.filter_text} ({len(self._shown)}/{len(self._rows)})"] if self.filter_text else []
-        self.border_subtitle = "  ".join(parts)
+        """As ``Text``: a str border subtitle is parsed as markup, and a typed ``[/b]`` would crash the app."""
+        self.border_subtitle = Text("  ".join(self._subtitle_parts()))
+
+    def _subtitle_parts(self) -> list[str]:
+        return [f"filter: {self.filter_text} ({len(self._shown)}/{len(self._rows)})"] if self.filter_text else []
 
     def selected_key(self) -> str | None:
         if not self.row_count:
@@ -98,6 +104,10 @@ class KeyedTable(DataTable[Text]):
             return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
         except (CellDoesNotExist, RowDoesNotExist):
             return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The app decides: its read-only check covers pane keys too, so they show (and are) disabled."""
+        return self.app.check_action(action, parameters)
 
     def action_act(self, action: str) -> None:
         self.post_message(Act(self.PANE, action, self.selected_key()))
@@ -171,10 +181,8 @@ class FeedPane(KeyedTable):
             self.unseen = 0
             self._update_subtitle()
 
-    def _update_subtitle(self) -> None:
-        super()._update_subtitle()
-        if self.unseen:
-            self.border_subtitle = f"paused, {self.unseen} new  " + self.border_subtitle
+    def _subtitle_parts(self) -> list[str]:
+        return ([f"paused, {self.unseen} new"] if self.unseen else []) + super()._subtitle_parts()
 
 
 class EscalationsPane(KeyedTable):

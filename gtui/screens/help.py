@@ -10,8 +10,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+
+def key_display(binding: Binding, keymap: dict[str, str]) -> str:
+    """The keys as the footer writes them (``?``, ``/``, not ``question_mark``), after the town's keymap."""
+    keys = keymap.get(binding.id or "", binding.key)
+    return ", ".join(format_key(key.strip()) for key in keys.split(","))
 
 
 def keys_table(title: str, bindings: list[Binding], keymap: dict[str, str]) -> Table:
@@ -20,8 +27,7 @@ def keys_table(title: str, bindings: list[Binding], keymap: dict[str, str]) -> T
     table.add_column()
     table.add_column(style="dim")
     for binding in bindings:
-        keys = keymap.get(binding.id or "", binding.key)
-        table.add_row(Text(keys), Text(binding.description), Text(binding.id or ""))
+        table.add_row(Text(key_display(binding, keymap)), Text(binding.description), Text(binding.id or ""))
     return table
 
 

@@ -23,6 +23,7 @@ from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.ledger import Bead
 from gtui.safety import clean
+from gtui.screens.details import relative
 
 MAX_LINES = 5000
 POLL_SECONDS = 0.25
@@ -39,11 +40,15 @@ class LogScreen(Screen[None]):
         self.path = run.data.get("log") or str(engine.town.runs_dir / f"{run.ref}.log")
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble((f" {self.run.plugin} {self.run.ref} ", "bold reverse"), " ", (clean(self.path), "dim")),
+        yield Static(Text.assemble((f" {self.run.plugin} {self.run.ref} ", "bold reverse"), " ", (clean(self.shown_path()), "dim")),
                      id="log-title")
         yield Log(max_lines=MAX_LINES, id="log-lines", auto_scroll=True)
         yield Static(Text("", style="dim"), id="log-state")
         yield Footer()
+
+    def shown_path(self) -> str:
+        """The log's path relative to the town, as the details screen shows files: short, and the same on every machine."""
+        return relative(self.path, str(self.engine.town.root))
 
     def on_mount(self) -> None:
         self.follow()
