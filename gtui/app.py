@@ -51,6 +51,7 @@ from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed_line, plugin_rows
 
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
+MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 IDLE_REFRESH_SECONDS = 5.0
 SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
 
@@ -334,8 +335,10 @@ class GtuiApp(App[None]):
     # -- actions on panes ---------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """In read-only mode every action that writes is shown disabled."""
+        """Writing actions are disabled in read-only mode; the main screen's keys are hidden on other screens."""
         name = str(parameters[0]) if action == "act" and parameters else action
+        if action in MAIN_SCREEN_ONLY and len(self.screen_stack) > 1:
+            return False
         if self.read_only and name in WRITES:
             return None
         return True

@@ -228,8 +228,8 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
             text(item.status, "dim" if item.status == "acked" else "bold"),
             text(age(item.bead.created_at, now)),
             text(f"×{item.count}"),
-            text(item.subject),
             text(" · ".join(notes), "bold yellow"),
+            text(item.subject),
         )
     return rows
 

@@ -116,8 +116,8 @@ class KeyedTable(DataTable[Text]):
 class PluginsPane(KeyedTable):
     PANE = "plugins"
     TITLE = "1 Plugins"
-    COLUMNS = (("plugin", 18), ("rig", 9), ("gate", 9), ("enabled", 8), ("last run", 8), ("result", 9), ("runs", 4),
-               ("fail", 4), ("state", None))
+    COLUMNS = (("plugin", None), ("rig", None), ("gate", None), ("enabled", None), ("last run", None), ("result", None),
+               ("runs", None), ("fail", None), ("state", None))
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "act('run')", "Run", id="plugins.run"),
         Binding("f", "act('force_run')", "Force run", id="plugins.force_run"),
@@ -130,7 +130,7 @@ class PluginsPane(KeyedTable):
 class DogsPane(KeyedTable):
     PANE = "dogs"
     TITLE = "2 Dogs"
-    COLUMNS = (("dog", 12), ("state", 8), ("plugin", 18), ("run", 10), ("elapsed / timeout", 18))
+    COLUMNS = (("dog", None), ("state", None), ("plugin", None), ("run", None), ("elapsed / timeout", None))
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "act('details')", "Details", id="dogs.details"),
         Binding("l", "act('log')", "Log", id="dogs.log"),
@@ -142,7 +142,7 @@ class FeedPane(KeyedTable):
 
     PANE = "feed"
     TITLE = "3 Feed"
-    COLUMNS = (("time", 8), ("plugin", 18), ("run", 10), ("event", None))
+    COLUMNS = (("time", None), ("plugin", None), ("run", None), ("event", None))
     MAX_ROWS = 1000
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "act('details')", "Details", id="feed.details"),
@@ -188,7 +188,8 @@ class FeedPane(KeyedTable):
 class EscalationsPane(KeyedTable):
     PANE = "escalations"
     TITLE = "4 Escalations"
-    COLUMNS = (("id", 7), ("severity", 8), ("status", 6), ("age", 7), ("count", 5), ("subject", None), ("notes", None))
+    COLUMNS = (("id", None), ("severity", None), ("status", None), ("age", None), ("count", None), ("notes", None),
+               ("subject", None))
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "act('ack')", "Acknowledge", id="escalations.ack"),
         Binding("x", "act('close')", "Close", id="escalations.close"),
@@ -197,4 +198,4 @@ class EscalationsPane(KeyedTable):
 
 
 PANES: tuple[type[KeyedTable], ...] = (PluginsPane, DogsPane, FeedPane, EscalationsPane)
-LAYOUT_ORDER: tuple[type[KeyedTable], ...] = (PluginsPane, EscalationsPane, FeedPane, DogsPane)  # grid order, left to right
+LAYOUT_ORDER: tuple[type[KeyedTable], ...] = (PluginsPane, EscalationsPane, DogsPane, FeedPane)  # grid order, row by row
