@@ -27,6 +27,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/discovery_bench.py
+	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/digest_bench.py
+	$(BIN)/python bench/tui_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
