@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from enginekit import Result, gtui_env
 
 from gtcore.ledger import Ledger
 
@@ -24,20 +22,9 @@ RUN_KEYS = {"id", "plugin", "rig", "result", "started_at", "finished_at", "exit_
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        return json.loads(self.out)  # fails unless stdout is exactly one JSON document
-
-
 def gtui(*args: str | Path) -> Result:
-    env = {key: value for key, value in os.environ.items() if key != "GT_TOWN"}
-    env.update(COLUMNS="400", NO_COLOR="1")  # wide enough that rich never folds a path
-    done = subprocess.run([sys.executable, "-m", "gtui", *map(str, args)], capture_output=True, text=True, env=env, timeout=60)
+    """``python -m gtui ARGS`` (with ``--town`` among them where needed); never a traceback."""
+    done = subprocess.run([sys.executable, "-m", "gtui", *map(str, args)], capture_output=True, text=True, env=gtui_env(), timeout=60)
     assert "Traceback" not in done.stdout + done.stderr
     return Result(done.returncode, done.stdout, done.stderr)
 
