@@ -113,7 +113,7 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
 def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None) -> GateDecision:
     """Open when ``check`` exited 0; its first output line is the reason."""
     if check is None:
-        return GateDecision(False, "check not run yet")
+        return GateDecision(False, "check not run yet (the next patrol runs it)")
     if check.error is not None:
         return GateDecision(False, f"check could not run: {check.error}")
     if check.timed_out:

@@ -159,6 +159,7 @@ class Patrol:
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
         self.checks: dict[str, CheckResult] = {}
+        self.checked_at: dict[str, float] = {}
         self.plugin_set: PluginSet | None = None
 
     def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
@@ -175,6 +176,7 @@ class Patrol:
                     if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
         checks = run_checks(eligible, engine.town.root)
         self.checks = {**self.checks, **checks}
+        self.checked_at.update(dict.fromkeys(checks, started))
         for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
             report.plugins.append(PluginReport(plugin, decision))
             self._publish_gate(plugin.name, decision)
@@ -223,6 +225,11 @@ class Patrol:
             report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])
         others = [plugin.name for plugin in plugin_set.plugins if not plugin.tracking.digest] if plugin_set.invalid else None
         report.pruned = prune(ledger, digested, self.engine.settings.retention_days, now=now, only_plugins=others)
+
+    def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, CheckResult]:
+        """Condition results still worth showing: a run started since a check makes its answer stale."""
+        return {name: result for name, result in self.checks.items()
+                if name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}
 
     @staticmethod
     def collect(report: PatrolReport) -> None:

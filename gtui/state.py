@@ -125,7 +125,7 @@ class Collector:
         if plugin_set is not None:
             running_refs = {run.plugin: run.ref for run in running if run.plugin}
             decided = decide_all(plugin_set.plugins, summary, running_refs, paused, ledger.last_events(), now,
-                                 self.engine.patrol.checks)
+                                 self.engine.patrol.current_checks(summary))
             decisions = {plugin.name: decision for plugin, decision in decided}
         return {"summary": summary, "paused": paused, "running": running, "escalations": escalations,
                 "feed": feed, "decisions": decisions}

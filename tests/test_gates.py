@@ -296,7 +296,7 @@ def test_condition_error_is_closed() -> None:
 
 
 def test_condition_not_checked_yet_is_closed() -> None:
-    assert evaluate(condition_plugin(), NEVER, {}, NOW) == GateDecision(False, "check not run yet")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW) == GateDecision(False, "check not run yet (the next patrol runs it)")
 
 
 # --- event ----------------------------------------------------------------------

@@ -181,3 +181,19 @@ def test_patrol_events_and_gate_changes_only_on_change(tmp_path: Path) -> None:
         assert [(change.plugin, change.open) for change in changes] == [("cool", True)]  # cooldown over
     finally:
         engine.close()
+
+
+def test_a_condition_answer_is_stale_once_its_plugin_ran(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "ready", 'type = "condition"\ncheck = "echo ready"')
+    add_plugin(town, "waiting", 'type = "condition"\ncheck = "echo not yet; exit 1"')
+    engine = Engine(Town(town))
+    try:
+        report = engine.patrol_once(wait=True)
+        assert [item.run.result for item in report.plugins if item.run] == ["success"]
+        current = engine.patrol.current_checks(engine.ledger.plugin_summary())
+    finally:
+        engine.close()
+    assert set(engine.patrol.checks) == {"ready", "waiting"}
+    assert set(current) == {"waiting"}  # "ready" ran after its check: the control room must not still call it open
+    assert current["waiting"].first_line == "not yet"
