@@ -40,10 +40,6 @@ class PluginSet:
     def get(self, name: str) -> Plugin | None:
         return next((plugin for plugin in self.plugins if plugin.name == name), None)
 
-    @property
-    def by_name(self) -> dict[str, Plugin]:
-        return {plugin.name: plugin for plugin in self.plugins}
-
 
 def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:
     """Every directory that may hold plugins: (dir, rig, rank, crew)."""
