@@ -231,9 +231,11 @@ def test_between_equals_the_first_found_wins(town: Path, add: Callable[..., Path
     beta_copy = add("beta/plugins/deploy")
     amy = add("alpha/crew/amy/plugins/lint")
     zed = add("alpha/crew/zed/plugins/lint")
-    found = discover(Town(town)).by_name
-    assert (found["deploy"].path, found["deploy"].shadowed) == (beta_copy, (alpha_copy,))
-    assert (found["lint"].path, found["lint"].shadowed) == (amy, (zed,))
+    found = discover(Town(town))
+    deploy, lint = found.get("deploy"), found.get("lint")
+    assert deploy is not None and lint is not None
+    assert (deploy.path, deploy.shadowed) == (beta_copy, (alpha_copy,))
+    assert (lint.path, lint.shadowed) == (amy, (zed,))
 
 
 def test_names_are_unique_and_winners_keep_discovery_order(town: Path, add: Callable[..., Path]) -> None:
