@@ -17,6 +17,7 @@ Threads and messages:
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -53,6 +54,10 @@ from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 IDLE_REFRESH_SECONDS = 5.0
+# Allocations between young collections while the app runs (CPython's default is 700).  The tables' render
+# caches churn through objects, and with the default every second or two brings a full collection that holds
+# the GIL for ~100 ms with 1,000 plugins; a key press landing in one waits for it.  See bench/tui_bench.py.
+GC_YOUNG_THRESHOLD = 20_000
 SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
 
 
@@ -131,6 +136,7 @@ class GtuiApp(App[None]):
         self._seen_escalations: dict[str, str] | None = None
         self._seen_feed: set[str] = set()
         self._header: Text | None = None
+        self._gc_threshold = gc.get_threshold()
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -142,6 +148,7 @@ class GtuiApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])  # restored on unmount
         self.query_one(PluginsPane).focus()
         self._paint_header()
         self.start_engine()
@@ -183,6 +190,7 @@ class GtuiApp(App[None]):
         self._engine_error = None
         self.collector = Collector(message.engine, self.clock)
         self._apply_keymap()
+        self._wake.set()  # the first collect at once: waiting for the loop's 1 s timeout (or the patrol) delayed the first paint
         self.collect_loop()
         if self.live:
             self.watch_files()
@@ -255,6 +263,8 @@ class GtuiApp(App[None]):
         previous, self.snapshot = self.snapshot, message.snapshot
         for name, rows in message.rows.items():
             self.pane(name).apply(rows)
+        if previous is None:
+            gc.freeze()  # start-up's objects (widgets, plugin set, caches) leave the collector's scans; undone on unmount
         new_feed = [(key, cells) for key, cells in message.feed if key not in self._seen_feed]
         self.query_one(FeedPane).append(new_feed)
         self._toast(message.snapshot, previous, new_feed)
@@ -600,6 +610,8 @@ class GtuiApp(App[None]):
                                     lambda action=binding.action, pane=focused: pane.run_action(action))
 
     def on_unmount(self) -> None:
+        gc.unfreeze()
+        gc.set_threshold(*self._gc_threshold)
         self._stop.set()
         self._wake.set()
         if self.engine is not None:
