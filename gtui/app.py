@@ -58,6 +58,7 @@ IDLE_REFRESH_SECONDS = 5.0
 # caches churn through objects, and with the default every second or two brings a full collection that holds
 # the GIL for ~100 ms with 1,000 plugins; a key press landing in one waits for it.  See bench/tui_bench.py.
 GC_YOUNG_THRESHOLD = 20_000
+MAX_FAILURE_TOASTS = 3
 SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
 
 
@@ -79,7 +80,7 @@ class EngineFailed(Message):
 class SnapshotReady(Message):
     """A snapshot and its rows, built off the UI thread."""
 
-    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row]]) -> None:
+    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row, float]]) -> None:
         super().__init__()
         self.snapshot, self.rows, self.feed = snapshot, rows, feed
 
@@ -135,6 +136,7 @@ class GtuiApp(App[None]):
         self._engine_error: str | None = None
         self._seen_escalations: dict[str, str] | None = None
         self._seen_feed: set[str] = set()
+        self._started_at = clock()  # runs that failed before the app started are in the feed, not toasted
         self._header: Text | None = None
         self._gc_threshold = gc.get_threshold()
 
@@ -219,7 +221,7 @@ class GtuiApp(App[None]):
         """Collect when the ledger changed, the engine spoke, files changed, or every few seconds."""
         worker = get_current_worker()
         assert self.collector is not None and self.engine is not None
-        last_version, last_full = None, float("-inf")
+        last_version, last_full, adopted = None, float("-inf"), None
         while not worker.is_cancelled and not self._stop.is_set():
             woken = self._wake.wait(timeout=1.0)
             self._wake.clear()
@@ -233,6 +235,8 @@ class GtuiApp(App[None]):
                 self._rescan.clear()
                 if rescan:
                     self._rescan_plugins()
+                elif (scanned := self.engine.patrol.plugin_set) is not None and scanned is not adopted:
+                    adopted = self.collector.plugin_set = scanned  # a newer patrol's scan: no second read of every file
                 self._collect_once(now)
                 last_version, last_full = version, time.monotonic()
             if not self.live:
@@ -253,7 +257,8 @@ class GtuiApp(App[None]):
             "dogs": dog_rows(snapshot, now),
             "escalations": escalation_rows(snapshot, now),
         }
-        feed = [(f"{key[0]}:{key[1]}", cells) for key, cells in map(feed_line, snapshot.feed)]
+        feed = [(f"{key[0]}:{key[1]}", cells, run.updated_at) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed),
+                                                                                        strict=True)]
         self.post_message(SnapshotReady(snapshot, rows, feed))
 
     @on(SnapshotReady)
@@ -265,18 +270,24 @@ class GtuiApp(App[None]):
             self.pane(name).apply(rows)
         if previous is None:
             gc.freeze()  # start-up's objects (widgets, plugin set, caches) leave the collector's scans; undone on unmount
-        new_feed = [(key, cells) for key, cells in message.feed if key not in self._seen_feed]
-        self.query_one(FeedPane).append(new_feed)
-        self._toast(message.snapshot, previous, new_feed)
+        new_feed = [(key, cells, at) for key, cells, at in message.feed if key not in self._seen_feed]
+        self._seen_feed.update(key for key, _, _ in new_feed)
+        self.query_one(FeedPane).append([(key, cells) for key, cells, _ in new_feed])
+        self._toast_failures([cells for key, cells, at in new_feed if key.endswith((":failure", ":timeout")) and at >= self._started_at])
+        self._toast_escalations(message.snapshot)
         self._paint_header()
 
-    def _toast(self, snapshot: Snapshot, previous: Snapshot | None, new_feed: list[tuple[str, Row]]) -> None:
-        """Loud when something needs a person: failures, new and climbing escalations, a bell for critical."""
-        self._seen_feed.update(key for key, _ in new_feed)
-        if previous is not None:
-            for key, cells in new_feed:
-                if key.endswith((":failure", ":timeout")):
-                    self.notify(f"{cells[1].plain} {cells[2].plain}: {cells[3].plain}", title="Run failed", severity="error")
+    def _toast_failures(self, failed: list[Row]) -> None:
+        """A toast per failed run since the app started; one summary toast when many fail at once."""
+        if len(failed) > MAX_FAILURE_TOASTS:
+            names = ", ".join(dict.fromkeys(cells[1].plain for cells in failed))
+            self.notify(f"{len(failed)} runs failed: {names}", title="Runs failed", severity="error")
+            return
+        for cells in failed:
+            self.notify(f"{cells[1].plain} {cells[2].plain}: {cells[3].plain}", title="Run failed", severity="error")
+
+    def _toast_escalations(self, snapshot: Snapshot) -> None:
+        """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
         severities = {item.ref: item.severity for item in snapshot.escalations}
         if self._seen_escalations is not None:
             for item in snapshot.escalations:
@@ -533,7 +544,7 @@ class GtuiApp(App[None]):
         self._paint_header()
         if message.error:
             self.notify(message.error, title="Patrol failed", severity="error")
-        self.request_refresh(rescan=True)
+        self.request_refresh()
 
     def action_digest(self) -> None:
         if self.engine is None:

@@ -40,6 +40,7 @@ from tuikit import (
     wait_until,
 )
 
+from gtcore.ledger import insert_bead
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
@@ -559,3 +560,20 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
     for shown in (main, queue, logged, details, escalation, toasts):
         assert "\x1b" not in shown
     assert not any("\x1b" in message for _, message, _ in notes(app))
+
+
+async def test_failures_before_start_are_not_toasted_and_a_burst_is_one_toast(town: Path) -> None:
+    now = time.time()
+    record_run(town, "backup", "failure", started=now - 600, duration=1.0)  # old news: in the feed, not a toast
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: any(key.endswith(":failure") for key in row_keys(app, "feed")), 5, "the old failure in the feed")
+        assert not [note for note in notes(app) if note[0].startswith("Run")]
+        names = ("alpha", "bravo", "charlie", "delta", "echo")
+        ledger_of(town).write(lambda conn: [  # five failures in one transaction, as a busy town may commit them
+            insert_bead(conn, "wisp", plugin=name, rig="town", status="closed", result="failure", data={"duration_s": 0.1})
+            for name in names])
+        await wait_until(pilot, lambda: any(note[0] == "Runs failed" for note in notes(app)), 5, "the summary toast")
+        failed = [note for note in notes(app) if note[0].startswith("Run")]
+        assert len(failed) == 1 and failed[0][1].startswith("5 runs failed: alpha, bravo, charlie, delta, echo")

@@ -83,7 +83,7 @@ class KeyedTable(DataTable[Text]):
                 self.add_row(*cells, key=key)
                 continue
             for column, before, after in zip(columns, old, cells, strict=True):
-                if before != after:
+                if before != after or before.style != after.style:  # Text equality ignores the base style
                     self.update_cell(key, column, after)
 
     def set_filter(self, needle: str) -> None:
