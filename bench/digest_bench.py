@@ -21,9 +21,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+
+from benchkit import describe, timed
 
 from gtcore.digest import DAY, day_bounds, digests, make_digest, undigested_days, utc_day
 from gtcore.ledger import Ledger
@@ -113,21 +114,6 @@ def make_logs(log_dir: Path, first: int, last: int) -> None:
 
 
 # -- measuring --------------------------------------------------------------------------------------
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Milliseconds of ``repeat`` calls."""
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def describe(samples: list[float], unit: str = "ms") -> str:
-    ordered = sorted(samples)
-    return f"median {statistics.median(samples):9.3f} {unit}   (n={len(samples)}, min {ordered[0]:.3f}, max {ordered[-1]:.3f})"
 
 
 def floor_sql(path: Path, start: float, end: float) -> float:

@@ -22,8 +22,9 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
+
+from benchkit import describe, timed
 
 from gtcore.discovery import discover
 from gtcore.town import Town
@@ -140,19 +141,6 @@ def walk_and_toml(root: Path) -> int:
             with contextlib.suppress(tomllib.TOMLDecodeError, IndexError):
                 total += len(tomllib.loads(parts[1]))
     return total
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def describe(samples: list[float]) -> str:
-    return f"median {statistics.median(samples):8.2f} ms   (n={len(samples)}, min {min(samples):.2f}, max {max(samples):.2f})"
 
 
 def profile(town: Town, top: int) -> str:

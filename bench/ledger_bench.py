@@ -19,8 +19,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from benchkit import describe, timed
 
 from gtcore.ledger import SCHEMA_VERSION, Ledger, PluginStats
 
@@ -119,22 +121,6 @@ def build(path: Path, wisps: int, plugins: int) -> float:
 
 
 # -- measuring -------------------------------------------------------------------------------
-
-
-def timed(fn: Callable[[], object], repeat: int) -> list[float]:
-    """Milliseconds of ``repeat`` calls."""
-    out = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-def describe(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-    return f"median {statistics.median(samples):9.3f} ms   (n={len(samples)}, min {ordered[0]:.3f}, p95 {p95:.3f}, max {ordered[-1]:.3f})"
 
 
 NAIVE_SQL = """

@@ -69,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine_bench  # the big-ledger copy, plugin-file and profile helpers
 import ledger_bench  # the big-ledger builder and its cache
+from benchkit import describe, p95, verdict
 
 from gtcore.discovery import discover
 from gtcore.gates import _zone, next_slot
@@ -158,20 +159,6 @@ def write_town(root: Path, names: list[str], ledger: Ledger, now: float) -> dict
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def describe(samples: list[float], unit: str = "ms") -> str:
-    spread = f"n={len(samples)}, min {min(samples):.1f}, max {max(samples):.1f}"
-    return f"median {statistics.median(samples):8.1f} {unit}  p95 {p95(samples):8.1f}  ({spread})"
-
-
-def p95(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
-def verdict(ok: bool, target: str) -> str:
-    return f"{target}: {'PASS' if ok else 'FAIL'}"
 
 
 class FrameLog:
