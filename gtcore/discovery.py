@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gtcore.errors import NotFound
 from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
 from gtcore.town import Town
 
@@ -39,6 +40,13 @@ class PluginSet:
 
     def get(self, name: str) -> Plugin | None:
         return next((plugin for plugin in self.plugins if plugin.name == name), None)
+
+    def require(self, name: str, town: Town) -> Plugin:
+        """The plugin named ``name``, or the one-line error every command gives for a wrong name."""
+        found = self.get(name)
+        if found is None:
+            raise NotFound(f"no plugin named {name!r} in town {town.root}")
+        return found
 
 
 def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:

@@ -13,7 +13,7 @@ from concurrent.futures import Future
 
 from gtcore.discovery import PluginSet, discover
 from gtcore.dogs import Dog, DogPool, dog_names
-from gtcore.errors import GtError, NotFound
+from gtcore.errors import GtError
 from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
 from gtcore.ledger import Ledger, RunInFlight, parse_ref
@@ -93,11 +93,8 @@ class Engine:
             plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, tail, time.time()
         )
 
-    def plugin(self, name: str, plugins: PluginSet | None = None) -> Plugin:
-        found = (plugins or self.plugins()).get(name)
-        if found is None:
-            raise NotFound(f"no plugin named {name!r} in town {self.town.root}")
-        return found
+    def plugin(self, name: str) -> Plugin:
+        return self.plugins().require(name, self.town)
 
     def patrol_once(self, *, wait: bool = False, now: float | None = None) -> PatrolReport:
         return self.patrol.run_once(now, wait=wait)

@@ -21,7 +21,7 @@ from rich.text import Text
 
 from gtcore.clock import iso
 from gtcore.digest import digests, make_digest, utc_day
-from gtcore.discovery import PluginSet, discover
+from gtcore.discovery import discover
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
 from gtcore.events import Event, OutputLine
@@ -210,12 +210,6 @@ class Context:
         else:
             human()
 
-    def plugin(self, plugins: PluginSet, name: str) -> Any:
-        found = plugins.get(name)
-        if found is None:
-            raise NotFound(f"no plugin named {name!r} in town {self.town.root}")
-        return found
-
 
 def cmd_plugin_list(ctx: Context) -> int:
     plugins = discover(ctx.town)
@@ -231,8 +225,7 @@ def cmd_plugin_list(ctx: Context) -> int:
 
 
 def cmd_plugin_show(ctx: Context) -> int:
-    plugins = discover(ctx.town)
-    plugin = ctx.plugin(plugins, ctx.args.name)
+    plugin = discover(ctx.town).require(ctx.args.name, ctx.town)
     stats = ctx.ledger.plugin_summary().get(plugin.name)
     payload = {**plugin_json(plugin, stats), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
     ctx.emit(payload, lambda: render.plugin_detail(ctx.console, plugin, stats, time.time()))
