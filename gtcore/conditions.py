@@ -25,8 +25,9 @@ REASON_LIMIT = 200  # a gate reason is one line in a table, not a log
 def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
     """Run one plugin's check and report exit code, first line, or timeout."""
     check = plugin.gate.check or ""
-    env = processes.child_environment(
-        {"GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig, "GT_PLUGIN": plugin.name})
+    token = processes.new_token()
+    env = processes.child_environment({"GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig,
+                                       "GT_PLUGIN": plugin.name, processes.RUN_TOKEN: token})
     try:
         proc = processes.spawn(["bash", "-c", check], plugin.directory, env)
     except OSError as exc:
@@ -40,7 +41,8 @@ def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
     except subprocess.TimeoutExpired:
         timed_out = True
     processes.signal_group(proc.pid, signal.SIGKILL)
-    proc.wait()
+    processes.reap(proc)
+    processes.sweep(token, 0.0)  # a check is a question: whatever it left running goes with it
     reader.join(timeout=1.0)
     if timed_out:
         return CheckResult(None, timed_out=True)

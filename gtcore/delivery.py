@@ -3,26 +3,27 @@
 Each channel is a function ``(escalation view, settings, context) -> None``
 that raises :class:`DeliveryError` with a one-line reason when it fails; the
 escalation module records the outcome and schedules retries.  Network
-channels use short timeouts so a dead server costs seconds, not a patrol.
+channels run under one :class:`Deadline` each, so a dead or trickling server
+costs at most that, whatever it does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import smtplib
 import socket
-import ssl
-import urllib.error
-import urllib.request
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gtcore.clock import iso
 from gtcore.ledger import Ledger
 
-NETWORK_TIMEOUT = 10.0
+DELIVERY_TIMEOUT = 10.0  # seconds for a whole delivery, connect to last byte
 
 
 class DeliveryError(Exception):
@@ -69,6 +70,11 @@ class DeliveryContext:
     ledger: Ledger
     log_path: Path
     contacts: Contacts
+    timeout: float = DELIVERY_TIMEOUT
+
+    def deadline(self) -> Deadline:
+        """A fresh deadline for one delivery."""
+        return Deadline(self.timeout)
 
 
 def one_line(text: str) -> str:
@@ -87,7 +93,60 @@ def deliver_mail(message: Message, target: str, ctx: DeliveryContext) -> None:
     )
 
 
+class Deadline:
+    """One deadline for a whole delivery, from connect to the last byte.
+
+    A socket timeout bounds each read; a server that trickles a byte a
+    second never trips it.  The deadline shuts every socket it watches when
+    it expires, which ends any read or write blocked on it at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._ends = time.monotonic() + seconds
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        return max(0.05, self._ends - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def reason(self, exc: BaseException) -> str:
+        return f"no answer within {self.seconds:g}s (the whole delivery)" if self.expired else _reason(exc, self.seconds)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def deliver_email(message: Message, ctx: DeliveryContext) -> None:
+    import smtplib  # only when sending: most commands never do
+
     contacts = ctx.contacts
     if not contacts.human_email or not contacts.smtp_host:
         raise DeliveryError("email needs contacts.human_email and contacts.smtp_host in settings/escalation.json")
@@ -97,43 +156,72 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
     email["Subject"] = f"[gtui {message.severity}] {message.subject}"
     raised = iso(message.at if message.raised_at is None else message.raised_at)
     email.set_content(f"{message.body}\n\nescalation {message.ref} · source {message.source} · raised {raised}\n")
+    deadline = ctx.deadline()
+
+    class _SMTP(smtplib.SMTP):
+        def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+            return deadline.watch(socket.create_connection((host, port), deadline.remaining()))
+
+    where = f"SMTP {contacts.smtp_host}:{contacts.smtp_port}"
     try:
-        with smtplib.SMTP(contacts.smtp_host, contacts.smtp_port, timeout=NETWORK_TIMEOUT) as smtp:
+        with deadline, _SMTP(contacts.smtp_host, contacts.smtp_port, timeout=deadline.remaining()) as smtp:
             if contacts.smtp_starttls:
+                import ssl
+
                 smtp.starttls(context=ssl.create_default_context())
+                deadline.watch(smtp.sock)
             if contacts.smtp_user:
                 smtp.login(contacts.smtp_user, contacts.smtp_pass)
             smtp.send_message(email)
     except (OSError, smtplib.SMTPException) as exc:
-        raise DeliveryError(f"SMTP {contacts.smtp_host}:{contacts.smtp_port}: {_reason(exc)}") from None
+        raise DeliveryError(f"{where}: {deadline.reason(exc)}") from None
     except UnicodeError:  # smtplib sends AUTH credentials as ASCII only
-        raise DeliveryError(f"SMTP {contacts.smtp_host}:{contacts.smtp_port}: smtp_user/smtp_pass must be ASCII for SMTP AUTH") from None
+        raise DeliveryError(f"{where}: smtp_user/smtp_pass must be ASCII for SMTP AUTH") from None
 
 
-def _post_json(url: str, payload: dict[str, str], what: str) -> None:
+def _post_json(url: str, payload: dict[str, str], what: str, deadline: Deadline) -> None:
+    import http.client  # only when sending
+
     if not url:
         raise DeliveryError(f"{what} has no webhook URL in settings/escalation.json contacts")
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DeliveryError(f"{what} webhook {url!r} is not an http:// or https:// URL")
+    body = json.dumps(payload).encode()
     try:
-        with urllib.request.urlopen(request, timeout=NETWORK_TIMEOUT) as response:
-            response.read(4096)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"{what} webhook answered HTTP {exc.code}") from None
-    except (OSError, ValueError) as exc:
-        raise DeliveryError(f"{what} webhook: {_reason(exc)}") from None
+        with deadline:
+            if parts.scheme == "https":
+                import ssl
+
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                    parts.hostname, parts.port, timeout=deadline.remaining(), context=ssl.create_default_context())
+            else:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=deadline.remaining())
+            try:
+                conn.connect()
+                deadline.watch(conn.sock)
+                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+                conn.request("POST", target, body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read(4096)
+            finally:
+                conn.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise DeliveryError(f"{what} webhook: {deadline.reason(exc)}") from None
+    if not 200 <= response.status < 300:
+        raise DeliveryError(f"{what} webhook answered HTTP {response.status}")
 
 
 def deliver_sms(message: Message, ctx: DeliveryContext) -> None:
     if not ctx.contacts.human_sms:
         raise DeliveryError("SMS needs contacts.human_sms in settings/escalation.json")
-    _post_json(ctx.contacts.sms_webhook, {"to": ctx.contacts.human_sms, "body": f"{message.headline} ({message.ref})"}, "SMS")
+    _post_json(ctx.contacts.sms_webhook, {"to": ctx.contacts.human_sms, "body": f"{message.headline} ({message.ref})"}, "SMS",
+               ctx.deadline())
 
 
 def deliver_slack(message: Message, ctx: DeliveryContext) -> None:
     text = f"{message.headline} ({message.ref}, {message.source})\n{message.body}"
-    _post_json(ctx.contacts.slack_webhook, {"text": text[:3000]}, "Slack")
+    _post_json(ctx.contacts.slack_webhook, {"text": text[:3000]}, "Slack", ctx.deadline())
 
 
 def deliver_log(message: Message, ctx: DeliveryContext) -> None:
@@ -145,11 +233,9 @@ def deliver_log(message: Message, ctx: DeliveryContext) -> None:
         raise DeliveryError(f"cannot append to {ctx.log_path}: {exc.strerror or exc}") from None
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and exc.reason:
-        return one_line(str(exc.reason))
+def _reason(exc: BaseException, seconds: float) -> str:
     if isinstance(exc, socket.timeout | TimeoutError):
-        return f"timed out after {NETWORK_TIMEOUT:g}s"
+        return f"timed out after {seconds:g}s"
     return one_line(str(exc)) or type(exc).__name__
 
 

@@ -9,7 +9,10 @@ winner as ``shadowed``.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -65,42 +68,89 @@ def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:
     return dirs
 
 
-def find_candidates(town: Town, problems: list[str] | None = None) -> list[Candidate]:
-    """All ``plugin.md`` files in discovery order, skipping dot-directories.
+def scan_entries(town: Town) -> Iterator[Candidate | InvalidPlugin | str]:
+    """Every entry of every plugins directory, in discovery order, skipping dot-entries.
 
-    A plugin directory that exists but cannot be read is reported in
-    ``problems`` rather than looking like an empty one.
+    Nothing vanishes: an entry that cannot be a plugin comes out as an
+    :class:`InvalidPlugin` when it was meant as one (its ``plugin.md`` is a
+    directory, a FIFO or a dangling link) and as a warning string when it only
+    looks stray (a file, a directory with ``run.sh`` and no ``plugin.md``); a
+    plugin directory that exists but cannot be read is a warning too, never an empty one.
     """
-    found = []
     for directory, rig, rank, crew in plugin_dirs(town):
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
-            if problems is not None:
-                problems.append(f"{directory}: cannot read plugin directory: {exc.strerror or exc}")
+            yield f"{directory}: cannot read plugin directory: {exc.strerror or exc}"
             continue
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith("."):
                 continue
-            manifest = Path(entry.path) / "plugin.md"
-            if manifest.is_file():
-                found.append(Candidate(manifest, rig, rank, crew))
-    return found
+            verdict = _inspect(Path(entry.path))
+            if isinstance(verdict, Path):
+                yield Candidate(verdict, rig, rank, crew)
+            elif isinstance(verdict, InvalidPlugin):
+                yield replace(verdict, rig=rig)
+            else:
+                yield verdict
+
+
+def find_candidates(town: Town) -> list[Candidate]:
+    """The ``plugin.md`` files that will be parsed, in discovery order."""
+    return [entry for entry in scan_entries(town) if isinstance(entry, Candidate)]
+
+
+def _inspect(entry: Path) -> Path | InvalidPlugin | str:
+    """One entry of a plugins directory: its plugin.md, why it is broken, or a warning about it."""
+    kind = _file_kind(entry)
+    if kind != "directory":
+        if kind in ("a dangling symlink", "a symlink loop", "unreadable"):
+            return InvalidPlugin(entry, f"plugin directory is {kind}")
+        return f"{entry}: not a plugin (plugins are directories holding plugin.md; this is {kind})"
+    manifest = entry / "plugin.md"
+    kind = _file_kind(manifest)
+    if kind == "a regular file":
+        return manifest
+    if kind == "missing":
+        what = "holds run.sh but no plugin.md" if (entry / "run.sh").exists() else "holds no plugin.md"
+        return f"{entry}: not a plugin: the directory {what}"
+    return InvalidPlugin(manifest, f"plugin.md is {kind}, not a regular file")
+
+
+_KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def _file_kind(path: Path) -> str:
+    """What ``path`` is, following symlinks, in words for a message (``directory`` and ``missing`` are checked by name)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "a dangling symlink" if os.path.islink(path) else "missing"
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else "unreadable"
+    return _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
 
 
 def discover(town: Town) -> PluginSet:
     """Scan the town, parse every candidate and dedupe by name."""
     result = PluginSet()
     parsed: list[tuple[Candidate, Plugin]] = []
-    for candidate in find_candidates(town, result.warnings):
-        plugin = parse_plugin(candidate.path, candidate.rig, candidate.crew)
+    for entry in scan_entries(town):
+        if isinstance(entry, str):
+            result.warnings.append(entry)
+            continue
+        if isinstance(entry, InvalidPlugin):
+            result.invalid.append(entry)
+            continue
+        plugin = parse_plugin(entry.path, entry.rig, entry.crew)
         if isinstance(plugin, InvalidPlugin):
             result.invalid.append(plugin)
         else:
-            parsed.append((candidate, plugin))
-            result.warnings += [f"{candidate.path}: {warning}" for warning in plugin.warnings]
+            parsed.append((entry, plugin))
+            result.warnings += [f"{plugin.path}: {warning}" for warning in plugin.warnings]
     result.plugins = dedupe(parsed)
     return result
 

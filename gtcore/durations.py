@@ -22,6 +22,8 @@ _UNITS = {
     "d": 86400.0,
 }
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ]*)")
+MAX_SECONDS = 10 * 365 * 86400.0  # ten years: past that a duration is a typo, and datetime arithmetic overflows
+_MAX_TEXT = 64  # no sane duration is longer; a 400-digit number must not reach float()
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def parse_duration(value: object) -> Duration:
         raise ValueError("is empty (write it like 90s, 5m, 1h30m or 2d)")
     if text == "0":
         return Duration(text, 0.0)
+    if len(text) > _MAX_TEXT:
+        raise ValueError(f"is {len(text)} characters long: not a duration (write it like 90s, 5m, 1h30m or 2d)")
     total, pos = 0.0, 0
     while pos < len(text):
         match = _PART.match(text, pos)
@@ -57,6 +61,8 @@ def parse_duration(value: object) -> Duration:
             raise ValueError(f"{text!r} has unknown unit {unit!r}{hint}")
         total += float(number) * _UNITS[unit]
         pos = match.end()
+    if not math.isfinite(total) or total > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than the longest duration gtui accepts (10 years, 87600h)")
     return Duration(text, total)
 
 

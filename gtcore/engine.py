@@ -66,10 +66,11 @@ class Engine:
         return self.settings
 
     def close(self) -> None:
-        """Stop the dogs taking new work (runs in flight finish on their own)."""
+        """Stop the dogs taking new work (runs in flight finish on their own); let deliveries on their way land."""
         with self._pool_lock:
             if self._pool is not None:
                 self._pool.shutdown()
+        self.escalations.settle()
 
     # -- plugins ----------------------------------------------------------------------
 

@@ -1,5 +1,9 @@
 """Errors the engine reports to a person: one line saying what and where."""
 
+from __future__ import annotations
+
+from gtcore.model import Problem
+
 
 class GtError(Exception):
     """A problem the user can act on; its message is shown as a single line."""
@@ -12,5 +16,26 @@ class LedgerError(GtError):
     """The ledger cannot be opened, read or written (corrupt, locked, full)."""
 
 
+class SettingsError(GtError):
+    """A settings file that cannot be used as written: which file, which field, and why."""
+
+    def __init__(self, file: object, reason: str, field: str | None = None) -> None:
+        self.file, self.field, self.reason = str(file), field, " ".join(reason.split())
+        super().__init__(f"{self.file}: field '{field}' {self.reason}" if field else f"{self.file}: {self.reason}")
+
+    def problem(self) -> Problem:
+        return Problem(self.file, self.field, self.reason)
+
+
 class NotFound(GtError):
     """A named thing (plugin, run, escalation, town) does not exist."""
+
+
+def brief(value: object, limit: int = 60) -> str:
+    """A value as a message may quote it: its repr, on one line, cut to ``limit`` characters.
+
+    Messages quote what a file held; a file may hold a megabyte on one key.
+    """
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

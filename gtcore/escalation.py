@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gtcore.clock import iso
-from gtcore.delivery import Contacts, DeliveryContext, DeliveryError, Message, channel_for, one_line, valid_action
+from gtcore.delivery import DELIVERY_TIMEOUT, Contacts, DeliveryContext, DeliveryError, Message, channel_for, one_line, valid_action
 from gtcore.durations import Duration, parse_duration
-from gtcore.errors import GtError
+from gtcore.errors import GtError, SettingsError, brief
 from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
 from gtcore.plugins import SEVERITIES
-from gtcore.settings import SettingsError
+from gtcore.settings import read_settings_text
 from gtcore.town import Town
 
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
@@ -42,6 +45,8 @@ DEFAULT_STALE_THRESHOLD = parse_duration("4h")
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 3600.0
+MAX_PARALLEL_DELIVERIES = 4
+DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
 ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
 _CONTACT_STRINGS = ("human_email", "human_sms", "smtp_host", "smtp_from", "smtp_user", "smtp_pass", "sms_webhook", "slack_webhook")
 
@@ -57,54 +62,72 @@ class EscalationSettings:
 
 
 def load_escalation_settings(settings_dir: Path, environ: dict[str, str] | None = None) -> EscalationSettings:
-    """Read the settings; defaults only when the file does not exist."""
+    """Read the settings; defaults only when the file does not exist.  Raises only :class:`SettingsError`."""
     env = os.environ if environ is None else environ
     path = settings_dir / "escalation.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_settings_text(path))
     except FileNotFoundError:
         return EscalationSettings(contacts=Contacts(smtp_pass=env.get("GT_SMTP_PASS", "")))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raise SettingsError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # a number of thousands of digits
+        raise SettingsError(path, f"invalid JSON: {brief(exc, 120)}") from None
+    except RecursionError:
+        raise SettingsError(path, "nested too deeply to be settings") from None
+    try:
+        return _escalation_settings(path, data, env)
+    except SettingsError:
+        raise
+    except Exception as exc:  # a bug in gtui: said as such, and still a settings error of this file only
+        raise SettingsError(path, f"gtui failed to read this file (a bug in gtui): {type(exc).__name__}: {brief(exc)}") from None
+
+
+def _escalation_settings(path: Path, data: Any, env: dict[str, str]) -> EscalationSettings:
     if not isinstance(data, dict):
-        raise SettingsError(f"{path}: must be a JSON object")
+        raise SettingsError(path, "must be a JSON object")
     contacts = _contacts(path, data.get("contacts", {}), env)
     routes = _routes(path, data.get("routes", {}), contacts)
     try:
         threshold = parse_duration(data.get("stale_threshold", "4h"))
     except ValueError as exc:
-        raise SettingsError(f"{path}: field 'stale_threshold' {exc}") from None
+        raise SettingsError(path, str(exc), field="stale_threshold") from None
     if threshold.seconds <= 0:
-        raise SettingsError(f"{path}: field 'stale_threshold' must be longer than zero")
+        raise SettingsError(path, "must be longer than zero", field="stale_threshold")
     maximum = data.get("max_reescalations", 2)
     if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum < 0:
-        raise SettingsError(f"{path}: field 'max_reescalations' must be a whole number of at least 0, not {maximum!r}")
+        raise SettingsError(path, f"must be a whole number of at least 0, not {brief(maximum)}", field="max_reescalations")
     return EscalationSettings(routes, contacts, threshold, maximum)
 
 
 def _contacts(path: Path, raw: Any, env: dict[str, str]) -> Contacts:
     if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: field 'contacts' must be an object")
+        raise SettingsError(path, "must be an object", field="contacts")
     for key in _CONTACT_STRINGS:
         if key in raw and not isinstance(raw[key], str):
-            raise SettingsError(f"{path}: field 'contacts.{key}' must be a string")
+            raise SettingsError(path, "must be a string", field=f"contacts.{key}")
         if key in raw and _has_control(raw[key]):
-            raise SettingsError(f"{path}: field 'contacts.{key}' must be one line without control characters")
+            raise SettingsError(path, "must be one line without control characters", field=f"contacts.{key}")
     for key in ("sms_webhook", "slack_webhook"):
-        if raw.get(key) and urlsplit(raw[key]).scheme not in ("http", "https"):
-            raise SettingsError(f"{path}: field 'contacts.{key}' must be an http:// or https:// URL, not {raw[key]!r}")
+        if raw.get(key) and _scheme(raw[key]) not in ("http", "https"):
+            raise SettingsError(path, f"must be an http:// or https:// URL, not {brief(raw[key])}", field=f"contacts.{key}")
     port = raw.get("smtp_port", 25)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise SettingsError(f"{path}: field 'contacts.smtp_port' must be a port number, not {port!r}")
+        raise SettingsError(path, f"must be a port number, not {brief(port)}", field="contacts.smtp_port")
     starttls = raw.get("smtp_starttls", False)
     if not isinstance(starttls, bool):
-        raise SettingsError(f"{path}: field 'contacts.smtp_starttls' must be true or false")
+        raise SettingsError(path, "must be true or false", field="contacts.smtp_starttls")
     values = {key: raw[key] for key in _CONTACT_STRINGS if key in raw}
     if env.get("GT_SMTP_PASS"):
         values["smtp_pass"] = env["GT_SMTP_PASS"]
     return Contacts(smtp_port=port, smtp_starttls=starttls, **values)
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # "http://[" is no URL at all
+        return ""
 
 
 def _has_control(text: str) -> bool:
@@ -121,21 +144,21 @@ _NEEDS = {
 
 def _routes(path: Path, raw: Any, contacts: Contacts) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: field 'routes' must be an object of severity -> list of actions")
+        raise SettingsError(path, "must be an object of severity -> list of actions", field="routes")
     routes = dict(DEFAULT_ROUTES)
     for severity, actions in raw.items():
         if severity not in SEVERITIES:
-            raise SettingsError(f"{path}: field 'routes.{severity}' is not a severity (low, medium, high, critical)")
+            raise SettingsError(path, "is not a severity (low, medium, high, critical)", field=f"routes.{severity}")
         if not isinstance(actions, list):
-            raise SettingsError(f"{path}: field 'routes.{severity}' must be a list of actions")
+            raise SettingsError(path, "must be a list of actions", field=f"routes.{severity}")
         for index, action in enumerate(actions):
             where = f"routes.{severity}[{index}]"
             if not isinstance(action, str) or not valid_action(action):
-                raise SettingsError(
-                    f"{path}: field '{where}' {action!r} is not an action (bead, mail:<target>, email:human, sms:human, slack, log)")
+                raise SettingsError(path, f"{brief(action)} is not an action (bead, mail:<target>, email:human, sms:human, slack, log)",
+                                    field=where)
             missing = [key for key in _NEEDS.get(action, ()) if not getattr(contacts, key)]
             if missing:
-                raise SettingsError(f"{path}: field '{where}' {action!r} needs contacts.{missing[0]}")
+                raise SettingsError(path, f"{brief(action)} needs contacts.{missing[0]}", field=where)
         routes[severity] = tuple(dict.fromkeys(["bead", *actions]))
     return routes
 
@@ -259,9 +282,12 @@ def _add_pending(pending: list[dict[str, Any]], channel: str, severity: str, now
 class Escalations:
     """The escalation service of one town."""
 
-    def __init__(self, town: Town, ledger: Ledger) -> None:
+    def __init__(self, town: Town, ledger: Ledger, *, delivery_timeout: float = DELIVERY_TIMEOUT) -> None:
         self.town = town
         self.ledger = ledger
+        self.delivery_timeout = delivery_timeout
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def settings(self) -> EscalationSettings:
         """Read fresh each time: an edited file applies without a restart."""
@@ -269,14 +295,15 @@ class Escalations:
 
     # -- raising ----------------------------------------------------------------------
 
-    def raise_(self, subject: str, severity: str, *, body: str = "", source: str = "cli", now: float) -> tuple[Escalation, bool]:
-        """Raise (or count again) an escalation and try its deliveries now.
+    def raise_(self, subject: str, severity: str, *, body: str = "", source: str = "cli", now: float,
+               wait: bool = True) -> tuple[Escalation, bool]:
+        """Raise (or count again) an escalation and start its deliveries now (``wait``: for at most one deadline).
 
         Returns the escalation and whether it is new.  When the settings are
         broken the bead is still written, its route resolved when they are fixed.
         """
         if severity not in SEVERITIES:
-            raise GtError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+            raise GtError(f"severity {severity} is not one of {', '.join(SEVERITIES)}")
         subject = one_line(subject)
         if not subject:
             raise GtError("an escalation needs a subject")
@@ -315,7 +342,7 @@ class Escalations:
             return Escalation(bead), True
 
         escalation, created = self.ledger.write(write)
-        self.deliver_due(now, only=escalation.id)
+        self.deliver_due(now, only=escalation.id, wait=wait)
         return self.get(escalation.ref), created
 
     @staticmethod
@@ -329,28 +356,58 @@ class Escalations:
 
     # -- delivery ---------------------------------------------------------------------
 
-    def deliver_due(self, now: float, *, only: int | None = None) -> int:
-        """Attempt every pending delivery that is due; returns how many were attempted."""
+    def deliver_due(self, now: float, *, only: int | None = None, wait: bool = True) -> int:
+        """Start every pending delivery that is due, side by side, on a bounded pool.
+
+        Each runs under one deadline, so with ``wait`` this returns within
+        about one deadline whatever the channels do; without it, the caller
+        (a patrol) goes on and the outcomes are recorded as they come.
+        Returns how many deliveries were started.
+        """
         try:
             settings = self.settings()
         except SettingsError:
             return 0
         claimed = self.ledger.write(lambda conn: self._lease_due(conn, now, settings, only))
-        context = DeliveryContext(self.ledger, self.town.state_dir / "escalations.log", settings.contacts)
-        for escalation_id, item in claimed:
+        if not claimed:
+            return 0
+        context = DeliveryContext(self.ledger, self.town.state_dir / "escalations.log", settings.contacts, self.delivery_timeout)
+        futures = [self._deliveries().submit(self._deliver_one, escalation_id, item, context, now) for escalation_id, item in claimed]
+        if wait:
+            wait_all(futures, timeout=self.delivery_timeout + DELIVERY_GRACE)
+        return len(futures)
+
+    def _deliveries(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_DELIVERIES, thread_name_prefix="delivery")
+            return self._pool
+
+    def settle(self, timeout: float | None = None) -> None:
+        """Wait (at most one deadline and a little) for deliveries still on their way, e.g. before a command exits."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            done = threading.Event()
+            threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()), daemon=True).start()
+            done.wait(self.delivery_timeout + DELIVERY_GRACE if timeout is None else timeout)
+
+    def _deliver_one(self, escalation_id: int, item: dict[str, Any], context: DeliveryContext, now: float) -> None:
+        """Send one leased delivery and record its outcome; any failure costs this delivery (retried), nothing else."""
+        error = None
+        try:
             bead = self.ledger.get(escalation_id, "escalation")
             message = Message(bead.ref, item["severity"], bead.title, bead.body, str(bead.data.get("source")), now, bead.created_at)
-            error = None
-            try:
-                channel = channel_for(item["channel"])
-                if channel is not None:
-                    channel(message, context)
-            except DeliveryError as exc:
-                error = str(exc)
-            except Exception as exc:  # a channel's own bug must cost one delivery (retried), never the patrol
-                error = f"{item['channel']} failed unexpectedly: {type(exc).__name__}: {exc}"
-            self.ledger.write(lambda conn, eid=escalation_id, it=item, err=error: self._record(conn, eid, it, err, now))
-        return len(claimed)
+            channel = channel_for(item["channel"])
+            if channel is not None:
+                channel(message, context)
+        except DeliveryError as exc:
+            error = str(exc)
+        except GtError as exc:
+            error = f"{item['channel']}: {exc}"
+        except Exception as exc:  # a channel's own bug must cost one delivery (retried), never the patrol
+            error = f"{item['channel']} failed unexpectedly (a bug in gtui): {type(exc).__name__}: {brief(exc)}"
+        self.ledger.write(lambda conn: self._record(conn, escalation_id, item, error, now))
 
     @staticmethod
     def _lease_due(conn: Any, now: float, settings: EscalationSettings, only: int | None) -> list[tuple[int, dict[str, Any]]]:
@@ -463,7 +520,7 @@ class Escalations:
 
         return self._change(ref, now, change)
 
-    def reescalate_stale(self, now: float, *, dry_run: bool = False) -> list[tuple[Escalation, str, str]]:
+    def reescalate_stale(self, now: float, *, dry_run: bool = False, wait: bool = True) -> list[tuple[Escalation, str, str]]:
         """Move stale escalations up one severity; returns (escalation, old, new) per move."""
         settings = self.settings()
         moves = []
@@ -478,7 +535,7 @@ class Escalations:
                 self._bump(escalation, old, new, settings, now)
             moves.append((escalation, old, new))
         if moves and not dry_run:
-            self.deliver_due(now)
+            self.deliver_due(now, wait=wait)
         return moves
 
     def _bump(self, escalation: Escalation, old: str, new: str, settings: EscalationSettings, now: float) -> None:
@@ -502,7 +559,7 @@ class Escalations:
         if run.result in ("failure", "timeout") and notify:
             reason = run.data.get("reason") or run.result
             body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail}".rstrip()
-            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now)
+            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now, wait=False)
             return escalation
         if run.result == "success":
             for bead in self.ledger.beads("escalation", status=("open", "acked"), label=f"source:{source}"):

@@ -14,9 +14,9 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
-from gtcore.clock import age, local_zone
+from gtcore.clock import age, iso, local_zone
 from gtcore.durations import format_duration
 from gtcore.plugins import Plugin
 
@@ -52,6 +52,7 @@ class GateDecision:
     reason: str
     next_open_at: float | None = None
     since: float | None = None
+    error: bool = False  # the gate could not be decided (it stays closed); the reason says why
 
 
 def evaluate(
@@ -103,7 +104,10 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
     assert schedule is not None
     zone = _zone(plugin.gate.timezone)
     base = facts.last_started_at if facts.last_started_at is not None else plugin.mtime
-    slot = next_slot(schedule, zone, base)
+    try:
+        slot = next_slot(schedule, zone, base)
+    except (CroniterBadDateError, ValueError, OverflowError, OSError):
+        return GateDecision(False, f"gate error: schedule '{schedule}' has no slot after {iso(base)}", error=True)
     shown = datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z")
     if slot <= now:
         return GateDecision(True, f"slot {shown} is due", since=slot)

@@ -18,7 +18,10 @@ bounded retry, so several threads and processes can share one town.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound
 
@@ -173,35 +177,146 @@ _BEAD_COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_a
 
 
 class Ledger:
-    """Thread-safe access to ``<town>/.gtui/ledger.db``."""
+    """Thread-safe access to ``<town>/.gtui/ledger.db``.
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0, attempts: int = 8) -> None:
+    ``readonly`` opens the file for reading only: it is never created or
+    migrated, reads never take a lock a writer waits on, and a ledger that
+    does not exist yet reads as empty.  A writer waits at most ``wait``
+    seconds for the write lock, then says who holds it when that is knowable.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False, wait: float = 10.0) -> None:
         self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self.attempts = attempts
+        self.readonly = readonly
+        self.wait = wait
+        self._memory = False  # read-only and no file yet: an empty in-memory ledger answers
+        self._immutable = False  # read-only in a directory where not even the WAL index may be created
         self._local = threading.local()
         self._prepare()
 
-    # -- connections and transactions -------------------------------------------------
+    # -- opening ----------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        if self.readonly:
+            if not self.path.exists():
+                self._memory = True
+                return
+            self._check_file()
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LedgerError(f"ledger {self.path}: cannot create {self.path.parent}: {exc.strerror or exc}") from None
+            if not self.path.exists():
+                self._create()
+            self._check_file()
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise LedgerError(f"ledger {self.path}: schema version {version} is newer than this gtui understands ({SCHEMA_VERSION});"
+                              " upgrade gtui")
+        if version < SCHEMA_VERSION:
+            if self.readonly:
+                raise LedgerError(f"ledger {self.path}: schema version {version} needs an upgrade to {SCHEMA_VERSION}, which a"
+                                  " read-only gtui does not write; run any gtui command that writes (gtui --once) once")
+            self._retry(self._migrate)
+
+    def _check_file(self) -> None:
+        """Refuse, with what to do, a file that is not a ledger: gtui never lays a fresh schema over one."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "rb") as handle:
+                header = handle.read(16)
+        except IsADirectoryError:
+            raise LedgerError(f"ledger {self.path}: is a directory, not a ledger file; move it aside") from None
         except OSError as exc:
-            raise LedgerError(f"cannot create {self.path.parent}: {exc.strerror or exc}") from None
-        self._retry(self._migrate)
+            raise LedgerError(f"ledger {self.path}: cannot be read: {exc.strerror or exc}") from None
+        if header == b"SQLite format 3\x00":
+            return
+        if not header and self._locked_by_another():
+            raise LedgerError(f"ledger {self.path}: still locked by another process{self._holder_note()}; is something holding it open?")
+        what = "is empty (0 bytes)" if not header else "is not a SQLite database"
+        raise LedgerError(f"ledger {self.path}: {what}, so it is not a gtui ledger; nothing was changed. Move it aside"
+                          f" (mv {self.path} {self.path}.bad) to start a new ledger, or restore it from a backup")
+
+    def _locked_by_another(self) -> bool:
+        """An empty file another process holds in a transaction (it is creating a database)."""
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=0.05)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            return "locked" in str(exc) or "busy" in str(exc)
+        return False
+
+    def _create(self) -> None:
+        """Build the schema in a file of its own, then link it into place: no one ever sees a half-made ledger.
+
+        Two processes creating at once both build one; the first link wins and
+        the other's is thrown away (``link`` never replaces an existing file).
+        """
+        temp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{threading.get_ident()}")
+        try:
+            conn = sqlite3.connect(temp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                self._migrate(conn)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, self.path)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        except OSError as exc:
+            raise self._os_error(exc, "cannot be created") from None
+        finally:
+            for leftover in (temp, temp.with_name(temp.name + "-wal"), temp.with_name(temp.name + "-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+    def _version(self) -> int:
+        try:
+            return self._connect().execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    # -- connections and transactions -------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error:
-                conn.close()
-                raise
+            conn = self._open_readonly() if self.readonly else self._open_writer()
             self._local.conn = conn
+        return conn
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.wait, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if self._memory:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            self._migrate(conn)
+            return conn
+        uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if self._immutable else "")
+        conn = sqlite3.connect(uri, uri=True, timeout=self.wait, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if self._immutable or "unable to open" not in str(exc):
+                raise
+            # A read-only directory without the WAL index (-shm): read the file as it stands, without locking.
+            self._immutable = True
+            return self._open_readonly()
         return conn
 
     def close(self) -> None:
@@ -214,21 +329,34 @@ class Ledger:
     def _error(self, exc: sqlite3.Error) -> LedgerError:
         text = str(exc)
         if "not a database" in text or "malformed" in text:
-            problem = "the file is corrupt (not a usable SQLite database); move it aside to start a new ledger"
+            problem = ("is corrupt (not a usable SQLite database); nothing was changed. Move it aside"
+                       f" (mv {self.path} {self.path}.bad) to start a new ledger, or restore it from a backup")
         elif "locked" in text or "busy" in text:
-            problem = "still locked by another process; is something holding it open?"
+            problem = f"still locked by another process{self._holder_note()} after {self.wait:g}s; is something holding it open?"
         elif "readonly" in text or "unable to open" in text:
             problem = "cannot be written (check permissions of the file and its directory)"
-        elif "disk is full" in text or "full" in text:
-            problem = "the disk is full; nothing was recorded by this attempt"
+        elif "full" in text or ("disk I/O error" in text and _disk_full(self.path.parent)):
+            problem = f"disk full: no space left on the device of {self.path.parent}; nothing was recorded by this attempt"
         else:
             problem = text
         return LedgerError(f"ledger {self.path}: {problem}")
 
+    def _os_error(self, exc: OSError, doing: str) -> LedgerError:
+        if exc.errno == errno.ENOSPC:
+            return LedgerError(f"ledger {self.path}: {doing}: disk full (no space left on the device of {self.path.parent})")
+        return LedgerError(f"ledger {self.path}: {doing}: {exc.strerror or exc}")
+
+    def _holder_note(self) -> str:
+        holder = lock_holder(self.path)
+        return f" ({holder})" if holder else ""
+
     def _retry(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, retrying when busy."""
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, retrying while busy, for at most ``wait`` seconds."""
+        if self.readonly:
+            raise LedgerError(f"ledger {self.path}: opened read-only; this would write")
+        deadline = time.monotonic() + self.wait
         delay = 0.01
-        for attempt in range(self.attempts):
+        while True:
             conn = None
             try:
                 conn = self._connect()
@@ -242,17 +370,18 @@ class Ledger:
                 return value
             except sqlite3.OperationalError as exc:
                 if conn is not None and conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or attempt == self.attempts - 1:
+                if not busy or time.monotonic() + delay >= deadline:
                     raise self._error(exc) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
             except sqlite3.DatabaseError as exc:
                 if conn is not None and conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise self._error(exc) from None
-        raise AssertionError("unreachable")
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Public form of the retried write transaction, for engine modules."""
@@ -450,6 +579,45 @@ class Ledger:
         """The summary of every plugin, in ONE query (see module docstring)."""
         rows = self.read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result FROM plugin_stats")
         return {row[0]: PluginStats(*row) for row in rows}
+
+
+def _disk_full(directory: Path) -> bool:
+    """SQLite sometimes says "disk I/O error" when a write hits a full disk: ask the file system."""
+    try:
+        info = os.statvfs(directory)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < 64 * 1024
+
+
+def lock_holder(path: Path) -> str | None:
+    """Which other process holds a POSIX lock on the ledger or its WAL index, from ``/proc/locks`` (Linux)."""
+    inodes = set()
+    for candidate in (path, path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):
+            inodes.add(os.stat(candidate).st_ino)
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    me = os.getpid()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "POSIX" or not fields[4].isdigit():
+            continue
+        pid, inode = int(fields[4]), fields[5].rsplit(":", 1)[-1]
+        if pid != me and inode.isdigit() and int(inode) in inodes:
+            return f"held by pid {pid}: {_command_line(pid)}"
+    return None
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "a process of another user or container"
+    words = [word.decode("utf-8", "replace") for word in raw.split(b"\0") if word]
+    return " ".join(words)[:120] or "unknown command"
 
 
 def _split_script(script: str) -> list[str]:

@@ -20,6 +20,7 @@ from gtcore.clock import iso
 from gtcore.conditions import run_checks
 from gtcore.digest import make_digest, prune, undigested_days
 from gtcore.discovery import PluginSet
+from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
@@ -117,8 +118,17 @@ def decide_all(
     for plugin in plugins:
         stats = summary.get(plugin.name)
         facts = GateFacts(stats.last_started_at if stats else None, running.get(plugin.name), paused.get(plugin.name))
-        decided.append((plugin, evaluate(plugin, facts, events, now, (checks or {}).get(plugin.name))))
+        decided.append((plugin, evaluate_contained(plugin, facts, events, now, (checks or {}).get(plugin.name))))
     return decided
+
+
+def evaluate_contained(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float,
+                       check: CheckResult | None) -> GateDecision:
+    """One plugin's gate; whatever goes wrong deciding it closes that gate alone, with the reason."""
+    try:
+        return evaluate(plugin, facts, events, now, check)
+    except Exception as exc:  # a bug in gtui or a schedule croniter cannot follow: this plugin only
+        return GateDecision(False, f"gate error (a bug in gtui, please report it): {type(exc).__name__}: {brief(exc)}", error=True)
 
 
 _CLOCK_WORDS = re.compile(r"\b(?:now|in \d[\d.a-z]*|\d[\d.a-z]* ago)\b")  # what clock.age() writes
@@ -144,11 +154,19 @@ def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
         ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == processes.hostname()
         if ours or processes.owner_dead(owner):
             reason = f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
-            if owner.get("host") == processes.hostname() and processes.kill_orphan(run.data.get("pid"), run.data.get("pid_start")):
+            if owner.get("host") == processes.hostname() and _kill_leftovers(run):
                 reason += "; its leftover processes were killed"
             ledger.close_run(run.id, "abandoned", now=now, data={"reason": reason})
             closed.append(run.ref)
     return closed
+
+
+def _kill_leftovers(run: Bead) -> bool:
+    """Every process of an abandoned run still alive on this host: all carry its token (older runs: its group)."""
+    token = run.data.get("token")
+    if isinstance(token, str) and token:
+        return processes.sweep(token, 0.0, everywhere=True) > 0
+    return processes.kill_orphan(run.data.get("pid"), run.data.get("pid_start"))
 
 
 class Patrol:
@@ -193,8 +211,8 @@ class Patrol:
         """Retry due deliveries and re-escalate stale escalations; a broken settings file is reported, not fatal."""
         escalations = self.engine.escalations
         try:
-            escalations.deliver_due(now)
-            report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now)]
+            escalations.deliver_due(now, wait=False)  # off the patrol's path: outcomes are recorded as they come
+            report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now, wait=False)]
         except SettingsError as exc:
             report.warnings.append(str(exc))
 

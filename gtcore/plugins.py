@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import time
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -17,11 +19,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from frontmatter.default_handlers import BaseHandler
 
 from gtcore.durations import Duration, parse_duration
+from gtcore.errors import brief
 
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+CRON_HORIZON_YEARS = 5  # a schedule that fires less often than this is a mistake (April 31st never comes)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 GATE_TYPES = ("cooldown", "cron", "condition", "event", "manual")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -183,23 +189,44 @@ class _Invalid(Exception):
 
 
 def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
-    """Read and validate one ``plugin.md``; never raises for bad content."""
+    """Read and validate one ``plugin.md``; never raises, whatever the file holds.
+
+    Whatever goes wrong is this plugin's problem alone: bad content is an
+    :class:`InvalidPlugin` with its reason, and so is a bug of gtui's own
+    parsing code (said as such), so one file can never stop a scan.
+    """
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-            mtime = os.fstat(handle.fileno()).st_mtime
-    except OSError as exc:
-        return InvalidPlugin(path, f"cannot read file: {exc.strerror or exc}", rig=rig)
-    try:
+        raw, mtime = _read(path)
         return _build(path, raw, rig, crew, mtime)
     except _Invalid as bad:
         return InvalidPlugin(path, bad.reason, bad.line, rig=rig)
+    except RecursionError:
+        return InvalidPlugin(path, f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)", rig=rig)
+    except Exception as exc:  # a bug in gtui, contained to this one plugin
+        return InvalidPlugin(path, f"gtui failed to parse this file (a bug in gtui, please report it): {type(exc).__name__}: {brief(exc)}",
+                             rig=rig)
+
+
+def _read(path: Path) -> tuple[bytes, float]:
+    """The file's bytes (at most the cap, which a larger file exceeds by one) and its mtime."""
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Invalid("is not a regular file")
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Invalid(f"cannot read file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Invalid(f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the size cap of a plugin.md")
+    return raw, info.st_mtime
 
 
 def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> Plugin:
     text = _decode(raw)
     frontmatter, body = _split(text)
     data = _load_toml(frontmatter)
+    _check_depth(data)
     lines = _KeyLines(frontmatter)
     warnings = _unknown_key_warnings(data, lines)
     name = _name(data, lines)
@@ -260,6 +287,19 @@ def _load_toml(frontmatter: str) -> dict[str, Any]:
         reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
         line = int(match.group(1)) if match else None
         raise _Invalid(f"invalid TOML: {reason}", line) from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise _Invalid(f"invalid TOML: a value is too large to read ({brief(exc, 80)})") from None
+
+
+def _check_depth(data: dict[str, Any]) -> None:
+    """Refuse absurd nesting up front: no field of the format nests, and deep values break whoever walks them."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
 
 
 class _KeyLines:
@@ -308,12 +348,12 @@ class _KeyLines:
 
 
 def _unknown_key_warnings(data: dict[str, Any], lines: _KeyLines) -> list[str]:
-    warnings = [f"unknown key '{key}'{lines.note(key)}" for key in data if key not in TOP_KEYS]
+    warnings = [f"unknown key {brief(key)}{lines.note(key)}" for key in data if key not in TOP_KEYS]
     for section, known in (("gate", GATE_KEYS), ("tracking", TRACKING_KEYS), ("execution", EXECUTION_KEYS)):
         table = data.get(section)
         if isinstance(table, dict):
             warnings += [
-                f"unknown key '{key}' in [{section}]{lines.note(key, section)}"
+                f"unknown key {brief(key)} in [{section}]{lines.note(key, section)}"
                 for key in table
                 if key not in known
             ]
@@ -330,7 +370,7 @@ def _typed(table: dict[str, Any], key: str, kind: type, lines: _KeyLines, sectio
     value = table[key]
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         where = f"{section}.{key}" if section else key
-        raise _Invalid(f"{where} must be {_TYPE_NAMES[kind]}, not {value!r}", lines.of(key, section))
+        raise _Invalid(f"{where} must be {_TYPE_NAMES[kind]}, not {brief(value)}", lines.of(key, section))
     return value
 
 
@@ -340,7 +380,7 @@ def _name(data: dict[str, Any], lines: _KeyLines) -> str:
     name = _typed(data, "name", str, lines)
     if not NAME_PATTERN.match(name):
         raise _Invalid(
-            f"name {name!r} is invalid: use lowercase letters, digits, '.', '_' and '-', "
+            f"name {brief(name)} is invalid: use lowercase letters, digits, '.', '_' and '-', "
             "starting with a letter or digit",
             lines.of("name"),
         )
@@ -351,7 +391,7 @@ def _version(data: dict[str, Any], lines: _KeyLines) -> str | int | None:
     value = data.get("version")
     if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
         return value
-    raise _Invalid(f"version must be a string or an integer, not {value!r}", lines.of("version"))
+    raise _Invalid(f"version must be a string or an integer, not {brief(value)}", lines.of("version"))
 
 
 def _section(data: dict[str, Any], name: str, lines: _KeyLines) -> dict[str, Any]:
@@ -378,7 +418,7 @@ def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
     if kind is None:
         raise _Invalid("gate.type is missing (cooldown, cron, condition, event or manual)", lines.of("", "gate"))
     if kind not in GATE_TYPES:
-        raise _Invalid(f"gate.type {kind!r} is not one of {', '.join(GATE_TYPES)}", lines.of("type", "gate"))
+        raise _Invalid(f"gate.type {brief(kind)} is not one of {', '.join(GATE_TYPES)}", lines.of("type", "gate"))
     required = {"cooldown": "duration", "cron": "schedule", "condition": "check", "event": "on"}.get(kind)
     if required and required not in table:
         raise _Invalid(f"a {kind} gate needs gate.{required}", lines.of("type", "gate"))
@@ -411,20 +451,28 @@ def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _valid_cron(schedule: str) -> bool:
-    """croniter's check is the slowest part of parsing; towns reuse a few schedules."""
-    return croniter.is_valid(schedule)
+def _cron_problem(schedule: str) -> str | None:
+    """Why a schedule cannot be used, or None.  Cached: croniter's check is the slowest part of
+    parsing, and towns reuse a few schedules."""
+    # croniter also takes 6 and 7 fields (seconds, year); Gas Town schedules have exactly 5.
+    five_fields = schedule.startswith("@") or len(schedule.split()) == 5
+    if not five_fields or not croniter.is_valid(schedule):
+        return "is not a valid cron expression (minute hour day month weekday)"
+    start = time.time()
+    try:
+        first = croniter(schedule, start, max_years_between_matches=CRON_HORIZON_YEARS).get_next(float)
+    except (CroniterBadDateError, ValueError, OverflowError):
+        first = None
+    if first is None or first - start > CRON_HORIZON_YEARS * 366 * 86400:
+        return f"never fires in the next {CRON_HORIZON_YEARS} years (is the day in that month?)"
+    return None
 
 
 def _schedule(table: dict[str, Any], lines: _KeyLines) -> str:
     schedule = _nonempty(table, "schedule", lines).strip()
-    # croniter also takes 6 and 7 fields (seconds, year); Gas Town schedules have exactly 5.
-    five_fields = schedule.startswith("@") or len(schedule.split()) == 5
-    if not five_fields or not _valid_cron(schedule):
-        raise _Invalid(
-            f"gate.schedule {schedule!r} is not a valid cron expression (minute hour day month weekday)",
-            lines.of("schedule", "gate"),
-        )
+    problem = _cron_problem(schedule)
+    if problem:
+        raise _Invalid(f"gate.schedule {brief(schedule)} {problem}", lines.of("schedule", "gate"))
     return schedule
 
 
@@ -435,14 +483,15 @@ def _timezone(table: dict[str, Any], lines: _KeyLines) -> str | None:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory such as "America"
-        raise _Invalid(f"gate.timezone {zone!r} is not a known time zone (e.g. UTC, Europe/Paris)", lines.of("timezone", "gate")) from None
+        raise _Invalid(f"gate.timezone {brief(zone)} is not a known time zone (e.g. UTC, Europe/Paris)",
+                       lines.of("timezone", "gate")) from None
     return zone
 
 
 def _event_name(table: dict[str, Any], lines: _KeyLines) -> str:
     event = _nonempty(table, "on", lines)
     if not NAME_PATTERN.match(event):
-        raise _Invalid(f"gate.on {event!r} is not an event name (lowercase letters, digits, '.', '_', '-')", lines.of("on", "gate"))
+        raise _Invalid(f"gate.on {brief(event)} is not an event name (lowercase letters, digits, '.', '_', '-')", lines.of("on", "gate"))
     return event
 
 
@@ -451,7 +500,7 @@ def _tracking(data: dict[str, Any], lines: _KeyLines) -> Tracking:
     labels = _typed(table, "labels", list, lines, "tracking", default=[])
     for label in labels:
         if not isinstance(label, str) or not re.fullmatch(r"[^\s:]+:\S+", label):
-            raise _Invalid(f"tracking.labels entry {label!r} must look like key:value", lines.of("labels", "tracking"))
+            raise _Invalid(f"tracking.labels entry {brief(label)} must look like key:value", lines.of("labels", "tracking"))
     return Tracking(labels=tuple(labels), digest=_typed(table, "digest", bool, lines, "tracking", default=False))
 
 
@@ -459,12 +508,12 @@ def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> 
     table = _section(data, "execution", lines)
     kind = _typed(table, "type", str, lines, "execution", default="script" if has_run_script else "agent")
     if kind not in EXECUTION_TYPES:
-        raise _Invalid(f"execution.type {kind!r} is not one of script, agent", lines.of("type", "execution"))
+        raise _Invalid(f"execution.type {brief(kind)} is not one of script, agent", lines.of("type", "execution"))
     if kind == "script" and not has_run_script:
         raise _Invalid("execution.type is script but there is no run.sh beside plugin.md", lines.of("type", "execution"))
     severity = _typed(table, "severity", str, lines, "execution", default="medium")
     if severity not in SEVERITIES:
-        raise _Invalid(f"execution.severity {severity!r} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
+        raise _Invalid(f"execution.severity {brief(severity)} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
     return Execution(
         type=kind,
         timeout=_duration(table, "timeout", "execution", lines, DEFAULT_TIMEOUT),

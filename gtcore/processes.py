@@ -1,38 +1,106 @@
-"""Child processes: own process groups, group-wide termination, owner identity.
+"""Child processes: own process groups, group-wide termination, owner identity, escapees.
 
 Every plugin run and condition check is started in a new session so that a
-timeout can signal the whole tree (grandchildren included) with one
-``killpg``.  A run's owner is recorded as (host, pid, start time) so another
-process can tell, without guessing, that the owner died and the run was
-abandoned — the start time guards against a recycled pid.
+timeout can signal the whole tree with one ``killpg``.  A descendant can
+leave that group (``setsid``, a double fork); to find those, every run's
+environment carries a token (:data:`RUN_TOKEN`) that descendants inherit,
+and the gtui process makes itself a child subreaper (Linux
+``PR_SET_CHILD_SUBREAPER``) so that orphans are re-parented to it rather
+than to init: at the end of a run (and at its timeout) every process that
+still carries the run's token is killed, and its zombie reaped.  A run's
+owner is recorded as (host, pid, start time) so another process can tell,
+without guessing, that the owner died and the run was abandoned — the start
+time guards against a recycled pid.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+RUN_TOKEN = "GTUI_RUN_TOKEN"
+_PR_SET_CHILD_SUBREAPER = 36
+_spawn_lock = threading.Lock()
+_spawned: set[int] = set()  # children started here and not yet waited for: never reaped behind their Popen's back
+_subreaper = False
+
+
+def new_token() -> str:
+    """A token no other run on any host shares (a run id repeats across towns)."""
+    return uuid.uuid4().hex
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux): they stay findable and their zombies are ours to reap.
+
+    Only the ``gtui`` command does this, never a library user of the engine:
+    reaping orphans is safe only where every child is started by :func:`spawn`.
+    """
+    global _subreaper
+    if _subreaper or not sys.platform.startswith("linux"):
+        return _subreaper
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _subreaper = False
+    return _subreaper
+
 
 def spawn(argv: list[str], cwd: Path, env: dict[str, str], stdin: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own process group, stdout and stderr on one pipe."""
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        close_fds=True,
-    )
+    """Start ``argv`` in its own process group, stdout and stderr on one pipe.
+
+    The child is registered until :func:`reap` so the orphan reaper never takes its exit status.
+    """
+    with _spawn_lock:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+        _spawned.add(proc.pid)
+    return proc
+
+
+def run_captured(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` with text output, registered like :func:`spawn` (raises as ``subprocess.run`` does)."""
+    with _spawn_lock:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        _spawned.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        with _spawn_lock:
+            _spawned.discard(proc.pid)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for a child of :func:`spawn` and forget it."""
+    code = proc.wait()
+    with _spawn_lock:
+        _spawned.discard(proc.pid)
+    return code
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:
@@ -136,11 +204,104 @@ def _identity(pid: int) -> tuple[tuple[str, object], ...]:
 
 
 def kill_orphan(pid: object, started: object) -> bool:
-    """SIGKILL the process group of an abandoned run if its leader is still that same process."""
+    """SIGKILL the group of an abandoned run recorded before run tokens (its leader still that process)."""
     if not isinstance(pid, int) or started is None or process_start(pid) != started:
         return False
     signal_group(pid, signal.SIGKILL)
     return True
+
+
+def _environ_has(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return marker in handle.read()
+    except OSError:
+        return False
+
+
+def _children() -> list[int]:
+    """This process's children (adopted orphans included), zombies too."""
+    me = os.getpid()
+    try:
+        tasks = os.listdir(f"/proc/{me}/task")
+        found: list[int] = []
+        for task in tasks:
+            with open(f"/proc/{me}/task/{task}/children") as handle:
+                found += map(int, handle.read().split())
+        return found
+    except OSError:  # no CONFIG_PROC_CHILDREN: look at every process's parent
+        return [pid for pid in _pids() if (fields := _stat_fields(pid)) is not None and int(fields[1]) == me]
+
+
+def tagged(token: str, *, everywhere: bool = False) -> list[int]:
+    """Live processes carrying ``token`` in their environment (never this process).
+
+    As a subreaper a run's escapees are this process's children once their
+    parents are gone, so only those are read; ``everywhere`` reads every
+    process (after the owner died, orphans went to init).
+    """
+    if not _HAS_PROC or not token:
+        return []
+    marker = f"{RUN_TOKEN}={token}\0".encode()
+    me = os.getpid()
+    candidates = _children() if _subreaper and not everywhere else _pids()
+    return [pid for pid in candidates if pid != me and _alive_not_zombie(pid) and _environ_has(pid, marker)]
+
+
+def _alive_not_zombie(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def sweep(token: str, grace: float, *, everywhere: bool = False) -> int:
+    """Kill every process still carrying a run's token: SIGTERM, then SIGKILL after ``grace``.
+
+    Each escapee's own process group goes with it (a ``setsid`` daemon leads
+    one).  Killing an escapee can orphan its children in turn, so this looks
+    again until none is left (a few rounds at most).  Returns how many were found.
+    """
+    found = 0
+    for _ in range(5):
+        pids = tagged(token, everywhere=everywhere)
+        if not pids:
+            break
+        found += len(pids)
+        _signal_all(pids, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive_not_zombie(pid) for pid in pids):
+            reap_orphans()
+            time.sleep(0.02)
+        _signal_all([pid for pid in pids if _alive_not_zombie(pid)], signal.SIGKILL)
+        reap_orphans()
+    return found
+
+
+def _signal_all(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def reap_orphans() -> int:
+    """Collect the exit status of adopted orphans that died (as a subreaper they are our zombies).
+
+    Children started by :func:`spawn` are left to their own ``wait``.
+    """
+    if not _subreaper:
+        return 0
+    reaped = 0
+    with _spawn_lock:
+        for pid in _children():
+            fields = _stat_fields(pid)
+            if pid in _spawned or fields is None or fields[0] != "Z":
+                continue
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+                reaped += 1
+    return reaped
 
 
 def owner_dead(owner: dict[str, object]) -> bool:

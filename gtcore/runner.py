@@ -10,6 +10,7 @@ written by the next patrol: a record is never lost.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import selectors
 import subprocess
@@ -63,7 +64,9 @@ class CappedLog:
         self._size = 0
 
     def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` and flush it: whoever follows the file (``tail -f``, the log viewer) sees it now."""
         self._file.write(chunk)
+        self._file.flush()
         self._size += len(chunk)
         if self._size > 2 * self.cap:
             self._keep_tail()
@@ -78,6 +81,10 @@ class CappedLog:
         self._file.truncate()
         self._file.write(tail)
         self._size = len(tail)
+
+    def abandon(self) -> None:
+        """Stop writing after an I/O error: close the file, keep what made it to disk."""
+        self._file.close()
 
     def close(self) -> None:
         if self._size > self.cap:
@@ -191,17 +198,13 @@ class Runner:
                 plugin.name,
                 rig,
                 labels=plugin.tracking.labels,
-                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds},
+                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
+                      "token": processes.new_token()},
                 now=started,
                 expect_last_run=expect_last_run,
             )
             self.active.add(run.id)
         return run
-
-    def _note_pid(self, run: Bead, pid: int) -> None:
-        """Record the child's pid and start time, so a run orphaned by a dead owner can be stopped."""
-        with contextlib.suppress(LedgerError):
-            self.ledger.annotate_run(run.id, {"pid": pid, "pid_start": processes.process_start(pid)})
 
     def _close(self, run: Bead, result: str, data: dict[str, object]) -> Bead:
         at = time.time()
@@ -246,6 +249,7 @@ class Runner:
             "GT_PLUGIN": plugin.name,
             "GT_RUN_ID": run.ref,
             "GT_DOG": dog,
+            processes.RUN_TOKEN: str(run.data.get("token", "")),
         })
 
     def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
@@ -253,26 +257,77 @@ class Runner:
         log_path = self.town.runs_dir / f"{run.ref}.log"
         if argv is None:
             return "skipped", {"reason": skip_reason}
-        log = CappedLog(log_path)
+        output = RunOutput(log_path, _LiveLines(self.bus, run.ref, plugin.name))
         try:
             proc = processes.spawn(argv, plugin.directory, self._environment(plugin, run, dog, rig),
                                    stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
         except OSError as exc:
-            log.close()
+            output.close()
             return "failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(log_path)}
-        self._note_pid(run, proc.pid)
         self.bus.publish(RunStarted(run.ref, plugin.name, dog, proc.pid, str(log_path), time.time()))
         if stdin_data is not None:
             threading.Thread(target=_feed_stdin, args=(proc, stdin_data), daemon=True).start()
-        timed_out = _supervise(proc, log, _LiveLines(self.bus, run.ref, plugin.name),
-                               plugin.execution.timeout.seconds, self.settings.kill_grace.seconds)
-        log.close()
-        data: dict[str, object] = {"exit_code": proc.returncode, "log": str(log_path), "pid": proc.pid}
+        timeout = plugin.execution.timeout
+        timed_out = _supervise(proc, output, str(run.data.get("token", "")), timeout.seconds, self.settings.kill_grace.seconds)
         if timed_out:
-            return "timeout", {**data, "reason": f"ran past its timeout of {plugin.execution.timeout}"}
-        if proc.returncode == 0:
-            return "success", data
-        return "failure", {**data, "reason": f"exited {proc.returncode}"}
+            output.mark(f"timed out after {timeout}: the process group got SIGTERM (SIGKILL after {self.settings.kill_grace})")
+        output.close()
+        data: dict[str, object] = {"exit_code": proc.returncode, "log": str(log_path), "pid": proc.pid}
+        reasons = [output.error] if output.error else []
+        if timed_out:
+            result, reasons = "timeout", [f"ran past its timeout of {timeout}", *reasons]
+        elif proc.returncode == 0:
+            result = "success"
+        else:
+            result, reasons = "failure", [f"exited {proc.returncode}", *reasons]
+        return result, {**data, "reason": "; ".join(reasons)} if reasons else data
+
+
+class RunOutput:
+    """Where a run's output goes: the capped log file and the live lines.
+
+    A log that cannot be written (disk full) must not stop the run or its
+    supervision: the first error is kept as the run's note and the rest of
+    the output is still drained (and still shown live).
+    """
+
+    def __init__(self, path: Path, live: _LiveLines) -> None:
+        self.path, self.live = path, live
+        self.error: str | None = None
+        self._log: CappedLog | None = None
+        try:
+            self._log = CappedLog(path)
+        except OSError as exc:
+            self._failed(exc)
+
+    def write(self, chunk: bytes) -> None:
+        if self._log is not None:
+            try:
+                self._log.write(chunk)
+            except OSError as exc:
+                self._failed(exc)
+        self.live.feed(chunk)
+
+    def mark(self, text: str) -> None:
+        """A line of gtui's own in the log (a timeout, leftover processes), marked as such."""
+        self.write(f"\n[gtui: {text}]\n".encode())
+
+    def close(self) -> None:
+        self.live.flush()
+        if self._log is not None:
+            try:
+                self._log.close()
+            except OSError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if self.error is None:
+            full = " (disk full)" if exc.errno == errno.ENOSPC else ""
+            self.error = f"output could not be written to {self.path}: {exc.strerror or exc}{full}; the run went on without its log"
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.abandon()
+            self._log = None
 
 
 def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
@@ -284,12 +339,13 @@ def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
         pass
 
 
-def _supervise(proc: subprocess.Popen[bytes], log: CappedLog, live: _LiveLines, timeout: float, grace: float) -> bool:
+def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, timeout: float, grace: float) -> bool:
     """Stream output until the run ends or times out; returns True on timeout.
 
-    The run's whole process group goes when the run ends: on timeout with
-    SIGTERM then SIGKILL after ``grace``; after a normal exit, leftovers
-    (background children) get the same treatment so nothing outlives its run.
+    Nothing the run started outlives it: its process group goes (on timeout
+    with SIGTERM, then SIGKILL after ``grace``; after a normal exit, leftovers
+    in the group get the same), and so does every process that left the
+    group but still carries the run's token (``setsid``, double forks).
     """
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -308,8 +364,7 @@ def _supervise(proc: subprocess.Popen[bytes], log: CappedLog, live: _LiveLines, 
             except BlockingIOError:
                 return
             if chunk:
-                log.write(chunk)
-                live.feed(chunk)
+                output.write(chunk)
             else:
                 open_pipe[0] = False
                 selector.unregister(fd)
@@ -323,12 +378,13 @@ def _supervise(proc: subprocess.Popen[bytes], log: CappedLog, live: _LiveLines, 
                 proc.wait(timeout=remaining)
     timed_out = proc.poll() is None
     processes.terminate_group(proc.pid, grace, pump)
-    proc.wait()
+    processes.reap(proc)
+    escaped = processes.sweep(token, grace)
+    if escaped:
+        output.mark(f"{escaped} process(es) that left the run's process group were still running: killed")
     drain_until = time.monotonic() + 1.0
     while open_pipe[0] and time.monotonic() < drain_until:
         pump(0.05)
     selector.close()
     proc.stdout.close()
-    live.flush()
     return timed_out
-

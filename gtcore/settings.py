@@ -7,22 +7,21 @@ fall-back to defaults, which would hide the operator's intent.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gtcore.durations import Duration, parse_duration
-from gtcore.errors import GtError
+from gtcore.errors import SettingsError, brief
+from gtcore.model import Problem
 
 DEFAULT_PATROL_INTERVAL = parse_duration("60s")
 DEFAULT_KILL_GRACE = parse_duration("5s")
+DEFAULT_DELIVERY_TIMEOUT = parse_duration("10s")
 
-KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace"}
-
-
-class SettingsError(GtError):
-    """A settings file that cannot be used as written."""
+KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout"}
 
 
 @dataclass(frozen=True)
@@ -46,29 +45,67 @@ class Settings:
     keymap: dict[str, str] = field(default_factory=dict)
     stale_binaries: tuple[StaleBinary, ...] = ()
     kill_grace: Duration = DEFAULT_KILL_GRACE
+    delivery_timeout: Duration = DEFAULT_DELIVERY_TIMEOUT
     path: Path | None = None
-    warnings: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
 
 def load_settings(settings_dir: Path) -> Settings:
-    """Read ``gtui.toml`` from ``settings_dir``; defaults when the file is absent."""
+    """Read ``gtui.toml`` from ``settings_dir``; defaults when the file is absent.
+
+    Raises only :class:`SettingsError`, whatever the file holds.
+    """
     path = settings_dir / "gtui.toml"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_settings_text(path)
     except FileNotFoundError:
         return Settings()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read settings: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        data = tomllib.loads(text)
+        return _parse(path, tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: {exc}") from None
-    return _parse(path, data)
+        raise SettingsError(path, f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SettingsError(path, "nested too deeply to be settings") from None
+    except SettingsError:
+        raise
+    except Exception as exc:  # a bug in gtui: said as such, and still a settings error of this file only
+        raise SettingsError(path, f"gtui failed to read this file (a bug in gtui): {type(exc).__name__}: {brief(exc)}") from None
+
+
+MAX_SETTINGS_BYTES = 1024 * 1024
+
+
+def read_settings_text(path: Path) -> str:
+    """A settings file's text; FileNotFoundError when absent, SettingsError when unreadable or absurdly large."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise SettingsError(path, f"cannot read settings: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise SettingsError(path, "is larger than 1 MiB: not a settings file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(path, f"is not valid UTF-8 (byte offset {exc.start})") from None
+
+
+def unknown_keys(path: Path, table: dict[str, Any], known: set[str], prefix: str = "") -> list[Problem]:
+    """A warning per key gtui does not know, with the likely intended key: a typo must not pass silently."""
+    found = []
+    for key in table:
+        if key not in known:
+            guess = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean '{prefix}{guess[0]}'?)" if guess else ""
+            found.append(Problem(str(path), f"{prefix}{key}", f"is not a setting gtui knows; it is ignored{hint}", "warning"))
+    return found
 
 
 def _parse(path: Path, data: dict[str, Any]) -> Settings:
     def bad(key: str, expected: str) -> SettingsError:
-        return SettingsError(f"{path}: field '{key}' must be {expected}, not {data[key]!r}")
+        return SettingsError(path, f"must be {expected}, not {brief(data[key])}", field=key)
 
     def whole(key: str, default: int, minimum: int) -> int:
         value = data.get(key, default)
@@ -82,7 +119,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
         try:
             value = parse_duration(data[key])
         except ValueError as exc:
-            raise SettingsError(f"{path}: field '{key}' {exc}") from None
+            raise SettingsError(path, str(exc), field=key) from None
         if value.seconds <= 0:
             raise bad(key, "longer than zero")
         return value
@@ -101,24 +138,25 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
         keymap=dict(keymap),
         stale_binaries=_stale_binaries(path, data.get("stale", {})),
         kill_grace=duration("kill_grace", DEFAULT_KILL_GRACE),
+        delivery_timeout=duration("delivery_timeout", DEFAULT_DELIVERY_TIMEOUT),
         path=path,
-        warnings=tuple(f"{path}: unknown field '{key}'" for key in data if key not in KNOWN_KEYS),
+        problems=tuple(unknown_keys(path, data, KNOWN_KEYS)),
     )
 
 
 def _stale_binaries(path: Path, stale: Any) -> tuple[StaleBinary, ...]:
     if not isinstance(stale, dict) or not isinstance(stale.get("binaries", []), list):
-        raise SettingsError(f"{path}: field 'stale.binaries' must be an array of tables ([[stale.binaries]])")
+        raise SettingsError(path, "must be an array of tables ([[stale.binaries]])", field="stale.binaries")
     found = []
     for index, entry in enumerate(stale.get("binaries", [])):
         where = f"stale.binaries[{index}]"
         if not isinstance(entry, dict):
-            raise SettingsError(f"{path}: field '{where}' must be a table")
+            raise SettingsError(path, "must be a table", field=where)
         for key in ("name", "binary", "repo"):
             if not isinstance(entry.get(key), str) or not entry[key]:
-                raise SettingsError(f"{path}: field '{where}.{key}' is required and must be a string")
+                raise SettingsError(path, "is required and must be a string", field=f"{where}.{key}")
         command = entry.get("commit_command", [])
         if not isinstance(command, list) or not all(isinstance(part, str) for part in command):
-            raise SettingsError(f"{path}: field '{where}.commit_command' must be a list of strings")
+            raise SettingsError(path, "must be a list of strings", field=f"{where}.commit_command")
         found.append(StaleBinary(entry["name"], entry["binary"], entry["repo"], tuple(command)))
     return tuple(found)

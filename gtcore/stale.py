@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gtcore import processes
 from gtcore.settings import StaleBinary
 
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
@@ -50,7 +51,7 @@ class _Problem(Exception):
 def _start(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run a command to completion; a missing, hung or unrunnable one is a :class:`_Problem`, never a crash."""
     try:
-        return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, errors="replace")
+        return processes.run_captured(argv, cwd, COMMAND_TIMEOUT)
     except FileNotFoundError:
         raise _Problem(f"{argv[0]}: not found") from None
     except subprocess.TimeoutExpired:

@@ -148,7 +148,7 @@ def test_process_killed_inside_a_write(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     child = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(db)], capture_output=True, text=True, timeout=60)
     assert child.returncode == -9, child.stderr
-    ledger = Ledger(db, busy_timeout=0.5, attempts=2)
+    ledger = Ledger(db, wait=1.0)
     assert ledger.beads("event") == []
     orphan = ledger.runs("orphan")
     assert [run.status for run in orphan] == ["running"], "the claim committed before the crash stays (patrol abandons it)"
@@ -520,14 +520,12 @@ def test_newer_schema_version(tmp_path: Path) -> None:
 def test_locked_for_good(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     Ledger(db).close()
-    open_before = Ledger(db, busy_timeout=0.05, attempts=2)
+    open_before = Ledger(db, wait=0.1)
     holder = raw(db)
     holder.execute("BEGIN EXCLUSIVE")
     try:
         started = time.monotonic()
-        with pytest.raises(LedgerError) as info:
-            Ledger(db, busy_timeout=0.05, attempts=2)
-        assert_clean(info.value, db, "locked")
+        assert Ledger(db, wait=0.1).plugin_summary() == {}, "opening takes no write lock: reads go on beside a writer"
         with pytest.raises(LedgerError) as info:
             open_before.claim_run("p", "town")
         assert_clean(info.value, db, "locked")
@@ -541,6 +539,33 @@ def test_locked_for_good(tmp_path: Path) -> None:
     assert open_before.claim_run("p", "town").status == "running", "works again once the lock is gone"
 
 
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_writer_waits_a_bounded_time_and_names_the_holder(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db, wait=0.5)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        started = time.monotonic()
+        with pytest.raises(LedgerError) as info:
+            ledger.create("event", title="x")
+        assert time.monotonic() - started < 3
+        assert_clean(info.value, db, "locked", f"held by pid {holder.pid}", "after 0.5s")
+        assert ledger.beads("event") == [], "reads are not blocked meanwhile"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ledger.create("event", title="x").title == "x"
+
+
 def test_locked_fresh_file(tmp_path: Path) -> None:
     """A brand-new file held exclusively before it is even in WAL mode."""
     db = tmp_path / "ledger.db"
@@ -549,7 +574,7 @@ def test_locked_fresh_file(tmp_path: Path) -> None:
     holder.execute("CREATE TABLE squatter (x)")
     try:
         with pytest.raises(LedgerError) as info:
-            Ledger(db, busy_timeout=0.05, attempts=2)
+            Ledger(db, wait=0.1)
         assert_clean(info.value, db, "locked")
     finally:
         holder.execute("ROLLBACK")
