@@ -11,6 +11,7 @@ import threading
 import time
 from concurrent.futures import Future
 
+from gtcore import processes
 from gtcore.discovery import PluginSet, discover
 from gtcore.dogs import Dog, DogPool, dog_names
 from gtcore.errors import GtError
@@ -27,14 +28,17 @@ from gtcore.town import Town
 class Engine:
     """Facade over the engine for one town."""
 
-    def __init__(self, town: Town, settings: Settings | None = None) -> None:
+    def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False) -> None:
+        """``readonly`` opens the ledger for reading only; ``adopt_orphans`` (the ``gtui`` command, never a
+        library user) makes this process the subreaper of what its runs leave behind."""
         self.town = town
         self.settings = settings if settings is not None else load_settings(town.settings_dir)
-        self.ledger = Ledger(town.ledger_path)
+        self.ledger = Ledger(town.ledger_path, readonly=readonly)
+        self.adopt_orphans = adopt_orphans
         self.bus = EventBus()
         self.runner = Runner(town, self.ledger, self.settings, self.bus)
         self.patrol = Patrol(self)
-        self.escalations = Escalations(town, self.ledger)
+        self.escalations = Escalations(town, self.ledger, delivery_timeout=self.settings.delivery_timeout.seconds)
         self._plugin_set: PluginSet | None = None
         self._pool: DogPool | None = None
         self._pool_lock = threading.Lock()
@@ -45,6 +49,8 @@ class Engine:
         """The dogs, started on first use."""
         with self._pool_lock:
             if self._pool is None:
+                if self.adopt_orphans:
+                    processes.become_subreaper()
                 self._pool = DogPool(self.runner, self.settings.dogs, self.bus)
             return self._pool
 
@@ -63,6 +69,7 @@ class Engine:
         """Re-read gtui.toml; what can change live does (agent, grace, retention, interval)."""
         self.settings = load_settings(self.town.settings_dir)
         self.runner.settings = self.settings
+        self.escalations.delivery_timeout = self.settings.delivery_timeout.seconds
         return self.settings
 
     def close(self) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 from gtcore.model import Problem
+
+CRASH_REPORTS_KEPT = 20
 
 
 class GtError(Exception):
@@ -39,3 +45,21 @@ def brief(value: object, limit: int = 60) -> str:
     text = repr(value) if not isinstance(value, BaseException) else str(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def save_crash_report(directory: Path, report: str) -> str:
+    """Write a crash report (a traceback, for developers) into ``directory``, keeping the newest few.
+
+    Returns where it went, or why it could not be written: a crash report must
+    never become a second crash, nor fill the disk one patrol at a time.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.txt"
+        path.write_text(report, encoding="utf-8")
+        reports = sorted(directory.glob("crash-*.txt"), key=lambda item: item.stat().st_mtime, reverse=True)
+        for old in reports[CRASH_REPORTS_KEPT:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:
+        return f"no crash report could be written to {directory}: {exc.strerror or exc}"
+    return f"details in {path}"

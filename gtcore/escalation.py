@@ -31,6 +31,7 @@ from gtcore.delivery import DELIVERY_TIMEOUT, Contacts, DeliveryContext, Deliver
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import GtError, SettingsError, brief
 from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
+from gtcore.model import Problem
 from gtcore.plugins import SEVERITIES
 from gtcore.settings import read_settings_text
 from gtcore.town import Town
@@ -216,7 +217,12 @@ class Escalation:
     @property
     def failing_channels(self) -> list[str]:
         """Channels whose last attempt failed and that wait for a retry."""
-        return [item["channel"] for item in self.bead.data.get("pending", []) if item.get("attempts", 0) > 0]
+        return [item["channel"] for item in self.failing_deliveries()]
+
+    def failing_deliveries(self) -> list[dict[str, Any]]:
+        """Pending deliveries that failed at least once, each with its last error."""
+        errors = {item["channel"]: item.get("error") for item in self.deliveries if not item.get("ok")}
+        return [{**item, "error": errors.get(item["channel"])} for item in self.bead.data.get("pending", []) if item.get("attempts", 0) > 0]
 
     def is_stale(self, settings: EscalationSettings, now: float) -> bool:
         """Open, unacknowledged, and quiet for a whole threshold since its last (re)escalation."""
@@ -468,6 +474,13 @@ class Escalations:
         if stale_only:
             found = [item for item in found if item.is_stale(settings or self.settings(), now)]
         return found
+
+    def delivery_problems(self, now: float) -> list[Problem]:
+        """A problem per delivery whose last attempt failed: a person is not reached, and the Deacon should know."""
+        path = str(self.town.settings_dir / "escalation.json")
+        return [Problem(path, f"contacts for {item['channel']}",
+                        f"{escalation.ref}: delivery failed {item.get('attempts', 0)} time(s), retried later: {item.get('error') or '?'}")
+                for escalation in self.list(now=now) for item in escalation.failing_deliveries()]
 
     def _change(self, ref: str, now: float, change: Any) -> Escalation:
         bead_id = parse_ref(ref, "escalation")

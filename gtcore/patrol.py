@@ -24,6 +24,7 @@ from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
+from gtcore.model import Problem
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.report import run_json
 from gtcore.runner import Runner, RunOutcome
@@ -80,6 +81,8 @@ class PatrolReport:
     digests: list[str] = field(default_factory=list)
     pruned: int = 0
     warnings: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    undeliverable: bool = False  # escalations cannot be delivered (broken settings or failing channels)
 
     @property
     def failed(self) -> bool:
@@ -93,6 +96,7 @@ class PatrolReport:
             "plugins": [item.to_json() for item in self.plugins],
             "invalid": [bad.to_json() for bad in self.invalid],
             "abandoned": self.abandoned,
+            "problems": [problem.to_json() for problem in self.problems],
         }
 
 
@@ -189,6 +193,7 @@ class Patrol:
         plugin_set = engine.plugins()
         self._publish_plugin_set(plugin_set)
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
+        report.problems += engine.settings.problems
         summary, running, paused, events = gate_facts(engine.ledger)
         eligible = [p for p in plugin_set.plugins
                     if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
@@ -203,18 +208,31 @@ class Patrol:
         self._ledger_upkeep(report, plugin_set, started)
         if wait:
             self.collect(report)
+            self._delivery_report(report, started)
         report.finished_at = time.time()
         engine.bus.publish(PatrolFinished(report))
         return report
 
     def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
-        """Retry due deliveries and re-escalate stale escalations; a broken settings file is reported, not fatal."""
+        """Retry due deliveries and re-escalate stale escalations; what keeps escalations from a person is a problem."""
         escalations = self.engine.escalations
         try:
-            escalations.deliver_due(now, wait=False)  # off the patrol's path: outcomes are recorded as they come
-            report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now, wait=False)]
+            escalations.settings()
         except SettingsError as exc:
-            report.warnings.append(str(exc))
+            report.problems.append(exc.problem())
+            report.undeliverable = True
+            return
+        escalations.deliver_due(now, wait=False)  # off the patrol's path: outcomes are recorded as they come
+        report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now, wait=False)]
+
+    def _delivery_report(self, report: PatrolReport, now: float) -> None:
+        """After the patrol's runs and deliveries settled: every delivery still failing is a problem."""
+        if report.undeliverable:
+            return  # the settings are broken: that problem is already said
+        self.engine.escalations.settle()
+        failing = self.engine.escalations.delivery_problems(now)
+        report.problems += failing
+        report.undeliverable = bool(failing)
 
     def _dispatch(self, report: PatrolReport, summary: dict[str, PluginStats]) -> None:
         """Hand the open plugins to the dogs, longest-waiting first.

@@ -10,20 +10,19 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
-from typing import Any, NoReturn
-
-from rich.console import Console
-from rich.text import Text
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gtcore.clock import iso
 from gtcore.digest import digests, make_digest, utc_day
 from gtcore.discovery import discover
 from gtcore.engine import Engine
-from gtcore.errors import GtError, NotFound
+from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
 from gtcore.ledger import Ledger
 from gtcore.plugins import SEVERITIES
@@ -31,11 +30,12 @@ from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
 from gtcore.stale import check_all
 from gtcore.town import Town
-from gtui import render
-from gtui.safety import clean
+from gtui import render, terminal
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_ERROR = 2
-PIPE_WIDTH = 160  # output to a file or pipe: wide lines beat tables squeezed to 80 columns
 
 
 class UsageError(GtError):
@@ -183,25 +183,37 @@ def _positive_int(text: str) -> int:
 class Context:
     """What a command needs: the town, its ledger (opened on demand) and the output."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
         self.town = Town.locate(getattr(args, "town", None))
-        self.console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+        self.reads_only = reads_only or bool(getattr(args, "read_only", False))
+        self._console: Console | None = None
         self._ledger: Ledger | None = None
         self._engine: Engine | None = None
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = self._engine.ledger if self._engine else Ledger(self.town.ledger_path)
+            self._ledger = self._engine.ledger if self._engine else Ledger(self.town.ledger_path, readonly=self.reads_only)
         return self._ledger
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self.town)
+            self._engine = Engine(self.town, readonly=self.reads_only, adopt_orphans=not self.reads_only)
         return self._engine
+
+    @property
+    def console(self) -> Console:
+        """Rich, for people only: a ``--json`` command never imports it."""
+        if self._console is None:
+            self._console = terminal.console()
+        return self._console
+
+    def say(self, *parts: object | tuple[object, str]) -> None:
+        """Print one line for people, every part made safe first."""
+        self.console.print(terminal.text(*parts))
 
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""
@@ -252,7 +264,9 @@ def cmd_once(ctx: Context) -> int:
     report = engine.patrol_once(wait=True)
     engine.close()
     ctx.emit(report.to_json(), lambda: render.patrol_report(ctx.console, report))
-    return 1 if report.failed else 0
+    for problem in report.problems:
+        _warn(str(problem), problem.level)
+    return 1 if report.failed or report.undeliverable else 0
 
 
 def _follow_output(ctx: Context) -> None:
@@ -260,7 +274,7 @@ def _follow_output(ctx: Context) -> None:
 
     def show(event: Event) -> None:
         if isinstance(event, OutputLine):
-            ctx.console.print(Text(f"{event.plugin} | ", style="dim") + Text(clean(event.line)))
+            ctx.say((f"{event.plugin} | ", "dim"), event.line)
 
     ctx.engine.bus.subscribe(show)
 
@@ -294,7 +308,7 @@ def _toggle(ctx: Context, paused: bool) -> int:
     if not paused and not plugin.enabled:
         note += "; it stays disabled by its plugin.md (enabled = false)"
     ctx.emit({"plugin": name, "paused": paused, "changed": changed, "enabled_in_file": plugin.enabled},
-             lambda: ctx.console.print(Text(f"{name} {state}{note}")))
+             lambda: ctx.say(f"{name} {state}{note}"))
     return 0
 
 
@@ -314,7 +328,7 @@ def cmd_dog_list(ctx: Context) -> int:
 
 def cmd_event_emit(ctx: Context) -> int:
     ctx.engine.emit_event(ctx.args.name)
-    ctx.emit({"event": ctx.args.name, "emitted": True}, lambda: ctx.console.print(Text(f"event {ctx.args.name} emitted")))
+    ctx.emit({"event": ctx.args.name, "emitted": True}, lambda: ctx.say(f"event {ctx.args.name} emitted"))
     return 0
 
 
@@ -324,7 +338,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
         ctx.args.subject, ctx.args.severity, body=body, source=ctx.args.source, now=time.time())
     payload = {"id": escalation.ref, "created": created, "count": escalation.count, "severity": escalation.severity}
     word = "raised" if created else f"seen again (count {escalation.count})"
-    ctx.emit(payload, lambda: ctx.console.print(Text(f"{escalation.ref} {word}")))
+    ctx.emit(payload, lambda: ctx.say(f"{escalation.ref} {word}"))
     try:
         ctx.engine.escalations.settings()
     except GtError as exc:
@@ -355,14 +369,14 @@ def cmd_escalate_show(ctx: Context) -> int:
 def cmd_escalate_ack(ctx: Context) -> int:
     escalation = ctx.engine.escalations.ack(ctx.args.id, now=time.time())
     ctx.emit({"id": escalation.ref, "status": escalation.status},
-             lambda: ctx.console.print(Text(f"{escalation.ref} acknowledged")))
+             lambda: ctx.say(f"{escalation.ref} acknowledged"))
     return 0
 
 
 def cmd_escalate_close(ctx: Context) -> int:
     escalation = ctx.engine.escalations.close(ctx.args.id, reason=ctx.args.reason, now=time.time())
     ctx.emit({"id": escalation.ref, "status": escalation.status},
-             lambda: ctx.console.print(Text(f"{escalation.ref} closed")))
+             lambda: ctx.say(f"{escalation.ref} closed"))
     return 0
 
 
@@ -374,9 +388,9 @@ def cmd_escalate_stale(ctx: Context) -> int:
 
     def human() -> None:
         for item, old, new in moves:
-            ctx.console.print(Text(f"{item.ref} {verb} {old} -> {new}: {item.subject}"))
+            ctx.say(f"{item.ref} {verb} {old} -> {new}: {item.subject}")
         if not moves:
-            ctx.console.print(Text("no stale escalation to move"))
+            ctx.say("no stale escalation to move")
 
     ctx.emit(payload, human)
     return 0
@@ -439,10 +453,15 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
 }
 
 
+READ_COMMANDS = {cmd_plugin_list, cmd_plugin_show, cmd_plugin_history, cmd_dog_list, cmd_escalate_list, cmd_escalate_show,
+                 cmd_mail_list, cmd_stale}  # their ledger opens read-only: no lock, no file created, works on a read-only .gtui
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gtui`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
+    args = None
     try:
         args = build_parser().parse_args(_with_default_verb(argv))
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
@@ -450,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = cmd_once
         elif command is None:
             return control_room(args)
-        return command(Context(args))
+        return command(Context(args, reads_only=command in READ_COMMANDS))
     except GtError as exc:
         return _fail(str(exc), wants_json)
     except KeyboardInterrupt:
@@ -458,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
-        return _fail(f"internal error: {type(exc).__name__}: {exc} ({_save_crash()})", wants_json)
+        return _fail(f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)} ({_save_crash(args)})", wants_json)
 
 
 def control_room(args: argparse.Namespace) -> int:
@@ -476,17 +495,21 @@ def control_room(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn(message: str, level: str = "warning") -> None:
+    sys.stderr.write(f"gtui: {level}: {terminal.safe(message)}\n")
+
+
 def _fail(message: str, wants_json: bool) -> int:
     if wants_json:
         sys.stdout.write(json.dumps({"error": message}) + "\n")
-    sys.stderr.write(f"gtui: error: {message}\n")
+    sys.stderr.write(f"gtui: error: {terminal.safe(message)}\n")
     return EXIT_ERROR
 
 
-def _save_crash() -> str:
-    """Keep the traceback for developers in a file instead of on the user's screen."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", prefix="gtui-crash-", suffix=".txt", delete=False) as handle:
-        traceback.print_exc(file=handle)
-    return f"details in {handle.name}"
+def _save_crash(args: argparse.Namespace | None) -> str:
+    """Keep the traceback for developers in ``<town>/.gtui/crash/`` instead of on the user's screen."""
+    try:
+        directory = Town.locate(getattr(args, "town", None)).state_dir / "crash"
+    except GtError:
+        directory = Path(tempfile.gettempdir()) / "gtui-crash"
+    return save_crash_report(directory, traceback.format_exc())

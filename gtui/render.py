@@ -23,17 +23,20 @@ from gtcore.ledger import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
 from gtcore.stale import BinaryStatus
-from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
+from gtui.terminal import safe
 
 
 def _cell(value: object, style: str = "") -> Text:
-    return Text(clean("" if value is None else str(value)), style=style)
+    return Text(safe(value), style=style)
 
 
 def _table(title: str, columns: Iterable[str], wrap: Iterable[str] = ("reason", "error", "file")) -> Table:
-    """A listing table; only the free-text columns in ``wrap`` may wrap, and they take the spare width."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+    """A listing table; only the free-text columns in ``wrap`` may wrap, and they take the spare width.
+
+    The title is literal text: it may hold a plugin name or a town path, and ``[red]`` there is a name, not markup.
+    """
+    table = Table(title=_cell(title), box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
     for column in columns:
         free = column in wrap
         table.add_column(column, overflow="fold", no_wrap=not free, ratio=1 if free else None)
@@ -74,7 +77,7 @@ def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginS
 
 
 def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, now: float) -> None:
-    table = Table(box=box.SIMPLE, show_header=False, title=Text(plugin.name, style="bold"), title_justify="left")
+    table = Table(box=box.SIMPLE, show_header=False, title=_cell(plugin.name, "bold"), title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows: list[tuple[str, object]] = [
@@ -138,7 +141,7 @@ def digest_result(console: Console, result: DigestResult) -> None:
     verb = "would squash" if result.dry_run else "squashed"
     where = f" into {result.digest.ref}" if result.digest else ""
     merged = " (merged into the existing digest)" if result.merged else ""
-    console.print(Text(f"{digest_title(result.day)}: {verb} {result.squashed} run(s){where}{merged}"))
+    console.print(_cell(f"{digest_title(result.day)}: {verb} {result.squashed} run(s){where}{merged}"))
     table = _table("Per plugin", ["plugin", "runs", "results", "median", "max", "failures"])
     for name, stats in result.plugins.items():
         table.add_row(_cell(name, "bold"), _cell(stats["runs"]), _cell(", ".join(f"{k} {v}" for k, v in stats["by_result"].items())),
@@ -231,7 +234,7 @@ def escalation_list(console: Console, escalations: list[Escalation], settings: E
 
 def escalation_detail(console: Console, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
     data = escalation.to_json(settings, now)
-    table = Table(box=box.SIMPLE, show_header=False, title=Text(f"{escalation.ref} {escalation.subject}", style="bold"),
+    table = Table(box=box.SIMPLE, show_header=False, title=_cell(f"{escalation.ref} {escalation.subject}", "bold"),
                   title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")

@@ -30,6 +30,7 @@ from gtcore.escalation import Escalation, EscalationSettings, load_escalation_se
 from gtcore.gates import GateDecision
 from gtcore.ledger import Bead, PluginStats
 from gtcore.patrol import decide_all
+from gtcore.plugins import Plugin
 from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
@@ -140,19 +141,11 @@ def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     if snapshot.plugin_set is None:
         return rows
     for plugin in snapshot.plugin_set.plugins:
-        stats = snapshot.summary.get(plugin.name)
-        decision = snapshot.decisions.get(plugin.name)
-        rows[plugin.name] = (
-            text(plugin.name, "bold"),
-            text(plugin.rig),
-            text(plugin.gate.type),
-            enabled_cell(plugin.enabled, snapshot.paused.get(plugin.name)),
-            text(age(stats.last_started_at, now) if stats else "never"),
-            text(stats.last_result if stats else "-", RESULT_STYLE.get(stats.last_result, "") if stats else "dim"),
-            text(stats.run_count if stats else 0),
-            failure_rate(stats),
-            gate_state(decision, now),
-        )
+        try:
+            rows[plugin.name] = plugin_row(plugin, snapshot, now)
+        except Exception as exc:  # a bug showing one plugin costs that row, never the pane
+            rows[plugin.name] = (text(plugin.name, "bold red"), text(plugin.rig), text(plugin.gate.type), *(text("") for _ in range(5)),
+                                 text(f"cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "red"))
     for bad in snapshot.plugin_set.invalid:
         where = f"{bad.path.parent.name}/{bad.path.name}" + (f":{bad.line}" if bad.line else "")
         rows[f"invalid:{bad.path}"] = (
@@ -162,11 +155,28 @@ def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     return rows
 
 
+def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
+    stats = snapshot.summary.get(plugin.name)
+    return (
+        text(plugin.name, "bold"),
+        text(plugin.rig),
+        text(plugin.gate.type),
+        enabled_cell(plugin.enabled, snapshot.paused.get(plugin.name)),
+        text(age(stats.last_started_at, now) if stats else "never"),
+        text(stats.last_result if stats else "-", RESULT_STYLE.get(stats.last_result, "") if stats else "dim"),
+        text(stats.run_count if stats else 0),
+        failure_rate(stats),
+        gate_state(snapshot.decisions.get(plugin.name), now),
+    )
+
+
 def gate_state(decision: GateDecision | None, now: float) -> Text:
     if decision is None:
         return text("…", "dim")
     if decision.open:
         return text(f"open: {decision.reason}", "green")
+    if decision.error:
+        return text(decision.reason, "bold red")
     when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and "opens in" not in decision.reason else ""
     return text(f"{decision.reason}{when}", "dim" if "disabled" in decision.reason or "paused" in decision.reason else "")
 

@@ -21,7 +21,7 @@ from gtcore.ledger import Bead, Ledger
 
 T = TypeVar("T")
 
-REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned"}
+REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems"}
 ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
 GATE_KEYS = {"type", "open", "reason", "next_open_at"}
 RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log"}

@@ -519,7 +519,8 @@ def test_broken_settings_never_fall_back_to_the_default_route(town: Path) -> Non
         report = engine.patrol_once(now=T0 + MINUTE)
     finally:
         engine.close()
-    assert any("escalation.json" in warning and "routes.medium[2]" in warning for warning in report.warnings)
+    assert [(Path(problem.file).name, problem.field) for problem in report.problems] == [("escalation.json", "routes.medium[2]")]
+    assert report.undeliverable  # the Deacon's --once exits 1 until it is fixed
 
     write_settings(town, {"routes": {"medium": ["bead", "log"]}})
     assert escalations.deliver_due(T0 + 2 * MINUTE) == 1  # fixed: delivered on the route as written now
