@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/digest_bench.py
 	$(BIN)/python bench/tui_bench.py
+	$(BIN)/python bench/cli_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

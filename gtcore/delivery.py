@@ -109,9 +109,9 @@ class Deadline:
         self.expired = False
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
+        self._timer.start()  # from creation: the clock runs from the first step of the delivery, not from its first socket
 
     def __enter__(self) -> Deadline:
-        self._timer.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -136,7 +136,10 @@ class Deadline:
             _shut(sock)
 
     def reason(self, exc: BaseException) -> str:
-        return f"no answer within {self.seconds:g}s (the whole delivery)" if self.expired else _reason(exc, self.seconds)
+        """Why the delivery failed: the deadline (also when a socket's own timeout beat the timer to it), or the error."""
+        if self.expired or time.monotonic() >= self._ends - 0.05:
+            return f"no answer within {self.seconds:g}s (the whole delivery)"
+        return _reason(exc, self.seconds)
 
 
 def _shut(sock: socket.socket) -> None:

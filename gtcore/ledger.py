@@ -312,9 +312,10 @@ class Ledger:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.OperationalError as exc:
             conn.close()
-            if self._immutable or "unable to open" not in str(exc):
+            if self._immutable or not any(word in str(exc) for word in ("unable to open", "disk I/O error", "readonly")):
                 raise
-            # A read-only directory without the WAL index (-shm): read the file as it stands, without locking.
+            # The WAL index (-shm) cannot be made or grown: a read-only directory, a full disk.  Read the file
+            # as it stands, without locking (records still only in the WAL are not seen until it can be read).
             self._immutable = True
             return self._open_readonly()
         return conn
