@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,7 +55,7 @@ class Contacts:
     human_email: str = ""
     human_sms: str = ""
     smtp_host: str = ""
-    smtp_port: int = 25
+    smtp_port: int = 587
     smtp_from: str = "gtui@localhost"
     smtp_user: str = ""
     smtp_pass: str = ""
@@ -231,9 +232,14 @@ def deliver_log(message: Message, ctx: DeliveryContext) -> None:
     try:
         ctx.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(ctx.log_path, "a", encoding="utf-8") as handle:
-            handle.write(f"{iso(message.at)} {message.severity} {message.ref} {message.source} {message.subject}\n")
+            handle.write(f"{local_iso(message.at)} [{message.severity.upper()}] {message.ref}: {message.subject}\n")  # Gas Town's line
     except OSError as exc:
         raise DeliveryError(f"cannot append to {ctx.log_path}: {exc.strerror or exc}") from None
+
+
+def local_iso(timestamp: float) -> str:
+    """RFC 3339 in local time with its offset, as Gas Town stamps its escalation log."""
+    return datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
 def _reason(exc: BaseException, seconds: float) -> str:

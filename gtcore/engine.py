@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import Future
+from pathlib import Path
 
 from gtcore import processes
 from gtcore.discovery import PluginSet, discover
@@ -17,7 +19,8 @@ from gtcore.dogs import Dog, DogPool, dog_names
 from gtcore.errors import GtError
 from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
-from gtcore.ledger import Ledger, RunInFlight, parse_ref
+from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
+from gtcore.model import Report
 from gtcore.patrol import Patrol, PatrolReport
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.runner import Runner, RunOutcome, log_tail
@@ -28,15 +31,17 @@ from gtcore.town import Town
 class Engine:
     """Facade over the engine for one town."""
 
-    def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False) -> None:
+    def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False,
+                 plugin_bin: tuple[Path, ...] = ()) -> None:
         """``readonly`` opens the ledger for reading only; ``adopt_orphans`` (the ``gtui`` command, never a
-        library user) makes this process the subreaper of what its runs leave behind."""
+        library user) makes this process the subreaper of what its runs leave behind; ``plugin_bin`` holds
+        the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``)."""
         self.town = town
         self.settings = settings if settings is not None else load_settings(town.settings_dir)
         self.ledger = Ledger(town.ledger_path, readonly=readonly)
         self.adopt_orphans = adopt_orphans
         self.bus = EventBus()
-        self.runner = Runner(town, self.ledger, self.settings, self.bus)
+        self.runner = Runner(town, self.ledger, self.settings, self.bus, plugin_bin)
         self.patrol = Patrol(self)
         self.escalations = Escalations(town, self.ledger, delivery_timeout=self.settings.delivery_timeout.seconds)
         self._plugin_set: PluginSet | None = None
@@ -117,8 +122,8 @@ class Engine:
         if rig is not None and plugin.rig not in ("town", rig):
             raise GtError(f"plugin {name} belongs to rig {plugin.rig}, not {rig}")
         if not force:
-            if not plugin.enabled:
-                raise GtError(f"plugin {name} is disabled in its plugin.md (enabled = false); use --force to run it anyway")
+            if not plugin.runs_by_itself:
+                raise GtError(f"plugin {name} is {plugin.disabled_reason}; use --force to run it anyway")
             reason = self.ledger.paused().get(name)
             if reason is not None:
                 raise GtError(f"plugin {name} is paused by an operator{': ' + reason if reason else ''}; resume it or use --force")
@@ -143,3 +148,39 @@ class Engine:
         if not NAME_PATTERN.match(name):
             raise GtError(f"{name!r} is not an event name (lowercase letters, digits, '.', '_', '-')")
         self.ledger.emit_event(name, source=source, now=time.time())
+
+    # -- what a plugin asks of the town (the plugin-facing gt and bd) -----------------
+
+    def report(self, run_ref: str, token: str, report: Report) -> Bead:
+        """A plugin's own report of the run it is part of (its token proves which run that is)."""
+        return self.ledger.report_run(parse_ref(run_ref, "wisp"), token, report, now=time.time())
+
+    def create_note(self, title: str, *, description: str = "", labels: Iterable[str] = (), issue_type: str = "task",
+                    ephemeral: bool = False, actor: str = "") -> Bead:
+        """A bead a plugin keeps on the ledger that is not a run report (``bd create`` of a chore, a finding)."""
+        return self.ledger.create("note", title=title, body=description, labels=labels,
+                                  data={"issue_type": issue_type, "ephemeral": ephemeral, "actor": actor})
+
+    NOTE_KINDS = ("wisp", "note", "escalation", "mail")
+
+    def find_beads(self, *, labels: Iterable[str] = (), statuses: Iterable[str] | None = None, created_after: float | None = None,
+                   limit: int | None = None) -> list[Bead]:
+        """Runs, notes, escalations and mail carrying every one of ``labels``, newest first (``bd list``)."""
+        return self.ledger.find(self.NOTE_KINDS, labels=labels, statuses=statuses, created_after=created_after, limit=limit)
+
+    def bead(self, ref: str) -> Bead:
+        return self.ledger.by_ref(ref)
+
+    def close_note(self, ref: str, reason: str = "") -> Bead:
+        """Close a note; runs and escalations have lifecycles of their own and are refused."""
+        bead = self.ledger.by_ref(ref)
+        if bead.kind != "note":
+            raise GtError(f"{bead.ref} is {'a run: gtui closes it when it ends' if bead.kind == 'wisp' else f'an {bead.kind}'};"
+                          " only notes are closed this way")
+        return self.ledger.close_bead(bead, reason=reason)
+
+    def send_mail(self, to: str, subject: str, body: str, *, sender: str) -> Bead:
+        """Mail a town address (``gt mail send``): a mail bead, read with ``gtui mail list --to``."""
+        target = to.rstrip("/") or to
+        return self.ledger.create("mail", title=subject, body=body, labels=[f"to:{target}", f"from:{sender}", "gt:message"],
+                                  data={"to": target, "from": sender}, now=time.time())

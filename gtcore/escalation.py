@@ -16,152 +16,27 @@ Life of an escalation (a bead of kind ``escalation``):
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from gtcore.clock import iso
-from gtcore.delivery import DELIVERY_TIMEOUT, Contacts, DeliveryContext, DeliveryError, Message, channel_for, one_line, valid_action
-from gtcore.durations import Duration, parse_duration
+from gtcore.delivery import DELIVERY_TIMEOUT, DeliveryContext, DeliveryError, Message, channel_for, one_line
 from gtcore.errors import GtError, SettingsError, brief
+from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
 from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
 from gtcore.model import Problem
 from gtcore.plugins import SEVERITIES
-from gtcore.settings import read_settings_text
 from gtcore.town import Town
 
-DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
-    "low": ("bead",),
-    "medium": ("bead", "mail:mayor"),
-    "high": ("bead", "mail:mayor", "log"),
-    "critical": ("bead", "mail:mayor", "log"),
-}
-DEFAULT_STALE_THRESHOLD = parse_duration("4h")
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 3600.0
 MAX_PARALLEL_DELIVERIES = 4
 DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
 ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
-_CONTACT_STRINGS = ("human_email", "human_sms", "smtp_host", "smtp_from", "smtp_user", "smtp_pass", "sms_webhook", "slack_webhook")
-
-
-@dataclass(frozen=True)
-class EscalationSettings:
-    """``<town>/settings/escalation.json`` (Gas Town's schema)."""
-
-    routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
-    contacts: Contacts = field(default_factory=Contacts)
-    stale_threshold: Duration = DEFAULT_STALE_THRESHOLD
-    max_reescalations: int = 2
-
-
-def load_escalation_settings(settings_dir: Path, environ: dict[str, str] | None = None) -> EscalationSettings:
-    """Read the settings; defaults only when the file does not exist.  Raises only :class:`SettingsError`."""
-    env = os.environ if environ is None else environ
-    path = settings_dir / "escalation.json"
-    try:
-        data = json.loads(read_settings_text(path))
-    except FileNotFoundError:
-        return EscalationSettings(contacts=Contacts(smtp_pass=env.get("GT_SMTP_PASS", "")))
-    except json.JSONDecodeError as exc:
-        raise SettingsError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:  # a number of thousands of digits
-        raise SettingsError(path, f"invalid JSON: {brief(exc, 120)}") from None
-    except RecursionError:
-        raise SettingsError(path, "nested too deeply to be settings") from None
-    try:
-        return _escalation_settings(path, data, env)
-    except SettingsError:
-        raise
-    except Exception as exc:  # a bug in gtui: said as such, and still a settings error of this file only
-        raise SettingsError(path, f"gtui failed to read this file (a bug in gtui): {type(exc).__name__}: {brief(exc)}") from None
-
-
-def _escalation_settings(path: Path, data: Any, env: dict[str, str]) -> EscalationSettings:
-    if not isinstance(data, dict):
-        raise SettingsError(path, "must be a JSON object")
-    contacts = _contacts(path, data.get("contacts", {}), env)
-    routes = _routes(path, data.get("routes", {}), contacts)
-    try:
-        threshold = parse_duration(data.get("stale_threshold", "4h"))
-    except ValueError as exc:
-        raise SettingsError(path, str(exc), field="stale_threshold") from None
-    if threshold.seconds <= 0:
-        raise SettingsError(path, "must be longer than zero", field="stale_threshold")
-    maximum = data.get("max_reescalations", 2)
-    if not isinstance(maximum, int) or isinstance(maximum, bool) or maximum < 0:
-        raise SettingsError(path, f"must be a whole number of at least 0, not {brief(maximum)}", field="max_reescalations")
-    return EscalationSettings(routes, contacts, threshold, maximum)
-
-
-def _contacts(path: Path, raw: Any, env: dict[str, str]) -> Contacts:
-    if not isinstance(raw, dict):
-        raise SettingsError(path, "must be an object", field="contacts")
-    for key in _CONTACT_STRINGS:
-        if key in raw and not isinstance(raw[key], str):
-            raise SettingsError(path, "must be a string", field=f"contacts.{key}")
-        if key in raw and _has_control(raw[key]):
-            raise SettingsError(path, "must be one line without control characters", field=f"contacts.{key}")
-    for key in ("sms_webhook", "slack_webhook"):
-        if raw.get(key) and _scheme(raw[key]) not in ("http", "https"):
-            raise SettingsError(path, f"must be an http:// or https:// URL, not {brief(raw[key])}", field=f"contacts.{key}")
-    port = raw.get("smtp_port", 25)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise SettingsError(path, f"must be a port number, not {brief(port)}", field="contacts.smtp_port")
-    starttls = raw.get("smtp_starttls", False)
-    if not isinstance(starttls, bool):
-        raise SettingsError(path, "must be true or false", field="contacts.smtp_starttls")
-    values = {key: raw[key] for key in _CONTACT_STRINGS if key in raw}
-    if env.get("GT_SMTP_PASS"):
-        values["smtp_pass"] = env["GT_SMTP_PASS"]
-    return Contacts(smtp_port=port, smtp_starttls=starttls, **values)
-
-
-def _scheme(url: str) -> str:
-    try:
-        return urlsplit(url).scheme
-    except ValueError:  # "http://[" is no URL at all
-        return ""
-
-
-def _has_control(text: str) -> bool:
-    """A line break in an address would become an email header of its own (and crash the message build)."""
-    return any(ord(char) < 32 or ord(char) == 127 for char in text)
-
-
-_NEEDS = {
-    "email:human": ("human_email", "smtp_host"),
-    "sms:human": ("human_sms", "sms_webhook"),
-    "slack": ("slack_webhook",),
-}
-
-
-def _routes(path: Path, raw: Any, contacts: Contacts) -> dict[str, tuple[str, ...]]:
-    if not isinstance(raw, dict):
-        raise SettingsError(path, "must be an object of severity -> list of actions", field="routes")
-    routes = dict(DEFAULT_ROUTES)
-    for severity, actions in raw.items():
-        if severity not in SEVERITIES:
-            raise SettingsError(path, "is not a severity (low, medium, high, critical)", field=f"routes.{severity}")
-        if not isinstance(actions, list):
-            raise SettingsError(path, "must be a list of actions", field=f"routes.{severity}")
-        for index, action in enumerate(actions):
-            where = f"routes.{severity}[{index}]"
-            if not isinstance(action, str) or not valid_action(action):
-                raise SettingsError(path, f"{brief(action)} is not an action (bead, mail:<target>, email:human, sms:human, slack, log)",
-                                    field=where)
-            missing = [key for key in _NEEDS.get(action, ()) if not getattr(contacts, key)]
-            if missing:
-                raise SettingsError(path, f"{brief(action)} needs contacts.{missing[0]}", field=where)
-        routes[severity] = tuple(dict.fromkeys(["bead", *actions]))
-    return routes
 
 
 @dataclass(frozen=True)
@@ -246,6 +121,7 @@ class Escalation:
             "severity": self.severity,
             "original_severity": self.original_severity,
             "source": self.source,
+            "related": self.bead.data.get("related"),
             "status": self.status,
             "count": self.count,
             "created_at": iso(self.bead.created_at),
@@ -266,11 +142,18 @@ def _history(data: dict[str, Any], now: float, event: str, detail: str = "") -> 
     data.setdefault("history", []).append({"at": now, "event": event, "detail": detail})
 
 
-def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float) -> None:
-    """Add a pending delivery for every non-bead action (bead is the record itself)."""
+def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float, skipped: dict[str, str]) -> None:
+    """Add a pending delivery for every non-bead action (bead is the record itself).
+
+    An action the settings cannot deliver (a missing contact, an unknown
+    action) is recorded at once as skipped, with why, and never retried.
+    """
     pending = data.setdefault("pending", [])
     for action in actions:
-        if action != "bead":
+        if action in skipped:
+            data.setdefault("deliveries", []).append(
+                {"channel": action, "ok": False, "skipped": True, "error": skipped[action], "at": now})
+        elif action != "bead":
             _add_pending(pending, action, severity, now)
 
 
@@ -302,22 +185,24 @@ class Escalations:
     # -- raising ----------------------------------------------------------------------
 
     def raise_(self, subject: str, severity: str, *, body: str = "", source: str = "cli", now: float,
-               wait: bool = True) -> tuple[Escalation, bool]:
+               wait: bool = True, related: str | None = None) -> tuple[Escalation, bool]:
         """Raise (or count again) an escalation and start its deliveries now (``wait``: for at most one deadline).
 
         Returns the escalation and whether it is new.  When the settings are
         broken the bead is still written, its route resolved when they are fixed.
         """
+        severity = severity.lower()  # Gas Town's plugins write -s MEDIUM
         if severity not in SEVERITIES:
-            raise GtError(f"severity {severity} is not one of {', '.join(SEVERITIES)}")
+            raise GtError(f"severity {brief(severity)} is not one of {', '.join(SEVERITIES)}")
         subject = one_line(subject)
         if not subject:
             raise GtError("an escalation needs a subject")
         try:
-            route: tuple[str, ...] = self.settings().routes[severity]
-            settings_error = None
+            settings = self.settings()
+            route: tuple[str, ...] = settings.routes[severity]
+            skipped, settings_error = settings.skipped, None
         except SettingsError as exc:
-            route, settings_error = (ROUTE_LATER,), str(exc)
+            route, skipped, settings_error = (ROUTE_LATER,), {}, str(exc)
 
         def write(conn: Any) -> tuple[Escalation, bool]:
             existing = self._open_duplicate(conn, subject, source)
@@ -325,10 +210,12 @@ class Escalations:
                 data = dict(existing.data)
                 data["count"] = data.get("count", 1) + 1
                 data["last_seen_at"] = now
+                if related:
+                    data["related"] = related
                 if data.get("recovered_at") is not None:
                     data["recovered_at"] = None
                     _history(data, now, "failing again", "a new streak after recovery: delivered again")
-                    _queue(data, route, data["severity"], now)
+                    _queue(data, route, data["severity"], now, skipped)
                     if body:
                         # It is delivered again: say what fails now, not what failed before the recovery.
                         conn.execute("UPDATE beads SET body = ? WHERE id = ?", (body, existing.id))
@@ -340,11 +227,12 @@ class Escalations:
                 "severity": severity, "original_severity": severity, "source": source, "count": 1,
                 "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
                 "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
+                **({"related": related} if related else {}),
             }
             _history(fresh, now, "raised", settings_error or f"route {', '.join(route)}")
-            _queue(fresh, route, severity, now)
-            bead = insert_bead(conn, "escalation", title=subject, body=body, labels=[f"severity:{severity}", f"source:{source}"],
-                               data=fresh, now=now)
+            _queue(fresh, route, severity, now, skipped)
+            labels = ["gt:escalation", f"severity:{severity}", f"source:{source}"]
+            bead = insert_bead(conn, "escalation", title=subject, body=body, labels=labels, data=fresh, now=now)
             return Escalation(bead), True
 
         escalation, created = self.ledger.write(write)
@@ -377,7 +265,7 @@ class Escalations:
         claimed = self.ledger.write(lambda conn: self._lease_due(conn, now, settings, only))
         if not claimed:
             return 0
-        context = DeliveryContext(self.ledger, self.town.state_dir / "escalations.log", settings.contacts, self.delivery_timeout)
+        context = DeliveryContext(self.ledger, self.town.root / "logs" / "escalations.log", settings.contacts, self.delivery_timeout)
         futures = [self._deliveries().submit(self._deliver_one, escalation_id, item, context, now) for escalation_id, item in claimed]
         if wait:
             wait_all(futures, timeout=self.delivery_timeout + DELIVERY_GRACE)
@@ -431,10 +319,10 @@ class Escalations:
             data = dict(bead.data)
             pending = [item for item in data.get("pending", []) if item["channel"] != ROUTE_LATER]
             held = [item for item in data.get("pending", []) if item["channel"] == ROUTE_LATER]
+            data["pending"] = pending
             for item in held:
-                for action in settings.routes[item["severity"]]:
-                    if action != "bead":
-                        _add_pending(pending, action, item["severity"], now)
+                _queue(data, settings.routes[item["severity"]], item["severity"], now, settings.skipped)
+            pending = data["pending"]
             changed = bool(held)
             for item in pending:
                 if item["next_at"] <= now:
@@ -524,11 +412,14 @@ class Escalations:
 
         return self._change(ref, now, change)
 
-    def note(self, ref: str, *, event: str, detail: str, now: float, recovered: bool = False) -> Escalation:
+    def note(self, ref: str, *, event: str, detail: str, now: float, recovered: bool = False,
+             failing_run: str | None = None) -> Escalation:
         def change(bead: Bead, data: dict[str, Any]) -> str:
             _history(data, now, event, detail)
             if recovered:
                 data["recovered_at"] = now
+            if failing_run:
+                data["failing_run"] = failing_run
             return bead.status
 
         return self._change(ref, now, change)
@@ -559,7 +450,7 @@ class Escalations:
             data = dict(bead.data)
             data.update(severity=new, reescalations=data.get("reescalations", 0) + 1, last_escalated_at=now)
             _history(data, now, "re-escalated", f"{old} -> {new}: unacknowledged for {settings.stale_threshold}")
-            _queue(data, settings.routes[new], new, now)
+            _queue(data, settings.routes[new], new, now, settings.skipped)
             update_bead(conn, bead, now=now, data=data, labels={"severity": new})
 
         self.ledger.write(write)
@@ -567,16 +458,29 @@ class Escalations:
     # -- plugins ----------------------------------------------------------------------
 
     def plugin_run_finished(self, name: str, severity: str, notify: bool, run: Bead, log_tail: str, now: float) -> Escalation | None:
-        """Escalate a failing plugin once per failure streak; note its recovery."""
+        """Escalate a failing plugin once per failure streak; note its recovery.
+
+        A plugin that escalated by itself during the failing run (``gt escalate``
+        inside the run) has said what is wrong in its own words: the failure is
+        noted on that escalation, and gtui raises none of its own — one
+        escalation per failure streak, never two.
+        """
         source, subject = f"plugin:{name}", f"plugin {name} is failing"
         if run.result in ("failure", "timeout") and notify:
             reason = run.data.get("reason") or run.result
+            own = [item for item in self._open_from(source) if item.bead.data.get("related") == run.ref]
+            if own:
+                return self.note(own[0].ref, event="run failed", detail=f"{run.ref} ended {run.result}: {reason}", now=now,
+                                 failing_run=run.ref)
             body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail}".rstrip()
-            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now, wait=False)
+            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now, wait=False, related=run.ref)
             return escalation
         if run.result == "success":
-            for bead in self.ledger.beads("escalation", status=("open", "acked"), label=f"source:{source}"):
-                escalation = Escalation(bead)
-                if escalation.subject == subject and escalation.recovered_at is None:
+            for escalation in self._open_from(source):
+                about_failure = escalation.subject == subject or escalation.bead.data.get("failing_run")
+                if about_failure and escalation.recovered_at is None:
                     return self.note(escalation.ref, event="recovered", detail=f"{run.ref} succeeded", now=now, recovered=True)
         return None
+
+    def _open_from(self, source: str) -> list[Escalation]:
+        return [Escalation(bead) for bead in self.ledger.beads("escalation", status=("open", "acked"), label=f"source:{source}")]

@@ -63,8 +63,8 @@ def evaluate(
     check: CheckResult | None = None,
 ) -> GateDecision:
     """Decide one plugin's gate at ``now``."""
-    if not plugin.enabled:
-        return GateDecision(False, "disabled in plugin.md (enabled = false)")
+    if not plugin.runs_by_itself:
+        return GateDecision(False, plugin.disabled_reason)
     if facts.paused is not None:
         return GateDecision(False, f"paused by operator{': ' + facts.paused if facts.paused else ''}")
     if facts.running_run is not None:

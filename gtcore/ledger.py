@@ -33,13 +33,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound
+from gtcore.model import Report, Result, settle
 
 T = TypeVar("T")
 
-KINDS = ("wisp", "digest", "escalation", "mail", "event")
-PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt"}
-FAILED_RESULTS = ("failure", "timeout")
-RESULTS = ("running", "success", "failure", "timeout", "skipped", "abandoned")
+KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
+PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt", "note": "note"}
 
 _MIGRATIONS: list[str] = [
     """
@@ -104,6 +103,37 @@ _MIGRATIONS: list[str] = [
     """
     CREATE INDEX beads_by_update ON beads(kind, updated_at);
     """,
+    # 3: a run's summary (its own report, or gtui's) lives in the wisp's body; the plugin table shows the last one
+    """
+    ALTER TABLE plugin_stats ADD COLUMN last_summary TEXT NOT NULL DEFAULT '';
+    DROP TRIGGER wisp_recorded;
+    DROP TRIGGER wisp_result_changed;
+    CREATE TRIGGER wisp_recorded AFTER INSERT ON beads WHEN NEW.kind = 'wisp'
+    BEGIN
+        INSERT INTO plugin_stats (plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary)
+        VALUES (NEW.plugin, 1, NEW.result IN ('failure', 'timeout'), NEW.id, NEW.created_at, NEW.result, NEW.body)
+        ON CONFLICT(plugin) DO UPDATE SET
+            run_count = run_count + 1,
+            failure_count = failure_count + excluded.failure_count,
+            last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_result ELSE last_result END,
+            last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                                THEN excluded.last_summary ELSE last_summary END,
+            last_run_id = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_run_id ELSE last_run_id END,
+            last_started_at = max(last_started_at, excluded.last_started_at);
+    END;
+    CREATE TRIGGER wisp_result_changed AFTER UPDATE OF result ON beads
+    WHEN NEW.kind = 'wisp' AND NEW.result IS NOT OLD.result
+    BEGIN
+        UPDATE plugin_stats SET
+            failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))
+                                          - (OLD.result IN ('failure', 'timeout')),
+            last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
+            last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
+        WHERE plugin = NEW.plugin;
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -142,6 +172,7 @@ class PluginStats:
     last_run_id: int
     last_started_at: float
     last_result: str
+    last_summary: str = ""
 
     @property
     def failure_rate(self) -> float:
@@ -468,6 +499,50 @@ class Ledger:
             rows = conn.execute(sql, params).fetchall()
             return attach_labels(conn, rows)
 
+    def find(self, kinds: Iterable[str], *, labels: Iterable[str] = (), statuses: Iterable[str] | None = None,
+             created_after: float | None = None, limit: int | None = None) -> list[Bead]:
+        """Beads of several kinds carrying ALL of ``labels`` (exact labels), newest first: what ``bd list`` asks."""
+        kinds = list(kinds)
+        where = [f"kind IN ({', '.join('?' * len(kinds))})"]
+        params: list[Any] = [*kinds]
+        for label in dict.fromkeys(labels):
+            where.append("id IN (SELECT bead_id FROM labels WHERE label = ?)")
+            params.append(label)
+        if statuses is not None:
+            chosen = list(statuses)
+            where.append(f"status IN ({', '.join('?' * len(chosen))})")
+            params += chosen
+        if created_after is not None:
+            where.append("created_at > ?")
+            params.append(created_after)
+        sql = f"SELECT {_BEAD_COLUMNS} FROM beads WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self.snapshot() as conn:
+            return attach_labels(conn, conn.execute(sql, params).fetchall())
+
+    def by_ref(self, ref: str) -> Bead:
+        """A bead of any kind by the id people and plugins pass around (``run-3``, ``note-4``, ``esc-2``)."""
+        prefix, _, number = str(ref).strip().rpartition("-")
+        kind = next((kind for kind, known in PREFIX.items() if known == prefix), None)
+        if kind is None or not number.isdigit():
+            raise NotFound(f"{ref!r} is not an id gtui knows (run-N, note-N, esc-N, mail-N, dig-N, evt-N)")
+        return self.get(int(number), kind)
+
+    def close_bead(self, bead: Bead, *, reason: str = "", now: float | None = None) -> Bead:
+        """Close a note (``bd close``): runs and escalations have their own lifecycles."""
+        stamp = time.time() if now is None else now
+
+        def close(conn: sqlite3.Connection) -> Bead:
+            current = fetch_bead(conn, bead.id)
+            if current is None:
+                raise NotFound(f"no record {bead.ref} on the ledger")
+            if current.status != "closed":
+                update_bead(conn, current, now=stamp, status="closed", data={**current.data, "close_reason": reason})
+            return fetch_bead(conn, bead.id)  # type: ignore[return-value]
+
+        return self._retry(close)
+
     # -- runs -------------------------------------------------------------------------
 
     def claim_run(
@@ -504,9 +579,15 @@ class Ledger:
 
         return self._retry(claim)
 
-    def close_run(self, run_id: int, result: str, *, data: dict[str, Any] | None = None, now: float | None = None) -> Bead:
-        """Close a running wisp with its result; closing twice keeps the first result."""
-        if result not in RESULTS or result == "running":
+    def close_run(self, run_id: int, result: str, *, data: dict[str, Any] | None = None, now: float | None = None,
+                  summary: str | None = None) -> Bead:
+        """Close a running wisp with its result; closing twice keeps the first result.
+
+        ``result`` is what the exit said; the plugin's own report on the wisp,
+        read in the same transaction, may settle it otherwise (:func:`settle`).
+        The summary (the report's, else ``summary``) becomes the wisp's body.
+        """
+        if result not in Result.__members__.values() or result == Result.RUNNING:
             raise ValueError(f"not a final result: {result}")
         stamp = time.time() if now is None else now
 
@@ -517,15 +598,44 @@ class Ledger:
             if bead.status != "running":
                 return bead
             merged = {**bead.data, **(data or {})}
+            report = merged.get("report")
+            final, note = settle(result, report)
+            if report:
+                merged["reported_result"] = report.get("result")
+            if note:
+                merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
+            body = (report or {}).get("summary") or summary or ""
             conn.execute(
-                "UPDATE beads SET status = 'closed', result = ?, closed_at = ?, updated_at = ?, data = ? WHERE id = ?",
-                (result, stamp, stamp, json.dumps(merged), run_id),
+                "UPDATE beads SET status = 'closed', result = ?, body = ?, closed_at = ?, updated_at = ?, data = ? WHERE id = ?",
+                (final, body, stamp, stamp, json.dumps(merged), run_id),
             )
             conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = 'result:running'", (run_id,))
-            conn.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (run_id, f"result:{result}"))
+            conn.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (run_id, f"result:{final}"))
             return fetch_bead(conn, run_id)
 
         return self._retry(close)
+
+    def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
+        """Keep a plugin's own report of its run on the running wisp (the last report wins).
+
+        Only the run's own processes know its token: a report from anywhere
+        else (another run, a stale shell) is refused rather than mixed in.
+        """
+        stamp = time.time() if now is None else now
+
+        def keep(conn: sqlite3.Connection) -> Bead:
+            bead = fetch_bead(conn, run_id)
+            if bead is None or bead.kind != "wisp":
+                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            if not token or bead.data.get("token") != token:
+                raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): report refused")
+            if bead.status != "running":
+                raise GtError(f"{bead.ref} has ended ({bead.result}): a report after the run is not taken")
+            data = {**bead.data, "report": {**report.to_json(), "at": stamp}}
+            conn.execute("UPDATE beads SET data = ?, updated_at = ? WHERE id = ?", (json.dumps(data), stamp, run_id))
+            return fetch_bead(conn, run_id)  # type: ignore[return-value]
+
+        return self._retry(keep)
 
     def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
         """Merge facts learnt while a run is in flight (its pid) into its wisp."""
@@ -578,7 +688,8 @@ class Ledger:
 
     def plugin_summary(self) -> dict[str, PluginStats]:
         """The summary of every plugin, in ONE query (see module docstring)."""
-        rows = self.read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result FROM plugin_stats")
+        rows = self.read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
+                         " FROM plugin_stats")
         return {row[0]: PluginStats(*row) for row in rows}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -24,3 +25,51 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "field": self.field, "reason": self.reason, "level": self.level}
+
+
+class Result(StrEnum):
+    """How a run ended (``running`` while it has not)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    ABANDONED = "abandoned"
+    WARNING = "warning"  # reported by a plugin: it ran, something deserves a look
+    CHECK_ONLY = "check-only"  # reported by a plugin: it only checked, changed nothing
+
+    @property
+    def failed(self) -> bool:
+        return self in FAILED
+
+
+FAILED = frozenset({Result.FAILURE, Result.TIMEOUT})
+REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.WARNING, Result.CHECK_ONLY})
+
+
+@dataclass(frozen=True)
+class Report:
+    """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X`` or ``gtui report``)."""
+
+    result: str
+    summary: str = ""
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"result": self.result, "summary": self.summary, "detail": self.detail}
+
+
+def settle(exit_result: str, report: dict[str, Any] | None) -> tuple[str, str | None]:
+    """The run's final result and, when the plugin's report could not be taken as written, why.
+
+    A timeout or a non-zero exit decides first: a plugin that crashed after
+    saying "success" failed.  Otherwise the plugin's report decides (it knows
+    it skipped); without one, the exit code's ``success`` stands.
+    """
+    if exit_result != Result.SUCCESS or not report:
+        return exit_result, None
+    reported = str(report.get("result", ""))
+    if reported in REPORTABLE:
+        return reported, None
+    return exit_result, f"reported result {reported!r} is not one gtui knows ({', '.join(sorted(REPORTABLE))}): recorded as success"

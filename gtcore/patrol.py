@@ -83,6 +83,7 @@ class PatrolReport:
     warnings: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     undeliverable: bool = False  # escalations cannot be delivered (broken settings or failing channels)
+    deliveries_held: bool = False  # the escalation settings cannot be read: every delivery waits for them
 
     @property
     def failed(self) -> bool:
@@ -196,7 +197,7 @@ class Patrol:
         report.problems += engine.settings.problems
         summary, running, paused, events = gate_facts(engine.ledger)
         eligible = [p for p in plugin_set.plugins
-                    if p.gate.type == "condition" and p.enabled and p.name not in paused and p.name not in running]
+                    if p.gate.type == "condition" and p.runs_by_itself and p.name not in paused and p.name not in running]
         checks = run_checks(eligible, engine.town.root)
         self.checks = {**self.checks, **checks}
         self.checked_at.update(dict.fromkeys(checks, started))
@@ -217,22 +218,24 @@ class Patrol:
         """Retry due deliveries and re-escalate stale escalations; what keeps escalations from a person is a problem."""
         escalations = self.engine.escalations
         try:
-            escalations.settings()
+            settings = escalations.settings()
         except SettingsError as exc:
             report.problems.append(exc.problem())
-            report.undeliverable = True
+            report.undeliverable = report.deliveries_held = True
             return
+        report.problems += settings.problems
+        report.undeliverable = any(problem.level == "error" for problem in settings.problems)
         escalations.deliver_due(now, wait=False)  # off the patrol's path: outcomes are recorded as they come
         report.reescalated = [escalation.ref for escalation, _, _ in escalations.reescalate_stale(now, wait=False)]
 
     def _delivery_report(self, report: PatrolReport, now: float) -> None:
         """After the patrol's runs and deliveries settled: every delivery still failing is a problem."""
-        if report.undeliverable:
-            return  # the settings are broken: that problem is already said
+        if report.deliveries_held:
+            return  # the settings cannot be read: nothing was delivered, and that problem is already said
         self.engine.escalations.settle()
         failing = self.engine.escalations.delivery_problems(now)
         report.problems += failing
-        report.undeliverable = bool(failing)
+        report.undeliverable = report.undeliverable or bool(failing)
 
     def _dispatch(self, report: PatrolReport, summary: dict[str, PluginStats]) -> None:
         """Hand the open plugins to the dogs, longest-waiting first.

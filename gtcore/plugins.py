@@ -36,7 +36,7 @@ DEFAULT_TIMEOUT = parse_duration("10m")
 DEFAULT_CHECK_TIMEOUT = parse_duration("30s")
 
 TOP_KEYS = {"name", "description", "version", "enabled", "gate", "tracking", "execution"}
-GATE_KEYS = {"type", "duration", "schedule", "timezone", "check", "check_timeout", "on"}
+GATE_KEYS = {"type", "duration", "schedule", "timezone", "check", "check_timeout", "on", "disabled"}
 GATE_FIELDS_BY_TYPE = {
     "cooldown": {"duration"},
     "cron": {"schedule", "timezone"},
@@ -79,10 +79,13 @@ class Gate:
     check: str | None = None
     check_timeout: Duration = DEFAULT_CHECK_TIMEOUT
     on: str | None = None
+    disabled: bool = False  # Gas Town's ``[gate] disabled = true``: like ``enabled = false``
 
     def to_json(self) -> dict[str, Any]:
         """The gate's type and the fields that mean something for that type."""
         out: dict[str, Any] = {"type": self.type}
+        if self.disabled:
+            out["disabled"] = True
         for key in sorted(GATE_FIELDS_BY_TYPE[self.type]):
             value = getattr(self, key)
             out[key] = str(value) if isinstance(value, Duration) else value
@@ -153,6 +156,18 @@ class Plugin:
     mtime: float = 0.0
     warnings: tuple[str, ...] = ()
     shadowed: tuple[Path, ...] = ()
+
+    @property
+    def runs_by_itself(self) -> bool:
+        """False when the author switched it off: ``enabled = false``, or Gas Town's ``[gate] disabled = true``."""
+        return self.enabled and not self.gate.disabled
+
+    @property
+    def disabled_reason(self) -> str:
+        """Why it never opens by itself, in the words of the file ("" when it is on)."""
+        if not self.enabled:
+            return "disabled in plugin.md (enabled = false)"
+        return "disabled in plugin.md (gate.disabled = true)" if self.gate.disabled else ""
 
     @property
     def directory(self) -> Path:
@@ -412,7 +427,7 @@ def _duration(table: dict[str, Any], key: str, section: str, lines: _KeyLines, d
 
 def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
     if "gate" not in data:
-        raise _Invalid("missing [gate] table (type = cooldown, cron, condition, event or manual)")
+        return Gate("manual")  # as in Gas Town: a plugin without a gate runs only when asked
     table = _section(data, "gate", lines)
     kind = _typed(table, "type", str, lines, "gate")
     if kind is None:
@@ -425,10 +440,11 @@ def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
     warnings += [
         f"gate.{key} is ignored by a {kind} gate{lines.note(key, 'gate')}"
         for key in table
-        if key in GATE_KEYS - {"type"} - GATE_FIELDS_BY_TYPE[kind]
+        if key in GATE_KEYS - {"type", "disabled"} - GATE_FIELDS_BY_TYPE[kind]
     ]
     return Gate(
         type=kind,
+        disabled=_typed(table, "disabled", bool, lines, "gate", default=False),
         duration=_duration(table, "duration", "gate", lines) if kind == "cooldown" else None,
         schedule=_schedule(table, lines) if kind == "cron" else None,
         timezone=_timezone(table, lines) if kind == "cron" else None,
@@ -511,7 +527,7 @@ def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> 
         raise _Invalid(f"execution.type {brief(kind)} is not one of script, agent", lines.of("type", "execution"))
     if kind == "script" and not has_run_script:
         raise _Invalid("execution.type is script but there is no run.sh beside plugin.md", lines.of("type", "execution"))
-    severity = _typed(table, "severity", str, lines, "execution", default="medium")
+    severity = _typed(table, "severity", str, lines, "execution", default="medium").lower()  # Gas Town writes MEDIUM too
     if severity not in SEVERITIES:
         raise _Invalid(f"execution.severity {brief(severity)} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
     return Execution(

@@ -103,15 +103,16 @@ def reap(proc: subprocess.Popen[bytes]) -> int:
     return code
 
 
-def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    """gtui's environment plus ``extra``, with gtui's own bin directory first on PATH.
+def child_environment(extra: dict[str, str], first_on_path: tuple[Path, ...] = ()) -> dict[str, str]:
+    """gtui's environment plus ``extra``; on PATH first ``first_on_path``, then gtui's own bin directory.
 
     Plugins and checks call ``gtui`` (``gtui stale --quiet``) even when the
-    operator started it as ``.venv/bin/gtui`` without activating the venv.
+    operator started it as ``.venv/bin/gtui`` without activating the venv; a
+    run finds the plugin-facing ``gt`` and ``bd`` before any other.
     """
-    bin_dir = os.path.dirname(sys.executable)
-    rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and part != bin_dir]
-    return {**os.environ, "PATH": os.pathsep.join([bin_dir, *rest]), **extra}
+    first = [*map(str, first_on_path), os.path.dirname(sys.executable)]
+    rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and part not in first]
+    return {**os.environ, "PATH": os.pathsep.join([*first, *rest]), **extra}
 
 
 def group_alive(pgid: int) -> bool:

@@ -21,7 +21,7 @@ def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
         "path": str(plugin.path),
         "description": plugin.description,
         "version": plugin.version,
-        "enabled": plugin.enabled,
+        "enabled": plugin.runs_by_itself,
         "gate": plugin.gate.to_json(),
         "execution": plugin.execution.to_json(),
         "tracking": plugin.tracking.to_json(),

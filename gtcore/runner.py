@@ -157,8 +157,10 @@ class _LiveLines:
 class Runner:
     """Executes plugin runs for the dogs of one process."""
 
-    def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus) -> None:
+    def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
+        """``plugin_bin``: directories put first on every run's PATH (the plugin-facing ``gt`` and ``bd``)."""
         self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
+        self.plugin_bin = plugin_bin
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
         self.active: set[int] = set()
@@ -243,14 +245,23 @@ class Runner:
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
 
     def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
+        """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified."""
+        town = str(self.town.root)
         return processes.child_environment({
-            "GT_TOWN": str(self.town.root),
+            "GT_TOWN": town,
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
             "GT_RUN_ID": run.ref,
             "GT_DOG": dog,
             processes.RUN_TOKEN: str(run.data.get("token", "")),
-        })
+            "GT_TOWN_ROOT": town,
+            "GT_ROOT": town,
+            "GT_ROLE": "dog",
+            "GT_DOG_NAME": dog,
+            "BD_ACTOR": f"deacon/dogs/{dog}",
+            "GT_RIG_ROOT": "" if rig == "town" else str(self.town.rig_root(rig)),
+            "GIT_CEILING_DIRECTORIES": town,
+        }, self.plugin_bin)
 
     def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
         argv, stdin_data, skip_reason = self._command(plugin)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +18,13 @@ class Town:
     root: Path
 
     @classmethod
-    def locate(cls, explicit: str | os.PathLike[str] | None = None) -> Town:
-        """``--town PATH``, else ``$GT_TOWN``, else ``~/gt``; it must be a directory."""
-        chosen = explicit or os.environ.get("GT_TOWN") or Path.home() / "gt"
+    def locate(cls, explicit: str | os.PathLike[str] | None = None, *, cwd: Path | None = None,
+               environ: Mapping[str, str] | None = None) -> Town:
+        """Find the town as Gas Town does: ``--town PATH``, else ``$GT_TOWN_ROOT``, ``$GT_ROOT``, ``$GT_TOWN``,
+        else the nearest directory at or above the working directory holding ``mayor/town.json``, else ``~/gt``."""
+        chosen, source = _choose_root(explicit, os.environ if environ is None else environ, cwd)
         root = Path(chosen).expanduser()
         if not root.is_dir():
-            source = "--town" if explicit else ("$GT_TOWN" if os.environ.get("GT_TOWN") else "default ~/gt")
             raise NotFound(f"no town at {root} ({source}): the directory does not exist")
         return cls(root.resolve())
 
@@ -43,6 +45,11 @@ class Town:
     def settings_dir(self) -> Path:
         return self.root / "settings"
 
+    def rig_root(self, rig: str) -> Path:
+        """A rig's canonical clone: ``<rig>/mayor/rig`` when Gas Town made one, else the rig directory."""
+        clone = self.root / rig / "mayor" / "rig"
+        return clone if clone.is_dir() else self.root / rig
+
     def rigs(self) -> list[str]:
         """Rig names: from ``mayor/rigs.json`` when it exists, else by looking."""
         registry = self.root / "mayor" / "rigs.json"
@@ -53,6 +60,26 @@ class Town:
             for child in self.root.iterdir()
             if child.is_dir() and _may_be_rig(child.name) and _holds_plugins(child)
         )
+
+
+TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")
+
+
+def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path | None) -> tuple[str | Path, str]:
+    """The town root to use and where it came from (for the message when it does not exist)."""
+    if explicit:
+        return explicit, "--town"
+    for name in TOWN_ENV:
+        if environ.get(name):
+            return environ[name], f"${name}"
+    try:
+        here = (cwd or Path.cwd()).resolve()
+    except OSError:  # the working directory was deleted under us
+        return Path.home() / "gt", "default ~/gt"
+    for directory in (here, *here.parents):
+        if (directory / "mayor" / "town.json").is_file():
+            return directory, f"found above {here}"
+    return Path.home() / "gt", "default ~/gt"
 
 
 def _may_be_rig(name: str) -> bool:

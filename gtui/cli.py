@@ -305,9 +305,9 @@ def _toggle(ctx: Context, paused: bool) -> int:
     plugin = ctx.engine.plugin(name)
     state = "paused" if paused else "resumed"
     note = "" if changed else f" (it was already {state})"
-    if not paused and not plugin.enabled:
-        note += "; it stays disabled by its plugin.md (enabled = false)"
-    ctx.emit({"plugin": name, "paused": paused, "changed": changed, "enabled_in_file": plugin.enabled},
+    if not paused and not plugin.runs_by_itself:
+        note += f"; it stays {plugin.disabled_reason}"
+    ctx.emit({"plugin": name, "paused": paused, "changed": changed, "enabled_in_file": plugin.runs_by_itself},
              lambda: ctx.say(f"{name} {state}{note}"))
     return 0
 

@@ -18,7 +18,8 @@ from gtcore.clock import age
 from gtcore.digest import DigestResult, digest_title
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
-from gtcore.escalation import Escalation, EscalationSettings
+from gtcore.escalation import Escalation
+from gtcore.escalation_settings import EscalationSettings
 from gtcore.ledger import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
@@ -60,7 +61,7 @@ def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginS
             _cell(plugin.name, "bold") + _cell(shadows, "dim"),
             _cell(plugin.rig),
             _cell(_short(plugin.gate.describe(), 40)),
-            _cell("yes" if plugin.enabled else "no", "" if plugin.enabled else "yellow"),
+            _cell("yes" if plugin.runs_by_itself else "no", "" if plugin.runs_by_itself else "yellow"),
             _cell(age(stats.last_started_at if stats else None, now)),
             result_text(stats.last_result if stats else None),
             _cell(stats.run_count if stats else 0),
@@ -85,7 +86,7 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
         ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
         ("path", plugin.path),
         ("version", plugin.version),
-        ("enabled", "yes" if plugin.enabled else "no"),
+        ("enabled", "yes" if plugin.runs_by_itself else f"no ({plugin.disabled_reason})"),
         ("gate", plugin.gate.describe()),
         ("execution", f"{plugin.execution.type}, timeout {plugin.execution.timeout}, severity {plugin.execution.severity}"
                       + (", notify on failure" if plugin.execution.notify_on_failure else "")),

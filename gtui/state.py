@@ -26,7 +26,8 @@ from gtcore.dogs import Dog
 from gtcore.durations import format_duration
 from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.escalation import Escalation, EscalationSettings, load_escalation_settings
+from gtcore.escalation import Escalation
+from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
 from gtcore.gates import GateDecision
 from gtcore.ledger import Bead, PluginStats
 from gtcore.patrol import decide_all
@@ -97,6 +98,10 @@ class Collector:
         except GtError as exc:
             errors["escalation settings"] = str(exc)
             escalation_settings = last.escalation_settings
+        else:
+            for problem in escalation_settings.problems:
+                if problem.level == "error":  # used, but part of it cannot deliver: a person must hear of it
+                    errors.setdefault("escalation settings", str(problem))
         dogs = tuple(self.engine.dogs())
         snapshot = Snapshot(
             taken_at=now,
@@ -161,7 +166,7 @@ def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
         text(plugin.name, "bold"),
         text(plugin.rig),
         text(plugin.gate.type),
-        enabled_cell(plugin.enabled, snapshot.paused.get(plugin.name)),
+        enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name)),
         text(age(stats.last_started_at, now) if stats else "never"),
         text(stats.last_result if stats else "-", RESULT_STYLE.get(stats.last_result, "") if stats else "dim"),
         text(stats.run_count if stats else 0),

@@ -7,6 +7,7 @@ failure streaks go through the real engine: real ``run.sh`` processes on real do
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from servers import SmtpServer, WebhookServer, free_port
 
 from gtcore.clock import iso
 from gtcore.engine import Engine
-from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, Escalation, Escalations, load_escalation_settings
+from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, Escalation, Escalations
+from gtcore.escalation_settings import load_escalation_settings
 from gtcore.ledger import Bead, Ledger
 from gtcore.settings import SettingsError
 from gtcore.town import Town
@@ -82,7 +84,7 @@ def history(escalation: Escalation) -> list[str]:
 
 def test_a_high_escalation_arrives_as_exactly_one_email_and_one_sms(town: Path, smtp: SmtpServer, webhook: WebhookServer) -> None:
     write_settings(town, {
-        "routes": {"high": ["bead", "email:human", "sms:human"]},
+        "routes": {"high": ["bead", "email:human", "sms:human"], "critical": ["bead", "mail:mayor"]},  # re-escalated: no second email
         "contacts": contacts(smtp.port, human_sms=HUMAN_SMS, sms_webhook=webhook.url("/sms")),
     })
     escalation, created = service(town).raise_(
@@ -281,7 +283,7 @@ def test_deliveries_held_for_broken_settings_go_out_once_each(town: Path) -> Non
     escalations.raise_("plugin y is failing", "low", source="plugin:y", now=T0 + 20)
     write_settings(town, {"routes": {"low": ["bead", "log"]}})
     assert escalations.deliver_due(T0 + 30) == 1
-    assert len((town / ".gtui" / "escalations.log").read_text().splitlines()) == 1
+    assert len((town / "logs" / "escalations.log").read_text().splitlines()) == 1
 
 
 # -- dedup -------------------------------------------------------------------------------
@@ -476,18 +478,15 @@ def test_a_failing_plugin_escalates_once_per_failure_streak(town: Path, smtp: Sm
 BROKEN_SETTINGS = {
     "bad JSON": ('{\n  "routes": {"high": ["bead",]}\n}', ["line 2, column"]),
     "unknown severity": ({"routes": {"urgent": ["bead"]}}, ["'routes.urgent'", "severity"]),
-    "unknown action": ({"routes": {"high": ["bead", "pager"]}}, ["'routes.high[1]'", "'pager'"]),
-    "email without address": ({"routes": {"high": ["bead", "email:human"]}, "contacts": {"smtp_host": "127.0.0.1"}},
-                              ["'routes.high[1]'", "contacts.human_email"]),
-    "sms without webhook": ({"routes": {"low": ["sms:human"]}, "contacts": {"human_sms": HUMAN_SMS}},
-                            ["'routes.low[0]'", "contacts.sms_webhook"]),
     "bad stale_threshold": ({"stale_threshold": "4 hours"}, ["'stale_threshold'", "4 hours"]),
     "zero stale_threshold": ({"stale_threshold": "0s"}, ["'stale_threshold'"]),
     "negative max_reescalations": ({"max_reescalations": -1}, ["'max_reescalations'", "-1"]),
     "fractional max_reescalations": ({"max_reescalations": 1.5}, ["'max_reescalations'"]),
     "routes not an object": ({"routes": ["bead"]}, ["'routes'"]),
     "route not a list": ({"routes": {"high": "bead"}}, ["'routes.high'"]),
-    "port as text": ({"contacts": {"smtp_port": "25"}}, ["'contacts.smtp_port'"]),
+    "port not a number": ({"contacts": {"smtp_port": "twenty-five"}}, ["'contacts.smtp_port'", "twenty-five"]),
+    "port out of range": ({"contacts": {"smtp_port": 70000}}, ["'contacts.smtp_port'"]),
+    "not an escalation file": ({"type": "town"}, ["'type'", "town"]),
     "not an object": ("[]", ["JSON object"]),
     "header in smtp_from": ({"contacts": {"smtp_from": "gtui@town.example\nBcc: evil@example.com"}}, ["'contacts.smtp_from'"]),
     "webhook not http": ({"contacts": {"slack_webhook": "file:///etc/passwd"}}, ["'contacts.slack_webhook'"]),
@@ -506,25 +505,64 @@ def test_a_broken_settings_file_is_an_error_naming_the_file_and_the_field(town: 
         assert fragment in message, message
 
 
+UNDELIVERABLE = {
+    "unknown action": ({"routes": {"high": ["bead", "pager"]}}, "routes.high[1]", "error", "'pager' is not an action"),
+    "email without address": ({"routes": {"high": ["bead", "email:human"]}, "contacts": {"smtp_host": "127.0.0.1"}},
+                              "contacts.human_email", "warning", "email:human"),
+    "sms without webhook": ({"routes": {"low": ["sms:human"]}, "contacts": {"human_sms": HUMAN_SMS}},
+                            "contacts.sms_webhook", "warning", "sms:human"),
+}
+
+
+@pytest.mark.parametrize("case", UNDELIVERABLE, ids=list(UNDELIVERABLE))
+def test_an_action_that_cannot_be_delivered_is_skipped_with_a_problem_not_a_refused_file(town: Path, case: str) -> None:
+    content, field, level, words = UNDELIVERABLE[case]
+    path = write_settings(town, content)
+    settings = load_escalation_settings(town / "settings", environ={})
+    (problem,) = [problem for problem in settings.problems if problem.field == field]
+    assert (problem.file, problem.level) == (str(path), level) and words in problem.reason
+    severity = next(iter(content["routes"]))
+    escalation, _ = service(town).raise_("Something", severity, now=T0)
+    (skipped,) = [item for item in escalation.deliveries if item.get("skipped")]
+    assert skipped["ok"] is False and escalation.bead.data["pending"] == []  # recorded once, never retried
+    assert escalation.failing_channels == []
+
+
+def test_the_file_gt_install_writes_is_accepted_as_it_is(town: Path) -> None:
+    """Gas Town's own defaults: every route, empty contacts, a string port elsewhere."""
+    (town / "settings").mkdir(parents=True, exist_ok=True)
+    (town / "settings" / "escalation.json").write_text(json.dumps({
+        "type": "escalation", "version": 1,
+        "routes": {"critical": ["bead", "mail:mayor", "email:human", "sms:human"], "high": ["bead", "mail:mayor", "email:human"],
+                   "low": ["bead"], "medium": ["bead", "mail:mayor"]},
+        "contacts": {}, "stale_threshold": "4h", "max_reescalations": 2}, indent=2), encoding="utf-8")
+    settings = load_escalation_settings(town / "settings", environ={})
+    assert settings.routes["high"] == ("bead", "mail:mayor", "email:human") and settings.contacts.smtp_port == 587
+    assert {(problem.field, problem.level) for problem in settings.problems} == {("contacts.human_email", "warning"),
+                                                                                 ("contacts.human_sms", "warning")}
+    write_settings(town, {"contacts": {"smtp_port": "2525", "smtp_host": "127.0.0.1"}})
+    assert load_escalation_settings(town / "settings", environ={}).contacts.smtp_port == 2525
+
+
 def test_broken_settings_never_fall_back_to_the_default_route(town: Path) -> None:
-    write_settings(town, {"routes": {"medium": ["bead", "log", "pager"]}})
+    write_settings(town, '{"routes": {"medium": ["bead", "log"]}')  # unclosed: not JSON
     escalations = service(town)
     escalation, created = escalations.raise_("Held", "medium", now=T0)  # the bead is still written
-    assert created and "routes.medium[2]" in escalation.bead.data["history"][0]["detail"]
+    assert created and "invalid JSON" in escalation.bead.data["history"][0]["detail"]
     assert mail_to(town, "mayor") == []  # the default medium route would have mailed the mayor
-    assert not (town / ".gtui" / "escalations.log").exists()
+    assert not (town / "logs" / "escalations.log").exists()
 
     engine = Engine(Town.locate(town))
     try:
         report = engine.patrol_once(now=T0 + MINUTE)
     finally:
         engine.close()
-    assert [(Path(problem.file).name, problem.field) for problem in report.problems] == [("escalation.json", "routes.medium[2]")]
+    assert [Path(problem.file).name for problem in report.problems] == ["escalation.json"]
     assert report.undeliverable  # the Deacon's --once exits 1 until it is fixed
 
     write_settings(town, {"routes": {"medium": ["bead", "log"]}})
     assert escalations.deliver_due(T0 + 2 * MINUTE) == 1  # fixed: delivered on the route as written now
-    assert escalation.ref in (town / ".gtui" / "escalations.log").read_text()
+    assert escalation.ref in (town / "logs" / "escalations.log").read_text()
     assert mail_to(town, "mayor") == []
 
 
@@ -593,10 +631,10 @@ def test_the_log_action_appends_a_line_and_slack_gets_a_text_post(town: Path, we
     first, _ = escalations.raise_("Mayor unreachable", "critical", body="tmux session gone", source="deacon", now=T0)
     second, _ = escalations.raise_("Tidy up", "low", source="cli", now=T0 + MINUTE)
 
-    lines = (town / ".gtui" / "escalations.log").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith(iso(T0)) and all(word in lines[0] for word in ("critical", first.ref, "deacon", "Mayor unreachable"))
-    assert all(word in lines[1] for word in ("low", second.ref, "Tidy up"))
+    lines = (town / "logs" / "escalations.log").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2  # Gas Town's line: local RFC 3339 time, [SEVERITY], id: subject
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \[CRITICAL\] {first.ref}: Mayor unreachable", lines[0])
+    assert lines[1].endswith(f" [LOW] {second.ref}: Tidy up")
 
     (post,) = webhook.posts
     assert post.path == "/slack" and set(post.json) == {"text"}

@@ -231,7 +231,6 @@ INVALID_FRONTMATTER = [
     ("version-bool", 'name = "p"\nversion = true\n[gate]\ntype = "manual"', "x", "version must be a string or an integer, not True", 3),
     ("enabled-not-bool", 'name = "p"\nenabled = "yes"\n[gate]\ntype = "manual"', "x", "enabled must be true or false, not 'yes'", 3),
     ("enabled-int", 'name = "p"\nenabled = 1\n[gate]\ntype = "manual"', "x", "enabled must be true or false, not 1", 3),
-    ("missing-gate", 'name = "p"', "x", "missing [gate] table (type = cooldown, cron, condition, event or manual)", None),
     ("gate-not-a-table", 'name = "p"\ngate = "manual"', "x", "gate must be a table, not 'manual'", 3),
     ("gate-without-type", 'name = "p"\n[gate]\nduration = "5m"', "x",
      "gate.type is missing (cooldown, cron, condition, event or manual)", 3),
@@ -349,3 +348,24 @@ def test_invalid_plugin_location_and_json(tmp_path: Path, make_plugin: MakePlugi
     }
     no_line = parse_bad(make_plugin(tmp_path / "q", '[gate]\ntype = "manual"'))
     assert no_line.location() == str(no_line.path)
+
+
+# -- Gas Town's format ----------------------------------------------------------------------
+
+
+def test_no_gate_is_manual_as_in_gas_town(tmp_path: Path, make_plugin: MakePlugin) -> None:
+    plugin = parse_ok(make_plugin(tmp_path / "p", 'name = "p"\ndescription = "no gate at all"', run_sh=RUN_SH))
+    assert (plugin.gate.type, plugin.warnings, plugin.runs_by_itself) == ("manual", (), True)
+
+
+def test_gate_disabled_is_honoured_like_enabled_false(tmp_path: Path, make_plugin: MakePlugin) -> None:
+    plugin = parse_ok(make_plugin(tmp_path / "p", 'name = "p"\n[gate]\ntype = "cooldown"\nduration = "1h"\ndisabled = true', run_sh=RUN_SH))
+    assert plugin.enabled is True and plugin.gate.disabled is True and plugin.warnings == ()
+    assert not plugin.runs_by_itself and plugin.disabled_reason == "disabled in plugin.md (gate.disabled = true)"
+    assert plugin.gate.to_json() == {"type": "cooldown", "disabled": True, "duration": "1h"}
+
+
+@pytest.mark.parametrize("written", ["MEDIUM", "Medium", "medium"])
+def test_severity_in_any_case(tmp_path: Path, make_plugin: MakePlugin, written: str) -> None:
+    path = make_plugin(tmp_path / "p", f'name = "p"\n[gate]\ntype = "manual"\n[execution]\nseverity = "{written}"', run_sh=RUN_SH)
+    assert parse_ok(path).execution.severity == "medium"

@@ -23,7 +23,8 @@ from textual.widgets import Footer, Markdown, Sparkline, Static
 
 from gtcore.clock import age
 from gtcore.engine import Engine
-from gtcore.escalation import Escalation, EscalationSettings
+from gtcore.escalation import Escalation
+from gtcore.escalation_settings import EscalationSettings
 from gtcore.gates import GateDecision
 from gtcore.ledger import Bead, PluginStats
 from gtcore.plugins import Plugin
