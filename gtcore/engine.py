@@ -12,15 +12,16 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from gtcore import processes
 from gtcore.discovery import PluginSet, discover
 from gtcore.dogs import Dog, DogPool, dog_names
-from gtcore.errors import GtError
+from gtcore.errors import GtError, SettingsError
 from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
 from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
-from gtcore.model import Report
+from gtcore.model import Problem, Report
 from gtcore.patrol import Patrol, PatrolReport
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.runner import Runner, RunOutcome, log_tail
@@ -40,6 +41,7 @@ class Engine:
         self.settings = settings if settings is not None else load_settings(town.settings_dir)
         self.ledger = Ledger(town.ledger_path, readonly=readonly)
         self.adopt_orphans = adopt_orphans
+        self.settings_problem: Problem | None = None
         self.bus = EventBus()
         self.runner = Runner(town, self.ledger, self.settings, self.bus, plugin_bin)
         self.patrol = Patrol(self)
@@ -48,6 +50,20 @@ class Engine:
         self._pool: DogPool | None = None
         self._pool_lock = threading.Lock()
         self.bus.subscribe(self._on_event)
+
+    @classmethod
+    def tolerant(cls, town: Town, **options: Any) -> Engine:
+        """An engine even when gtui.toml is broken (defaults, the problem kept in ``settings_problem``).
+
+        For the commands plugins call: a typo in the settings must not cost a
+        plugin its report, nor a person an escalation.
+        """
+        try:
+            return cls(town, **options)
+        except SettingsError as exc:
+            engine = cls(town, Settings(), **options)
+            engine.settings_problem = exc.problem()
+            return engine
 
     @property
     def pool(self) -> DogPool:
@@ -105,6 +121,10 @@ class Engine:
         self.escalations.plugin_run_finished(
             plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, tail, time.time()
         )
+
+    def notices(self) -> list[Problem]:
+        """What the town's own files say that an operator should keep in view (Gas Town's daemon dispatching too)."""
+        return [problem for problem in [self.town.daemon_problem()] if problem is not None]
 
     def plugin(self, name: str) -> Plugin:
         return self.plugins().require(name, self.town)

@@ -666,6 +666,16 @@ class Ledger:
         """Record that the town event ``name`` happened (event gates listen)."""
         return self.create("event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=now)
 
+    def emit_events(self, events: Iterable[tuple[str, float]], *, source: str) -> None:
+        """Record several town events at their own times, in one transaction (a patrol reading Gas Town's log)."""
+        listed = list(events)
+
+        def record(conn: sqlite3.Connection) -> None:
+            for name, at in listed:
+                insert_bead(conn, "event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=at)
+
+        self._retry(record)
+
     def last_events(self) -> dict[str, float]:
         """When each town event was last emitted."""
         rows = self.read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title")

@@ -15,7 +15,7 @@ from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gtcore import processes
+from gtcore import processes, town_events
 from gtcore.clock import iso
 from gtcore.conditions import run_checks
 from gtcore.digest import make_digest, prune, undigested_days
@@ -64,7 +64,7 @@ class PluginReport:
 
 def _run_summary(run: Bead) -> dict[str, Any]:
     full = run_json(run)
-    return {key: full[key] for key in ("id", "dog", "result", "exit_code", "duration_s", "log")}
+    return {key: full[key] for key in ("id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result")}
 
 
 @dataclass
@@ -195,6 +195,8 @@ class Patrol:
         self._publish_plugin_set(plugin_set)
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
         report.problems += engine.settings.problems
+        report.problems += filter(None, [engine.town.daemon_problem()])
+        self._read_town_events(plugin_set)
         summary, running, paused, events = gate_facts(engine.ledger)
         eligible = [p for p in plugin_set.plugins
                     if p.gate.type == "condition" and p.runs_by_itself and p.name not in paused and p.name not in running]
@@ -213,6 +215,12 @@ class Patrol:
         report.finished_at = time.time()
         engine.bus.publish(PatrolFinished(report))
         return report
+
+    def _read_town_events(self, plugin_set: PluginSet) -> None:
+        """Gas Town's event log opens event gates too; only the events some gate listens for are recorded."""
+        wanted = {plugin.gate.on for plugin in plugin_set.plugins if plugin.gate.type == "event" and plugin.gate.on}
+        if wanted and not self.engine.ledger.readonly:
+            town_events.ingest(self.engine.town, self.engine.ledger, wanted)
 
     def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
         """Retry due deliveries and re-escalate stale escalations; what keeps escalations from a person is a problem."""

@@ -40,6 +40,7 @@ def last_run_json(stats: PluginStats | None) -> dict[str, Any] | None:
         "id": format_ref("wisp", stats.last_run_id),
         "started_at": iso(stats.last_started_at),
         "result": stats.last_result,
+        "summary": stats.last_summary or None,
     }
 
 
@@ -57,6 +58,9 @@ def run_json(run: Bead) -> dict[str, Any]:
         "dog": run.data.get("dog"),
         "log": run.data.get("log"),
         "reason": run.data.get("reason"),
+        "summary": run.body or None,
+        "reported_result": run.data.get("reported_result"),
+        "detail": (run.data.get("report") or {}).get("detail") or None,
         "labels": list(run.labels),
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from gtcore import processes
 from gtcore.settings import StaleBinary
+from gtcore.town import Town
 
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
 COMMAND_TIMEOUT = 10.0
@@ -42,6 +43,17 @@ class BinaryStatus:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def gastown_json(self) -> dict[str, Any]:
+        """The one flat object ``gt stale --json`` prints, in its key order (``commits_behind`` and ``error`` only when set)."""
+        out: dict[str, Any] = {"stale": self.stale, "forward": self.forward, "on_main_branch": self.on_main_branch,
+                               "safe_to_rebuild": self.safe_to_rebuild, "binary_commit": self.binary_commit or "",
+                               "repo_commit": self.repo_commit or ""}
+        if self.commits_behind:
+            out["commits_behind"] = self.commits_behind
+        if self.error:
+            out["error"] = self.error
+        return out
 
 
 class _Problem(Exception):
@@ -132,6 +144,17 @@ def _commit_command(entry: StaleBinary, town_root: Path, binary: Path) -> list[s
     return [str(town_root / program) if "/" in program else program, *arguments]
 
 
-def check_all(entries: tuple[StaleBinary, ...], town_root: Path, name: str | None = None) -> list[BinaryStatus]:
-    chosen = [entry for entry in entries if name is None or entry.name == name]
-    return [check_binary(entry, town_root) for entry in chosen]
+def pick_binary(entries: tuple[StaleBinary, ...], town: Town, name: str | None = None) -> BinaryStatus:
+    """The one binary ``gt stale`` asks about: ``name``, else the entry named ``gt``, else the first.
+
+    A missing entry is an answer with an ``error``, as Gas Town's is: with
+    ``--json`` the plugin reads it, with ``--quiet`` it is exit 2.
+    """
+    where = town.settings_dir / "gtui.toml"
+    if not entries:
+        return BinaryStatus(name or "gt", error=f"no [[stale.binaries]] in {where}: nothing to compare")
+    wanted = name or ("gt" if any(entry.name == "gt" for entry in entries) else entries[0].name)
+    entry = next((entry for entry in entries if entry.name == wanted), None)
+    if entry is None:
+        return BinaryStatus(wanted, error=f"no binary named {wanted!r} in [[stale.binaries]] of {where}")
+    return check_binary(entry, town.root)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gtcore.errors import GtError, NotFound
+from gtcore.model import Problem
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,48 @@ class Town:
     def settings_dir(self) -> Path:
         return self.root / "settings"
 
+    def daemon_problem(self) -> Problem | None:
+        """A warning when Gas Town's own daemon would dispatch cooldown plugins beside gtui (its handler patrol).
+
+        The handler patrol is on unless ``mayor/daemon.json`` says
+        ``patrols.handler.enabled = false`` or ``settings/config.json`` lists
+        ``"handler"`` in ``disabled_patrols`` (Gas Town's defaults: on).
+        """
+        daemon = self.root / "mayor" / "daemon.json"
+        if not daemon.is_file():
+            return None
+        patrols = _json_object(daemon).get("patrols")
+        handler = patrols.get("handler") if isinstance(patrols, dict) else None
+        if isinstance(handler, dict) and handler.get("enabled") is False:
+            return None
+        disabled = _json_object(self.settings_dir / "config.json").get("disabled_patrols")
+        if isinstance(disabled, list) and "handler" in disabled:
+            return None
+        return Problem(str(daemon), "patrols.handler.enabled",
+                       "Gas Town's daemon runs cooldown plugins too while it runs (its handler patrol is on): set it to false,"
+                       ' or add "handler" to disabled_patrols in settings/config.json, so that only gtui runs them', "warning")
+
     def rig_root(self, rig: str) -> Path:
         """A rig's canonical clone: ``<rig>/mayor/rig`` when Gas Town made one, else the rig directory."""
         clone = self.root / rig / "mayor" / "rig"
         return clone if clone.is_dir() else self.root / rig
+
+    def rig_details(self) -> list[dict[str, object]]:
+        """Each rig as ``gt rig list --json`` shows it, plus ``repo_path`` (its canonical clone), gtui's extension."""
+        registry = self.root / "mayor" / "rigs.json"
+        entries = _registry_entries(registry) if registry.exists() else {}
+        details = []
+        for rig in self.rigs():
+            entry = entries.get(rig) if isinstance(entries.get(rig), dict) else {}
+            beads = entry.get("beads") if isinstance(entry.get("beads"), dict) else {}
+            details.append({
+                "name": rig, "beads_prefix": beads.get("prefix") or "gt",
+                "status": "operational" if (self.root / rig).is_dir() else "error",
+                "witness": "stopped", "refinery": "stopped",
+                "polecats": _count_dirs(self.root / rig / "polecats"), "crew": _count_dirs(self.root / rig / "crew"),
+                "repo_path": str(self.rig_root(rig)),
+            })
+        return details
 
     def rigs(self) -> list[str]:
         """Rig names: from ``mayor/rigs.json`` when it exists, else by looking."""
@@ -92,6 +131,31 @@ def _holds_plugins(directory: Path) -> bool:
     return (directory / "plugins").is_dir() or any(
         clone.is_dir() and not clone.parent.name.startswith(".") for clone in directory.glob("crew/*/plugins")
     )
+
+
+def _json_object(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _count_dirs(directory: Path) -> int:
+    try:
+        return sum(1 for child in directory.iterdir() if child.is_dir() and not child.name.startswith("."))
+    except OSError:
+        return 0
+
+
+def _registry_entries(path: Path) -> dict[str, object]:
+    """The ``rigs`` object of Gas Town's registry ({} when it is a list or unreadable: the names still come from :meth:`rigs`)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return {}
+    rigs = data.get("rigs", data) if isinstance(data, dict) else None
+    return rigs if isinstance(rigs, dict) else {}
 
 
 def _rigs_from_registry(path: Path) -> list[str]:

@@ -49,6 +49,7 @@ from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen, key_display
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.shims.bin import plugin_bin
 from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed_line, plugin_rows
 
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
@@ -120,12 +121,14 @@ class GtuiApp(App[None]):
         town: Town,
         *,
         read_only: bool = False,
+        adopt_orphans: bool = False,
         clock: Callable[[], float] = time.time,
         live: bool = True,
         engine: Engine | None = None,
     ) -> None:
         super().__init__()
         self.town, self.read_only, self.clock, self.live = town, read_only, clock, live
+        self.adopt_orphans = adopt_orphans  # the gtui command only: see Engine
         self.engine: Engine | None = engine
         self.collector: Collector | None = None
         self.snapshot: Snapshot | None = None
@@ -170,7 +173,8 @@ class GtuiApp(App[None]):
     @work(thread=True, exclusive=True, group="engine")
     def start_engine(self) -> None:
         try:
-            engine = self.engine or Engine(self.town)
+            engine = self.engine or Engine(self.town, readonly=self.read_only, adopt_orphans=self.adopt_orphans,
+                                           plugin_bin=() if self.read_only else plugin_bin(self.town))
             if self.live and not self.read_only:
                 engine.emit_event("startup", source="gtui")
         except GtError as exc:
@@ -307,7 +311,8 @@ class GtuiApp(App[None]):
         if self._engine_error:
             errors["engine"] = self._engine_error
         escalations = self.snapshot.escalations if self.snapshot else ()
-        text = header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock())
+        notices = self.snapshot.notices if self.snapshot else ()
+        text = header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock(), notices)
         if text == self._header:
             return
         # A relayout repaints every pane (~50 ms with 1,000 plugins): only lines of another width may change the height.

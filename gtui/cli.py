@@ -25,12 +25,17 @@ from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
 from gtcore.ledger import Ledger
+from gtcore.model import Report
 from gtcore.plugins import SEVERITIES
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
-from gtcore.stale import check_all
+from gtcore.stale import pick_binary
 from gtcore.town import Town
 from gtui import render, terminal
+from gtui.escalate import escalation_outcome
+from gtui.shims import flags
+from gtui.shims.bin import plugin_bin
+from gtui.shims.context import run_context
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,10 +54,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     """Options every command takes; SUPPRESS lets them stand before or after the verb."""
-    parser.add_argument("--town", default=argparse.SUPPRESS, help="town root (default: $GT_TOWN, else ~/gt)")
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    parser.add_argument("--town", default=argparse.SUPPRESS,
+                        help="town root (default: $GT_TOWN_ROOT, $GT_ROOT, $GT_TOWN, the town above the working directory, else ~/gt)")
+    if json:
+        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,10 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     _escalation_parsers(commands)
 
-    stale = commands.add_parser("stale", help="are the binaries in gtui.toml behind their repositories? (exit 0 stale, 1 fresh, 2 error)")
-    stale.add_argument("name", nargs="?")
-    stale.add_argument("--quiet", action="store_true", help="print nothing; the exit status says it")
-    _common(stale)
+    stale = commands.add_parser("stale", help="is a binary of [[stale.binaries]] behind its repository? (Gas Town's gt stale)")
+    stale.add_argument("name", nargs="?", help="which [[stale.binaries]] entry (default: the one named gt, else the first)")
+    flags.add_arguments(stale, flags.STALE)
+    _common(stale, json=False)
+
+    report = commands.add_parser("report", help="inside a plugin run: report its result and summary (like bd create -l type:plugin-run)")
+    report.add_argument("result", help="success, failure, skipped, warning or check-only")
+    report.add_argument("summary", help="one line for the feed and the plugin table")
+    report.add_argument("--detail", default="", help="more words, shown in details and history")
+    _common(report)
 
     event = commands.add_parser("event", help="town events (event gates listen for them)")
     event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser)
@@ -118,14 +131,9 @@ ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
 def _escalation_parsers(commands: Any) -> None:
     escalate = commands.add_parser("escalate", help="raise and manage escalations (gtui escalate SUBJECT --severity S)")
     verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    raise_ = verbs.add_parser("raise", help="raise an escalation (the verb may be left out)")
-    raise_.add_argument("subject")
-    raise_.add_argument("--severity", required=True, choices=SEVERITIES)
-    body = raise_.add_mutually_exclusive_group()
-    body.add_argument("--body", default="")
-    body.add_argument("--stdin", action="store_true", help="read the body from standard input")
-    raise_.add_argument("--source", default="cli")
-    _common(raise_)
+    raise_ = verbs.add_parser("raise", help="raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)")
+    flags.add_arguments(raise_, flags.ESCALATE)  # Gas Town's gt escalate, flag for flag
+    _common(raise_, json=False)
     listing = verbs.add_parser("list", help="open and acknowledged escalations")
     listing.add_argument("--all", action="store_true", help="closed ones too")
     listing.add_argument("--severity", choices=SEVERITIES)
@@ -201,7 +209,8 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self.town, readonly=self.reads_only, adopt_orphans=not self.reads_only)
+            bins = () if self.reads_only else plugin_bin(self.town)
+            self._engine = Engine(self.town, readonly=self.reads_only, adopt_orphans=not self.reads_only, plugin_bin=bins)
         return self._engine
 
     @property
@@ -333,17 +342,35 @@ def cmd_event_emit(ctx: Context) -> int:
 
 
 def cmd_escalate_raise(ctx: Context) -> int:
-    body = sys.stdin.read() if ctx.args.stdin else ctx.args.body
-    escalation, created = ctx.engine.escalations.raise_(
-        ctx.args.subject, ctx.args.severity, body=body, source=ctx.args.source, now=time.time())
-    payload = {"id": escalation.ref, "created": created, "count": escalation.count, "severity": escalation.severity}
-    word = "raised" if created else f"seen again (count {escalation.count})"
-    ctx.emit(payload, lambda: ctx.say(f"{escalation.ref} {word}"))
-    try:
-        ctx.engine.escalations.settings()
-    except GtError as exc:
-        sys.stderr.write(f"gtui: error: {escalation.ref} is recorded, but its delivery waits until this is fixed: {exc}\n")
-        return EXIT_ERROR
+    """Gas Town's ``gt escalate``: inside a run it is the plugin's escalation, tied to the run."""
+    args = ctx.args
+    subject = " ".join(args.words).strip()
+    if not subject:
+        raise UsageError("an escalation needs a subject: gtui escalate WORDS... [-s SEVERITY] [-r REASON]")
+    if args.stdin and args.reason:
+        raise UsageError("cannot use --stdin with --reason/-r")
+    reason = sys.stdin.read().rstrip("\n") if args.stdin else args.reason or ""
+    run = run_context()
+    source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
+    related = args.related or (run.run_id if run else None)
+    service = ctx.engine.escalations
+    if args.dry_run:
+        return _escalate_dry_run(ctx, subject, args.severity, source)
+    escalation, created = service.raise_(subject, args.severity, body=reason, source=source, related=related, now=time.time())
+    outcome = escalation_outcome(escalation, created, service)
+    ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
+    for warning in outcome.warnings:
+        _warn(warning, "error" if outcome.code else "warning")
+    return outcome.code
+
+
+def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str) -> int:
+    route = ctx.engine.escalations.settings().routes.get(severity.lower())
+    if route is None:
+        raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route)}
+    ctx.emit(payload, lambda: ctx.say(f"would raise ({severity.lower()}, from {source}) {subject}: routed to {', '.join(route)};"
+                                      " nothing written, nothing sent"))
     return 0
 
 
@@ -415,20 +442,28 @@ def cmd_plugin_digest(ctx: Context) -> int:
 
 
 def cmd_stale(ctx: Context) -> int:
-    """Gas Town's convention: exit 0 when something is stale, 1 when all are fresh, 2 on error."""
+    """Gas Town's convention: ``--json`` prints one flat object and exits 0 (an error too, in its ``error``);
+    ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 error; plain text exits 0 (2 on error)."""
     settings = load_settings(ctx.town.settings_dir)
-    if not settings.stale_binaries:
-        raise GtError(f"no [[stale.binaries]] in {ctx.town.settings_dir / 'gtui.toml'}")
-    statuses = check_all(settings.stale_binaries, ctx.town.root, ctx.args.name)
-    if not statuses:
-        raise NotFound(f"no binary named {ctx.args.name!r} in [[stale.binaries]]")
-    any_stale = any(status.stale for status in statuses)
-    payload = {"stale": any_stale, "binaries": [status.to_json() for status in statuses]}
-    if not ctx.args.quiet:
-        ctx.emit(payload, lambda: render.stale_report(ctx.console, statuses))
-    if any(status.error for status in statuses):
-        return EXIT_ERROR
-    return 0 if any_stale else 1
+    status = pick_binary(settings.stale_binaries, ctx.town, ctx.args.name)
+    if ctx.args.quiet:
+        return EXIT_ERROR if status.error else 0 if status.stale else 1
+    if ctx.json:
+        sys.stdout.write(json.dumps(status.gastown_json(), indent=2) + "\n")
+        return 0
+    render.stale_report(ctx.console, [status])
+    return EXIT_ERROR if status.error else 0
+
+
+def cmd_report(ctx: Context) -> int:
+    """A plugin's own report of its run, for plugins that are not Gas Town's (Gas Town's use ``bd create``)."""
+    run = run_context()
+    if run is None:
+        raise UsageError("gtui report works inside a plugin run (GT_RUN_ID and GTUI_RUN_TOKEN are not set here)")
+    bead = ctx.engine.report(run.run_id, run.token, Report(ctx.args.result, ctx.args.summary, ctx.args.detail))
+    ctx.emit({"run": bead.ref, "reported_result": ctx.args.result, "summary": ctx.args.summary},
+             lambda: ctx.say(f"{bead.ref}: reported {ctx.args.result}: {ctx.args.summary}"))
+    return 0
 
 
 COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
@@ -450,6 +485,7 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("escalate", "close"): cmd_escalate_close,
     ("escalate", "stale"): cmd_escalate_stale,
     ("mail", "list"): cmd_mail_list,
+    ("report", None): cmd_report,
 }
 
 
@@ -491,7 +527,7 @@ def control_room(args: argparse.Namespace) -> int:
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-    GtuiApp(town, read_only=args.read_only).run()
+    GtuiApp(town, read_only=args.read_only, adopt_orphans=not args.read_only).run()
     return 0
 
 

@@ -61,6 +61,7 @@ class Snapshot:
     escalation_settings: EscalationSettings | None = None
     feed: tuple[Bead, ...] = ()
     errors: dict[str, str] = field(default_factory=dict)
+    notices: tuple[str, ...] = ()  # worth a lasting line, not an error (Gas Town's daemon runs plugins too)
 
 
 class Collector:
@@ -70,12 +71,14 @@ class Collector:
         self.engine = engine
         self.clock = clock
         self.plugin_set: PluginSet | None = None
+        self.notices: tuple[str, ...] = ()
         self._feed_since = 0.0
         self._last: Snapshot | None = None
 
     def rescan(self) -> None:
-        """Re-read plugin files (after a file change or a patrol)."""
+        """Re-read plugin files and the town's own settings (after a file change or a patrol)."""
         self.plugin_set = self.engine.plugins()
+        self.notices = tuple(str(problem) for problem in self.engine.notices())
 
     def collect(self, *, feed_backlog: float = 3600.0) -> Snapshot:
         now = self.clock()
@@ -110,6 +113,7 @@ class Collector:
             local_runs=frozenset(dog.run_id for dog in dogs if dog.run_id),
             escalation_settings=escalation_settings,
             errors=errors,
+            notices=self.notices,
             **ledger_part,
         )
         self._last = snapshot

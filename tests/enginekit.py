@@ -24,7 +24,7 @@ T = TypeVar("T")
 REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems"}
 ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
 GATE_KEYS = {"type", "open", "reason", "next_open_at"}
-RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log"}
+RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
 
 
 def make_town(root: Path, settings: str = "dogs = 2\nkill_grace = \"1s\"\n") -> Path:

@@ -18,7 +18,8 @@ PLUGIN_KEYS = {
     "name", "rig", "path", "description", "version", "enabled", "gate", "execution", "tracking",
     "has_run_script", "shadowed", "last_run", "run_count", "failure_count",
 }
-RUN_KEYS = {"id", "plugin", "rig", "result", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log", "reason", "labels"}
+RUN_KEYS = {"id", "plugin", "rig", "result", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log", "reason", "labels",
+            "summary", "reported_result", "detail"}
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
@@ -124,7 +125,7 @@ def test_list_reflects_ledger_runs(populated: Path) -> None:
     plugins = {p["name"]: p for p in gtui("--town", populated, "plugin", "list", "--json").json()["plugins"]}
     deploy, cleanup, chatty = plugins["deploy"], plugins["cleanup"], plugins["chatty"]
     assert (deploy["run_count"], deploy["failure_count"]) == (4, 2)
-    assert deploy["last_run"] == {"id": f"run-{ids[-1]}", "started_at": "2023-11-14T22:16:20Z", "result": "success"}
+    assert deploy["last_run"] == {"id": f"run-{ids[-1]}", "started_at": "2023-11-14T22:16:20Z", "result": "success", "summary": None}
     assert (cleanup["run_count"], cleanup["failure_count"]) == (2, 0)
     assert cleanup["last_run"]["result"] == "running"
     assert cleanup["last_run"]["started_at"] == "2023-11-14T23:14:20Z"
@@ -212,6 +213,9 @@ def test_history_json(populated: Path) -> None:
         "dog": "dog-1",
         "log": None,
         "reason": None,
+        "summary": None,
+        "reported_result": None,
+        "detail": None,
         "labels": ["plugin:deploy", "result:failure", "rig:alpha", "team:ops", "type:plugin-run"],
     }
     assert oldest["labels"] == ["plugin:deploy", "result:success", "rig:alpha", "team:ops", "type:plugin-run"]

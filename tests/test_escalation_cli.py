@@ -74,7 +74,7 @@ def test_escalate_raises_delivers_and_lists_with_the_documented_keys(town: Path,
     write_settings(town, {"routes": {"high": ["bead", "email:human", "sms:human"]},
                           "contacts": contacts(smtp.port, human_sms=HUMAN_SMS, sms_webhook=webhook.url("/sms"))})
     before = time.time()
-    raised = ok_json(town, "escalate", "Refinery merge queue stuck", "--severity", "high", "--body", "No merge for 2h.",
+    raised = ok_json(town, "escalate", "Refinery merge queue stuck", "--severity", "high", "--reason", "No merge for 2h.",
                      "--source", "deacon")
     assert raised["id"] == "esc-1" and raised["created"] is True
 
@@ -101,13 +101,14 @@ def test_escalate_raises_delivers_and_lists_with_the_documented_keys(town: Path,
 def test_escalate_reads_the_body_from_stdin_and_counts_duplicates(town: Path) -> None:
     write_settings(town, {"routes": {"low": ["bead"]}})
     first = ok_json(town, "escalate", "--severity", "low", "Log rotation late", "--stdin", stdin="line one\nline two\n")
-    again = ok_json(town, "escalate", "Log rotation late", "--severity", "low", "--body", "ignored: counted")
-    assert again == {"id": first["id"], "created": False, "count": 2, "severity": "low"}
+    again = ok_json(town, "escalate", "Log rotation late", "--severity", "low", "-r", "ignored: counted")
+    assert {key: again[key] for key in ("id", "created", "count", "severity", "source", "status")} == {
+        "id": first["id"], "created": False, "count": 2, "severity": "low", "source": "cli", "status": "ok"}
     other = ok_json(town, "escalate", "Log rotation late", "--severity", "low", "--source", "witness")
     assert other["id"] != first["id"] and other["created"] is True
 
     shown = ok_json(town, "escalate", "show", first["id"])
-    assert shown["body"] == "line one\nline two\n" and shown["count"] == 2
+    assert shown["body"] == "line one\nline two" and shown["count"] == 2  # the trailing newline goes, as in Gas Town
     assert [item["event"] for item in shown["history"]] == ["raised", "seen again"]
     human = cli(town, "escalate", "Log rotation late", "--severity", "low")
     assert human.code == 0 and first["id"] in human.out and "count 3" in human.out
@@ -116,7 +117,7 @@ def test_escalate_reads_the_body_from_stdin_and_counts_duplicates(town: Path) ->
 def test_ack_close_show_and_the_list_filters(town: Path) -> None:
     write_settings(town, {"routes": {"low": ["bead"], "critical": ["bead", "log"]}})
     low = ok_json(town, "escalate", "Minor drift", "--severity", "low")["id"]
-    critical = ok_json(town, "escalate", "Mayor down", "--severity", "critical", "--body", "no tmux session")["id"]
+    critical = ok_json(town, "escalate", "Mayor down", "--severity", "critical", "--reason", "no tmux session")["id"]
 
     assert ok_json(town, "escalate", "ack", low) == {"id": low, "status": "acked"}
     assert ok_json(town, "escalate", "ack", low) == {"id": low, "status": "acked"}  # twice is harmless
@@ -168,7 +169,9 @@ def test_a_broken_settings_file_stops_the_listing_with_one_line_naming_it(town: 
 def test_raising_with_broken_settings_records_it_and_says_delivery_waits(town: Path) -> None:
     path = write_settings(town, '{"routes": ')
     result = cli(town, "escalate", "disk full", "--severity", "high")
-    line = one_error_line(result, "is recorded, but its delivery waits until this is fixed", str(path))
+    assert result.code == 1  # recorded, but no person has it yet
+    (line,) = result.err.splitlines()
+    assert "is recorded, but its delivery waits until this is fixed" in line and str(path) in line
     ref = result.out.split()[0]
     assert line.startswith(f"gtui: error: {ref} ")
     (bead,) = Ledger(town / ".gtui" / "ledger.db").beads("escalation")
@@ -210,7 +213,11 @@ def test_stale_dry_run_changes_nothing_and_stale_moves_onto_the_mail_route(town:
 def test_smtp_down_the_cli_still_raises_and_shows_the_failing_channel(town: Path) -> None:
     port = free_port()
     write_settings(town, {"routes": {"high": ["bead", "email:human"]}, "contacts": contacts(port)})
-    raised = ok_json(town, "escalate", "Witness lost contact", "--severity", "high")
+    result = cli(town, "escalate", "Witness lost contact", "--severity", "high", "--json")
+    raised = result.json()
+    assert (result.code, raised["status"]) == (1, "partial_failure")  # recorded; the email did not go
+    (line,) = result.err.splitlines()
+    assert line.startswith(f"gtui: error: {raised['id']} is recorded, but email:human failed") and f"127.0.0.1:{port}" in line
     (entry,) = listed(town)
     assert entry["id"] == raised["id"] and entry["pending"] == ["email:human"]
     (failed,) = [item for item in entry["deliveries"] if item["channel"] == "email:human"]

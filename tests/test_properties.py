@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from gtcore.clock import iso
 from gtcore.durations import parse_duration
-from gtcore.escalation import load_escalation_settings
+from gtcore.escalation_settings import load_escalation_settings
 from gtcore.gates import GateDecision, GateFacts, evaluate
 from gtcore.plugins import GATE_TYPES, NAME_PATTERN, InvalidPlugin, Plugin, parse_plugin
 from gtcore.settings import KNOWN_KEYS, SettingsError, load_settings

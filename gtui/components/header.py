@@ -22,7 +22,8 @@ class PatrolState:
     paused_reason: str | None = None
 
 
-def header_text(town: str, patrol: PatrolState, escalations: tuple[Escalation, ...], errors: dict[str, str], now: float) -> Text:
+def header_text(town: str, patrol: PatrolState, escalations: tuple[Escalation, ...], errors: dict[str, str], now: float,
+                notices: tuple[str, ...] = ()) -> Text:
     """Calm when all is well, loud when something needs a person."""
     line = Text.assemble((" gtui ", "bold reverse"), " ", ("town ", "dim"), (clean(town), "bold"), "   ", ("patrol ", "dim"))
     if patrol.paused_reason:
@@ -46,6 +47,9 @@ def header_text(town: str, patrol: PatrolState, escalations: tuple[Escalation, .
     for source, message in errors.items():
         line.append("\n")
         line.append(f" {source} failing: {clean(message)} ", "bold white on red")
+    for notice in notices:
+        line.append("\n")
+        line.append(f" {clean(notice)} ", "black on yellow")
     return line
 
 

@@ -1,0 +1,217 @@
+"""The plugin-facing ``gt``: the Gas Town commands its plugins call, answered by gtui.
+
+``gt escalate`` and ``gt stale`` are gtui's own ``escalate`` and ``stale``
+(the same flags, from :mod:`gtui.shims.flags`); ``gt rig list``, ``gt mail
+send``, ``gt town root``, ``gt version``, ``gt hook show``, ``gt plugin
+list|show|run|history`` and ``gt dog dispatch`` answer with Gas Town's
+shapes.  Anything else goes to a real ``gt`` found later on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from gtcore.errors import GtError
+from gtcore.plugins import Plugin
+from gtui import __version__
+from gtui.shims import flags
+from gtui.shims.context import actor, engine, guarded, hand_over, run_context, say, say_json
+
+GT_VERSION = "1.0.1"  # the gt whose commands these follow
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    return guarded("gt", words, {"escalate": escalate, "stale": stale, "rig": _group("rig", {"list": rig_list}),
+                                 "mail": _group("mail", {"send": mail_send}), "town": _group("town", {"root": town_root}),
+                                 "version": version, "hook": _group("hook", {"show": hook_show}),
+                                 "plugin": _group("plugin", {"list": plugin_list, "show": plugin_show, "run": plugin_run,
+                                                             "history": plugin_history}),
+                                 "dog": _group("dog", {"dispatch": dog_dispatch})})
+
+
+def _group(name: str, verbs: dict[str, Callable[[list[str]], int]]) -> Callable[[list[str]], int]:
+    """``gt NAME VERB ...``: a verb gtui does not provide goes on to a real gt."""
+
+    def dispatch(argv: list[str]) -> int:
+        if not argv or argv[0] not in verbs:
+            return hand_over("gt", [name, *argv])
+        return verbs[argv[0]](argv[1:])
+
+    return dispatch
+
+
+def escalate(argv: list[str]) -> int:
+    """Exactly ``gtui escalate``: inside a run, the source is the run's plugin and the escalation is tied to the run.
+
+    As Gas Town's: no words prints the help (exit 0), and a mistake exits 1.
+    """
+    if not argv:
+        flags.ESCALATE.parser().print_help()
+        return 0
+    return _as_gt(["escalate", *argv])
+
+
+def stale(argv: list[str]) -> int:
+    return _as_gt(["stale", *argv])
+
+
+def _as_gt(argv: list[str]) -> int:
+    """Run a gtui command for gt; gtui's "could not" (2) is gt's 1, but ``stale --quiet`` keeps its 2 for an error."""
+    from gtui.cli import main as gtui_main
+
+    code = gtui_main(argv)
+    quiet = argv[0] == "stale" and ("-q" in argv or "--quiet" in argv)
+    return 1 if code == 2 and not quiet else code
+
+
+def rig_list(argv: list[str]) -> int:
+    args = flags.RIG_LIST.parser().parse_args(argv)
+    rigs = engine().town.rig_details()
+    if not rigs:
+        say("No rigs configured.")  # as Gas Town says it, --json or not
+    elif args.json:
+        say_json(rigs)
+    else:
+        for rig in rigs:
+            say(f"{rig['name']}  {rig['status']}  polecats {rig['polecats']}  crew {rig['crew']}  {rig['repo_path']}")
+    return 0
+
+
+def mail_send(argv: list[str]) -> int:
+    args = flags.MAIL_SEND.parser().parse_args(argv)
+    to = args.to or args.address
+    if not to:
+        raise GtError("address required (use positional arg or --to)")
+    if not args.subject:
+        raise GtError('required flag "subject" not set (-s SUBJECT)')
+    if args.stdin and args.message:
+        raise GtError("cannot use --stdin with --message/-m")
+    body = sys.stdin.read().rstrip("\n") if args.stdin else args.message or ""
+    town = engine()
+    sender = args.sender or actor(run_context())
+    for address in [to, *args.cc]:
+        town.send_mail(address, args.subject, body, sender=sender)
+    say(f"✓ Message sent to {to}\n  Subject: {args.subject}")
+    return 0
+
+
+def town_root(argv: list[str]) -> int:
+    say(str(engine().town.root))
+    return 0
+
+
+def version(argv: list[str]) -> int:
+    args = flags.GT_VERSION.parser().parse_args(argv)
+    say(f"{GT_VERSION}-gtui" if args.short else f"gt version {GT_VERSION} (gtui {__version__})")
+    return 0
+
+
+def hook_show(argv: list[str]) -> int:
+    args = flags.HOOK_SHOW.parser().parse_args(argv)
+    agent = args.agent or actor(run_context())
+    if args.json:
+        sys.stdout.write(json.dumps({"agent": agent, "status": "empty"}) + "\n")
+    else:
+        say(f"{agent}: (empty)")  # gtui hooks no work on agents
+    return 0
+
+
+def _summary(plugin: Plugin) -> dict[str, object]:
+    """One plugin as Gas Town's ``gt plugin list --json`` shows it."""
+    entry: dict[str, object] = {"name": plugin.name, "description": plugin.description,
+                                "location": "town" if plugin.rig == "town" else "rig", "gate_type": plugin.gate.type,
+                                "path": str(plugin.directory)}
+    if plugin.rig != "town":
+        entry["rig_name"] = plugin.rig
+    return entry
+
+
+def plugin_list(argv: list[str]) -> int:
+    args = flags.PLUGIN_LIST.parser().parse_args(argv)
+    plugins = sorted(engine().plugins().plugins, key=lambda plugin: plugin.name)
+    if args.json:
+        say_json([_summary(plugin) for plugin in plugins])
+    else:
+        for plugin in plugins:
+            say(f"  {plugin.name} [{plugin.gate.type}]" + (f" ({plugin.rig})" if plugin.rig != "town" else ""))
+    return 0
+
+
+def plugin_show(argv: list[str]) -> int:
+    args = flags.PLUGIN_SHOW.parser().parse_args(argv)
+    plugin = engine().plugin(args.name)
+    shown = {**_summary(plugin), "version": plugin.version if isinstance(plugin.version, int) else 0,
+             "gate": plugin.gate.to_json(), "tracking": plugin.tracking.to_json(), "execution": plugin.execution.to_json(),
+             "instructions": plugin.instructions, "has_run_script": plugin.has_run_script}
+    del shown["gate_type"]
+    if args.json:
+        say_json(shown)
+    else:
+        say(f"{plugin.name}: {plugin.description}\n  gate: {plugin.gate.describe()}\n  path: {plugin.directory}")
+    return 0
+
+
+def plugin_run(argv: list[str]) -> int:
+    """Gas Town prints the instructions and records a run; gtui runs the plugin on a dog and waits, as ``gtui plugin run`` does."""
+    args = flags.PLUGIN_RUN.parser().parse_args(argv)
+    town = engine()
+    plugin = town.plugin(args.name)
+    if args.dry_run:
+        say(f"would run {plugin.name} ({plugin.gate.describe()})")
+        return 0
+    outcome = town.run_plugin(plugin.name, force=args.force).result()
+    town.close()
+    if outcome.run is None:
+        raise GtError(f"plugin {plugin.name} did not run: {outcome.refused}")
+    say(f"● Recorded run: {outcome.run.ref} ({outcome.run.result})")
+    return 1 if outcome.run.result in ("failure", "timeout") else 0
+
+
+def plugin_history(argv: list[str]) -> int:
+    args = flags.PLUGIN_HISTORY.parser().parse_args(argv)
+    if not str(args.limit).isdigit():
+        raise GtError(f"--limit expects a whole number, not {args.limit!r}")
+    from gtui.shims.bd import bd_json
+
+    runs = [bd_json(run) for run in engine().find_beads(labels=["type:plugin-run", f"plugin:{args.name}"], limit=int(args.limit))]
+    if args.json:
+        say_json([{key: run[key] for key in ("id", "title", "created_at", "labels")} for run in runs])
+    else:
+        for run in runs:
+            mark = "✓" if "result:success" in run["labels"] else "✗" if "result:failure" in run["labels"] else "○"
+            say(f"{mark} {run['created_at'][:16].replace('T', ' ')}  {run['id']}")
+    return 0
+
+
+def dog_dispatch(argv: list[str]) -> int:
+    """Gas Town hands the plugin over and returns; gtui runs it on a dog and waits, as ``gtui dog dispatch`` does."""
+    args = flags.DOG_DISPATCH.parser().parse_args(argv)
+    if not args.plugin:
+        raise GtError('required flag "plugin" not set (--plugin NAME)')
+    town = engine()
+    plugin = town.plugin(args.plugin)
+    shown = {"plugin": plugin.name, "plugin_path": str(plugin.directory), "work": f"plugin:{plugin.name}"}
+    if plugin.rig != "town":
+        shown["plugin_rig"] = plugin.rig
+    if args.dry_run:
+        shown.update(dry_run=True, session_started=False, work_confirmed=False)
+    else:
+        outcome = town.run_plugin(plugin.name, rig=args.rig).result()
+        town.close()
+        if outcome.run is None:
+            raise GtError(f"plugin {plugin.name} did not run: {outcome.refused}")
+        shown.update(dog=outcome.run.data.get("dog"), run=outcome.run.ref, result=outcome.run.result,
+                     session_started=True, work_confirmed=True)
+    if args.json:
+        sys.stdout.write(json.dumps(shown) + "\n")
+    else:
+        ran = f" ran as {shown['run']} on dog {shown['dog']}: {shown['result']}" if "run" in shown else ""
+        say(f"✓ Plugin dispatched: {plugin.name}{ran}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
