@@ -1,0 +1,96 @@
+"""One table of plugin-facing flags: the commands accept exactly what docs/gastown.md says, and both come from gtui/shims/flags.py.
+
+Gas Town's plugins call ``gt escalate``, ``bd create`` and ``gt stale`` in a
+dozen shapes; a flag missing from a parser breaks a plugin, a flag missing
+from the docs misleads its author.  The table is the single source of both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from gtui import cli
+from gtui.shims import flags
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "gastown.md"
+
+
+def options_of(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string a parser accepts, help aside."""
+    return {option for action in parser._actions for option in action.option_strings if option not in ("-h", "--help")}
+
+
+def subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
+    for name in path:
+        action = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def documented(command: flags.Command) -> set[str]:
+    """The flags docs/gastown.md lists in the table under ``#### `<command name> ...```."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = re.search(rf"^#### `{re.escape(command.name)}\b[^\n]*\n(.*?)(?=^#### |<!-- flags:end -->)", text, re.M | re.S)
+    assert section, f"docs/gastown.md has no section for {command.name}"
+    return {name for row in re.findall(r"^\| (.+?) \|", section.group(1), re.M) for name in re.findall(r"`(-[^`]+)`", row)}
+
+
+def table(command: flags.Command) -> set[str]:
+    return {name for flag in command.flags for name in flag.names}
+
+
+def test_the_docs_hold_exactly_the_generated_reference() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    inside = text.split("<!-- flags:begin -->\n", 1)[1].split("<!-- flags:end -->", 1)[0]
+    assert inside == flags.reference(), "docs/gastown.md is out of date: run python -m gtui.shims.flags and paste its output"
+
+
+@pytest.mark.parametrize("command", [flags.ESCALATE, flags.BD_CREATE, flags.STALE], ids=lambda command: command.name)
+def test_the_command_the_docs_and_the_table_agree(command: flags.Command) -> None:
+    assert documented(command) == table(command)
+    assert options_of(command.parser()) == table(command)  # what the plugin-facing gt/bd parse
+
+
+def test_gtui_escalate_and_gtui_stale_take_the_same_flags_as_gt() -> None:
+    parser = cli.build_parser()
+    common = {"--town"}
+    assert options_of(subparser(parser, "escalate", "raise")) - common == table(flags.ESCALATE)
+    assert options_of(subparser(parser, "stale")) - common == table(flags.STALE)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["-s", "MEDIUM", "--reason", "two\nlines", "compactor-dog:", "no", "databases"],
+     {"severity": "MEDIUM", "reason": "two\nlines", "words": ["compactor-dog:", "no", "databases"]}),
+    (["Plugin FAILED: git-hygiene", "--severity", "low", "--reason", "x"], {"severity": "low", "words": ["Plugin FAILED: git-hygiene"]}),
+    (["Mass agent death", "-s", "CRITICAL"], {"severity": "CRITICAL", "reason": None}),
+])
+def test_gt_escalate_parses_the_shapes_gas_towns_plugins_use(argv: list[str], expected: dict[str, object]) -> None:
+    parsed = vars(flags.ESCALATE.parser().parse_args(argv))
+    assert {key: parsed[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("argv, title, labels, description", [
+    (["summary text", "-t", "chore", "--ephemeral", "-l", "type:plugin-run,plugin:x,result:success", "-d", "why", "--silent"],
+     "summary text", ["type:plugin-run", "plugin:x", "result:success"], "why"),
+    (["--title", "dolt-backup: ok", "-t", "chore", "--ephemeral", "-l", "type:plugin-run,plugin:dolt-backup,result:success"],
+     None, ["type:plugin-run", "plugin:dolt-backup", "result:success"], None),
+    (["--wisp-type", "patrol", "--labels", "type:plugin-run,plugin:rebuild-gt,rig:gastown,result:skipped",
+      "--description", "Skipped: not safe", "Plugin: rebuild-gt [skipped]"],
+     "Plugin: rebuild-gt [skipped]", ["type:plugin-run", "plugin:rebuild-gt", "rig:gastown", "result:skipped"], "Skipped: not safe"),
+    (["t", "-l", "a:1", "--label", "b:2", "-l", "c:3,d:4"], "t", ["a:1", "b:2", "c:3", "d:4"], None),
+])
+def test_bd_create_parses_the_shapes_gas_towns_plugins_use(argv: list[str], title: str | None, labels: list[str],
+                                                           description: str | None) -> None:
+    parsed = flags.BD_CREATE.parser().parse_args(argv)
+    assert (parsed.title, parsed.labels, parsed.description) == (title, labels, description)
+
+
+def test_an_unknown_flag_is_one_line_and_exit_1_as_in_gas_town(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        flags.ESCALATE.parser().parse_args(["--subject=Plugin FAILED", "--body=err"])
+    assert caught.value.code == 1
+    assert capsys.readouterr().err.count("\n") == 1
