@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -252,20 +253,25 @@ class Ledger:
             self._retry(self._migrate)
 
     def _check_file(self) -> None:
-        """Refuse, with what to do, a file that is not a ledger: gtui never lays a fresh schema over one."""
+        """Refuse, with what to do, a file that is not a ledger: gtui never lays a fresh schema over one.
+
+        Only ``stat`` here, never ``open``: closing any descriptor of the file
+        drops every POSIX lock this process holds on it, SQLite's included,
+        and another process would then think itself the last one and delete
+        the WAL under our feet.  A file that is not a database is found by
+        SQLite itself, on the first read.
+        """
         try:
-            with open(self.path, "rb") as handle:
-                header = handle.read(16)
-        except IsADirectoryError:
-            raise LedgerError(f"ledger {self.path}: is a directory, not a ledger file; move it aside") from None
+            info = os.stat(self.path)
         except OSError as exc:
             raise LedgerError(f"ledger {self.path}: cannot be read: {exc.strerror or exc}") from None
-        if header == b"SQLite format 3\x00":
+        if stat.S_ISDIR(info.st_mode):
+            raise LedgerError(f"ledger {self.path}: is a directory, not a ledger file; move it aside")
+        if info.st_size:
             return
-        if not header and self._locked_by_another():
+        if self._locked_by_another():
             raise LedgerError(f"ledger {self.path}: still locked by another process{self._holder_note()}; is something holding it open?")
-        what = "is empty (0 bytes)" if not header else "is not a SQLite database"
-        raise LedgerError(f"ledger {self.path}: {what}, so it is not a gtui ledger; nothing was changed. Move it aside"
+        raise LedgerError(f"ledger {self.path}: is empty (0 bytes), so it is not a gtui ledger; nothing was changed. Move it aside"
                           f" (mv {self.path} {self.path}.bad) to start a new ledger, or restore it from a backup")
 
     def _locked_by_another(self) -> bool:

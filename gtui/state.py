@@ -172,11 +172,21 @@ def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
         text(plugin.gate.type),
         enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name)),
         text(age(stats.last_started_at, now) if stats else "never"),
-        text(stats.last_result if stats else "-", RESULT_STYLE.get(stats.last_result, "") if stats else "dim"),
+        result_cell(stats),
         text(stats.run_count if stats else 0),
         failure_rate(stats),
         gate_state(snapshot.decisions.get(plugin.name), now),
     )
+
+
+def result_cell(stats: PluginStats | None) -> Text:
+    """The last result, and the plugin's own summary of that run when it gave one ("skipped · not safe to rebuild")."""
+    if stats is None:
+        return text("-", "dim")
+    cell = text(stats.last_result, RESULT_STYLE.get(stats.last_result, ""))
+    if stats.last_summary:
+        cell.append(f" · {clean(stats.last_summary)}", "dim")
+    return cell
 
 
 def gate_state(decision: GateDecision | None, now: float) -> Text:
@@ -263,7 +273,7 @@ def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
         detail = run.data.get("reason") or ""
         duration = run.data.get("duration_s")
         took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
-        event = text(f"{run.result}{took}" + (f": {detail}" if detail and run.result != "success" else ""),
-                     RESULT_STYLE.get(run.result or "", ""))
+        said = run.body or (detail if run.result != "success" else "")  # the plugin's own summary first
+        event = text(f"{run.result}{took}" + (f": {said}" if said else ""), RESULT_STYLE.get(run.result or "", ""))
     return (run.id, run.status if run.status == "running" else str(run.result)), (
         text(clock, "dim"), text(run.plugin, "bold"), text(run.ref), event)

@@ -618,3 +618,26 @@ def test_wal_mode_from_a_thread_connection(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert result == ["wal"]
+
+
+WRITE_AND_CLOSE = """
+import sys
+from gtcore.ledger import Ledger
+ledger = Ledger(__import__("pathlib").Path(sys.argv[1]))
+ledger.create("event", title="from the other process")
+ledger.close()
+"""
+
+
+def test_opening_the_ledger_again_keeps_this_processs_locks(tmp_path: Path) -> None:
+    """Opening a Ledger must never open and close the file itself: that drops this process's SQLite locks, and
+    another process closing its connection then thinks it is the last one and deletes the WAL we still read."""
+    db = tmp_path / "ledger.db"
+    first = Ledger(db)
+    first.create("event", title="ours")
+    for _ in range(3):
+        Ledger(db).plugin_summary()  # what a test helper or a second command in the process does
+    child = subprocess.run([sys.executable, "-c", WRITE_AND_CLOSE, str(db)], capture_output=True, text=True, timeout=30)
+    assert child.returncode == 0, child.stderr
+    assert db.with_name("ledger.db-shm").exists(), "the WAL index was deleted while this process still had the ledger open"
+    assert sorted(bead.title for bead in first.beads("event")) == ["from the other process", "ours"]

@@ -88,6 +88,25 @@ async def test_r_runs_the_selected_plugin_and_the_feed_shows_it(town: Path) -> N
         assert ("Run", "hello handed to a dog") in [(title, message) for title, message, _ in notes(app)]
 
 
+async def test_a_plugins_own_report_shows_in_the_table_and_the_feed(town: Path) -> None:
+    """bd create ... -l type:plugin-run,result:skipped: the result is the plugin's, its summary in the table and the feed."""
+    add_plugin(town, "reporter", gate='type = "manual"', run_sh=(
+        'bd create "reporter: nothing to rebuild" -t chore --ephemeral -l type:plugin-run,plugin:reporter,result:skipped'
+        ' -d "Skipped: not safe to rebuild" --silent\n'))
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await select(pilot, "plugins", "reporter")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: results(town, "reporter") == ["skipped"], 15, "reporter's run on the ledger")
+        await wait_until(pilot, lambda: cells(app, "plugins", "reporter")[5] == "skipped · reporter: nothing to rebuild", 3,
+                         "the summary in the result cell")
+        run = ledger_of(town).runs("reporter")[0]
+        await wait_until(pilot, lambda: f"{run.id}:skipped" in row_keys(app, "feed"), 3, "the run in the feed")
+        assert "skipped in" in row_text(app, "feed", f"{run.id}:skipped")
+        assert "reporter: nothing to rebuild" in row_text(app, "feed", f"{run.id}:skipped")
+
+
 async def test_a_failed_run_raises_a_toast(town: Path) -> None:
     app = app_for(town)
     async with app.run_test(size=SIZE) as pilot:

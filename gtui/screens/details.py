@@ -140,6 +140,9 @@ class PluginDetailsScreen(Screen[None]):
         self.latest = details.runs[0] if details.runs else None
         stats = details.stats
         summary = Text.assemble(("Runs: ", "bold"), f"{stats.run_count} in all, {stats.failure_count} failed" if stats else "none yet")
+        if details.runs and details.runs[0].body:
+            latest = details.runs[0]
+            summary.append(f"\nLast run {latest.ref}: {latest.result}: {clean(latest.body)}", RESULT_STYLE.get(latest.result or "", ""))
         if details.runs:
             summary.append(f"; the last {len(details.runs)}: ")
             summary.append_text(result_strip(details.runs))
