@@ -99,6 +99,14 @@ class DogPool:
         with self._cond:
             return bool(self._wanted)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no dog works (True) or ``timeout`` passes (False)."""
+        ends = time.monotonic() + timeout
+        with self._cond:
+            while self._wanted and (left := ends - time.monotonic()) > 0:
+                self._cond.wait(min(left, 0.1))
+            return not self._wanted
+
     def shutdown(self) -> None:
         """Stop taking work; queued jobs are dropped, running ones finish on their own."""
         with self._cond:
@@ -125,6 +133,7 @@ class DogPool:
             with self._cond:
                 self._wanted.discard(job.plugin.name)
                 self._set(name, Dog(name))
+                self._cond.notify_all()
             job.future.set_result(outcome)
 
     def _set(self, name: str, dog: Dog) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from gtcore import processes
 from gtcore.discovery import PluginSet, discover
 from gtcore.dogs import Dog, DogPool, dog_names
-from gtcore.errors import GtError, SettingsError
+from gtcore.errors import GtError, NotFound, SettingsError
 from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
 from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
@@ -93,11 +93,20 @@ class Engine:
         self.escalations.delivery_timeout = self.settings.delivery_timeout.seconds
         return self.settings
 
-    def close(self) -> None:
-        """Stop the dogs taking new work (runs in flight finish on their own); let deliveries on their way land."""
+    def close(self, *, stop_runs: str | None = None) -> None:
+        """Stop the dogs taking new work; let deliveries on their way land.
+
+        Runs in flight finish on their own, unless ``stop_runs`` says why they
+        must end now: then they are stopped and recorded ``abandoned`` with
+        that reason, and this waits (about one ``kill_grace``) until they are.
+        """
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown()
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown()
+            if stop_runs and pool.busy():
+                self.runner.stop_all(stop_runs)
+                pool.wait_idle(self.settings.kill_grace.seconds + 5.0)
         self.escalations.settle()
 
     # -- plugins ----------------------------------------------------------------------
@@ -121,6 +130,17 @@ class Engine:
         self.escalations.plugin_run_finished(
             plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, tail, time.time()
         )
+
+    def run_log(self, run: Bead) -> str:
+        """What a run printed (its capped log), as text; an absent log says so."""
+        path = run.data.get("log") or str(self.town.runs_dir / f"{run.ref}.log")
+        try:
+            with open(path, "rb") as handle:
+                return handle.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            raise NotFound(f"{run.ref} has no log (it never started, or its log was removed by a digest)") from None
+        except OSError as exc:
+            raise GtError(f"cannot read the log of {run.ref} at {path}: {exc.strerror or exc}") from None
 
     def notices(self) -> list[Problem]:
         """What the town's own files say that an operator should keep in view (Gas Town's daemon dispatching too)."""

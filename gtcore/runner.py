@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import selectors
+import signal
 import subprocess
 import threading
 import time
@@ -164,6 +165,8 @@ class Runner:
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
         self.active: set[int] = set()
+        self._stop = threading.Event()  # set once: every run of this process ends now
+        self.stop_reason = ""
 
     def run(self, plugin: Plugin, dog: str, *, expect_last_run: int | None = ANY_LAST_RUN, rig: str | None = None) -> RunOutcome:
         """Claim and execute one run of ``plugin`` on ``dog``; blocks until it ends."""
@@ -230,6 +233,15 @@ class Runner:
                     self._pending.append(item)
         return len(self._pending)
 
+    def stop_all(self, reason: str) -> None:
+        """End every run of this process now (SIGTERM, SIGKILL after the grace); each is recorded ``abandoned`` with ``reason``.
+
+        For a gtui that goes away with runs in flight (quit, a closed
+        terminal): its runs are never left behind unsupervised.
+        """
+        self.stop_reason = reason
+        self._stop.set()
+
     def owns(self, run_id: int) -> bool:
         """True for runs this process is executing or still has to record."""
         with self._lock:
@@ -279,18 +291,26 @@ class Runner:
         if stdin_data is not None:
             threading.Thread(target=_feed_stdin, args=(proc, stdin_data), daemon=True).start()
         timeout = plugin.execution.timeout
-        timed_out = _supervise(proc, output, str(run.data.get("token", "")), timeout.seconds, self.settings.kill_grace.seconds)
+        timed_out = _supervise(proc, output, str(run.data.get("token", "")), timeout.seconds, self.settings.kill_grace.seconds,
+                               self._stop)
+        stopped = self._stop.is_set() and not timed_out
         if timed_out:
             output.mark(f"timed out after {timeout}: the process group got SIGTERM (SIGKILL after {self.settings.kill_grace})")
+        elif stopped:
+            output.mark(f"stopped: {self.stop_reason}; the process group got SIGTERM (SIGKILL after {self.settings.kill_grace})")
         output.close()
         data: dict[str, object] = {"exit_code": proc.returncode, "log": str(log_path), "pid": proc.pid}
+        if proc.returncode is not None and proc.returncode < 0:
+            data["signal"] = signal_name(-proc.returncode)
         reasons = [output.error] if output.error else []
-        if timed_out:
+        if stopped:
+            result, reasons = "abandoned", [f"stopped: {self.stop_reason}", *reasons]
+        elif timed_out:
             result, reasons = "timeout", [f"ran past its timeout of {timeout}", *reasons]
         elif proc.returncode == 0:
             result = "success"
         else:
-            result, reasons = "failure", [f"exited {proc.returncode}", *reasons]
+            result, reasons = "failure", [exit_words(proc.returncode), *reasons]
         return result, {**data, "reason": "; ".join(reasons)} if reasons else data
 
 
@@ -341,6 +361,20 @@ class RunOutput:
             self._log = None
 
 
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def exit_words(code: int | None) -> str:
+    """``exited 3`` or ``killed by SIGTERM``: a negative status is a signal, said by name."""
+    if code is None:
+        return "did not exit"
+    return f"killed by {signal_name(-code)}" if code < 0 else f"exited {code}"
+
+
 def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
     assert proc.stdin is not None
     try:
@@ -350,7 +384,8 @@ def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
         pass
 
 
-def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, timeout: float, grace: float) -> bool:
+def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, timeout: float, grace: float,
+               stop: threading.Event | None = None) -> bool:
     """Stream output until the run ends or times out; returns True on timeout.
 
     Nothing the run started outlives it: its process group goes (on timeout
@@ -381,13 +416,14 @@ def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, tim
                 selector.unregister(fd)
 
     deadline = time.monotonic() + timeout
-    while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0:
+    stop = stop or threading.Event()
+    while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
         if open_pipe[0]:
             pump(min(0.1, remaining))
         else:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=remaining)
-    timed_out = proc.poll() is None
+                proc.wait(timeout=min(0.1, remaining))
+    timed_out = proc.poll() is None and not stop.is_set()
     processes.terminate_group(proc.pid, grace, pump)
     processes.reap(proc)
     escaped = processes.sweep(token, grace)

@@ -29,6 +29,11 @@ class Town:
             raise NotFound(f"no town at {root} ({source}): the directory does not exist")
         return cls(root.resolve())
 
+    def looks_like_a_town(self) -> bool:
+        """A Gas Town (``mayor/town.json``), or a directory gtui already knows (``plugins/``, ``settings/``, ``.gtui/``)."""
+        return any(path.exists() for path in (self.root / "mayor" / "town.json", self.root / "plugins", self.settings_dir,
+                                              self.state_dir))
+
     @property
     def state_dir(self) -> Path:
         """``<town>/.gtui``: the ledger, run logs and gtui's own files."""

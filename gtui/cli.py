@@ -7,13 +7,16 @@ stdout with ``--json``) with exit status 2; a traceback never does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,7 +27,7 @@ from gtcore.discovery import discover
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
-from gtcore.ledger import Ledger
+from gtcore.ledger import Ledger, parse_ref
 from gtcore.model import Report
 from gtcore.plugins import SEVERITIES
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
@@ -56,52 +59,65 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     """Options every command takes; SUPPRESS lets them stand before or after the verb."""
-    parser.add_argument("--town", default=argparse.SUPPRESS,
+    parser.add_argument("--town", default=argparse.SUPPRESS, metavar="PATH",
                         help="town root (default: $GT_TOWN_ROOT, $GT_ROOT, $GT_TOWN, the town above the working directory, else ~/gt)")
+    parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="never write: the ledger is opened read-only and commands that would write refuse")
     if json:
-        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON (errors too: {\"error\": ...})")
+
+
+def _named(parser: argparse.ArgumentParser, what: str = "the plugin's name (see gtui plugin list)") -> None:
+    parser.add_argument("name", help=what)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room.")
+    parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room. Without a command: the control room.")
     _common(parser)
     parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
-    parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first")
-    parser.add_argument("--read-only", action="store_true", help="control room that never writes (no runs, no patrol, no acks)")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first (repeatable)")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="make PATH a town gtui can run: plugins/ and settings/gtui.toml")
+    init.add_argument("path", nargs="?", default=".", help="the town's root directory (default: the working directory)")
+    _common(init)
 
     plugin = commands.add_parser("plugin", help="list, inspect and run plugins")
-    plugin_verbs = plugin.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    plugin_verbs = plugin.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     _common(plugin_verbs.add_parser("list", help="every plugin with its gate and last run"))
     show = plugin_verbs.add_parser("show", help="one plugin in full")
-    show.add_argument("name")
+    _named(show)
     _common(show)
-    history = plugin_verbs.add_parser("history", help="recent runs of a plugin")
-    history.add_argument("name")
-    history.add_argument("--limit", type=_positive_int, default=20)
+    history = plugin_verbs.add_parser("history", help="recent runs of a plugin, then its digested days")
+    _named(history)
+    history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N runs and N days (default 20)")
     _common(history)
-    run = plugin_verbs.add_parser("run", help="run a plugin now, whatever its gate")
-    run.add_argument("name")
-    run.add_argument("--force", action="store_true", help="run even if disabled or paused")
+    run = plugin_verbs.add_parser("run", help="run a plugin now, whatever its gate, and wait for it")
+    _named(run)
+    run.add_argument("--force", action="store_true", help="run even if disabled in its plugin.md or paused by an operator")
     _common(run)
     digest = plugin_verbs.add_parser("digest", help="squash a past day's runs into its digest (default: yesterday, UTC)")
     day = digest.add_mutually_exclusive_group()
-    day.add_argument("--yesterday", action="store_true")
-    day.add_argument("--date", type=_date, metavar="YYYY-MM-DD")
+    day.add_argument("--yesterday", action="store_true", help="yesterday (UTC), the default")
+    day.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="that UTC day")
     digest.add_argument("--dry-run", action="store_true", help="say what would be squashed, change nothing")
     _common(digest)
     for verb, text in (("enable", "resume a paused plugin"), ("disable", "pause a plugin (it stops opening by itself)")):
         toggle = plugin_verbs.add_parser(verb, help=text)
-        toggle.add_argument("name")
-        toggle.add_argument("--reason", default="")
+        _named(toggle)
+        toggle.add_argument("--reason", default="", metavar="R", help="why, kept with the pause (shown in listings)")
         _common(toggle)
+    log = plugin_verbs.add_parser("log", help="a run's log (default: the plugin's latest run)")
+    _named(log)
+    log.add_argument("run_id", nargs="?", metavar="RUN-ID", help="which run (run-12); default the latest")
+    _common(log)
 
     dog = commands.add_parser("dog", help="the dogs that run plugins")
-    dog_verbs = dog.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    _common(dog_verbs.add_parser("list", help="every dog, idle or working"))
+    dog_verbs = dog.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
+    _common(dog_verbs.add_parser("list", help="every dog, idle or working, in any gtui process on the town"))
     dispatch = dog_verbs.add_parser("dispatch", help="hand a plugin to a dog now and wait for its run")
-    dispatch.add_argument("--plugin", required=True)
-    dispatch.add_argument("--rig")
+    dispatch.add_argument("--plugin", required=True, metavar="NAME", help="the plugin to run")
+    dispatch.add_argument("--rig", metavar="RIG", help="run a town-level plugin for this rig (GT_RIG); a rig's plugin only for its own")
     _common(dispatch)
 
     _escalation_parsers(commands)
@@ -114,13 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="inside a plugin run: report its result and summary (like bd create -l type:plugin-run)")
     report.add_argument("result", help="success, failure, skipped, warning or check-only")
     report.add_argument("summary", help="one line for the feed and the plugin table")
-    report.add_argument("--detail", default="", help="more words, shown in details and history")
+    report.add_argument("--detail", default="", metavar="D", help="more words, shown in details and history")
     _common(report)
 
     event = commands.add_parser("event", help="town events (event gates listen for them)")
-    event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     emit = event_verbs.add_parser("emit", help="record that an event happened")
-    emit.add_argument("name")
+    emit.add_argument("name", help="the event's name (lowercase letters, digits, '.', '_', '-')")
     _common(emit)
     return parser
 
@@ -129,32 +145,33 @@ ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
 
 
 def _escalation_parsers(commands: Any) -> None:
-    escalate = commands.add_parser("escalate", help="raise and manage escalations (gtui escalate SUBJECT --severity S)")
-    verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    escalate = commands.add_parser("escalate", help="raise and manage escalations (gtui escalate WORDS... -s SEVERITY)")
+    verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     raise_ = verbs.add_parser("raise", help="raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)")
     flags.add_arguments(raise_, flags.ESCALATE)  # Gas Town's gt escalate, flag for flag
     _common(raise_, json=False)
     listing = verbs.add_parser("list", help="open and acknowledged escalations")
     listing.add_argument("--all", action="store_true", help="closed ones too")
-    listing.add_argument("--severity", choices=SEVERITIES)
+    listing.add_argument("--severity", type=str.lower, choices=SEVERITIES, metavar="S",
+                         help="only this severity (low, medium, high, critical)")
     listing.add_argument("--stale", action="store_true", help="only stale ones")
     _common(listing)
     for verb, text in (("ack", "acknowledge: it stops re-escalating"), ("show", "one escalation with deliveries and history")):
         one = verbs.add_parser(verb, help=text)
-        one.add_argument("id")
+        one.add_argument("id", help="the escalation (esc-12)")
         _common(one)
     close = verbs.add_parser("close", help="close with a reason")
-    close.add_argument("id")
-    close.add_argument("--reason", required=True)
+    close.add_argument("id", help="the escalation (esc-12)")
+    close.add_argument("--reason", required=True, metavar="R", help="why it is closed (kept on it)")
     _common(close)
     stale = verbs.add_parser("stale", help="re-escalate stale escalations now")
-    stale.add_argument("--dry-run", action="store_true")
+    stale.add_argument("--dry-run", "-n", action="store_true", help="say what would move, change nothing")
     _common(stale)
 
-    mail = commands.add_parser("mail", help="mail beads (escalations routed to mail:<target>)")
-    mail_verbs = mail.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    mail = commands.add_parser("mail", help="mail beads (escalations routed to mail:<target>, gt mail send)")
+    mail_verbs = mail.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     mail_list = mail_verbs.add_parser("list", help="mail, newest first")
-    mail_list.add_argument("--to")
+    mail_list.add_argument("--to", metavar="TARGET", help="only mail to this address (mayor, <rig>/witness, ...)")
     _common(mail_list)
 
 
@@ -189,12 +206,17 @@ def _positive_int(text: str) -> int:
 
 
 class Context:
-    """What a command needs: the town, its ledger (opened on demand) and the output."""
+    """What a command needs: the town, its ledger (opened on demand) and the output.
+
+    ``reads_only`` commands open the ledger read-only and still answer on a
+    broken ``gtui.toml`` (the problem is said on stderr): one can always look.
+    Commands that run or deliver need their settings and stop on them.
+    """
 
     def __init__(self, args: argparse.Namespace, *, reads_only: bool = False) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
-        self.town = Town.locate(getattr(args, "town", None))
+        self.town = locate_town(args)
         self.reads_only = reads_only or bool(getattr(args, "read_only", False))
         self._console: Console | None = None
         self._ledger: Ledger | None = None
@@ -209,9 +231,18 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            bins = () if self.reads_only else plugin_bin(self.town)
-            self._engine = Engine(self.town, readonly=self.reads_only, adopt_orphans=not self.reads_only, plugin_bin=bins)
+            if self.reads_only:
+                self._engine = Engine.tolerant(self.town, readonly=True)
+                if self._engine.settings_problem:
+                    _warn(f"{self._engine.settings_problem} (defaults used for this listing)")
+            else:
+                self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=plugin_bin(self.town))
         return self._engine
+
+    def stop_runs(self, reason: str) -> None:
+        """The command is going away: end its runs now, recorded as such (never left unsupervised)."""
+        if self._engine is not None:
+            self._engine.close(stop_runs=reason)
 
     @property
     def console(self) -> Console:
@@ -432,6 +463,29 @@ def cmd_mail_list(ctx: Context) -> int:
     return 0
 
 
+def cmd_plugin_log(ctx: Context) -> int:
+    """A run's log as it stands (a run in flight: what it printed so far)."""
+    name = ctx.args.name
+    if ctx.args.run_id:
+        run = ctx.ledger.get(parse_ref(ctx.args.run_id, "wisp"), "wisp")
+        if run.plugin != name:
+            raise NotFound(f"{run.ref} is a run of {run.plugin}, not of {name}")
+    else:
+        latest = ctx.ledger.runs(name, limit=1)
+        if not latest:
+            raise NotFound(f"plugin {name} has no run on the ledger (gtui plugin history {name})")
+        run = latest[0]
+    text = ctx.engine.run_log(run)
+    if ctx.json:
+        sys.stdout.write(json.dumps({"run": run.ref, "plugin": run.plugin, "status": run.status, "result": run.result,
+                                     "log": text}, indent=2) + "\n")
+    else:
+        sys.stdout.write(terminal.safe(text))
+        if text and not text.endswith("\n"):
+            sys.stdout.write("\n")
+    return 0
+
+
 def cmd_plugin_digest(ctx: Context) -> int:
     now = time.time()
     day = ctx.args.date or (utc_day(now) - timedelta(days=1))
@@ -486,39 +540,122 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("escalate", "stale"): cmd_escalate_stale,
     ("mail", "list"): cmd_mail_list,
     ("report", None): cmd_report,
+    ("plugin", "log"): cmd_plugin_log,
 }
 
 
-READ_COMMANDS = {cmd_plugin_list, cmd_plugin_show, cmd_plugin_history, cmd_dog_list, cmd_escalate_list, cmd_escalate_show,
-                 cmd_mail_list, cmd_stale}  # their ledger opens read-only: no lock, no file created, works on a read-only .gtui
+READ_COMMANDS = {cmd_plugin_list, cmd_plugin_show, cmd_plugin_history, cmd_plugin_log, cmd_dog_list, cmd_escalate_list,
+                 cmd_escalate_show, cmd_mail_list, cmd_stale}  # their ledger opens read-only: no lock, no file created
+DRY_RUNS = {cmd_escalate_raise, cmd_escalate_stale, cmd_plugin_digest}  # they write nothing with --dry-run
+
+
+class Stopped(GtError):
+    """A signal (SIGHUP, SIGTERM) asked this command to go away."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gtui`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
-    args = None
+    args, ctx = None, None
     try:
         args = build_parser().parse_args(_with_default_verb(argv))
+        if args.command == "init":
+            return cmd_init(args)  # it makes the town, so it takes no Context
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
         if args.once:
             command = cmd_once
         elif command is None:
             return control_room(args)
-        return command(Context(args, reads_only=command in READ_COMMANDS))
+        _refuse_writes_when_read_only(args, command)
+        ctx = Context(args, reads_only=command in READ_COMMANDS)
+        with _stopped_by_signals():
+            return command(ctx)
+    except (Stopped, KeyboardInterrupt) as exc:
+        reason = str(exc) if isinstance(exc, Stopped) else "interrupted (SIGINT)"
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping the runs must not be interrupted in turn
+        if ctx is not None:
+            ctx.stop_runs(f"gtui was {reason}")
+        return _fail(f"{reason}; runs this command started were stopped and recorded as abandoned", wants_json)
     except GtError as exc:
         return _fail(str(exc), wants_json)
-    except KeyboardInterrupt:
-        return _fail("interrupted", wants_json)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
         return _fail(f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)} ({_save_crash(args)})", wants_json)
 
 
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGHUP (the terminal closed) and SIGTERM become :class:`Stopped`, so a command ends its runs before it goes."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _refuse_writes_when_read_only(args: argparse.Namespace, command: Callable[[Context], int]) -> None:
+    if not getattr(args, "read_only", False) or command in READ_COMMANDS or command is cmd_once:
+        return
+    if command in DRY_RUNS and getattr(args, "dry_run", False):
+        return
+    words = " ".join(part for part in (args.command, getattr(args, "verb", None)) if part)
+    raise UsageError(f"'gtui {words}' writes to the ledger, and --read-only never writes; run it without --read-only")
+
+
+def locate_town(args: argparse.Namespace) -> Town:
+    """The town, which must look like one: a typo in --town must not plant a ledger in a random directory."""
+    town = Town.locate(getattr(args, "town", None))
+    if not town.looks_like_a_town():
+        raise NotFound(f"{town.root} is not a town: it has none of plugins/, settings/, mayor/town.json or .gtui/;"
+                       f" make it one with: gtui init {town.root}")
+    return town
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Make a directory a town: ``plugins/`` and a ``settings/gtui.toml`` that shows the settings (all commented out)."""
+    root = Path(args.path).expanduser().resolve()
+    made = []
+    try:
+        for directory in (root / "plugins", root / "settings"):
+            if not directory.is_dir():
+                directory.mkdir(parents=True)
+                made.append(f"{directory}/")
+        settings = root / "settings" / "gtui.toml"
+        if not settings.exists():
+            settings.write_text(SETTINGS_TEMPLATE, encoding="utf-8")
+            made.append(str(settings))
+    except OSError as exc:
+        raise GtError(f"cannot make {root} a town: {exc.strerror or exc}") from None
+    payload = {"town": str(root), "made": made}
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        sys.stdout.write(terminal.safe(f"{root} is a town" + (f": made {', '.join(made)}" if made else " already") + "\n"))
+    return 0
+
+
+SETTINGS_TEMPLATE = """# gtui settings for this town; every field is optional (docs/operations.md lists them all).
+# dogs = 4                   # plugin runs at once
+# patrol_interval = "60s"    # how often the control room patrols
+# retention_days = 7         # finished runs of non-digest plugins are pruned after this
+# kill_grace = "5s"          # SIGTERM, then SIGKILL after this
+# delivery_timeout = "10s"   # one escalation delivery, connect to last byte
+# agent_command = ["claude", "-p"]   # runs plugins that have instructions and no run.sh
+# [keymap]
+# "plugins.run" = "R"        # binding id = keys (ids on the help screen, ?)
+"""
+
+
 def control_room(args: argparse.Namespace) -> int:
     """``gtui`` alone: the TUI, which needs a terminal; a pipe gets a pointer to ``--once``."""
-    town = Town.locate(getattr(args, "town", None))
+    town = locate_town(args)
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
@@ -527,7 +664,23 @@ def control_room(args: argparse.Namespace) -> int:
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
-    GtuiApp(town, read_only=args.read_only, adopt_orphans=not args.read_only).run()
+    read_only = bool(getattr(args, "read_only", False))
+    app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only)
+    why = ["the control room exited"]
+
+    def hung_up(signum: int, frame: object) -> None:
+        """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
+        why[0] = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
+        threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, hung_up)
+    try:
+        app.run()
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
+        if app.engine is not None:
+            app.engine.close(stop_runs=why[0])
     return 0
 
 

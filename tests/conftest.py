@@ -35,9 +35,9 @@ def make_plugin() -> MakePlugin:
 
 @pytest.fixture
 def town(tmp_path: Path) -> Path:
-    """An empty town root directory (no plugins, no rigs, no ledger yet)."""
+    """A town with nothing in it yet: an empty ``plugins/`` (what makes it a town), no rigs, no ledger."""
     root = tmp_path / "town"
-    root.mkdir()
+    (root / "plugins").mkdir(parents=True)
     return root
 
 

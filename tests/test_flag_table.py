@@ -57,7 +57,7 @@ def test_the_command_the_docs_and_the_table_agree(command: flags.Command) -> Non
 
 def test_gtui_escalate_and_gtui_stale_take_the_same_flags_as_gt() -> None:
     parser = cli.build_parser()
-    common = {"--town"}
+    common = {"--town", "--read-only"}
     assert options_of(subparser(parser, "escalate", "raise")) - common == table(flags.ESCALATE)
     assert options_of(subparser(parser, "stale")) - common == table(flags.STALE)
 
