@@ -151,6 +151,9 @@ def make_digest(ledger: Ledger, day: date, plugins: Iterable[str], *, now: float
         result.logs = [run.log for run in runs if run.log]
         return result
 
+    if dry_run:  # reads only: it must work on a read-only ledger too
+        with ledger.snapshot() as conn:
+            return squash(conn)
     result = ledger.write(squash)
     _remove_logs(result.logs)
     return result

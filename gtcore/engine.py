@@ -159,6 +159,8 @@ class Engine:
         town-level plugin for one rig (``GT_RIG``); a rig's plugin only for its own.
         """
         plugin = self.plugin(name)
+        if rig is not None and rig not in self.town.rigs():
+            raise NotFound(f"no rig named {rig!r} in town {self.town.root} (the rigs: {', '.join(self.town.rigs()) or 'none'})")
         if rig is not None and plugin.rig not in ("town", rig):
             raise GtError(f"plugin {name} belongs to rig {plugin.rig}, not {rig}")
         if not force:

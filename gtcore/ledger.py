@@ -39,6 +39,7 @@ from gtcore.model import Report, Result, settle
 T = TypeVar("T")
 
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
+KIND_WORDS = {"wisp": "a run", "digest": "a digest", "escalation": "an escalation", "mail": "a mail", "event": "an event", "note": "a note"}
 PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt", "note": "note"}
 
 _MIGRATIONS: list[str] = [
@@ -201,7 +202,7 @@ def parse_ref(ref: str | int, kind: str) -> int:
     prefix = PREFIX[kind] + "-"
     number = text[len(prefix):] if text.startswith(prefix) else text
     if not number.isdigit():
-        raise NotFound(f"{text!r} is not a {kind} id (expected {prefix}N)")
+        raise NotFound(f"{KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
     return int(number)
 
 

@@ -189,8 +189,10 @@ class Patrol:
         engine = self.engine
         started = time.time() if now is None else now
         report = PatrolReport(str(engine.town.root), started)
-        engine.runner.flush_pending()
-        report.abandoned = reconcile(engine.ledger, engine.runner, started)
+        writes = not engine.ledger.readonly  # a read-only patrol evaluates and reports; it changes nothing
+        if writes:
+            engine.runner.flush_pending()
+            report.abandoned = reconcile(engine.ledger, engine.runner, started)
         plugin_set = engine.plugins()
         self._publish_plugin_set(plugin_set)
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
@@ -206,6 +208,11 @@ class Patrol:
         for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
             report.plugins.append(PluginReport(plugin, decision))
             self._publish_gate(plugin.name, decision)
+        if not writes:
+            for item in report.plugins:
+                item.note = "read-only: not dispatched" if item.decision.open else None
+            report.finished_at = time.time()
+            return report
         self._dispatch(report, summary)
         self._escalation_upkeep(report, started)
         self._ledger_upkeep(report, plugin_set, started)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from gtcore.clock import iso
 from gtcore.digest import digests, make_digest, utc_day
-from gtcore.discovery import discover
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
@@ -36,6 +35,7 @@ from gtcore.stale import pick_binary
 from gtcore.town import Town
 from gtui import render, terminal
 from gtui.escalate import escalation_outcome
+from gtui.keys import check_keymap
 from gtui.shims import flags
 from gtui.shims.bin import plugin_bin
 from gtui.shims.context import run_context
@@ -219,14 +219,11 @@ class Context:
         self.town = locate_town(args)
         self.reads_only = reads_only or bool(getattr(args, "read_only", False))
         self._console: Console | None = None
-        self._ledger: Ledger | None = None
         self._engine: Engine | None = None
 
     @property
     def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = self._engine.ledger if self._engine else Ledger(self.town.ledger_path, readonly=self.reads_only)
-        return self._ledger
+        return self.engine.ledger
 
     @property
     def engine(self) -> Engine:
@@ -264,7 +261,7 @@ class Context:
 
 
 def cmd_plugin_list(ctx: Context) -> int:
-    plugins = discover(ctx.town)
+    plugins = ctx.engine.plugins()
     summary = ctx.ledger.plugin_summary()
     payload = {
         "town": str(ctx.town.root),
@@ -277,7 +274,7 @@ def cmd_plugin_list(ctx: Context) -> int:
 
 
 def cmd_plugin_show(ctx: Context) -> int:
-    plugin = discover(ctx.town).require(ctx.args.name, ctx.town)
+    plugin = ctx.engine.plugins().require(ctx.args.name, ctx.town)
     stats = ctx.ledger.plugin_summary().get(plugin.name)
     payload = {**plugin_json(plugin, stats), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
     ctx.emit(payload, lambda: render.plugin_detail(ctx.console, plugin, stats, time.time()))
@@ -288,7 +285,7 @@ def cmd_plugin_history(ctx: Context) -> int:
     name = ctx.args.name
     runs = ctx.ledger.runs(name, limit=ctx.args.limit)
     days = digests(ctx.ledger, name, limit=ctx.args.limit)
-    if not runs and not days and discover(ctx.town).get(name) is None:
+    if not runs and not days and ctx.engine.plugins().get(name) is None:
         raise NotFound(f"no plugin named {name!r} in town {ctx.town.root}, and no runs of it on the ledger")
     payload = {"plugin": name, "runs": [run_json(run) for run in runs], "digests": days}
     ctx.emit(payload, lambda: render.run_history(ctx.console, name, runs, days, time.time()))
@@ -296,6 +293,8 @@ def cmd_plugin_history(ctx: Context) -> int:
 
 
 def cmd_once(ctx: Context) -> int:
+    if ctx.reads_only and ctx.args.event:
+        raise UsageError("--event writes an event to the ledger, and --read-only never writes")
     engine = ctx.engine
     for name in ctx.args.event:
         engine.emit_event(name, source="gtui --once")
@@ -303,6 +302,7 @@ def cmd_once(ctx: Context) -> int:
         _follow_output(ctx)
     report = engine.patrol_once(wait=True)
     engine.close()
+    report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
     ctx.emit(report.to_json(), lambda: render.patrol_report(ctx.console, report))
     for problem in report.problems:
         _warn(str(problem), problem.level)
@@ -344,7 +344,9 @@ def _toggle(ctx: Context, paused: bool) -> int:
     changed = ctx.engine.set_paused(name, paused, ctx.args.reason)
     plugin = ctx.engine.plugin(name)
     state = "paused" if paused else "resumed"
-    note = "" if changed else f" (it was already {state})"
+    note = ""
+    if not changed:
+        state = "was already paused" if paused else "was not paused: nothing to resume"
     if not paused and not plugin.runs_by_itself:
         note += f"; it stays {plugin.disabled_reason}"
     ctx.emit({"plugin": name, "paused": paused, "changed": changed, "enabled_in_file": plugin.runs_by_itself},
@@ -489,7 +491,7 @@ def cmd_plugin_log(ctx: Context) -> int:
 def cmd_plugin_digest(ctx: Context) -> int:
     now = time.time()
     day = ctx.args.date or (utc_day(now) - timedelta(days=1))
-    names = [plugin.name for plugin in discover(ctx.town).plugins if plugin.tracking.digest]
+    names = [plugin.name for plugin in ctx.engine.plugins().plugins if plugin.tracking.digest]
     result = make_digest(ctx.ledger, day, names, now=now, dry_run=ctx.args.dry_run)
     ctx.emit(result.to_json(), lambda: render.digest_result(ctx.console, result))
     return 0

@@ -32,6 +32,11 @@ def _cell(value: object, style: str = "") -> Text:
     return Text(safe(value), style=style)
 
 
+def words(value: object) -> object:
+    """A value as people read it: yes and no, never Python's True and False."""
+    return ("yes" if value else "no") if isinstance(value, bool) else value
+
+
 def _table(title: str, columns: Iterable[str], wrap: Iterable[str] = ("reason", "error", "file")) -> Table:
     """A listing table; only the free-text columns in ``wrap`` may wrap, and they take the spare width.
 
@@ -242,7 +247,7 @@ def escalation_detail(console: Console, escalation: Escalation, settings: Escala
     for key in ("severity", "original_severity", "status", "source", "count", "created_at", "last_seen_at", "reescalations",
                 "stale", "acked_at", "close_reason", "recovered_at"):
         if data[key] is not None:
-            table.add_row(key.replace("_", " "), _cell(data[key]))
+            table.add_row(key.replace("_", " "), _cell(words(data[key])))
     console.print(table)
     if escalation.bead.body:
         console.print(_cell(escalation.bead.body))

@@ -33,16 +33,35 @@ from gtcore.ledger import Bead, PluginStats
 from gtcore.patrol import decide_all
 from gtcore.plugins import Plugin
 from gtui.safety import clean
-from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
+from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE
 
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
+ERROR_MARK = "! "
+
+
+class Cell(Text):
+    """A table cell: literal text, and the value a pane sorts it by (``None``: by its text, numbers as numbers)."""
+
+    __slots__ = ("sort_key",)
+
+    def __init__(self, value: str, style: str = "", sort_key: float | None = None) -> None:
+        super().__init__(value, style=style, no_wrap=True, overflow="ellipsis")
+        self.sort_key = sort_key
+
 
 Row = tuple[Text, ...]
 
 
-def text(value: object, style: str = "") -> Text:
-    """A table cell: literal text (never markup), control sequences stripped."""
-    return Text(clean("" if value is None else str(value)), style=style, no_wrap=True, overflow="ellipsis")
+def text(value: object, style: str = "", sort: float | None = None) -> Cell:
+    """A table cell: literal text (never markup), control sequences stripped; ``sort`` orders it when its pane is sorted by it."""
+    return Cell(clean("" if value is None else str(value)), style, sort)
+
+
+def result_text(result: str | None) -> str:
+    """A run's result as a cell says it: failures with a mark that survives NO_COLOR (``✗ failure``)."""
+    return f"{RESULT_MARK.get(result or '', '')}{result or ''}"
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ class Collector:
 
 
 def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
-    """The plugins pane: one row per plugin, then one per invalid file (in red)."""
+    """The plugins pane: one row per plugin, then one per invalid file (bold, marked ``! invalid``)."""
     rows: dict[str, Row] = {}
     if snapshot.plugin_set is None:
         return rows
@@ -154,11 +173,11 @@ def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
             rows[plugin.name] = plugin_row(plugin, snapshot, now)
         except Exception as exc:  # a bug showing one plugin costs that row, never the pane
             rows[plugin.name] = (text(plugin.name, "bold red"), text(plugin.rig), text(plugin.gate.type), *(text("") for _ in range(5)),
-                                 text(f"cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "red"))
+                                 text(f"{ERROR_MARK}cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "bold red"))
     for bad in snapshot.plugin_set.invalid:
         where = f"{bad.path.parent.name}/{bad.path.name}" + (f":{bad.line}" if bad.line else "")
         rows[f"invalid:{bad.path}"] = (
-            text(bad.path.parent.name, "bold red"), text(bad.rig, "red"), text("invalid", "red"),
+            text(bad.path.parent.name, "bold red"), text(bad.rig, "red"), text(f"{ERROR_MARK}invalid", "bold red"),
             text(""), text(""), text(""), text(""), text(""), text(f"{where}: {bad.error}", "red"),
         )
     return rows
@@ -171,9 +190,9 @@ def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
         text(plugin.rig),
         text(plugin.gate.type),
         enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name)),
-        text(age(stats.last_started_at, now) if stats else "never"),
+        text(age(stats.last_started_at, now) if stats else "never", sort=stats.last_started_at if stats else 0.0),
         result_cell(stats),
-        text(stats.run_count if stats else 0),
+        text(stats.run_count if stats else 0, sort=stats.run_count if stats else 0),
         failure_rate(stats),
         gate_state(snapshot.decisions.get(plugin.name), now),
     )
@@ -183,7 +202,7 @@ def result_cell(stats: PluginStats | None) -> Text:
     """The last result, and the plugin's own summary of that run when it gave one ("skipped · not safe to rebuild")."""
     if stats is None:
         return text("-", "dim")
-    cell = text(stats.last_result, RESULT_STYLE.get(stats.last_result, ""))
+    cell = text(result_text(stats.last_result), RESULT_STYLE.get(stats.last_result, ""))
     if stats.last_summary:
         cell.append(f" · {clean(stats.last_summary)}", "dim")
     return cell
@@ -193,9 +212,9 @@ def gate_state(decision: GateDecision | None, now: float) -> Text:
     if decision is None:
         return text("…", "dim")
     if decision.open:
-        return text(f"open: {decision.reason}", "green")
+        return text(f"{OPEN_MARK}open: {decision.reason}", "bold green")
     if decision.error:
-        return text(decision.reason, "bold red")
+        return text(f"{ERROR_MARK}{decision.reason}", "bold red")
     when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and "opens in" not in decision.reason else ""
     return text(f"{decision.reason}{when}", "dim" if "disabled" in decision.reason or "paused" in decision.reason else "")
 
@@ -212,7 +231,7 @@ def failure_rate(stats: PluginStats | None) -> Text:
     if stats is None or not stats.run_count:
         return text("-", "dim")
     rate = stats.failure_rate
-    return text(f"{rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green")
+    return text(f"{rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green", sort=rate)
 
 
 def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
@@ -220,7 +239,7 @@ def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     rows: dict[str, Row] = {}
     for dog in snapshot.dogs:
         if dog.state == "working":
-            rows[dog.name] = (text(dog.name, "bold"), text("working", "cyan"), text(dog.plugin), text(dog.run_id or "claiming"),
+            rows[dog.name] = (text(dog.name, "bold"), text("working", "bold cyan"), text(dog.plugin), text(dog.run_id or "claiming"),
                               elapsed(dog.started_at, dog.timeout_s, now))
         else:
             rows[dog.name] = (text(dog.name, "bold"), text("idle", "dim"), text(""), text(""), text(""))
@@ -229,7 +248,7 @@ def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
             continue
         owner = run.data.get("owner") or {}
         name = f"{run.data.get('dog', '?')}@{owner.get('pid', '?')}"
-        rows[f"remote:{run.ref}"] = (text(name, "bold"), text("working", "cyan"), text(run.plugin), text(run.ref),
+        rows[f"remote:{run.ref}"] = (text(name, "bold"), text("working", "bold cyan"), text(run.plugin), text(run.ref),
                                      elapsed(run.created_at, run.data.get("timeout_s"), now))
     return rows
 
@@ -241,22 +260,21 @@ def elapsed(started: float | None, timeout: float | None, now: float) -> Text:
     share = spent / timeout if timeout else 0.0
     style = "bold red" if share >= 0.9 else "yellow" if share >= 0.5 else ""
     limit = f" / {format_duration(timeout)}" if timeout else ""
-    return text(f"{format_duration(spent)}{limit}", style)
+    return text(f"{format_duration(spent)}{limit}", style, sort=spent)
 
 
 def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     """The escalation queue: open and acknowledged, most severe first, then newest."""
     rows: dict[str, Row] = {}
     settings = snapshot.escalation_settings or EscalationSettings()
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-    for item in sorted(snapshot.escalations, key=lambda e: (order[e.severity], -e.bead.created_at)):
+    for item in sorted(snapshot.escalations, key=lambda e: (-SEVERITY_RANK[e.severity], -e.bead.created_at)):
         notes = [note.upper() if note == "stale" else note for note in item.notes(settings, now)]
         rows[item.ref] = (
             text(item.ref, "bold"),
-            text(item.severity, SEVERITY_STYLE[item.severity]),
+            text(item.severity, SEVERITY_CELL_STYLE[item.severity], sort=SEVERITY_RANK[item.severity]),
             text(item.status, "dim" if item.status == "acked" else "bold"),
-            text(age(item.bead.created_at, now)),
-            text(f"×{item.count}"),
+            text(age(item.bead.created_at, now), sort=now - item.bead.created_at),
+            text(f"×{item.count}", sort=item.count),
             text(" · ".join(notes), "bold yellow"),
             text(item.subject),
         )
@@ -274,6 +292,6 @@ def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
         duration = run.data.get("duration_s")
         took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
         said = run.body or (detail if run.result != "success" else "")  # the plugin's own summary first
-        event = text(f"{run.result}{took}" + (f": {said}" if said else ""), RESULT_STYLE.get(run.result or "", ""))
+        event = text(f"{result_text(run.result)}{took}" + (f": {said}" if said else ""), RESULT_STYLE.get(run.result or "", ""))
     return (run.id, run.status if run.status == "running" else str(run.result)), (
-        text(clock, "dim"), text(run.plugin, "bold"), text(run.ref), event)
+        text(clock, "dim", sort=stamp), text(run.plugin, "bold"), text(run.ref, sort=run.id), event)

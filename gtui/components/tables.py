@@ -1,23 +1,149 @@
-"""The four panes: keyed, diff-updated tables.
+"""The four panes: keyed, diff-updated, sortable, filterable tables that fit their pane.
 
-Every pane is a :class:`KeyedTable`: the app hands it ``{key: cells}`` and the
-table adds, removes or updates only what changed, inside ``batch_update()`` so
-one refresh is one repaint.  A pane's keys act on its selected row by posting
-an :class:`Act` message; the app decides what that means (and whether it may,
-in read-only mode).
+Every pane is a :class:`KeyedTable` inside a :class:`PaneBox` (the border, the
+title, and a filter line docked at its bottom).  The app hands a table
+``{key: cells}`` in its natural order and the table adds, removes or updates
+only what changed, inside ``batch_update()`` so one refresh is one repaint.
+Rows keep their keys whatever the order: a sort or a filter never loses the
+selected row.
+
+A pane's keys act on its selected row by posting an :class:`Act` message; the
+app decides what that means (and whether it may, in read-only mode).  The
+moving, sorting and filtering keys (context ``table`` of :mod:`gtui.keys`)
+are the table's own.
+
+Columns are sized to what they hold on every update, and fitted to the pane:
+when the pane is too narrow, low-value columns go first (:attr:`Col.drop`),
+then long ones are cut (down to :attr:`Col.min`, ending in ``…``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets import DataTable, Input
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
+from gtui.components.bindings import binding, bindings
+from gtui.keys import BY_ID
 from gtui.state import Row
+
+CELL_PADDING = 2  # a DataTable cell's padding, left and right
+SORT_ARROWS = (" ▲", " ▼")
+MARKS = "✗!● "  # what state.py puts before a cell's words: not part of what the cell sorts by
+TABLE_ACTIONS = {"cursor_down", "cursor_up", "top", "bottom", "page_down", "page_up", "sort_next", "sort_reverse"}
+REBUILD_AFTER_REMOVALS = 32  # removing a row costs O(rows): past this many (and a quarter of the rows), rebuilding is cheaper
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column: its label (also its key and its filter name), how it gives way when the pane is narrow."""
+
+    label: str
+    drop: int = 0  # 0: always shown; otherwise dropped when the pane is too narrow, the highest first
+    min: int | None = None  # cut down to this width (its cells end in …) before anything else is dropped; None: never cut
+    aliases: tuple[str, ...] = ()  # more names for ``column:value`` filters
+
+
+def filter_name(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence[int], available: int) -> tuple[tuple[int, ...], dict[int, int]]:
+    """Which columns to show, and how wide, for the table to fit ``available`` cells.
+
+    ``labels`` and ``content`` are each column's label width and widest cell.  Columns
+    that hold nothing go first, then the droppable ones by rank; a column with a
+    ``min`` is cut (the widest first) once no more may go, or once cutting is enough.
+    ``available <= 0`` (not laid out yet) shows every column at its full width.
+    """
+    shown = list(range(len(columns)))
+    full = {index: max(labels[index], content[index]) for index in shown}
+    if available <= 0:
+        return tuple(shown), full
+    droppable = sorted((index for index in shown if columns[index].drop), key=lambda index: (content[index] > 0, -columns[index].drop))
+
+    def total(widths: dict[int, int]) -> int:
+        return sum(widths[index] + CELL_PADDING for index in shown)
+
+    while True:
+        widths = {index: full[index] for index in shown}
+        if total(widths) <= available:
+            return tuple(shown), widths
+        floors = {index: min(widths[index], columns[index].min) if columns[index].min else widths[index] for index in shown}
+        if total(floors) <= available or not droppable:
+            excess = total(widths) - available
+            while excess > 0:
+                cuttable = [index for index in shown if widths[index] > floors[index]]
+                if not cuttable:
+                    break
+                widest = max(cuttable, key=lambda index: widths[index] - floors[index])
+                widths[widest] -= 1
+                excess -= 1
+            return tuple(shown), widths
+        shown.remove(droppable.pop(0))
+
+
+def _natural(plain: str) -> tuple[tuple[int, Any], ...]:
+    """Text as people sort it: numbers as numbers (``run-9`` before ``run-10``)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", plain) if part)
+
+
+def sort_value(cell: Text) -> tuple[int, float, tuple[tuple[int, Any], ...]]:
+    """What a cell sorts by: its own sort key (a time, a count, a severity), else its words; empty cells last."""
+    key = getattr(cell, "sort_key", None)
+    if key is not None:
+        return (0, float(key), ())
+    plain = cell.plain.lstrip(MARKS).strip().lower()
+    if plain in ("", "-", "…"):
+        return (2, 0.0, ())
+    return (1, 0.0, _natural(plain))
+
+
+def compile_filter(needle: str, columns: Sequence[Col], default: Sequence[int]) -> Callable[[Row], bool] | None:
+    """A row test for a filter: words match the ``default`` columns, ``column:value`` that column; all must match.
+
+    Case-insensitive substrings.  A column is named by its label (``rig``, ``last run`` as
+    ``lastrun`` or ``last-run``), an alias, or a prefix naming one column only (``res:fail``).
+    A ``word:`` that names no column is matched as it is (an escalation's subject may hold a colon).
+    """
+    names: dict[str, int] = {}
+    for index, column in enumerate(columns):
+        for name in (column.label, *column.aliases):
+            names.setdefault(filter_name(name), index)
+    tests: list[tuple[tuple[int, ...], str]] = []
+    for term in needle.split():
+        name, colon, value = term.partition(":")
+        index = _column_named(filter_name(name), names) if colon and name else None
+        tests.append(((index,), value.lower()) if index is not None else (tuple(default), term.lower()))
+    if not tests:
+        return None
+
+    def match(cells: Row) -> bool:
+        return all(any(value in cells[index].plain.lower() for index in where) for where, value in tests)
+
+    return match
+
+
+def _column_named(name: str, names: dict[str, int]) -> int | None:
+    if name in names:
+        return names[name]
+    found = {index for known, index in names.items() if known.startswith(name)}
+    return found.pop() if len(found) == 1 else None
+
+
+def same_cell(before: Text, after: Text) -> bool:
+    """Text equality ignores the base style, and a cell's sort key counts too."""
+    return before == after and before.style == after.style and getattr(before, "sort_key", None) == getattr(after, "sort_key", None)
 
 
 class Act(Message):
@@ -30,72 +156,255 @@ class Act(Message):
         self.key = key
 
 
-class KeyedTable(DataTable[Text]):
-    """A DataTable fed whole row sets and updated by diff, with a text filter."""
+class KeyedTable(DataTable[Text], inherit_bindings=False):
+    """A DataTable fed whole row sets and updated by diff, sorted and filtered by the operator."""
 
+    BINDINGS: ClassVar[list[BindingType]] = bindings("table")
     ALLOW_MAXIMIZE = True
     PANE = ""
     TITLE = ""
-    COLUMNS: ClassVar[tuple[tuple[str, int | None], ...]] = ()
+    COLUMNS: ClassVar[tuple[Col, ...]] = ()
+    FILTER_COLUMNS: ClassVar[tuple[int, ...]] = (0,)  # what a plain filter word matches
+    MORE_BELOW = True  # say "+N more" when rows are below the pane's last line
+
+    class ContentChanged(Message):
+        """The rows, the filter line or the natural width changed: the panes may share the screen anew."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id or self.PANE, cursor_type="row", zebra_stripes=False, show_row_labels=False)
-        self.border_title = self.TITLE
-        self._shown: dict[str, Row] = {}
-        self._rows: dict[str, Row] = {}
+        self._rows: dict[str, Row] = {}  # every row, in the app's order
+        self._shown: dict[str, Row] = {}  # what the table holds, in its order
+        self._widths: dict[str, tuple[int, ...]] = {}  # each shown row's cell widths
+        self._columns_shown: tuple[int, ...] = ()
+        self._column_widths: dict[int, int] = {}
+        self._match: Callable[[Row], bool] | None = None
+        self._content_seen: tuple[int, int] = (-1, -1)
+        self._subtitle = ""
         self.filter_text = ""
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        self.natural_width = 0  # every column at full width, padding included
+
+    # -- feeding ------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        for label, width in self.COLUMNS:
-            self.add_column(label, key=label, width=width)
+        self._sync({})
 
     def apply(self, rows: dict[str, Row]) -> None:
-        """Show ``rows`` (in their order), touching only what changed."""
+        """Show ``rows`` (filtered, and in their order unless sorted), touching only what changed."""
         self._rows = rows
-        needle = self.filter_text.lower()
-        visible = {key: cells for key, cells in rows.items() if not needle or needle in " ".join(c.plain for c in cells).lower()}
-        with self.app.batch_update():
-            # Patching appends new rows at the bottom: right for the feed, wrong for a new row that belongs
-            # higher up (a critical escalation, a plugin file added, a filter cleared).  Those rebuild.
-            kept = [key for key in self._shown if key in visible]
-            if kept + [key for key in visible if key not in self._shown] != list(visible):
-                self._rebuild(visible)
-            else:
-                self._patch(visible)
-        self._shown = visible
+        self._sync(self._visible(rows))
         self._update_subtitle()
 
-    def _rebuild(self, visible: dict[str, Row]) -> None:
-        selected = self.selected_key()
-        self.clear()
-        for key, cells in visible.items():
-            self.add_row(*cells, key=key)
-        if selected in visible:
-            self.move_cursor(row=list(visible).index(selected), animate=False)
+    def _visible(self, rows: dict[str, Row]) -> dict[str, Row]:
+        match = self._match
+        items = [(key, cells) for key, cells in rows.items() if match is None or match(cells)]
+        if self.sort_column is not None:
+            column = self.sort_column
+            items.sort(key=lambda item: sort_value(item[1][column]), reverse=self.sort_reverse)
+        return dict(items)
 
-    def _patch(self, visible: dict[str, Row]) -> None:
-        for key in [key for key in self._shown if key not in visible]:
-            self.remove_row(key)
-        columns = [label for label, _ in self.COLUMNS]
+    def _sync(self, visible: dict[str, Row], refit: bool = False) -> None:
+        """Make the table hold ``visible`` in its order, with columns that fit, keeping the selected row selected."""
+        selected = self.selected_key()
+        changed: dict[str, list[int]] = {}
+        added: list[str] = []
         for key, cells in visible.items():
             old = self._shown.get(key)
             if old is None:
-                self.add_row(*cells, key=key)
-                continue
-            for column, before, after in zip(columns, old, cells, strict=True):
-                if before != after or before.style != after.style:  # Text equality ignores the base style
-                    self.update_cell(key, column, after)
+                added.append(key)
+            else:
+                diff = [index for index, (before, after) in enumerate(zip(old, cells, strict=True)) if not same_cell(before, after)]
+                if not diff:
+                    continue
+                changed[key] = diff
+            self._widths[key] = tuple(cell.cell_len for cell in cells)
+        removed = [key for key in self._shown if key not in visible]
+        for key in removed:
+            del self._widths[key]
+        columns, widths = self._fit()
+        rebuild = (columns != self._columns_shown or not self.columns
+                   or len(removed) > max(REBUILD_AFTER_REMOVALS, len(self._shown) // 4))
+        with self.app.batch_update():
+            if rebuild:
+                self._rebuild(visible, columns, widths)
+            else:
+                self._patch(visible, removed, changed, added)
+                self._set_widths(widths)
+            self._shown = visible
+            if selected is not None and selected in visible:
+                index = self.get_row_index(selected)
+                if index != self.cursor_row:
+                    self.move_cursor(row=index, animate=False)
+        content = (len(visible), self.natural_width)
+        if content != self._content_seen:
+            self._content_seen = content
+            self.post_message(self.ContentChanged())
+
+    def _rebuild(self, visible: dict[str, Row], columns: tuple[int, ...], widths: dict[int, int]) -> None:
+        self.clear(columns=True)
+        self._columns_shown, self._column_widths = columns, dict(widths)
+        for index in columns:
+            self.add_column(self._label(index), key=self.COLUMNS[index].label, width=widths[index])
+        for key, cells in visible.items():
+            self.add_row(*(cells[index] for index in columns), key=key)
+
+    def _patch(self, visible: dict[str, Row], removed: list[str], changed: dict[str, list[int]], added: list[str]) -> None:
+        for key in removed:
+            self.remove_row(key)
+        shown = set(self._columns_shown)
+        for key, indexes in changed.items():
+            cells = visible[key]
+            for index in indexes:
+                if index in shown:
+                    self.update_cell(key, self.COLUMNS[index].label, cells[index])
+        for key in added:
+            cells = visible[key]
+            self.add_row(*(cells[index] for index in self._columns_shown), key=key)
+        order = list(visible)
+        if [key for key in self._shown if key in visible] + added != order:
+            self._reorder(order)
+
+    def _reorder(self, order: list[str]) -> None:
+        """Put the rows in ``order`` without rebuilding: DataTable.sort by each row's rank (its first cell's identity)."""
+        first = ColumnKey(self.COLUMNS[self._columns_shown[0]].label)
+        rank = {id(self.get_cell(key, first)): index for index, key in enumerate(order)}
+        self.sort(first, key=lambda cell: rank[id(cell)])
+
+    def _label(self, index: int) -> Text:
+        arrow = SORT_ARROWS[self.sort_reverse] if index == self.sort_column else ""
+        return Text(self.COLUMNS[index].label + arrow)
+
+    # -- widths -------------------------------------------------------------------------------
+
+    def _fit(self) -> tuple[tuple[int, ...], dict[int, int]]:
+        count = len(self.COLUMNS)
+        content = [max(column) for column in zip(*self._widths.values(), strict=True)] if self._widths else [0] * count
+        labels = [self._label(index).cell_len for index in range(count)]
+        self.natural_width = sum(max(label, widest) + CELL_PADDING for label, widest in zip(labels, content, strict=True))
+        available = self.scrollable_content_region.width if self.is_mounted and self.size.width else 0
+        return fit_columns(self.COLUMNS, labels, content, available)
+
+    def _set_widths(self, widths: dict[int, int]) -> None:
+        """Size the shown columns (DataTable has no public way to resize a column: its Column objects are set here)."""
+        changed = False
+        for index in self._columns_shown:
+            column = self.columns[ColumnKey(self.COLUMNS[index].label)]
+            label = self._label(index)
+            if column.auto_width or column.width != widths[index] or column.label != label:
+                column.auto_width, column.width, column.label = False, widths[index], label
+                changed = True
+        self._column_widths = dict(widths)
+        if changed:
+            self._update_count += 1  # the render caches are keyed by it
+            self._require_update_dimensions = True  # the virtual width follows the columns
+            self.check_idle()
+            self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._sync(self._shown)
+        self._update_subtitle()
+
+    # -- filter and sort ----------------------------------------------------------------------
 
     def set_filter(self, needle: str) -> None:
-        self.filter_text = needle
+        self.filter_text = needle.strip()
+        self._match = compile_filter(self.filter_text, self.COLUMNS, self.FILTER_COLUMNS)
         self.apply(self._rows)
+
+    def set_sort(self, column: int | None, reverse: bool = False) -> None:
+        self.sort_column, self.sort_reverse = column, reverse
+        self.apply(self._rows)
+
+    def action_sort_next(self) -> None:
+        """Sort by the next shown column; after the last, back to the pane's own order."""
+        shown = list(self._columns_shown) or list(range(len(self.COLUMNS)))
+        if self.sort_column is None:
+            self.set_sort(shown[0])
+        elif self.sort_column in shown and shown.index(self.sort_column) + 1 < len(shown):
+            self.set_sort(shown[shown.index(self.sort_column) + 1], self.sort_reverse)
+        else:
+            self.set_sort(None)
+
+    def action_sort_reverse(self) -> None:
+        if self.sort_column is None:
+            self.set_sort(self._columns_shown[0] if self._columns_shown else 0, reverse=True)
+        else:
+            self.set_sort(self.sort_column, not self.sort_reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's label sorts by it; a second click reverses."""
+        event.stop()
+        index = next((index for index, column in enumerate(self.COLUMNS) if column.label == event.column_key.value), None)
+        if index is None:
+            return
+        self.set_sort(index, not self.sort_reverse if index == self.sort_column else False)
+
+    def action_clear_filter(self) -> None:
+        box = self.box
+        if box is not None:
+            box.close_filter(clear=True)
+        else:
+            self.set_filter("")
+
+    # -- moving -------------------------------------------------------------------------------
+
+    def action_top(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0, animate=False)
+
+    def action_bottom(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def _half_page(self) -> int:
+        return max(1, (self.scrollable_content_region.height - 1) // 2)
+
+    def action_page_down(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=min(self.row_count - 1, self.cursor_row + self._half_page()), animate=False)
+
+    def action_page_up(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=max(0, self.cursor_row - self._half_page()), animate=False)
+
+    # -- what the pane says -------------------------------------------------------------------
+
+    @property
+    def box(self) -> PaneBox | None:
+        return self.parent if isinstance(self.parent, PaneBox) else None
+
+    @property
+    def subtitle(self) -> str:
+        """The pane's bottom line as plain text (``filter: hel (1/3)``, ``+4 more``)."""
+        return self._subtitle
 
     def _update_subtitle(self) -> None:
         """As ``Text``: a str border subtitle is parsed as markup, and a typed ``[/b]`` would crash the app."""
-        self.border_subtitle = Text("  ".join(self._subtitle_parts()))
+        subtitle = "  ".join(self._subtitle_parts())
+        if subtitle == self._subtitle:
+            return
+        self._subtitle = subtitle
+        target = self.box or self
+        target.border_subtitle = Text(subtitle)
 
     def _subtitle_parts(self) -> list[str]:
-        return [f"filter: {self.filter_text} ({len(self._shown)}/{len(self._rows)})"] if self.filter_text else []
+        parts = [f"filter: {self.filter_text} ({len(self._shown)}/{len(self._rows)})"] if self.filter_text else []
+        below = self.rows_below()
+        if self.MORE_BELOW and below > 0:
+            parts.append(f"+{below} more")
+        return parts
+
+    def rows_below(self) -> int:
+        """How many rows are under the pane's last line (0 before it is laid out)."""
+        height = self.scrollable_content_region.height - (1 if self.show_header else 0)
+        if height <= 0:
+            return 0
+        return max(0, self.row_count - round(self.scroll_y) - height)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._update_subtitle()
 
     def selected_key(self) -> str | None:
         if not self.row_count:
@@ -106,48 +415,108 @@ class KeyedTable(DataTable[Text]):
             return None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """The app decides: its read-only check covers pane keys too, so they show (and are) disabled."""
+        """Moving and sorting are the table's; clearing needs a filter; the app decides the rest (read-only, ...)."""
+        if action == "clear_filter":
+            return bool(self.filter_text)
+        if action in TABLE_ACTIONS:
+            return True
         return self.app.check_action(action, parameters)
 
     def action_act(self, action: str) -> None:
         self.post_message(Act(self.PANE, action, self.selected_key()))
 
 
+class FilterInput(Input):
+    """The filter line at the bottom of a pane: filters as it is typed, ⏎ keeps it, esc clears it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [binding(BY_ID["table.clear_filter"])]
+    DEFAULT_CSS = """
+    FilterInput { dock: bottom; display: none; }
+    """
+
+    def action_clear_filter(self) -> None:
+        box = self.parent
+        if isinstance(box, PaneBox):
+            box.close_filter(clear=True)
+
+
+class PaneBox(Vertical):
+    """A pane: its border and title, the table, and the filter line."""
+
+    ALLOW_MAXIMIZE = True
+    DEFAULT_CSS = """
+    PaneBox { height: 1fr; }
+    """
+
+    def __init__(self, table: KeyedTable) -> None:
+        super().__init__(id=f"{table.PANE}-pane", classes="pane")
+        self.table = table
+        self.border_title = table.TITLE
+
+    def compose(self) -> ComposeResult:
+        yield self.table
+        names = ", ".join(column.label for column in self.table.COLUMNS)
+        yield FilterInput(placeholder=f"filter (column:value for {names})", compact=True, select_on_focus=False,
+                          id=f"{self.table.PANE}-filter")
+
+    @property
+    def filter_input(self) -> FilterInput:
+        return self.query_one(FilterInput)
+
+    def open_filter(self) -> None:
+        field = self.filter_input
+        field.value = self.table.filter_text
+        field.cursor_position = len(field.value)
+        field.cursor_blink = False
+        field.display = True
+        field.focus()
+        self.post_message(KeyedTable.ContentChanged())
+
+    def close_filter(self, clear: bool) -> None:
+        if clear:
+            self.table.set_filter("")
+        field = self.filter_input
+        field.display = False
+        self.table.focus()
+        self.post_message(KeyedTable.ContentChanged())
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if event.input.display:
+            self.table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.table.set_filter(event.value)
+        self.close_filter(clear=False)
+
+
 class PluginsPane(KeyedTable):
     PANE = "plugins"
     TITLE = "1 Plugins"
-    COLUMNS = (("plugin", None), ("rig", None), ("gate", None), ("enabled", None), ("last run", None), ("result", None),
-               ("runs", None), ("fail", None), ("state", None))
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "act('run')", "Run", id="plugins.run"),
-        Binding("f", "act('force_run')", "Force run", id="plugins.force_run"),
-        Binding("space", "act('toggle_pause')", "Pause/resume", id="plugins.pause"),
-        Binding("enter", "act('details')", "Details", id="plugins.details"),
-        Binding("l", "act('log')", "Log", id="plugins.log"),
-    ]
+    COLUMNS = (Col("plugin", aliases=("name",)), Col("rig", drop=6), Col("gate"), Col("enabled", drop=5), Col("last run", drop=2),
+               Col("result", min=10), Col("runs", drop=4), Col("fail%", drop=3), Col("state", min=30))
+    BINDINGS: ClassVar[list[BindingType]] = bindings("plugins")
 
 
 class DogsPane(KeyedTable):
     PANE = "dogs"
     TITLE = "2 Dogs"
-    COLUMNS = (("dog", None), ("state", None), ("plugin", None), ("run", None), ("elapsed / timeout", None))
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "act('details')", "Details", id="dogs.details"),
-        Binding("l", "act('log')", "Log", id="dogs.log"),
-    ]
+    COLUMNS = (Col("dog"), Col("state"), Col("plugin", min=8), Col("run", drop=2), Col("elapsed", drop=1, min=7))
+    FILTER_COLUMNS = (0, 2)
+    BINDINGS: ClassVar[list[BindingType]] = bindings("dogs")
 
 
 class FeedPane(KeyedTable):
-    """The wisp feed: newest at the bottom, follows unless the operator scrolled up."""
+    """The wisp feed: newest at the bottom (unless sorted), follows unless the operator moved up."""
 
     PANE = "feed"
     TITLE = "3 Feed"
-    COLUMNS = (("time", None), ("plugin", None), ("run", None), ("event", None))
+    COLUMNS = (Col("time"), Col("plugin", min=8), Col("run", drop=1), Col("event", min=20))
+    FILTER_COLUMNS = (1,)
     MAX_ROWS = 1000
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "act('details')", "Details", id="feed.details"),
-        Binding("l", "act('log')", "Log", id="feed.log"),
-    ]
+    MORE_BELOW = False  # it follows the bottom: what it hides is older
+    BINDINGS: ClassVar[list[BindingType]] = bindings("feed")
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,11 +533,11 @@ class FeedPane(KeyedTable):
         if len(rows) > self.MAX_ROWS:
             rows = dict(list(rows.items())[-self.MAX_ROWS:])
         self.apply(rows)
-        if following:
+        if following and self.sort_column is None:
             self.unseen = 0
             self.move_cursor(row=self.row_count - 1, animate=False)
             self.scroll_end(animate=False, immediate=True)
-        else:
+        elif not following:
             self.unseen += len(fresh)
         self._update_subtitle()
 
@@ -176,10 +545,9 @@ class FeedPane(KeyedTable):
         return self.cursor_row >= self.row_count - 1 or self.scroll_y >= self.max_scroll_y
 
     def watch_scroll_y(self, old: float, new: float) -> None:
-        super().watch_scroll_y(old, new)
         if self.unseen and new >= self.max_scroll_y:
             self.unseen = 0
-            self._update_subtitle()
+        super().watch_scroll_y(old, new)
 
     def _subtitle_parts(self) -> list[str]:
         return ([f"paused, {self.unseen} new"] if self.unseen else []) + super()._subtitle_parts()
@@ -188,14 +556,10 @@ class FeedPane(KeyedTable):
 class EscalationsPane(KeyedTable):
     PANE = "escalations"
     TITLE = "4 Escalations"
-    COLUMNS = (("id", None), ("severity", None), ("status", None), ("age", None), ("count", None), ("notes", None),
-               ("subject", None))
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "act('ack')", "Acknowledge", id="escalations.ack"),
-        Binding("x", "act('close')", "Close", id="escalations.close"),
-        Binding("enter", "act('details')", "Details", id="escalations.details"),
-    ]
+    COLUMNS = (Col("id"), Col("severity"), Col("status", drop=2, aliases=("state",)), Col("age", drop=3), Col("count", drop=4),
+               Col("notes", drop=1, min=5), Col("subject", min=16))
+    FILTER_COLUMNS = (6,)
+    BINDINGS: ClassVar[list[BindingType]] = bindings("escalations")
 
 
 PANES: tuple[type[KeyedTable], ...] = (PluginsPane, DogsPane, FeedPane, EscalationsPane)
-LAYOUT_ORDER: tuple[type[KeyedTable], ...] = (PluginsPane, EscalationsPane, DogsPane, FeedPane)  # grid order, row by row
