@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import gtui_argv, gtui_env
+from enginekit import add_plugin, gone, gtui_argv, gtui_env, ledger, make_town, read_pid, wait_for
 from tuikit import ROOT, demo_copy, escalations_of
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
@@ -169,3 +169,36 @@ def test_run_acknowledge_and_quit_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
         assert time.monotonic() < deadline, f"gtui did not quit; the screen:\n{screen}"
         time.sleep(0.1)
     assert status.read_text().strip() == "0"  # a crash would exit 1
+
+
+def test_a_runs_log_fills_live_and_a_closed_terminal_stops_the_run(tmp_path: Path, tmux: Tmux) -> None:
+    """The log of a run in flight fills line by line, on disk and in the viewer; closing the terminal (killing the tmux
+    session sends gtui SIGHUP) stops the run and records it: never a run left behind that nobody supervises."""
+    town = make_town(tmp_path / "town")
+    ticks = 'echo $$ > leader.pid\nfor i in $(seq 1 300); do echo "tick $i"; sleep 0.2; done\n'
+    plugin = add_plugin(town, "ticker", 'type = "manual"', ticks, execution='timeout = "5m"')
+    command = f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(sys.executable)} -m gtui --town {shlex.quote(str(town))}"
+    tmux("new-session", "-d", "-s", SESSION, "-x", "160", "-y", "48", command)
+    tmux.wait(lambda screen: "ticker" in first_cells(screen, "1 Plugins"), 15, "the control room")
+    select_row(tmux, "1", "1 Plugins", "ticker")
+    tmux.keys("r")
+    run = wait_for(lambda: next(iter(ledger(town).running_runs()), None), 15, "the run to be claimed")
+    leader = read_pid(plugin / "leader.pid")
+    log = Path(str(run.data.get("log") or town / ".gtui" / "runs" / f"{run.ref}.log"))
+
+    # On disk: the log grows while the run is still in flight.
+    first = wait_for(lambda: log.exists() and log.read_text().count("tick"), 10, "the first lines in the log file")
+    wait_for(lambda: log.read_text().count("tick") > first + 3, 10, "more lines in the log file")
+    # In the viewer: a later tick shows without leaving the screen.
+    tmux.keys("l")
+    seen = tmux.wait(lambda screen: re.search(r"tick (\d+)", screen), 10, "ticks in the log viewer")
+    earliest = max(int(number) for number in re.findall(r"tick (\d+)", seen))
+    tmux.wait(lambda screen: max((int(n) for n in re.findall(r"tick (\d+)", screen)), default=0) >= earliest + 5, 10,
+              "the log viewer following the run")
+    assert "following" in tmux.screen()
+
+    tmux("kill-session", "-t", SESSION)  # the terminal closes: gtui gets SIGHUP
+    closed = wait_for(lambda: (found := ledger(town).get(run.id, "wisp")).status == "closed" and found, 20, "the run to be recorded")
+    assert closed.result == "abandoned" and "SIGHUP" in closed.data["reason"], closed.data
+    wait_for(lambda: gone(leader), 5, "the run's processes to be gone")
+    assert "[gtui: stopped" in log.read_text()

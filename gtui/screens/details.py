@@ -16,19 +16,21 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
 from gtcore.clock import age
+from gtcore.durations import format_duration
 from gtcore.engine import Engine
 from gtcore.escalation import Escalation
 from gtcore.escalation_settings import EscalationSettings
 from gtcore.gates import GateDecision
-from gtcore.ledger import Bead, PluginStats
+from gtcore.ledger import Bead, PluginStats, parse_ref
 from gtcore.plugins import Plugin
 from gtcore.runner import log_tail
+from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
@@ -55,6 +57,28 @@ def explain_gate(plugin: Plugin, decision: GateDecision | None, now: float) -> T
     if decision.next_open_at:
         when = datetime.fromtimestamp(decision.next_open_at).strftime("%Y-%m-%d %H:%M:%S")
         line.append(f"\nNext open: {when} ({age(decision.next_open_at, now)})")
+    return line
+
+
+def run_facts(run: Bead, now: float) -> Text:
+    """A run in one line: result, exit code or signal, time taken against the timeout, and the plugin's own word on it."""
+    timeout = run.data.get("timeout_s")
+    limit = f" of {format_duration(timeout)} timeout" if isinstance(timeout, int | float) else ""
+    if run.status == "running":
+        return Text(clean(f"running on {run.data.get('dog', '?')} · {format_duration(now - run.created_at)}{limit}"), style="cyan")
+    line = Text(clean(run.result or "?"), style=RESULT_STYLE.get(run.result or "", "bold"))
+    code, signal = run.data.get("exit_code"), run.data.get("signal")
+    parts = [f"killed by {signal}" if signal else f"exit {code}" if code is not None else ""]
+    duration = run.data.get("duration_s")
+    if isinstance(duration, int | float):
+        parts.append(f"took {format_duration(duration)}{limit}")
+    if run.data.get("reported_result"):
+        parts.append(f"reported {run.data['reported_result']}")
+    if run.body:
+        parts.append(run.body)
+    if run.data.get("reason") and run.result != "success":
+        parts.append(str(run.data["reason"]))
+    line.append(clean("".join(f" · {part}" for part in parts if part)))
     return line
 
 
@@ -102,10 +126,7 @@ class PluginDetails:
 class PluginDetailsScreen(Screen[None]):
     """Everything about one plugin: frontmatter, gate in words, instructions, history, log tail."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "app.pop_screen", "Back", id="details.back"),
-        Binding("l", "log", "Log", id="details.log"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("details")
 
     def __init__(self, engine: Engine, plugin: Plugin, decision: GateDecision | None, clock: Callable[[], float]) -> None:
         super().__init__()
@@ -140,13 +161,13 @@ class PluginDetailsScreen(Screen[None]):
         self.latest = details.runs[0] if details.runs else None
         stats = details.stats
         summary = Text.assemble(("Runs: ", "bold"), f"{stats.run_count} in all, {stats.failure_count} failed" if stats else "none yet")
-        if details.runs and details.runs[0].body:
-            latest = details.runs[0]
-            summary.append(f"\nLast run {latest.ref}: {latest.result}: {clean(latest.body)}", RESULT_STYLE.get(latest.result or "", ""))
         if details.runs:
             summary.append(f"; the last {len(details.runs)}: ")
             summary.append_text(result_strip(details.runs))
             summary.append("  (durations below, oldest first)" if len(details.runs) >= 2 else "", "dim")
+        if details.runs:
+            summary.append("\nLast run: ", "bold")
+            summary.append_text(run_facts(details.runs[0], self.clock()))
         self.query_one("#history", Static).update(summary)
         durations = [float(run.data.get("duration_s") or 0.0) for run in reversed(details.runs) if run.status == "closed"]
         sparkline = self.query_one("#durations", Sparkline)
@@ -164,13 +185,29 @@ class PluginDetailsScreen(Screen[None]):
 
 
 class EscalationDetailsScreen(Screen[None]):
-    """An escalation's body, deliveries and history."""
+    """An escalation's body, deliveries and history; acknowledge it, close it, or open the log of its run from here."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Back", id="details.back")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("escalation")
 
     def __init__(self, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
         super().__init__()
         self.escalation, self.settings, self.now = escalation, settings, now
+
+    def action_ack(self) -> None:
+        self.app.escalation_change(self.escalation.ref, "ack", "")  # type: ignore[attr-defined]
+        self.app.pop_screen()
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
+        self.app._escalations_close(self.escalation.ref)  # type: ignore[attr-defined]  # asks for the reason, then closes
+
+    def action_log(self) -> None:
+        """The log of the run this escalation is about (a plugin's failure, or the run that raised it)."""
+        related = self.escalation.bead.data.get("related") or ""
+        if not related.startswith("run-"):
+            self.notify("this escalation is not about a run: there is no run log to open", severity="warning")
+            return
+        self.app.open_run_log(parse_ref(related, "wisp"))  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         item = self.escalation

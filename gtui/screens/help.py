@@ -1,4 +1,10 @@
-"""The help screen: every key, by pane, as remapped by the town's keymap."""
+"""The help screen: every key of :data:`gtui.keys.KEYS`, by where it works, with the keys in effect and its binding id.
+
+The keys shown are the ones in effect: the defaults, with what the town's
+``[keymap]`` remaps (only the entries :func:`gtui.keys.check_keymap` lets
+through).  Binding ids are shown in full at any width: on a narrow screen the
+groups stack in one column and the descriptions wrap.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +13,70 @@ from typing import ClassVar
 from rich import box
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Grid, VerticalScroll
-from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from gtui.components.bindings import bindings, key_display, keys_in_context
+from gtui.keys import KEYS, PANES, effective
 
-def key_display(binding: Binding, keymap: dict[str, str]) -> str:
-    """The keys as the footer writes them (``?``, ``/``, not ``question_mark``), after the town's keymap."""
-    keys = keymap.get(binding.id or "", binding.key)
-    return ", ".join(format_key(key.strip()) for key in keys.split(","))
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Everywhere", ("app",)),
+    ("In every pane", ("table",)),
+    *((pane.capitalize(), (pane,)) for pane in PANES),
+    ("Plugin details", ("details",)),
+    ("Escalation details", ("escalation",)),
+    ("Run log", ("log",)),
+    ("Dialogs and help", ("confirm", "ask", "help")),
+)
+EXTRA: dict[str, list[tuple[str, str]]] = {  # keys that are not bindings of gtui (Textual's own): no id, not remapped
+    "Everywhere": [("tab", "Next pane"), ("ctrl+p", "Every action, by name")],
+    "In every pane": [("⏎", "In the filter line: keep the filter")],
+}
+ID_WIDTH = max(len(key.id) for key in KEYS)
+TWO_COLUMNS_FROM = 140  # screen columns: narrower, the groups stack
 
 
-MOVING = [("1 2 3 4", "Plugins, Dogs, Feed, Escalations", "focus.*"), ("tab", "Next pane", ""),
-          ("ctrl+p", "Every action, by name", "")]
-DIALOGS = [("y", "Yes", "confirm.yes"), ("n, esc", "No", "confirm.no"), ("⏎", "Confirm a reason or filter", ""),
-           ("esc, q", "Back from details and logs", "details.back")]
-
-
-def keys_table(title: str, bindings: list[Binding], keymap: dict[str, str], extra: list[tuple[str, str, str]] = ()) -> Table:
-    """One group of keys: what to press, what it does, the binding id to remap it."""
-    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE, show_header=False, padding=(0, 1))
-    table.add_column(style="bold cyan", min_width=8)
-    table.add_column()
-    table.add_column(style="dim")
-    for binding in bindings:
-        table.add_row(Text(key_display(binding, keymap)), Text(binding.description), Text(binding.id or ""))
-    for keys, description, binding_id in extra:
-        table.add_row(Text(keys), Text(description), Text(binding_id))
+def keys_table(title: str, contexts: tuple[str, ...], keys: dict[str, str], extra: list[tuple[str, str]] = ()) -> Table:
+    """One group: what to press, what it does (wrapped when narrow), the binding id to remap it (never cut)."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE, show_header=False, padding=(0, 1),
+                  expand=True)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(ratio=1, overflow="fold")
+    table.add_column(style="dim", no_wrap=True, min_width=ID_WIDTH)
+    for context in contexts:
+        for key in keys_in_context(context):
+            table.add_row(Text(key_display(keys[key.id])), Text(key.description), Text(key.id))
+    for pressed, description in extra:
+        table.add_row(Text(pressed), Text(description), Text(""))
     return table
 
 
 class HelpScreen(ModalScreen[None]):
     """A modal listing the keys; any of escape, q or ? closes it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "app.pop_screen", "Close", id="help.close")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("help")
 
-    def __init__(self, groups: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> None:
+    def __init__(self, keymap: dict[str, str]) -> None:
         super().__init__()
-        self.groups, self.keymap = groups, keymap
+        self.keys = effective(keymap)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("gtui keys", style="bold"))
             with Grid(classes="help-grid"):
-                (title, everywhere), *panes = self.groups
-                shown = [binding for binding in everywhere if not (binding.id or "").startswith("focus.")]
-                yield Static(keys_table(title, shown, self.keymap, MOVING))
-                for pane_title, bindings in panes:
-                    yield Static(keys_table(pane_title, bindings, self.keymap))
-                yield Static(keys_table("Dialogs and screens", [], self.keymap, DIALOGS))
+                for title, contexts in GROUPS:
+                    yield Static(keys_table(title, contexts, self.keys, EXTRA.get(title, [])))
             yield Static(Text("Remap any key in <town>/settings/gtui.toml under [keymap]: binding id = \"keys\".", style="dim"))
+
+    def on_mount(self) -> None:
+        self._columns(self.app.size.width)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._columns(event.size.width)
+
+    def _columns(self, width: int) -> None:
+        self.query_one(".help-grid", Grid).styles.grid_size_columns = 2 if width >= TWO_COLUMNS_FROM else 1

@@ -14,7 +14,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
@@ -22,8 +22,9 @@ from textual.worker import get_current_worker
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.ledger import Bead
+from gtui.components.bindings import bindings
 from gtui.safety import clean
-from gtui.screens.details import relative
+from gtui.screens.details import relative, run_facts
 
 MAX_LINES = 5000
 POLL_SECONDS = 0.25
@@ -32,7 +33,7 @@ POLL_SECONDS = 0.25
 class LogScreen(Screen[None]):
     """Shows ``<town>/.gtui/runs/<run>.log``; follows it until the run ends."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "app.pop_screen", "Back", id="log.back")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("log")
 
     def __init__(self, engine: Engine, run: Bead) -> None:
         super().__init__()
@@ -90,11 +91,17 @@ class LogScreen(Screen[None]):
             log.clear()
         if lines:
             log.write_lines(lines)
-        words = "following (run in flight)" if running else ("no log file" if size < 0 else "run ended")
-        self.query_one("#log-state", Static).update(Text(words, style="dim"))
+        if running:
+            state = Text.assemble(("following ", "bold"), "(run in flight) ", (run_facts(self.run, time.time()).plain, "dim"))
+        elif size < 0:
+            state = Text("no log file", style="dim")
+        else:
+            state = run_facts(self.run, time.time())
+        self.query_one("#log-state", Static).update(state)
 
     def _still_running(self) -> bool:
         try:
-            return self.engine.ledger.get(self.run.id, "wisp").status == "running"
+            self.run = self.engine.ledger.get(self.run.id, "wisp")
         except GtError:
             return False
+        return self.run.status == "running"

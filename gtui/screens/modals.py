@@ -1,4 +1,4 @@
-"""Modals: confirm a destructive action, ask for a reason, set a filter."""
+"""Modals: confirm a destructive action, ask for a reason (the filter is a line in its pane, not a modal)."""
 
 from __future__ import annotations
 
@@ -6,21 +6,19 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from gtui.components.bindings import bindings
 from gtui.safety import clean
 
 
 class ConfirmScreen(ModalScreen[bool]):
     """Yes or no; ``y``/``n``/``escape`` work as well as the buttons."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("confirm")
 
     def __init__(self, question: str, detail: str = "", yes: str = "Yes") -> None:
         super().__init__()
@@ -46,9 +44,11 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 class AskScreen(ModalScreen[str | None]):
-    """One line of text (a close reason, a filter); escape cancels."""
+    """One line of text (a close reason); escape cancels.  An empty answer is refused, and the dialog stays."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="ask.cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("ask")
+    HINT = "enter to confirm, escape to cancel"
+    NEEDED = "a reason is needed"
 
     def __init__(self, prompt: str, value: str = "", placeholder: str = "", allow_empty: bool = False) -> None:
         super().__init__()
@@ -58,7 +58,7 @@ class AskScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(Text(clean(self.prompt), style="bold"))
             yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Label(Text("enter to confirm, escape to cancel", style="dim"))
+            yield Label(Text(self.HINT, style="dim"), id="hint")
 
     def on_mount(self) -> None:
         answer = self.query_one("#answer", Input)
@@ -70,7 +70,8 @@ class AskScreen(ModalScreen[str | None]):
         if value or self.allow_empty:
             self.dismiss(value)
         else:
-            self.notify("a reason is needed", severity="warning")
+            self.query_one("#hint", Label).update(Text(f"{self.NEEDED} · {self.HINT}", style="bold"))
+            self.notify(self.NEEDED, severity="warning")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
