@@ -8,6 +8,11 @@ Each figure is the median wall time of the command as a whole process
 (interpreter start, imports, work, exit), timed side by side with its
 baseline in alternating rounds (``benchkit.alternate``), and printed as a ratio.
 
+- ``commands``: an idle ``gtui --once --json``, ``gtui plugin list --json`` and ``gtui escalate
+  list --json`` on a town of N plugins (every gate closed; ten open escalations), each beside
+  ``python -c pass``.  Targets: 3×, 3× and 2.5× the interpreter.
+- ``scaling``: the idle ``--once --json`` at 100, 1,000 and 10,000 plugins: how cost grows.
+  Target: < 0.5 s at 10,000.
 - ``poison``: ``gtui plugin list --json`` and an idle ``gtui --once --json`` on a
   town of N plugins (every gate closed), beside the same town with the poison
   corpus of tests/poison.py added (55 kinds of broken plugin entries).  Target:
@@ -43,6 +48,9 @@ from gtcore.ledger import Ledger  # noqa: E402
 
 RIGS = ("town", "alpha", "beta", "gamma")
 POISON_TARGET = 1.15
+COMMAND_TARGETS = {"idle --once --json": 3.0, "plugin list --json": 3.0, "escalate list --json": 2.5}
+SCALE = (100, 1000, 10000)
+SCALE_TARGET_MS = 500.0
 STUCK_DEADLINE_S = 2.0
 STUCK_SLACK_S = 1.5
 
@@ -87,6 +95,53 @@ def build_idle_town(root: Path, plugins: int) -> Path:
             ledger.close_run(run.id, "success", data={"duration_s": 0.01})
     ledger.close()
     return root
+
+
+COMMAND_ARGS = {"idle --once --json": ("--once", "--json"), "plugin list --json": ("plugin", "list", "--json"),
+                "escalate list --json": ("escalate", "list", "--json")}
+
+
+def raise_some(town: Path, count: int) -> None:
+    from gtcore.escalation import Escalations
+    from gtcore.town import Town
+
+    located = Town(town)
+    service = Escalations(located, Ledger(located.ledger_path))
+    for n in range(count):
+        service.raise_(f"bench escalation {n}", ("low", "medium")[n % 2], now=time.time(), wait=True)
+
+
+def bench_commands(work: Path, plugins: int, rounds: int) -> bool:
+    town = build_idle_town(work / "commands", plugins)
+    (town / "settings" / "escalation.json").write_text('{"routes": {"low": ["bead"], "medium": ["bead", "mail:mayor"]}}\n',
+                                                        encoding="utf-8")
+    raise_some(town, 10)
+    env = environment()
+    commands = {label: gtui(town, *args) for label, args in COMMAND_ARGS.items()}
+    commands["python -c pass"] = [sys.executable, "-c", "pass"]
+    samples = alternate(commands, rounds, env)
+    print(f"\n== commands: whole processes on a town of {plugins} plugins, {rounds} rounds ==")
+    ok = True
+    for label, target in COMMAND_TARGETS.items():
+        print(ratio_line(label, samples[label], "python -c pass", samples["python -c pass"]))
+        ratio = statistics.median(samples[label]) / statistics.median(samples["python -c pass"])
+        ok &= ratio <= target
+        print("   " + verdict(ratio <= target, f"<= {target:g}x the interpreter"))
+    return ok
+
+
+def bench_scaling(work: Path, rounds: int) -> bool:
+    print(f"\n== scaling: idle --once --json as the town grows, {rounds} rounds ==")
+    env = environment()
+    medians = {}
+    for count in SCALE:
+        town = build_idle_town(work / f"scale-{count}", count)
+        samples = alternate({"once": gtui(town, "--once", "--json"), "python -c pass": [sys.executable, "-c", "pass"]}, rounds, env)
+        medians[count] = statistics.median(samples["once"])
+        print(ratio_line(f"{count:>6} plugins", samples["once"], "python -c pass", samples["python -c pass"]))
+    good = medians[SCALE[-1]] < SCALE_TARGET_MS
+    print("   " + verdict(good, f"< {SCALE_TARGET_MS:g} ms at {SCALE[-1]} plugins"))
+    return good
 
 
 def bench_poison(work: Path, plugins: int, rounds: int) -> bool:
@@ -137,13 +192,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plugins", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--only", default="poison,stuck", help="comma-separated: poison, stuck")
+    parser.add_argument("--only", default="commands,scaling,poison,stuck", help="comma-separated: commands, scaling, poison, stuck")
     args = parser.parse_args()
     only = set(args.only.split(","))
     ok = True
     with tempfile.TemporaryDirectory(prefix="gtui-cli-bench-") as scratch:
         work = Path(scratch)
         started = time.perf_counter()
+        if "commands" in only:
+            ok &= bench_commands(work, args.plugins, args.rounds)
+        if "scaling" in only:
+            ok &= bench_scaling(work, max(3, args.rounds // 2))
         if "poison" in only:
             ok &= bench_poison(work, args.plugins, args.rounds)
         if "stuck" in only:

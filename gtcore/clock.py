@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gtcore.durations import format_duration
 
@@ -34,6 +33,8 @@ def local_zone() -> tzinfo:
     ``datetime.now().astimezone()`` only gives today's fixed offset, which
     would put cron slots an hour off across a DST change.
     """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for cron gates, when a slot is computed
+
     name = os.environ.get("TZ", "").lstrip(":")
     if name:
         try:

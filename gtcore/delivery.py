@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from gtcore.clock import iso
+from gtcore.escalation import one_line
+from gtcore.escalation_settings import Contacts
 from gtcore.ledger import Ledger
 
 DELIVERY_TIMEOUT = 10.0  # seconds for a whole delivery, connect to last byte
@@ -49,22 +50,6 @@ class Message:
 
 
 @dataclass(frozen=True)
-class Contacts:
-    """Where people are reached; secrets may come from the environment."""
-
-    human_email: str = ""
-    human_sms: str = ""
-    smtp_host: str = ""
-    smtp_port: int = 587
-    smtp_from: str = "gtui@localhost"
-    smtp_user: str = ""
-    smtp_pass: str = ""
-    smtp_starttls: bool = False
-    sms_webhook: str = ""
-    slack_webhook: str = ""
-
-
-@dataclass(frozen=True)
 class DeliveryContext:
     """What channels need besides the message: the ledger and the town's files."""
 
@@ -76,11 +61,6 @@ class DeliveryContext:
     def deadline(self) -> Deadline:
         """A fresh deadline for one delivery."""
         return Deadline(self.timeout)
-
-
-def one_line(text: str) -> str:
-    """Collapse any line breaks: a subject can never inject a header or a second line."""
-    return " ".join(text.split())
 
 
 def deliver_mail(message: Message, target: str, ctx: DeliveryContext) -> None:
@@ -154,6 +134,8 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
     contacts = ctx.contacts
     if not contacts.human_email or not contacts.smtp_host:
         raise DeliveryError("email needs contacts.human_email and contacts.smtp_host in settings/escalation.json")
+    from email.message import EmailMessage
+
     email = EmailMessage()
     email["From"] = contacts.smtp_from
     email["To"] = contacts.human_email
@@ -260,10 +242,3 @@ def channel_for(action: str) -> Callable[[Message, DeliveryContext], None] | Non
         "slack": deliver_slack,
         "log": deliver_log,
     }[action]
-
-
-ACTIONS = ("bead", "email:human", "sms:human", "slack", "log")
-
-
-def valid_action(action: str) -> bool:
-    return action in ACTIONS or (action.startswith("mail:") and len(action) > len("mail:"))

@@ -13,36 +13,45 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from gtcore.errors import NotFound
+from gtcore.plugin_cache import Identity, PluginCache, identity_of
 from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
 from gtcore.town import Town
 
 RIG_ROOT, CREW_CLONE, TOWN_LEVEL = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """Where a plugin file sits, and how strongly it claims its name."""
 
     path: Path
     rig: str
     rank: int
     crew: str | None = None
+    identity: Identity | None = None  # the file as the plugin cache knows it
 
 
-@dataclass
 class PluginSet:
     """The outcome of one scan: usable plugins, invalid files and warnings."""
 
-    plugins: list[Plugin] = field(default_factory=list)
-    invalid: list[InvalidPlugin] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, plugins: list[Plugin] | None = None, invalid: list[InvalidPlugin] | None = None,
+                 warnings: list[str] | None = None) -> None:
+        self.plugins = plugins or []
+        self.invalid = invalid or []
+        self.warnings = warnings or []
+        self._by_name: dict[str, Plugin] | None = None
+
+    def __repr__(self) -> str:
+        return f"PluginSet(plugins={self.plugins!r}, invalid={self.invalid!r}, warnings={self.warnings!r})"
 
     def get(self, name: str) -> Plugin | None:
-        return next((plugin for plugin in self.plugins if plugin.name == name), None)
+        """The plugin called ``name``: a dictionary, built once (a busy patrol asks for every finished run)."""
+        if self._by_name is None or len(self._by_name) != len(self.plugins):
+            self._by_name = {plugin.name: plugin for plugin in self.plugins}
+        return self._by_name.get(name)
 
     def require(self, name: str, town: Town) -> Plugin:
         """The plugin named ``name``, or the one-line error every command gives for a wrong name."""
@@ -88,13 +97,13 @@ def scan_entries(town: Town) -> Iterator[Candidate | InvalidPlugin | str]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            verdict = _inspect(Path(entry.path))
-            if isinstance(verdict, Path):
-                yield Candidate(verdict, rig, rank, crew)
-            elif isinstance(verdict, InvalidPlugin):
-                yield replace(verdict, rig=rig)
-            else:
+            verdict = _inspect(entry)
+            if isinstance(verdict, InvalidPlugin):  # first: an InvalidPlugin is a tuple too
+                yield verdict._replace(rig=rig)
+            elif isinstance(verdict, str):
                 yield verdict
+            else:
+                yield Candidate(verdict[0], rig, rank, crew, verdict[1])
 
 
 def find_candidates(town: Town) -> list[Candidate]:
@@ -102,21 +111,45 @@ def find_candidates(town: Town) -> list[Candidate]:
     return [entry for entry in scan_entries(town) if isinstance(entry, Candidate)]
 
 
-def _inspect(entry: Path) -> Path | InvalidPlugin | str:
-    """One entry of a plugins directory: its plugin.md, why it is broken, or a warning about it."""
-    kind = _file_kind(entry)
+def _inspect(entry: os.DirEntry[str]) -> tuple[Path, Identity] | InvalidPlugin | str:
+    """One entry of a plugins directory: its plugin.md (and that file's identity), why it is broken, or a warning about it.
+
+    A plain directory is known from the directory listing itself; only
+    ``plugin.md`` and ``run.sh`` are stat'ed: two system calls a plugin.
+    """
+    if _plain_directory(entry):
+        manifest = f"{entry.path}/plugin.md"  # strings, not Paths or os.path.join: a thousand entries per patrol
+        try:
+            info = os.stat(manifest)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode):
+            return Path(manifest), identity_of(info, os.path.isfile(f"{entry.path}/run.sh"))
+    return _inspect_slowly(Path(entry.path))
+
+
+def _inspect_slowly(path: Path) -> tuple[Path, Identity] | InvalidPlugin | str:
+    """The rare entries, following symlinks: a linked plugin directory, a broken entry, a stray file, an empty directory."""
+    kind = _file_kind(path)
     if kind != "directory":
         if kind in ("a dangling symlink", "a symlink loop", "unreadable"):
-            return InvalidPlugin(entry, f"plugin directory is {kind}")
-        return f"{entry}: not a plugin (plugins are directories holding plugin.md; this is {kind})"
-    manifest = entry / "plugin.md"
+            return InvalidPlugin(path, f"plugin directory is {kind}")
+        return f"{path}: not a plugin (plugins are directories holding plugin.md; this is {kind})"
+    manifest = path / "plugin.md"
     kind = _file_kind(manifest)
-    if kind == "a regular file":
-        return manifest
+    if kind == "a regular file":  # a symlinked plugin directory
+        return manifest, identity_of(os.stat(manifest), (path / "run.sh").is_file())
     if kind == "missing":
-        what = "holds run.sh but no plugin.md" if (entry / "run.sh").exists() else "holds no plugin.md"
-        return f"{entry}: not a plugin: the directory {what}"
+        what = "holds run.sh but no plugin.md" if (path / "run.sh").exists() else "holds no plugin.md"
+        return f"{path}: not a plugin: the directory {what}"
     return InvalidPlugin(manifest, f"plugin.md is {kind}, not a regular file")
+
+
+def _plain_directory(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 _KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
@@ -134,10 +167,11 @@ def _file_kind(path: Path) -> str:
     return _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
 
 
-def discover(town: Town) -> PluginSet:
-    """Scan the town, parse every candidate and dedupe by name."""
+def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:
+    """Scan the town, parse every candidate (or take it from ``cache`` when the file did not change) and dedupe by name."""
     result = PluginSet()
     parsed: list[tuple[Candidate, Plugin]] = []
+    seen: set[str] = set()
     for entry in scan_entries(town):
         if isinstance(entry, str):
             result.warnings.append(entry)
@@ -145,25 +179,39 @@ def discover(town: Town) -> PluginSet:
         if isinstance(entry, InvalidPlugin):
             result.invalid.append(entry)
             continue
-        plugin = parse_plugin(entry.path, entry.rig, entry.crew)
+        plugin = _parsed(entry, cache)
+        seen.add(str(entry.path))
         if isinstance(plugin, InvalidPlugin):
             result.invalid.append(plugin)
         else:
             parsed.append((entry, plugin))
             result.warnings += [f"{plugin.path}: {warning}" for warning in plugin.warnings]
     result.plugins = dedupe(parsed)
+    if cache is not None:
+        cache.forget_missing(seen)
     return result
 
 
+def _parsed(candidate: Candidate, cache: PluginCache | None) -> Plugin | InvalidPlugin:
+    if cache is not None and candidate.identity is not None:
+        known = cache.lookup(candidate.path, candidate.identity, candidate.rig, candidate.crew)
+        if known is not None:
+            return known
+    plugin = parse_plugin(candidate.path, candidate.rig, candidate.crew)
+    if cache is not None and candidate.identity is not None:
+        cache.store(candidate.path, candidate.identity, plugin)
+    return plugin
+
+
 def dedupe(parsed: list[tuple[Candidate, Plugin]]) -> list[Plugin]:
-    """Keep the strongest copy of each name and record the others as shadowed."""
-    ordered = sorted(enumerate(parsed), key=lambda item: (item[1][0].rank, item[0]))
-    winners: dict[str, Plugin] = {}
-    for _, (candidate, plugin) in ordered:
-        winner = winners.get(plugin.name)
-        if winner is None:
-            winners[plugin.name] = plugin
+    """Keep the strongest copy of each name and record the others as shadowed; winners keep discovery order."""
+    ordered = sorted(range(len(parsed)), key=lambda index: (parsed[index][0].rank, index))
+    winners: dict[str, tuple[int, Plugin]] = {}
+    for index in ordered:
+        candidate, plugin = parsed[index]
+        won = winners.get(plugin.name)
+        if won is None:
+            winners[plugin.name] = (index, plugin)
         else:
-            winners[plugin.name] = replace(winner, shadowed=(*winner.shadowed, candidate.path))
-    position = {plugin.path: index for index, (_, plugin) in enumerate(parsed)}
-    return sorted(winners.values(), key=lambda plugin: position[plugin.path])
+            winners[plugin.name] = (won[0], won[1]._replace(shadowed=(*won[1].shadowed, candidate.path)))
+    return [plugin for _, plugin in sorted(winners.values(), key=lambda won: won[0])]

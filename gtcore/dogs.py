@@ -13,31 +13,13 @@ import itertools
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from gtcore.events import DogChanged, Event, EventBus, RunClaimed
 from gtcore.ledger import ANY_LAST_RUN
+from gtcore.model import Dog, dog_names
 from gtcore.plugins import Plugin
 from gtcore.runner import Runner, RunOutcome
-
-DOG_NAMES = ("rex", "fido", "bolt", "luna", "scout", "ziggy", "pepper", "ruby", "nova", "biscuit", "ace", "maple")
-
-
-def dog_names(count: int) -> list[str]:
-    """Names for ``count`` dogs: the kennel's names first, then ``dog-N``."""
-    return [DOG_NAMES[i] if i < len(DOG_NAMES) else f"dog-{i + 1}" for i in range(count)]
-
-
-@dataclass(frozen=True)
-class Dog:
-    """A dog as the dogs pane shows it."""
-
-    name: str
-    state: str = "idle"
-    plugin: str | None = None
-    run_id: str | None = None
-    started_at: float | None = None
-    timeout_s: float | None = None
 
 
 @dataclass(order=True)
@@ -62,7 +44,7 @@ class DogPool:
         self._wanted: set[str] = set()
         self._dogs = {name: Dog(name) for name in dog_names(size)}
         self._closing = False
-        bus.subscribe(self._on_event)
+        bus.subscribe(self._on_event, RunClaimed)
         self._threads = [threading.Thread(target=self._work, args=(name,), name=f"dog-{name}", daemon=True) for name in self._dogs]
         for thread in self._threads:
             thread.start()
@@ -145,4 +127,4 @@ class DogPool:
             with self._cond:
                 dog = self._dogs.get(event.dog)
                 if dog is not None and dog.plugin == event.plugin:
-                    self._dogs[event.dog] = replace(dog, run_id=event.run_id, started_at=event.at)
+                    self._dogs[event.dog] = dog._replace(run_id=event.run_id, started_at=event.at)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _UNITS = {
     "ns": 1e-9,
@@ -26,8 +26,7 @@ MAX_SECONDS = 10 * 365 * 86400.0  # ten years: past that a duration is a typo, a
 _MAX_TEXT = 64  # no sane duration is longer; a 400-digit number must not reach float()
 
 
-@dataclass(frozen=True)
-class Duration:
+class Duration(NamedTuple):
     """A parsed duration that remembers how the author wrote it."""
 
     text: str

@@ -10,23 +10,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gtcore import processes
-from gtcore.discovery import PluginSet, discover
-from gtcore.dogs import Dog, DogPool, dog_names
 from gtcore.errors import GtError, NotFound, SettingsError
-from gtcore.escalation import Escalations
 from gtcore.events import Event, EventBus, RunFinished
 from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
-from gtcore.model import Problem, Report
-from gtcore.patrol import Patrol, PatrolReport
+from gtcore.model import Dog, Problem, Report, dog_names
+from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
-from gtcore.runner import Runner, RunOutcome, log_tail
 from gtcore.settings import Settings, load_settings
 from gtcore.town import Town
+
+if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
+    from concurrent.futures import Future
+
+    from gtcore.discovery import PluginSet
+    from gtcore.dogs import DogPool
+    from gtcore.escalation import Escalations
+    from gtcore.patrol import Patrol, PatrolReport
+    from gtcore.runner import Runner, RunOutcome
 
 
 class Engine:
@@ -42,14 +46,12 @@ class Engine:
         self.ledger = Ledger(town.ledger_path, readonly=readonly)
         self.adopt_orphans = adopt_orphans
         self.settings_problem: Problem | None = None
+        self.plugin_bin = plugin_bin
         self.bus = EventBus()
-        self.runner = Runner(town, self.ledger, self.settings, self.bus, plugin_bin)
-        self.patrol = Patrol(self)
-        self.escalations = Escalations(town, self.ledger, delivery_timeout=self.settings.delivery_timeout.seconds)
         self._plugin_set: PluginSet | None = None
         self._pool: DogPool | None = None
         self._pool_lock = threading.Lock()
-        self.bus.subscribe(self._on_event)
+        self.bus.subscribe(self._on_event, RunFinished)
 
     @classmethod
     def tolerant(cls, town: Town, **options: Any) -> Engine:
@@ -65,11 +67,37 @@ class Engine:
             engine.settings_problem = exc.problem()
             return engine
 
+    @cached_property
+    def runner(self) -> Runner:
+        from gtcore.runner import Runner
+
+        return Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin)
+
+    @cached_property
+    def patrol(self) -> Patrol:
+        from gtcore.patrol import Patrol
+
+        return Patrol(self)
+
+    @cached_property
+    def escalations(self) -> Escalations:
+        from gtcore.escalation import Escalations
+
+        return Escalations(self.town, self.ledger, delivery_timeout=self.settings.delivery_timeout.seconds)
+
+    @cached_property
+    def plugin_cache(self) -> PluginCache:
+        """Parsed plugin files and cron slots, kept in ``.gtui`` between processes (never written by a read-only engine)."""
+        return PluginCache(self.town.state_dir / "plugins.cache", writable=not self.ledger.readonly)
+
     @property
     def pool(self) -> DogPool:
         """The dogs, started on first use."""
         with self._pool_lock:
             if self._pool is None:
+                from gtcore import processes
+                from gtcore.dogs import DogPool
+
                 if self.adopt_orphans:
                     processes.become_subreaper()
                 self._pool = DogPool(self.runner, self.settings.dogs, self.bus)
@@ -82,6 +110,18 @@ class Engine:
                 return [Dog(name) for name in dog_names(self.settings.dogs)]
             return self._pool.dogs()
 
+    def owns_run(self, run_id: int) -> bool:
+        """Whether this process executes ``run_id`` (or still has to record it)."""
+        return "runner" in self.__dict__ and self.runner.owns(run_id)
+
+    def has_pending_results(self) -> bool:
+        return "runner" in self.__dict__ and self.runner.has_pending()
+
+    def flush_pending_results(self) -> None:
+        """Write results the ledger refused earlier (a full disk): before a patrol looks at runs in flight."""
+        if "runner" in self.__dict__:
+            self.runner.flush_pending()
+
     def runs_in_flight(self) -> bool:
         with self._pool_lock:
             return self._pool is not None and self._pool.busy()
@@ -89,8 +129,10 @@ class Engine:
     def reload_settings(self) -> Settings:
         """Re-read gtui.toml; what can change live does (agent, grace, retention, interval)."""
         self.settings = load_settings(self.town.settings_dir)
-        self.runner.settings = self.settings
-        self.escalations.delivery_timeout = self.settings.delivery_timeout.seconds
+        if "runner" in self.__dict__:
+            self.runner.settings = self.settings
+        if "escalations" in self.__dict__:
+            self.escalations.delivery_timeout = self.settings.delivery_timeout.seconds
         return self.settings
 
     def close(self, *, stop_runs: str | None = None) -> None:
@@ -107,13 +149,17 @@ class Engine:
             if stop_runs and pool.busy():
                 self.runner.stop_all(stop_runs)
                 pool.wait_idle(self.settings.kill_grace.seconds + 5.0)
-        self.escalations.settle()
+        if "escalations" in self.__dict__:
+            self.escalations.settle()
 
     # -- plugins ----------------------------------------------------------------------
 
     def plugins(self) -> PluginSet:
-        """Scan the town now (and remember the answer for run bookkeeping)."""
-        self._plugin_set = discover(self.town)
+        """Scan the town now (and remember the answer for run bookkeeping); unchanged files come from the cache."""
+        from gtcore.discovery import discover
+
+        self._plugin_set = discover(self.town, self.plugin_cache)
+        self.plugin_cache.save()
         return self._plugin_set
 
     def _on_event(self, event: Event) -> None:
@@ -125,6 +171,8 @@ class Engine:
         plugin = (self._plugin_set or self.plugins()).get(event.plugin)
         if plugin is None:
             return
+        from gtcore.runner import log_tail
+
         run = event.run or self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
         tail = log_tail(run.data.get("log")) if run.result in ("failure", "timeout") else ""
         self.escalations.plugin_run_finished(

@@ -17,19 +17,20 @@ Life of an escalation (a bead of kind ``escalation``):
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as wait_all
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gtcore.clock import iso
-from gtcore.delivery import DELIVERY_TIMEOUT, DeliveryContext, DeliveryError, Message, channel_for, one_line
 from gtcore.errors import GtError, SettingsError, brief
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
 from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
 from gtcore.model import Problem
 from gtcore.plugins import SEVERITIES
 from gtcore.town import Town
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gtcore.delivery import DeliveryContext
 
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
@@ -39,8 +40,7 @@ DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
 ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
 
 
-@dataclass(frozen=True)
-class Escalation:
+class Escalation(NamedTuple):
     """An escalation as read from its bead."""
 
     bead: Bead
@@ -138,6 +138,11 @@ class Escalation:
         }
 
 
+def one_line(text: str) -> str:
+    """Collapse any line breaks: a subject can never inject a header or a second line."""
+    return " ".join(text.split())
+
+
 def _history(data: dict[str, Any], now: float, event: str, detail: str = "") -> None:
     data.setdefault("history", []).append({"at": now, "event": event, "detail": detail})
 
@@ -171,7 +176,7 @@ def _add_pending(pending: list[dict[str, Any]], channel: str, severity: str, now
 class Escalations:
     """The escalation service of one town."""
 
-    def __init__(self, town: Town, ledger: Ledger, *, delivery_timeout: float = DELIVERY_TIMEOUT) -> None:
+    def __init__(self, town: Town, ledger: Ledger, *, delivery_timeout: float = 10.0) -> None:
         self.town = town
         self.ledger = ledger
         self.delivery_timeout = delivery_timeout
@@ -265,13 +270,18 @@ class Escalations:
         claimed = self.ledger.write(lambda conn: self._lease_due(conn, now, settings, only))
         if not claimed:
             return 0
+        from gtcore.delivery import DeliveryContext  # only when something is to be sent
         context = DeliveryContext(self.ledger, self.town.root / "logs" / "escalations.log", settings.contacts, self.delivery_timeout)
+        from concurrent.futures import wait as wait_all
+
         futures = [self._deliveries().submit(self._deliver_one, escalation_id, item, context, now) for escalation_id, item in claimed]
         if wait:
             wait_all(futures, timeout=self.delivery_timeout + DELIVERY_GRACE)
         return len(futures)
 
     def _deliveries(self) -> ThreadPoolExecutor:
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL_DELIVERIES, thread_name_prefix="delivery")
@@ -288,6 +298,8 @@ class Escalations:
 
     def _deliver_one(self, escalation_id: int, item: dict[str, Any], context: DeliveryContext, now: float) -> None:
         """Send one leased delivery and record its outcome; any failure costs this delivery (retried), nothing else."""
+        from gtcore.delivery import DeliveryError, Message, channel_for
+
         error = None
         try:
             bead = self.ledger.get(escalation_id, "escalation")

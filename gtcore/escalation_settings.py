@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from gtcore.delivery import Contacts, valid_action
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
 from gtcore.model import Problem
@@ -50,19 +49,40 @@ NEEDS = {
 }
 
 
-@dataclass(frozen=True)
-class EscalationSettings:
+class Contacts(NamedTuple):
+    """Where people are reached; secrets may come from the environment."""
+
+    human_email: str = ""
+    human_sms: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_from: str = "gtui@localhost"
+    smtp_user: str = ""
+    smtp_pass: str = ""
+    smtp_starttls: bool = False
+    sms_webhook: str = ""
+    slack_webhook: str = ""
+
+
+ACTIONS = ("bead", "email:human", "sms:human", "slack", "log")
+
+
+def valid_action(action: str) -> bool:
+    return action in ACTIONS or (action.startswith("mail:") and len(action) > len("mail:"))
+
+
+class EscalationSettings(NamedTuple):
     """What the file says: routes, contacts, staleness, and what of it cannot be used.
 
     ``skipped`` maps an action of a route to why it cannot be delivered (a
     missing contact, an unknown action); ``problems`` say the same for people.
     """
 
-    routes: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ROUTES))
-    contacts: Contacts = field(default_factory=Contacts)
+    routes: Mapping[str, tuple[str, ...]] = MappingProxyType(DEFAULT_ROUTES)
+    contacts: Contacts = Contacts()
     stale_threshold: Duration = DEFAULT_STALE_THRESHOLD
     max_reescalations: int = 2
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: Mapping[str, str] = MappingProxyType({})
     problems: tuple[Problem, ...] = ()
 
 

@@ -12,17 +12,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Event:
-    """Base of every engine event."""
-
-
-@dataclass(frozen=True)
-class RunClaimed(Event):
+class RunClaimed(NamedTuple):
     run_id: str
     plugin: str
     rig: str
@@ -30,8 +23,7 @@ class RunClaimed(Event):
     at: float
 
 
-@dataclass(frozen=True)
-class RunStarted(Event):
+class RunStarted(NamedTuple):
     run_id: str
     plugin: str
     dog: str
@@ -40,15 +32,13 @@ class RunStarted(Event):
     at: float
 
 
-@dataclass(frozen=True)
-class OutputLine(Event):
+class OutputLine(NamedTuple):
     run_id: str
     plugin: str
     line: str
 
 
-@dataclass(frozen=True)
-class RunFinished(Event):
+class RunFinished(NamedTuple):
     run_id: str
     plugin: str
     rig: str
@@ -61,26 +51,22 @@ class RunFinished(Event):
     run: Any = None  # the closed wisp (a gtcore.ledger.Bead), so listeners need not read it back
 
 
-@dataclass(frozen=True)
-class GateChanged(Event):
+class GateChanged(NamedTuple):
     plugin: str
     open: bool
     reason: str
     next_open_at: float | None
 
 
-@dataclass(frozen=True)
-class PluginSetChanged(Event):
+class PluginSetChanged(NamedTuple):
     plugins: Any
 
 
-@dataclass(frozen=True)
-class PatrolFinished(Event):
+class PatrolFinished(NamedTuple):
     report: Any
 
 
-@dataclass(frozen=True)
-class DogChanged(Event):
+class DogChanged(NamedTuple):
     """A dog went idle or started working (the dogs pane listens to this)."""
 
     dog: str
@@ -89,32 +75,45 @@ class DogChanged(Event):
     run_id: str | None
 
 
+Event = RunClaimed | RunStarted | OutputLine | RunFinished | GateChanged | PluginSetChanged | PatrolFinished | DogChanged
+"""Every engine event: plain immutable records, built cheaply (a patrol can make a thousand)."""
 Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    """Thread-safe publish/subscribe with no UI dependency."""
+    """Thread-safe publish/subscribe with no UI dependency.
+
+    A subscriber may name the kinds of event it wants; one that names none
+    gets every event.  :meth:`wants` lets a publisher skip building events
+    nobody listens to (a ``--once`` has no use for a thousand gate changes).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: list[tuple[Subscriber, tuple[type, ...]]] = []
         self._complained: set[int] = set()
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; returns a function that removes it again."""
+    def subscribe(self, subscriber: Subscriber, *kinds: type) -> Callable[[], None]:
+        """Add a subscriber (for ``kinds`` of event, or all); returns a function that removes it again."""
+        entry = (subscriber, kinds)
         with self._lock:
-            self._subscribers.append(subscriber)
+            self._subscribers.append(entry)
 
         def unsubscribe() -> None:
             with self._lock:
-                if subscriber in self._subscribers:
-                    self._subscribers.remove(subscriber)
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
 
         return unsubscribe
 
+    def wants(self, kind: type) -> bool:
+        """Whether anyone listens to events of ``kind``."""
+        with self._lock:
+            return any(not kinds or issubclass(kind, kinds) for _, kinds in self._subscribers)
+
     def publish(self, event: Event) -> None:
         with self._lock:
-            subscribers = list(self._subscribers)
+            subscribers = [subscriber for subscriber, kinds in self._subscribers if not kinds or isinstance(event, kinds)]
         for subscriber in subscribers:
             try:
                 subscriber(event)

@@ -9,20 +9,22 @@ outside world, ``condition``, takes the outcome of its check as an input
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
 from datetime import datetime, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo
-
-from croniter import CroniterBadDateError, croniter
+from typing import NamedTuple
 
 from gtcore.clock import age, iso, local_zone
 from gtcore.durations import format_duration
 from gtcore.plugins import Plugin
 
+SLOTS: dict[tuple[str, str, float], tuple[float, str]] = {}
+"""Cron slots already found, by (schedule, zone, base): the answer and how it reads.  Filled by :func:`cron`, kept across
+processes in the plugin cache (:mod:`gtcore.plugin_cache`), so an idle patrol neither loads croniter nor searches again."""
+MAX_SLOTS = 50_000
 
-@dataclass(frozen=True)
-class GateFacts:
+
+class GateFacts(NamedTuple):
     """What the ledger says about one plugin, as the gates need it."""
 
     last_started_at: float | None = None
@@ -30,8 +32,7 @@ class GateFacts:
     paused: str | None = None
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """The outcome of a condition gate's ``check`` command."""
 
     exit_code: int | None
@@ -40,8 +41,7 @@ class CheckResult:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class GateDecision:
+class GateDecision(NamedTuple):
     """Open or closed, why (for people) and, when known, when it may open.
 
     ``since`` is when the gate opened: the dispatch queue serves the
@@ -102,13 +102,19 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
     """
     schedule = plugin.gate.schedule
     assert schedule is not None
-    zone = _zone(plugin.gate.timezone)
     base = facts.last_started_at if facts.last_started_at is not None else plugin.mtime
-    try:
-        slot = next_slot(schedule, zone, base)
-    except (CroniterBadDateError, ValueError, OverflowError, OSError):
-        return GateDecision(False, f"gate error: schedule '{schedule}' has no slot after {iso(base)}", error=True)
-    shown = datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z")
+    key = (schedule, plugin.gate.timezone or f"local:{os.environ.get('TZ', '')}", base)
+    known = SLOTS.get(key)
+    if known is None:
+        try:
+            zone = _zone(plugin.gate.timezone)
+            slot = next_slot(schedule, zone, base)
+        except (ValueError, OverflowError, OSError, ArithmeticError, LookupError):  # croniter's BadDateError is a ValueError
+            return GateDecision(False, f"gate error: schedule '{schedule}' has no slot after {iso(base)}", error=True)
+        known = SLOTS[key] = (slot, datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z"))
+        if len(SLOTS) > MAX_SLOTS:
+            SLOTS.clear()
+    slot, shown = known
     if slot <= now:
         return GateDecision(True, f"slot {shown} is due", since=slot)
     return GateDecision(False, f"next slot {shown}", next_open_at=slot)
@@ -139,7 +145,11 @@ def event(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float
 
 
 def _zone(name: str | None) -> tzinfo:
-    return ZoneInfo(name) if name else local_zone()
+    if not name:
+        return local_zone()
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 @lru_cache(maxsize=8192)
@@ -150,6 +160,8 @@ def next_slot(schedule: str, zone: tzinfo, base: float) -> float:
     time twice; like cron, it runs at the first one only.  Cached: the answer
     only changes when the plugin runs.
     """
+    from croniter import croniter  # only when a slot is not known yet: an idle patrol never loads it
+
     fixed_hour = not schedule.startswith("@") and not schedule.split()[1].startswith("*")
     it = croniter(schedule, datetime.fromtimestamp(base, zone))
     while True:

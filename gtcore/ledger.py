@@ -28,9 +28,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound
@@ -140,9 +139,8 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class Bead:
-    """One ledger record as read back."""
+class Bead(NamedTuple):
+    """One ledger record as read back (immutable; ``data`` is its own copy, never shared with the ledger)."""
 
     id: int
     kind: str
@@ -155,7 +153,7 @@ class Bead:
     plugin: str | None
     rig: str | None
     result: str | None
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any]
     labels: tuple[str, ...] = ()
 
     @property
@@ -164,8 +162,7 @@ class Bead:
         return format_ref(self.kind, self.id)
 
 
-@dataclass(frozen=True)
-class PluginStats:
+class PluginStats(NamedTuple):
     """What the ledger knows about one plugin's runs (one row of the summary)."""
 
     plugin: str
@@ -179,6 +176,18 @@ class PluginStats:
     @property
     def failure_rate(self) -> float:
         return self.failure_count / self.run_count if self.run_count else 0.0
+
+
+class LedgerFacts:
+    """What the gates need from the ledger (see :meth:`Ledger.gate_facts`)."""
+
+    __slots__ = ("events", "paused", "running", "summary")
+
+    def __init__(self) -> None:
+        self.summary: dict[str, PluginStats] = {}
+        self.running: dict[str, Bead] = {}  # plugin -> its run in flight (data and ids, no labels)
+        self.paused: dict[str, str] = {}  # plugin -> the operator's reason
+        self.events: dict[str, float] = {}  # town event -> when it last came
 
 
 class RunInFlight(GtError):
@@ -702,6 +711,31 @@ class Ledger:
             " GROUP BY plugin)"
         )
         return {plugin: body for plugin, title, body in rows if title == "plugin.paused"}
+
+    def gate_facts(self) -> LedgerFacts:
+        """Everything a patrol decides from, in ONE query: the per-plugin summary, the runs in flight (with what a
+        reconcile needs of them), operator pauses and the last time each town event came."""
+        facts = LedgerFacts()
+        rows = self.read(
+            "SELECT 's', plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary FROM plugin_stats"
+            " UNION ALL SELECT 'r', plugin, id, created_at, rig, NULL, data, NULL FROM beads WHERE kind = 'wisp' AND status = 'running'"
+            " UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ("
+            "   SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('plugin.paused', 'plugin.resumed') GROUP BY plugin)"
+            " UNION ALL SELECT 'e', title, max(created_at), NULL, NULL, NULL, NULL, NULL FROM beads"
+            "   WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
+        for tag, name, *rest in rows:
+            if tag == "s":
+                facts.summary[name] = PluginStats(name, *rest)
+            elif tag == "r":
+                run_id, created, rig, _, data, _ = rest
+                facts.running[name] = Bead(run_id, "wisp", f"run {name}", "running", "", created, created, None, name, rig, "running",
+                                           json.loads(data))
+            elif tag == "p":
+                if rest[0] == "plugin.paused":
+                    facts.paused[name] = rest[1]
+            else:
+                facts.events[name] = rest[0]
+        return facts
 
     def plugin_summary(self) -> dict[str, PluginStats]:
         """The summary of every plugin, in ONE query (see module docstring)."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """Something wrong or suspicious in a settings file, said where the Deacon and the operator look.
 
     ``level`` is ``error`` when the file (or part of it) is not used as
@@ -48,8 +46,7 @@ FAILED = frozenset({Result.FAILURE, Result.TIMEOUT})
 REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.WARNING, Result.CHECK_ONLY})
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X`` or ``gtui report``)."""
 
     result: str
@@ -73,3 +70,22 @@ def settle(exit_result: str, report: dict[str, Any] | None) -> tuple[str, str | 
     if reported in REPORTABLE:
         return reported, None
     return exit_result, f"reported result {reported!r} is not one gtui knows ({', '.join(sorted(REPORTABLE))}): recorded as success"
+
+
+DOG_NAMES = ("rex", "fido", "bolt", "luna", "scout", "ziggy", "pepper", "ruby", "nova", "biscuit", "ace", "maple")
+
+
+def dog_names(count: int) -> list[str]:
+    """Names for ``count`` dogs: the kennel's names first, then ``dog-N``."""
+    return [DOG_NAMES[i] if i < len(DOG_NAMES) else f"dog-{i + 1}" for i in range(count)]
+
+
+class Dog(NamedTuple):
+    """A dog as the dogs pane shows it."""
+
+    name: str
+    state: str = "idle"
+    plugin: str | None = None
+    run_id: str | None = None
+    started_at: float | None = None
+    timeout_s: float | None = None

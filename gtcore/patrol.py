@@ -10,42 +10,42 @@ from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import Future
-from concurrent.futures import wait as wait_all
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gtcore import processes, town_events
 from gtcore.clock import iso
-from gtcore.conditions import run_checks
-from gtcore.digest import make_digest, prune, undigested_days
 from gtcore.discovery import PluginSet
 from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
-from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
+from gtcore.ledger import Bead, Ledger, LedgerFacts, PluginStats
 from gtcore.model import Problem
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.report import run_json
-from gtcore.runner import Runner, RunOutcome
 from gtcore.settings import SettingsError
 
 UPKEEP_INTERVAL = 3600.0
 
+UPKEEP_EVENT = "gtui.upkeep"  # a town event: when any gtui on the town last digested and pruned
+
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from gtcore.engine import Engine
+    from gtcore.runner import RunOutcome
 
 
-@dataclass
 class PluginReport:
     """One plugin's part in a patrol."""
 
-    plugin: Plugin
-    decision: GateDecision
-    dispatched: bool = False
-    future: Future[RunOutcome] | None = None
-    run: Bead | None = None
-    note: str | None = None
+    __slots__ = ("decision", "dispatched", "future", "note", "plugin", "run")
+
+    def __init__(self, plugin: Plugin, decision: GateDecision) -> None:
+        self.plugin, self.decision = plugin, decision
+        self.dispatched = False
+        self.future: Future[RunOutcome] | None = None
+        self.run: Bead | None = None
+        self.note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,23 +67,22 @@ def _run_summary(run: Bead) -> dict[str, Any]:
     return {key: full[key] for key in ("id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result")}
 
 
-@dataclass
 class PatrolReport:
     """What one patrol saw and did; ``gtui --once --json`` prints :meth:`to_json`."""
 
-    town: str
-    started_at: float
-    finished_at: float | None = None
-    plugins: list[PluginReport] = field(default_factory=list)
-    invalid: list[InvalidPlugin] = field(default_factory=list)
-    abandoned: list[str] = field(default_factory=list)
-    reescalated: list[str] = field(default_factory=list)
-    digests: list[str] = field(default_factory=list)
-    pruned: int = 0
-    warnings: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    undeliverable: bool = False  # escalations cannot be delivered (broken settings or failing channels)
-    deliveries_held: bool = False  # the escalation settings cannot be read: every delivery waits for them
+    def __init__(self, town: str, started_at: float) -> None:
+        self.town, self.started_at = town, started_at
+        self.finished_at: float | None = None
+        self.plugins: list[PluginReport] = []
+        self.invalid: list[InvalidPlugin] = []
+        self.abandoned: list[str] = []
+        self.reescalated: list[str] = []
+        self.digests: list[str] = []
+        self.pruned = 0
+        self.warnings: list[str] = []
+        self.problems: list[Problem] = []
+        self.undeliverable = False  # escalations cannot be delivered (broken settings or failing channels)
+        self.deliveries_held = False  # the escalation settings cannot be read: every delivery waits for them
 
     @property
     def failed(self) -> bool:
@@ -102,11 +101,9 @@ class PatrolReport:
 
 
 def gate_facts(ledger: Ledger) -> tuple[dict[str, PluginStats], dict[str, str], dict[str, str], dict[str, float]]:
-    """Everything the gates need from the ledger, in four cheap queries."""
-    summary = ledger.plugin_summary()
-    running = {row[0]: format_ref("wisp", row[1]) for row in ledger.read(
-        "SELECT plugin, id FROM beads WHERE kind = 'wisp' AND status = 'running'")}
-    return summary, running, ledger.paused(), ledger.last_events()
+    """Everything the gates need from the ledger (one query): summary, running run ids, pauses, town events."""
+    facts = ledger.gate_facts()
+    return facts.summary, {plugin: run.ref for plugin, run in facts.running.items()}, facts.paused, facts.events
 
 
 def decide_all(
@@ -149,12 +146,18 @@ def gate_state(decision: GateDecision) -> tuple[bool, str, float | None, float |
     return decision.open, _CLOCK_WORDS.sub("~", decision.reason), decision.next_open_at, decision.since
 
 
-def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
-    """Close runs whose owning process died as ``abandoned``; returns their ids."""
+def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bool], now: float) -> list[str]:
+    """Close runs whose owning process died as ``abandoned``; returns their ids.
+
+    ``owns`` says whether this process still executes (or has to record) a run:
+    those are never touched, whoever the ledger says owns them.
+    """
+    from gtcore import processes
+
     closed = []
-    for run in ledger.running_runs():
+    for run in running.values():
         owner = run.data.get("owner")
-        if not isinstance(owner, dict) or runner.owns(run.id):
+        if not isinstance(owner, dict) or owns(run.id):
             continue
         ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == processes.hostname()
         if ours or processes.owner_dead(owner):
@@ -168,6 +171,8 @@ def reconcile(ledger: Ledger, runner: Runner, now: float) -> list[str]:
 
 def _kill_leftovers(run: Bead) -> bool:
     """Every process of an abandoned run still alive on this host: all carry its token (older runs: its group)."""
+    from gtcore import processes
+
     token = run.data.get("token")
     if isinstance(token, str) and token:
         return processes.sweep(token, 0.0, everywhere=True) > 0
@@ -190,32 +195,35 @@ class Patrol:
         started = time.time() if now is None else now
         report = PatrolReport(str(engine.town.root), started)
         writes = not engine.ledger.readonly  # a read-only patrol evaluates and reports; it changes nothing
-        if writes:
-            engine.runner.flush_pending()
-            report.abandoned = reconcile(engine.ledger, engine.runner, started)
         plugin_set = engine.plugins()
         self._publish_plugin_set(plugin_set)
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
         report.problems += engine.settings.problems
         report.problems += filter(None, [engine.town.daemon_problem()])
-        self._read_town_events(plugin_set)
-        summary, running, paused, events = gate_facts(engine.ledger)
-        eligible = [p for p in plugin_set.plugins
-                    if p.gate.type == "condition" and p.runs_by_itself and p.name not in paused and p.name not in running]
-        checks = run_checks(eligible, engine.town.root)
-        self.checks = {**self.checks, **checks}
-        self.checked_at.update(dict.fromkeys(checks, started))
-        for plugin, decision in decide_all(plugin_set.plugins, summary, running, paused, events, started, checks):
+        if writes:
+            self._read_town_events(plugin_set)
+        facts = engine.ledger.gate_facts()
+        if writes and (facts.running or engine.has_pending_results()):
+            engine.flush_pending_results()
+            report.abandoned = reconcile(engine.ledger, facts.running, engine.owns_run, started)
+            if report.abandoned:
+                facts = engine.ledger.gate_facts()
+        running = {plugin: run.ref for plugin, run in facts.running.items()}
+        checks = self._check_conditions(plugin_set, facts, started)
+        announce = engine.bus.wants(GateChanged)
+        for plugin, decision in decide_all(plugin_set.plugins, facts.summary, running, facts.paused, facts.events, started, checks):
             report.plugins.append(PluginReport(plugin, decision))
-            self._publish_gate(plugin.name, decision)
+            if announce:
+                self._publish_gate(plugin.name, decision)
+        engine.plugin_cache.save()  # the cron slots the gates found, for the next process
         if not writes:
             for item in report.plugins:
                 item.note = "read-only: not dispatched" if item.decision.open else None
             report.finished_at = time.time()
             return report
-        self._dispatch(report, summary)
+        self._dispatch(report, facts.summary)
         self._escalation_upkeep(report, started)
-        self._ledger_upkeep(report, plugin_set, started)
+        self._ledger_upkeep(report, plugin_set, facts.events, started)
         if wait:
             self.collect(report)
             self._delivery_report(report, started)
@@ -223,10 +231,25 @@ class Patrol:
         engine.bus.publish(PatrolFinished(report))
         return report
 
+    def _check_conditions(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> dict[str, CheckResult]:
+        """Run the condition checks of the plugins that could open now, side by side (none: nothing is loaded)."""
+        eligible = [p for p in plugin_set.plugins
+                    if p.gate.type == "condition" and p.runs_by_itself and p.name not in facts.paused and p.name not in facts.running]
+        if not eligible:
+            return {}
+        from gtcore.conditions import run_checks
+
+        checks = run_checks(eligible, self.engine.town.root)
+        self.checks = {**self.checks, **checks}
+        self.checked_at.update(dict.fromkeys(checks, now))
+        return checks
+
     def _read_town_events(self, plugin_set: PluginSet) -> None:
         """Gas Town's event log opens event gates too; only the events some gate listens for are recorded."""
         wanted = {plugin.gate.on for plugin in plugin_set.plugins if plugin.gate.type == "event" and plugin.gate.on}
-        if wanted and not self.engine.ledger.readonly:
+        if wanted:
+            from gtcore import town_events
+
             town_events.ingest(self.engine.town, self.engine.ledger, wanted)
 
     def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
@@ -268,12 +291,20 @@ class Patrol:
             item.dispatched = item.future is not None
             item.note = None if item.dispatched else "already queued or running in this process"
 
-    def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, now: float) -> None:
-        """Digest past days of digest plugins and prune old runs of the others, at most hourly."""
-        if now - self._last_upkeep < UPKEEP_INTERVAL:
+    def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, events: dict[str, float], now: float) -> None:
+        """Digest past days of digest plugins and prune old runs of the others, at most hourly for the whole town.
+
+        When it last happened is a town event on the ledger, so a Deacon's
+        ``gtui --once`` each minute does the upkeep once an hour, not each time.
+        """
+        last = max(self._last_upkeep, events.get(UPKEEP_EVENT, float("-inf")))
+        if now - last < UPKEEP_INTERVAL:
             return
+        from gtcore.digest import make_digest, prune, undigested_days
+
         self._last_upkeep = now
         ledger = self.engine.ledger
+        ledger.emit_event(UPKEEP_EVENT, source="patrol", now=now)
         digested = [plugin.name for plugin in plugin_set.plugins if plugin.tracking.digest]
         for day in undigested_days(ledger, digested, now):
             report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])
@@ -289,7 +320,10 @@ class Patrol:
     def collect(report: PatrolReport) -> None:
         """Wait for the runs this patrol dispatched and fill in their results."""
         futures = [item.future for item in report.plugins if item.future is not None]
-        wait_all(futures)
+        if futures:
+            from concurrent.futures import wait as wait_all
+
+            wait_all(futures)
         for item in report.plugins:
             if item.future is None:
                 continue

@@ -1,29 +1,19 @@
-"""Plugins: parse and validate ``plugin.md`` into typed records.
+"""Plugins as records: what a valid ``plugin.md`` says, and what makes a file invalid.
 
 A plugin file is TOML frontmatter between ``+++`` lines followed by markdown
-instructions.  Parsing never raises: a file that cannot be used becomes an
-:class:`InvalidPlugin` carrying the path, the line when known and a one-line
-reason, so every listing can show it instead of silently skipping it.
+instructions; :mod:`gtcore.plugin_file` reads one into these records.  They
+are kept apart from the parser so that a patrol over unchanged files (whose
+records come from the plugin cache) never loads the TOML, frontmatter and
+cron parsers at all.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-import time
-import tomllib
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadDateError, croniter
-from frontmatter.default_handlers import BaseHandler
+from typing import Any, NamedTuple
 
 from gtcore.durations import Duration, parse_duration
-from gtcore.errors import brief
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -48,28 +38,7 @@ TRACKING_KEYS = {"labels", "digest"}
 EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity"}
 
 
-class TomlHandler(BaseHandler):
-    """python-frontmatter handler for ``+++`` TOML frontmatter, built on tomllib.
-
-    The boundary matches only the ``+++`` line itself (never the blank lines
-    after it), so line numbers inside the frontmatter equal file line numbers.
-    """
-
-    FM_BOUNDARY = re.compile(r"^\+{3}[ \t]*\r?$", re.MULTILINE)
-    START_DELIMITER = END_DELIMITER = "+++"
-
-    def load(self, fm: str) -> dict[str, Any]:
-        return tomllib.loads(fm)
-
-    def export(self, metadata: dict[str, object], **kwargs: object) -> str:
-        raise NotImplementedError("gtui never rewrites plugin files")
-
-
-_HANDLER = TomlHandler()
-
-
-@dataclass(frozen=True)
-class Gate:
+class Gate(NamedTuple):
     """When a plugin may run by itself (see ``gtcore.gates``)."""
 
     type: str
@@ -103,8 +72,7 @@ class Gate:
         return f"{self.type} {detail}".strip()
 
 
-@dataclass(frozen=True)
-class Tracking:
+class Tracking(NamedTuple):
     """Labels added to every run wisp, and whether runs are squashed into digests."""
 
     labels: tuple[str, ...] = ()
@@ -114,8 +82,7 @@ class Tracking:
         return {"labels": list(self.labels), "digest": self.digest}
 
 
-@dataclass(frozen=True)
-class Execution:
+class Execution(NamedTuple):
     """How a dog runs the plugin and what a failure means."""
 
     type: str = "script"
@@ -132,8 +99,7 @@ class Execution:
         }
 
 
-@dataclass(frozen=True)
-class Plugin:
+class Plugin(NamedTuple):
     """A valid plugin as found on disk.
 
     ``rig`` is ``"town"`` for town-level plugins; ``crew`` names the crew clone
@@ -146,7 +112,7 @@ class Plugin:
     rig: str
     gate: Gate
     execution: Execution
-    tracking: Tracking = field(default_factory=Tracking)
+    tracking: Tracking = Tracking()
     description: str = ""
     version: str | int | None = None
     enabled: bool = True
@@ -178,8 +144,7 @@ class Plugin:
         return self.path.parent / "run.sh"
 
 
-@dataclass(frozen=True)
-class InvalidPlugin:
+class InvalidPlugin(NamedTuple):
     """A plugin file that could not be used, and exactly why."""
 
     path: Path
@@ -194,345 +159,10 @@ class InvalidPlugin:
         return {"path": str(self.path), "line": self.line, "error": self.error, "rig": self.rig}
 
 
-class _Invalid(Exception):
-    """Raised inside validation; carries the reason and the line when known."""
-
-    def __init__(self, reason: str, line: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.line = line
 
 
 def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
-    """Read and validate one ``plugin.md``; never raises, whatever the file holds.
+    """Read and validate one ``plugin.md`` (:func:`gtcore.plugin_file.parse_plugin`); never raises."""
+    from gtcore.plugin_file import parse_plugin as parse
 
-    Whatever goes wrong is this plugin's problem alone: bad content is an
-    :class:`InvalidPlugin` with its reason, and so is a bug of gtui's own
-    parsing code (said as such), so one file can never stop a scan.
-    """
-    try:
-        raw, mtime = _read(path)
-        return _build(path, raw, rig, crew, mtime)
-    except _Invalid as bad:
-        return InvalidPlugin(path, bad.reason, bad.line, rig=rig)
-    except RecursionError:
-        return InvalidPlugin(path, f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)", rig=rig)
-    except Exception as exc:  # a bug in gtui, contained to this one plugin
-        return InvalidPlugin(path, f"gtui failed to parse this file (a bug in gtui, please report it): {type(exc).__name__}: {brief(exc)}",
-                             rig=rig)
-
-
-def _read(path: Path) -> tuple[bytes, float]:
-    """The file's bytes (at most the cap, which a larger file exceeds by one) and its mtime."""
-    try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _Invalid("is not a regular file")
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise _Invalid(f"cannot read file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise _Invalid(f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the size cap of a plugin.md")
-    return raw, info.st_mtime
-
-
-def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> Plugin:
-    text = _decode(raw)
-    frontmatter, body = _split(text)
-    data = _load_toml(frontmatter)
-    _check_depth(data)
-    lines = _KeyLines(frontmatter)
-    warnings = _unknown_key_warnings(data, lines)
-    name = _name(data, lines)
-    gate = _gate(data, lines, warnings)
-    tracking = _tracking(data, lines)
-    has_run_script = (path.parent / "run.sh").is_file()
-    execution = _execution(data, lines, has_run_script)
-    instructions = body.strip()
-    if execution.type == "agent" and not instructions:
-        raise _Invalid("agent plugin has no instructions after the frontmatter (and no run.sh)")
-    return Plugin(
-        name=name,
-        path=path,
-        rig=rig,
-        crew=crew,
-        gate=gate,
-        execution=execution,
-        tracking=tracking,
-        description=_typed(data, "description", str, lines, default=""),
-        version=_version(data, lines),
-        enabled=_typed(data, "enabled", bool, lines, default=True),
-        instructions=instructions,
-        has_run_script=has_run_script,
-        mtime=mtime,
-        warnings=tuple(warnings),
-    )
-
-
-def _decode(raw: bytes) -> str:
-    if not raw.strip():
-        raise _Invalid("file is empty (expected TOML frontmatter between +++ lines)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise _Invalid(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})", line) from None
-    return text.removeprefix("\ufeff")
-
-
-def _split(text: str) -> tuple[str, str]:
-    first = text.split("\n", 1)[0].strip()
-    if first == "---":
-        raise _Invalid("YAML frontmatter (---) is not supported; use TOML between +++ lines", 1)
-    if not _HANDLER.detect(text):
-        raise _Invalid("no frontmatter: the file must start with a +++ line", 1)
-    try:
-        return _HANDLER.split(text)
-    except ValueError:
-        raise _Invalid("frontmatter opened with +++ on line 1 is never closed by a +++ line", 1) from None
-
-
-def _load_toml(frontmatter: str) -> dict[str, Any]:
-    try:
-        return _HANDLER.load(frontmatter)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        match = re.search(r"\(at line (\d+), column \d+\)", message)
-        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
-        line = int(match.group(1)) if match else None
-        raise _Invalid(f"invalid TOML: {reason}", line) from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise _Invalid(f"invalid TOML: a value is too large to read ({brief(exc, 80)})") from None
-
-
-def _check_depth(data: dict[str, Any]) -> None:
-    """Refuse absurd nesting up front: no field of the format nests, and deep values break whoever walks them."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _Invalid(f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)")
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
-
-
-class _KeyLines:
-    """Finds the file line of ``key`` inside ``[section]`` for error messages."""
-
-    _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
-    _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*=")
-
-    def __init__(self, frontmatter: str) -> None:
-        self._frontmatter = frontmatter
-        self._index: dict[tuple[str, str], int] | None = None
-
-    @property
-    def _where(self) -> dict[tuple[str, str], int]:
-        """Built on first use: valid plugins never need a line number, and discovery is hot."""
-        if self._index is None:
-            self._index = self._build(self._frontmatter)
-        return self._index
-
-    @classmethod
-    def _build(cls, frontmatter: str) -> dict[tuple[str, str], int]:
-        where: dict[tuple[str, str], int] = {}
-        section = ""
-        for number, text in enumerate(frontmatter.split("\n"), start=1):
-            header = cls._HEADER.match(text)
-            if header:
-                section = header.group(1)
-                where.setdefault((section, ""), number)
-                continue
-            key = cls._KEY.match(text)
-            if key:
-                where.setdefault((section, key.group(1).strip('"')), number)
-        return where
-
-    def of(self, key: str, section: str = "") -> int | None:
-        """The key's line, else its section header; a top-level key may itself be a ``[table]``."""
-        found = self._where.get((section, key)) or self._where.get((section, ""))
-        if found is None and not section:
-            found = self._where.get((key, ""))
-        return found
-
-    def note(self, key: str, section: str = "") -> str:
-        """`` (line N)`` for warnings, or nothing when the line is unknown (never "line None")."""
-        line = self.of(key, section)
-        return f" (line {line})" if line else ""
-
-
-def _unknown_key_warnings(data: dict[str, Any], lines: _KeyLines) -> list[str]:
-    warnings = [f"unknown key {brief(key)}{lines.note(key)}" for key in data if key not in TOP_KEYS]
-    for section, known in (("gate", GATE_KEYS), ("tracking", TRACKING_KEYS), ("execution", EXECUTION_KEYS)):
-        table = data.get(section)
-        if isinstance(table, dict):
-            warnings += [
-                f"unknown key {brief(key)} in [{section}]{lines.note(key, section)}"
-                for key in table
-                if key not in known
-            ]
-    return warnings
-
-
-_TYPE_NAMES = {str: "a string", bool: "true or false", dict: "a table", list: "a list"}
-
-
-def _typed(table: dict[str, Any], key: str, kind: type, lines: _KeyLines, section: str = "", default: Any = None) -> Any:
-    """Fetch ``key`` and insist on its TOML type (bool is not an int here)."""
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        where = f"{section}.{key}" if section else key
-        raise _Invalid(f"{where} must be {_TYPE_NAMES[kind]}, not {brief(value)}", lines.of(key, section))
-    return value
-
-
-def _name(data: dict[str, Any], lines: _KeyLines) -> str:
-    if "name" not in data:
-        raise _Invalid("missing required field 'name'")
-    name = _typed(data, "name", str, lines)
-    if not NAME_PATTERN.match(name):
-        raise _Invalid(
-            f"name {brief(name)} is invalid: use lowercase letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit",
-            lines.of("name"),
-        )
-    return name
-
-
-def _version(data: dict[str, Any], lines: _KeyLines) -> str | int | None:
-    value = data.get("version")
-    if value is None or (isinstance(value, (str, int)) and not isinstance(value, bool)):
-        return value
-    raise _Invalid(f"version must be a string or an integer, not {brief(value)}", lines.of("version"))
-
-
-def _section(data: dict[str, Any], name: str, lines: _KeyLines) -> dict[str, Any]:
-    return _typed(data, name, dict, lines, default={})
-
-
-def _duration(table: dict[str, Any], key: str, section: str, lines: _KeyLines, default: Duration | None = None) -> Duration | None:
-    if key not in table:
-        return default
-    try:
-        value = parse_duration(table[key])
-    except ValueError as exc:
-        raise _Invalid(f"{section}.{key} {exc}", lines.of(key, section)) from None
-    if value.seconds <= 0:
-        raise _Invalid(f"{section}.{key} must be longer than zero", lines.of(key, section))
-    return value
-
-
-def _gate(data: dict[str, Any], lines: _KeyLines, warnings: list[str]) -> Gate:
-    if "gate" not in data:
-        return Gate("manual")  # as in Gas Town: a plugin without a gate runs only when asked
-    table = _section(data, "gate", lines)
-    kind = _typed(table, "type", str, lines, "gate")
-    if kind is None:
-        raise _Invalid("gate.type is missing (cooldown, cron, condition, event or manual)", lines.of("", "gate"))
-    if kind not in GATE_TYPES:
-        raise _Invalid(f"gate.type {brief(kind)} is not one of {', '.join(GATE_TYPES)}", lines.of("type", "gate"))
-    required = {"cooldown": "duration", "cron": "schedule", "condition": "check", "event": "on"}.get(kind)
-    if required and required not in table:
-        raise _Invalid(f"a {kind} gate needs gate.{required}", lines.of("type", "gate"))
-    warnings += [
-        f"gate.{key} is ignored by a {kind} gate{lines.note(key, 'gate')}"
-        for key in table
-        if key in GATE_KEYS - {"type", "disabled"} - GATE_FIELDS_BY_TYPE[kind]
-    ]
-    return Gate(
-        type=kind,
-        disabled=_typed(table, "disabled", bool, lines, "gate", default=False),
-        duration=_duration(table, "duration", "gate", lines) if kind == "cooldown" else None,
-        schedule=_schedule(table, lines) if kind == "cron" else None,
-        timezone=_timezone(table, lines) if kind == "cron" else None,
-        check=_nonempty(table, "check", lines) if kind == "condition" else None,
-        check_timeout=_check_timeout(table, lines) if kind == "condition" else DEFAULT_CHECK_TIMEOUT,
-        on=_event_name(table, lines) if kind == "event" else None,
-    )
-
-
-def _check_timeout(table: dict[str, Any], lines: _KeyLines) -> Duration:
-    """Only a condition gate reads check_timeout; elsewhere it is warned about, not validated."""
-    return _duration(table, "check_timeout", "gate", lines) or DEFAULT_CHECK_TIMEOUT
-
-
-def _nonempty(table: dict[str, Any], key: str, lines: _KeyLines) -> str:
-    value = _typed(table, key, str, lines, "gate")
-    if not value.strip():
-        raise _Invalid(f"gate.{key} is empty", lines.of(key, "gate"))
-    return value
-
-
-@lru_cache(maxsize=4096)
-def _cron_problem(schedule: str) -> str | None:
-    """Why a schedule cannot be used, or None.  Cached: croniter's check is the slowest part of
-    parsing, and towns reuse a few schedules."""
-    # croniter also takes 6 and 7 fields (seconds, year); Gas Town schedules have exactly 5.
-    five_fields = schedule.startswith("@") or len(schedule.split()) == 5
-    if not five_fields or not croniter.is_valid(schedule):
-        return "is not a valid cron expression (minute hour day month weekday)"
-    start = time.time()
-    try:
-        first = croniter(schedule, start, max_years_between_matches=CRON_HORIZON_YEARS).get_next(float)
-    except (CroniterBadDateError, ValueError, OverflowError):
-        first = None
-    if first is None or first - start > CRON_HORIZON_YEARS * 366 * 86400:
-        return f"never fires in the next {CRON_HORIZON_YEARS} years (is the day in that month?)"
-    return None
-
-
-def _schedule(table: dict[str, Any], lines: _KeyLines) -> str:
-    schedule = _nonempty(table, "schedule", lines).strip()
-    problem = _cron_problem(schedule)
-    if problem:
-        raise _Invalid(f"gate.schedule {brief(schedule)} {problem}", lines.of("schedule", "gate"))
-    return schedule
-
-
-def _timezone(table: dict[str, Any], lines: _KeyLines) -> str | None:
-    zone = _typed(table, "timezone", str, lines, "gate")
-    if zone is None:
-        return None
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory such as "America"
-        raise _Invalid(f"gate.timezone {brief(zone)} is not a known time zone (e.g. UTC, Europe/Paris)",
-                       lines.of("timezone", "gate")) from None
-    return zone
-
-
-def _event_name(table: dict[str, Any], lines: _KeyLines) -> str:
-    event = _nonempty(table, "on", lines)
-    if not NAME_PATTERN.match(event):
-        raise _Invalid(f"gate.on {brief(event)} is not an event name (lowercase letters, digits, '.', '_', '-')", lines.of("on", "gate"))
-    return event
-
-
-def _tracking(data: dict[str, Any], lines: _KeyLines) -> Tracking:
-    table = _section(data, "tracking", lines)
-    labels = _typed(table, "labels", list, lines, "tracking", default=[])
-    for label in labels:
-        if not isinstance(label, str) or not re.fullmatch(r"[^\s:]+:\S+", label):
-            raise _Invalid(f"tracking.labels entry {brief(label)} must look like key:value", lines.of("labels", "tracking"))
-    return Tracking(labels=tuple(labels), digest=_typed(table, "digest", bool, lines, "tracking", default=False))
-
-
-def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> Execution:
-    table = _section(data, "execution", lines)
-    kind = _typed(table, "type", str, lines, "execution", default="script" if has_run_script else "agent")
-    if kind not in EXECUTION_TYPES:
-        raise _Invalid(f"execution.type {brief(kind)} is not one of script, agent", lines.of("type", "execution"))
-    if kind == "script" and not has_run_script:
-        raise _Invalid("execution.type is script but there is no run.sh beside plugin.md", lines.of("type", "execution"))
-    severity = _typed(table, "severity", str, lines, "execution", default="medium").lower()  # Gas Town writes MEDIUM too
-    if severity not in SEVERITIES:
-        raise _Invalid(f"execution.severity {brief(severity)} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
-    return Execution(
-        type=kind,
-        timeout=_duration(table, "timeout", "execution", lines, DEFAULT_TIMEOUT),
-        notify_on_failure=_typed(table, "notify_on_failure", bool, lines, "execution", default=False),
-        severity=severity,
-    )
+    return parse(path, rig, crew)

@@ -16,7 +16,6 @@ time guards against a recycled pid.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -50,6 +49,8 @@ def become_subreaper() -> bool:
     global _subreaper
     if _subreaper or not sys.platform.startswith("linux"):
         return _subreaper
+    import ctypes  # here: most commands never start a run
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gtcore.clock import iso
-from gtcore.dogs import dog_names
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
+from gtcore.model import dog_names
 from gtcore.plugins import Plugin
 
 

@@ -242,6 +242,10 @@ class Runner:
         self.stop_reason = reason
         self._stop.set()
 
+    def has_pending(self) -> bool:
+        with self._lock:
+            return bool(self._pending)
+
     def owns(self, run_id: int) -> bool:
         """True for runs this process is executing or still has to record."""
         with self._lock:

@@ -7,11 +7,11 @@ fall-back to defaults, which would hide the operator's intent.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
@@ -24,8 +24,7 @@ DEFAULT_DELIVERY_TIMEOUT = parse_duration("10s")
 KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout"}
 
 
-@dataclass(frozen=True)
-class StaleBinary:
+class StaleBinary(NamedTuple):
     """One ``[[stale.binaries]]`` entry: a tool and the repository it is built from."""
 
     name: str
@@ -34,15 +33,14 @@ class StaleBinary:
     commit_command: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """What ``gtui.toml`` says, with the documented defaults."""
+class Settings(NamedTuple):
+    """What ``gtui.toml`` says, with the documented defaults (``keymap`` is read-only: a mapping, never changed)."""
 
     dogs: int = 4
     patrol_interval: Duration = DEFAULT_PATROL_INTERVAL
     agent_command: tuple[str, ...] = ()
     retention_days: int = 7
-    keymap: dict[str, str] = field(default_factory=dict)
+    keymap: Mapping[str, str] = MappingProxyType({})
     stale_binaries: tuple[StaleBinary, ...] = ()
     kill_grace: Duration = DEFAULT_KILL_GRACE
     delivery_timeout: Duration = DEFAULT_DELIVERY_TIMEOUT
@@ -97,6 +95,8 @@ def unknown_keys(path: Path, table: dict[str, Any], known: set[str], prefix: str
     found = []
     for key in table:
         if key not in known:
+            import difflib  # only for a key gtui does not know
+
             guess = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f" (did you mean '{prefix}{guess[0]}'?)" if guess else ""
             found.append(Problem(str(path), f"{prefix}{key}", f"is not a setting gtui knows; it is ignored{hint}", "warning"))

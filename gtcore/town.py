@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from gtcore.errors import GtError, NotFound
 from gtcore.model import Problem
 
 
-@dataclass(frozen=True)
-class Town:
+class Town(NamedTuple):
     """Paths of one Gas Town installation."""
 
     root: Path

@@ -12,17 +12,14 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from gtcore.clock import iso
-from gtcore.digest import digests, make_digest, utc_day
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
@@ -31,16 +28,13 @@ from gtcore.model import Report
 from gtcore.plugins import SEVERITIES
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
-from gtcore.stale import pick_binary
 from gtcore.town import Town
-from gtui import render, terminal
-from gtui.escalate import escalation_outcome
-from gtui.keys import check_keymap
-from gtui.shims import flags
+from gtui import terminal
 from gtui.shims.bin import plugin_bin
-from gtui.shims.context import run_context
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from rich.console import Console
 
 EXIT_ERROR = 2
@@ -50,8 +44,24 @@ class UsageError(GtError):
     """The command line itself is wrong."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, minus its ``import shutil`` (it asks for the terminal's width on every argument)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        if width is None:
+            try:
+                width = min(os.get_terminal_size().columns, 140) - 2
+            except OSError:
+                width = 100
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage mistakes as one line instead of a usage dump."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
@@ -71,18 +81,33 @@ def _named(parser: argparse.ArgumentParser, what: str = "the plugin's name (see 
     parser.add_argument("name", help=what)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given ``argv``, only the command it names is built in full.
+
+    Building every subcommand's arguments costs more than an idle patrol's
+    own work: a command builds its own, and the rest stand as names (enough
+    for argparse to say an unknown command is one).  ``--help`` builds all.
+    """
     parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room. Without a command: the control room.")
     _common(parser)
     parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
     parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first (repeatable)")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    everything = argv is None or "-h" in argv or "--help" in argv
+    wanted = None if everything else _command_word(list(argv or ()))
+    for name, (text, build) in COMMAND_PARSERS.items():
+        command = commands.add_parser(name, help=text)
+        if everything or wanted == name:
+            build(command)
+    return parser
 
-    init = commands.add_parser("init", help="make PATH a town gtui can run: plugins/ and settings/gtui.toml")
+
+def _init_parser(init: argparse.ArgumentParser) -> None:
     init.add_argument("path", nargs="?", default=".", help="the town's root directory (default: the working directory)")
     _common(init)
 
-    plugin = commands.add_parser("plugin", help="list, inspect and run plugins")
+
+def _plugin_parser(plugin: argparse.ArgumentParser) -> None:
     plugin_verbs = plugin.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     _common(plugin_verbs.add_parser("list", help="every plugin with its gate and last run"))
     show = plugin_verbs.add_parser("show", help="one plugin in full")
@@ -112,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("run_id", nargs="?", metavar="RUN-ID", help="which run (run-12); default the latest")
     _common(log)
 
-    dog = commands.add_parser("dog", help="the dogs that run plugins")
+
+def _dog_parser(dog: argparse.ArgumentParser) -> None:
     dog_verbs = dog.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     _common(dog_verbs.add_parser("list", help="every dog, idle or working, in any gtui process on the town"))
     dispatch = dog_verbs.add_parser("dispatch", help="hand a plugin to a dog now and wait for its run")
@@ -120,34 +146,34 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch.add_argument("--rig", metavar="RIG", help="run a town-level plugin for this rig (GT_RIG); a rig's plugin only for its own")
     _common(dispatch)
 
-    _escalation_parsers(commands)
 
-    stale = commands.add_parser("stale", help="is a binary of [[stale.binaries]] behind its repository? (Gas Town's gt stale)")
+def _stale_parser(stale: argparse.ArgumentParser) -> None:
     stale.add_argument("name", nargs="?", help="which [[stale.binaries]] entry (default: the one named gt, else the first)")
+    from gtui.shims import flags
+
     flags.add_arguments(stale, flags.STALE)
     _common(stale, json=False)
 
-    report = commands.add_parser("report", help="inside a plugin run: report its result and summary (like bd create -l type:plugin-run)")
+
+def _report_parser(report: argparse.ArgumentParser) -> None:
     report.add_argument("result", help="success, failure, skipped, warning or check-only")
     report.add_argument("summary", help="one line for the feed and the plugin table")
     report.add_argument("--detail", default="", metavar="D", help="more words, shown in details and history")
     _common(report)
 
-    event = commands.add_parser("event", help="town events (event gates listen for them)")
+
+def _event_parser(event: argparse.ArgumentParser) -> None:
     event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     emit = event_verbs.add_parser("emit", help="record that an event happened")
     emit.add_argument("name", help="the event's name (lowercase letters, digits, '.', '_', '-')")
     _common(emit)
-    return parser
 
 
-ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
-
-
-def _escalation_parsers(commands: Any) -> None:
-    escalate = commands.add_parser("escalate", help="raise and manage escalations (gtui escalate WORDS... -s SEVERITY)")
+def _escalate_parser(escalate: argparse.ArgumentParser) -> None:
     verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     raise_ = verbs.add_parser("raise", help="raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)")
+    from gtui.shims import flags
+
     flags.add_arguments(raise_, flags.ESCALATE)  # Gas Town's gt escalate, flag for flag
     _common(raise_, json=False)
     listing = verbs.add_parser("list", help="open and acknowledged escalations")
@@ -168,27 +194,50 @@ def _escalation_parsers(commands: Any) -> None:
     stale.add_argument("--dry-run", "-n", action="store_true", help="say what would move, change nothing")
     _common(stale)
 
-    mail = commands.add_parser("mail", help="mail beads (escalations routed to mail:<target>, gt mail send)")
+
+def _mail_parser(mail: argparse.ArgumentParser) -> None:
     mail_verbs = mail.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
     mail_list = mail_verbs.add_parser("list", help="mail, newest first")
     mail_list.add_argument("--to", metavar="TARGET", help="only mail to this address (mayor, <rig>/witness, ...)")
     _common(mail_list)
 
 
-def _with_default_verb(argv: list[str]) -> list[str]:
-    """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``."""
-    index, takes_value = 0, {"--town", "--event"}
+COMMAND_PARSERS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "init": ("make PATH a town gtui can run: plugins/ and settings/gtui.toml", _init_parser),
+    "plugin": ("list, inspect and run plugins", _plugin_parser),
+    "dog": ("the dogs that run plugins", _dog_parser),
+    "escalate": ("raise and manage escalations (gtui escalate WORDS... -s SEVERITY)", _escalate_parser),
+    "mail": ("mail beads (escalations routed to mail:<target>, gt mail send)", _mail_parser),
+    "stale": ("is a binary of [[stale.binaries]] behind its repository? (Gas Town's gt stale)", _stale_parser),
+    "report": ("inside a plugin run: report its result and summary (like bd create -l type:plugin-run)", _report_parser),
+    "event": ("town events (event gates listen for them)", _event_parser),
+}
+
+
+ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The first word of ``argv`` that is no option nor an option's value: the command (None: the control room or --once)."""
+    index = 0
     while index < len(argv):
         token = argv[index]
-        if token in takes_value:
+        if token in ("--town", "--event"):
             index += 2
-            continue
-        if token.startswith("-"):
+        elif token.startswith("-"):
             index += 1
-            continue
-        if token == "escalate" and index + 1 < len(argv) and argv[index + 1] not in (*ESCALATE_VERBS, "-h", "--help"):
-            return [*argv[: index + 1], "raise", *argv[index + 1:]]
+        else:
+            return token
+    return None
+
+
+def _with_default_verb(argv: list[str]) -> list[str]:
+    """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``."""
+    if _command_word(argv) != "escalate":
         return argv
+    index = argv.index("escalate")
+    if index + 1 < len(argv) and argv[index + 1] not in (*ESCALATE_VERBS, "-h", "--help"):
+        return [*argv[: index + 1], "raise", *argv[index + 1:]]
     return argv
 
 
@@ -242,6 +291,13 @@ class Context:
             self._engine.close(stop_runs=reason)
 
     @property
+    def render(self) -> ModuleType:
+        """Drawing for people (Rich): imported only when a person reads the output."""
+        from gtui import render
+
+        return render
+
+    @property
     def console(self) -> Console:
         """Rich, for people only: a ``--json`` command never imports it."""
         if self._console is None:
@@ -255,7 +311,7 @@ class Context:
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""
         if self.json:
-            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            sys.stdout.write(json.dumps(payload) + "\n")  # one line: programs read it, and indenting costs as much as the patrol
         else:
             human()
 
@@ -269,7 +325,7 @@ def cmd_plugin_list(ctx: Context) -> int:
         "invalid": [invalid.to_json() for invalid in plugins.invalid],
         "warnings": plugins.warnings,
     }
-    ctx.emit(payload, lambda: render.plugin_list(ctx.console, plugins, summary, time.time()))
+    ctx.emit(payload, lambda: ctx.render.plugin_list(ctx.console, plugins, summary, time.time()))
     return 0
 
 
@@ -277,18 +333,20 @@ def cmd_plugin_show(ctx: Context) -> int:
     plugin = ctx.engine.plugins().require(ctx.args.name, ctx.town)
     stats = ctx.ledger.plugin_summary().get(plugin.name)
     payload = {**plugin_json(plugin, stats), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
-    ctx.emit(payload, lambda: render.plugin_detail(ctx.console, plugin, stats, time.time()))
+    ctx.emit(payload, lambda: ctx.render.plugin_detail(ctx.console, plugin, stats, time.time()))
     return 0
 
 
 def cmd_plugin_history(ctx: Context) -> int:
     name = ctx.args.name
     runs = ctx.ledger.runs(name, limit=ctx.args.limit)
+    from gtcore.digest import digests
+
     days = digests(ctx.ledger, name, limit=ctx.args.limit)
     if not runs and not days and ctx.engine.plugins().get(name) is None:
         raise NotFound(f"no plugin named {name!r} in town {ctx.town.root}, and no runs of it on the ledger")
     payload = {"plugin": name, "runs": [run_json(run) for run in runs], "digests": days}
-    ctx.emit(payload, lambda: render.run_history(ctx.console, name, runs, days, time.time()))
+    ctx.emit(payload, lambda: ctx.render.run_history(ctx.console, name, runs, days, time.time()))
     return 0
 
 
@@ -302,8 +360,11 @@ def cmd_once(ctx: Context) -> int:
         _follow_output(ctx)
     report = engine.patrol_once(wait=True)
     engine.close()
-    report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
-    ctx.emit(report.to_json(), lambda: render.patrol_report(ctx.console, report))
+    if engine.settings.keymap:
+        from gtui.keys import check_keymap
+
+        report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
+    ctx.emit(report.to_json(), lambda: ctx.render.patrol_report(ctx.console, report))
     for problem in report.problems:
         _warn(str(problem), problem.level)
     return 1 if report.failed or report.undeliverable else 0
@@ -316,7 +377,7 @@ def _follow_output(ctx: Context) -> None:
         if isinstance(event, OutputLine):
             ctx.say((f"{event.plugin} | ", "dim"), event.line)
 
-    ctx.engine.bus.subscribe(show)
+    ctx.engine.bus.subscribe(show, OutputLine)
 
 
 def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | None = None) -> int:
@@ -327,7 +388,7 @@ def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | 
     if outcome.run is None:
         raise GtError(f"plugin {name} did not run: {outcome.refused}")
     run = outcome.run
-    ctx.emit(run_json(run), lambda: render.run_result(ctx.console, run))
+    ctx.emit(run_json(run), lambda: ctx.render.run_result(ctx.console, run))
     return 1 if run.result in ("failure", "timeout") else 0
 
 
@@ -364,7 +425,7 @@ def cmd_plugin_disable(ctx: Context) -> int:
 
 def cmd_dog_list(ctx: Context) -> int:
     dogs = dogs_from_ledger(ctx.ledger, load_settings(ctx.town.settings_dir).dogs, time.time())
-    ctx.emit({"dogs": dogs}, lambda: render.dog_list(ctx.console, dogs))
+    ctx.emit({"dogs": dogs}, lambda: ctx.render.dog_list(ctx.console, dogs))
     return 0
 
 
@@ -383,6 +444,8 @@ def cmd_escalate_raise(ctx: Context) -> int:
     if args.stdin and args.reason:
         raise UsageError("cannot use --stdin with --reason/-r")
     reason = sys.stdin.read().rstrip("\n") if args.stdin else args.reason or ""
+    from gtui.shims.context import run_context
+
     run = run_context()
     source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
     related = args.related or (run.run_id if run else None)
@@ -390,6 +453,8 @@ def cmd_escalate_raise(ctx: Context) -> int:
     if args.dry_run:
         return _escalate_dry_run(ctx, subject, args.severity, source)
     escalation, created = service.raise_(subject, args.severity, body=reason, source=source, related=related, now=time.time())
+    from gtui.escalate import escalation_outcome
+
     outcome = escalation_outcome(escalation, created, service)
     ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
     for warning in outcome.warnings:
@@ -414,7 +479,7 @@ def cmd_escalate_list(ctx: Context) -> int:
     found = service.list(include_closed=ctx.args.all, severity=ctx.args.severity, stale_only=ctx.args.stale,
                          now=now, settings=settings)
     payload = {"escalations": [item.to_json(settings, now) for item in found]}
-    ctx.emit(payload, lambda: render.escalation_list(ctx.console, found, settings, now))
+    ctx.emit(payload, lambda: ctx.render.escalation_list(ctx.console, found, settings, now))
     return 0
 
 
@@ -422,7 +487,7 @@ def cmd_escalate_show(ctx: Context) -> int:
     now = time.time()
     service = ctx.engine.escalations
     escalation, settings = service.get(ctx.args.id), service.settings()
-    ctx.emit(escalation.to_json(settings, now), lambda: render.escalation_detail(ctx.console, escalation, settings, now))
+    ctx.emit(escalation.to_json(settings, now), lambda: ctx.render.escalation_detail(ctx.console, escalation, settings, now))
     return 0
 
 
@@ -461,7 +526,7 @@ def cmd_mail_list(ctx: Context) -> int:
     mail = ctx.ledger.beads("mail", label=label, limit=200)
     payload = {"mail": [{"id": item.ref, "to": item.data.get("to"), "from": item.data.get("from"), "subject": item.title,
                          "body": item.body, "at": iso(item.created_at)} for item in mail]}
-    ctx.emit(payload, lambda: render.mail_list(ctx.console, mail, time.time()))
+    ctx.emit(payload, lambda: ctx.render.mail_list(ctx.console, mail, time.time()))
     return 0
 
 
@@ -490,10 +555,12 @@ def cmd_plugin_log(ctx: Context) -> int:
 
 def cmd_plugin_digest(ctx: Context) -> int:
     now = time.time()
+    from gtcore.digest import make_digest, utc_day
+
     day = ctx.args.date or (utc_day(now) - timedelta(days=1))
     names = [plugin.name for plugin in ctx.engine.plugins().plugins if plugin.tracking.digest]
     result = make_digest(ctx.ledger, day, names, now=now, dry_run=ctx.args.dry_run)
-    ctx.emit(result.to_json(), lambda: render.digest_result(ctx.console, result))
+    ctx.emit(result.to_json(), lambda: ctx.render.digest_result(ctx.console, result))
     return 0
 
 
@@ -501,18 +568,22 @@ def cmd_stale(ctx: Context) -> int:
     """Gas Town's convention: ``--json`` prints one flat object and exits 0 (an error too, in its ``error``);
     ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 error; plain text exits 0 (2 on error)."""
     settings = load_settings(ctx.town.settings_dir)
+    from gtcore.stale import pick_binary
+
     status = pick_binary(settings.stale_binaries, ctx.town, ctx.args.name)
     if ctx.args.quiet:
         return EXIT_ERROR if status.error else 0 if status.stale else 1
     if ctx.json:
         sys.stdout.write(json.dumps(status.gastown_json(), indent=2) + "\n")
         return 0
-    render.stale_report(ctx.console, [status])
+    ctx.render.stale_report(ctx.console, [status])
     return EXIT_ERROR if status.error else 0
 
 
 def cmd_report(ctx: Context) -> int:
     """A plugin's own report of its run, for plugins that are not Gas Town's (Gas Town's use ``bd create``)."""
+    from gtui.shims.context import run_context
+
     run = run_context()
     if run is None:
         raise UsageError("gtui report works inside a plugin run (GT_RUN_ID and GTUI_RUN_TOKEN are not set here)")
@@ -561,7 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wants_json = "--json" in argv
     args, ctx = None, None
     try:
-        args = build_parser().parse_args(_with_default_verb(argv))
+        argv = _with_default_verb(argv)
+        args = build_parser(argv).parse_args(argv)
         if args.command == "init":
             return cmd_init(args)  # it makes the town, so it takes no Context
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
@@ -699,6 +771,9 @@ def _fail(message: str, wants_json: bool) -> int:
 
 def _save_crash(args: argparse.Namespace | None) -> str:
     """Keep the traceback for developers in ``<town>/.gtui/crash/`` instead of on the user's screen."""
+    import tempfile
+    import traceback
+
     try:
         directory = Town.locate(getattr(args, "town", None)).state_dir / "crash"
     except GtError:

@@ -16,7 +16,6 @@ else of the keymap is.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +108,8 @@ def check_keymap(keymap: dict[str, str], path: Path | None = None) -> tuple[dict
     wanted: dict[str, str] = {}
     for key_id, spec in keymap.items():
         if key_id not in BY_ID:
+            import difflib  # only for an id that is not one
+
             guess = difflib.get_close_matches(key_id, list(BY_ID), n=1)
             hint = f"did you mean '{guess[0]}'? " if guess else ""
             problems.append(Problem(where, f"keymap.{key_id}", f"is not a binding id ({hint}the ids are on the help screen, key ?)"))

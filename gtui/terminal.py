@@ -67,6 +67,6 @@ def text(*parts: object | tuple[object, str]) -> Text:
 
     line = Text()
     for part in parts:
-        value, style = part if isinstance(part, tuple) else (part, "")
+        value, style = part if type(part) is tuple else (part, "")  # a record (a NamedTuple) is a value, not (value, style)
         line.append(safe(value), style=style)
     return line

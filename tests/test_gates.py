@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -27,7 +26,7 @@ NEVER = GateFacts()
 def make(gate: Gate, **fields: object) -> Plugin:
     """A plugin built in memory: the gates never touch the disk."""
     base = Plugin(name="p", path=Path("/nonexistent/p/plugin.md"), rig="town", gate=gate, execution=Execution(type="agent"), mtime=MTIME)
-    return replace(base, **fields)  # type: ignore[arg-type]
+    return base._replace(**fields)
 
 
 def cooldown_plugin(duration: str = "1h", **fields: object) -> Plugin:
@@ -351,15 +350,15 @@ def test_open_cases_really_are_open(plugin: Plugin, facts: GateFacts, events: di
 
 @OPEN_CASES
 def test_disabled_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
-    decision = evaluate(replace(plugin, enabled=False), facts, events, NOW, check)
+    decision = evaluate(plugin._replace(enabled=False), facts, events, NOW, check)
     assert decision == GateDecision(False, "disabled in plugin.md (enabled = false)")
 
 
 @OPEN_CASES
 def test_paused_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
-    decision = evaluate(plugin, replace(facts, paused="flaky upstream"), events, NOW, check)
+    decision = evaluate(plugin, facts._replace(paused="flaky upstream"), events, NOW, check)
     assert decision == GateDecision(False, "paused by operator: flaky upstream")
-    assert evaluate(plugin, replace(facts, paused=""), events, NOW, check) == GateDecision(False, "paused by operator")
+    assert evaluate(plugin, facts._replace(paused=""), events, NOW, check) == GateDecision(False, "paused by operator")
 
 
 def test_disabled_wins_over_paused_and_running() -> None:

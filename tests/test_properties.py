@@ -15,7 +15,6 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date, datetime
 from datetime import time as dtime
 from pathlib import Path
@@ -476,7 +475,7 @@ def test_cron_gate_evaluation_never_raises(
     assume(isinstance(plugin, Plugin))  # test_every_valid_cron_schedule_parses_in_every_zone reports the others
     assert isinstance(plugin, Plugin)
     try:
-        decision = evaluate(replace(plugin, mtime=mtime), GateFacts(last_started_at=last), {}, now)
+        decision = evaluate(plugin._replace(mtime=mtime), GateFacts(last_started_at=last), {}, now)
     except Exception as exc:
         pytest.fail(f"cron gate {schedule!r} in {zone} raised {type(exc).__name__}: {exc}")
     assert_decision_shape(decision, now)
@@ -499,7 +498,7 @@ def test_cooldown_gate_evaluation_with_huge_durations_never_raises(
     assume(isinstance(plugin, Plugin))  # test_cooldowns_up_to_ten_years_are_valid reports the others
     assert isinstance(plugin, Plugin)
     try:
-        decision = evaluate(replace(plugin, mtime=mtime), GateFacts(last_started_at=last), {}, now)
+        decision = evaluate(plugin._replace(mtime=mtime), GateFacts(last_started_at=last), {}, now)
     except Exception as exc:  # OverflowError above all
         pytest.fail(f"cooldown {text} raised {type(exc).__name__}: {exc}")
     assert_decision_shape(decision, now)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from gtcore.town import Town
@@ -27,7 +26,13 @@ sys.exit(main())
 
 def plugin_bin(town: Town) -> tuple[Path, ...]:
     """The directory to put first on every run's PATH (empty when none could be written)."""
-    for directory in (town.state_dir / "bin", Path(tempfile.gettempdir()) / f"gtui-bin-{os.getuid()}"):
+    for where in ("town", "temp"):
+        if where == "town":
+            directory = town.state_dir / "bin"
+        else:
+            import tempfile
+
+            directory = Path(tempfile.gettempdir()) / f"gtui-bin-{os.getuid()}"
         try:
             _write_scripts(directory)
         except OSError:

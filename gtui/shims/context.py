@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +70,8 @@ def fail(tool: str, message: str, code: int = 1) -> int:
 
 def hand_over(tool: str, argv: list[str]) -> int:
     """Run the next real ``tool`` on PATH with ``argv``; without one, exit 127 with one line naming the subcommand."""
+    import shutil
+
     here = Path(sys.argv[0]).resolve().parent
     rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and Path(part).resolve() != here]
     found = shutil.which(tool, path=os.pathsep.join(rest))
