@@ -479,8 +479,8 @@ async def plain_presses(args: argparse.Namespace) -> dict[str, list[float]]:
 
         def on_mount(self) -> None:
             for table, pane, rows in ((self.query_one(Big), PluginsPane, args.plugins), (self.query_one(Small), DogsPane, 50)):
-                for label, width in pane.COLUMNS:
-                    table.add_column(label, key=label, width=width)
+                for column in pane.COLUMNS:
+                    table.add_column(column.label, key=column.label)
                 sample = ("plugin-0000", "alpha", "cooldown", "enabled", "5m ago", "success", "12", "0%", "cooling down: opens in 3h")
                 table.add_rows([tuple(text(value) for value in sample[:len(pane.COLUMNS)]) for _ in range(rows)])
             self.query_one(Big).focus()

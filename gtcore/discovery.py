@@ -27,7 +27,7 @@ RIG_ROOT, CREW_CLONE, TOWN_LEVEL = 0, 1, 2
 class Candidate(NamedTuple):
     """Where a plugin file sits, and how strongly it claims its name."""
 
-    path: Path
+    path: str  # the plugin.md, as text: a town has thousands, and the cache needs no Path to know them
     rig: str
     rank: int
     crew: str | None = None
@@ -111,7 +111,7 @@ def find_candidates(town: Town) -> list[Candidate]:
     return [entry for entry in scan_entries(town) if isinstance(entry, Candidate)]
 
 
-def _inspect(entry: os.DirEntry[str]) -> tuple[Path, Identity] | InvalidPlugin | str:
+def _inspect(entry: os.DirEntry[str]) -> tuple[str, Identity] | InvalidPlugin | str:
     """One entry of a plugins directory: its plugin.md (and that file's identity), why it is broken, or a warning about it.
 
     A plain directory is known from the directory listing itself; only
@@ -124,11 +124,11 @@ def _inspect(entry: os.DirEntry[str]) -> tuple[Path, Identity] | InvalidPlugin |
         except OSError:
             info = None
         if info is not None and stat.S_ISREG(info.st_mode):
-            return Path(manifest), identity_of(info, os.path.isfile(f"{entry.path}/run.sh"))
+            return manifest, identity_of(info, os.path.isfile(f"{entry.path}/run.sh"))
     return _inspect_slowly(Path(entry.path))
 
 
-def _inspect_slowly(path: Path) -> tuple[Path, Identity] | InvalidPlugin | str:
+def _inspect_slowly(path: Path) -> tuple[str, Identity] | InvalidPlugin | str:
     """The rare entries, following symlinks: a linked plugin directory, a broken entry, a stray file, an empty directory."""
     kind = _file_kind(path)
     if kind != "directory":
@@ -138,7 +138,7 @@ def _inspect_slowly(path: Path) -> tuple[Path, Identity] | InvalidPlugin | str:
     manifest = path / "plugin.md"
     kind = _file_kind(manifest)
     if kind == "a regular file":  # a symlinked plugin directory
-        return manifest, identity_of(os.stat(manifest), (path / "run.sh").is_file())
+        return str(manifest), identity_of(os.stat(manifest), (path / "run.sh").is_file())
     if kind == "missing":
         what = "holds run.sh but no plugin.md" if (path / "run.sh").exists() else "holds no plugin.md"
         return f"{path}: not a plugin: the directory {what}"
@@ -180,7 +180,7 @@ def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:
             result.invalid.append(entry)
             continue
         plugin = _parsed(entry, cache)
-        seen.add(str(entry.path))
+        seen.add(entry.path)
         if isinstance(plugin, InvalidPlugin):
             result.invalid.append(plugin)
         else:
@@ -197,7 +197,7 @@ def _parsed(candidate: Candidate, cache: PluginCache | None) -> Plugin | Invalid
         known = cache.lookup(candidate.path, candidate.identity, candidate.rig, candidate.crew)
         if known is not None:
             return known
-    plugin = parse_plugin(candidate.path, candidate.rig, candidate.crew)
+    plugin = parse_plugin(Path(candidate.path), candidate.rig, candidate.crew)
     if cache is not None and candidate.identity is not None:
         cache.store(candidate.path, candidate.identity, plugin)
     return plugin
@@ -208,10 +208,10 @@ def dedupe(parsed: list[tuple[Candidate, Plugin]]) -> list[Plugin]:
     ordered = sorted(range(len(parsed)), key=lambda index: (parsed[index][0].rank, index))
     winners: dict[str, tuple[int, Plugin]] = {}
     for index in ordered:
-        candidate, plugin = parsed[index]
+        plugin = parsed[index][1]
         won = winners.get(plugin.name)
         if won is None:
             winners[plugin.name] = (index, plugin)
         else:
-            winners[plugin.name] = (won[0], won[1]._replace(shadowed=(*won[1].shadowed, candidate.path)))
+            winners[plugin.name] = (won[0], won[1]._replace(shadowed=(*won[1].shadowed, plugin.path)))
     return [plugin for _, plugin in sorted(winners.values(), key=lambda won: won[0])]

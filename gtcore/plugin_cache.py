@@ -25,7 +25,7 @@ from gtcore.durations import Duration
 from gtcore.gates import SLOTS
 from gtcore.plugins import Execution, Gate, InvalidPlugin, Plugin, Tracking
 
-FORMAT = 1
+FORMAT = 2
 Identity = tuple[int, int, int, bool]  # size, mtime_ns, inode, run.sh beside it
 
 
@@ -34,11 +34,20 @@ def identity_of(manifest: os.stat_result, run_script: bool) -> Identity:
 
 
 class PluginCache:
-    """Parsed plugins by file identity, loaded on first use and written back only when it changed."""
+    """Parsed plugins by file identity, loaded on first use and written back only when it changed.
+
+    A town repeats a handful of gates, executions and trackings across
+    hundreds of plugins, so the file keeps each distinct one once (``parts``)
+    and plugins point at them by index: a cached plugin is rebuilt from a few
+    list lookups, its gate shared with every plugin that has the same one.
+    """
 
     def __init__(self, path: Path, *, writable: bool = True) -> None:
         self.path, self.writable = path, writable
         self._entries: dict[str, tuple[Identity, tuple[Any, ...]]] = {}
+        self._parts: list[tuple[str, tuple[Any, ...]]] = []
+        self._built: list[Any] = []
+        self._index: dict[tuple[str, tuple[Any, ...]], int] = {}
         self._dirty = False
         self._load()
         self._slots_saved = len(SLOTS)
@@ -49,27 +58,52 @@ class PluginCache:
                 data = marshal.loads(handle.read())  # marshal.load() reads a file in small pieces: ten times slower
             if data.get("format") != FORMAT or data.get("gtui") != __version__:
                 return
-            self._entries = dict(data["plugins"])
+            entries, parts = dict(data["plugins"]), list(data["parts"])
             SLOTS.update(data["slots"])
         except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
-            self._entries = {}  # absent, damaged or foreign: rebuilt as plugins are parsed
+            return  # absent, damaged or foreign: rebuilt as plugins are parsed
+        self._entries, self._parts, self._built = entries, parts, [None] * len(parts)
 
-    def lookup(self, manifest: Path, identity: Identity, rig: str, crew: str | None) -> Plugin | InvalidPlugin | None:
-        entry = self._entries.get(str(manifest))
+    def lookup(self, manifest: str, identity: Identity, rig: str, crew: str | None) -> Plugin | InvalidPlugin | None:
+        """The cached parse of ``manifest`` if the file is still the one that was parsed, else None."""
+        entry = self._entries.get(manifest)
         if entry is None or entry[0] != identity:
             return None
         try:
             record = entry[1]
             if record[0] == "!":
                 _, error, line = record
-                return InvalidPlugin(manifest, error, line, rig=rig)
-            return _plugin(manifest, rig, crew, record)
-        except (TypeError, ValueError, IndexError):
+                return InvalidPlugin(Path(manifest), error, line, rig=rig)
+            name, gate, execution, tracking, description, version, enabled, instructions, has_run_script, mtime, warnings = record
+            return Plugin(name, Path(manifest), rig, self._part(gate, "gate"), self._part(execution, "execution"),
+                          self._part(tracking, "tracking"), description, version, enabled, instructions, has_run_script, crew,
+                          mtime, tuple(warnings))
+        except (TypeError, ValueError, IndexError, KeyError):
             return None  # a damaged entry: parsed again
 
-    def store(self, manifest: Path, identity: Identity, parsed: Plugin | InvalidPlugin) -> None:
-        record = ("!", parsed.error, parsed.line) if isinstance(parsed, InvalidPlugin) else _record(parsed)
-        self._entries[str(manifest)] = (identity, record)
+    def _part(self, index: int, kind: str) -> Any:
+        built = self._built[index]
+        if built is None:
+            stored_kind, values = self._parts[index]
+            if stored_kind != kind:
+                raise ValueError(f"part {index} is a {stored_kind}, not a {kind}")
+            built = self._built[index] = _build(kind, values)
+        return built
+
+    def _refer(self, kind: str, values: tuple[Any, ...]) -> int:
+        key = (kind, values)
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self._parts)
+            self._parts.append(key)
+            self._built.append(None)
+        return index
+
+    def store(self, manifest: str, identity: Identity, parsed: Plugin | InvalidPlugin) -> None:
+        if not self._index and self._parts:
+            self._index = {part: index for index, part in enumerate(self._parts)}
+        record = ("!", parsed.error, parsed.line) if isinstance(parsed, InvalidPlugin) else self._record(parsed)
+        self._entries[manifest] = (identity, record)
         self._dirty = True
 
     def forget_missing(self, seen: set[str]) -> None:
@@ -83,55 +117,54 @@ class PluginCache:
         """Write the cache if it (or the gates' cron slots) changed; atomically, so a reader never sees half of it."""
         if not self.writable or not (self._dirty or len(SLOTS) != self._slots_saved):
             return
+        self._compact()
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            data = {"format": FORMAT, "gtui": __version__, "plugins": self._entries, "parts": self._parts, "slots": dict(SLOTS)}
             with open(temp, "wb") as handle:
-                marshal.dump({"format": FORMAT, "gtui": __version__, "plugins": self._entries, "slots": dict(SLOTS)}, handle)
+                marshal.dump(data, handle)
             os.replace(temp, self.path)
             self._dirty, self._slots_saved = False, len(SLOTS)
+
+    def _compact(self) -> None:
+        """Drop the parts no plugin points at any more (a schedule edited ten times leaves nine)."""
+        used = sorted({index for _, record in self._entries.values() if record[0] != "!" for index in record[1:4]})
+        if len(used) == len(self._parts):
+            return
+        renumber = {old: new for new, old in enumerate(used)}
+        self._entries = {path: (identity, record if record[0] == "!" else
+                                (record[0], *(renumber[index] for index in record[1:4]), *record[4:]))
+                         for path, (identity, record) in self._entries.items()}
+        self._parts = [self._parts[old] for old in used]
+        self._built = [self._built[old] for old in used]
+        self._index = {}
+
+    def _record(self, plugin: Plugin) -> tuple[Any, ...]:
+        gate, execution = plugin.gate, plugin.execution
+        return (
+            plugin.name,
+            self._refer("gate", (gate.type, _duration(gate.duration), gate.schedule, gate.timezone, gate.check,
+                                 _duration(gate.check_timeout), gate.on, gate.disabled)),
+            self._refer("execution", (execution.type, _duration(execution.timeout), execution.notify_on_failure, execution.severity)),
+            self._refer("tracking", (plugin.tracking.labels, plugin.tracking.digest)),
+            plugin.description, plugin.version, plugin.enabled, plugin.instructions, plugin.has_run_script, plugin.mtime,
+            plugin.warnings,
+        )
 
 
 def _duration(value: Duration | None) -> tuple[str, float] | None:
     return None if value is None else (value.text, value.seconds)
 
 
-def _record(plugin: Plugin) -> tuple[Any, ...]:
-    gate, execution = plugin.gate, plugin.execution
-    return (
-        plugin.name,
-        (gate.type, _duration(gate.duration), gate.schedule, gate.timezone, gate.check, _duration(gate.check_timeout), gate.on,
-         gate.disabled),
-        (execution.type, _duration(execution.timeout), execution.notify_on_failure, execution.severity),
-        (plugin.tracking.labels, plugin.tracking.digest),
-        plugin.description, plugin.version, plugin.enabled, plugin.instructions, plugin.has_run_script, plugin.mtime,
-        plugin.warnings,
-    )
-
-
 def _back(value: tuple[str, float] | None) -> Duration | None:
     return None if value is None else Duration(value[0], value[1])
 
 
-_PARTS: dict[tuple[Any, ...], Any] = {}  # gate, execution and tracking records by value: a town repeats a few of each
-
-
-def _part(kind: type, values: tuple[Any, ...]) -> Any:
-    key = (kind, values)
-    part = _PARTS.get(key)
-    if part is None:
-        if kind is Gate:
-            name, duration, schedule, timezone, check, check_timeout, on, disabled = values
-            part = Gate(name, _back(duration), schedule, timezone, check, _back(check_timeout), on, disabled)  # type: ignore[arg-type]
-        elif kind is Execution:
-            part = Execution(values[0], _back(values[1]), values[2], values[3])  # type: ignore[arg-type]
-        else:
-            part = Tracking(tuple(values[0]), values[1])
-        _PARTS[key] = part
-    return part
-
-
-def _plugin(manifest: Path, rig: str, crew: str | None, record: tuple[Any, ...]) -> Plugin:
-    name, gate, execution, tracking, description, version, enabled, instructions, has_run_script, mtime, warnings = record
-    return Plugin(name, manifest, rig, _part(Gate, gate), _part(Execution, execution), _part(Tracking, tracking), description, version,
-                  enabled, instructions, has_run_script, crew, mtime, tuple(warnings))
+def _build(kind: str, values: tuple[Any, ...]) -> Gate | Execution | Tracking:
+    if kind == "gate":
+        name, duration, schedule, timezone, check, check_timeout, on, disabled = values
+        return Gate(name, _back(duration), schedule, timezone, check, _back(check_timeout), on, disabled)  # type: ignore[arg-type]
+    if kind == "execution":
+        return Execution(values[0], _back(values[1]), values[2], values[3])  # type: ignore[arg-type]
+    return Tracking(tuple(values[0]), values[1])

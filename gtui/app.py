@@ -22,38 +22,47 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
-from textual.containers import Grid
+from textual.binding import BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.timer import Timer
 from textual.worker import get_current_worker
 
 from gtcore.digest import make_digest, utc_day
+from gtcore.discovery import PluginSet
 from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.events import DogChanged, Event, PatrolFinished, RunClaimed, RunFinished
+from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
 from gtcore.ledger import Bead, parse_ref
+from gtcore.patrol import PatrolReport
 from gtcore.town import Town
+from gtui.components.bindings import bindings, key_display, keys_in_context
+from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
-from gtui.components.tables import LAYOUT_ORDER, PANES, Act, FeedPane, KeyedTable, PluginsPane
+from gtui.components.layout import Panes
+from gtui.components.tables import Act, FeedPane, FilterInput, KeyedTable, PluginsPane
+from gtui.keys import PANES, check_keymap, effective
 from gtui.safety import clean
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
-from gtui.screens.help import HelpScreen, key_display
+from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import Collector, Row, Snapshot, dog_rows, escalation_rows, feed_line, plugin_rows
+from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, plugin_rows
+from gtui.styles import RESULT_MARK, colourless_text
 
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
+READ_ONLY = "read-only: this control room does not write (started with --read-only)"
+TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own (quit asks first when runs are in flight)
 IDLE_REFRESH_SECONDS = 5.0
 # Allocations between young collections while the app runs (CPython's default is 700).  The tables' render
 # caches churn through objects, and with the default every second or two brings a full collection that holds
@@ -87,9 +96,9 @@ class SnapshotReady(Message):
 
 
 class PatrolDone(Message):
-    def __init__(self, error: str | None = None) -> None:
+    def __init__(self, error: str | None = None, report: PatrolReport | None = None, asked: bool = False) -> None:
         super().__init__()
-        self.error = error
+        self.error, self.report, self.asked = error, report, asked
 
 
 class FilesChanged(Message):
@@ -98,23 +107,27 @@ class FilesChanged(Message):
         self.settings = settings
 
 
+class SettingsReloaded(Message):
+    """gtui.toml was read again: ``error`` when it cannot be used (the last good settings stay in force)."""
+
+    def __init__(self, error: str | None) -> None:
+        super().__init__()
+        self.error = error
+
+
+def action_name(action: str) -> str:
+    """``act('run')`` -> ``run``; ``patrol`` -> ``patrol``: the name WRITES and the read-only check speak of."""
+    if action.startswith("act(") and action.endswith(")"):
+        return action[4:-1].strip("'\"")
+    return action.split("(", 1)[0]
+
+
 class GtuiApp(App[None]):
     """The Gas Town control room."""
 
     CSS_PATH = "app.tcss"
     TITLE = "gtui"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "patrol", "Patrol now", id="patrol"),
-        Binding("d", "digest", "Digest", id="digest"),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("z", "maximize", "Maximize", id="maximize"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit_app", "Quit", id="quit"),
-        Binding("1", "focus_pane('plugins')", "Plugins", show=False, id="focus.plugins"),
-        Binding("2", "focus_pane('dogs')", "Dogs", show=False, id="focus.dogs"),
-        Binding("3", "focus_pane('feed')", "Feed", show=False, id="focus.feed"),
-        Binding("4", "focus_pane('escalations')", "Escalations", show=False, id="focus.escalations"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("app")
 
     def __init__(
         self,
@@ -142,15 +155,20 @@ class GtuiApp(App[None]):
         self._started_at = clock()  # runs that failed before the app started are in the feed, not toasted
         self._header: Text | None = None
         self._gc_threshold = gc.get_threshold()
+        self.stop_reason = "the control room exited"  # what runs still in flight at the exit are recorded as stopped by
+        self._settings_error: str | None = None  # gtui.toml cannot be used: a header line until it can
+        self._keymap_problems: tuple[str, ...] = ()  # entries of [keymap] not applied: header lines until fixed
+        self._patrol_timer: Timer | None = None
+        self._patrol_done: tuple[float, float] | None = None  # when the last patrol ended: (time.monotonic(), self.clock())
+        self._patrol_started = 0.0  # time.monotonic() when the running patrol began (its scan is no older)
+        self._patrol_scan: tuple[PluginSet, float] | None = None  # the patrol's latest scan, and when its patrol began
 
     # -- layout -------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield TownHeader(id="header")
-        with Grid(id="panes"):
-            for pane in LAYOUT_ORDER:
-                yield pane()
-        yield Footer()
+        yield Panes(id="panes")
+        yield GtuiFooter()
 
     def on_mount(self) -> None:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])  # restored on unmount
@@ -201,16 +219,25 @@ class GtuiApp(App[None]):
         if self.live:
             self.watch_files()
             if not self.read_only:
-                self.action_patrol()
-                self.set_interval(message.engine.settings.patrol_interval.seconds, self.action_patrol)
+                self.start_patrol()
 
     def _apply_keymap(self) -> None:
-        if self.engine is not None and self.engine.settings.keymap:
-            self.set_keymap(self.engine.settings.keymap)
+        """The town's [keymap], checked: what passes is applied over the defaults (never merged onto an older keymap)."""
+        keymap = self.engine.settings.keymap if self.engine is not None else {}
+        applied, problems = check_keymap(keymap, self.engine.settings.path if self.engine is not None else None)
+        self._keymap_problems = tuple(str(problem) for problem in problems)
+        self.set_keymap(applied)  # replaces the keymap: a remap taken out of gtui.toml gives its key back
+        self._paint_header()
+
+    def effective_keys(self) -> dict[str, str]:
+        """Every binding id and the keys it has now (the defaults, with the applied part of the keymap)."""
+        return effective(self.engine.settings.keymap if self.engine is not None else {})
 
     def _on_engine_event(self, event: Event) -> None:
-        """Called on a dog's or the patrol's thread: just wake the collector."""
-        if isinstance(event, RunClaimed | RunFinished | DogChanged | PatrolFinished):
+        """Called on a dog's or the patrol's thread: remember the patrol's scan, wake the collector."""
+        if isinstance(event, PluginSetChanged):
+            self._patrol_scan = (event.plugins, self._patrol_started)
+        elif isinstance(event, RunClaimed | RunFinished | DogChanged | PatrolFinished):
             self._wake.set()
 
     def request_refresh(self, rescan: bool = False) -> None:
@@ -239,8 +266,11 @@ class GtuiApp(App[None]):
                 self._rescan.clear()
                 if rescan:
                     self._rescan_plugins()
-                elif (scanned := self.engine.patrol.plugin_set) is not None and scanned is not adopted:
-                    adopted = self.collector.plugin_set = scanned  # a newer patrol's scan: no second read of every file
+                elif (scan := self._patrol_scan) is not None and scan[0] is not adopted:
+                    adopted = scan[0]
+                    if scan[1] > self.collector.scanned_at:  # a patrol's scan newer than the one shown: no second read of every file
+                        self.collector.plugin_set, self.collector.scanned_at = scan
+                    # else the watcher's rescan (of a file made while the patrol ran) is newer: the patrol's would hide it
                 self._collect_once(now)
                 last_version, last_full = version, time.monotonic()
             if not self.live:
@@ -263,6 +293,10 @@ class GtuiApp(App[None]):
         }
         feed = [(f"{key[0]}:{key[1]}", cells, run.updated_at) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed),
                                                                                         strict=True)]
+        if self.no_color:  # NO_COLOR: Textual greys colours by brightness, and red came out dim; the cells' marks and bold speak
+            for table in rows.values():
+                colourless_rows(table)
+            colourless_rows({key: cells for key, cells, _ in feed})
         self.post_message(SnapshotReady(snapshot, rows, feed))
 
     @on(SnapshotReady)
@@ -288,7 +322,7 @@ class GtuiApp(App[None]):
             self.notify(f"{len(failed)} runs failed: {names}", title="Runs failed", severity="error")
             return
         for cells in failed:
-            self.notify(f"{cells[1].plain} {cells[2].plain}: {cells[3].plain}", title="Run failed", severity="error")
+            self.notify(f"{cells[1].plain} {cells[2].plain}: {plain_event(cells)}", title="Run failed", severity="error")
 
     def _toast_escalations(self, snapshot: Snapshot) -> None:
         """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
@@ -310,9 +344,14 @@ class GtuiApp(App[None]):
         errors = dict(self.snapshot.errors) if self.snapshot else {}
         if self._engine_error:
             errors["engine"] = self._engine_error
+        if self._settings_error:
+            errors["settings"] = f"{self._settings_error} (the last good settings stay in force)"
         escalations = self.snapshot.escalations if self.snapshot else ()
-        notices = self.snapshot.notices if self.snapshot else ()
+        settings_problems = tuple(str(problem) for problem in self.engine.settings.problems) if self.engine else ()
+        notices = (*(self.snapshot.notices if self.snapshot else ()), *self._keymap_problems, *settings_problems)
         text = header_text(self.town.root.name, self.patrol_state, escalations, errors, self.clock(), notices)
+        if self.no_color:
+            colourless_text(text)
         if text == self._header:
             return
         # A relayout repaints every pane (~50 ms with 1,000 plugins): only lines of another width may change the height.
@@ -348,15 +387,24 @@ class GtuiApp(App[None]):
             self.reload_settings()
         self.request_refresh(rescan=True)
 
-    @work(thread=True, group="settings")
+    @work(thread=True, exclusive=True, group="settings")
     def reload_settings(self) -> None:
         assert self.engine is not None
         try:
             self.engine.reload_settings()
         except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Settings not applied", severity="error")
+            self.post_message(SettingsReloaded(str(exc)))
             return
-        self.call_from_thread(self._apply_keymap)
+        self.post_message(SettingsReloaded(None))
+
+    @on(SettingsReloaded)
+    def _settings_reloaded(self, message: SettingsReloaded) -> None:
+        """A broken gtui.toml is a header line until it is fixed; fixed, its keymap and patrol interval apply at once."""
+        self._settings_error = message.error
+        if message.error is None:
+            self._apply_keymap()
+            self._reschedule_patrol()
+        self._paint_header()
 
     # -- actions on panes ---------------------------------------------------------------------
 
@@ -369,10 +417,26 @@ class GtuiApp(App[None]):
             return None
         return True
 
+    def on_key(self, event: events.Key) -> None:
+        """A writing key pressed in read-only mode is disabled (the footer shows it dim), and says why."""
+        if not self.read_only:
+            return
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and not active.enabled and action_name(active.binding.action) in WRITES:
+            self.notify(READ_ONLY, title="Not done", severity="warning")
+
+    @property
+    def escape_to_minimize(self) -> bool:
+        """escape leaves a maximized pane, unless it clears a filter first (in the filter line or the table)."""
+        focused = self.focused
+        if isinstance(focused, FilterInput) or (isinstance(focused, KeyedTable) and focused.filter_text):
+            return False
+        return super().escape_to_minimize
+
     @on(Act)
     def _pane_action(self, message: Act) -> None:
         if self.read_only and message.action in WRITES:
-            self.notify("read-only: this control room does not write", severity="warning")
+            self.notify(READ_ONLY, title="Not done", severity="warning")
             return
         if self.engine is None:
             self.notify("the engine is not running yet", severity="warning")
@@ -395,8 +459,20 @@ class GtuiApp(App[None]):
         return plugin
 
     def _plugins_run(self, key: str) -> None:
-        if self._plugin(key):
-            self.run_plugin(key, force=False)
+        plugin = self._plugin(key)
+        if plugin is None:
+            return
+        keys = self.effective_keys()
+        force, pause = key_display(keys["plugins.force_run"]), key_display(keys["plugins.pause"])
+        if not plugin.runs_by_itself:  # the engine's words are the command line's ("use --force"): here it is a key
+            self.notify(f"plugin {key} is {plugin.disabled_reason}; press {force} to run it anyway", title="Not run", severity="warning")
+            return
+        if self.snapshot is not None and key in self.snapshot.paused:
+            reason = self.snapshot.paused[key]
+            self.notify(f"plugin {key} is paused{': ' + reason if reason else ''}; press {pause} to resume it, or {force} to run it anyway",
+                        title="Not run", severity="warning")
+            return
+        self.run_plugin(key, force=False)
 
     def _plugins_force_run(self, key: str) -> None:
         if self._plugin(key):
@@ -408,20 +484,31 @@ class GtuiApp(App[None]):
         try:
             self.engine.run_plugin(name, force=force)
         except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Not run", severity="warning")
+            self.call_from_thread(self.notify, self._in_tui_words(str(exc)), title="Not run", severity="warning")
             return
         self.call_from_thread(self.notify, f"{name} handed to a dog", title="Run" + (" (forced)" if force else ""))
+
+    def _in_tui_words(self, message: str) -> str:
+        """The engine speaks to the command line ("use --force"); in the control room that is a key."""
+        keys = self.effective_keys()
+        force, pause = key_display(keys["plugins.force_run"]), key_display(keys["plugins.pause"])
+        return (message.replace("resume it or use --force", f"press {pause} to resume it, or {force} to run it anyway")
+                .replace("use --force to run it anyway", f"press {force} to run it anyway"))
 
     @work(thread=True, group="actions")
     def _plugins_toggle_pause(self, key: str) -> None:
         assert self.engine is not None and self.snapshot is not None
         paused = key in self.snapshot.paused
         try:
-            self.engine.set_paused(key, not paused, reason="" if paused else "paused from the control room")
+            changed = self.engine.set_paused(key, not paused, reason="" if paused else "paused from the control room")
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
-        self.call_from_thread(self.notify, f"{key} {'resumed' if paused else 'paused'}")
+        if changed:
+            self.call_from_thread(self.notify, f"{key} {'resumed' if paused else 'paused'}")
+        else:  # the screen was behind the ledger (another process, or a second press): say what is so, not what was meant
+            words = f"{key} is not paused: nothing to resume" if paused else f"{key} is paused already"
+            self.call_from_thread(self.notify, words, severity="warning")
         self.request_refresh()
 
     def _plugins_details(self, key: str) -> None:
@@ -524,32 +611,64 @@ class GtuiApp(App[None]):
     # -- global actions -----------------------------------------------------------------------
 
     def action_patrol(self) -> None:
-        if self.engine is None or self.read_only:
+        """``p``: patrol now, and say what it did."""
+        if self.read_only:
+            self.notify(READ_ONLY, title="Not done", severity="warning")
             return
+        if self.engine is None:
+            self.notify("the engine is not running yet", severity="warning")
+            return
+        if self.patrol_state.running:
+            self.notify("a patrol is running already", title="Patrol")
+            return
+        self.start_patrol(asked=True)
+
+    def start_patrol(self, asked: bool = False) -> None:
+        if self.engine is None or self.read_only or self.patrol_state.running:
+            return
+        if self._patrol_timer is not None:
+            self._patrol_timer.stop()
+            self._patrol_timer = None
         self.patrol_state = PatrolState(running=True)
         self._paint_header()
-        self.patrol()
+        self.patrol(asked)
 
     @work(thread=True, exclusive=True, group="patrol")
-    def patrol(self) -> None:
+    def patrol(self, asked: bool) -> None:
         assert self.engine is not None
+        self._patrol_started = time.monotonic()
         try:
-            self.engine.patrol_once(now=self.clock())
-            error = None
+            report, error = self.engine.patrol_once(now=self.clock()), None
         except GtError as exc:
-            error = str(exc)
-        self.post_message(PatrolDone(error))
+            report, error = None, str(exc)
+        self.post_message(PatrolDone(error, report, asked))
 
     @on(PatrolDone)
-    def _patrol_done(self, message: PatrolDone) -> None:
-        interval = self.engine.settings.patrol_interval.seconds if self.engine else 60.0
+    def _patrol_finished(self, message: PatrolDone) -> None:
+        self._patrol_done = (time.monotonic(), self.clock())
         # Not live, no interval patrol follows; and paint now: without a live collector or header timer
         # the header would say "running" for good.
-        self.patrol_state = PatrolState(next_at=self.clock() + interval) if self.live else PatrolState(paused_reason="not live")
+        self.patrol_state = PatrolState() if self.live else PatrolState(paused_reason="not live")
+        self._reschedule_patrol()
         self._paint_header()
         if message.error:
             self.notify(message.error, title="Patrol failed", severity="error")
+        elif message.asked and message.report is not None:
+            self.notify(patrol_words(message.report), title="Patrol")
         self.request_refresh()
+
+    def _reschedule_patrol(self) -> None:
+        """The next patrol is due one interval after the last ended: (re)arm its timer for the interval in force now."""
+        if not self.live or self.read_only or self.engine is None or self._patrol_done is None or self.patrol_state.running:
+            return
+        if self._patrol_timer is not None:
+            self._patrol_timer.stop()
+        interval = self.engine.settings.patrol_interval.seconds
+        done_monotonic, done_clock = self._patrol_done
+        delay = max(0.0, done_monotonic + interval - time.monotonic())
+        self._patrol_timer = self.set_timer(delay, self.start_patrol, name="patrol")
+        self.patrol_state = PatrolState(next_at=done_clock + interval)
+        self._paint_header()
 
     def action_digest(self) -> None:
         if self.engine is None:
@@ -573,18 +692,22 @@ class GtuiApp(App[None]):
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), title="No digest", severity="error")
             return
-        self.call_from_thread(self.notify, f"{result.squashed} run(s) squashed into {result.digest.ref if result.digest else 'no digest'}",
-                              title=f"Digest {day.isoformat()}")
+        if result.squashed and result.digest is not None:
+            words = f"{result.squashed} run{'s' if result.squashed != 1 else ''} of {day.isoformat()} squashed into {result.digest.ref}"
+        else:
+            words = f"nothing to digest for {day.isoformat()}"
+        self.call_from_thread(self.notify, words, title=f"Digest {day.isoformat()}")
         self.request_refresh()
 
     def action_filter(self) -> None:
-        focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one(PluginsPane)
-
-        def chosen(needle: str | None) -> None:
-            if needle is not None:
-                focused.set_filter(needle)
-
-        self.push_screen(AskScreen(f"Filter {focused.PANE} (empty shows all)", value=focused.filter_text, allow_empty=True), chosen)
+        """``/``: the filter line at the bottom of the focused pane (the plugins pane when none is)."""
+        focused = self.focused
+        if isinstance(focused, FilterInput):
+            return
+        table = focused if isinstance(focused, KeyedTable) else self.query_one(PluginsPane)
+        box = table.box
+        if box is not None:
+            box.open_filter()
 
     def action_focus_pane(self, name: str) -> None:
         self.pane(name).focus()
@@ -596,10 +719,11 @@ class GtuiApp(App[None]):
             self.screen.maximize(self.focused)
 
     def action_help(self) -> None:
-        groups: list[tuple[str, list[Binding]]] = [("Everywhere", _bindings(self.BINDINGS))]
-        groups += [(pane.TITLE[2:], _bindings(pane.BINDINGS)) for pane in PANES]
-        keymap = self.engine.settings.keymap if self.engine else {}
-        self.push_screen(HelpScreen(groups, keymap))
+        self.push_screen(HelpScreen(self.engine.settings.keymap if self.engine else {}))
+
+    async def action_quit(self) -> None:
+        """Textual's own ``ctrl+q`` asks first too, like ``q``."""
+        self.action_quit_app()
 
     def action_quit_app(self) -> None:
         if self.engine is not None and self.engine.runs_in_flight():
@@ -608,22 +732,37 @@ class GtuiApp(App[None]):
                     self.exit()
 
             self.push_screen(ConfirmScreen("Runs are in flight. Quit anyway?",
-                                           "They keep running, and the next patrol records them as abandoned.", yes="Quit"), answered)
+                                           "Quitting stops them: each is recorded as abandoned, stopped because the control room exited.",
+                                           yes="Quit"), answered)
             return
         self.exit()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The command palette offers every action, with its key."""
-        yield from super().get_system_commands(screen)
-        keymap = self.engine.settings.keymap if self.engine else {}
-        for binding in _bindings(self.BINDINGS):
-            yield SystemCommand(binding.description, f"key {key_display(binding, keymap)}",
-                                lambda action=binding.action: self.run_action(action))
-        focused = screen.focused  # the pane focused under the palette (the app's focus is the palette's input now)
-        if isinstance(focused, KeyedTable):
-            for binding in _bindings(focused.BINDINGS):
-                yield SystemCommand(f"{focused.PANE}: {binding.description}", f"key {key_display(binding, keymap)} on the selected row",
-                                    lambda action=binding.action, pane=focused: pane.run_action(action))
+        """The command palette offers every action of the app and of every pane, each once, with its key."""
+        for command in super().get_system_commands(screen):
+            if command.title not in TEXTUAL_COMMANDS_GTUI_HAS:
+                yield command
+        if screen is not self.screen_stack[0]:  # a details or log screen: the main screen's actions are not there
+            return
+        keys = self.effective_keys()
+        for key in keys_in_context("app"):
+            title = f"Go to {key.description}" if key.id.startswith("focus.") else key.description
+            yield SystemCommand(title, f"key {key_display(keys[key.id])}", partial(self._run_from_palette, key.action, None))
+        for pane in PANES:
+            for key in keys_in_context(pane):
+                yield SystemCommand(f"{pane}: {key.description}", f"key {key_display(keys[key.id])} on the selected row",
+                                    partial(self._run_from_palette, key.action, pane))
+
+    def _run_from_palette(self, action: str, pane: str | None) -> None:
+        """Run a palette command: a pane's on its selected row (the pane is focused first); a write says why not in read-only."""
+        if self.read_only and action_name(action) in WRITES:
+            self.notify(READ_ONLY, title="Not done", severity="warning")
+            return
+        target: Any = self
+        if pane is not None:
+            target = self.pane(pane)
+            target.focus()
+        self.call_later(target.run_action, action)
 
     def on_unmount(self) -> None:
         gc.unfreeze()
@@ -631,12 +770,27 @@ class GtuiApp(App[None]):
         self._stop.set()
         self._wake.set()
         if self.engine is not None:
-            self.engine.close()
+            self.engine.close(stop_runs=self.stop_reason)  # a run outliving its control room would have nobody to record it
 
 
 def _line_widths(text: Text) -> list[int]:
     return [cell_len(line) for line in text.plain.split("\n")]
 
 
-def _bindings(bindings: Iterable[BindingType]) -> list[Binding]:
-    return [binding for binding in bindings if isinstance(binding, Binding)]
+def patrol_words(report: PatrolReport) -> str:
+    """What a patrol asked for with ``p`` did, in a line: what it handed to the dogs, or that there was nothing to do."""
+    dispatched = [item.plugin.name for item in report.plugins if item.dispatched]
+    waiting = [item.plugin.name for item in report.plugins if item.decision.open and not item.dispatched]
+    if dispatched:
+        return f"handed {', '.join(dispatched)} to the dogs" + (f"; {', '.join(waiting)} already queued or running" if waiting else "")
+    if waiting:
+        return f"nothing new to run: {', '.join(waiting)} already queued or running"
+    return "nothing to do: no gate is open"
+
+
+def plain_event(cells: Row) -> str:
+    """A feed row's event without its NO_COLOR mark, for a toast."""
+    event = cells[3].plain
+    for mark in RESULT_MARK.values():
+        event = event.removeprefix(mark)
+    return event

@@ -740,11 +740,10 @@ def control_room(args: argparse.Namespace) -> int:
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
     app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only)
-    why = ["the control room exited"]
 
     def hung_up(signum: int, frame: object) -> None:
         """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
-        why[0] = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
+        app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
         threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
 
     for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -754,7 +753,7 @@ def control_room(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
         if app.engine is not None:
-            app.engine.close(stop_runs=why[0])
+            app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
     return 0
 
 

@@ -33,7 +33,7 @@ from gtcore.ledger import Bead, PluginStats
 from gtcore.patrol import decide_all
 from gtcore.plugins import Plugin
 from gtui.safety import clean
-from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE
+from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -57,6 +57,14 @@ Row = tuple[Text, ...]
 def text(value: object, style: str = "", sort: float | None = None) -> Cell:
     """A table cell: literal text (never markup), control sequences stripped; ``sort`` orders it when its pane is sorted by it."""
     return Cell(clean("" if value is None else str(value)), style, sort)
+
+
+def colourless_rows(rows: dict[str, Row]) -> dict[str, Row]:
+    """For NO_COLOR: the rows' cells without colours (their marks, bold, dim and reverse say it all)."""
+    for cells in rows.values():
+        for cell in cells:
+            colourless_text(cell)
+    return rows
 
 
 def result_text(result: str | None) -> str:
@@ -90,13 +98,16 @@ class Collector:
         self.engine = engine
         self.clock = clock
         self.plugin_set: PluginSet | None = None
+        self.scanned_at = float("-inf")  # time.monotonic() when the scan in plugin_set began: an older scan must not replace it
         self.notices: tuple[str, ...] = ()
         self._feed_since = 0.0
         self._last: Snapshot | None = None
 
     def rescan(self) -> None:
         """Re-read plugin files and the town's own settings (after a file change or a patrol)."""
+        began = time.monotonic()
         self.plugin_set = self.engine.plugins()
+        self.scanned_at = began
         self.notices = tuple(str(problem) for problem in self.engine.notices())
 
     def collect(self, *, feed_backlog: float = 3600.0) -> Snapshot:
@@ -185,8 +196,11 @@ def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
 
 def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
     stats = snapshot.summary.get(plugin.name)
+    name = text(plugin.name, "bold")
+    if plugin.shadowed:  # the same name elsewhere, hidden by this copy: `gtui plugin list` says so too
+        name.append(f" +{len(plugin.shadowed)} shadowed", "dim")
     return (
-        text(plugin.name, "bold"),
+        name,
         text(plugin.rig),
         text(plugin.gate.type),
         enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name)),
@@ -228,10 +242,11 @@ def enabled_cell(enabled: bool, paused: str | None) -> Text:
 
 
 def failure_rate(stats: PluginStats | None) -> Text:
+    """How many runs failed and what share of all runs that is (``3 · 30%``)."""
     if stats is None or not stats.run_count:
         return text("-", "dim")
     rate = stats.failure_rate
-    return text(f"{rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green", sort=rate)
+    return text(f"{stats.failure_count} · {rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green", sort=rate)
 
 
 def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:

@@ -1,5 +1,10 @@
 """Colours shared by the command line and the control room, so a failure looks the same in both."""
 
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Span, Text
+
 RESULT_STYLE = {"success": "green", "failure": "bold red", "timeout": "bold red", "abandoned": "yellow",
                 "skipped": "dim", "running": "cyan"}
 SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
@@ -7,3 +12,21 @@ SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critica
 # The control room's cells: said without colour too (NO_COLOR), by a mark or by bold and reverse.
 RESULT_MARK = {"failure": "✗ ", "timeout": "✗ ", "abandoned": "! "}
 SEVERITY_CELL_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold reverse red"}
+
+
+def colourless(style: object) -> Style:
+    """A style with its colours taken out for NO_COLOR: bold, dim, italic, underline kept; a background becomes reverse.
+
+    Textual's own NO_COLOR filter turns colours into greys by brightness, and red text on a dark
+    background comes out as a dim grey: what should be loudest would be hardest to read.
+    """
+    parsed = style if isinstance(style, Style) else Style.parse(str(style or "none"))
+    return Style(bold=parsed.bold, dim=parsed.dim, italic=parsed.italic, underline=parsed.underline, strike=parsed.strike,
+                 reverse=True if parsed.reverse or parsed.bgcolor is not None else None)
+
+
+def colourless_text(text: Text) -> Text:
+    """``text`` (changed in place, and returned) with the colours of its style and spans taken out."""
+    text.style = colourless(text.style)
+    text.spans = [Span(span.start, span.end, colourless(span.style)) for span in text.spans]
+    return text

@@ -91,7 +91,7 @@ def test_candidates_in_discovery_order(town: Path, add: Callable[..., Path]) -> 
     add("plugins/t2")
     add("plugins/t1")
     candidates = find_candidates(Town(town))
-    assert [(str(c.path.parent.relative_to(town)), c.rig, c.rank, c.crew) for c in candidates] == [
+    assert [(str(Path(c.path).parent.relative_to(town)), c.rig, c.rank, c.crew) for c in candidates] == [
         ("plugins/t1", "town", TOWN_LEVEL, None),
         ("plugins/t2", "town", TOWN_LEVEL, None),
         ("alpha/plugins/r1", "alpha", RIG_ROOT, None),
@@ -101,7 +101,7 @@ def test_candidates_in_discovery_order(town: Path, add: Callable[..., Path]) -> 
         ("beta/plugins/b1", "beta", RIG_ROOT, None),
         ("beta/plugins/b2", "beta", RIG_ROOT, None),
     ]
-    assert all(isinstance(c, Candidate) and c.path.name == "plugin.md" for c in candidates)
+    assert all(isinstance(c, Candidate) and c.path.endswith("/plugin.md") for c in candidates)
     assert [p.name for p in discover(Town(town)).plugins] == ["t1", "t2", "r1", "a1", "a2", "z1", "b1", "b2"]
 
 

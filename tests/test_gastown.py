@@ -1224,7 +1224,7 @@ async def test_the_control_room_header_has_a_line_about_gas_towns_daemon(tmp_pat
     app = app_for(town)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
-        top = await wait_until(pilot, lambda: [line for line in screen_text(app).splitlines()[:4] if "daemon" in line.lower()], 5,
+        top = await wait_until(pilot, lambda: [line for line in screen_text(app).splitlines()[:4] if "daemon" in line.lower()], 10,
                                "a daemon line in the header")
         assert top
     config = json.loads(json.dumps(INSTALL_DAEMON_CONFIG))

@@ -9,6 +9,7 @@ bounded polling loops, never fixed sleeps.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from enginekit import add_plugin, gtui_argv, gtui_env
 from textual.command import CommandPalette
-from textual.widgets import Input, Log, OptionList
+from textual.widgets import Log, OptionList
 from tuikit import (
     SIZE,
     app_for,
@@ -28,6 +29,7 @@ from tuikit import (
     kill_pid_file,
     ledger_of,
     ledger_rows,
+    log_ended,
     notes,
     pane_text,
     raise_escalation,
@@ -182,7 +184,7 @@ async def test_l_shows_the_log_lines_of_the_last_run(town: Path) -> None:
         await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, LogScreen), 3, "the log viewer")
         log = app.screen.query_one(Log)
-        await wait_until(pilot, lambda: "run ended" in screen_text(app), 3, "the end of the log")
+        await wait_until(pilot, lambda: log_ended(app), 3, "the end of the log")
         assert list(log.lines) == ["hello from hello", "second line"]
         title = screen_text(app).splitlines()[0]
         assert f"hello {run_ref(town, 'hello')}  .gtui/runs/{run_ref(town, 'hello')}.log" in title  # relative to the town
@@ -272,8 +274,14 @@ async def test_d_confirms_before_digesting_n_cancels_y_runs(tmp_path: Path) -> N
         digests = await wait_until(pilot, lambda: ledger_of(town).beads("digest"), 5, "the digest bead")
         assert digests[0].title == f"Plugin Digest {yesterday.date().isoformat()}"
         assert ledger_of(town).runs("tally") == []
-        await wait_until(pilot, lambda: any(title.startswith("Digest ") and "3 run(s) squashed" in message
+        await wait_until(pilot, lambda: any(title.startswith("Digest ") and message.startswith(f"3 runs of {yesterday.date().isoformat()}"
+                                                                                              " squashed into ")
                                             for title, message, _ in notes(app)), 3, "the digest toast")
+        await pilot.press("d")  # nothing is left of that day: said in words, not "0 run(s) squashed into no digest"
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the digest confirm modal a third time")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: (f"Digest {yesterday.date().isoformat()}", f"nothing to digest for {yesterday.date().isoformat()}",
+                                         "information") in notes(app), 3, "the empty digest's toast")
 
 
 async def test_p_patrols_now(tmp_path: Path) -> None:
@@ -293,6 +301,7 @@ async def test_p_patrols_now(tmp_path: Path) -> None:
 
 
 async def test_slash_filters_the_focused_pane(town: Path) -> None:
+    """The filter is a line at the bottom of the focused pane (no modal): typing filters, enter keeps it, esc clears it."""
     first = raise_escalation(town, "disk 93% full", "high")
     second = raise_escalation(town, "backup is late", "medium")
     app = app_for(town)
@@ -300,26 +309,29 @@ async def test_slash_filters_the_focused_pane(town: Path) -> None:
         await started(pilot)
         assert row_keys(app, "plugins") == ["broken", "dormant", "hello"]
         await pilot.press("slash")
-        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the filter modal")
-        assert "Filter plugins" in screen_text(app)
-        await pilot.press(*"HEL", "enter")
-        await wait_until(pilot, lambda: row_keys(app, "plugins") == ["hello"], 3, "the filtered plugins")
-        assert app.pane("plugins").border_subtitle == "filter: HEL (1/3)"
+        field = app.pane("plugins").box.filter_input
+        await wait_until(pilot, lambda: app.focused is field, 3, "the filter line of the plugins pane")
+        assert len(app.screen_stack) == 1  # no modal
+        await pilot.press(*"HEL")
+        await wait_until(pilot, lambda: row_keys(app, "plugins") == ["hello"], 3, "the plugins filtered as typed")
+        assert app.pane("plugins").subtitle == "filter: HEL (1/3)"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.focused is app.pane("plugins") and not field.display, 3, "the focus back on the table")
+        assert row_keys(app, "plugins") == ["hello"] and "filter: HEL (1/3)" in screen_text(app)
         assert row_keys(app, "escalations") == [first.ref, second.ref]  # other panes keep every row
 
         await pilot.press("4", "slash")
-        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the filter modal on escalations")
-        assert "Filter escalations" in screen_text(app)
+        await wait_until(pilot, lambda: app.focused is app.pane("escalations").box.filter_input, 3, "the filter line of escalations")
         await pilot.press(*"backup", "enter")
         await wait_until(pilot, lambda: row_keys(app, "escalations") == [second.ref], 3, "the filtered escalations")
         assert row_keys(app, "plugins") == ["hello"]
 
-        await pilot.press("1", "slash")  # the modal starts with the current filter; emptied, it shows all
-        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the filter modal once more")
-        assert app.screen.query_one(Input).value == "HEL"
-        await pilot.press("backspace", "enter")  # the text is selected on focus: backspace empties it
+        await pilot.press("1", "slash")  # the line starts with the current filter
+        await wait_until(pilot, lambda: app.focused is field, 3, "the filter line once more")
+        assert field.value == "HEL"
+        await pilot.press("escape")  # esc in the line clears the filter
         await wait_until(pilot, lambda: row_keys(app, "plugins") == ["broken", "dormant", "hello"], 3, "every plugin again")
-        assert app.pane("plugins").border_subtitle == ""
+        assert app.pane("plugins").subtitle == "" and app.focused is app.pane("plugins")
 
 
 async def test_tab_and_number_keys_move_focus_between_panes(town: Path) -> None:
@@ -356,7 +368,7 @@ async def test_z_maximizes_and_restores_the_focused_pane(town: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("4", "z")
-        await wait_until(pilot, lambda: app.screen.maximized is app.pane("escalations"), 3, "the maximized pane")
+        await wait_until(pilot, lambda: app.screen.maximized is app.pane("escalations").box, 3, "the maximized pane")
         assert "1 Plugins" not in screen_text(app) and "4 Escalations" in screen_text(app)
         await pilot.press("z")
         await wait_until(pilot, lambda: app.screen.maximized is None, 3, "the panes restored")
@@ -388,14 +400,18 @@ async def test_q_with_a_run_in_flight_asks_first(tmp_path: Path) -> None:
             await pilot.press("q")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the quit confirm modal")
             assert "Runs are in flight. Quit anyway?" in screen_text(app)
-            assert "the next patrol records them as" in screen_text(app)  # the whole explanation, wrapped
+            assert "each is recorded as abandoned, stopped" in screen_text(app)  # why quitting matters, in the dialog
             await pilot.press("n")
             await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), 3, "the modal to go")
             assert app.return_code is None
-            await pilot.press("q")
+            await pilot.press("ctrl+q")  # Textual's own quit key asks too
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the quit confirm modal again")
             await pilot.press("y")
             await wait_until(pilot, lambda: app.return_code is not None, 3, "the app to exit")
+        run = ledger_of(town).runs("sleepy")[0]
+        assert run.result == "abandoned" and run.data["reason"].startswith("stopped: the control room exited")
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), 0)
     finally:
         kill_pid_file(pid_file)
 
@@ -549,7 +565,7 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
         await pilot.press("r")
         await wait_until(pilot, lambda: results(town, "evil") == ["failure"], 10, "evil's run")
         await pilot.press("l")
-        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and "run ended" in screen_text(app), 5, "the log")
+        await wait_until(pilot, lambda: log_ended(app), 5, "the log")
         assert list(app.screen.query_one(Log).lines) == ["[bold]x[/bold] red"]
         logged = screen_text(app)
         await pilot.press("escape", "enter")
@@ -596,3 +612,20 @@ async def test_failures_before_start_are_not_toasted_and_a_burst_is_one_toast(to
         await wait_until(pilot, lambda: any(note[0] == "Runs failed" for note in notes(app)), 5, "the summary toast")
         failed = [note for note in notes(app) if note[0].startswith("Run")]
         assert len(failed) == 1 and failed[0][1].startswith("5 runs failed: alpha, bravo, charlie, delta, echo")
+
+
+async def test_the_plugins_pane_says_what_the_cli_says_shadowed_copies_and_failures(tmp_path: Path) -> None:
+    town = control_town(tmp_path / "town")
+    copy = town / "plugins" / "hello-copy"
+    copy.mkdir()
+    (copy / "plugin.md").write_text((town / "plugins" / "hello" / "plugin.md").read_text(encoding="utf-8"), encoding="utf-8")
+    now = time.time()
+    for n, result in enumerate(("failure", "success", "failure", "success")):
+        record_run(town, "broken", result, started=now - 600 + n * 60, duration=1.0)
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        hello = await wait_until(pilot, lambda: row_text(app, "plugins", "hello"), 3, "the hello row")
+        broken = row_text(app, "plugins", "broken")
+    assert hello.split(" | ")[0] == "hello +1 shadowed"
+    assert "2 · 50%" in broken.split(" | ")

@@ -20,7 +20,7 @@ import pytest
 from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
 from textual.widgets import Log
-from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, record_run, screen_text, wait_until
+from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, log_ended, record_run, wait_until
 
 from gtui.app import GtuiApp
 from gtui.screens.details import PluginDetailsScreen
@@ -81,12 +81,16 @@ async def ready(pilot: Pilot[Any]) -> None:
     await pilot.pause()
 
 
-def test_main_screen_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 40), (160, 48), (250, 70)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_main_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """At 80x24 the narrow columns give way; at 250x70 the panes share the height by what they hold."""
+    assert snap_compare(still_app(tmp_path), terminal_size=size, run_before=ready)
+
+
+def test_main_screen_no_color_80x24(snap_compare: SnapCompare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR=1: failures (✗), invalid files (!), open gates (●) and severities (bold, reverse) still stand out."""
+    monkeypatch.setenv("NO_COLOR", "1")  # read when the app is made
     assert snap_compare(still_app(tmp_path), terminal_size=(80, 24), run_before=ready)
-
-
-def test_main_screen_160x48(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    assert snap_compare(still_app(tmp_path), terminal_size=(160, 48), run_before=ready)
 
 
 def test_plugin_details(snap_compare: SnapCompare, tmp_path: Path) -> None:
@@ -116,7 +120,7 @@ def test_log_viewer(snap_compare: SnapCompare, tmp_path: Path) -> None:
         app = pilot.app
         await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(Log).line_count == 3, 5,
                          "the log's lines")
-        await wait_until(pilot, lambda: "run ended" in screen_text(app), 5, "the log's end")
+        await wait_until(pilot, lambda: log_ended(app), 5, "the log's end")
 
     assert snap_compare(still_app(tmp_path), terminal_size=(100, 24), run_before=open_log)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -145,8 +146,26 @@ def row_keys(app: GtuiApp, pane: str) -> list[str]:
 
 
 def cells(app: GtuiApp, pane: str, key: str) -> list[str]:
-    """The plain text of each cell of one row."""
+    """The plain text of each cell of one row (every column, the ones a narrow pane leaves out included)."""
+    return [cell.plain for cell in app.pane(pane).cells_of(key)]
+
+
+def shown_cells(app: GtuiApp, pane: str, key: str) -> list[str]:
+    """The plain text of the cells of one row that the table shows (its columns as fitted to the pane)."""
     return [cell.plain for cell in app.pane(pane).get_row(key)]
+
+
+def column_labels(app: GtuiApp, pane: str) -> list[str]:
+    """The column labels the pane shows, in order (a sort arrow included)."""
+    return [column.label.plain for column in app.pane(pane).ordered_columns]
+
+
+def log_ended(app: GtuiApp) -> bool:
+    """The log viewer read its run to the end: its last line says how the run ended (``failure · exit 1 · ...``)."""
+    from gtui.screens.log_viewer import LogScreen
+
+    shown = screen_text(app)
+    return isinstance(app.screen, LogScreen) and "following" not in shown and re.search(r" · (exit -?\d+|killed by)", shown) is not None
 
 
 def row_text(app: GtuiApp, pane: str, key: str) -> str:
@@ -167,7 +186,7 @@ async def select(pilot: Pilot[Any], pane: str, key: str) -> KeyedTable:
     table = app.pane(pane)
     await wait_until(pilot, lambda: key in row_keys(app, pane), 5.0, f"row {key} in {pane}")
     target = row_keys(app, pane).index(key)
-    await pilot.press("ctrl+home")
+    await pilot.press("home")
     for _ in range(target):
         await pilot.press("down")
     assert table.selected_key() == key, (table.selected_key(), key)

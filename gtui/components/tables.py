@@ -41,6 +41,7 @@ CELL_PADDING = 2  # a DataTable cell's padding, left and right
 SORT_ARROWS = (" ▲", " ▼")
 MARKS = "✗!● "  # what state.py puts before a cell's words: not part of what the cell sorts by
 TABLE_ACTIONS = {"cursor_down", "cursor_up", "top", "bottom", "page_down", "page_up", "sort_next", "sort_reverse"}
+EMPTY = 2  # the group of empty cells in a sort value
 REBUILD_AFTER_REMOVALS = 32  # removing a row costs O(rows): past this many (and a quarter of the rows), rebuilding is cheaper
 
 
@@ -58,7 +59,8 @@ def filter_name(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence[int], available: int) -> tuple[tuple[int, ...], dict[int, int]]:
+def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence[int],
+                available: int) -> tuple[tuple[int, ...], dict[int, int]]:
     """Which columns to show, and how wide, for the table to fit ``available`` cells.
 
     ``labels`` and ``content`` are each column's label width and widest cell.  Columns
@@ -105,7 +107,7 @@ def sort_value(cell: Text) -> tuple[int, float, tuple[tuple[int, Any], ...]]:
         return (0, float(key), ())
     plain = cell.plain.lstrip(MARKS).strip().lower()
     if plain in ("", "-", "…"):
-        return (2, 0.0, ())
+        return (EMPTY, 0.0, ())
     return (1, 0.0, _natural(plain))
 
 
@@ -170,13 +172,16 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
     class ContentChanged(Message):
         """The rows, the filter line or the natural width changed: the panes may share the screen anew."""
 
+        def __init__(self, origin: object) -> None:
+            super().__init__()
+            self.origin = origin
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id or self.PANE, cursor_type="row", zebra_stripes=False, show_row_labels=False)
         self._rows: dict[str, Row] = {}  # every row, in the app's order
         self._shown: dict[str, Row] = {}  # what the table holds, in its order
         self._widths: dict[str, tuple[int, ...]] = {}  # each shown row's cell widths
         self._columns_shown: tuple[int, ...] = ()
-        self._column_widths: dict[int, int] = {}
         self._match: Callable[[Row], bool] | None = None
         self._content_seen: tuple[int, int] = (-1, -1)
         self._subtitle = ""
@@ -199,18 +204,23 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
     def _visible(self, rows: dict[str, Row]) -> dict[str, Row]:
         match = self._match
         items = [(key, cells) for key, cells in rows.items() if match is None or match(cells)]
-        if self.sort_column is not None:
-            column = self.sort_column
-            items.sort(key=lambda item: sort_value(item[1][column]), reverse=self.sort_reverse)
-        return dict(items)
+        if self.sort_column is None:
+            return dict(items)
+        column = self.sort_column
+        keyed = [(sort_value(cells[column]), key, cells) for key, cells in items]
+        filled = sorted((item for item in keyed if item[0][0] != EMPTY), key=lambda item: item[0], reverse=self.sort_reverse)
+        empty = [item for item in keyed if item[0][0] == EMPTY]  # last either way, in the pane's own order
+        return {key: cells for _, key, cells in (*filled, *empty)}
 
-    def _sync(self, visible: dict[str, Row], refit: bool = False) -> None:
+    def _sync(self, visible: dict[str, Row]) -> None:
         """Make the table hold ``visible`` in its order, with columns that fit, keeping the selected row selected."""
         selected = self.selected_key()
         changed: dict[str, list[int]] = {}
         added: list[str] = []
         for key, cells in visible.items():
             old = self._shown.get(key)
+            if old is cells:  # the same row (a resize, a re-sort): nothing to compare
+                continue
             if old is None:
                 added.append(key)
             else:
@@ -239,11 +249,11 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         content = (len(visible), self.natural_width)
         if content != self._content_seen:
             self._content_seen = content
-            self.post_message(self.ContentChanged())
+            self.post_message(self.ContentChanged(self))
 
     def _rebuild(self, visible: dict[str, Row], columns: tuple[int, ...], widths: dict[int, int]) -> None:
         self.clear(columns=True)
-        self._columns_shown, self._column_widths = columns, dict(widths)
+        self._columns_shown = columns
         for index in columns:
             self.add_column(self._label(index), key=self.COLUMNS[index].label, width=widths[index])
         for key, cells in visible.items():
@@ -294,7 +304,6 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
             if column.auto_width or column.width != widths[index] or column.label != label:
                 column.auto_width, column.width, column.label = False, widths[index], label
                 changed = True
-        self._column_widths = dict(widths)
         if changed:
             self._update_count += 1  # the render caches are keyed by it
             self._require_update_dimensions = True  # the virtual width follows the columns
@@ -406,6 +415,10 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         super().watch_scroll_y(old, new)
         self._update_subtitle()
 
+    def cells_of(self, key: str) -> Row:
+        """Every cell of a shown row, the columns a narrow pane leaves out included."""
+        return self._shown[key]
+
     def selected_key(self) -> str | None:
         if not self.row_count:
             return None
@@ -470,7 +483,7 @@ class PaneBox(Vertical):
         field.cursor_blink = False
         field.display = True
         field.focus()
-        self.post_message(KeyedTable.ContentChanged())
+        self.post_message(KeyedTable.ContentChanged(self))
 
     def close_filter(self, clear: bool) -> None:
         if clear:
@@ -478,7 +491,15 @@ class PaneBox(Vertical):
         field = self.filter_input
         field.display = False
         self.table.focus()
-        self.post_message(KeyedTable.ContentChanged())
+        self.post_message(KeyedTable.ContentChanged(self))
+
+    def on_keyed_table_content_changed(self, message: KeyedTable.ContentChanged) -> None:
+        """Passed on as the box's own: Textual stops a bubbling message at its sender, and when the filter line's
+        handler here made the table change, the sender is this box (the panes above would never hear of it)."""
+        if message.origin is self:  # the box's own goes up as it is
+            return
+        message.stop()
+        self.post_message(KeyedTable.ContentChanged(self))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -495,7 +516,7 @@ class PluginsPane(KeyedTable):
     PANE = "plugins"
     TITLE = "1 Plugins"
     COLUMNS = (Col("plugin", aliases=("name",)), Col("rig", drop=6), Col("gate"), Col("enabled", drop=5), Col("last run", drop=2),
-               Col("result", min=10), Col("runs", drop=4), Col("fail%", drop=3), Col("state", min=30))
+               Col("result", min=10), Col("runs", drop=4), Col("fails", drop=3, aliases=("fail%", "failures")), Col("state", min=30))
     BINDINGS: ClassVar[list[BindingType]] = bindings("plugins")
 
 
