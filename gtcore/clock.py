@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, tzinfo
+import time
 from functools import lru_cache
 
 from gtcore.durations import format_duration
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
 
 
 def iso(timestamp: float | None) -> str | None:
-    """``2026-11-24T20:04:05Z`` for JSON output, or None."""
+    """``2026-11-24T20:04:05Z`` for JSON output, or None (datetime only for times ``gmtime`` cannot hold)."""
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    except (OverflowError, OSError, ValueError):
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def age(timestamp: float | None, now: float) -> str:
@@ -33,6 +42,7 @@ def local_zone() -> tzinfo:
     ``datetime.now().astimezone()`` only gives today's fixed offset, which
     would put cron slots an hour off across a DST change.
     """
+    from datetime import UTC
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only for cron gates, when a slot is computed
 
     name = os.environ.get("TZ", "").lstrip(":")

@@ -22,10 +22,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
 
 from gtcore.errors import GtError
 from gtcore.ledger import Bead, Ledger, fetch_bead, format_ref, insert_bead, update_bead
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DAY = 86400.0
 PRUNE_BATCH = 5000
@@ -46,7 +49,7 @@ def digest_title(day: date) -> str:
     return f"Plugin Digest {day.isoformat()}"
 
 
-class FinishedRun(NamedTuple):
+class FinishedRun(Record):
     """What a digest keeps of one run, read with ``json_extract``.
 
     A day can hold 100,000 runs: decoding each one's whole JSON into a

@@ -14,17 +14,18 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from stat import S_ISREG
 
 from gtcore.errors import NotFound
 from gtcore.plugin_cache import Identity, PluginCache, identity_of
 from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
+from gtcore.records import Record
 from gtcore.town import Town
 
 RIG_ROOT, CREW_CLONE, TOWN_LEVEL = 0, 1, 2
 
 
-class Candidate(NamedTuple):
+class Candidate(Record):
     """Where a plugin file sits, and how strongly it claims its name."""
 
     path: str  # the plugin.md, as text: a town has thousands, and the cache needs no Path to know them
@@ -88,44 +89,53 @@ def scan_entries(town: Town) -> Iterator[Candidate | InvalidPlugin | str]:
     """
     for directory, rig, rank, crew in plugin_dirs(town):
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=_name)
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as exc:
             yield f"{directory}: cannot read plugin directory: {exc.strerror or exc}"
             continue
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            verdict = _inspect(entry)
-            if isinstance(verdict, InvalidPlugin):  # first: an InvalidPlugin is a tuple too
-                yield verdict._replace(rig=rig)
-            elif isinstance(verdict, str):
-                yield verdict
-            else:
-                yield Candidate(verdict[0], rig, rank, crew, verdict[1])
+            if not entry.name.startswith("."):
+                yield _inspect(entry, rig, rank, crew)
 
 
 def find_candidates(town: Town) -> list[Candidate]:
     """The ``plugin.md`` files that will be parsed, in discovery order."""
-    return [entry for entry in scan_entries(town) if isinstance(entry, Candidate)]
+    return [entry for entry in scan_entries(town) if type(entry) is Candidate]
 
 
-def _inspect(entry: os.DirEntry[str]) -> tuple[str, Identity] | InvalidPlugin | str:
-    """One entry of a plugins directory: its plugin.md (and that file's identity), why it is broken, or a warning about it.
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
-    A plain directory is known from the directory listing itself; only
-    ``plugin.md`` and ``run.sh`` are stat'ed: two system calls a plugin.
+
+def _inspect(entry: os.DirEntry[str], rig: str, rank: int, crew: str | None) -> Candidate | InvalidPlugin | str:
+    """One entry of a plugins directory: its plugin.md as a candidate, why it is broken, or a warning about it.
+
+    The common case is written out flat, for it runs for every plugin of the
+    town on every patrol: a plain directory is known from the listing itself,
+    and only ``plugin.md`` and ``run.sh`` are stat'ed (two system calls).
     """
-    if _plain_directory(entry):
-        manifest = f"{entry.path}/plugin.md"  # strings, not Paths or os.path.join: a thousand entries per patrol
+    try:
+        plain = entry.is_dir(follow_symlinks=False)
+    except OSError:
+        plain = False
+    if plain:
+        manifest = entry.path + "/plugin.md"  # strings, not Paths or os.path.join: a thousand entries per patrol
         try:
             info = os.stat(manifest)
         except OSError:
             info = None
-        if info is not None and stat.S_ISREG(info.st_mode):
-            return manifest, identity_of(info, os.path.isfile(f"{entry.path}/run.sh"))
-    return _inspect_slowly(Path(entry.path))
+        if info is not None and S_ISREG(info.st_mode):
+            try:
+                run_script = S_ISREG(os.stat(entry.path + "/run.sh").st_mode)
+            except OSError:
+                run_script = False
+            return Candidate(manifest, rig, rank, crew, (info.st_size, info.st_mtime_ns, info.st_ino, run_script))
+    verdict = _inspect_slowly(Path(entry.path))
+    if type(verdict) is tuple:
+        return Candidate(verdict[0], rig, rank, crew, verdict[1])
+    return verdict._replace(rig=rig) if isinstance(verdict, InvalidPlugin) else verdict
 
 
 def _inspect_slowly(path: Path) -> tuple[str, Identity] | InvalidPlugin | str:
@@ -143,13 +153,6 @@ def _inspect_slowly(path: Path) -> tuple[str, Identity] | InvalidPlugin | str:
         what = "holds run.sh but no plugin.md" if (path / "run.sh").exists() else "holds no plugin.md"
         return f"{path}: not a plugin: the directory {what}"
     return InvalidPlugin(manifest, f"plugin.md is {kind}, not a regular file")
-
-
-def _plain_directory(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False
 
 
 _KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
@@ -173,19 +176,17 @@ def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:
     parsed: list[tuple[Candidate, Plugin]] = []
     seen: set[str] = set()
     for entry in scan_entries(town):
-        if isinstance(entry, str):
-            result.warnings.append(entry)
-            continue
-        if isinstance(entry, InvalidPlugin):
-            result.invalid.append(entry)
+        if type(entry) is not Candidate:
+            (result.warnings if isinstance(entry, str) else result.invalid).append(entry)  # type: ignore[arg-type]
             continue
         plugin = _parsed(entry, cache)
         seen.add(entry.path)
-        if isinstance(plugin, InvalidPlugin):
-            result.invalid.append(plugin)
-        else:
+        if type(plugin) is Plugin:
             parsed.append((entry, plugin))
-            result.warnings += [f"{plugin.path}: {warning}" for warning in plugin.warnings]
+            if plugin.warnings:
+                result.warnings += [f"{plugin.file}: {warning}" for warning in plugin.warnings]
+        else:
+            result.invalid.append(plugin)  # type: ignore[arg-type]
     result.plugins = dedupe(parsed)
     if cache is not None:
         cache.forget_missing(seen)
@@ -205,6 +206,8 @@ def _parsed(candidate: Candidate, cache: PluginCache | None) -> Plugin | Invalid
 
 def dedupe(parsed: list[tuple[Candidate, Plugin]]) -> list[Plugin]:
     """Keep the strongest copy of each name and record the others as shadowed; winners keep discovery order."""
+    if len({plugin.name for _, plugin in parsed}) == len(parsed):
+        return [plugin for _, plugin in parsed]  # every name once, as in most towns: nothing to decide
     ordered = sorted(range(len(parsed)), key=lambda index: (parsed[index][0].rank, index))
     winners: dict[str, tuple[int, Plugin]] = {}
     for index in ordered:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
+
+from gtcore.records import Record
 
 _UNITS = {
     "ns": 1e-9,
@@ -21,12 +22,12 @@ _UNITS = {
     "h": 3600.0,
     "d": 86400.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ]*)")
+_PART = r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ]*)"  # compiled on first use (re caches it): most commands parse no duration
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: past that a duration is a typo, and datetime arithmetic overflows
 _MAX_TEXT = 64  # no sane duration is longer; a 400-digit number must not reach float()
 
 
-class Duration(NamedTuple):
+class Duration(Record):
     """A parsed duration that remembers how the author wrote it."""
 
     text: str
@@ -49,7 +50,7 @@ def parse_duration(value: object) -> Duration:
         raise ValueError(f"is {len(text)} characters long: not a duration (write it like 90s, 5m, 1h30m or 2d)")
     total, pos = 0.0, 0
     while pos < len(text):
-        match = _PART.match(text, pos)
+        match = re.compile(_PART).match(text, pos)
         if not match:
             raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
         number, unit = match.groups()

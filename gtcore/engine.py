@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from gtcore.errors import GtError, NotFound, SettingsError
 from gtcore.events import Event, EventBus, RunFinished
@@ -20,11 +19,13 @@ from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
 from gtcore.model import Dog, Problem, Report, dog_names
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
+from gtcore.records import TYPE_CHECKING
 from gtcore.settings import Settings, load_settings
 from gtcore.town import Town
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
     from concurrent.futures import Future
+    from typing import Any
 
     from gtcore.discovery import PluginSet
     from gtcore.dogs import DogPool
@@ -37,13 +38,14 @@ class Engine:
     """Facade over the engine for one town."""
 
     def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False,
-                 plugin_bin: tuple[Path, ...] = ()) -> None:
+                 plugin_bin: Callable[[], tuple[Path, ...]] | None = None) -> None:
         """``readonly`` opens the ledger for reading only; ``adopt_orphans`` (the ``gtui`` command, never a
         library user) makes this process the subreaper of what its runs leave behind; ``plugin_bin`` holds
-        the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``)."""
+        the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``), asked for
+        when the first run starts: a command that runs nothing writes no scripts."""
         self.town = town
-        self.settings = settings if settings is not None else load_settings(town.settings_dir)
         self.ledger = Ledger(town.ledger_path, readonly=readonly)
+        self.settings = settings if settings is not None else self._load_settings()
         self.adopt_orphans = adopt_orphans
         self.settings_problem: Problem | None = None
         self.plugin_bin = plugin_bin
@@ -52,6 +54,10 @@ class Engine:
         self._pool: DogPool | None = None
         self._pool_lock = threading.Lock()
         self.bus.subscribe(self._on_event, RunFinished)
+
+    def _load_settings(self) -> Settings:
+        """gtui.toml, parsed only when it changed (a read-only engine reads the cache, never writes it)."""
+        return load_settings(self.town.settings_dir, self.town.state_dir / "settings.cache", keep=not self.ledger.readonly)
 
     @classmethod
     def tolerant(cls, town: Town, **options: Any) -> Engine:
@@ -71,7 +77,7 @@ class Engine:
     def runner(self) -> Runner:
         from gtcore.runner import Runner
 
-        return Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin)
+        return Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin() if self.plugin_bin else ())
 
     @cached_property
     def patrol(self) -> Patrol:
@@ -128,7 +134,7 @@ class Engine:
 
     def reload_settings(self) -> Settings:
         """Re-read gtui.toml; what can change live does (agent, grace, retention, interval)."""
-        self.settings = load_settings(self.town.settings_dir)
+        self.settings = self._load_settings()
         if "runner" in self.__dict__:
             self.runner.settings = self.settings
         if "escalations" in self.__dict__:

@@ -17,7 +17,6 @@ Life of an escalation (a bead of kind ``escalation``):
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gtcore.clock import iso
 from gtcore.errors import GtError, SettingsError, brief
@@ -25,10 +24,12 @@ from gtcore.escalation_settings import EscalationSettings, load_escalation_setti
 from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
 from gtcore.model import Problem
 from gtcore.plugins import SEVERITIES
+from gtcore.records import TYPE_CHECKING, Record
 from gtcore.town import Town
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+    from typing import Any
 
     from gtcore.delivery import DeliveryContext
 
@@ -40,7 +41,7 @@ DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
 ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
 
 
-class Escalation(NamedTuple):
+class Escalation(Record):
     """An escalation as read from its bead."""
 
     bead: Bead

@@ -20,14 +20,17 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
 from gtcore.model import Problem
 from gtcore.plugins import SEVERITIES
+from gtcore.records import TYPE_CHECKING, Record
 from gtcore.settings import read_settings_text, unknown_keys
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # Gas Town's defaults (``gt install``, and a severity a file leaves out).
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
@@ -49,7 +52,7 @@ NEEDS = {
 }
 
 
-class Contacts(NamedTuple):
+class Contacts(Record):
     """Where people are reached; secrets may come from the environment."""
 
     human_email: str = ""
@@ -71,7 +74,7 @@ def valid_action(action: str) -> bool:
     return action in ACTIONS or (action.startswith("mail:") and len(action) > len("mail:"))
 
 
-class EscalationSettings(NamedTuple):
+class EscalationSettings(Record):
     """What the file says: routes, contacts, staleness, and what of it cannot be used.
 
     ``skipped`` maps an action of a route to why it cannot be delivered (a

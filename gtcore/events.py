@@ -12,10 +12,14 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class RunClaimed(NamedTuple):
+class RunClaimed(Record):
     run_id: str
     plugin: str
     rig: str
@@ -23,7 +27,7 @@ class RunClaimed(NamedTuple):
     at: float
 
 
-class RunStarted(NamedTuple):
+class RunStarted(Record):
     run_id: str
     plugin: str
     dog: str
@@ -32,13 +36,13 @@ class RunStarted(NamedTuple):
     at: float
 
 
-class OutputLine(NamedTuple):
+class OutputLine(Record):
     run_id: str
     plugin: str
     line: str
 
 
-class RunFinished(NamedTuple):
+class RunFinished(Record):
     run_id: str
     plugin: str
     rig: str
@@ -51,22 +55,22 @@ class RunFinished(NamedTuple):
     run: Any = None  # the closed wisp (a gtcore.ledger.Bead), so listeners need not read it back
 
 
-class GateChanged(NamedTuple):
+class GateChanged(Record):
     plugin: str
     open: bool
     reason: str
     next_open_at: float | None
 
 
-class PluginSetChanged(NamedTuple):
+class PluginSetChanged(Record):
     plugins: Any
 
 
-class PatrolFinished(NamedTuple):
+class PatrolFinished(Record):
     report: Any
 
 
-class DogChanged(NamedTuple):
+class DogChanged(Record):
     """A dog went idle or started working (the dogs pane listens to this)."""
 
     dog: str

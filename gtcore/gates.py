@@ -10,13 +10,15 @@ outside world, ``condition``, takes the outcome of its check as an input
 from __future__ import annotations
 
 import os
-from datetime import datetime, tzinfo
 from functools import lru_cache
-from typing import NamedTuple
 
 from gtcore.clock import age, iso, local_zone
 from gtcore.durations import format_duration
 from gtcore.plugins import Plugin
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from datetime import tzinfo
 
 SLOTS: dict[tuple[str, str, float], tuple[float, str]] = {}
 """Cron slots already found, by (schedule, zone, base): the answer and how it reads.  Filled by :func:`cron`, kept across
@@ -24,7 +26,7 @@ processes in the plugin cache (:mod:`gtcore.plugin_cache`), so an idle patrol ne
 MAX_SLOTS = 50_000
 
 
-class GateFacts(NamedTuple):
+class GateFacts(Record):
     """What the ledger says about one plugin, as the gates need it."""
 
     last_started_at: float | None = None
@@ -32,7 +34,7 @@ class GateFacts(NamedTuple):
     paused: str | None = None
 
 
-class CheckResult(NamedTuple):
+class CheckResult(Record):
     """The outcome of a condition gate's ``check`` command."""
 
     exit_code: int | None
@@ -41,7 +43,7 @@ class CheckResult(NamedTuple):
     error: str | None = None
 
 
-class GateDecision(NamedTuple):
+class GateDecision(Record):
     """Open or closed, why (for people) and, when known, when it may open.
 
     ``since`` is when the gate opened: the dispatch queue serves the
@@ -111,6 +113,8 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
             slot = next_slot(schedule, zone, base)
         except (ValueError, OverflowError, OSError, ArithmeticError, LookupError):  # croniter's BadDateError is a ValueError
             return GateDecision(False, f"gate error: schedule '{schedule}' has no slot after {iso(base)}", error=True)
+        from datetime import datetime
+
         known = SLOTS[key] = (slot, datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z"))
         if len(SLOTS) > MAX_SLOTS:
             SLOTS.clear()
@@ -160,6 +164,8 @@ def next_slot(schedule: str, zone: tzinfo, base: float) -> float:
     time twice; like cron, it runs at the first one only.  Cached: the answer
     only changes when the plugin runs.
     """
+    from datetime import datetime
+
     from croniter import croniter  # only when a slot is not known yet: an idle patrol never loads it
 
     fixed_hour = not schedule.startswith("@") and not schedule.split()[1].startswith("*")

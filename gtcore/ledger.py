@@ -29,13 +29,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound
 from gtcore.model import Report, Result, settle
+from gtcore.records import TYPE_CHECKING, Record
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
 KIND_WORDS = {"wisp": "a run", "digest": "a digest", "escalation": "an escalation", "mail": "a mail", "event": "an event", "note": "a note"}
@@ -139,7 +142,7 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-class Bead(NamedTuple):
+class Bead(Record):
     """One ledger record as read back (immutable; ``data`` is its own copy, never shared with the ledger)."""
 
     id: int
@@ -162,7 +165,7 @@ class Bead(NamedTuple):
         return format_ref(self.kind, self.id)
 
 
-class PluginStats(NamedTuple):
+class PluginStats(Record):
     """What the ledger knows about one plugin's runs (one row of the summary)."""
 
     plugin: str

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
+
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class Problem(NamedTuple):
+class Problem(Record):
     """Something wrong or suspicious in a settings file, said where the Deacon and the operator look.
 
     ``level`` is ``error`` when the file (or part of it) is not used as
@@ -46,7 +50,7 @@ FAILED = frozenset({Result.FAILURE, Result.TIMEOUT})
 REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.WARNING, Result.CHECK_ONLY})
 
 
-class Report(NamedTuple):
+class Report(Record):
     """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X`` or ``gtui report``)."""
 
     result: str
@@ -80,7 +84,7 @@ def dog_names(count: int) -> list[str]:
     return [DOG_NAMES[i] if i < len(DOG_NAMES) else f"dog-{i + 1}" for i in range(count)]
 
 
-class Dog(NamedTuple):
+class Dog(Record):
     """A dog as the dogs pane shows it."""
 
     name: str

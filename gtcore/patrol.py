@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from gtcore.clock import iso
 from gtcore.discovery import PluginSet
@@ -21,6 +20,7 @@ from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.ledger import Bead, Ledger, LedgerFacts, PluginStats
 from gtcore.model import Problem
 from gtcore.plugins import InvalidPlugin, Plugin
+from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
 from gtcore.settings import SettingsError
 
@@ -30,6 +30,7 @@ UPKEEP_EVENT = "gtui.upkeep"  # a town event: when any gtui on the town last dig
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from typing import Any
 
     from gtcore.engine import Engine
     from gtcore.runner import RunOutcome

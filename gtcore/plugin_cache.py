@@ -17,13 +17,18 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import threading
 from pathlib import Path
-from typing import Any
 
 from gtcore import __version__
+from gtcore.document_cache import settled
 from gtcore.durations import Duration
 from gtcore.gates import SLOTS
 from gtcore.plugins import Execution, Gate, InvalidPlugin, Plugin, Tracking
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 2
 Identity = tuple[int, int, int, bool]  # size, mtime_ns, inode, run.sh beside it
@@ -75,7 +80,7 @@ class PluginCache:
                 _, error, line = record
                 return InvalidPlugin(Path(manifest), error, line, rig=rig)
             name, gate, execution, tracking, description, version, enabled, instructions, has_run_script, mtime, warnings = record
-            return Plugin(name, Path(manifest), rig, self._part(gate, "gate"), self._part(execution, "execution"),
+            return Plugin(name, manifest, rig, self._part(gate, "gate"), self._part(execution, "execution"),
                           self._part(tracking, "tracking"), description, version, enabled, instructions, has_run_script, crew,
                           mtime, tuple(warnings))
         except (TypeError, ValueError, IndexError, KeyError):
@@ -100,6 +105,9 @@ class PluginCache:
         return index
 
     def store(self, manifest: str, identity: Identity, parsed: Plugin | InvalidPlugin) -> None:
+        """Remember a parse; not for a file changed in the last seconds (:func:`gtcore.document_cache.settled`)."""
+        if not settled(identity[1]):
+            return
         if not self._index and self._parts:
             self._index = {part: index for index, part in enumerate(self._parts)}
         record = ("!", parsed.error, parsed.line) if isinstance(parsed, InvalidPlugin) else self._record(parsed)
@@ -120,7 +128,7 @@ class PluginCache:
         self._compact()
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
             data = {"format": FORMAT, "gtui": __version__, "plugins": self._entries, "parts": self._parts, "slots": dict(SLOTS)}
             with open(temp, "wb") as handle:
                 marshal.dump(data, handle)

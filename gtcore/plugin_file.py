@@ -127,7 +127,7 @@ def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> 
         raise _Invalid("agent plugin has no instructions after the frontmatter (and no run.sh)")
     return Plugin(
         name=name,
-        path=path,
+        file=str(path),
         rig=rig,
         crew=crew,
         gate=gate,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from gtcore.durations import Duration, parse_duration
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -38,7 +41,7 @@ TRACKING_KEYS = {"labels", "digest"}
 EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity"}
 
 
-class Gate(NamedTuple):
+class Gate(Record):
     """When a plugin may run by itself (see ``gtcore.gates``)."""
 
     type: str
@@ -72,7 +75,7 @@ class Gate(NamedTuple):
         return f"{self.type} {detail}".strip()
 
 
-class Tracking(NamedTuple):
+class Tracking(Record):
     """Labels added to every run wisp, and whether runs are squashed into digests."""
 
     labels: tuple[str, ...] = ()
@@ -82,7 +85,7 @@ class Tracking(NamedTuple):
         return {"labels": list(self.labels), "digest": self.digest}
 
 
-class Execution(NamedTuple):
+class Execution(Record):
     """How a dog runs the plugin and what a failure means."""
 
     type: str = "script"
@@ -99,16 +102,18 @@ class Execution(NamedTuple):
         }
 
 
-class Plugin(NamedTuple):
+class Plugin(Record):
     """A valid plugin as found on disk.
 
-    ``rig`` is ``"town"`` for town-level plugins; ``crew`` names the crew clone
-    the file came from, if any.  ``shadowed`` lists the paths of same-named
-    copies this one hides.
+    ``file`` is its ``plugin.md`` as text (``path`` as a Path: a patrol reads
+    thousands of plugins and needs no Path for any of them).  ``rig`` is
+    ``"town"`` for town-level plugins; ``crew`` names the crew clone the file
+    came from, if any.  ``shadowed`` lists the paths of same-named copies
+    this one hides.
     """
 
     name: str
-    path: Path
+    file: str
     rig: str
     gate: Gate
     execution: Execution
@@ -136,15 +141,19 @@ class Plugin(NamedTuple):
         return "disabled in plugin.md (gate.disabled = true)" if self.gate.disabled else ""
 
     @property
+    def path(self) -> Path:
+        return Path(self.file)
+
+    @property
     def directory(self) -> Path:
-        return self.path.parent
+        return Path(self.file).parent
 
     @property
     def run_script(self) -> Path:
-        return self.path.parent / "run.sh"
+        return Path(self.file).parent / "run.sh"
 
 
-class InvalidPlugin(NamedTuple):
+class InvalidPlugin(Record):
     """A plugin file that could not be used, and exactly why."""
 
     path: Path

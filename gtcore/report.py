@@ -5,12 +5,14 @@ These dictionaries are the Deacon's interface: keep their keys stable.
 
 from __future__ import annotations
 
-from typing import Any
-
 from gtcore.clock import iso
 from gtcore.ledger import Bead, Ledger, PluginStats, format_ref
 from gtcore.model import dog_names
 from gtcore.plugins import Plugin
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
@@ -18,7 +20,7 @@ def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
     return {
         "name": plugin.name,
         "rig": plugin.rig,
-        "path": str(plugin.path),
+        "path": plugin.file,
         "description": plugin.description,
         "version": plugin.version,
         "enabled": plugin.runs_by_itself,

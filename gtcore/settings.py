@@ -7,15 +7,17 @@ fall-back to defaults, which would hide the operator's intent.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
 from gtcore.model import Problem
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATROL_INTERVAL = parse_duration("60s")
 DEFAULT_KILL_GRACE = parse_duration("5s")
@@ -24,7 +26,7 @@ DEFAULT_DELIVERY_TIMEOUT = parse_duration("10s")
 KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout"}
 
 
-class StaleBinary(NamedTuple):
+class StaleBinary(Record):
     """One ``[[stale.binaries]]`` entry: a tool and the repository it is built from."""
 
     name: str
@@ -33,7 +35,7 @@ class StaleBinary(NamedTuple):
     commit_command: tuple[str, ...] = ()
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     """What ``gtui.toml`` says, with the documented defaults (``keymap`` is read-only: a mapping, never changed)."""
 
     dogs: int = 4
@@ -48,26 +50,49 @@ class Settings(NamedTuple):
     problems: tuple[Problem, ...] = ()
 
 
-def load_settings(settings_dir: Path) -> Settings:
+def load_settings(settings_dir: Path, cache: Path | None = None, *, keep: bool = True) -> Settings:
     """Read ``gtui.toml`` from ``settings_dir``; defaults when the file is absent.
 
+    With ``cache`` (a file in the town's ``.gtui/``) the parsed TOML is kept
+    there by the file's identity (unless ``keep`` is false: read-only), so an
+    unchanged file is only stat'ed: the TOML parser costs an idle command
+    more than all its settings do.
     Raises only :class:`SettingsError`, whatever the file holds.
     """
     path = settings_dir / "gtui.toml"
     try:
-        text = read_settings_text(path)
+        return _parse(path, _document(path, cache, keep))
     except FileNotFoundError:
         return Settings()
-    try:
-        return _parse(path, tomllib.loads(text))
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(path, f"invalid TOML: {exc}") from None
-    except RecursionError:
-        raise SettingsError(path, "nested too deeply to be settings") from None
     except SettingsError:
         raise
     except Exception as exc:  # a bug in gtui: said as such, and still a settings error of this file only
         raise SettingsError(path, f"gtui failed to read this file (a bug in gtui): {type(exc).__name__}: {brief(exc)}") from None
+
+
+def _document(path: Path, cache: Path | None, keep: bool) -> dict[str, Any]:
+    """The file's TOML; from ``cache`` when the file is the one parsed last time."""
+    if cache is None:
+        return _toml(path, read_settings_text(path))
+    from gtcore import document_cache
+
+    identity, data = document_cache.lookup(cache, path)
+    if data is None:
+        data = _toml(path, read_settings_text(path))
+        if keep:
+            document_cache.keep(cache, identity, data)
+    return data
+
+
+def _toml(path: Path, text: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(path, f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SettingsError(path, "nested too deeply to be settings") from None
 
 
 MAX_SETTINGS_BYTES = 1024 * 1024

@@ -19,11 +19,14 @@ import re
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from gtcore import processes
+from gtcore.records import TYPE_CHECKING
 from gtcore.settings import StaleBinary
 from gtcore.town import Town
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
 COMMAND_TIMEOUT = 10.0

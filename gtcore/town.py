@@ -6,13 +6,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from gtcore.errors import GtError, NotFound
 from gtcore.model import Problem
+from gtcore.records import Record
 
 
-class Town(NamedTuple):
+class Town(Record):
     """Paths of one Gas Town installation."""
 
     root: Path

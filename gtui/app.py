@@ -192,7 +192,7 @@ class GtuiApp(App[None]):
     def start_engine(self) -> None:
         try:
             engine = self.engine or Engine(self.town, readonly=self.read_only, adopt_orphans=self.adopt_orphans,
-                                           plugin_bin=() if self.read_only else plugin_bin(self.town))
+                                           plugin_bin=None if self.read_only else partial(plugin_bin, self.town))
             if self.live and not self.read_only:
                 engine.emit_event("startup", source="gtui")
         except GtError as exc:

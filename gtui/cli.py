@@ -15,9 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from gtcore.clock import iso
 from gtcore.engine import Engine
@@ -26,14 +24,16 @@ from gtcore.events import Event, OutputLine
 from gtcore.ledger import Ledger, parse_ref
 from gtcore.model import Report
 from gtcore.plugins import SEVERITIES
+from gtcore.records import TYPE_CHECKING
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
 from gtcore.town import Town
 from gtui import terminal
-from gtui.shims.bin import plugin_bin
 
 if TYPE_CHECKING:
+    from datetime import date
     from types import ModuleType
+    from typing import Any, NoReturn
 
     from rich.console import Console
 
@@ -82,24 +82,49 @@ def _named(parser: argparse.ArgumentParser, what: str = "the plugin's name (see 
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The whole command line; given ``argv``, only the command it names is built in full.
+    """The whole command line; given ``argv``, only the command and verb it names are built.
 
-    Building every subcommand's arguments costs more than an idle patrol's
-    own work: a command builds its own, and the rest stand as names (enough
-    for argparse to say an unknown command is one).  ``--help`` builds all.
+    Every parser argparse makes costs (its help option, its translated
+    words): building all twenty-odd of them cost more than an idle patrol's
+    own work.  A command builds its own parser and its own verb's; an unknown
+    word gets the names of the choices, so argparse can say what they are;
+    ``--help`` (or no ``argv``) builds all.
     """
     parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room. Without a command: the control room.")
     _common(parser)
     parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
     parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first (repeatable)")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     everything = argv is None or "-h" in argv or "--help" in argv
-    wanted = None if everything else _command_word(list(argv or ()))
-    for name, (text, build) in COMMAND_PARSERS.items():
-        command = commands.add_parser(name, help=text)
-        if everything or wanted == name:
-            build(command)
+    _add_choices(parser, "command", "COMMAND", COMMAND_PARSERS, None if everything else list(argv or ()))
     return parser
+
+
+Builder = Callable[[argparse.ArgumentParser], None]
+Choices = dict[str, tuple[str, "Builder | Choices"]]
+
+
+def _add_choices(parser: argparse.ArgumentParser, dest: str, metavar: str, choices: Choices, argv: list[str] | None) -> None:
+    """Subcommands (or verbs) of ``parser``: all of them when ``argv`` is None, else the one its next word names.
+
+    No command word at all (``gtui --once``): no subparsers, ``command`` is
+    None.  A missing or unknown verb: the verbs' names, for argparse to list.
+    """
+    at = None if argv is None else _word_index(argv)
+    if argv is not None and at is None and dest == "command":
+        parser.set_defaults(command=None)
+        return
+    word = None if argv is None or at is None else argv[at]
+    sub = parser.add_subparsers(dest=dest, required=dest != "command", parser_class=_Parser, metavar=metavar)
+    for name, (text, build) in choices.items():
+        if argv is not None and word in choices and name != word:
+            continue
+        child = sub.add_parser(name, help=text)
+        if argv is None or name == word:
+            rest = None if argv is None or at is None else argv[at + 1:]
+            if isinstance(build, dict):
+                _add_choices(child, "verb", "VERB", build, rest)
+            else:
+                build(child)
 
 
 def _init_parser(init: argparse.ArgumentParser) -> None:
@@ -107,41 +132,48 @@ def _init_parser(init: argparse.ArgumentParser) -> None:
     _common(init)
 
 
-def _plugin_parser(plugin: argparse.ArgumentParser) -> None:
-    plugin_verbs = plugin.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
-    _common(plugin_verbs.add_parser("list", help="every plugin with its gate and last run"))
-    show = plugin_verbs.add_parser("show", help="one plugin in full")
+def _common_only(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+
+
+def _plugin_show(show: argparse.ArgumentParser) -> None:
     _named(show)
     _common(show)
-    history = plugin_verbs.add_parser("history", help="recent runs of a plugin, then its digested days")
+
+
+def _plugin_history(history: argparse.ArgumentParser) -> None:
     _named(history)
     history.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N runs and N days (default 20)")
     _common(history)
-    run = plugin_verbs.add_parser("run", help="run a plugin now, whatever its gate, and wait for it")
+
+
+def _plugin_run(run: argparse.ArgumentParser) -> None:
     _named(run)
     run.add_argument("--force", action="store_true", help="run even if disabled in its plugin.md or paused by an operator")
     _common(run)
-    digest = plugin_verbs.add_parser("digest", help="squash a past day's runs into its digest (default: yesterday, UTC)")
+
+
+def _plugin_digest(digest: argparse.ArgumentParser) -> None:
     day = digest.add_mutually_exclusive_group()
     day.add_argument("--yesterday", action="store_true", help="yesterday (UTC), the default")
     day.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="that UTC day")
     digest.add_argument("--dry-run", action="store_true", help="say what would be squashed, change nothing")
     _common(digest)
-    for verb, text in (("enable", "resume a paused plugin"), ("disable", "pause a plugin (it stops opening by itself)")):
-        toggle = plugin_verbs.add_parser(verb, help=text)
-        _named(toggle)
-        toggle.add_argument("--reason", default="", metavar="R", help="why, kept with the pause (shown in listings)")
-        _common(toggle)
-    log = plugin_verbs.add_parser("log", help="a run's log (default: the plugin's latest run)")
+
+
+def _plugin_toggle(toggle: argparse.ArgumentParser) -> None:
+    _named(toggle)
+    toggle.add_argument("--reason", default="", metavar="R", help="why, kept with the pause (shown in listings)")
+    _common(toggle)
+
+
+def _plugin_log(log: argparse.ArgumentParser) -> None:
     _named(log)
     log.add_argument("run_id", nargs="?", metavar="RUN-ID", help="which run (run-12); default the latest")
     _common(log)
 
 
-def _dog_parser(dog: argparse.ArgumentParser) -> None:
-    dog_verbs = dog.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
-    _common(dog_verbs.add_parser("list", help="every dog, idle or working, in any gtui process on the town"))
-    dispatch = dog_verbs.add_parser("dispatch", help="hand a plugin to a dog now and wait for its run")
+def _dog_dispatch(dispatch: argparse.ArgumentParser) -> None:
     dispatch.add_argument("--plugin", required=True, metavar="NAME", help="the plugin to run")
     dispatch.add_argument("--rig", metavar="RIG", help="run a town-level plugin for this rig (GT_RIG); a rig's plugin only for its own")
     _common(dispatch)
@@ -162,63 +194,87 @@ def _report_parser(report: argparse.ArgumentParser) -> None:
     _common(report)
 
 
-def _event_parser(event: argparse.ArgumentParser) -> None:
-    event_verbs = event.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
-    emit = event_verbs.add_parser("emit", help="record that an event happened")
+def _event_emit(emit: argparse.ArgumentParser) -> None:
     emit.add_argument("name", help="the event's name (lowercase letters, digits, '.', '_', '-')")
     _common(emit)
 
 
-def _escalate_parser(escalate: argparse.ArgumentParser) -> None:
-    verbs = escalate.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
-    raise_ = verbs.add_parser("raise", help="raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)")
+def _escalate_raise(raise_: argparse.ArgumentParser) -> None:
     from gtui.shims import flags
 
     flags.add_arguments(raise_, flags.ESCALATE)  # Gas Town's gt escalate, flag for flag
     _common(raise_, json=False)
-    listing = verbs.add_parser("list", help="open and acknowledged escalations")
+
+
+def _escalate_list(listing: argparse.ArgumentParser) -> None:
     listing.add_argument("--all", action="store_true", help="closed ones too")
     listing.add_argument("--severity", type=str.lower, choices=SEVERITIES, metavar="S",
                          help="only this severity (low, medium, high, critical)")
     listing.add_argument("--stale", action="store_true", help="only stale ones")
     _common(listing)
-    for verb, text in (("ack", "acknowledge: it stops re-escalating"), ("show", "one escalation with deliveries and history")):
-        one = verbs.add_parser(verb, help=text)
-        one.add_argument("id", help="the escalation (esc-12)")
-        _common(one)
-    close = verbs.add_parser("close", help="close with a reason")
+
+
+def _escalate_one(one: argparse.ArgumentParser) -> None:
+    one.add_argument("id", help="the escalation (esc-12)")
+    _common(one)
+
+
+def _escalate_close(close: argparse.ArgumentParser) -> None:
     close.add_argument("id", help="the escalation (esc-12)")
     close.add_argument("--reason", required=True, metavar="R", help="why it is closed (kept on it)")
     _common(close)
-    stale = verbs.add_parser("stale", help="re-escalate stale escalations now")
+
+
+def _escalate_stale(stale: argparse.ArgumentParser) -> None:
     stale.add_argument("--dry-run", "-n", action="store_true", help="say what would move, change nothing")
     _common(stale)
 
 
-def _mail_parser(mail: argparse.ArgumentParser) -> None:
-    mail_verbs = mail.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
-    mail_list = mail_verbs.add_parser("list", help="mail, newest first")
+def _mail_list(mail_list: argparse.ArgumentParser) -> None:
     mail_list.add_argument("--to", metavar="TARGET", help="only mail to this address (mayor, <rig>/witness, ...)")
     _common(mail_list)
 
 
-COMMAND_PARSERS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+COMMAND_PARSERS: Choices = {
     "init": ("make PATH a town gtui can run: plugins/ and settings/gtui.toml", _init_parser),
-    "plugin": ("list, inspect and run plugins", _plugin_parser),
-    "dog": ("the dogs that run plugins", _dog_parser),
-    "escalate": ("raise and manage escalations (gtui escalate WORDS... -s SEVERITY)", _escalate_parser),
-    "mail": ("mail beads (escalations routed to mail:<target>, gt mail send)", _mail_parser),
+    "plugin": ("list, inspect and run plugins", {
+        "list": ("every plugin with its gate and last run", _common_only),
+        "show": ("one plugin in full", _plugin_show),
+        "history": ("recent runs of a plugin, then its digested days", _plugin_history),
+        "run": ("run a plugin now, whatever its gate, and wait for it", _plugin_run),
+        "digest": ("squash a past day's runs into its digest (default: yesterday, UTC)", _plugin_digest),
+        "enable": ("resume a paused plugin", _plugin_toggle),
+        "disable": ("pause a plugin (it stops opening by itself)", _plugin_toggle),
+        "log": ("a run's log (default: the plugin's latest run)", _plugin_log),
+    }),
+    "dog": ("the dogs that run plugins", {
+        "list": ("every dog, idle or working, in any gtui process on the town", _common_only),
+        "dispatch": ("hand a plugin to a dog now and wait for its run", _dog_dispatch),
+    }),
+    "escalate": ("raise and manage escalations (gtui escalate WORDS... -s SEVERITY)", {
+        "raise": ("raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)", _escalate_raise),
+        "list": ("open and acknowledged escalations", _escalate_list),
+        "ack": ("acknowledge: it stops re-escalating", _escalate_one),
+        "show": ("one escalation with deliveries and history", _escalate_one),
+        "close": ("close with a reason", _escalate_close),
+        "stale": ("re-escalate stale escalations now", _escalate_stale),
+    }),
+    "mail": ("mail beads (escalations routed to mail:<target>, gt mail send)", {
+        "list": ("mail, newest first", _mail_list),
+    }),
     "stale": ("is a binary of [[stale.binaries]] behind its repository? (Gas Town's gt stale)", _stale_parser),
     "report": ("inside a plugin run: report its result and summary (like bd create -l type:plugin-run)", _report_parser),
-    "event": ("town events (event gates listen for them)", _event_parser),
+    "event": ("town events (event gates listen for them)", {
+        "emit": ("record that an event happened", _event_emit),
+    }),
 }
 
 
-ESCALATE_VERBS = ("raise", "list", "ack", "close", "show", "stale")
+ESCALATE_VERBS = tuple(COMMAND_PARSERS["escalate"][1])  # type: ignore[arg-type]
 
 
-def _command_word(argv: list[str]) -> str | None:
-    """The first word of ``argv`` that is no option nor an option's value: the command (None: the control room or --once)."""
+def _word_index(argv: list[str]) -> int | None:
+    """Where the first word of ``argv`` that is no option nor an option's value is (None: there is none)."""
     index = 0
     while index < len(argv):
         token = argv[index]
@@ -227,8 +283,14 @@ def _command_word(argv: list[str]) -> str | None:
         elif token.startswith("-"):
             index += 1
         else:
-            return token
+            return index
     return None
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The command (or verb) ``argv`` names: its first word (None: the control room or --once)."""
+    index = _word_index(argv)
+    return None if index is None else argv[index]
 
 
 def _with_default_verb(argv: list[str]) -> list[str]:
@@ -242,6 +304,8 @@ def _with_default_verb(argv: list[str]) -> list[str]:
 
 
 def _date(text: str) -> date:
+    from datetime import date
+
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -282,8 +346,13 @@ class Context:
                 if self._engine.settings_problem:
                     _warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:
-                self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=plugin_bin(self.town))
+                self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=self._plugin_bin)
         return self._engine
+
+    def _plugin_bin(self) -> tuple[Path, ...]:
+        from gtui.shims.bin import plugin_bin
+
+        return plugin_bin(self.town)
 
     def stop_runs(self, reason: str) -> None:
         """The command is going away: end its runs now, recorded as such (never left unsupervised)."""
@@ -311,7 +380,9 @@ class Context:
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""
         if self.json:
-            sys.stdout.write(json.dumps(payload) + "\n")  # one line: programs read it, and indenting costs as much as the patrol
+            # One line: programs read it, and indenting costs as much as the patrol.  The payload is
+            # built here from records, never cyclic: checking for cycles would cost a tenth of the dump.
+            sys.stdout.write(json.dumps(payload, check_circular=False) + "\n")
         else:
             human()
 
@@ -555,6 +626,8 @@ def cmd_plugin_log(ctx: Context) -> int:
 
 def cmd_plugin_digest(ctx: Context) -> int:
     now = time.time()
+    from datetime import timedelta
+
     from gtcore.digest import make_digest, utc_day
 
     day = ctx.args.date or (utc_day(now) - timedelta(days=1))

@@ -10,10 +10,13 @@ the escalation is recorded, but no person has it yet.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from gtcore.errors import GtError
 from gtcore.escalation import ROUTE_LATER, Escalation, Escalations
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -7,7 +7,6 @@ comes from a plugin file or the ledger is shown literally, ``[bold]`` and all.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -23,9 +22,13 @@ from gtcore.escalation_settings import EscalationSettings
 from gtcore.ledger import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
+from gtcore.records import TYPE_CHECKING
 from gtcore.stale import BinaryStatus
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 from gtui.terminal import safe
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _cell(value: object, style: str = "") -> Text:

@@ -99,7 +99,6 @@ class Collector:
         self.clock = clock
         self.plugin_set: PluginSet | None = None
         self.scanned_at = float("-inf")  # time.monotonic() when the scan in plugin_set began: an older scan must not replace it
-        self.notices: tuple[str, ...] = ()
         self._feed_since = 0.0
         self._last: Snapshot | None = None
 
@@ -108,7 +107,6 @@ class Collector:
         began = time.monotonic()
         self.plugin_set = self.engine.plugins()
         self.scanned_at = began
-        self.notices = tuple(str(problem) for problem in self.engine.notices())
 
     def collect(self, *, feed_backlog: float = 3600.0) -> Snapshot:
         now = self.clock()
@@ -136,6 +134,9 @@ class Collector:
                 if problem.level == "error":  # used, but part of it cannot deliver: a person must hear of it
                     errors.setdefault("escalation settings", str(problem))
         dogs = tuple(self.engine.dogs())
+        # Read on every collect, not with the plugin scan: the scan may be a patrol's, and
+        # mayor/daemon.json changes without any plugin file changing.
+        notices = tuple(str(problem) for problem in self.engine.notices())
         snapshot = Snapshot(
             taken_at=now,
             plugin_set=plugin_set,
@@ -143,7 +144,7 @@ class Collector:
             local_runs=frozenset(dog.run_id for dog in dogs if dog.run_id),
             escalation_settings=escalation_settings,
             errors=errors,
-            notices=self.notices,
+            notices=notices,
             **ledger_part,
         )
         self._last = snapshot

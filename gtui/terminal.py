@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any
 
+from gtcore.records import TYPE_CHECKING
 from gtui.safety import clean
 
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from rich.console import Console
     from rich.text import Text
 

@@ -25,7 +25,7 @@ NEVER = GateFacts()
 
 def make(gate: Gate, **fields: object) -> Plugin:
     """A plugin built in memory: the gates never touch the disk."""
-    base = Plugin(name="p", path=Path("/nonexistent/p/plugin.md"), rig="town", gate=gate, execution=Execution(type="agent"), mtime=MTIME)
+    base = Plugin(name="p", file="/nonexistent/p/plugin.md", rig="town", gate=gate, execution=Execution(type="agent"), mtime=MTIME)
     return base._replace(**fields)
 
 

@@ -14,15 +14,18 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
 from gtcore.clock import iso
 from gtcore.errors import GtError
 from gtcore.ledger import Bead
 from gtcore.model import Report
+from gtcore.records import TYPE_CHECKING
 from gtui import __version__
 from gtui.shims import flags
 from gtui.shims.context import RunContext, actor, engine, guarded, run_context, say, say_json
+
+if TYPE_CHECKING:
+    from typing import Any
 
 BD_VERSION = "0.59.0"  # the bd whose flags and shapes these commands follow
 GLOBAL_SWITCHES = {"--allow-stale", "--json", "-q", "--quiet", "--readonly", "--sandbox", "-v", "--verbose", "--no-pager"}

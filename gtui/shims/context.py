@@ -13,12 +13,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError
+from gtcore.records import TYPE_CHECKING
 from gtcore.town import Town
 from gtui.terminal import safe
+
+if TYPE_CHECKING:
+    from typing import Any
 
 PASS_THROUGH_EXIT = 127  # what a shell says for a command it cannot find
 

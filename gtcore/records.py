@@ -1,0 +1,107 @@
+"""Records: immutable named tuples, made without the typing module or the compiler.
+
+Every command is a whole process, and the engine's records (a plugin, a
+gate decision, an event) are named tuples.  ``typing.NamedTuple`` costs an
+import of ``typing`` and, for each class, an ``eval`` of its ``__new__``
+(``collections.namedtuple``; the process's first one also wakes the
+compiler): about 4 ms of an idle ``gtui --once``, a tenth of its own time.
+A :class:`Record` is the same kind of tuple, built from plain functions:
+fields by name, trailing defaults, ``_fields``, ``_field_defaults``,
+``_replace``, ``_asdict``, ``_make``, a repr, tuple equality and pickling.
+
+Type checkers see ``typing.NamedTuple`` itself.  :data:`TYPE_CHECKING` is
+defined here for modules that would otherwise import ``typing`` only to ask.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+else:
+    from operator import itemgetter
+
+    try:
+        from _collections import _tuplegetter  # what collections.namedtuple uses; a plain property where it is missing
+    except ImportError:  # pragma: no cover - CPython has it
+        def _tuplegetter(index, doc):
+            return property(itemgetter(index), doc=doc)
+
+    class _RecordType(type):
+        """Turns ``class X(Record)`` with annotated fields into a tuple subclass (``Record`` itself is only a marker)."""
+
+        def __new__(mcls, name, bases, namespace):
+            if not bases:
+                return super().__new__(mcls, name, (), namespace)
+            return _record_class(name, namespace)
+
+    class Record(metaclass=_RecordType):
+        """Base of the engine's records: see the module's docstring."""
+
+    def _record_class(name, namespace):
+        fields = tuple(namespace.get("__annotations__", {}))
+        defaults = {field: namespace[field] for field in fields if field in namespace}
+        if any(field in defaults for field in fields[:len(fields) - len(defaults)]):
+            raise TypeError(f"{name}: a field without a default follows one with a default")
+        body = {key: value for key, value in namespace.items() if key not in defaults}
+        body.update(_methods(name, fields, defaults))
+        body.update({field: _tuplegetter(index, f"Alias for field number {index}") for index, field in enumerate(fields)})
+        body.update(__slots__=(), _fields=fields, _field_defaults=defaults, __match_args__=fields)
+        return type(name, (tuple,), body)
+
+    def _methods(name, fields, defaults):
+        count = len(fields)
+        new_tuple = tuple.__new__
+
+        def bind(args, kwargs):
+            if len(args) > count:
+                raise TypeError(f"{name}() takes {count} arguments but {len(args)} were given")
+            values = list(args)
+            for field in fields[len(args):]:
+                if field in kwargs:
+                    values.append(kwargs.pop(field))
+                elif field in defaults:
+                    values.append(defaults[field])
+                else:
+                    raise TypeError(f"{name}() missing required argument: '{field}'")
+            if kwargs:
+                extra = next(iter(kwargs))
+                why = "multiple values for argument" if extra in fields else "an unexpected keyword argument"
+                raise TypeError(f"{name}() got {why} '{extra}'")
+            return values
+
+        tail = tuple(defaults.values())  # the defaults, in field order: the last len(tail) fields
+
+        def __new__(cls, *args, **kwargs):
+            if not kwargs:
+                missing = count - len(args)
+                if missing == 0:
+                    return new_tuple(cls, args)
+                if 0 < missing <= len(tail):
+                    return new_tuple(cls, args + tail[len(tail) - missing:])
+            return new_tuple(cls, bind(args, kwargs))
+
+        def _make(cls, iterable):
+            values = new_tuple(cls, iterable)
+            if len(values) != count:
+                raise TypeError(f"{name}._make() expected {count} values, got {len(values)}")
+            return values
+
+        def _replace(self, **changes):
+            values = [changes.pop(field, value) for field, value in zip(fields, self, strict=True)]
+            if changes:
+                raise ValueError(f"{name}._replace() got unexpected field names: {sorted(changes)!r}")
+            return new_tuple(type(self), values)
+
+        def _asdict(self):
+            return dict(zip(fields, self, strict=True))
+
+        def __repr__(self):
+            return f"{type(self).__name__}({', '.join(f'{field}={value!r}' for field, value in zip(fields, self, strict=True))})"
+
+        def __getnewargs__(self):
+            return tuple(self)
+
+        return {"__new__": __new__, "_make": classmethod(_make), "_replace": _replace, "_asdict": _asdict,
+                "__repr__": __repr__, "__getnewargs__": __getnewargs__}
