@@ -412,7 +412,7 @@ def profiled_runner(engine: Engine) -> Callable[[], pstats.Stats | None]:
 
 
 def run_pack(args: argparse.Namespace, root: Path, profile: bool) -> tuple[float, int, pstats.Stats | None]:
-    engine = Engine(Town(root.resolve()))
+    engine = Engine(Town(root.resolve()), adopt_orphans=True)  # as the gtui command runs it: escapees come back as its children
     stats_of = profiled_runner(engine) if profile else None
     plugins = engine.plugins().plugins  # through the facade, as the patrol and `plugin run` do: the engine keeps the set
     assert len(plugins) == args.runs, (len(plugins), args.runs)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from gtcore.delivery import DeliveryContext
 
+OPEN_STATUSES = ("open", "acked")  # an escalation a person has yet to close
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 3600.0
@@ -488,7 +489,7 @@ class Escalations:
             body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail}".rstrip()
             escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now, wait=False, related=run.ref)
             return escalation
-        if run.result == "success":
+        if run.result == "success" and self.ledger.any_bead("escalation", status=OPEN_STATUSES, label=f"source:{source}"):
             for escalation in self._open_from(source):
                 about_failure = escalation.subject == subject or escalation.bead.data.get("failing_run")
                 if about_failure and escalation.recovered_at is None:
@@ -496,4 +497,4 @@ class Escalations:
         return None
 
     def _open_from(self, source: str) -> list[Escalation]:
-        return [Escalation(bead) for bead in self.ledger.beads("escalation", status=("open", "acked"), label=f"source:{source}")]
+        return [Escalation(bead) for bead in self.ledger.beads("escalation", status=OPEN_STATUSES, label=f"source:{source}")]

@@ -28,6 +28,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
 RUN_TOKEN = "GTUI_RUN_TOKEN"
 _PR_SET_CHILD_SUBREAPER = 36
 _spawn_lock = threading.Lock()
@@ -64,26 +69,34 @@ def spawn(argv: list[str], cwd: Path, env: dict[str, str], stdin: int = subproce
 
     The child is registered until :func:`reap` so the orphan reaper never takes its exit status.
     """
+    return _registered(lambda: subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True))
+
+
+def _registered(start: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[Any]:
+    """Start a child and register it in :data:`_spawned`, so that :func:`reap_orphans` leaves it to its ``wait``.
+
+    The orphan reaper reads only the main thread's children (where Linux
+    puts adopted orphans, see :func:`_children`).  A child started on the
+    main thread is listed there from its first instant, so it is started and
+    registered in one step under the lock; one started on any other thread
+    never is, so dogs start their runs side by side, not one at a time.
+    """
+    if threading.current_thread() is threading.main_thread():
+        with _spawn_lock:
+            proc = start()
+            _spawned.add(proc.pid)
+        return proc
+    proc = start()
     with _spawn_lock:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
         _spawned.add(proc.pid)
     return proc
 
 
 def run_captured(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
     """``subprocess.run`` with text output, registered like :func:`spawn` (raises as ``subprocess.run`` does)."""
-    with _spawn_lock:
-        proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
-        _spawned.add(proc.pid)
+    proc = _registered(lambda: subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                                errors="replace"))
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -111,9 +124,14 @@ def child_environment(extra: dict[str, str], first_on_path: tuple[Path, ...] = (
     operator started it as ``.venv/bin/gtui`` without activating the venv; a
     run finds the plugin-facing ``gt`` and ``bd`` before any other.
     """
+    return {**base_environment(first_on_path), **extra}
+
+
+def base_environment(first_on_path: tuple[Path, ...] = ()) -> dict[str, str]:
+    """What every child gets before its own variables (see :func:`child_environment`); build it once, merge per child."""
     first = [*map(str, first_on_path), os.path.dirname(sys.executable)]
     rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and part not in first]
-    return {**os.environ, "PATH": os.pathsep.join([*first, *rest]), **extra}
+    return {**os.environ, "PATH": os.pathsep.join([*first, *rest])}
 
 
 def group_alive(pgid: int) -> bool:
@@ -159,7 +177,8 @@ def _pids() -> list[int]:
 def _stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (which may hold spaces)."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        with open(f"/proc/{pid}/stat") as handle:  # open(), not Path: a scan reads one per process
+            raw = handle.read()
     except OSError:
         return None
     return raw[raw.rfind(")") + 2:].split()
@@ -221,11 +240,18 @@ def _environ_has(pid: int, marker: bytes) -> bool:
         return False
 
 
-def _children() -> list[int]:
-    """This process's children (adopted orphans included), zombies too."""
+def _children(*, adopted_only: bool = False) -> list[int]:
+    """This process's children, zombies too; ``adopted_only``: where adopted orphans are, one read.
+
+    A child belongs to the thread that forked it, so the whole list means a
+    ``children`` file per thread.  An orphan a subreaper adopts goes to its
+    first live thread (Linux's ``find_alive_thread``): the main thread, whose
+    file alone lists every leftover of every run (with the main thread's own
+    children, which :func:`spawn` registered).
+    """
     me = os.getpid()
     try:
-        tasks = os.listdir(f"/proc/{me}/task")
+        tasks = [str(me)] if adopted_only else os.listdir(f"/proc/{me}/task")
         found: list[int] = []
         for task in tasks:
             with open(f"/proc/{me}/task/{task}/children") as handle:
@@ -238,15 +264,22 @@ def _children() -> list[int]:
 def tagged(token: str, *, everywhere: bool = False) -> list[int]:
     """Live processes carrying ``token`` in their environment (never this process).
 
-    As a subreaper a run's escapees are this process's children once their
-    parents are gone, so only those are read; ``everywhere`` reads every
-    process (after the owner died, orphans went to init).
+    As a subreaper a run's escapees are this process's adopted children once
+    their parents are gone, so only those are read; ``everywhere`` reads
+    every process (after the owner died, orphans went to init).
     """
     if not _HAS_PROC or not token:
         return []
     marker = f"{RUN_TOKEN}={token}\0".encode()
     me = os.getpid()
-    candidates = _children() if _subreaper and not everywhere else _pids()
+    if _subreaper and not everywhere:
+        with _spawn_lock:
+            started_here = set(_spawned)
+        # Leftovers of runs are the main thread's adopted children; the runs' own leaders (registered by spawn)
+        # carry other tokens.  Only adopted orphans are read, and usually there are none: one small read a run.
+        candidates = [pid for pid in _children(adopted_only=True) if pid not in started_here]
+    else:
+        candidates = _pids()
     return [pid for pid in candidates if pid != me and _alive_not_zombie(pid) and _environ_has(pid, marker)]
 
 
@@ -296,7 +329,7 @@ def reap_orphans() -> int:
         return 0
     reaped = 0
     with _spawn_lock:
-        for pid in _children():
+        for pid in _children(adopted_only=True):
             fields = _stat_fields(pid)
             if pid in _spawned or fields is None or fields[0] != "Z":
                 continue

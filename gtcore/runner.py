@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import selectors
+import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -60,8 +61,11 @@ class CappedLog:
         self.path = path
         self.cap = cap
         self.dropped = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        try:
+            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:  # the first run of the town (or the directory was removed): make it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._size = 0
 
     def write(self, chunk: bytes) -> None:
@@ -161,7 +165,9 @@ class Runner:
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
         """``plugin_bin``: directories put first on every run's PATH (the plugin-facing ``gt`` and ``bd``)."""
         self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
-        self.plugin_bin = plugin_bin
+        self._base_environment = processes.base_environment(plugin_bin)  # built once: a run adds only its own variables
+        # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
+        self._bash = shutil.which("bash", path=self._base_environment.get("PATH")) or "bash"
         self._pending: list[_Pending] = []
         self._lock = threading.Lock()
         self.active: set[int] = set()
@@ -255,7 +261,7 @@ class Runner:
 
     def _command(self, plugin: Plugin) -> tuple[list[str] | None, bytes | None, str]:
         if plugin.execution.type == "script":
-            return ["bash", str(plugin.run_script)], None, ""
+            return [self._bash, str(plugin.run_script)], None, ""
         if not self.settings.agent_command:
             return None, None, "no agent_command configured in settings/gtui.toml for this agent plugin"
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
@@ -263,7 +269,7 @@ class Runner:
     def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
         """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified."""
         town = str(self.town.root)
-        return processes.child_environment({
+        return {**self._base_environment,
             "GT_TOWN": town,
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
@@ -277,7 +283,7 @@ class Runner:
             "BD_ACTOR": f"deacon/dogs/{dog}",
             "GT_RIG_ROOT": "" if rig == "town" else str(self.town.rig_root(rig)),
             "GIT_CEILING_DIRECTORIES": town,
-        }, self.plugin_bin)
+        }
 
     def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
         argv, stdin_data, skip_reason = self._command(plugin)
@@ -400,15 +406,23 @@ def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, tim
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     os.set_blocking(fd, False)
-    selector = selectors.DefaultSelector()
-    selector.register(fd, selectors.EVENT_READ)
-    open_pipe = [True]
+    poller = select.poll()  # poll(2) needs no descriptor of its own, unlike epoll
+    poller.register(fd, select.POLLIN)
+    exit_fd = _exit_descriptor(proc.pid)  # readable when the child exits: its end is seen at once, not at the next check
+    if exit_fd is not None:
+        poller.register(exit_fd, select.POLLIN)
+    watched = {fd, exit_fd} - {None}
 
     def pump(wait: float) -> None:
-        if not open_pipe[0]:
+        """Wait up to ``wait`` seconds for output or the child's exit, and take the output that came."""
+        if not watched:
             time.sleep(wait)
             return
-        if selector.select(wait):
+        ready = {ready_fd for ready_fd, _ in poller.poll(wait * 1000)}
+        if exit_fd in ready:  # stays readable once the child is gone: watched no more
+            poller.unregister(exit_fd)
+            watched.discard(exit_fd)
+        if fd in ready:
             try:
                 chunk = os.read(fd, _CHUNK)
             except BlockingIOError:
@@ -416,26 +430,37 @@ def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, tim
             if chunk:
                 output.write(chunk)
             else:
-                open_pipe[0] = False
-                selector.unregister(fd)
+                poller.unregister(fd)
+                watched.discard(fd)
 
     deadline = time.monotonic() + timeout
     stop = stop or threading.Event()
-    while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
-        if open_pipe[0]:
-            pump(min(0.1, remaining))
-        else:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=min(0.1, remaining))
-    timed_out = proc.poll() is None and not stop.is_set()
-    processes.terminate_group(proc.pid, grace, pump)
-    processes.reap(proc)
-    escaped = processes.sweep(token, grace)
-    if escaped:
-        output.mark(f"{escaped} process(es) that left the run's process group were still running: killed")
-    drain_until = time.monotonic() + 1.0
-    while open_pipe[0] and time.monotonic() < drain_until:
-        pump(0.05)
-    selector.close()
-    proc.stdout.close()
+    try:
+        while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
+            if watched:
+                pump(min(0.1, remaining))
+            else:  # the pipe closed and the kernel has no pidfd: Popen's own wait
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=min(0.1, remaining))
+        timed_out = proc.poll() is None and not stop.is_set()
+        processes.terminate_group(proc.pid, grace, pump)
+        processes.reap(proc)
+        escaped = processes.sweep(token, grace)
+        if escaped:
+            output.mark(f"{escaped} process(es) that left the run's process group were still running: killed")
+        drain_until = time.monotonic() + 1.0
+        while fd in watched and time.monotonic() < drain_until:
+            pump(0.05)
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
+        proc.stdout.close()
     return timed_out
+
+
+def _exit_descriptor(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3 and later), else None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
