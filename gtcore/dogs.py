@@ -4,22 +4,34 @@ Dispatch only queues.  The queue is ordered by how long a plugin's gate has
 been open (``since``), then by arrival, so when more gates are open than dogs
 are idle the longest-waiting plugin goes first and none is starved: a plugin
 is queued at most once, so each can be overtaken only a bounded number of times.
+
+The pack runs on one thread, the kennel loop: each turn it records the runs
+that ended and claims runs for idle dogs in one ledger commit, starts the
+claimed ones, then waits on every run's output and exit at once (``poll``)
+and moves each run on (:class:`gtcore.runner.Run`).  A thread per dog would
+spend its time handing the interpreter lock to the others; one loop spends it
+on the runs, and four dogs finishing together make one commit, not four.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import os
+import select
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from gtcore.events import DogChanged, Event, EventBus, RunClaimed
-from gtcore.ledger import ANY_LAST_RUN
+from gtcore.events import DogChanged, EventBus
+from gtcore.ledger import ANY_LAST_RUN, Bead
 from gtcore.model import Dog, dog_names
 from gtcore.plugins import Plugin
-from gtcore.runner import Runner, RunOutcome
+from gtcore.runner import Phase, Run, Runner, RunOutcome
+
+IDLE_WAIT_SECONDS = 1.0  # the longest the loop sleeps with nothing to look at (a wake-up ends it sooner)
 
 
 @dataclass(order=True)
@@ -33,7 +45,7 @@ class _Job:
 
 
 class DogPool:
-    """A fixed pack of dogs (threads) fed from one ordered queue."""
+    """A fixed pack of dogs fed from one ordered queue, all run by one loop thread."""
 
     def __init__(self, runner: Runner, size: int, bus: EventBus) -> None:
         self.runner = runner
@@ -44,10 +56,12 @@ class DogPool:
         self._wanted: set[str] = set()
         self._dogs = {name: Dog(name) for name in dog_names(size)}
         self._closing = False
-        bus.subscribe(self._on_event, RunClaimed)
-        self._threads = [threading.Thread(target=self._work, args=(name,), name=f"dog-{name}", daemon=True) for name in self._dogs]
-        for thread in self._threads:
-            thread.start()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        runner.wake = self._wake
+        self._thread = threading.Thread(target=self._loop, name="dogs", daemon=True)
+        self._thread.start()
 
     def dispatch(
         self,
@@ -62,11 +76,11 @@ class DogPool:
             if plugin.name in self._wanted or self._closing:
                 return None
             future: Future[RunOutcome] = Future()
-            job = _Job(time.time() if since is None else since, next(self._seq), plugin, expect_last_run, rig, future)
-            heapq.heappush(self._queue, job)
+            heapq.heappush(self._queue, _Job(time.time() if since is None else since, next(self._seq), plugin, expect_last_run, rig,
+                                             future))
             self._wanted.add(plugin.name)
-            self._cond.notify()
-            return future
+        self._wake()
+        return future
 
     def dogs(self) -> list[Dog]:
         with self._cond:
@@ -90,7 +104,7 @@ class DogPool:
             return not self._wanted
 
     def shutdown(self) -> None:
-        """Stop taking work; queued jobs are dropped, running ones finish on their own."""
+        """Stop taking work; queued jobs are dropped, running ones finish on their own (then the loop ends)."""
         with self._cond:
             self._closing = True
             for job in self._queue:
@@ -98,33 +112,154 @@ class DogPool:
                 self._wanted.discard(job.plugin.name)
             self._queue.clear()
             self._cond.notify_all()
+        self._wake()
 
-    def _work(self, name: str) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if self._closing:
-                    return
-                job = heapq.heappop(self._queue)
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # full: a wake-up is pending anyway; closed: the loop is gone
+            os.write(self._wake_write, b"\0")
+
+    def _loop(self) -> None:
+        kennel = _Kennel(self)
+        try:
+            while kennel.turn():
+                pass
+        finally:
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+    def _take(self, freeing: list[str]) -> tuple[list[tuple[_Job, str]], bool]:
+        """Jobs for idle dogs (each dog marked working), and whether the loop may end (closing, nothing left).
+
+        ``freeing`` are dogs whose runs are recorded this turn: they count as
+        idle, so a dog goes from one run to the next in one commit.
+        """
+        taken = []
+        with self._cond:
+            idle = [name for name, dog in self._dogs.items() if dog.state == "idle"] + freeing
+            while self._queue and idle and not self._closing:
+                job, name = heapq.heappop(self._queue), idle.pop(0)
                 self._set(name, Dog(name, "working", job.plugin.name, None, time.time(), job.plugin.execution.timeout.seconds))
-            try:
-                outcome = self.runner.run(job.plugin, name, expect_last_run=job.expect_last_run, rig=job.rig)
-            except Exception as exc:  # a dog never dies: report and go on
-                outcome = RunOutcome(None, f"dog {name} failed: {type(exc).__name__}: {exc}")
-            with self._cond:
-                self._wanted.discard(job.plugin.name)
+                taken.append((job, name))
+            return taken, self._closing and not self._wanted
+
+    def _claimed(self, name: str, plugin: str, bead: Bead) -> None:
+        with self._cond:
+            dog = self._dogs[name]
+            if dog.plugin == plugin:
+                self._dogs[name] = dog._replace(run_id=bead.ref, started_at=bead.created_at)
+
+    def _free(self, name: str, job: _Job, outcome: RunOutcome) -> None:
+        """A job is over; its dog goes idle unless it took the next job already."""
+        with self._cond:
+            self._wanted.discard(job.plugin.name)
+            if self._dogs[name].plugin == job.plugin.name:
                 self._set(name, Dog(name))
-                self._cond.notify_all()
-            job.future.set_result(outcome)
+            self._cond.notify_all()
+        job.future.set_result(outcome)
 
     def _set(self, name: str, dog: Dog) -> None:
         self._dogs[name] = dog
         self.bus.publish(DogChanged(name, dog.state, dog.plugin, dog.run_id))
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, RunClaimed):
-            with self._cond:
-                dog = self._dogs.get(event.dog)
-                if dog is not None and dog.plugin == event.plugin:
-                    self._dogs[event.dog] = dog._replace(run_id=event.run_id, started_at=event.at)
+
+class _Kennel:
+    """The loop's own state: the runs in flight, and what each watched descriptor belongs to."""
+
+    def __init__(self, pool: DogPool) -> None:
+        self.pool, self.runner = pool, pool.runner
+        self.poller = select.poll()
+        self.poller.register(pool._wake_read, select.POLLIN)
+        self.runs: dict[Run, tuple[_Job, list[int]]] = {}
+        self.by_fd: dict[int, Run] = {}
+        self.ended: list[Run] = []
+
+    def turn(self) -> bool:
+        """One turn: record and claim, start, wait, move every run on.  False when the pack is done for good."""
+        taken, done = self.pool._take([run.dog for run in self.ended])
+        if done and not self.runs and not self.ended:
+            return False
+        if taken or self.ended:
+            self._record(taken)
+        self._wait()
+        now = time.monotonic()
+        for run in list(self.runs):
+            self._advance(run, now)
+        return True
+
+    def _record(self, taken: list[tuple[_Job, str]]) -> None:
+        ended, self.ended = self.ended, []
+        claims = [(job.plugin, name, job.rig or job.plugin.rig, job.expect_last_run) for job, name in taken]
+        try:
+            closed, claimed = self.runner.record(ended, claims)
+        except Exception as exc:  # a bug in gtui: every one of them is told, none is left waiting
+            closed = []
+            claimed = [f"dogs could not claim it (a bug in gtui): {type(exc).__name__}: {exc}"] * len(taken)
+            for run in ended:
+                job, _ = self.runs.pop(run)
+                self.pool._free(run.dog, job, RunOutcome(None, f"could not record {run.bead.ref}: {type(exc).__name__}: {exc}"))
+            ended = []
+        for run, bead in zip(ended, closed, strict=True):
+            job, _ = self.runs.pop(run)
+            self.pool._free(run.dog, job, self.runner.finished(run, bead))
+        for (job, name), answer in zip(taken, claimed, strict=True):
+            if isinstance(answer, Bead):
+                self.pool._claimed(name, job.plugin.name, answer)
+                self._start(job, name, answer)
+            else:
+                self.pool._free(name, job, RunOutcome(None, answer))
+
+    def _start(self, job: _Job, name: str, bead: Bead) -> None:
+        run = self.runner.start(job.plugin, bead, name, job.rig or job.plugin.rig)
+        fds = run.watched()
+        self.runs[run] = (job, fds)
+        for fd in fds:
+            self.poller.register(fd, select.POLLIN)
+            self.by_fd[fd] = run
+        if run.phase is Phase.ENDED:
+            self._retire(run)
+
+    def _wait(self) -> None:
+        """Sleep until output, an exit, a wake-up, or the soonest moment some run must be looked at."""
+        now = time.monotonic()
+        # Runs to record: look, but do not sleep.
+        timeout = 0.0 if self.ended else min((run.wait_for(now) for run in self.runs), default=IDLE_WAIT_SECONDS)
+        for fd, _ in self.poller.poll(min(timeout, IDLE_WAIT_SECONDS) * 1000):
+            if fd == self.pool._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 4096)
+                continue
+            run = self.by_fd.get(fd)
+            if run is None:
+                continue
+            try:
+                run.ready(fd)
+            except Exception as exc:  # a bug in gtui costs this run, never the pack
+                run.fail(exc)
+            self._forget_closed(run)
+
+    def _advance(self, run: Run, now: float) -> None:
+        if run.phase is not Phase.ENDED:
+            try:
+                run.advance(now)
+            except Exception as exc:  # a bug in gtui costs this run, never the pack
+                run.fail(exc)
+            self._forget_closed(run)
+        if run.phase is Phase.ENDED:
+            self._retire(run)
+
+    def _forget_closed(self, run: Run) -> None:
+        """Stop watching the descriptors the run has closed (its pipe at end of output, its pidfd at exit)."""
+        job, fds = self.runs[run]
+        still = run.watched()
+        for fd in fds:
+            if fd not in still:
+                self.poller.unregister(fd)
+                self.by_fd.pop(fd, None)
+        self.runs[run] = (job, still)
+
+    def _retire(self, run: Run) -> None:
+        if run not in self.ended:
+            self._forget_closed(run)
+            self.ended.append(run)

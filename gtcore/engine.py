@@ -177,7 +177,7 @@ class Engine:
         plugin = (self._plugin_set or self.plugins()).get(event.plugin)
         if plugin is None:
             return
-        from gtcore.runner import log_tail
+        from gtcore.run_output import log_tail
 
         run = event.run or self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
         tail = log_tail(run.data.get("log")) if run.result in ("failure", "timeout") else ""

@@ -134,6 +134,14 @@ def base_environment(first_on_path: tuple[Path, ...] = ()) -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join([*first, *rest])}
 
 
+def exit_descriptor(pid: int) -> int | None:
+    """A pidfd for a child (Linux 5.3 and later): readable once it exits, so its end is seen at once.  None elsewhere."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def group_alive(pgid: int) -> bool:
     """True while any process of the group exists (zombies excluded where we can tell)."""
     try:
@@ -146,25 +154,6 @@ def group_alive(pgid: int) -> bool:
 def signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-
-
-def terminate_group(pgid: int, grace: float, pump: Callable[[float], None] = time.sleep) -> bool:
-    """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left.
-
-    ``pump`` is called with a short interval while waiting (a run keeps
-    draining its output so that a child blocked on a full pipe can exit).
-    Returns True when SIGKILL was needed.
-    """
-    signal_group(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not group_alive(pgid):
-            return False
-        pump(0.05)
-    if not group_alive(pgid):
-        return False
-    signal_group(pgid, signal.SIGKILL)
-    return True
 
 
 _HAS_PROC = Path("/proc/self/stat").exists()

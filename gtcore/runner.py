@@ -1,37 +1,43 @@
-"""Running one plugin: claim, execute, stream, time out, record.
+"""Runs: claim, start, watch, end, record.
 
 A run is claimed on the ledger (a ``running`` wisp) before anything starts,
 and always closed with a result — ``success``, ``failure``, ``timeout``,
-``skipped`` — even when something inside gtui goes wrong.  If the ledger
-cannot take the closing write (disk full), the result is kept in memory and
-written by the next patrol: a record is never lost.
+``skipped``, ``abandoned`` — even when something inside gtui goes wrong.  If
+the ledger cannot take the closing write (disk full), the result is kept in
+memory and written by the next patrol: a record is never lost.
+
+The dogs of a process (:mod:`gtcore.dogs`) drive all their runs from one
+loop thread.  A :class:`Run` is one run in flight: the loop hands it what it
+sees (output, the child's exit, the clock) and the run moves on through its
+phases — running, ending its process group, sweeping escapees, draining the
+last output — without ever making the loop wait.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
-import select
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from gtcore import processes
 from gtcore.errors import LedgerError
-from gtcore.events import EventBus, OutputLine, RunClaimed, RunFinished, RunStarted
-from gtcore.ledger import ANY_LAST_RUN, Bead, GateMoved, Ledger, RunInFlight
+from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
+from gtcore.ledger import Bead, Ledger, claiming, closing
 from gtcore.plugins import Plugin
+from gtcore.run_output import LiveLines, RunOutput
 from gtcore.settings import Settings
 from gtcore.town import Town
 
-LOG_CAP = 1024 * 1024
-LIVE_LINES_PER_SECOND = 200
 _CHUNK = 65536
+DRAIN_SECONDS = 1.0  # after the end, output still in the pipe is read for this long at most
+STEP_SECONDS = 0.05  # how often a run whose end cannot be watched for is looked at
 
 
 @dataclass
@@ -50,117 +56,22 @@ class _Pending:
     at: float
 
 
-class CappedLog:
-    """A run log on disk that keeps only its last ``cap`` bytes.
+class Phase(Enum):
+    """How far a run in flight has come."""
 
-    It grows to twice the cap, then keeps the tail: memory stays at most one
-    cap whatever the plugin prints.
-    """
-
-    def __init__(self, path: Path, cap: int = LOG_CAP) -> None:
-        self.path = path
-        self.cap = cap
-        self.dropped = 0
-        try:
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
-        except FileNotFoundError:  # the first run of the town (or the directory was removed): make it
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self._size = 0
-
-    def write(self, chunk: bytes) -> None:
-        """Append ``chunk`` and flush it: whoever follows the file (``tail -f``, the log viewer) sees it now."""
-        self._file.write(chunk)
-        self._file.flush()
-        self._size += len(chunk)
-        if self._size > 2 * self.cap:
-            self._keep_tail()
-
-    def _keep_tail(self) -> None:
-        self._file.flush()
-        with open(self.path, "rb") as source:
-            source.seek(self._size - self.cap)
-            tail = source.read()
-        self.dropped += self._size - self.cap
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(tail)
-        self._size = len(tail)
-
-    def abandon(self) -> None:
-        """Stop writing after an I/O error: close the file, keep what made it to disk."""
-        self._file.close()
-
-    def close(self) -> None:
-        if self._size > self.cap:
-            self._keep_tail()
-        if self.dropped:
-            self._file.flush()
-            with open(self.path, "rb") as source:
-                tail = source.read()
-            with open(self.path, "wb") as target:
-                target.write(f"[gtui: {self.dropped} earlier bytes of output dropped; the log keeps the last {self.cap}]\n".encode())
-                target.write(tail)
-        self._file.close()
-
-
-def log_tail(path: str | None, max_bytes: int = 4096, max_lines: int = 30) -> str:
-    """The last lines of a run log, for an escalation's body."""
-    if not path:
-        return ""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, os.path.getsize(path) - max_bytes))
-            tail = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(tail.splitlines()[-max_lines:])
-
-
-class _LiveLines:
-    """Splits output into lines for the event bus, at a bounded rate.
-
-    A plugin that floods output must not flood the UI; the log file has it all.
-    """
-
-    def __init__(self, bus: EventBus, run_id: str, plugin: str) -> None:
-        self.bus, self.run_id, self.plugin = bus, run_id, plugin
-        self._partial = b""
-        self._window = time.monotonic()
-        self._sent = 0
-        self._skipped = 0
-
-    def feed(self, chunk: bytes) -> None:
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()[-4096:]
-        for line in lines:
-            self._publish(line)
-
-    def flush(self) -> None:
-        if self._partial:
-            self._publish(self._partial)
-            self._partial = b""
-        self._report_skipped()
-
-    def _publish(self, line: bytes) -> None:
-        now = time.monotonic()
-        if now - self._window >= 1.0:
-            self._report_skipped()
-            self._window, self._sent = now, 0
-        if self._sent >= LIVE_LINES_PER_SECOND:
-            self._skipped += 1
-            return
-        self._sent += 1
-        self.bus.publish(OutputLine(self.run_id, self.plugin, line.decode("utf-8", "replace").rstrip("\r")))
-
-    def _report_skipped(self) -> None:
-        if self._skipped:
-            self.bus.publish(OutputLine(self.run_id, self.plugin, f"[gtui: {self._skipped} lines not shown live; see the run log]"))
-            self._skipped = 0
+    RUNNING = "running"  # the child runs; its output is streamed
+    ENDING = "ending"  # the child is gone or must go: its process group gets SIGTERM, SIGKILL after the grace
+    SWEEPING = "sweeping"  # processes that left the group still carry the run's token: being killed (on a thread)
+    DRAINING = "draining"  # output still in the pipe is read
+    ENDED = "ended"  # everything is known: the run waits to be recorded
 
 
 class Runner:
-    """Executes plugin runs for the dogs of one process."""
+    """The runs of one process's dogs: what they start, how they end, what is recorded.
+
+    Everything here runs on the dogs' loop thread, except :meth:`owns`,
+    :meth:`flush_pending` and :meth:`stop_all`, which any thread may call.
+    """
 
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
         """``plugin_bin``: directories put first on every run's PATH (the plugin-facing ``gt`` and ``bd``)."""
@@ -169,73 +80,32 @@ class Runner:
         # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
         self._bash = shutil.which("bash", path=self._base_environment.get("PATH")) or "bash"
         self._pending: list[_Pending] = []
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()  # held while claims are written: see record()
         self.active: set[int] = set()
         self._stop = threading.Event()  # set once: every run of this process ends now
         self.stop_reason = ""
+        self.wake: Callable[[], None] = lambda: None  # the dogs' loop sets this: a stop must not wait for its next turn
 
-    def run(self, plugin: Plugin, dog: str, *, expect_last_run: int | None = ANY_LAST_RUN, rig: str | None = None) -> RunOutcome:
-        """Claim and execute one run of ``plugin`` on ``dog``; blocks until it ends."""
-        target_rig = rig or plugin.rig
-        started = time.time()
-        try:
-            run = self._claim(plugin, dog, target_rig, started, expect_last_run)
-        except (RunInFlight, GateMoved) as exc:
-            return RunOutcome(None, str(exc))
-        self.bus.publish(RunClaimed(run.ref, plugin.name, target_rig, dog, started))
-        try:
-            result, data = self._execute(plugin, run, dog, target_rig)
-        except Exception as exc:  # record the truth even when gtui itself fails
-            result, data = "failure", {"reason": f"gtui could not run it: {type(exc).__name__}: {exc}"}
-        data = {"dog": dog, "duration_s": round(time.time() - started, 3), **data}
-        closed = self._close(run, result, data)
-        with self._lock:
-            self.active.discard(run.id)
-        self.bus.publish(
-            RunFinished(run.ref, plugin.name, target_rig, dog, result, data.get("exit_code"),  # type: ignore[arg-type]
-                        data["duration_s"], str(data.get("reason", "")), time.time(), closed)  # type: ignore[arg-type]
-        )
-        return RunOutcome(closed)
+    # -- what any thread may ask --------------------------------------------------------
 
-    def _claim(self, plugin: Plugin, dog: str, rig: str, started: float, expect_last_run: int | None) -> Bead:
-        """Claim the run on the ledger and mark it as ours in one step.
+    def owns(self, run_id: int) -> bool:
+        """True for runs this process is executing or still has to record."""
+        with self.lock:
+            return run_id in self.active or any(item.run_id == run_id for item in self._pending)
 
-        The lock is held across the claim: a patrol reconciling in another
-        thread must never see the new running wisp while :meth:`owns` still
-        says no, or it would close a live run of this very process as abandoned.
-        """
-        with self._lock:
-            run = self.ledger.claim_run(
-                plugin.name,
-                rig,
-                labels=plugin.tracking.labels,
-                data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
-                      "token": processes.new_token()},
-                now=started,
-                expect_last_run=expect_last_run,
-            )
-            self.active.add(run.id)
-        return run
-
-    def _close(self, run: Bead, result: str, data: dict[str, object]) -> Bead:
-        at = time.time()
-        try:
-            return self.ledger.close_run(run.id, result, data=data, now=at)
-        except LedgerError:
-            with self._lock:
-                self._pending.append(_Pending(run.id, result, data, at))
-            return Bead(run.id, "wisp", run.title, "closed", "", run.created_at, at, at, run.plugin, run.rig, result,
-                        {**run.data, **data}, run.labels)
+    def has_pending(self) -> bool:
+        with self.lock:
+            return bool(self._pending)
 
     def flush_pending(self) -> int:
         """Write results the ledger refused earlier; returns how many are still waiting."""
-        with self._lock:
+        with self.lock:
             pending, self._pending = self._pending, []
         for item in pending:
             try:
                 self.ledger.close_run(item.run_id, item.result, data=item.data, now=item.at)
             except LedgerError:
-                with self._lock:
+                with self.lock:
                     self._pending.append(item)
         return len(self._pending)
 
@@ -247,21 +117,69 @@ class Runner:
         """
         self.stop_reason = reason
         self._stop.set()
+        self.wake()
 
-    def has_pending(self) -> bool:
-        with self._lock:
-            return bool(self._pending)
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
-    def owns(self, run_id: int) -> bool:
-        """True for runs this process is executing or still has to record."""
-        with self._lock:
-            return run_id in self.active or any(item.run_id == run_id for item in self._pending)
+    # -- the ledger: one commit per turn of the loop ---------------------------------------
 
-    # -- execution --------------------------------------------------------------------
+    def record(self, ended: list[Run], claims: list[tuple[Plugin, str, str, int | None]]) -> tuple[list[Bead], list[Bead | str]]:
+        """Close ``ended`` runs and claim new ones (plugin, dog, rig, expected last run) in one transaction.
+
+        Returns the closed wisps, and per claim the running wisp or why it
+        was refused.  The lock is held across the claims: a patrol reconciling
+        in another thread must never see a new running wisp while
+        :meth:`owns` still says no, or it would close a live run of this very
+        process as abandoned.
+        """
+        stamp = time.time()
+        works = [closing(run.bead.id, run.result, data=run.data, now=stamp) for run in ended]
+        works += [claiming(plugin.name, rig, labels=plugin.tracking.labels, now=stamp, expect_last_run=expect,
+                           data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
+                                 "token": processes.new_token()})
+                  for plugin, dog, rig, expect in claims]
+        with self.lock:
+            answers = self.ledger.write_each(works)
+            claimed = answers[len(ended):]
+            self.active.update(answer.id for answer in claimed if isinstance(answer, Bead))
+            closed = [self._closed(run, answer, stamp) for run, answer in zip(ended, answers[:len(ended)], strict=True)]
+            self.active.difference_update(run.bead.id for run in ended)
+        return closed, [answer if isinstance(answer, Bead) else _refusal(answer) for answer in claimed]
+
+    def _closed(self, run: Run, answer: object, at: float) -> Bead:
+        """The closed wisp; when the ledger refused the write, kept to be written later (the caller holds the lock)."""
+        if isinstance(answer, Bead):
+            return answer
+        self._pending.append(_Pending(run.bead.id, run.result, run.data, at))
+        bead = run.bead
+        return Bead(bead.id, "wisp", bead.title, "closed", "", bead.created_at, at, at, bead.plugin, bead.rig, run.result,
+                    {**bead.data, **run.data}, bead.labels)
+
+    # -- starting ---------------------------------------------------------------------------
+
+    def start(self, plugin: Plugin, bead: Bead, dog: str, rig: str) -> Run:
+        """Start a claimed run; a run that cannot start is returned already ended, with the reason."""
+        run = Run(self, plugin, bead, dog, rig)
+        self.bus.publish(RunClaimed(bead.ref, plugin.name, rig, dog, bead.created_at))
+        try:
+            run.start(*self._command(plugin), self._environment(plugin, bead, dog, rig))
+        except Exception as exc:  # record the truth even when gtui itself fails
+            run.fail(exc)
+        return run
+
+    def finished(self, run: Run, closed: Bead) -> RunOutcome:
+        """Announce a recorded run."""
+        data = closed.data
+        self.bus.publish(RunFinished(closed.ref, run.plugin.name, run.rig, run.dog, closed.result or run.result,
+                                     data.get("exit_code"), data.get("duration_s", 0.0), str(data.get("reason", "")),
+                                     time.time(), closed))
+        return RunOutcome(closed)
 
     def _command(self, plugin: Plugin) -> tuple[list[str] | None, bytes | None, str]:
         if plugin.execution.type == "script":
-            return [self._bash, str(plugin.run_script)], None, ""
+            return [self._bash, os.path.join(os.path.dirname(plugin.file), "run.sh")], None, ""
         if not self.settings.agent_command:
             return None, None, "no agent_command configured in settings/gtui.toml for this agent plugin"
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
@@ -269,7 +187,8 @@ class Runner:
     def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
         """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified."""
         town = str(self.town.root)
-        return {**self._base_environment,
+        return {
+            **self._base_environment,
             "GT_TOWN": town,
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
@@ -285,90 +204,209 @@ class Runner:
             "GIT_CEILING_DIRECTORIES": town,
         }
 
-    def _execute(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> tuple[str, dict[str, object]]:
-        argv, stdin_data, skip_reason = self._command(plugin)
-        log_path = self.town.runs_dir / f"{run.ref}.log"
-        if argv is None:
-            return "skipped", {"reason": skip_reason}
-        output = RunOutput(log_path, _LiveLines(self.bus, run.ref, plugin.name))
-        try:
-            proc = processes.spawn(argv, plugin.directory, self._environment(plugin, run, dog, rig),
-                                   stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
-        except OSError as exc:
-            output.close()
-            return "failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(log_path)}
-        self.bus.publish(RunStarted(run.ref, plugin.name, dog, proc.pid, str(log_path), time.time()))
-        if stdin_data is not None:
-            threading.Thread(target=_feed_stdin, args=(proc, stdin_data), daemon=True).start()
-        timeout = plugin.execution.timeout
-        timed_out = _supervise(proc, output, str(run.data.get("token", "")), timeout.seconds, self.settings.kill_grace.seconds,
-                               self._stop)
-        stopped = self._stop.is_set() and not timed_out
-        if timed_out:
-            output.mark(f"timed out after {timeout}: the process group got SIGTERM (SIGKILL after {self.settings.kill_grace})")
-        elif stopped:
-            output.mark(f"stopped: {self.stop_reason}; the process group got SIGTERM (SIGKILL after {self.settings.kill_grace})")
-        output.close()
-        data: dict[str, object] = {"exit_code": proc.returncode, "log": str(log_path), "pid": proc.pid}
-        if proc.returncode is not None and proc.returncode < 0:
-            data["signal"] = signal_name(-proc.returncode)
-        reasons = [output.error] if output.error else []
-        if stopped:
-            result, reasons = "abandoned", [f"stopped: {self.stop_reason}", *reasons]
-        elif timed_out:
-            result, reasons = "timeout", [f"ran past its timeout of {timeout}", *reasons]
-        elif proc.returncode == 0:
-            result = "success"
-        else:
-            result, reasons = "failure", [exit_words(proc.returncode), *reasons]
-        return result, {**data, "reason": "; ".join(reasons)} if reasons else data
+
+def _refusal(answer: object) -> str:
+    """Why a claim was refused, in words (a run in flight, a gate that moved, a ledger that cannot be written)."""
+    return str(answer) if isinstance(answer, Exception) else f"the ledger answered {answer!r}"
 
 
-class RunOutput:
-    """Where a run's output goes: the capped log file and the live lines.
+class Run:
+    """One run in flight: its child, its output, and how far its end has come (see :class:`Phase`).
 
-    A log that cannot be written (disk full) must not stop the run or its
-    supervision: the first error is kept as the run's note and the rest of
-    the output is still drained (and still shown live).
+    The loop calls :meth:`watched` for the descriptors to poll, :meth:`ready`
+    when one is, :meth:`advance` every turn, and :meth:`wait_for` for how
+    soon it must look again; once :attr:`phase` is ``ENDED``, :attr:`result`
+    and :attr:`data` are what gets recorded.
     """
 
-    def __init__(self, path: Path, live: _LiveLines) -> None:
-        self.path, self.live = path, live
-        self.error: str | None = None
-        self._log: CappedLog | None = None
+    def __init__(self, runner: Runner, plugin: Plugin, bead: Bead, dog: str, rig: str) -> None:
+        self.runner, self.plugin, self.bead, self.dog, self.rig = runner, plugin, bead, dog, rig
+        self.phase = Phase.RUNNING
+        self.result = "failure"
+        self.data: dict[str, object] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.output: RunOutput | None = None
+        self.log_path = runner.town.runs_dir / f"{bead.ref}.log"
+        self.token = str(bead.data.get("token", ""))
+        self._pipe: int | None = None
+        self._exit: int | None = None  # a pidfd: readable once the child exits (None where the kernel has none)
+        self._deadline = 0.0
+        self._kill_at = 0.0
+        self._killed = False
+        self._drain_until = 0.0
+        self._why_ending: str | None = None  # None: it exited by itself; else "timeout" or "stopped"
+        self._sweeper: threading.Thread | None = None
+        self._escaped = 0
+
+    # -- the loop's side --------------------------------------------------------------------
+
+    def watched(self) -> list[int]:
+        return [fd for fd in (self._pipe, self._exit) if fd is not None]
+
+    def wait_for(self, now: float) -> float:
+        """Seconds until this run must be looked at again, whatever the descriptors say."""
+        if self.phase is Phase.RUNNING:
+            return STEP_SECONDS if self._exit is None else max(0.0, self._deadline - now)
+        if self.phase is Phase.DRAINING:
+            return max(0.0, self._drain_until - now)
+        return STEP_SECONDS
+
+    def ready(self, fd: int) -> None:
+        """A watched descriptor is readable: output to take, or the child's exit."""
+        if fd == self._exit:
+            self._close_exit()
+            return
         try:
-            self._log = CappedLog(path)
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return
+        if chunk:
+            assert self.output is not None
+            self.output.write(chunk)
+        else:
+            self._close_pipe()
+
+    def advance(self, now: float) -> None:
+        """Move on as far as what is known allows (never waits)."""
+        if self.phase is Phase.RUNNING:
+            self._check_running(now)
+        if self.phase is Phase.ENDING:
+            self._check_ending(now)
+        if self.phase is Phase.SWEEPING and not (self._sweeper and self._sweeper.is_alive()):
+            self._swept(now)
+        if self.phase is Phase.DRAINING and (self._pipe is None or now >= self._drain_until):
+            self._end()
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def start(self, argv: list[str] | None, stdin_data: bytes | None, skip_reason: str, env: dict[str, str]) -> None:
+        started = time.monotonic()
+        if argv is None:
+            self._finish("skipped", {"reason": skip_reason})
+            return
+        self.output = RunOutput(self.log_path, LiveLines(self.runner.bus, self.bead.ref, self.plugin.name))
+        try:
+            self.proc = processes.spawn(argv, self.plugin.directory, env,
+                                        stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
         except OSError as exc:
-            self._failed(exc)
+            self.output.close()
+            self._finish("failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(self.log_path)})
+            return
+        assert self.proc.stdout is not None
+        self._pipe = self.proc.stdout.fileno()
+        os.set_blocking(self._pipe, False)
+        self._exit = processes.exit_descriptor(self.proc.pid)
+        self._deadline = started + self.plugin.execution.timeout.seconds
+        self.runner.bus.publish(RunStarted(self.bead.ref, self.plugin.name, self.dog, self.proc.pid, str(self.log_path), time.time()))
+        if stdin_data is not None:
+            threading.Thread(target=_feed_stdin, args=(self.proc, stdin_data), daemon=True).start()
 
-    def write(self, chunk: bytes) -> None:
-        if self._log is not None:
+    def _check_running(self, now: float) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            self._begin_ending(now, None)
+        elif self.runner.stopping:
+            self._begin_ending(now, "stopped")
+        elif now >= self._deadline:
+            self._begin_ending(now, "timeout")
+
+    def _begin_ending(self, now: float, why: str | None) -> None:
+        """The child exited, or must: its whole process group goes (SIGTERM, then SIGKILL after the grace)."""
+        assert self.proc is not None and self.output is not None
+        self._why_ending = why
+        grace = self.runner.settings.kill_grace
+        if why == "timeout":
+            self.output.mark(f"timed out after {self.plugin.execution.timeout}: the process group got SIGTERM (SIGKILL after {grace})")
+        elif why == "stopped":
+            self.output.mark(f"stopped: {self.runner.stop_reason}; the process group got SIGTERM (SIGKILL after {grace})")
+        self.phase = Phase.ENDING
+        self._kill_at = now + grace.seconds
+        if processes.group_alive(self.proc.pid):
+            processes.signal_group(self.proc.pid, signal.SIGTERM)
+
+    def _check_ending(self, now: float) -> None:
+        """Wait (without waiting) for the group to go; SIGKILL once the grace is over; then look for escapees."""
+        assert self.proc is not None
+        if not self._killed and processes.group_alive(self.proc.pid):
+            if now < self._kill_at:
+                return
+            processes.signal_group(self.proc.pid, signal.SIGKILL)
+            self._killed = True
+        if self.proc.poll() is None:
+            return  # the leader's exit is not collected yet: next turn
+        processes.reap(self.proc)
+        if processes.tagged(self.token):
+            self.phase = Phase.SWEEPING
+            self._sweeper = threading.Thread(target=self._sweep, name=f"sweep-{self.bead.ref}", daemon=True)
+            self._sweeper.start()
+        else:
+            self._swept(now)
+
+    def _sweep(self) -> None:
+        """On its own thread: killing escapees takes up to a grace, and the loop must not wait for it."""
+        try:
+            self._escaped = processes.sweep(self.token, self.runner.settings.kill_grace.seconds)
+        finally:
+            self.runner.wake()
+
+    def _swept(self, now: float) -> None:
+        if self._escaped:
+            assert self.output is not None
+            self.output.mark(f"{self._escaped} process(es) that left the run's process group were still running: killed")
+        self.phase = Phase.DRAINING
+        self._drain_until = now + DRAIN_SECONDS
+
+    def _end(self) -> None:
+        """Everything is known: close the output and settle what the exit says."""
+        assert self.proc is not None and self.output is not None
+        self._close_pipe()
+        self._close_exit()
+        self.output.close()
+        code = self.proc.returncode
+        data: dict[str, object] = {"exit_code": code, "log": str(self.log_path), "pid": self.proc.pid}
+        if code is not None and code < 0:
+            data["signal"] = signal_name(-code)
+        reasons = [self.output.error] if self.output.error else []
+        if self._why_ending == "stopped":
+            result, reasons = "abandoned", [f"stopped: {self.runner.stop_reason}", *reasons]
+        elif self._why_ending == "timeout":
+            result, reasons = "timeout", [f"ran past its timeout of {self.plugin.execution.timeout}", *reasons]
+        elif code == 0:
+            result = "success"
+        else:
+            result, reasons = "failure", [exit_words(code), *reasons]
+        self._finish(result, {**data, "reason": "; ".join(reasons)} if reasons else data)
+
+    def fail(self, exc: BaseException) -> None:
+        """gtui itself failed this run: its processes go at once, and the run is recorded a failure that says why."""
+        if self.proc is not None:
+            processes.signal_group(self.proc.pid, signal.SIGKILL)
             try:
-                self._log.write(chunk)
-            except OSError as exc:
-                self._failed(exc)
-        self.live.feed(chunk)
+                self.proc.wait(timeout=self.runner.settings.kill_grace.seconds)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                processes.reap(self.proc)
+        self._close_pipe()
+        self._close_exit()
+        if self.output is not None:
+            self.output.close()
+        self._finish("failure", {"reason": f"gtui could not run it: {type(exc).__name__}: {exc}"})
 
-    def mark(self, text: str) -> None:
-        """A line of gtui's own in the log (a timeout, leftover processes), marked as such."""
-        self.write(f"\n[gtui: {text}]\n".encode())
+    def _finish(self, result: str, data: dict[str, object]) -> None:
+        self.result = result
+        self.data = {"dog": self.dog, "duration_s": round(time.time() - self.bead.created_at, 3), **data}
+        self.phase = Phase.ENDED
 
-    def close(self) -> None:
-        self.live.flush()
-        if self._log is not None:
-            try:
-                self._log.close()
-            except OSError as exc:
-                self._failed(exc)
+    def _close_pipe(self) -> None:
+        if self._pipe is not None and self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._pipe = None
 
-    def _failed(self, exc: OSError) -> None:
-        if self.error is None:
-            full = " (disk full)" if exc.errno == errno.ENOSPC else ""
-            self.error = f"output could not be written to {self.path}: {exc.strerror or exc}{full}; the run went on without its log"
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.abandon()
-            self._log = None
+    def _close_exit(self) -> None:
+        if self._exit is not None:
+            os.close(self._exit)
+            self._exit = None
 
 
 def signal_name(number: int) -> str:
@@ -393,74 +431,3 @@ def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
     except OSError:
         pass
 
-
-def _supervise(proc: subprocess.Popen[bytes], output: RunOutput, token: str, timeout: float, grace: float,
-               stop: threading.Event | None = None) -> bool:
-    """Stream output until the run ends or times out; returns True on timeout.
-
-    Nothing the run started outlives it: its process group goes (on timeout
-    with SIGTERM, then SIGKILL after ``grace``; after a normal exit, leftovers
-    in the group get the same), and so does every process that left the
-    group but still carries the run's token (``setsid``, double forks).
-    """
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    os.set_blocking(fd, False)
-    poller = select.poll()  # poll(2) needs no descriptor of its own, unlike epoll
-    poller.register(fd, select.POLLIN)
-    exit_fd = _exit_descriptor(proc.pid)  # readable when the child exits: its end is seen at once, not at the next check
-    if exit_fd is not None:
-        poller.register(exit_fd, select.POLLIN)
-    watched = {fd, exit_fd} - {None}
-
-    def pump(wait: float) -> None:
-        """Wait up to ``wait`` seconds for output or the child's exit, and take the output that came."""
-        if not watched:
-            time.sleep(wait)
-            return
-        ready = {ready_fd for ready_fd, _ in poller.poll(wait * 1000)}
-        if exit_fd in ready:  # stays readable once the child is gone: watched no more
-            poller.unregister(exit_fd)
-            watched.discard(exit_fd)
-        if fd in ready:
-            try:
-                chunk = os.read(fd, _CHUNK)
-            except BlockingIOError:
-                return
-            if chunk:
-                output.write(chunk)
-            else:
-                poller.unregister(fd)
-                watched.discard(fd)
-
-    deadline = time.monotonic() + timeout
-    stop = stop or threading.Event()
-    try:
-        while proc.poll() is None and (remaining := deadline - time.monotonic()) > 0 and not stop.is_set():
-            if watched:
-                pump(min(0.1, remaining))
-            else:  # the pipe closed and the kernel has no pidfd: Popen's own wait
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=min(0.1, remaining))
-        timed_out = proc.poll() is None and not stop.is_set()
-        processes.terminate_group(proc.pid, grace, pump)
-        processes.reap(proc)
-        escaped = processes.sweep(token, grace)
-        if escaped:
-            output.mark(f"{escaped} process(es) that left the run's process group were still running: killed")
-        drain_until = time.monotonic() + 1.0
-        while fd in watched and time.monotonic() < drain_until:
-            pump(0.05)
-    finally:
-        if exit_fd is not None:
-            os.close(exit_fd)
-        proc.stdout.close()
-    return timed_out
-
-
-def _exit_descriptor(pid: int) -> int | None:
-    """A pidfd for ``pid`` (Linux 5.3 and later), else None."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None

@@ -13,7 +13,7 @@ from enginekit import add_plugin, gone, gtui, gtui_argv, gtui_env, kill_group, m
 
 from gtcore.engine import Engine
 from gtcore.events import Event, OutputLine, RunClaimed, RunFinished, RunStarted
-from gtcore.runner import LOG_CAP
+from gtcore.run_output import LOG_CAP
 from gtcore.town import Town
 
 MANUAL = 'type = "manual"'

@@ -29,7 +29,7 @@ from gtcore.escalation_settings import EscalationSettings
 from gtcore.gates import GateDecision
 from gtcore.ledger import Bead, PluginStats, parse_ref
 from gtcore.plugins import Plugin
-from gtcore.runner import log_tail
+from gtcore.run_output import log_tail
 from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
