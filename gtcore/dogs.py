@@ -22,8 +22,10 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 
 from gtcore.events import DogChanged, EventBus
 from gtcore.ledger import ANY_LAST_RUN, Bead
@@ -47,9 +49,16 @@ class _Job:
 class DogPool:
     """A fixed pack of dogs fed from one ordered queue, all run by one loop thread."""
 
-    def __init__(self, runner: Runner, size: int, bus: EventBus) -> None:
+    def __init__(self, runner: Runner, size: int, bus: EventBus,
+                 aftermath: Callable[[Bead], Callable[[], object] | None] | None = None) -> None:
+        """``aftermath`` is asked, with every recorded run, what follows it (None: nothing); that step is taken on a
+        thread of its own before the dispatch's future is resolved: what follows a run (its escalation) never holds
+        up the loop, and is done by the time a caller hears of the run."""
         self.runner = runner
         self.bus = bus
+        self._aftermath = aftermath
+        self._aftermath_queue: SimpleQueue[tuple[_Job, RunOutcome, Callable[[], object]] | None] = SimpleQueue()
+        self._aftermath_thread: threading.Thread | None = None
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._seq = itertools.count()
@@ -128,6 +137,7 @@ class DogPool:
         finally:
             os.close(self._wake_read)
             os.close(self._wake_write)
+            self._aftermath_queue.put(None)
 
     def _take(self, freeing: list[str]) -> tuple[list[tuple[_Job, str]], bool]:
         """Jobs for idle dogs (each dog marked working), and whether the loop may end (closing, nothing left).
@@ -151,17 +161,46 @@ class DogPool:
                 self._dogs[name] = dog._replace(run_id=bead.ref, started_at=bead.created_at)
 
     def _free(self, name: str, job: _Job, outcome: RunOutcome) -> None:
-        """A job is over; its dog goes idle unless it took the next job already."""
+        """A job is over; its dog goes idle unless it took the next job already.  Its outcome follows the aftermath."""
         with self._cond:
-            self._wanted.discard(job.plugin.name)
             if self._dogs[name].plugin == job.plugin.name:
                 self._set(name, Dog(name))
+        try:
+            step = self._aftermath(outcome.run) if outcome.run is not None and self._aftermath is not None else None
+        except Exception as exc:  # the run is recorded; what failed after it is said on its outcome
+            step, outcome = None, _troubled(outcome, exc)
+        if step is None:
+            self._resolve(job, outcome)
+            return
+        if self._aftermath_thread is None:
+            self._aftermath_thread = threading.Thread(target=self._follow_up, name="dogs-aftermath", daemon=True)
+            self._aftermath_thread.start()
+        self._aftermath_queue.put((job, outcome, step))
+
+    def _follow_up(self) -> None:
+        """The aftermath thread: each recorded run's follow-up, in the order the runs ended."""
+        while (item := self._aftermath_queue.get()) is not None:
+            job, outcome, step = item
+            try:
+                step()
+            except Exception as exc:  # the run is recorded; what failed after it is said on its outcome
+                outcome = _troubled(outcome, exc)
+            self._resolve(job, outcome)
+
+    def _resolve(self, job: _Job, outcome: RunOutcome) -> None:
+        with self._cond:
+            self._wanted.discard(job.plugin.name)
             self._cond.notify_all()
         job.future.set_result(outcome)
 
     def _set(self, name: str, dog: Dog) -> None:
         self._dogs[name] = dog
         self.bus.publish(DogChanged(name, dog.state, dog.plugin, dog.run_id))
+
+
+def _troubled(outcome: RunOutcome, exc: Exception) -> RunOutcome:
+    where = outcome.run.ref if outcome.run is not None else "the run"
+    return RunOutcome(outcome.run, outcome.refused, f"after {where}: {type(exc).__name__}: {exc}")
 
 
 class _Kennel:

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gtcore.errors import GtError, NotFound, SettingsError
-from gtcore.events import Event, EventBus, RunFinished
+from gtcore.events import EventBus
 from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
 from gtcore.model import Dog, Problem, Report, dog_names
 from gtcore.plugin_cache import PluginCache
@@ -53,7 +53,6 @@ class Engine:
         self._plugin_set: PluginSet | None = None
         self._pool: DogPool | None = None
         self._pool_lock = threading.Lock()
-        self.bus.subscribe(self._on_event, RunFinished)
 
     def _load_settings(self) -> Settings:
         """gtui.toml, parsed only when it changed (a read-only engine reads the cache, never writes it)."""
@@ -106,7 +105,7 @@ class Engine:
 
                 if self.adopt_orphans:
                     processes.become_subreaper()
-                self._pool = DogPool(self.runner, self.settings.dogs, self.bus)
+                self._pool = DogPool(self.runner, self.settings.dogs, self.bus, aftermath=self._after_run)
             return self._pool
 
     def dogs(self) -> list[Dog]:
@@ -168,22 +167,12 @@ class Engine:
         self.plugin_cache.save()
         return self._plugin_set
 
-    def _on_event(self, event: Event) -> None:
-        if isinstance(event, RunFinished):
-            self._after_run(event)
-
-    def _after_run(self, event: RunFinished) -> None:
-        """Escalate a failing plugin (once per streak) and note its recovery."""
-        plugin = (self._plugin_set or self.plugins()).get(event.plugin)
+    def _after_run(self, run: Bead) -> Callable[[], object] | None:
+        """What follows a recorded run (its escalation or recovery note), or None; decided on the dogs' loop, taken off it."""
+        plugin = (self._plugin_set or self.plugins()).get(run.plugin or "")
         if plugin is None:
-            return
-        from gtcore.run_output import log_tail
-
-        run = event.run or self.ledger.get(parse_ref(event.run_id, "wisp"), "wisp")
-        tail = log_tail(run.data.get("log")) if run.result in ("failure", "timeout") else ""
-        self.escalations.plugin_run_finished(
-            plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run, tail, time.time()
-        )
+            return None
+        return self.escalations.after_run(plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run)
 
     def run_log(self, run: Bead) -> str:
         """What a run printed (its capped log), as text; an absent log says so."""

@@ -17,6 +17,8 @@ Life of an escalation (a bead of kind ``escalation``):
 from __future__ import annotations
 
 import threading
+import time
+from functools import partial
 
 from gtcore.clock import iso
 from gtcore.errors import GtError, SettingsError, brief
@@ -28,6 +30,7 @@ from gtcore.records import TYPE_CHECKING, Record
 from gtcore.town import Town
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import ThreadPoolExecutor
     from typing import Any
 
@@ -471,30 +474,63 @@ class Escalations:
 
     # -- plugins ----------------------------------------------------------------------
 
-    def plugin_run_finished(self, name: str, severity: str, notify: bool, run: Bead, log_tail: str, now: float) -> Escalation | None:
-        """Escalate a failing plugin once per failure streak; note its recovery.
+    def after_run(self, name: str, severity: str, notify: bool, run: Bead) -> Callable[[], Escalation | None] | None:
+        """What a finished run of plugin ``name`` calls for: None when nothing (decided without the ledger), else the step.
+
+        A failure of a plugin that notifies on failure is escalated (once per
+        streak); a success that may end a failure streak notes the recovery.
+        The step is taken off the dogs' loop (see :class:`gtcore.dogs.DogPool`).
+        """
+        if run.result in ("failure", "timeout") and notify:
+            return partial(self.plugin_run_failed, name, severity, run)
+        if run.result == "success" and _may_end_a_streak(run):
+            return partial(self.plugin_run_succeeded, name, run)
+        return None
+
+    def plugin_run_failed(self, name: str, severity: str, run: Bead, now: float | None = None) -> Escalation:
+        """Escalate a failing plugin once per failure streak.
 
         A plugin that escalated by itself during the failing run (``gt escalate``
         inside the run) has said what is wrong in its own words: the failure is
         noted on that escalation, and gtui raises none of its own — one
         escalation per failure streak, never two.
         """
+        from gtcore.run_output import log_tail
+
+        stamp = time.time() if now is None else now
         source, subject = f"plugin:{name}", f"plugin {name} is failing"
-        if run.result in ("failure", "timeout") and notify:
-            reason = run.data.get("reason") or run.result
-            own = [item for item in self._open_from(source) if item.bead.data.get("related") == run.ref]
-            if own:
-                return self.note(own[0].ref, event="run failed", detail=f"{run.ref} ended {run.result}: {reason}", now=now,
-                                 failing_run=run.ref)
-            body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail}".rstrip()
-            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=now, wait=False, related=run.ref)
-            return escalation
-        if run.result == "success" and self.ledger.any_bead("escalation", status=OPEN_STATUSES, label=f"source:{source}"):
-            for escalation in self._open_from(source):
-                about_failure = escalation.subject == subject or escalation.bead.data.get("failing_run")
-                if about_failure and escalation.recovered_at is None:
-                    return self.note(escalation.ref, event="recovered", detail=f"{run.ref} succeeded", now=now, recovered=True)
+        reason = run.data.get("reason") or run.result
+        own = [item for item in self._open_from(source) if item.bead.data.get("related") == run.ref]
+        if own:
+            return self.note(own[0].ref, event="run failed", detail=f"{run.ref} ended {run.result}: {reason}", now=stamp,
+                             failing_run=run.ref)
+        body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail(run.data.get('log'))}".rstrip()
+        escalation, _ = self.raise_(subject, severity, body=body, source=source, now=stamp, wait=False, related=run.ref)
+        return escalation
+
+    def plugin_run_succeeded(self, name: str, run: Bead, now: float | None = None) -> Escalation | None:
+        """Note the recovery on the open escalation about the plugin's failures, if there is one."""
+        source, subject = f"plugin:{name}", f"plugin {name} is failing"
+        if not self.ledger.any_bead("escalation", status=OPEN_STATUSES, label=f"source:{source}"):
+            return None
+        for escalation in self._open_from(source):
+            about_failure = escalation.subject == subject or escalation.bead.data.get("failing_run")
+            if about_failure and escalation.recovered_at is None:
+                return self.note(escalation.ref, event="recovered", detail=f"{run.ref} succeeded", now=time.time() if now is None else now,
+                                 recovered=True)
         return None
 
     def _open_from(self, source: str) -> list[Escalation]:
         return [Escalation(bead) for bead in self.ledger.beads("escalation", status=OPEN_STATUSES, label=f"source:{source}")]
+
+
+def _may_end_a_streak(run: Bead) -> bool:
+    """Whether a successful run may follow failures (so a failure escalation may wait for its recovery note).
+
+    A success after a success, or a plugin's first run, cannot: the ledger is
+    not asked (most runs of a busy town).  A run recorded without
+    ``previous_result`` (an older gtui) is asked about.
+    """
+    if "previous_result" not in run.data:
+        return True
+    return run.data["previous_result"] not in (None, "success")

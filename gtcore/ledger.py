@@ -649,6 +649,11 @@ class Ledger:
 
         if not works:
             return []
+        if len(works) == 1:  # no other write to keep apart from: no savepoint
+            try:
+                return [self._retry(works[0])]
+            except Exception as exc:
+                return [exc]
         try:
             return self._retry(each)
         except LedgerError as exc:
@@ -884,19 +889,20 @@ def claiming(plugin: str, rig: str, *, labels: Iterable[str] = (), data: dict[st
     the plugin's last run id the gate decision was based on (None: never
     ran); if another run was claimed since, the claim fails with
     :class:`GateMoved` — two patrols seeing the same open gate run it once.
+    The wisp keeps the plugin's previous result (``previous_result``, None
+    for its first run): what follows a run knows whether it ends a streak.
     """
     own = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running"]  # written by the wisp_labels trigger
     extra = [label for label in dict.fromkeys(labels) if label not in own]
 
     def claim(conn: sqlite3.Connection) -> Bead:
-        if expect_last_run != ANY_LAST_RUN:
-            row = conn.execute("SELECT last_run_id FROM plugin_stats WHERE plugin = ?", (plugin,)).fetchone()
-            latest = row[0] if row else None
-            if latest != expect_last_run:
-                raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = ?", (plugin,)).fetchone()
+        latest, previous = row if row else (None, None)
+        if expect_last_run != ANY_LAST_RUN and latest != expect_last_run:
+            raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
         try:
             run = insert_bead(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
-                              data=data, plugin=plugin, rig=rig, result="running", now=now)
+                              data={**(data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="running", now=now)
             return run._replace(labels=(*own, *extra))
         except sqlite3.IntegrityError:
             raise RunInFlight(f"plugin {plugin} already has a run in flight") from None

@@ -330,6 +330,8 @@ class Patrol:
                 continue
             outcome = item.future.result()
             item.run = outcome.run
+            if outcome.problem:  # the run is recorded, but what follows it (its escalation) failed: a bug, said
+                report.problems.append(Problem(str(report.town), None, f"{outcome.problem} (a bug in gtui, please report it)"))
             if outcome.run is None:
                 item.dispatched = False
                 item.note = f"not run: {outcome.refused}"

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,13 +64,15 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
-def spawn(argv: list[str], cwd: Path, env: dict[str, str], stdin: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in its own process group, stdout and stderr on one pipe.
+def spawn(argv: list[str], cwd: Path | str, env: Mapping[str, str] | Mapping[bytes, bytes],
+          stdin: int | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group, stdout and stderr on one pipe, stdin /dev/null unless given.
 
     The child is registered until :func:`reap` so the orphan reaper never takes its exit status.
     """
-    return _registered(lambda: subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE,
-                                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True))
+    given = devnull() if stdin is None else stdin
+    return _registered(lambda: subprocess.Popen(argv, cwd=cwd, env=env, stdin=given, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                start_new_session=True, close_fds=True))
 
 
 def _registered(start: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[Any]:
@@ -91,6 +93,12 @@ def _registered(start: Callable[[], subprocess.Popen[Any]]) -> subprocess.Popen[
     with _spawn_lock:
         _spawned.add(proc.pid)
     return proc
+
+
+@lru_cache(maxsize=1)
+def devnull() -> int:
+    """One descriptor of /dev/null for every child's stdin (Popen would open and close one per child)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def run_captured(argv: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:

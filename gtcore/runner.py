@@ -46,6 +46,7 @@ class RunOutcome:
 
     run: Bead | None
     refused: str | None = None
+    problem: str | None = None  # what went wrong after the run (its escalation step), said rather than swallowed
 
 
 @dataclass
@@ -76,9 +77,11 @@ class Runner:
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
         """``plugin_bin``: directories put first on every run's PATH (the plugin-facing ``gt`` and ``bd``)."""
         self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
-        self._base_environment = processes.base_environment(plugin_bin)  # built once: a run adds only its own variables
+        base = processes.base_environment(plugin_bin)
         # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
-        self._bash = shutil.which("bash", path=self._base_environment.get("PATH")) or "bash"
+        self._bash = shutil.which("bash", path=base.get("PATH")) or "bash"
+        # Built and encoded once: a run adds only its own variables, and Popen passes bytes through untouched.
+        self._base_environment = {os.fsencode(key): os.fsencode(value) for key, value in base.items()}
         self._pending: list[_Pending] = []
         self.lock = threading.Lock()  # held while claims are written: see record()
         self.active: set[int] = set()
@@ -184,11 +187,10 @@ class Runner:
             return None, None, "no agent_command configured in settings/gtui.toml for this agent plugin"
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
 
-    def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[str, str]:
+    def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[bytes, bytes]:
         """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified."""
         town = str(self.town.root)
-        return {
-            **self._base_environment,
+        own = {
             "GT_TOWN": town,
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
@@ -203,6 +205,7 @@ class Runner:
             "GT_RIG_ROOT": "" if rig == "town" else str(self.town.rig_root(rig)),
             "GIT_CEILING_DIRECTORIES": town,
         }
+        return {**self._base_environment, **{os.fsencode(key): os.fsencode(value) for key, value in own.items()}}
 
 
 def _refusal(answer: object) -> str:
@@ -279,15 +282,15 @@ class Run:
 
     # -- phases -----------------------------------------------------------------------------
 
-    def start(self, argv: list[str] | None, stdin_data: bytes | None, skip_reason: str, env: dict[str, str]) -> None:
+    def start(self, argv: list[str] | None, stdin_data: bytes | None, skip_reason: str, env: dict[bytes, bytes]) -> None:
         started = time.monotonic()
         if argv is None:
             self._finish("skipped", {"reason": skip_reason})
             return
         self.output = RunOutput(self.log_path, LiveLines(self.runner.bus, self.bead.ref, self.plugin.name))
         try:
-            self.proc = processes.spawn(argv, self.plugin.directory, env,
-                                        stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
+            self.proc = processes.spawn(argv, os.path.dirname(self.plugin.file), env,
+                                        stdin=subprocess.PIPE if stdin_data is not None else None)
         except OSError as exc:
             self.output.close()
             self._finish("failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(self.log_path)})

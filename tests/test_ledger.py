@@ -300,7 +300,8 @@ def test_close_run_twice_keeps_first_result(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     run = ledger.claim_run("p", "town", data={"dog": "rex"}, now=BASE)
     closed = ledger.close_run(run.id, "success", data={"exit": 0}, now=BASE + 5)
-    assert (closed.status, closed.result, closed.closed_at, closed.data) == ("closed", "success", BASE + 5, {"dog": "rex", "exit": 0})
+    assert (closed.status, closed.result, closed.closed_at, closed.data) == (
+        "closed", "success", BASE + 5, {"dog": "rex", "previous_result": None, "exit": 0})
     again = ledger.close_run(run.id, "failure", data={"exit": 1}, now=BASE + 9)
     assert again == closed
     assert ledger.get(run.id, "wisp") == closed
