@@ -28,14 +28,14 @@ class CappedLog:
     cap whatever the plugin prints.
     """
 
-    def __init__(self, path: Path, cap: int = LOG_CAP) -> None:
+    def __init__(self, path: Path | str, cap: int = LOG_CAP) -> None:
         self.path = path
         self.cap = cap
         self.dropped = 0
         try:
             self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         except FileNotFoundError:  # the first run of the town (or the directory was removed): make it
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._size = 0
 
@@ -138,7 +138,7 @@ class RunOutput:
     the output is still drained (and still shown live).
     """
 
-    def __init__(self, path: Path, live: LiveLines) -> None:
+    def __init__(self, path: Path | str, live: LiveLines) -> None:
         self.path, self.live = path, live
         self.error: str | None = None
         self._log: CappedLog | None = None

@@ -77,6 +77,7 @@ class Runner:
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
         """``plugin_bin``: directories put first on every run's PATH (the plugin-facing ``gt`` and ``bd``)."""
         self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
+        self.runs_dir = str(town.runs_dir)  # every run's log goes here: a string made once
         base = processes.base_environment(plugin_bin)
         # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
         self._bash = shutil.which("bash", path=base.get("PATH")) or "bash"
@@ -229,7 +230,7 @@ class Run:
         self.data: dict[str, object] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.output: RunOutput | None = None
-        self.log_path = runner.town.runs_dir / f"{bead.ref}.log"
+        self.log_path = f"{runner.runs_dir}/{bead.ref}.log"
         self.token = str(bead.data.get("token", ""))
         self._pipe: int | None = None
         self._exit: int | None = None  # a pidfd: readable once the child exits (None where the kernel has none)
@@ -293,14 +294,14 @@ class Run:
                                         stdin=subprocess.PIPE if stdin_data is not None else None)
         except OSError as exc:
             self.output.close()
-            self._finish("failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": str(self.log_path)})
+            self._finish("failure", {"reason": f"cannot start {argv[0]}: {exc.strerror or exc}", "log": self.log_path})
             return
         assert self.proc.stdout is not None
         self._pipe = self.proc.stdout.fileno()
         os.set_blocking(self._pipe, False)
         self._exit = processes.exit_descriptor(self.proc.pid)
         self._deadline = started + self.plugin.execution.timeout.seconds
-        self.runner.bus.publish(RunStarted(self.bead.ref, self.plugin.name, self.dog, self.proc.pid, str(self.log_path), time.time()))
+        self.runner.bus.publish(RunStarted(self.bead.ref, self.plugin.name, self.dog, self.proc.pid, self.log_path, time.time()))
         if stdin_data is not None:
             threading.Thread(target=_feed_stdin, args=(self.proc, stdin_data), daemon=True).start()
 
@@ -366,7 +367,7 @@ class Run:
         self._close_exit()
         self.output.close()
         code = self.proc.returncode
-        data: dict[str, object] = {"exit_code": code, "log": str(self.log_path), "pid": self.proc.pid}
+        data: dict[str, object] = {"exit_code": code, "log": self.log_path, "pid": self.proc.pid}
         if code is not None and code < 0:
             data["signal"] = signal_name(-code)
         reasons = [self.output.error] if self.output.error else []
