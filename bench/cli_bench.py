@@ -27,6 +27,7 @@ baseline in alternating rounds (``benchkit.alternate``), and printed as a ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -103,7 +104,8 @@ def settle(root: Path) -> None:
     past = time.time() - 3600
     for directory, _, files in os.walk(root):
         for name in files:
-            os.utime(os.path.join(directory, name), (past, past))
+            with contextlib.suppress(OSError):  # the poison corpus holds dangling links, loops and FIFOs
+                os.utime(os.path.join(directory, name), (past, past), follow_symlinks=False)
 
 
 COMMAND_ARGS = {"idle --once --json": ("--once", "--json"), "plugin list --json": ("plugin", "list", "--json"),
@@ -158,6 +160,7 @@ def bench_poison(work: Path, plugins: int, rounds: int) -> bool:
     poisoned = work / "poisoned"
     shutil.copytree(clean, poisoned, symlinks=True)
     kinds = build_poison(poisoned)
+    settle(poisoned)
     env = environment()
     listing = json.loads(subprocess.run(gtui(poisoned, "plugin", "list", "--json"), capture_output=True, env=env, check=True).stdout)
     print(f"\n== poison: {plugins} plugins, then the same town with {len(kinds)} broken entries "

@@ -250,8 +250,9 @@ def bench_gates(args: argparse.Namespace, ledger_path: Path, mixed: Path, scratc
     print(f"     of which gate_facts()           {describe(big['facts'])}")
     print(f"     of which decide_all() (warm)    {describe(big['decide'])}")
     print(f"   first call on a new Ledger        {first_ms:8.2f} ms  (opens the file; cold cache)")
-    print(f"   baseline: empty ledger, cold      {describe(empty['cold'])}")
-    print(f"   baseline: empty ledger, warm      {describe(empty['warm'])}")
+    for label in ("cold", "warm"):
+        ratio = statistics.median(big[label]) / statistics.median(empty[label])
+        print(f"   baseline: empty ledger, {label}      {describe(empty[label])}   big / empty = {ratio:.2f}x")
     if args.profile and not ok:
         profiler = cProfile.Profile()
         for _ in range(3):
@@ -303,8 +304,8 @@ def bench_once(args: argparse.Namespace, idle: Path) -> bool:
     print(f"2. gtui --once --json on an idle town: {seen['plugins']:,} plugins, {seen['open']} gates open, "
           f"{seen['dispatched']} dispatched, {seen['invalid']} invalid{'' if quiet else '  <- NOT IDLE'}")
     print(f"   python -m gtui --once --json      {describe(once)}   {verdict(ok, 'target < 500 ms')}")
-    print(f"   baseline: python -c pass          {describe(bare)}")
-    print(f"   baseline: import gtcore.engine    {describe(engine_import)}")
+    print(f"   baseline: python -c pass          {describe(bare)}   once / baseline = {once_ms / statistics.median(bare):.2f}x")
+    print(f"   for scale: import gtcore.engine   {describe(engine_import)}")
     print(f"   for scale: import gtui.cli        {describe(cli_import)}")
     if args.profile and not ok:
         from gtui.cli import main as gtui_main
@@ -376,7 +377,7 @@ def bench_latency(args: argparse.Namespace, scratch: Path) -> bool:
     print(f"     RunClaimed.at (run on ledger)   {describe(rows['claimed'])}")
     print(f"     patrol_once() returned          {describe(rows['patrol'])}")
     print(f"     from emit_event() instead of t0 {describe(rows['emit'])}")
-    print(f"   baseline: Popen(bash run.sh)      {describe(baseline)}")
+    print(f"   baseline: Popen(bash run.sh)      {describe(baseline)}   child / baseline = {child_ms / statistics.median(baseline):.2f}x")
     if args.profile and not ok:
         profiler = cProfile.Profile()
         for _ in range(5):

@@ -38,13 +38,16 @@ class Engine:
     """Facade over the engine for one town."""
 
     def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False,
-                 plugin_bin: Callable[[], tuple[Path, ...]] | None = None) -> None:
-        """``readonly`` opens the ledger for reading only; ``adopt_orphans`` (the ``gtui`` command, never a
+                 plugin_bin: Callable[[], tuple[Path, ...]] | None = None, keep_caches: bool | None = None) -> None:
+        """``readonly`` opens the ledger for reading only; ``keep_caches`` (default: not ``readonly``) lets the
+        parse caches in ``.gtui/`` be written (a listing keeps them warm; ``--read-only`` writes nothing at
+        all); ``adopt_orphans`` (the ``gtui`` command, never a
         library user) makes this process the subreaper of what its runs leave behind; ``plugin_bin`` holds
         the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``), asked for
         when the first run starts: a command that runs nothing writes no scripts."""
         self.town = town
         self.ledger = Ledger(town.ledger_path, readonly=readonly)
+        self.keep_caches = not readonly if keep_caches is None else keep_caches
         self.settings = settings if settings is not None else self._load_settings()
         self.adopt_orphans = adopt_orphans
         self.settings_problem: Problem | None = None
@@ -56,7 +59,7 @@ class Engine:
 
     def _load_settings(self) -> Settings:
         """gtui.toml, parsed only when it changed (a read-only engine reads the cache, never writes it)."""
-        return load_settings(self.town.settings_dir, self.town.state_dir / "settings.cache", keep=not self.ledger.readonly)
+        return load_settings(self.town.settings_dir, self.town.state_dir / "settings.cache", keep=self.keep_caches)
 
     @classmethod
     def tolerant(cls, town: Town, **options: Any) -> Engine:
@@ -93,7 +96,7 @@ class Engine:
     @cached_property
     def plugin_cache(self) -> PluginCache:
         """Parsed plugin files and cron slots, kept in ``.gtui`` between processes (never written by a read-only engine)."""
-        return PluginCache(self.town.state_dir / "plugins.cache", writable=not self.ledger.readonly)
+        return PluginCache(self.town.state_dir / "plugins.cache", writable=self.keep_caches)
 
     @property
     def pool(self) -> DogPool:

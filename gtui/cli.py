@@ -342,7 +342,8 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             if self.reads_only:
-                self._engine = Engine.tolerant(self.town, readonly=True)
+                # A listing reads the ledger read-only and still keeps the parse caches warm; --read-only writes nothing.
+                self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=not getattr(self.args, "read_only", False))
                 if self._engine.settings_problem:
                     _warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:

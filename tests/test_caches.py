@@ -235,3 +235,9 @@ def test_everyday_json_commands_import_only_what_they_use(town: Path, args: list
     modules = set(json.loads(done.stderr.strip().splitlines()[-1]))
     loaded = sorted(name for name in NEVER_ON_JSON_PATHS if name in modules or any(m.startswith(name + ".") for m in modules))
     assert loaded == [], f"{' '.join(args)} imported {loaded}"
+
+
+def test_a_listing_keeps_the_caches_warm(town: Path) -> None:
+    """``plugin list`` reads the ledger read-only, yet writes the parse caches: a town only ever listed stays fast."""
+    assert gtui(town, "plugin", "list", "--json").code == 0
+    assert (town / ".gtui" / "plugins.cache").is_file() and (town / ".gtui" / "settings.cache").is_file()
