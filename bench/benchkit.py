@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -65,3 +68,12 @@ def ratio_line(label: str, samples: list[float], baseline_label: str, baseline: 
     """``label  median X ms  = R× baseline (median Y ms)``."""
     mine, theirs = statistics.median(samples), statistics.median(baseline)
     return f"{label:<44} median {mine:8.1f} ms   {mine / theirs:5.2f}× {baseline_label} ({theirs:.1f} ms)"
+
+
+def settle(root: Path) -> None:
+    """Date every file of the town an hour back, as a town's plugins are: caches skip files changed in the last seconds."""
+    past = time.time() - 3600
+    for directory, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):  # the poison corpus holds dangling links, loops and FIFOs
+                os.utime(os.path.join(directory, name), (past, past), follow_symlinks=False)

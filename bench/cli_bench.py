@@ -27,7 +27,6 @@ baseline in alternating rounds (``benchkit.alternate``), and printed as a ratio.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -42,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from benchkit import alternate, process_ms, ratio_line, verdict  # noqa: E402
+from benchkit import alternate, process_ms, ratio_line, settle, verdict  # noqa: E402
 from poison import build_poison  # noqa: E402  (the same corpus the tests use)
 
 from gtcore.ledger import Ledger  # noqa: E402
@@ -97,15 +96,6 @@ def build_idle_town(root: Path, plugins: int) -> Path:
     ledger.close()
     settle(root)
     return root
-
-
-def settle(root: Path) -> None:
-    """Date every file of the town an hour back, as a town's plugins are: caches skip files changed in the last seconds."""
-    past = time.time() - 3600
-    for directory, _, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):  # the poison corpus holds dangling links, loops and FIFOs
-                os.utime(os.path.join(directory, name), (past, past), follow_symlinks=False)
 
 
 COMMAND_ARGS = {"idle --once --json": ("--once", "--json"), "plugin list --json": ("plugin", "list", "--json"),

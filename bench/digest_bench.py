@@ -67,7 +67,7 @@ def build(path: Path, days: list[tuple[date, int]], plugins: int, *, log_dir: Pa
         conn.executemany(
             "INSERT INTO beads (id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", beads)
-        conn.executemany("INSERT INTO labels VALUES (?, ?)", labels)
+        conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", labels)  # the wisp triggers add most of them
         conn.execute("COMMIT")
         beads.clear()
         labels.clear()

@@ -3,9 +3,11 @@
     .venv/bin/python bench/discovery_bench.py              # 1,000 files, median of 9 scans
     .venv/bin/python bench/discovery_bench.py --profile    # also print the top cProfile costs
 
-Times ``gtcore.discovery.discover(Town(root))`` against a baseline in the same run: walking the
-same tree and reading the same files raw (no parsing), and that plus ``tomllib`` on each
-frontmatter (the floor for any TOML-based parser).  See bench/README.md.
+Times ``gtcore.discovery.discover(Town(root))`` without its cache (every file parsed) against
+baselines from the same run: walking the same tree and reading the same files raw, and that plus
+``tomllib`` on each frontmatter (the floor for any TOML-based parser).  Then the everyday scan,
+with the plugin cache warm (unchanged files only stat'ed), against walking the tree and stat'ing
+the same files.  See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from benchkit import describe, timed
+from benchkit import describe, settle, timed
 
 from gtcore.discovery import discover
+from gtcore.plugin_cache import PluginCache
 from gtcore.town import Town
 
 TARGET_MS = 100.0
@@ -143,6 +146,30 @@ def walk_and_toml(root: Path) -> int:
     return total
 
 
+def walk_and_stat(root: Path) -> int:
+    """Baseline 3: a tight ``os.scandir`` walk stat'ing each plugin.md and run.sh (the least a cached scan must do)."""
+    total = 0
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                pending.append(entry.path)
+                with contextlib.suppress(OSError):
+                    total += os.stat(entry.path + "/plugin.md").st_size
+                    total += os.stat(entry.path + "/run.sh").st_size
+    return total
+
+
+def cached_scans(town: Town, cache_file: Path, repeat: int) -> list[float]:
+    """Scans with a warm plugin cache, each loading it from disk as a process would."""
+    filler = PluginCache(cache_file)
+    discover(town, filler)
+    filler.save()
+    return timed(lambda: discover(town, PluginCache(cache_file, writable=False)), repeat)
+
+
 def profile(town: Town, top: int) -> str:
     profiler = cProfile.Profile()
     profiler.enable()
@@ -171,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         counts = make_town(root, args.files)
         made = time.perf_counter() - start
+        settle(root)  # a town's files are not seconds old: the cache skips files changed in the last seconds
         town = Town(root)
 
         first = timed(lambda: discover(town), 1)[0]
@@ -178,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         scans = timed(lambda: discover(town), args.repeat)
         walk = timed(lambda: raw_walk(root), args.repeat)
         toml = timed(lambda: walk_and_toml(root), args.repeat)
+        cached = cached_scans(town, Path(tmp) / "plugins.cache", args.repeat)
+        stats = timed(lambda: walk_and_stat(root), args.repeat)
 
         shadowed = sum(len(plugin.shadowed) for plugin in found.plugins)
         seen = len(found.plugins) + len(found.invalid) + shadowed
@@ -198,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  baseline: os.walk + read raw       {describe(walk)}")
         print(f"  baseline: walk + read + tomllib    {describe(toml)}")
         print(f"  discover / raw walk                {median / statistics.median(walk):.1f}x")
+        print(f"  discover / walk + tomllib          {median / statistics.median(toml):.2f}x")
+        print()
+        print(f"  cached discover (cache loaded)     {describe(cached)}")
+        print(f"  baseline: scandir walk + stat      {describe(stats)}")
+        print(f"  cached discover / scandir + stat   {statistics.median(cached) / statistics.median(stats):.2f}x")
         print(f"  per file                           {median / counts['files'] * 1000:8.1f} us")
         if args.profile or median >= TARGET_MS:
             print()

@@ -198,7 +198,8 @@ def _parsed(candidate: Candidate, cache: PluginCache | None) -> Plugin | Invalid
         known = cache.lookup(candidate.path, candidate.identity, candidate.rig, candidate.crew)
         if known is not None:
             return known
-    plugin = parse_plugin(Path(candidate.path), candidate.rig, candidate.crew)
+    run_script = None if candidate.identity is None else candidate.identity[3]
+    plugin = parse_plugin(Path(candidate.path), candidate.rig, candidate.crew, run_script)
     if cache is not None and candidate.identity is not None:
         cache.store(candidate.path, candidate.identity, plugin)
     return plugin

@@ -76,8 +76,11 @@ class _Invalid(Exception):
         self.line = line
 
 
-def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
+def parse_plugin(path: Path, rig: str = "town", crew: str | None = None, run_script: bool | None = None) -> Plugin | InvalidPlugin:
     """Read and validate one ``plugin.md``; never raises, whatever the file holds.
+
+    ``run_script`` is whether ``run.sh`` sits beside it, when the caller's scan
+    already looked (one stat fewer per file); otherwise it is checked here.
 
     Whatever goes wrong is this plugin's problem alone: bad content is an
     :class:`InvalidPlugin` with its reason, and so is a bug of gtui's own
@@ -85,7 +88,9 @@ def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plug
     """
     try:
         raw, mtime = _read(path)
-        return _build(path, raw, rig, crew, mtime)
+        if run_script is None:
+            run_script = (path.parent / "run.sh").is_file()
+        return _build(path, raw, rig, crew, mtime, run_script)
     except _Invalid as bad:
         return InvalidPlugin(path, bad.reason, bad.line, rig=rig)
     except RecursionError:
@@ -95,6 +100,9 @@ def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plug
                              rig=rig)
 
 
+_TOO_LARGE = f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the size cap of a plugin.md"
+
+
 def _read(path: Path) -> tuple[bytes, float]:
     """The file's bytes (at most the cap, which a larger file exceeds by one) and its mtime."""
     try:
@@ -102,15 +110,19 @@ def _read(path: Path) -> tuple[bytes, float]:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise _Invalid("is not a regular file")
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            if info.st_size > MAX_FILE_BYTES:
+                raise _Invalid(_TOO_LARGE)
+            raw = handle.read(info.st_size + 1)  # sized by the stat: read(cap) would allocate the whole cap per file
+            if len(raw) > info.st_size:  # it grew while we looked: read on, up to one byte past the cap
+                raw += handle.read(MAX_FILE_BYTES + 1 - len(raw))
     except OSError as exc:
         raise _Invalid(f"cannot read file: {exc.strerror or exc}") from None
     if len(raw) > MAX_FILE_BYTES:
-        raise _Invalid(f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the size cap of a plugin.md")
+        raise _Invalid(_TOO_LARGE)
     return raw, info.st_mtime
 
 
-def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> Plugin:
+def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float, has_run_script: bool) -> Plugin:
     text = _decode(raw)
     frontmatter, body = _split(text)
     data = _load_toml(frontmatter)
@@ -120,7 +132,6 @@ def _build(path: Path, raw: bytes, rig: str, crew: str | None, mtime: float) -> 
     name = _name(data, lines)
     gate = _gate(data, lines, warnings)
     tracking = _tracking(data, lines)
-    has_run_script = (path.parent / "run.sh").is_file()
     execution = _execution(data, lines, has_run_script)
     instructions = body.strip()
     if execution.type == "agent" and not instructions:
@@ -180,14 +191,23 @@ def _load_toml(frontmatter: str) -> dict[str, Any]:
 
 
 def _check_depth(data: dict[str, Any]) -> None:
-    """Refuse absurd nesting up front: no field of the format nests, and deep values break whoever walks them."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
+    """Refuse absurd nesting up front: no field of the format nests, and deep values break whoever walks them.
+
+    Level by level, looking only at tables and arrays (tomllib makes plain
+    dicts and lists): a valid plugin is two or three levels and costs little.
+    """
+    level: list[Any] = [data]
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             raise _Invalid(f"nested too deeply (more than {MAX_DEPTH} levels of arrays or tables)")
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
+        below = []
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
+        depth += 1
 
 
 class _KeyLines:

@@ -170,8 +170,16 @@ class InvalidPlugin(Record):
 
 
 
-def parse_plugin(path: Path, rig: str = "town", crew: str | None = None) -> Plugin | InvalidPlugin:
-    """Read and validate one ``plugin.md`` (:func:`gtcore.plugin_file.parse_plugin`); never raises."""
-    from gtcore.plugin_file import parse_plugin as parse
+def parse_plugin(path: Path, rig: str = "town", crew: str | None = None, run_script: bool | None = None) -> Plugin | InvalidPlugin:
+    """Read and validate one ``plugin.md`` (:func:`gtcore.plugin_file.parse_plugin`); never raises.
 
-    return parse(path, rig, crew)
+    The parser module (and the TOML and frontmatter packages behind it) loads
+    at the first file that must be parsed; a patrol of unchanged files never does.
+    """
+    global _parse
+    if _parse is None:
+        from gtcore.plugin_file import parse_plugin as _parse
+    return _parse(path, rig, crew, run_script)
+
+
+_parse = None  # gtcore.plugin_file.parse_plugin once loaded

@@ -1,4 +1,4 @@
-"""Records: immutable named tuples, made without the typing module or the compiler.
+"""Records: immutable named tuples, made without the typing module.
 
 Every command is a whole process, and the engine's records (a plugin, a
 gate decision, an event) are named tuples.  ``typing.NamedTuple`` costs an
@@ -8,6 +8,9 @@ compiler): about 4 ms of an idle ``gtui --once``, a tenth of its own time.
 A :class:`Record` is the same kind of tuple, built from plain functions:
 fields by name, trailing defaults, ``_fields``, ``_field_defaults``,
 ``_replace``, ``_asdict``, ``_make``, a repr, tuple equality and pickling.
+Positional construction is plain tuple work; the first construction of a
+record by keyword compiles a function with the record's signature once, so
+keywords are bound (and misuse worded) by Python itself at full speed.
 
 Type checkers see ``typing.NamedTuple`` itself.  :data:`TYPE_CHECKING` is
 defined here for modules that would otherwise import ``typing`` only to ask.
@@ -54,22 +57,13 @@ else:
         count = len(fields)
         new_tuple = tuple.__new__
 
+        binder = None  # compiled at the first call by keyword: the compiler only wakes for the records that need it
+
         def bind(args, kwargs):
-            if len(args) > count:
-                raise TypeError(f"{name}() takes {count} arguments but {len(args)} were given")
-            values = list(args)
-            for field in fields[len(args):]:
-                if field in kwargs:
-                    values.append(kwargs.pop(field))
-                elif field in defaults:
-                    values.append(defaults[field])
-                else:
-                    raise TypeError(f"{name}() missing required argument: '{field}'")
-            if kwargs:
-                extra = next(iter(kwargs))
-                why = "multiple values for argument" if extra in fields else "an unexpected keyword argument"
-                raise TypeError(f"{name}() got {why} '{extra}'")
-            return values
+            nonlocal binder
+            if binder is None:
+                binder = _compile_binder(name, fields, defaults)
+            return binder(*args, **kwargs)
 
         tail = tuple(defaults.values())  # the defaults, in field order: the last len(tail) fields
 
@@ -105,3 +99,16 @@ else:
 
         return {"__new__": __new__, "_make": classmethod(_make), "_replace": _replace, "_asdict": _asdict,
                 "__repr__": __repr__, "__getnewargs__": __getnewargs__}
+
+    def _compile_binder(name, fields, defaults):
+        """A function with the record's own signature returning its values: Python binds keywords and words the errors.
+
+        Field names are identifiers (they were annotations); the defaults are
+        passed by reference, never rendered into the source.
+        """
+        required = [field for field in fields if field not in defaults]
+        optional = [f"{field}=_defaults[{field!r}]" for field in fields if field in defaults]
+        source = f"def {name}({', '.join(required + optional)}):\n    return ({''.join(f'{field}, ' for field in fields)})\n"
+        namespace = {"_defaults": defaults}
+        exec(compile(source, f"<record {name}>", "exec"), namespace)
+        return namespace[name]
