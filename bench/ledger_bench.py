@@ -24,7 +24,8 @@ from pathlib import Path
 
 from benchkit import describe, timed
 
-from gtcore.ledger import SCHEMA_VERSION, Ledger, PluginStats
+from gtcore.ledger import SCHEMA_VERSION, Ledger
+from gtcore.model import PluginStats
 
 SUMMARY_TARGET_MS = 50.0
 RECORD_TARGET_MS = 2.0

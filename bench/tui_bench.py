@@ -74,8 +74,9 @@ import ledger_bench  # the big-ledger builder and its cache
 from benchkit import describe, p95, verdict
 
 from gtcore.discovery import discover
+from gtcore.errors import RunInFlight
 from gtcore.gates import _zone, next_slot
-from gtcore.ledger import Ledger, RunInFlight
+from gtcore.ledger import Ledger
 from gtcore.patrol import decide_all, gate_facts
 from gtcore.town import Town
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from gtcore.errors import GtError
-from gtcore.ledger import Bead, Ledger, fetch_bead, format_ref, insert_bead, update_bead
+from gtcore.ledger import Ledger, fetch_bead, insert_bead, update_bead
+from gtcore.model import Bead, format_ref
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from queue import SimpleQueue
 
 from gtcore.events import DogChanged, EventBus
-from gtcore.ledger import ANY_LAST_RUN, Bead
-from gtcore.model import Dog, dog_names
+from gtcore.ledger import ANY_LAST_RUN
+from gtcore.model import Bead, Dog, dog_names
 from gtcore.plugins import Plugin
 from gtcore.runner import Phase, Run, Runner, RunOutcome
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
-from gtcore.errors import GtError, NotFound, SettingsError
+from gtcore.errors import GtError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
-from gtcore.ledger import Bead, Ledger, RunInFlight, parse_ref
-from gtcore.model import Dog, Problem, Report, dog_names
+from gtcore.ledger import Ledger
+from gtcore.model import Bead, Dog, Problem, Report, dog_names, parse_ref
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING

@@ -6,7 +6,10 @@ import os
 import time
 from pathlib import Path
 
-from gtcore.model import Problem
+from gtcore.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gtcore.model import Problem
 
 CRASH_REPORTS_KEPT = 20
 
@@ -30,6 +33,8 @@ class SettingsError(GtError):
         super().__init__(f"{self.file}: field '{field}' {self.reason}" if field else f"{self.file}: {self.reason}")
 
     def problem(self) -> Problem:
+        from gtcore.model import Problem  # model imports errors: the record is looked up when asked for
+
         return Problem(self.file, self.field, self.reason)
 
 
@@ -63,3 +68,11 @@ def save_crash_report(directory: Path, report: str) -> str:
     except OSError as exc:
         return f"no crash report could be written to {directory}: {exc.strerror or exc}"
     return f"details in {path}"
+
+
+class RunInFlight(GtError):
+    """A run of this plugin is already claimed and not yet closed."""
+
+
+class GateMoved(GtError):
+    """Another run started after the gate was evaluated: this dispatch is stale."""

@@ -23,9 +23,8 @@ from functools import partial
 from gtcore.clock import iso
 from gtcore.errors import GtError, SettingsError, brief
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
-from gtcore.ledger import Bead, Ledger, fetch_bead, insert_bead, parse_ref, update_bead
-from gtcore.model import Problem
-from gtcore.plugins import SEVERITIES
+from gtcore.ledger import Ledger, fetch_bead, insert_bead, update_bead
+from gtcore.model import SEVERITIES, Bead, Problem, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.town import Town
 

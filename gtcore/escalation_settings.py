@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
-from gtcore.model import Problem
-from gtcore.plugins import SEVERITIES
+from gtcore.model import SEVERITIES, Problem
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.settings import read_settings_text, unknown_keys
 

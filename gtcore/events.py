@@ -52,7 +52,7 @@ class RunFinished(Record):
     duration_s: float
     reason: str
     at: float
-    run: Any = None  # the closed wisp (a gtcore.ledger.Bead), so listeners need not read it back
+    run: Any = None  # the closed wisp (a gtcore.model.Bead), so listeners need not read it back
 
 
 class GateChanged(Record):

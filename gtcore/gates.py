@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from gtcore.clock import age, iso, local_zone
 from gtcore.durations import format_duration
+from gtcore.model import GateState
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING, Record
 
@@ -44,17 +45,26 @@ class CheckResult(Record):
 
 
 class GateDecision(Record):
-    """Open or closed, why (for people) and, when known, when it may open.
+    """The gate's state, why (for people) and, when known, when it may open.
 
     ``since`` is when the gate opened: the dispatch queue serves the
-    longest-waiting plugin first.
+    longest-waiting plugin first.  Faces style a decision by its state,
+    never by the words of its reason.
     """
 
-    open: bool
+    state: GateState
     reason: str
     next_open_at: float | None = None
     since: float | None = None
-    error: bool = False  # the gate could not be decided (it stays closed); the reason says why
+
+    @property
+    def open(self) -> bool:
+        return self.state is GateState.OPEN
+
+    @property
+    def error(self) -> bool:
+        """The gate could not be decided (it stays closed); the reason says why."""
+        return self.state is GateState.ERROR
 
 
 def evaluate(
@@ -66,11 +76,11 @@ def evaluate(
 ) -> GateDecision:
     """Decide one plugin's gate at ``now``."""
     if not plugin.runs_by_itself:
-        return GateDecision(False, plugin.disabled_reason)
+        return GateDecision(GateState.DISABLED, plugin.disabled_reason)
     if facts.paused is not None:
-        return GateDecision(False, f"paused by operator{': ' + facts.paused if facts.paused else ''}")
+        return GateDecision(GateState.PAUSED, f"paused by operator{': ' + facts.paused if facts.paused else ''}")
     if facts.running_run is not None:
-        return GateDecision(False, f"running ({facts.running_run})")
+        return GateDecision(GateState.RUNNING, f"running ({facts.running_run})")
     kind = plugin.gate.type
     if kind == "cooldown":
         return cooldown(plugin, facts, now)
@@ -80,7 +90,7 @@ def evaluate(
         return condition(plugin, facts, check)
     if kind == "event":
         return event(plugin, facts, events, now)
-    return GateDecision(False, "manual: runs only when asked")
+    return GateDecision(GateState.MANUAL, "manual: runs only when asked")
 
 
 def cooldown(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
@@ -88,12 +98,13 @@ def cooldown(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
     duration = plugin.gate.duration
     assert duration is not None
     if facts.last_started_at is None:
-        return GateDecision(True, "never run", since=plugin.mtime)
+        return GateDecision(GateState.OPEN, "never run", since=plugin.mtime)
     ready_at = facts.last_started_at + duration.seconds
     last = age(facts.last_started_at, now)
     if ready_at <= now:
-        return GateDecision(True, f"last run {last}, cooldown {duration} over", since=ready_at)
-    return GateDecision(False, f"cooling down: last run {last}, opens in {format_duration(ready_at - now)}", next_open_at=ready_at)
+        return GateDecision(GateState.OPEN, f"last run {last}, cooldown {duration} over", since=ready_at)
+    waiting = f"cooling down: last run {last}, opens in {format_duration(ready_at - now)}"
+    return GateDecision(GateState.WAITING, waiting, next_open_at=ready_at)
 
 
 def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
@@ -112,7 +123,7 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
             zone = _zone(plugin.gate.timezone)
             slot = next_slot(schedule, zone, base)
         except (ValueError, OverflowError, OSError, ArithmeticError, LookupError):  # croniter's BadDateError is a ValueError
-            return GateDecision(False, f"gate error: schedule '{schedule}' has no slot after {iso(base)}", error=True)
+            return GateDecision(GateState.ERROR, f"gate error: schedule '{schedule}' has no slot after {iso(base)}")
         from datetime import datetime
 
         known = SLOTS[key] = (slot, datetime.fromtimestamp(slot, zone).strftime("%Y-%m-%d %H:%M %Z"))
@@ -120,21 +131,21 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
             SLOTS.clear()
     slot, shown = known
     if slot <= now:
-        return GateDecision(True, f"slot {shown} is due", since=slot)
-    return GateDecision(False, f"next slot {shown}", next_open_at=slot)
+        return GateDecision(GateState.OPEN, f"slot {shown} is due", since=slot)
+    return GateDecision(GateState.WAITING, f"next slot {shown}", next_open_at=slot)
 
 
 def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None) -> GateDecision:
     """Open when ``check`` exited 0; its first output line is the reason."""
     if check is None:
-        return GateDecision(False, "check not run yet (the next patrol runs it)")
+        return GateDecision(GateState.WAITING, "check not run yet (the next patrol runs it)")
     if check.error is not None:
-        return GateDecision(False, f"check could not run: {check.error}")
+        return GateDecision(GateState.WAITING, f"check could not run: {check.error}")
     if check.timed_out:
-        return GateDecision(False, f"check timed out after {plugin.gate.check_timeout}")
+        return GateDecision(GateState.WAITING, f"check timed out after {plugin.gate.check_timeout}")
     if check.exit_code == 0:
-        return GateDecision(True, check.first_line or "check passed", since=facts.last_started_at or plugin.mtime)
-    return GateDecision(False, check.first_line or f"check exited {check.exit_code}")
+        return GateDecision(GateState.OPEN, check.first_line or "check passed", since=facts.last_started_at or plugin.mtime)
+    return GateDecision(GateState.WAITING, check.first_line or f"check exited {check.exit_code}")
 
 
 def event(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float) -> GateDecision:
@@ -142,10 +153,10 @@ def event(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float
     name = plugin.gate.on
     emitted = events.get(name or "")
     if emitted is None:
-        return GateDecision(False, f"waiting for event {name}")
+        return GateDecision(GateState.WAITING, f"waiting for event {name}")
     if facts.last_started_at is not None and emitted <= facts.last_started_at:
-        return GateDecision(False, f"waiting for event {name} (last seen {age(emitted, now)}, before the last run)")
-    return GateDecision(True, f"event {name} emitted {age(emitted, now)}", since=emitted)
+        return GateDecision(GateState.WAITING, f"waiting for event {name} (last seen {age(emitted, now)}, before the last run)")
+    return GateDecision(GateState.OPEN, f"event {name} emitted {age(emitted, now)}", since=emitted)
 
 
 def _zone(name: str | None) -> tzinfo:

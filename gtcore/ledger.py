@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from gtcore.errors import GtError, LedgerError, NotFound
-from gtcore.model import Report, Result, settle
-from gtcore.records import TYPE_CHECKING, Record
+from gtcore.errors import GateMoved, GtError, LedgerError, NotFound, RunInFlight
+from gtcore.model import PREFIX, Bead, PluginStats, Report, Result, format_ref, settle
+from gtcore.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any, TypeVar
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
-KIND_WORDS = {"wisp": "a run", "digest": "a digest", "escalation": "an escalation", "mail": "a mail", "event": "an event", "note": "a note"}
-PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt", "note": "note"}
 
 _MIGRATIONS: list[str] = [
     """
@@ -158,45 +156,6 @@ _MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
-class Bead(Record):
-    """One ledger record as read back (immutable; ``data`` is its own copy, never shared with the ledger)."""
-
-    id: int
-    kind: str
-    title: str
-    status: str
-    body: str
-    created_at: float
-    updated_at: float
-    closed_at: float | None
-    plugin: str | None
-    rig: str | None
-    result: str | None
-    data: dict[str, Any]
-    labels: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        """The id people type: ``run-12``, ``esc-3``."""
-        return format_ref(self.kind, self.id)
-
-
-class PluginStats(Record):
-    """What the ledger knows about one plugin's runs (one row of the summary)."""
-
-    plugin: str
-    run_count: int
-    failure_count: int
-    last_run_id: int
-    last_started_at: float
-    last_result: str
-    last_summary: str = ""
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failure_count / self.run_count if self.run_count else 0.0
-
-
 class LedgerFacts:
     """What the gates need from the ledger (see :meth:`Ledger.gate_facts`)."""
 
@@ -209,29 +168,7 @@ class LedgerFacts:
         self.events: dict[str, float] = {}  # town event -> when it last came
 
 
-class RunInFlight(GtError):
-    """A run of this plugin is already claimed and not yet closed."""
-
-
-class GateMoved(GtError):
-    """Another run started after the gate was evaluated: this dispatch is stale."""
-
-
 ANY_LAST_RUN = -1
-
-
-def format_ref(kind: str, bead_id: int) -> str:
-    return f"{PREFIX[kind]}-{bead_id}"
-
-
-def parse_ref(ref: str | int, kind: str) -> int:
-    """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``."""
-    text = str(ref).strip()
-    prefix = PREFIX[kind] + "-"
-    number = text[len(prefix):] if text.startswith(prefix) else text
-    if not number.isdigit():
-        raise NotFound(f"{KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
-    return int(number)
 
 
 _BEAD_COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"

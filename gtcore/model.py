@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from gtcore.errors import NotFound
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -50,6 +51,47 @@ FAILED = frozenset({Result.FAILURE, Result.TIMEOUT})
 REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.WARNING, Result.CHECK_ONLY})
 
 
+class Severity(StrEnum):
+    """How loudly an escalation asks, lowest first: re-escalation moves one step up."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    def louder(self) -> Severity | None:
+        """The next severity up, or None at the top."""
+        order = list(Severity)
+        index = order.index(self)
+        return order[index + 1] if index + 1 < len(order) else None
+
+
+SEVERITIES = tuple(severity.value for severity in Severity)  # plain words: argparse and messages print them as typed
+
+
+class EscalationStatus(StrEnum):
+    """Where an escalation stands: open until a person acknowledges it, closed with a reason."""
+
+    OPEN = "open"
+    ACKED = "acked"
+    CLOSED = "closed"
+
+
+UNCLOSED = (EscalationStatus.OPEN, EscalationStatus.ACKED)  # an escalation a person has yet to close
+
+
+class GateState(StrEnum):
+    """What a gate decided, for the dispatch queue and for how the control room shows it."""
+
+    OPEN = "open"
+    WAITING = "waiting"  # closed until a time, a slot, an event or a check says otherwise
+    RUNNING = "running"  # a run is in flight
+    PAUSED = "paused"  # paused by the operator
+    DISABLED = "disabled"  # enabled = false, or not a plugin that runs by itself
+    MANUAL = "manual"  # runs only when asked
+    ERROR = "error"  # the gate could not be decided: it stays closed, the reason says why
+
+
 class Report(Record):
     """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X`` or ``gtui report``)."""
 
@@ -93,3 +135,60 @@ class Dog(Record):
     run_id: str | None = None
     started_at: float | None = None
     timeout_s: float | None = None
+
+
+KIND_WORDS = {"wisp": "a run", "digest": "a digest", "escalation": "an escalation", "mail": "a mail", "event": "an event", "note": "a note"}
+PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt", "note": "note"}
+
+
+class Bead(Record):
+    """One ledger record as read back (immutable; ``data`` is its own copy, never shared with the ledger)."""
+
+    id: int
+    kind: str
+    title: str
+    status: str
+    body: str
+    created_at: float
+    updated_at: float
+    closed_at: float | None
+    plugin: str | None
+    rig: str | None
+    result: str | None
+    data: dict[str, Any]
+    labels: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """The id people type: ``run-12``, ``esc-3``."""
+        return format_ref(self.kind, self.id)
+
+
+class PluginStats(Record):
+    """What the ledger knows about one plugin's runs (one row of the summary)."""
+
+    plugin: str
+    run_count: int
+    failure_count: int
+    last_run_id: int
+    last_started_at: float
+    last_result: str
+    last_summary: str = ""
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failure_count / self.run_count if self.run_count else 0.0
+
+
+def format_ref(kind: str, bead_id: int) -> str:
+    return f"{PREFIX[kind]}-{bead_id}"
+
+
+def parse_ref(ref: str | int, kind: str) -> int:
+    """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``."""
+    text = str(ref).strip()
+    prefix = PREFIX[kind] + "-"
+    number = text[len(prefix):] if text.startswith(prefix) else text
+    if not number.isdigit():
+        raise NotFound(f"{KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
+    return int(number)

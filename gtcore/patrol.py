@@ -17,8 +17,8 @@ from gtcore.discovery import PluginSet
 from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
-from gtcore.ledger import Bead, Ledger, LedgerFacts, PluginStats
-from gtcore.model import Problem
+from gtcore.ledger import Ledger, LedgerFacts
+from gtcore.model import Bead, GateState, PluginStats, Problem
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
@@ -55,6 +55,7 @@ class PluginReport:
             "gate": {
                 "type": self.plugin.gate.type,
                 "open": self.decision.open,
+                "state": self.decision.state,
                 "reason": self.decision.reason + (f"; {self.note}" if self.note else ""),
                 "next_open_at": iso(self.decision.next_open_at),
             },
@@ -131,7 +132,7 @@ def evaluate_contained(plugin: Plugin, facts: GateFacts, events: dict[str, float
     try:
         return evaluate(plugin, facts, events, now, check)
     except Exception as exc:  # a bug in gtui or a schedule croniter cannot follow: this plugin only
-        return GateDecision(False, f"gate error (a bug in gtui, please report it): {type(exc).__name__}: {brief(exc)}", error=True)
+        return GateDecision(GateState.ERROR, f"gate error (a bug in gtui, please report it): {type(exc).__name__}: {brief(exc)}")
 
 
 _CLOCK_WORDS = re.compile(r"\b(?:now|in \d[\d.a-z]*|\d[\d.a-z]* ago)\b")  # what clock.age() writes

@@ -24,6 +24,7 @@ from frontmatter.default_handlers import BaseHandler
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import brief
+from gtcore.model import SEVERITIES
 from gtcore.plugins import (
     CRON_HORIZON_YEARS,
     DEFAULT_CHECK_TIMEOUT,
@@ -36,7 +37,6 @@ from gtcore.plugins import (
     MAX_DEPTH,
     MAX_FILE_BYTES,
     NAME_PATTERN,
-    SEVERITIES,
     TOP_KEYS,
     TRACKING_KEYS,
     Execution,

@@ -23,7 +23,6 @@ MAX_DEPTH = 32
 CRON_HORIZON_YEARS = 5  # a schedule that fires less often than this is a mistake (April 31st never comes)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 GATE_TYPES = ("cooldown", "cron", "condition", "event", "manual")
-SEVERITIES = ("low", "medium", "high", "critical")
 EXECUTION_TYPES = ("script", "agent")
 DEFAULT_TIMEOUT = parse_duration("10m")
 DEFAULT_CHECK_TIMEOUT = parse_duration("30s")

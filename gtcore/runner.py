@@ -29,7 +29,8 @@ from pathlib import Path
 from gtcore import processes
 from gtcore.errors import LedgerError
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
-from gtcore.ledger import Bead, Ledger, claiming, closing
+from gtcore.ledger import Ledger, claiming, closing
+from gtcore.model import Bead
 from gtcore.plugins import Plugin
 from gtcore.run_output import LiveLines, RunOutput
 from gtcore.settings import Settings

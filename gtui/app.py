@@ -41,7 +41,7 @@ from gtcore.discovery import PluginSet
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
-from gtcore.ledger import Bead, parse_ref
+from gtcore.model import Bead, parse_ref
 from gtcore.patrol import PatrolReport
 from gtcore.town import Town
 from gtui.components.bindings import bindings, key_display, keys_in_context

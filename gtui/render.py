@@ -19,7 +19,7 @@ from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
 from gtcore.escalation import Escalation
 from gtcore.escalation_settings import EscalationSettings
-from gtcore.ledger import Bead, PluginStats, format_ref
+from gtcore.model import Bead, PluginStats, format_ref
 from gtcore.patrol import PatrolReport
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING

@@ -29,7 +29,7 @@ from gtcore.errors import GtError
 from gtcore.escalation import Escalation
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
 from gtcore.gates import GateDecision
-from gtcore.ledger import Bead, PluginStats
+from gtcore.model import Bead, PluginStats
 from gtcore.patrol import decide_all
 from gtcore.plugins import Plugin
 from gtui.safety import clean

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gtcore.ledger import Bead, Ledger
+from gtcore.ledger import Ledger
+from gtcore.model import Bead
 
 T = TypeVar("T")
 
 REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems"}
 ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
-GATE_KEYS = {"type", "open", "reason", "next_open_at"}
+GATE_KEYS = {"type", "open", "state", "reason", "next_open_at"}
 RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
 
 

@@ -173,7 +173,8 @@ def test_once_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     assert ticker["rig"] == "town" and ticker["gate"]["type"] == "cooldown" and ticker["dispatched"] is True
     assert ticker["run"]["result"] == "success" and ticker["run"]["exit_code"] == 0 and ticker["run"]["dog"] in ("rex", "fido")
     assert Path(ticker["run"]["log"]).read_text() == "tick\n"
-    assert lever["gate"] == {"type": "manual", "open": False, "reason": "manual: runs only when asked", "next_open_at": None}
+    assert lever["gate"] == {"type": "manual", "open": False, "state": "manual", "reason": "manual: runs only when asked",
+                             "next_open_at": None}
     assert lever["run"] is None
 
     again = entry(gtui(town, "--once", "--json").json(), "ticker")

@@ -86,7 +86,7 @@ def _assert_rebuilt(entry: dict[str, Any]) -> None:
 
 
 def _assert_fresh(entry: dict[str, Any]) -> None:
-    assert entry["gate"] == {"type": "condition", "open": False, "reason": "fresh", "next_open_at": None}, entry
+    assert entry["gate"] == {"type": "condition", "open": False, "state": "waiting", "reason": "fresh", "next_open_at": None}, entry
     assert entry["dispatched"] is False
     assert entry["run"] is None
 

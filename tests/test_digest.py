@@ -21,7 +21,8 @@ from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
 from gtcore.escalation import Escalations
 from gtcore.gates import GateDecision, GateFacts, evaluate
-from gtcore.ledger import Bead, Ledger
+from gtcore.ledger import Ledger
+from gtcore.model import Bead
 from gtcore.patrol import gate_facts
 from gtcore.settings import load_settings
 from gtcore.town import Town

@@ -20,7 +20,8 @@ from gtcore.clock import iso
 from gtcore.engine import Engine
 from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, Escalation, Escalations
 from gtcore.escalation_settings import load_escalation_settings
-from gtcore.ledger import Bead, Ledger
+from gtcore.ledger import Ledger
+from gtcore.model import Bead
 from gtcore.settings import SettingsError
 from gtcore.town import Town
 

@@ -14,6 +14,7 @@ import pytest
 from gtcore.clock import local_zone
 from gtcore.durations import parse_duration
 from gtcore.gates import CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate
+from gtcore.model import GateState
 from gtcore.plugins import Execution, Gate, Plugin, parse_plugin
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -58,7 +59,7 @@ def ran(started: float) -> GateFacts:
 
 def test_cooldown_never_run_is_open_since_the_file_appeared() -> None:
     decision = evaluate(cooldown_plugin(), NEVER, {}, NOW)
-    assert decision == GateDecision(True, "never run", since=MTIME)
+    assert decision == GateDecision(GateState.OPEN, "never run", since=MTIME)
 
 
 def test_cooldown_within_duration_is_closed_until_last_plus_duration() -> None:
@@ -94,8 +95,8 @@ def test_a_running_run_keeps_every_gate_closed() -> None:
     facts = GateFacts(last_started_at=NOW - 2 * 86400, running_run="run-42")
     for plugin in (cooldown_plugin("1h"), cron_plugin("0 * * * *"), event_plugin()):
         decision = evaluate(plugin, facts, {"deploy": NOW - 1}, NOW)
-        assert decision == GateDecision(False, "running (run-42)")
-    assert evaluate(condition_plugin(), facts, {}, NOW, CheckResult(0, "ok")) == GateDecision(False, "running (run-42)")
+        assert decision == GateDecision(GateState.RUNNING, "running (run-42)")
+    assert evaluate(condition_plugin(), facts, {}, NOW, CheckResult(0, "ok")) == GateDecision(GateState.RUNNING, "running (run-42)")
 
 
 def test_a_running_run_started_within_the_duration_counts_as_the_last_start() -> None:
@@ -122,9 +123,9 @@ def test_cron_never_run_counts_from_the_plugin_file_mtime(tmp_path: Path) -> Non
     assert isinstance(plugin, Plugin)
     assert plugin.mtime == mtime
     closed = evaluate(plugin, NEVER, {}, mtime + 20 * 60)
-    assert closed == GateDecision(False, "next slot 2026-06-15 11:00 UTC", next_open_at=mtime + 55 * 60)
+    assert closed == GateDecision(GateState.WAITING, "next slot 2026-06-15 11:00 UTC", next_open_at=mtime + 55 * 60)
     due = evaluate(plugin, NEVER, {}, mtime + 55 * 60)
-    assert due == GateDecision(True, "slot 2026-06-15 11:00 UTC is due", since=mtime + 55 * 60)
+    assert due == GateDecision(GateState.OPEN, "slot 2026-06-15 11:00 UTC is due", since=mtime + 55 * 60)
 
 
 def test_cron_daily_job_created_after_todays_slot_waits_for_tomorrow() -> None:
@@ -138,9 +139,9 @@ def test_cron_opens_when_a_slot_passed_since_the_last_run() -> None:
     plugin = cron_plugin("*/15 * * * *")
     last = at(UTC, 2026, 6, 15, 10, 1)
     closed = evaluate(plugin, ran(last), {}, at(UTC, 2026, 6, 15, 10, 14))
-    assert closed == GateDecision(False, "next slot 2026-06-15 10:15 UTC", next_open_at=at(UTC, 2026, 6, 15, 10, 15))
+    assert closed == GateDecision(GateState.WAITING, "next slot 2026-06-15 10:15 UTC", next_open_at=at(UTC, 2026, 6, 15, 10, 15))
     opened = evaluate(plugin, ran(last), {}, at(UTC, 2026, 6, 15, 10, 16))
-    assert opened == GateDecision(True, "slot 2026-06-15 10:15 UTC is due", since=at(UTC, 2026, 6, 15, 10, 15))
+    assert opened == GateDecision(GateState.OPEN, "slot 2026-06-15 10:15 UTC is due", since=at(UTC, 2026, 6, 15, 10, 15))
 
 
 def test_cron_three_missed_slots_give_one_run() -> None:
@@ -185,7 +186,7 @@ def test_cron_dst_spring_forward_fixed_time_job_still_fires_once_at_0300_paris()
     runs = simulate(plugin, at(PARIS, 2026, 3, 28, 12, 0), at(PARIS, 2026, 3, 30, 12, 0))
     assert local_times(runs, PARIS) == ["03-29 03:00+0200", "03-30 02:30+0200"]
     before = evaluate(plugin, ran(at(PARIS, 2026, 3, 28, 12, 0)), {}, at(PARIS, 2026, 3, 29, 1, 59))
-    assert before == GateDecision(False, "next slot 2026-03-29 03:00 CEST", next_open_at=at(PARIS, 2026, 3, 29, 3, 0))
+    assert before == GateDecision(GateState.WAITING, "next slot 2026-03-29 03:00 CEST", next_open_at=at(PARIS, 2026, 3, 29, 3, 0))
 
 
 def test_cron_dst_fall_back_fixed_time_job_fires_only_once_paris() -> None:
@@ -198,7 +199,7 @@ def test_cron_dst_fall_back_fixed_time_job_fires_only_once_paris() -> None:
     second = at(PARIS, 2026, 10, 25, 2, 30, fold=1)
     assert second - first == 3600
     decision = evaluate(plugin, ran(first), {}, second + 60)
-    assert decision == GateDecision(False, "next slot 2026-10-26 02:30 CET", next_open_at=at(PARIS, 2026, 10, 26, 2, 30))
+    assert decision == GateDecision(GateState.WAITING, "next slot 2026-10-26 02:30 CET", next_open_at=at(PARIS, 2026, 10, 26, 2, 30))
 
 
 def test_cron_dst_fall_back_job_delayed_past_the_first_pass_does_not_run_again_in_the_second() -> None:
@@ -250,7 +251,7 @@ def test_cron_timezone_defaults_to_local() -> None:
     plugin = cron_plugin("0 9 * * *", timezone=None)
     last = at(UTC, 2026, 6, 15, 1, 0)  # 10:00 JST, after today's 09:00 JST slot
     decision = cron(plugin, ran(last), last + 60)
-    assert decision == GateDecision(False, "next slot 2026-06-16 09:00 JST", next_open_at=at(UTC, 2026, 6, 16, 0, 0))
+    assert decision == GateDecision(GateState.WAITING, "next slot 2026-06-16 09:00 JST", next_open_at=at(UTC, 2026, 6, 16, 0, 0))
     assert cron(plugin, ran(last), at(UTC, 2026, 6, 16, 0, 0)).open
 
 
@@ -269,40 +270,41 @@ def test_cron_local_zone_follows_dst_rules_not_todays_offset(monkeypatch: pytest
 
 def test_condition_exit_zero_opens_with_the_first_output_line() -> None:
     decision = evaluate(condition_plugin(), ran(NOW - 100), {}, NOW, CheckResult(0, "3 stale branches"))
-    assert decision == GateDecision(True, "3 stale branches", since=NOW - 100)
+    assert decision == GateDecision(GateState.OPEN, "3 stale branches", since=NOW - 100)
 
 
 def test_condition_exit_zero_without_output_says_check_passed() -> None:
     decision = evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(0, ""))
-    assert decision == GateDecision(True, "check passed", since=MTIME)
+    assert decision == GateDecision(GateState.OPEN, "check passed", since=MTIME)
 
 
 def test_condition_nonzero_exit_is_closed_with_first_line_or_exit_code() -> None:
-    assert evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(1, "nothing to do")) == GateDecision(False, "nothing to do")
-    assert evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(3)) == GateDecision(False, "check exited 3")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(1, "nothing to do")) == GateDecision(GateState.WAITING, "nothing to do")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(3)) == GateDecision(GateState.WAITING, "check exited 3")
 
 
 def test_condition_timeout_is_closed_and_names_the_timeout() -> None:
     timed_out = CheckResult(None, timed_out=True)
-    assert evaluate(condition_plugin(), NEVER, {}, NOW, timed_out) == GateDecision(False, "check timed out after 30s")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW, timed_out) == GateDecision(GateState.WAITING, "check timed out after 30s")
     slow = make(Gate(type="condition", check="sleep 9", check_timeout=parse_duration("2m")))
     assert evaluate(slow, NEVER, {}, NOW, timed_out).reason == "check timed out after 2m"
 
 
 def test_condition_error_is_closed() -> None:
     decision = evaluate(condition_plugin(), NEVER, {}, NOW, CheckResult(None, error="No such file or directory"))
-    assert decision == GateDecision(False, "check could not run: No such file or directory")
+    assert decision == GateDecision(GateState.WAITING, "check could not run: No such file or directory")
 
 
 def test_condition_not_checked_yet_is_closed() -> None:
-    assert evaluate(condition_plugin(), NEVER, {}, NOW) == GateDecision(False, "check not run yet (the next patrol runs it)")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW) == GateDecision(GateState.WAITING, "check not run yet (the next patrol runs it)")
 
 
 # --- event ----------------------------------------------------------------------
 
 
 def test_event_never_emitted_is_closed() -> None:
-    assert evaluate(event_plugin("deploy"), ran(NOW - 10), {"other": NOW - 1}, NOW) == GateDecision(False, "waiting for event deploy")
+    assert evaluate(event_plugin("deploy"), ran(NOW - 10), {"other": NOW - 1}, NOW) == GateDecision(
+        GateState.WAITING, "waiting for event deploy")
 
 
 def test_event_emitted_before_or_at_the_last_run_is_closed() -> None:
@@ -314,7 +316,7 @@ def test_event_emitted_before_or_at_the_last_run_is_closed() -> None:
 
 def test_event_emitted_after_the_last_run_opens_since_the_emission() -> None:
     decision = evaluate(event_plugin("deploy"), ran(NOW - 600), {"deploy": NOW - 300}, NOW)
-    assert decision == GateDecision(True, "event deploy emitted 5m ago", since=NOW - 300)
+    assert decision == GateDecision(GateState.OPEN, "event deploy emitted 5m ago", since=NOW - 300)
 
 
 def test_event_never_run_plugin_opens_on_any_emission() -> None:
@@ -329,7 +331,8 @@ def test_event_never_run_plugin_opens_on_any_emission() -> None:
 def test_manual_never_opens_by_itself() -> None:
     plugin = make(Gate(type="manual"))
     for facts in (NEVER, ran(NOW - 365 * 86400)):
-        assert evaluate(plugin, facts, {"startup": NOW}, NOW, CheckResult(0, "ok")) == GateDecision(False, "manual: runs only when asked")
+        assert evaluate(plugin, facts, {"startup": NOW}, NOW, CheckResult(0, "ok")) == GateDecision(
+            GateState.MANUAL, "manual: runs only when asked")
 
 
 OPEN_CASES = pytest.mark.parametrize(
@@ -351,14 +354,14 @@ def test_open_cases_really_are_open(plugin: Plugin, facts: GateFacts, events: di
 @OPEN_CASES
 def test_disabled_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
     decision = evaluate(plugin._replace(enabled=False), facts, events, NOW, check)
-    assert decision == GateDecision(False, "disabled in plugin.md (enabled = false)")
+    assert decision == GateDecision(GateState.DISABLED, "disabled in plugin.md (enabled = false)")
 
 
 @OPEN_CASES
 def test_paused_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
     decision = evaluate(plugin, facts._replace(paused="flaky upstream"), events, NOW, check)
-    assert decision == GateDecision(False, "paused by operator: flaky upstream")
-    assert evaluate(plugin, facts._replace(paused=""), events, NOW, check) == GateDecision(False, "paused by operator")
+    assert decision == GateDecision(GateState.PAUSED, "paused by operator: flaky upstream")
+    assert evaluate(plugin, facts._replace(paused=""), events, NOW, check) == GateDecision(GateState.PAUSED, "paused by operator")
 
 
 def test_disabled_wins_over_paused_and_running() -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gtcore.errors import LedgerError, NotFound
-from gtcore.ledger import SCHEMA_VERSION, Bead, Ledger, PluginStats, RunInFlight
+from gtcore.errors import LedgerError, NotFound, RunInFlight
+from gtcore.ledger import SCHEMA_VERSION, Ledger
+from gtcore.model import Bead, PluginStats
 
 FAILED = ("failure", "timeout")
 FINAL = ("success", "failure", "timeout", "skipped", "abandoned")
@@ -37,7 +38,8 @@ import json, sys, time
 from pathlib import Path
 
 proc, db, ready, go = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-from gtcore.ledger import Ledger, RunInFlight
+from gtcore.ledger import Ledger
+from gtcore.errors import RunInFlight
 
 ready.touch()
 deadline = time.monotonic() + 60

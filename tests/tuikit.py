@@ -22,7 +22,8 @@ from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
 
 from gtcore.escalation import Escalation, Escalations
-from gtcore.ledger import Bead, Ledger
+from gtcore.ledger import Ledger
+from gtcore.model import Bead
 from gtcore.town import Town
 from gtui.app import GtuiApp
 from gtui.components.tables import KeyedTable

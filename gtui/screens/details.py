@@ -27,7 +27,7 @@ from gtcore.engine import Engine
 from gtcore.escalation import Escalation
 from gtcore.escalation_settings import EscalationSettings
 from gtcore.gates import GateDecision
-from gtcore.ledger import Bead, PluginStats, parse_ref
+from gtcore.model import Bead, PluginStats, parse_ref
 from gtcore.plugins import Plugin
 from gtcore.run_output import log_tail
 from gtui.components.bindings import bindings

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.ledger import Bead
+from gtcore.model import Bead
 from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.screens.details import relative, run_facts

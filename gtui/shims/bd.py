@@ -17,8 +17,7 @@ from datetime import UTC, date, datetime
 
 from gtcore.clock import iso
 from gtcore.errors import GtError
-from gtcore.ledger import Bead
-from gtcore.model import Report
+from gtcore.model import Bead, Report
 from gtcore.records import TYPE_CHECKING
 from gtui import __version__
 from gtui.shims import flags
