@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from benchkit import alternate, process_ms, ratio_line, settle, verdict  # noqa: E402
 from poison import build_poison  # noqa: E402  (the same corpus the tests use)
 
-from gtcore.ledger import Ledger  # noqa: E402
+from gtcore.storage import open_ledger  # noqa: E402
 
 RIGS = ("town", "alpha", "beta", "gamma")
 POISON_TARGET = 1.15
@@ -82,7 +82,7 @@ def build_idle_town(root: Path, plugins: int) -> Path:
     (root / "settings" / "gtui.toml").write_text("retention_days = 3650\n", encoding="utf-8")
     (root / "mayor").mkdir()
     (root / "mayor" / "town.json").write_text('{"type": "town", "version": 2, "name": "bench"}\n', encoding="utf-8")
-    ledger = Ledger(root / ".gtui" / "ledger.db")
+    ledger = open_ledger(root / ".gtui" / "ledger.db")
     for n in range(plugins):
         rig, name = RIGS[n % len(RIGS)], f"p{n:05d}"
         directory = root / "plugins" / name if rig == "town" else root / rig / "plugins" / name
@@ -107,7 +107,7 @@ def raise_some(town: Path, count: int) -> None:
     from gtcore.town import Town
 
     located = Town(town)
-    service = Escalations(located, Ledger(located.ledger_path))
+    service = Escalations(located, open_ledger(located.ledger_path))
     for n in range(count):
         service.raise_(f"bench escalation {n}", ("low", "medium")[n % 2], now=time.time(), wait=True)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from benchkit import describe, timed
 
 from gtcore.digest import DAY, day_bounds, digests, make_digest, undigested_days, utc_day
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 
 DIGEST_TARGET_S = 2.0
 RATIO_TARGET = 1.5
@@ -51,7 +51,7 @@ def build(path: Path, days: list[tuple[date, int]], plugins: int, *, log_dir: Pa
     With ``log_dir`` every run names a log file there (created separately, see :func:`make_logs`).
     ``in_flight_on`` adds IN_FLIGHT running wisps on that day.
     """
-    Ledger(path).close()  # the real schema, migrations and triggers
+    open_ledger(path).close()  # the real schema, migrations and triggers
     rng = random.Random(seed)
     names = plugin_names(plugins)
     results, weights = list(RESULT_WEIGHTS), list(RESULT_WEIGHTS.values())
@@ -142,7 +142,7 @@ def floor_unlink(log_dir: Path) -> float:
 
 
 def profile_digest(path: Path, day: date, names: list[str], now: float, top: int = 14) -> None:
-    ledger = Ledger(path)
+    ledger = open_ledger(path)
     profiler = cProfile.Profile()
     profiler.enable()
     make_digest(ledger, day, names, now=now)
@@ -179,7 +179,7 @@ def bench_big_day(work: Path, wisps: int, plugins: int, repeat: int, profile: bo
         db = work / "big-day" / f"run-{attempt}.db"
         shutil.copyfile(template, db)
         make_logs(log_dir, first_id, first_id + wisps - 1)
-        ledger = Ledger(db)
+        ledger = open_ledger(db)
         summary = ledger.plugin_summary()
         began = time.perf_counter()
         result = make_digest(ledger, day, names, now=now)
@@ -224,7 +224,7 @@ def bench_year(work: Path, days: int, per_day: int, plugins: int, repeat: int) -
     started = time.perf_counter()
     total = build(path, [(day, per_day) for day in year], plugins, seed=11)
     print(f"ledger: {total:,} wisps over {days} days ({per_day:,}/day), {plugins} plugins; built in {time.perf_counter() - started:.1f} s")
-    ledger = Ledger(path)
+    ledger = open_ledger(path)
     names = plugin_names(plugins)
     ledger.plugin_summary()
     before_summary = ledger.plugin_summary()
@@ -241,7 +241,7 @@ def bench_year(work: Path, days: int, per_day: int, plugins: int, repeat: int) -
     squashing = time.perf_counter() - started
     ledger.close()
 
-    ledger = Ledger(path)  # a new process's view, as the next `gtui --once` has it
+    ledger = open_ledger(path)  # a new process's view, as the next `gtui --once` has it
     ledger.plugin_summary()
     after = timed(ledger.plugin_summary, repeat)
     history_after = timed(lambda: digests(ledger, names[0], limit=20), repeat)

@@ -61,9 +61,10 @@ from gtcore.discovery import discover
 from gtcore.engine import Engine
 from gtcore.events import Event, RunClaimed, RunStarted
 from gtcore.gates import SLOTS, _zone, next_slot
-from gtcore.ledger import Ledger
 from gtcore.patrol import decide_all, gate_facts
 from gtcore.plugins import Plugin
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 
 GATE_TARGET_MS = 100.0
@@ -234,12 +235,12 @@ def bench_gates(args: argparse.Namespace, ledger_path: Path, mixed: Path, scratc
     zoned = sum(p.gate.type == "cron" and p.gate.timezone is not None for p in plugins)
     forget_slots()
     start = time.perf_counter()
-    ledger = Ledger(ledger_path)
+    ledger = open_ledger(ledger_path)
     decisions = evaluate_all(ledger, plugins)
     first_ms = (time.perf_counter() - start) * 1000
     opened = sum(decision.open for _, decision in decisions)
     big = gate_samples(ledger, plugins, args.repeat)
-    empty_ledger = Ledger(scratch / "empty" / ".gtui" / "ledger.db")
+    empty_ledger = open_ledger(scratch / "empty" / ".gtui" / "ledger.db")
     empty = gate_samples(empty_ledger, plugins, args.repeat)
     cold_ms, warm_ms = statistics.median(big["cold"]), statistics.median(big["warm"])
     ok = cold_ms < GATE_TARGET_MS and warm_ms < GATE_TARGET_MS
@@ -518,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
             idle = scratch / "idle"
             copied = copy_ledger(source, Town(idle).ledger_path)
             names = ledger_bench.plugin_names(args.plugins)
-            ledger = Ledger(Town(idle).ledger_path)
+            ledger = open_ledger(Town(idle).ledger_path)
             write_idle_town(idle, names, ledger, time.time())
             ledger.close()
             mixed = scratch / "mixed"

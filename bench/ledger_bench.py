@@ -24,8 +24,10 @@ from pathlib import Path
 
 from benchkit import describe, timed
 
-from gtcore.ledger import SCHEMA_VERSION, Ledger
 from gtcore.model import PluginStats
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
+from gtcore.storage.sqlite import SCHEMA_VERSION
 
 SUMMARY_TARGET_MS = 50.0
 RECORD_TARGET_MS = 2.0
@@ -80,7 +82,7 @@ def build(path: Path, wisps: int, plugins: int) -> float:
     work = path.parent.with_name(f"{path.parent.name}.building-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     db = work / "ledger.db"
-    Ledger(db).close()  # the real schema, migrations and all
+    open_ledger(db).close()  # the real schema, migrations and all
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
@@ -203,7 +205,7 @@ def ensure(wisps: int, plugins: int, cache_dir: Path, rebuild: bool) -> tuple[Pa
 def measure_size(path: Path, args: argparse.Namespace, first: bool) -> tuple[bool, list[str]]:
     """One ledger size: the summary beside one GROUP BY (and, for the first size, the naive per-plugin queries), then recording."""
     start = time.perf_counter()
-    ledger = Ledger(path)
+    ledger = open_ledger(path)
     summary = ledger.plugin_summary()
     cold = (time.perf_counter() - start) * 1000
     hot = timed(ledger.plugin_summary, args.repeat)
@@ -232,7 +234,7 @@ def measure_size(path: Path, args: argparse.Namespace, first: bool) -> tuple[boo
         forget_bench_runs(ledger)
         ledger.close()
     with tempfile.TemporaryDirectory(prefix="gtui-empty-ledger-") as empty_dir:
-        empty = Ledger(Path(empty_dir) / "ledger.db")
+        empty = open_ledger(Path(empty_dir) / "ledger.db")
         empty_pairs, empty_claims = record_runs(empty, args.records)
         empty.close()
     pair_ms, empty_ms = statistics.median(big_pairs), statistics.median(empty_pairs)

@@ -76,8 +76,9 @@ from benchkit import describe, p95, verdict
 from gtcore.discovery import discover
 from gtcore.errors import RunInFlight
 from gtcore.gates import _zone, next_slot
-from gtcore.ledger import Ledger
 from gtcore.patrol import decide_all, gate_facts
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 
 PAINT_TARGET_S = 1.5
@@ -331,7 +332,7 @@ class RunWriter(threading.Thread):
         self.write_ms: list[float] = []
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path)
+        ledger = open_ledger(self.ledger_path)
         busy = {run.plugin for run in ledger.running_runs()}
         names = [name for name in self.names if name not in busy]
         rng = random.Random(20)
@@ -760,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         root = scratch / "town"
         copied = engine_bench.copy_ledger(source, Town(root).ledger_path)
         names = ledger_bench.plugin_names(args.plugins)
-        ledger = Ledger(Town(root).ledger_path)
+        ledger = open_ledger(Town(root).ledger_path)
         counts = write_town(root, names, ledger, time.time())
         plugin_set = discover(Town(root))
         decided = decide_all(plugin_set.plugins, *gate_facts(ledger), time.time())

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from gtcore.clock import iso
 from gtcore.escalation import one_line
 from gtcore.escalation_settings import Contacts
-from gtcore.ledger import Ledger
+from gtcore.storage.contract import Ledger
 
 DELIVERY_TIMEOUT = 10.0  # seconds for a whole delivery, connect to last byte
 

@@ -15,7 +15,6 @@ Retention prunes finished wisps (and logs) of the other plugins older than
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import statistics
 from collections import Counter, defaultdict
@@ -24,9 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from gtcore.errors import GtError
-from gtcore.ledger import Ledger, fetch_bead, insert_bead, update_bead
-from gtcore.model import Bead, format_ref
-from gtcore.records import TYPE_CHECKING, Record
+from gtcore.model import Bead, Result, format_ref
+from gtcore.records import TYPE_CHECKING
+from gtcore.storage.contract import DigestDraft, FinishedRun, Ledger
 
 if TYPE_CHECKING:
     from typing import Any
@@ -50,26 +49,6 @@ def digest_title(day: date) -> str:
     return f"Plugin Digest {day.isoformat()}"
 
 
-class FinishedRun(Record):
-    """What a digest keeps of one run, read with ``json_extract``.
-
-    A day can hold 100,000 runs: decoding each one's whole JSON into a
-    :class:`Bead` cost more than squashing them.
-    """
-
-    id: int
-    created_at: float
-    plugin: str | None
-    result: str | None
-    duration: Any
-    reason: Any
-    log: Any
-
-    @property
-    def ref(self) -> str:
-        return format_ref("wisp", self.id)
-
-
 @dataclass
 class PluginDay:
     """One plugin's runs of one day, as kept in a digest."""
@@ -82,7 +61,7 @@ class PluginDay:
         self.by_result[run.result or "unknown"] += 1
         if isinstance(run.duration, int | float):
             self.durations.append(round(float(run.duration), 3))
-        if run.result in ("failure", "timeout", "abandoned"):
+        if run.result in (Result.FAILURE, Result.TIMEOUT, Result.ABANDONED):
             self.failures.append({"run": run.ref, "result": run.result, "at": run.created_at, "reason": run.reason})
 
     def merge(self, stored: dict[str, Any]) -> None:
@@ -131,74 +110,27 @@ def make_digest(ledger: Ledger, day: date, plugins: Iterable[str], *, now: float
         raise GtError(f"{day.isoformat()} is not over yet (UTC): only past days are digested")
     names = sorted(set(plugins))
     start, end = day_bounds(day)
+    result = DigestResult(day, dry_run=dry_run)
 
-    def squash(conn: Any) -> DigestResult:
-        result = DigestResult(day, dry_run=dry_run)
-        runs = _finished_runs(conn, names, start, end)
-        if not runs:
-            result.digest = _existing_digest(conn, day)  # nothing new: point at the day's digest, if any
-            return result
+    def fold(runs: list[FinishedRun], existing: Bead | None) -> DigestDraft:
         days: dict[str, PluginDay] = defaultdict(PluginDay)
         for run in runs:
             days[run.plugin or "?"].add(run)
-        existing = _existing_digest(conn, day)
         if existing is not None:
-            result.merged = True
             for name, stored in existing.data.get("plugins", {}).items():
                 days[name].merge(stored)
-        result.squashed = len(runs)
         result.plugins = {name: days[name].to_json() for name in sorted(days)}
-        if dry_run:
-            return result
-        result.digest = _write_digest(conn, day, existing, result.plugins, now)
-        _delete(conn, [run.id for run in runs])
-        result.logs = [run.log for run in runs if run.log]
-        return result
+        data = {"date": day.isoformat(), "plugins": result.plugins, "runs": sum(p["runs"] for p in result.plugins.values())}
+        return DigestDraft(data, render_body(day, result.plugins), ("type:plugin-digest", f"date:{day.isoformat()}"))
 
-    if dry_run:  # reads only: it must work on a read-only ledger too
-        with ledger.snapshot() as conn:
-            return squash(conn)
-    result = ledger.write(squash)
-    _remove_logs(result.logs)
+    squash = ledger.squash_day(digest_title(day), names, start, end, fold, dry_run=dry_run, now=now)
+    result.digest = squash.digest
+    if squash.runs:
+        result.squashed, result.merged = len(squash.runs), squash.existing is not None
+    if not dry_run:
+        result.logs = [run.log for run in squash.runs if run.log]
+        _remove_logs(result.logs)
     return result
-
-
-def _finished_runs(conn: Any, names: list[str], start: float, end: float) -> list[FinishedRun]:
-    found: list[FinishedRun] = []
-    for offset in range(0, len(names), _CHUNK):
-        chunk = names[offset:offset + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows = conn.execute(
-            "SELECT id, created_at, plugin, result, json_extract(data, '$.duration_s'), json_extract(data, '$.reason'),"
-            " json_extract(data, '$.log') FROM beads"
-            f" WHERE kind = 'wisp' AND status = 'closed' AND created_at >= ? AND created_at < ? AND plugin IN ({marks})",
-            (start, end, *chunk),
-        ).fetchall()
-        found += map(FinishedRun._make, rows)
-    return found
-
-
-def _existing_digest(conn: Any, day: date) -> Bead | None:
-    row = conn.execute("SELECT id FROM beads WHERE kind = 'digest' AND title = ? ORDER BY id LIMIT 1", (digest_title(day),)).fetchone()
-    return fetch_bead(conn, row[0]) if row else None
-
-
-def _write_digest(conn: Any, day: date, existing: Bead | None, plugins: dict[str, dict[str, Any]], now: float) -> Bead:
-    data = {"date": day.isoformat(), "plugins": plugins, "runs": sum(p["runs"] for p in plugins.values())}
-    body = render_body(day, plugins)
-    if existing is None:
-        return insert_bead(conn, "digest", title=digest_title(day), status="closed", body=body, data=data,
-                           labels=["type:plugin-digest", f"date:{day.isoformat()}"], now=now)
-    update_bead(conn, existing, now=now, data=data)
-    conn.execute("UPDATE beads SET body = ? WHERE id = ?", (body, existing.id))
-    return existing
-
-
-def _delete(conn: Any, ids: list[int]) -> None:
-    """Delete beads and their labels: the ids go in as one JSON array, two statements whatever their number."""
-    keys = json.dumps(ids)
-    conn.execute("DELETE FROM labels WHERE bead_id IN (SELECT value FROM json_each(?))", (keys,))
-    conn.execute("DELETE FROM beads WHERE id IN (SELECT value FROM json_each(?))", (keys,))
 
 
 def _remove_logs(paths: Iterable[Any]) -> None:
@@ -232,12 +164,7 @@ def undigested_days(ledger: Ledger, plugins: Iterable[str], now: float) -> list[
     if not names:
         return []
     today_start, _ = day_bounds(utc_day(now))
-    rows = ledger.read(
-        "SELECT DISTINCT CAST(created_at / 86400 AS INTEGER) FROM beads WHERE kind = 'wisp' AND status = 'closed'"
-        f" AND created_at < ? AND plugin IN ({', '.join('?' * len(names))})",
-        (today_start, *names),
-    )
-    return sorted(date(1970, 1, 1) + timedelta(days=row[0]) for row in rows)
+    return sorted(date(1970, 1, 1) + timedelta(days=number) for number in ledger.run_days(names, today_start))
 
 
 def digests(ledger: Ledger, plugin: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -249,20 +176,10 @@ def digests(ledger: Ledger, plugin: str | None = None, limit: int | None = None)
     can be digested late.  A digest holds every duration of its day, so SQL
     only pre-selects by the plugin's key in the text and just enough beads are decoded.
     """
-    sql = "SELECT id, title, data FROM beads WHERE kind = 'digest'"
-    params: list[Any] = []
-    if plugin is not None:
-        sql += " AND instr(data, ?) > 0"
-        params.append(json.dumps(plugin) + ":")
-    sql += " ORDER BY title DESC, id DESC"
-    if limit is not None and plugin is None:
-        sql += " LIMIT ?"
-        params.append(int(limit))
     found: list[dict[str, Any]] = []
-    for bead_id, title, raw in ledger.read(sql, params):
+    for bead_id, title, data in ledger.digest_beads(plugin, limit if plugin is None else None):
         if limit is not None and len(found) >= limit:
             break
-        data = json.loads(raw)
         plugins = data.get("plugins", {})
         if plugin is not None and plugin not in plugins:
             continue
@@ -289,30 +206,15 @@ def prune(ledger: Ledger, keep_plugins: Iterable[str], retention_days: int, *, n
         return 0
     keep = sorted(set(keep_plugins))
     cutoff = now - retention_days * DAY
-    # Not "NOT IN (NULL)" for an empty list: that is never true, and would keep every run.
-    where = f" AND plugin NOT IN ({', '.join('?' * len(keep))})" if keep else ""
-    params: list[Any] = [cutoff, *keep]
-    if only_plugins is not None:
-        only = sorted(set(only_plugins))
-        if not only:
-            return 0
-        where += f" AND plugin IN ({', '.join('?' * len(only))})"
-        params += only
-
-    def delete(conn: Any) -> list[tuple[int, str | None]]:
-        rows = conn.execute(
-            "SELECT id, json_extract(data, '$.log') FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < ?"
-            + where + f" LIMIT {PRUNE_BATCH}",
-            params,
-        ).fetchall()
-        _delete(conn, [row[0] for row in rows])
-        return rows
+    only = None if only_plugins is None else sorted(set(only_plugins))
+    if only == []:
+        return 0
 
     total = 0
     while True:
-        rows = ledger.write(delete)
-        _remove_logs(row[1] for row in rows)
-        total += len(rows)
-        if len(rows) < PRUNE_BATCH:
+        logs = ledger.prune_runs(cutoff, keep, only, PRUNE_BATCH)
+        _remove_logs(logs)
+        total += len(logs)
+        if len(logs) < PRUNE_BATCH:
             return total
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from queue import SimpleQueue
 
 from gtcore.events import DogChanged, EventBus
-from gtcore.ledger import ANY_LAST_RUN
 from gtcore.model import Bead, Dog, dog_names
 from gtcore.plugins import Plugin
 from gtcore.runner import Phase, Run, Runner, RunOutcome
+from gtcore.storage.contract import ANY_LAST_RUN
 
 IDLE_WAIT_SECONDS = 1.0  # the longest the loop sleeps with nothing to look at (a wake-up ends it sooner)
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from gtcore.errors import GtError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
-from gtcore.ledger import Ledger
 from gtcore.model import Bead, Dog, Problem, Report, dog_names, parse_ref
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.settings import Settings, load_settings
+from gtcore.storage import open_ledger
 from gtcore.town import Town
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
@@ -46,7 +46,7 @@ class Engine:
         the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``), asked for
         when the first run starts: a command that runs nothing writes no scripts."""
         self.town = town
-        self.ledger = Ledger(town.ledger_path, readonly=readonly)
+        self.ledger = open_ledger(town.ledger_path, readonly=readonly)
         self.keep_caches = not readonly if keep_caches is None else keep_caches
         self.settings = settings if settings is not None else self._load_settings()
         self.adopt_orphans = adopt_orphans

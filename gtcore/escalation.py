@@ -23,9 +23,9 @@ from functools import partial
 from gtcore.clock import iso
 from gtcore.errors import GtError, SettingsError, brief
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
-from gtcore.ledger import Ledger, fetch_bead, insert_bead, update_bead
-from gtcore.model import SEVERITIES, Bead, Problem, parse_ref
+from gtcore.model import FAILED, SEVERITIES, UNCLOSED, Bead, EscalationStatus, Problem, Result, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
+from gtcore.storage.contract import ROUTE_LATER, Delivery, EscalationChange, Ledger
 from gtcore.town import Town
 
 if TYPE_CHECKING:
@@ -35,13 +35,11 @@ if TYPE_CHECKING:
 
     from gtcore.delivery import DeliveryContext
 
-OPEN_STATUSES = ("open", "acked")  # an escalation a person has yet to close
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 3600.0
 MAX_PARALLEL_DELIVERIES = 4
 DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
-ROUTE_LATER = "@route"  # a delivery whose route could not be read yet (broken settings)
 
 
 class Escalation(Record):
@@ -151,30 +149,24 @@ def _history(data: dict[str, Any], now: float, event: str, detail: str = "") -> 
     data.setdefault("history", []).append({"at": now, "event": event, "detail": detail})
 
 
-def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float, skipped: dict[str, str]) -> None:
-    """Add a pending delivery for every non-bead action (bead is the record itself).
+def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float,
+           skipped: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The deliveries to queue for every non-bead action (bead is the record itself), as (channel, severity).
 
     An action the settings cannot deliver (a missing contact, an unknown
-    action) is recorded at once as skipped, with why, and never retried.
+    action) is recorded at once in ``data`` as skipped, with why, and never
+    retried.  A channel and severity already waiting is not queued twice
+    (the storage keeps one row per pair): the waiting one carries the
+    message, since it reads the escalation when it is sent.
     """
-    pending = data.setdefault("pending", [])
+    queue = []
     for action in actions:
         if action in skipped:
             data.setdefault("deliveries", []).append(
                 {"channel": action, "ok": False, "skipped": True, "error": skipped[action], "at": now})
         elif action != "bead":
-            _add_pending(pending, action, severity, now)
-
-
-def _add_pending(pending: list[dict[str, Any]], channel: str, severity: str, now: float) -> None:
-    """Queue one delivery unless the same channel and severity already waits.
-
-    Two entries for one channel would both be leased by one pass and send the
-    message twice; the waiting one carries it (it reads the bead when sent),
-    and it is left alone because another process may hold its lease.
-    """
-    if not any(item["channel"] == channel and item["severity"] == severity for item in pending):
-        pending.append({"channel": channel, "severity": severity, "attempts": 0, "next_at": now})
+            queue.append((action, severity))
+    return tuple(queue)
 
 
 class Escalations:
@@ -213,49 +205,35 @@ class Escalations:
         except SettingsError as exc:
             route, skipped, settings_error = (ROUTE_LATER,), {}, str(exc)
 
-        def write(conn: Any) -> tuple[Escalation, bool]:
-            existing = self._open_duplicate(conn, subject, source)
-            if existing is not None:
-                data = dict(existing.data)
-                data["count"] = data.get("count", 1) + 1
-                data["last_seen_at"] = now
-                if related:
-                    data["related"] = related
-                if data.get("recovered_at") is not None:
-                    data["recovered_at"] = None
-                    _history(data, now, "failing again", "a new streak after recovery: delivered again")
-                    _queue(data, route, data["severity"], now, skipped)
-                    if body:
-                        # It is delivered again: say what fails now, not what failed before the recovery.
-                        conn.execute("UPDATE beads SET body = ? WHERE id = ?", (body, existing.id))
-                else:
-                    _history(data, now, "seen again", f"count {data['count']}")
-                update_bead(conn, existing, now=now, data=data)
-                return Escalation(fetch_bead(conn, existing.id)), False  # type: ignore[arg-type]
-            fresh: dict[str, Any] = {
+        def again(existing: Bead) -> EscalationChange:
+            data = dict(existing.data)
+            data["count"] = data.get("count", 1) + 1
+            data["last_seen_at"] = now
+            if related:
+                data["related"] = related
+            if data.get("recovered_at") is None:
+                _history(data, now, "seen again", f"count {data['count']}")
+                return EscalationChange(data)
+            data["recovered_at"] = None
+            _history(data, now, "failing again", "a new streak after recovery: delivered again")
+            queue = _queue(data, route, data["severity"], now, skipped)
+            # It is delivered again: say what fails now, not what failed before the recovery.
+            return EscalationChange(data, body=body or None, queue=queue)
+
+        def fresh() -> EscalationChange:
+            data: dict[str, Any] = {
                 "severity": severity, "original_severity": severity, "source": source, "count": 1,
                 "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
                 "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
                 **({"related": related} if related else {}),
             }
-            _history(fresh, now, "raised", settings_error or f"route {', '.join(route)}")
-            _queue(fresh, route, severity, now, skipped)
-            labels = ["gt:escalation", f"severity:{severity}", f"source:{source}"]
-            bead = insert_bead(conn, "escalation", title=subject, body=body, labels=labels, data=fresh, now=now)
-            return Escalation(bead), True
+            _history(data, now, "raised", settings_error or f"route {', '.join(route)}")
+            return EscalationChange(data, body=body, queue=_queue(data, route, severity, now, skipped))
 
-        escalation, created = self.ledger.write(write)
-        self.deliver_due(now, only=escalation.id, wait=wait)
-        return self.get(escalation.ref), created
-
-    @staticmethod
-    def _open_duplicate(conn: Any, subject: str, source: str) -> Bead | None:
-        row = conn.execute(
-            "SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND title = ?"
-            " AND id IN (SELECT bead_id FROM labels WHERE label = ?) ORDER BY id DESC LIMIT 1",
-            (subject, f"source:{source}"),
-        ).fetchone()
-        return fetch_bead(conn, row[0]) if row else None
+        labels = ["gt:escalation", f"severity:{severity}", f"source:{source}"]
+        bead, created = self.ledger.raise_escalation(subject, source, fresh=fresh, again=again, labels=labels, now=now)
+        self.deliver_due(now, only=bead.id, wait=wait)
+        return self.get(bead.ref), created
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -271,14 +249,18 @@ class Escalations:
             settings = self.settings()
         except SettingsError:
             return 0
-        claimed = self.ledger.write(lambda conn: self._lease_due(conn, now, settings, only))
+        def route(escalation: Bead, severity: str) -> EscalationChange:
+            data = dict(escalation.data)
+            return EscalationChange(data, queue=_queue(data, settings.routes[severity], severity, now, settings.skipped))
+
+        claimed = self.ledger.lease_deliveries(now, LEASE_SECONDS, route=route, only=only)
         if not claimed:
             return 0
         from gtcore.delivery import DeliveryContext  # only when something is to be sent
         context = DeliveryContext(self.ledger, self.town.root / "logs" / "escalations.log", settings.contacts, self.delivery_timeout)
         from concurrent.futures import wait as wait_all
 
-        futures = [self._deliveries().submit(self._deliver_one, escalation_id, item, context, now) for escalation_id, item in claimed]
+        futures = [self._deliveries().submit(self._deliver_one, delivery, context, now) for delivery in claimed]
         if wait:
             wait_all(futures, timeout=self.delivery_timeout + DELIVERY_GRACE)
         return len(futures)
@@ -300,69 +282,25 @@ class Escalations:
             threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()), daemon=True).start()
             done.wait(self.delivery_timeout + DELIVERY_GRACE if timeout is None else timeout)
 
-    def _deliver_one(self, escalation_id: int, item: dict[str, Any], context: DeliveryContext, now: float) -> None:
+    def _deliver_one(self, delivery: Delivery, context: DeliveryContext, now: float) -> None:
         """Send one leased delivery and record its outcome; any failure costs this delivery (retried), nothing else."""
         from gtcore.delivery import DeliveryError, Message, channel_for
 
         error = None
         try:
-            bead = self.ledger.get(escalation_id, "escalation")
-            message = Message(bead.ref, item["severity"], bead.title, bead.body, str(bead.data.get("source")), now, bead.created_at)
-            channel = channel_for(item["channel"])
+            bead = self.ledger.get(delivery.escalation_id, "escalation")
+            message = Message(bead.ref, delivery.severity, bead.title, bead.body, str(bead.data.get("source")), now, bead.created_at)
+            channel = channel_for(delivery.channel)
             if channel is not None:
                 channel(message, context)
         except DeliveryError as exc:
             error = str(exc)
         except GtError as exc:
-            error = f"{item['channel']}: {exc}"
+            error = f"{delivery.channel}: {exc}"
         except Exception as exc:  # a channel's own bug must cost one delivery (retried), never the patrol
-            error = f"{item['channel']} failed unexpectedly (a bug in gtui): {type(exc).__name__}: {brief(exc)}"
-        self.ledger.write(lambda conn: self._record(conn, escalation_id, item, error, now))
-
-    @staticmethod
-    def _lease_due(conn: Any, now: float, settings: EscalationSettings, only: int | None) -> list[tuple[int, dict[str, Any]]]:
-        """Take due deliveries for this process by moving their next attempt past a lease."""
-        sql = ("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed'"
-               " AND json_array_length(data, '$.pending') > 0")
-        params: list[Any] = []
-        if only is not None:
-            sql += " AND id = ?"
-            params.append(only)
-        claimed = []
-        for (bead_id,) in conn.execute(sql, params).fetchall():
-            bead = fetch_bead(conn, bead_id)
-            assert bead is not None
-            data = dict(bead.data)
-            pending = [item for item in data.get("pending", []) if item["channel"] != ROUTE_LATER]
-            held = [item for item in data.get("pending", []) if item["channel"] == ROUTE_LATER]
-            data["pending"] = pending
-            for item in held:
-                _queue(data, settings.routes[item["severity"]], item["severity"], now, settings.skipped)
-            pending = data["pending"]
-            changed = bool(held)
-            for item in pending:
-                if item["next_at"] <= now:
-                    claimed.append((bead_id, dict(item)))
-                    item["next_at"] = now + LEASE_SECONDS
-                    changed = True
-            if changed:
-                data["pending"] = pending
-                update_bead(conn, bead, now=now, data=data)
-        return claimed
-
-    @staticmethod
-    def _record(conn: Any, escalation_id: int, item: dict[str, Any], error: str | None, now: float) -> None:
-        bead = fetch_bead(conn, escalation_id)
-        assert bead is not None
-        data = dict(bead.data)
-        data.setdefault("deliveries", []).append({"channel": item["channel"], "ok": error is None, "error": error, "at": now})
-        pending = [p for p in data.get("pending", []) if not (p["channel"] == item["channel"] and p["severity"] == item["severity"])]
-        if error is not None:
-            attempts = item["attempts"] + 1
-            delay = min(FIRST_RETRY_SECONDS * 2 ** (attempts - 1), MAX_RETRY_SECONDS)
-            pending.append({**item, "attempts": attempts, "next_at": now + delay})
-        data["pending"] = pending
-        update_bead(conn, bead, now=now, data=data)
+            error = f"{delivery.channel} failed unexpectedly (a bug in gtui): {type(exc).__name__}: {brief(exc)}"
+        retry_at = None if error is None else now + min(FIRST_RETRY_SECONDS * 2 ** delivery.attempts, MAX_RETRY_SECONDS)
+        self.ledger.record_delivery(delivery, error, now=now, retry_at=retry_at)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -371,7 +309,7 @@ class Escalations:
 
     def list(self, *, include_closed: bool = False, severity: str | None = None, stale_only: bool = False,
              now: float, settings: EscalationSettings | None = None) -> list[Escalation]:
-        statuses = None if include_closed else ("open", "acked")
+        statuses = None if include_closed else UNCLOSED
         found = [Escalation(bead) for bead in self.ledger.beads("escalation", status=statuses)]
         if severity is not None:
             found = [item for item in found if item.severity == severity]
@@ -386,28 +324,19 @@ class Escalations:
                         f"{escalation.ref}: delivery failed {item.get('attempts', 0)} time(s), retried later: {item.get('error') or '?'}")
                 for escalation in self.list(now=now) for item in escalation.failing_deliveries()]
 
-    def _change(self, ref: str, now: float, change: Any) -> Escalation:
-        bead_id = parse_ref(ref, "escalation")
-
-        def write(conn: Any) -> None:
-            bead = fetch_bead(conn, bead_id)
-            if bead is None or bead.kind != "escalation":
-                raise GtError(f"no escalation {ref} on the ledger")
-            data = dict(bead.data)
-            status = change(bead, data)
-            update_bead(conn, bead, now=now, data=data, status=status)
-
-        self.ledger.write(write)
-        return self.get(ref)
+    def _change(self, ref: str, now: float, change: Callable[[Bead, dict[str, Any]], EscalationChange]) -> Escalation:
+        """Apply ``change`` (given the escalation and a copy of its data to edit) in one transaction."""
+        bead = self.ledger.change_escalation(parse_ref(ref, "escalation"), lambda current: change(current, dict(current.data)), now=now)
+        return Escalation(bead)
 
     def ack(self, ref: str, *, now: float, by: str = "operator") -> Escalation:
-        def change(bead: Bead, data: dict[str, Any]) -> str:
-            if bead.status == "closed":
+        def change(bead: Bead, data: dict[str, Any]) -> EscalationChange:
+            if bead.status == EscalationStatus.CLOSED:
                 raise GtError(f"escalation {bead.ref} is closed; nothing to acknowledge")
-            if bead.status != "acked":
+            if bead.status != EscalationStatus.ACKED:
                 data["acked_at"] = now
                 _history(data, now, "acknowledged", f"by {by}")
-            return "acked"
+            return EscalationChange(data, status=EscalationStatus.ACKED)
 
         return self._change(ref, now, change)
 
@@ -415,28 +344,27 @@ class Escalations:
         if not reason.strip():
             raise GtError("closing an escalation needs a reason (--reason)")
 
-        def change(bead: Bead, data: dict[str, Any]) -> str:
-            if bead.status == "closed":
+        def change(bead: Bead, data: dict[str, Any]) -> EscalationChange:
+            if bead.status == EscalationStatus.CLOSED:
                 raise GtError(f"escalation {bead.ref} is already closed")
             data["close_reason"] = one_line(reason)
             for item in data.get("pending", []):
                 data.setdefault("deliveries", []).append(
                     {"channel": item["channel"], "ok": False, "error": "not sent: closed before delivery", "at": now})
-            data["pending"] = []
             _history(data, now, "closed", one_line(reason))
-            return "closed"
+            return EscalationChange(data, status=EscalationStatus.CLOSED, drop_pending=True)
 
         return self._change(ref, now, change)
 
     def note(self, ref: str, *, event: str, detail: str, now: float, recovered: bool = False,
              failing_run: str | None = None) -> Escalation:
-        def change(bead: Bead, data: dict[str, Any]) -> str:
+        def change(bead: Bead, data: dict[str, Any]) -> EscalationChange:
             _history(data, now, event, detail)
             if recovered:
                 data["recovered_at"] = now
             if failing_run:
                 data["failing_run"] = failing_run
-            return bead.status
+            return EscalationChange(data)
 
         return self._change(ref, now, change)
 
@@ -459,17 +387,16 @@ class Escalations:
         return moves
 
     def _bump(self, escalation: Escalation, old: str, new: str, settings: EscalationSettings, now: float) -> None:
-        def write(conn: Any) -> None:
-            bead = fetch_bead(conn, escalation.id)
-            if bead is None or bead.status != "open" or bead.data.get("severity") != old:
-                return  # acknowledged, closed or already moved by another process meanwhile
+        def change(bead: Bead) -> EscalationChange | None:
+            if bead.status != EscalationStatus.OPEN or bead.data.get("severity") != old:
+                return None  # acknowledged, closed or already moved by another process meanwhile
             data = dict(bead.data)
             data.update(severity=new, reescalations=data.get("reescalations", 0) + 1, last_escalated_at=now)
             _history(data, now, "re-escalated", f"{old} -> {new}: unacknowledged for {settings.stale_threshold}")
-            _queue(data, settings.routes[new], new, now, settings.skipped)
-            update_bead(conn, bead, now=now, data=data, labels={"severity": new})
+            queue = _queue(data, settings.routes[new], new, now, settings.skipped)
+            return EscalationChange(data, labels={"severity": new}, queue=queue)
 
-        self.ledger.write(write)
+        self.ledger.change_escalation(escalation.id, change, now=now)
 
     # -- plugins ----------------------------------------------------------------------
 
@@ -480,9 +407,9 @@ class Escalations:
         streak); a success that may end a failure streak notes the recovery.
         The step is taken off the dogs' loop (see :class:`gtcore.dogs.DogPool`).
         """
-        if run.result in ("failure", "timeout") and notify:
+        if run.result in FAILED and notify:
             return partial(self.plugin_run_failed, name, severity, run)
-        if run.result == "success" and _may_end_a_streak(run):
+        if run.result == Result.SUCCESS and _may_end_a_streak(run):
             return partial(self.plugin_run_succeeded, name, run)
         return None
 
@@ -510,7 +437,7 @@ class Escalations:
     def plugin_run_succeeded(self, name: str, run: Bead, now: float | None = None) -> Escalation | None:
         """Note the recovery on the open escalation about the plugin's failures, if there is one."""
         source, subject = f"plugin:{name}", f"plugin {name} is failing"
-        if not self.ledger.any_bead("escalation", status=OPEN_STATUSES, label=f"source:{source}"):
+        if not self.ledger.any_bead("escalation", status=UNCLOSED, label=f"source:{source}"):
             return None
         for escalation in self._open_from(source):
             about_failure = escalation.subject == subject or escalation.bead.data.get("failing_run")
@@ -520,7 +447,7 @@ class Escalations:
         return None
 
     def _open_from(self, source: str) -> list[Escalation]:
-        return [Escalation(bead) for bead in self.ledger.beads("escalation", status=OPEN_STATUSES, label=f"source:{source}")]
+        return [Escalation(bead) for bead in self.ledger.beads("escalation", status=UNCLOSED, label=f"source:{source}")]
 
 
 def _may_end_a_streak(run: Bead) -> bool:
@@ -532,4 +459,4 @@ def _may_end_a_streak(run: Bead) -> bool:
     """
     if "previous_result" not in run.data:
         return True
-    return run.data["previous_result"] not in (None, "success")
+    return run.data["previous_result"] not in (None, Result.SUCCESS)

@@ -17,12 +17,12 @@ from gtcore.discovery import PluginSet
 from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
-from gtcore.ledger import Ledger, LedgerFacts
 from gtcore.model import Bead, GateState, PluginStats, Problem
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
 from gtcore.settings import SettingsError
+from gtcore.storage.contract import Ledger, LedgerFacts
 
 UPKEEP_INTERVAL = 3600.0
 

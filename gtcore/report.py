@@ -6,10 +6,10 @@ These dictionaries are the Deacon's interface: keep their keys stable.
 from __future__ import annotations
 
 from gtcore.clock import iso
-from gtcore.ledger import Ledger
 from gtcore.model import Bead, PluginStats, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
+from gtcore.storage.contract import Ledger
 
 if TYPE_CHECKING:
     from typing import Any

@@ -29,11 +29,11 @@ from pathlib import Path
 from gtcore import processes
 from gtcore.errors import LedgerError
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
-from gtcore.ledger import Ledger, claiming, closing
 from gtcore.model import Bead
 from gtcore.plugins import Plugin
 from gtcore.run_output import LiveLines, RunOutput
 from gtcore.settings import Settings
+from gtcore.storage.contract import Claim, Close, Ledger
 from gtcore.town import Town
 
 _CHUNK = 65536
@@ -140,13 +140,13 @@ class Runner:
         process as abandoned.
         """
         stamp = time.time()
-        works = [closing(run.bead.id, run.result, data=run.data, now=stamp) for run in ended]
-        works += [claiming(plugin.name, rig, labels=plugin.tracking.labels, now=stamp, expect_last_run=expect,
-                           data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
-                                 "token": processes.new_token()})
-                  for plugin, dog, rig, expect in claims]
+        closes = [Close(run.bead.id, run.result, run.data, stamp) for run in ended]
+        requests = [Claim(plugin.name, rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
+                          data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
+                                "token": processes.new_token()})
+                    for plugin, dog, rig, expect in claims]
         with self.lock:
-            answers = self.ledger.write_each(works)
+            answers = self.ledger.record_turn(closes, requests)
             claimed = answers[len(ended):]
             self.active.update(answer.id for answer in claimed if isinstance(answer, Bead))
             closed = [self._closed(run, answer, stamp) for run, answer in zip(ended, answers[:len(ended)], strict=True)]

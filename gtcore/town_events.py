@@ -18,7 +18,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from gtcore.ledger import Ledger
+from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 
 MAX_READ = 8 * 1024 * 1024  # per patrol: a huge backlog is read over several patrols, never all at once

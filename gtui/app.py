@@ -259,7 +259,7 @@ class GtuiApp(App[None]):
             now = self.clock()
             rescan = self._rescan.is_set()
             try:
-                version = self.engine.ledger.data_version()
+                version = self.engine.ledger.changes()
             except GtError:
                 version = None
             if woken or rescan or version != last_version or time.monotonic() - last_full >= IDLE_REFRESH_SECONDS:

@@ -21,11 +21,11 @@ from gtcore.clock import iso
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
-from gtcore.ledger import Ledger
 from gtcore.model import SEVERITIES, Report, parse_ref
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import dogs_from_ledger, plugin_json, run_json
 from gtcore.settings import load_settings
+from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 from gtui import terminal
 

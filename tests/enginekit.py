@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gtcore.ledger import Ledger
 from gtcore.model import Bead
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
 
 T = TypeVar("T")
 
@@ -104,7 +105,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 10.0, what: str = "conditi
 
 
 def ledger(town: Path) -> Ledger:
-    return Ledger(town / ".gtui" / "ledger.db")
+    return open_ledger(town / ".gtui" / "ledger.db")
 
 
 def runs(town: Path, name: str) -> list[Bead]:

@@ -11,21 +11,11 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# A child that holds the ledger's write lock (the same holder as tests/test_ledger.py uses).
-HOLD_LOCK = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("holding", flush=True)
-time.sleep(60)
-"""
 
 
 def _mount(*argv: str) -> None:
@@ -79,16 +69,6 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-@contextlib.contextmanager
-def lock_held(db: Path) -> Iterator[subprocess.Popen[str]]:
-    """A child process inside ``BEGIN IMMEDIATE`` on ``db`` until the block ends (then killed)."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
-        yield holder
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def token_holders(token: str) -> list[int]:

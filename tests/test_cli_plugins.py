@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from enginekit import Result, gtui_env
 
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 
 MakePlugin = Callable[..., Path]
 
@@ -54,7 +54,7 @@ def populated(town: Path, make_plugin: MakePlugin) -> Path:
 
 def record_runs(town: Path, plugin: str, rig: str, results: list[str | None], start: float = T0) -> list[int]:
     """Claim and close one run per result (None leaves it running), a minute apart."""
-    ledger = Ledger(town / ".gtui" / "ledger.db")
+    ledger = open_ledger(town / ".gtui" / "ledger.db")
     ids = []
     for index, result in enumerate(results):
         started = start + 60 * index

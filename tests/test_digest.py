@@ -21,10 +21,11 @@ from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound
 from gtcore.escalation import Escalations
 from gtcore.gates import GateDecision, GateFacts, evaluate
-from gtcore.ledger import Ledger
 from gtcore.model import Bead
 from gtcore.patrol import gate_facts
 from gtcore.settings import load_settings
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 from gtui.cli import main
 
@@ -116,7 +117,7 @@ def build_scene(root: Path, settings: str = "") -> Scene:
     for name in ("alpha", "bravo", "sleeper"):
         add_plugin(town, name, digest=True)
     add_plugin(town, "chatty", digest=False)
-    ledger = Ledger(Town(town).ledger_path)
+    ledger = open_ledger(Town(town).ledger_path)
     now = time.time()
     today = utc_day(now)
     scene = Scene(town, ledger, now, (today - timedelta(days=3), today - timedelta(days=2), today - timedelta(days=1)))
@@ -275,7 +276,7 @@ def test_a_dry_run_reports_the_digest_and_changes_nothing(scene: Scene, capsys: 
 def test_a_cooldown_gate_stays_closed_after_its_last_run_was_squashed(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town")
     add_plugin(town, "cool", digest=True, gate='type = "cooldown"\nduration = "48h"')
-    ledger = Ledger(Town(town).ledger_path)
+    ledger = open_ledger(Town(town).ledger_path)
     now = time.time()
     yesterday = utc_day(now) - timedelta(days=1)
     last = record(town, ledger, "cool", at(yesterday, 20), 3.0)
@@ -427,7 +428,7 @@ def build_aged(root: Path, settings: str) -> Aged:
     add_plugin(town, "keeper", digest=False)
     add_plugin(town, "quiet", digest=None)  # no [tracking] at all: not a digest plugin either
     add_plugin(town, "squashy", digest=True)
-    ledger = Ledger(Town(town).ledger_path)
+    ledger = open_ledger(Town(town).ledger_path)
     now = time.time()
     fresh = record(town, ledger, "keeper", now - 1 * DAY, 2.0)
     old = [

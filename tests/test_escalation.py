@@ -20,9 +20,9 @@ from gtcore.clock import iso
 from gtcore.engine import Engine
 from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, Escalation, Escalations
 from gtcore.escalation_settings import load_escalation_settings
-from gtcore.ledger import Ledger
 from gtcore.model import Bead
 from gtcore.settings import SettingsError
+from gtcore.storage import open_ledger
 from gtcore.town import Town
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -50,7 +50,7 @@ def contacts(smtp_port: int, **extra: Any) -> dict[str, Any]:
 def service(town: Path) -> Escalations:
     """The escalation service as another process would open it: its own ledger connection."""
     located = Town.locate(town)
-    return Escalations(located, Ledger(located.ledger_path))
+    return Escalations(located, open_ledger(located.ledger_path))
 
 
 def reread(town: Path, escalation: Escalation) -> Escalation:
@@ -62,7 +62,7 @@ def deliveries(escalation: Escalation, channel: str) -> list[dict[str, Any]]:
 
 
 def mail_to(town: Path, target: str) -> list[Bead]:
-    return Ledger(town / ".gtui" / "ledger.db").beads("mail", label=f"to:{target}", newest_first=False)
+    return open_ledger(town / ".gtui" / "ledger.db").beads("mail", label=f"to:{target}", newest_first=False)
 
 
 def patrol(town: Path, now: float) -> list[str]:
@@ -105,7 +105,7 @@ def test_a_high_escalation_arrives_as_exactly_one_email_and_one_sms(town: Path, 
     assert set(sms.json) == {"to", "body"} and sms.json["to"] == HUMAN_SMS
     assert "Refinery merge queue stuck" in sms.json["body"]
 
-    on_ledger = Ledger(town / ".gtui" / "ledger.db").beads("escalation")
+    on_ledger = open_ledger(town / ".gtui" / "ledger.db").beads("escalation")
     assert [bead.ref for bead in on_ledger] == [escalation.ref]
     assert sorted((item["channel"], item["ok"], item["error"]) for item in escalation.deliveries) == [
         ("bead", True, None), ("email:human", True, None), ("sms:human", True, None)]
@@ -122,7 +122,7 @@ def test_smtp_down_the_bead_keeps_the_failure_and_the_next_patrol_delivers_it_on
     write_settings(town, {"routes": {"high": ["bead", "email:human"]}, "contacts": contacts(port)})
     escalation, _ = service(town).raise_("Witness lost contact", "high", body="No heartbeat since 04:00.", source="deacon", now=T0)
 
-    assert [bead.ref for bead in Ledger(town / ".gtui" / "ledger.db").beads("escalation")] == [escalation.ref]
+    assert [bead.ref for bead in open_ledger(town / ".gtui" / "ledger.db").beads("escalation")] == [escalation.ref]
     (failed,) = deliveries(escalation, "email:human")
     assert failed["ok"] is False and f"127.0.0.1:{port}" in failed["error"]
     assert escalation.failing_channels == ["email:human"]
@@ -218,10 +218,10 @@ def test_a_delivery_leased_by_a_process_that_died_is_retried_after_the_lease(tow
     escalation, _ = escalations.raise_("Orphaned lease", "high", now=T0)  # SMTP down: retry due at T0 + 30s
     server = SmtpServer(port=port).start()
     try:
-        due, settings = T0 + FIRST_RETRY_SECONDS, escalations.settings()
+        due = T0 + FIRST_RETRY_SECONDS
         # another process leases the retry and dies before sending it: nothing is recorded
-        leased = escalations.ledger.write(lambda conn: Escalations._lease_due(conn, due, settings, None))
-        assert [item["channel"] for _, item in leased] == ["email:human"]
+        leased = escalations.ledger.lease_deliveries(due, LEASE_SECONDS, route=lambda bead, severity: None)
+        assert [delivery.channel for delivery in leased] == ["email:human"]
         assert escalations.deliver_due(due + 1) == 0 and server.messages == []  # nobody else sends it meanwhile
         assert escalations.deliver_due(due + LEASE_SECONDS) == 1
         assert len(server.messages) == 1
@@ -299,7 +299,7 @@ def test_the_same_source_and_subject_counts_again_instead_of_a_second_escalation
     assert created and not created_again
     assert again.ref == first.ref and again.count == 2
     assert again.to_json(escalations.settings(), T0 + 5 * MINUTE)["last_seen_at"] == iso(T0 + 5 * MINUTE)
-    assert len(Ledger(town / ".gtui" / "ledger.db").beads("escalation")) == 1
+    assert len(open_ledger(town / ".gtui" / "ledger.db").beads("escalation")) == 1
     assert len(smtp.messages) == 1  # counting again is not a second email
 
     other, created_other = escalations.raise_("Disk almost full", "high", source="dog:bravo", now=T0 + 6 * MINUTE)

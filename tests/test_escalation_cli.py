@@ -17,7 +17,7 @@ from enginekit import Result, gtui_argv, gtui_env
 from servers import SmtpServer, WebhookServer, free_port
 
 from gtcore.escalation import Escalations
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 from gtcore.town import Town
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -174,7 +174,7 @@ def test_raising_with_broken_settings_records_it_and_says_delivery_waits(town: P
     assert "is recorded, but its delivery waits until this is fixed" in line and str(path) in line
     ref = result.out.split()[0]
     assert line.startswith(f"gtui: error: {ref} ")
-    (bead,) = Ledger(town / ".gtui" / "ledger.db").beads("escalation")
+    (bead,) = open_ledger(town / ".gtui" / "ledger.db").beads("escalation")
     assert (bead.ref, bead.title, bead.data["pending"][0]["channel"]) == (ref, "disk full", "@route")
 
 
@@ -182,7 +182,7 @@ def test_stale_dry_run_changes_nothing_and_stale_moves_onto_the_mail_route(town:
     write_settings(town, {"stale_threshold": "1h", "max_reescalations": 2,
                           "routes": {"low": ["bead"], "medium": ["bead", "mail:mayor"]}})
     located = Town.locate(town)
-    escalations = Escalations(located, Ledger(located.ledger_path))
+    escalations = Escalations(located, open_ledger(located.ledger_path))
     old, _ = escalations.raise_("Polecat idle for hours", "low", body="Toast has no work.", source="witness",
                                 now=time.time() - 2 * HOUR)
     fresh, _ = escalations.raise_("Just raised", "low", now=time.time())

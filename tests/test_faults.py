@@ -38,10 +38,11 @@ from enginekit import (
     runs,
     wait_for,
 )
-from faultkit import HangingWebhook, TricklingSmtp, fill, kill_token_holders, lock_held, read_only, tmpfs, token_holders
+from faultkit import HangingWebhook, TricklingSmtp, fill, kill_token_holders, read_only, tmpfs, token_holders
 
 from gtcore.escalation import Escalations
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
+from gtcore.storage.testing import lock_held_by_child
 from gtcore.town import Town
 
 SETTINGS = 'dogs = 2\nkill_grace = "1s"\ndelivery_timeout = "2s"\n'
@@ -89,7 +90,7 @@ def json_error(result: Result, *fragments: str) -> str:
 
 def ledger_with_runs(db: Path, count: int = 300) -> None:
     """A real ledger of many pages: closed runs of a few plugins, written by the engine and cleanly closed (no -wal)."""
-    book = Ledger(db)
+    book = open_ledger(db)
     for index in range(count):
         run = book.claim_run(f"p{index % 5}", "town", data={"note": "x" * 200})
         book.close_run(run.id, "success", data={"exit_code": 0})
@@ -158,7 +159,7 @@ def test_a_full_disk_refuses_writes_in_one_line_and_loses_nothing(tmp_path: Path
         assert gtui(town, "event", "emit", "after").code == 0
         assert gtui(town, "escalate", "raised after the disk had room", "--severity", "low", "--json").code == 0
 
-        book = Ledger(db, readonly=True)
+        book = open_ledger(db, readonly=True)
         try:
             events = sorted(bead.title for bead in book.beads("event"))
             escalations = sorted(bead.title for bead in book.beads("escalation"))
@@ -184,10 +185,10 @@ def test_a_full_disk_still_answers_reads(tmp_path: Path) -> None:
 WRITER_THAT_DIES = """
 import sys, time
 from gtcore.escalation import Escalations
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 from gtcore.town import Town
 town = Town(__import__("pathlib").Path(sys.argv[1]))
-book = Ledger(town.ledger_path)
+book = open_ledger(town.ledger_path)
 run = book.claim_run("quick", "town")
 book.close_run(run.id, "success", data={"exit_code": 0})
 Escalations(town, book).raise_("written by a writer that died", "low", now=time.time())
@@ -250,7 +251,7 @@ def test_a_held_write_lock_blocks_no_reader_and_a_writer_names_its_holder(tmp_pa
     assert gtui(town, "plugin", "run", "quick", "--json").code == 0
     db = ledger_path(town)
 
-    with lock_held(db) as holder:
+    with lock_held_by_child(db) as holder:
         listing, took = timed(town, "plugin", "list", "--json")
         assert listing.code == 0, listing.err
         assert listing.json()["plugins"][0]["run_count"] == 1
@@ -506,7 +507,7 @@ def coloured(town: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 def test_escape_sequences_in_an_escalation_never_reach_the_terminal(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town", SETTINGS)
     escalation_settings(town, {"stale_threshold": "1s"})
-    book = Ledger(ledger_path(town))
+    book = open_ledger(ledger_path(town))
     try:
         escalation, _ = Escalations(Town(town), book).raise_(HOSTILE_SUBJECT, "low", now=time.time())
     finally:

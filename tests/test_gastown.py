@@ -42,7 +42,7 @@ from gastown_town import (
 from servers import SmtpServer
 
 from gtcore.escalation import Escalations
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 from gtcore.town import Town
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -638,7 +638,7 @@ def test_bd_list_reads_the_ledger_as_bd_does_labels_and_exact_newest_first(tmp_p
 def test_bd_list_stops_at_50_unless_told_otherwise(tmp_path: Path) -> None:
     town = the_town(tmp_path)
     # 51 open escalations (bd list shows escalations too), raised in-process as the CLI does: 51 bd processes would cost seconds
-    service = Escalations(Town(town.resolve()), Ledger(town / ".gtui" / "ledger.db"))
+    service = Escalations(Town(town.resolve()), open_ledger(town / ".gtui" / "ledger.db"))
     for number in range(1, 52):
         service.raise_(f"hoarder: finding {number}", "low", source="test", now=time.time())
     plugin(town, "hoarder", """bd create "hoarder: the one note" -t chore -l plugin:hoarder --silent >/dev/null

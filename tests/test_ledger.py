@@ -18,17 +18,24 @@ from pathlib import Path
 import pytest
 
 from gtcore.errors import LedgerError, NotFound, RunInFlight
-from gtcore.ledger import SCHEMA_VERSION, Ledger
 from gtcore.model import Bead, PluginStats
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
+from gtcore.storage.sqlite import SCHEMA_VERSION
+from gtcore.storage.testing import (
+    bead_rows,
+    file_facts,
+    insert_raw_bead,
+    ledger_at_version,
+    lock_held_by_child,
+    lock_held_here,
+    set_schema_version,
+    summary_from_labels,
+)
 
 FAILED = ("failure", "timeout")
 FINAL = ("success", "failure", "timeout", "skipped", "abandoned")
 BASE = 1_700_000_000.0
-
-
-def raw(path: Path) -> sqlite3.Connection:
-    """A plain sqlite3 connection, to look at the file behind the Ledger's back."""
-    return sqlite3.connect(path, isolation_level=None)
 
 
 # -- many processes on one fresh file ---------------------------------------------------------
@@ -38,7 +45,7 @@ import json, sys, time
 from pathlib import Path
 
 proc, db, ready, go = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-from gtcore.ledger import Ledger
+from gtcore.storage import open_ledger
 from gtcore.errors import RunInFlight
 
 ready.touch()
@@ -48,7 +55,7 @@ while not go.exists():
         sys.exit(3)
     time.sleep(0.0005)
 
-ledger = Ledger(db)
+ledger = open_ledger(db)
 won = 0
 for i in range(200):
     tags = [f"proc:{proc}", f"seq:{i}"]
@@ -106,7 +113,7 @@ def test_eight_processes_share_one_fresh_file(tmp_path: Path) -> None:
         assert child.returncode == 0, f"process {n} exited {child.returncode}"
     won = sum(json.loads(out)["won"] for out, _ in outputs)
 
-    ledger = Ledger(db)
+    ledger = open_ledger(db)
     events = ledger.beads("event")
     runs = [run for run in ledger.runs(limit=None) if run.plugin != "contested"]
     assert len(events) + len(runs) == PROCS * WRITES == 1600
@@ -122,26 +129,23 @@ def test_eight_processes_share_one_fresh_file(tmp_path: Path) -> None:
     contested = ledger.runs("contested", limit=None)
     assert won >= 1 and len(contested) == won == summary["contested"].run_count
     assert all(run.status == "closed" for run in contested)
-    conn = raw(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    conn.close()
+    facts = file_facts(db)
+    assert (facts["integrity"], facts["journal_mode"], facts["user_version"]) == ("ok", "wal", SCHEMA_VERSION)
 
 
 KILLED_MID_WRITE = r"""
 import os, signal, sys
 from pathlib import Path
-from gtcore.ledger import Ledger, insert_bead
+from gtcore.storage import open_ledger
 
-ledger = Ledger(Path(sys.argv[1]))
+ledger = open_ledger(Path(sys.argv[1]))
 ledger.claim_run("orphan", "town")
+escalation = ledger.create("escalation", title="untouched", data={"severity": "low"})
 
-def die(conn):
-    insert_bead(conn, "event", title="never committed")
+def die(bead):  # called inside the write transaction, the write lock held
     os.kill(os.getpid(), signal.SIGKILL)
 
-ledger.write(die)
+ledger.change_escalation(escalation.id, die, now=0.0)
 """
 
 
@@ -150,16 +154,14 @@ def test_process_killed_inside_a_write(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     child = subprocess.run([sys.executable, "-c", KILLED_MID_WRITE, str(db)], capture_output=True, text=True, timeout=60)
     assert child.returncode == -9, child.stderr
-    ledger = Ledger(db, wait=1.0)
-    assert ledger.beads("event") == []
+    ledger = open_ledger(db, wait=1.0)
+    assert [bead.data for bead in ledger.beads("escalation")] == [{"severity": "low", "pending": []}]
     orphan = ledger.runs("orphan")
     assert [run.status for run in orphan] == ["running"], "the claim committed before the crash stays (patrol abandons it)"
     ledger.close_run(orphan[0].id, "abandoned")
     assert ledger.claim_run("orphan", "town").status == "running"
     assert ledger.plugin_summary()["orphan"].run_count == 2
-    conn = raw(db)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    conn.close()
+    assert file_facts(db)["integrity"] == "ok"
 
 
 # -- the one-query summary against a slow computation -----------------------------------------
@@ -208,47 +210,27 @@ def slow_summary_from_runs(ledger: Ledger) -> dict[str, PluginStats]:
     return out
 
 
-def slow_summary_from_labels(path: Path) -> dict[str, PluginStats]:
-    """Raw SQL, one plugin at a time, finding the runs through their ``plugin:`` labels."""
-    conn = raw(path)
-    out = {}
-    labels = [row[0] for row in conn.execute("SELECT DISTINCT label FROM labels WHERE label LIKE 'plugin:%'")]
-    for label in labels:
-        plugin = label.removeprefix("plugin:")
-        joined = (
-            "FROM beads b JOIN labels l ON l.bead_id = b.id AND l.label = ?"
-            " JOIN labels t ON t.bead_id = b.id AND t.label = 'type:plugin-run' WHERE b.kind = 'wisp'"
-        )
-        count, failures = conn.execute(f"SELECT COUNT(*), SUM(b.result IN ('failure', 'timeout')) {joined}", (label,)).fetchone()
-        last_id, last_at, last_result = conn.execute(
-            f"SELECT b.id, b.created_at, b.result {joined} ORDER BY b.created_at DESC, b.id DESC LIMIT 1", (label,)
-        ).fetchone()
-        out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result)
-    conn.close()
-    return out
-
-
 @pytest.mark.parametrize("seed", [1, 7, 2024])
 def test_summary_matches_slow_computation_on_random_data(tmp_path: Path, seed: int) -> None:
     db = tmp_path / "ledger.db"
-    ledger = Ledger(db)
+    ledger = open_ledger(db)
     seen = random_ledger(ledger, random.Random(seed))
     assert seen["ties"] and seen["out_of_order"] and seen["refused"], f"random data too tame: {seen}"
 
     summary = ledger.plugin_summary()
     assert summary == slow_summary_from_runs(ledger)
-    assert summary == slow_summary_from_labels(db)
+    assert summary == summary_from_labels(db)
     assert len(summary) == 21, "plugins that never ran have no row"
     assert any(stats.last_result == "running" for stats in summary.values())
     assert any(stats.failure_count for stats in summary.values())
     for stats in summary.values():
         assert stats.failure_rate == pytest.approx(stats.failure_count / stats.run_count)
     # Another Ledger on the same file (another process, say) sees the same summary.
-    assert Ledger(db).plugin_summary() == summary
+    assert open_ledger(db).plugin_summary() == summary
 
 
 def test_summary_is_one_query(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     for n in range(5):
         ledger.close_run(ledger.claim_run(f"p{n}", "town").id, "success")
     statements: list[str] = []
@@ -258,7 +240,7 @@ def test_summary_is_one_query(tmp_path: Path) -> None:
 
 
 def test_summary_ordering_rules(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     first = ledger.claim_run("p", "town", now=BASE + 100)
     stats = ledger.plugin_summary()["p"]
     assert (stats.run_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (1, first.id, "running", BASE + 100)
@@ -282,7 +264,7 @@ def test_summary_ordering_rules(tmp_path: Path) -> None:
 
 def test_claim_refuses_second_run_across_instances(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    one, two = Ledger(db), Ledger(db)
+    one, two = open_ledger(db), open_ledger(db)
     run = one.claim_run("nightly", "alpha")
     with pytest.raises(RunInFlight, match="nightly"):
         one.claim_run("nightly", "alpha")
@@ -299,7 +281,7 @@ def test_claim_refuses_second_run_across_instances(tmp_path: Path) -> None:
 
 
 def test_close_run_twice_keeps_first_result(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     run = ledger.claim_run("p", "town", data={"dog": "rex"}, now=BASE)
     closed = ledger.close_run(run.id, "success", data={"exit": 0}, now=BASE + 5)
     assert (closed.status, closed.result, closed.closed_at, closed.data) == (
@@ -321,7 +303,7 @@ def test_close_run_twice_keeps_first_result(tmp_path: Path) -> None:
 
 
 def test_run_labels(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     run = ledger.claim_run("backup", "alpha", labels=["team:infra", "tier:1", "plugin:backup"])
     expected = {"type:plugin-run", "plugin:backup", "rig:alpha", "team:infra", "tier:1"}
     assert set(run.labels) == expected | {"result:running"}
@@ -336,7 +318,7 @@ def test_run_labels(tmp_path: Path) -> None:
 
 
 def test_beads_filters(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     events = [
         ledger.create(
             "event", title=f"e{n}", status="closed" if n % 3 == 0 else "open", labels=["sev:high"] if n % 2 else ["sev:low"], now=BASE + n
@@ -400,7 +382,7 @@ def run_threads(target, count: int) -> list[BaseException]:
 
 
 def test_many_threads_one_ledger(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
 
     def work(n: int) -> None:
         for i in range(PER_THREAD):
@@ -421,7 +403,7 @@ def test_many_threads_one_ledger(tmp_path: Path) -> None:
 
 
 def test_threads_racing_for_one_plugin(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    ledger = open_ledger(tmp_path / "ledger.db")
     winners: list[Bead] = []
     refused: list[int] = []
 
@@ -452,13 +434,13 @@ def test_corrupt_file(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     db.write_bytes(random.Random(3).randbytes(16384))
     with pytest.raises(LedgerError) as info:
-        Ledger(db)
+        open_ledger(db)
     assert_clean(info.value, db, "corrupt")
 
 
 def test_corrupt_pages_behind_a_valid_header(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    ledger = Ledger(db)
+    ledger = open_ledger(db)
     for n in range(300):
         ledger.create("event", title=f"event {n}" * 20, labels=[f"n:{n}"])
     ledger.close()
@@ -469,7 +451,7 @@ def test_corrupt_pages_behind_a_valid_header(tmp_path: Path) -> None:
     data[page:] = random.Random(5).randbytes(len(data) - page)  # keep page 1 (header + schema) intact
     db.write_bytes(bytes(data))
     with pytest.raises(LedgerError) as info:
-        reopened = Ledger(db)
+        reopened = open_ledger(db)
         reopened.beads("event")
         reopened.plugin_summary()
         reopened.claim_run("p", "town")
@@ -481,7 +463,7 @@ def test_parent_is_a_regular_file(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     for db in (blocker / "ledger.db", blocker / ".gtui" / "ledger.db"):
         with pytest.raises(LedgerError) as info:
-            Ledger(db)
+            open_ledger(db)
         assert_clean(info.value, blocker)
 
 
@@ -489,7 +471,7 @@ def test_ledger_path_is_a_directory(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     db.mkdir()
     with pytest.raises(LedgerError) as info:
-        Ledger(db)
+        open_ledger(db)
     assert_clean(info.value, db)
 
 
@@ -503,7 +485,7 @@ def test_unwritable_directory(tmp_path: Path) -> None:
     state.chmod(0o500)
     try:
         with pytest.raises(LedgerError) as info:
-            Ledger(state / "ledger.db")
+            open_ledger(state / "ledger.db")
         assert_clean(info.value, state / "ledger.db", "cannot be written")
     finally:
         state.chmod(0o700)
@@ -511,24 +493,20 @@ def test_unwritable_directory(tmp_path: Path) -> None:
 
 def test_newer_schema_version(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    Ledger(db).close()
-    conn = raw(db)
-    conn.execute("PRAGMA user_version = 99")
-    conn.close()
+    open_ledger(db).close()
+    set_schema_version(db, 99)
     with pytest.raises(LedgerError) as info:
-        Ledger(db)
+        open_ledger(db)
     assert_clean(info.value, db, "99", "newer", "upgrade")
 
 
 def test_locked_for_good(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    Ledger(db).close()
-    open_before = Ledger(db, wait=0.1)
-    holder = raw(db)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    open_ledger(db).close()
+    open_before = open_ledger(db, wait=0.1)
+    with lock_held_here(db):
         started = time.monotonic()
-        assert Ledger(db, wait=0.1).plugin_summary() == {}, "opening takes no write lock: reads go on beside a writer"
+        assert open_ledger(db, wait=0.1).plugin_summary() == {}, "opening takes no write lock: reads go on beside a writer"
         with pytest.raises(LedgerError) as info:
             open_before.claim_run("p", "town")
         assert_clean(info.value, db, "locked")
@@ -536,52 +514,28 @@ def test_locked_for_good(tmp_path: Path) -> None:
             open_before.create("event", title="x")
         assert time.monotonic() - started < 5
         assert open_before.plugin_summary() == {}, "WAL readers are not blocked by a writer"
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert open_before.claim_run("p", "town").status == "running", "works again once the lock is gone"
-
-
-HOLD_LOCK = """
-import sqlite3, sys, time
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN IMMEDIATE")
-print("holding", flush=True)
-time.sleep(60)
-"""
 
 
 def test_a_writer_waits_a_bounded_time_and_names_the_holder(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
-    ledger = Ledger(db, wait=0.5)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(db)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    ledger = open_ledger(db, wait=0.5)
+    with lock_held_by_child(db) as holder:
         started = time.monotonic()
         with pytest.raises(LedgerError) as info:
             ledger.create("event", title="x")
         assert time.monotonic() - started < 3
         assert_clean(info.value, db, "locked", f"held by pid {holder.pid}", "after 0.5s")
         assert ledger.beads("event") == [], "reads are not blocked meanwhile"
-    finally:
-        holder.kill()
-        holder.wait()
     assert ledger.create("event", title="x").title == "x"
 
 
 def test_locked_fresh_file(tmp_path: Path) -> None:
     """A brand-new file held exclusively before it is even in WAL mode."""
     db = tmp_path / "ledger.db"
-    holder = raw(db)
-    holder.execute("BEGIN EXCLUSIVE")
-    holder.execute("CREATE TABLE squatter (x)")
-    try:
-        with pytest.raises(LedgerError) as info:
-            Ledger(db, wait=0.1)
-        assert_clean(info.value, db, "locked")
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    with lock_held_here(db, squat=True), pytest.raises(LedgerError) as info:
+        open_ledger(db, wait=0.1)
+    assert_clean(info.value, db, "locked")
 
 
 # -- schema and migrations ---------------------------------------------------------------------
@@ -589,44 +543,38 @@ def test_locked_fresh_file(tmp_path: Path) -> None:
 
 def test_fresh_schema_and_idempotent_reopen(tmp_path: Path) -> None:
     db = tmp_path / "deep" / "er" / "ledger.db"
-    ledger = Ledger(db)
+    ledger = open_ledger(db)
     assert db.is_file()
     run = ledger.claim_run("p", "town")
     ledger.close()
 
-    conn = raw(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    schema = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    facts = file_facts(db)
+    assert facts["user_version"] == SCHEMA_VERSION >= 1 and facts["journal_mode"] == "wal"
+    schema = facts["schema"]
     names = {name for _, name, _ in schema}
-    assert {"beads", "labels", "plugin_stats", "wisp_recorded", "wisp_result_changed", "one_running_run"} <= names
-    conn.close()
+    assert {"beads", "labels", "plugin_stats", "wisp_recorded", "wisp_result_changed", "one_running_run", "deliveries"} <= names
 
     for _ in range(2):
-        again = Ledger(db)
+        again = open_ledger(db)
         assert again.get(run.id) == ledger.get(run.id)
         again.close()
-    conn = raw(db)
-    assert conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert conn.execute("SELECT COUNT(*) FROM beads").fetchone()[0] == 1
-    conn.close()
+    facts = file_facts(db)
+    assert (facts["schema"], facts["user_version"], facts["beads"]) == (schema, SCHEMA_VERSION, 1)
 
 
-def test_wal_mode_from_a_thread_connection(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
-    assert ledger.read("PRAGMA journal_mode")[0][0] == "wal"
-    result: list[str] = []
-    thread = threading.Thread(target=lambda: result.append(ledger.read("PRAGMA journal_mode")[0][0]))
+def test_wal_mode_after_writes_from_a_thread(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    thread = threading.Thread(target=lambda: ledger.create("event", title="from a thread"))
     thread.start()
     thread.join()
-    assert result == ["wal"]
+    assert file_facts(tmp_path / "ledger.db")["journal_mode"] == "wal"
+    assert [bead.title for bead in ledger.beads("event")] == ["from a thread"]
 
 
 WRITE_AND_CLOSE = """
 import sys
-from gtcore.ledger import Ledger
-ledger = Ledger(__import__("pathlib").Path(sys.argv[1]))
+from gtcore.storage import open_ledger
+ledger = open_ledger(__import__("pathlib").Path(sys.argv[1]))
 ledger.create("event", title="from the other process")
 ledger.close()
 """
@@ -636,11 +584,30 @@ def test_opening_the_ledger_again_keeps_this_processs_locks(tmp_path: Path) -> N
     """Opening a Ledger must never open and close the file itself: that drops this process's SQLite locks, and
     another process closing its connection then thinks it is the last one and deletes the WAL we still read."""
     db = tmp_path / "ledger.db"
-    first = Ledger(db)
+    first = open_ledger(db)
     first.create("event", title="ours")
     for _ in range(3):
-        Ledger(db).plugin_summary()  # what a test helper or a second command in the process does
+        open_ledger(db).plugin_summary()  # what a test helper or a second command in the process does
     child = subprocess.run([sys.executable, "-c", WRITE_AND_CLOSE, str(db)], capture_output=True, text=True, timeout=30)
     assert child.returncode == 0, child.stderr
     assert db.with_name("ledger.db-shm").exists(), "the WAL index was deleted while this process still had the ledger open"
     assert sorted(bead.title for bead in first.beads("event")) == ["from the other process", "ours"]
+
+
+def test_migration_moves_pending_deliveries_into_their_table(tmp_path: Path) -> None:
+    """A ledger of schema 4 kept pending deliveries in the escalation's JSON: after the upgrade they wait as rows, leased alone."""
+    db = tmp_path / "ledger.db"
+    ledger_at_version(db, 4)
+    waiting = [{"channel": "email:human", "severity": "high", "attempts": 2, "next_at": 50.0},
+               {"channel": "webhook:ops", "severity": "high", "attempts": 0, "next_at": 10.0}]
+    data = {"severity": "high", "deliveries": [{"channel": "bead", "ok": True}], "pending": waiting}
+    open_id = insert_raw_bead(db, "escalation", "disk full", "open", data, 1.0)
+    closed_id = insert_raw_bead(db, "escalation", "old news", "closed", {**data, "pending": waiting[:1]}, 1.0)
+    ledger = open_ledger(db)
+    assert file_facts(db)["user_version"] == SCHEMA_VERSION
+    assert ledger.get(open_id).data == {**data, "pending": waiting}, "the same deliveries, attempts and times"
+    assert ledger.get(closed_id).data["pending"] == [], "a closed escalation sends nothing"
+    leased = ledger.lease_deliveries(20.0, 120.0, route=lambda bead, severity: None)
+    assert [(item.escalation_id, item.channel, item.attempts) for item in leased] == [(open_id, "webhook:ops", 0)]
+    assert ledger.lease_deliveries(21.0, 120.0, route=lambda bead, severity: None) == [], "leased: not taken twice"
+    assert "pending" not in bead_rows(db)[0][5], "the JSON no longer holds them"

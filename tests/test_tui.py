@@ -42,7 +42,7 @@ from tuikit import (
     wait_until,
 )
 
-from gtcore.ledger import insert_bead
+from gtcore.storage.contract import Claim, Close
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
@@ -606,9 +606,9 @@ async def test_failures_before_start_are_not_toasted_and_a_burst_is_one_toast(to
         await wait_until(pilot, lambda: any(key.endswith(":failure") for key in row_keys(app, "feed")), 5, "the old failure in the feed")
         assert not [note for note in notes(app) if note[0].startswith("Run")]
         names = ("alpha", "bravo", "charlie", "delta", "echo")
-        ledger_of(town).write(lambda conn: [  # five failures in one transaction, as a busy town may commit them
-            insert_bead(conn, "wisp", plugin=name, rig="town", status="closed", result="failure", data={"duration_s": 0.1})
-            for name in names])
+        ledger = ledger_of(town)
+        runs = ledger.record_turn([], [Claim(name, "town") for name in names])
+        ledger.record_turn([Close(run.id, "failure", {"duration_s": 0.1}) for run in runs], [])  # five failures in one commit
         await wait_until(pilot, lambda: any(note[0] == "Runs failed" for note in notes(app)), 5, "the summary toast")
         failed = [note for note in notes(app) if note[0].startswith("Run")]
         assert len(failed) == 1 and failed[0][1].startswith("5 runs failed: alpha, bravo, charlie, delta, echo")

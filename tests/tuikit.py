@@ -22,8 +22,10 @@ from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
 
 from gtcore.escalation import Escalation, Escalations
-from gtcore.ledger import Ledger
 from gtcore.model import Bead
+from gtcore.storage import open_ledger
+from gtcore.storage.contract import Ledger
+from gtcore.storage.testing import bead_rows
 from gtcore.town import Town
 from gtui.app import GtuiApp
 from gtui.components.tables import KeyedTable
@@ -68,7 +70,7 @@ def demo_copy(target: Path) -> Path:
 
 
 def ledger_of(root: Path) -> Ledger:
-    return Ledger(root / ".gtui" / "ledger.db")
+    return open_ledger(root / ".gtui" / "ledger.db")
 
 
 def escalations_of(root: Path) -> Escalations:
@@ -99,7 +101,7 @@ def record_run(root: Path, plugin: str, result: str, *, started: float, duration
 
 def ledger_rows(root: Path) -> list[tuple[Any, ...]]:
     """Every bead's id, status, result and update time: equal lists mean nothing was written."""
-    return [tuple(row) for row in ledger_of(root).read("SELECT id, kind, status, result, updated_at, data FROM beads ORDER BY id")]
+    return bead_rows(Town(root).ledger_path)
 
 
 def kill_pid_file(path: Path) -> None:

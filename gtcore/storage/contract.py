@@ -1,0 +1,333 @@
+"""The storage contract: every operation the engine asks of its ledger, in the engine's words.
+
+The engine never sees SQL or a connection.  It asks for domain operations —
+claim a run, close it, the gate facts of every plugin in one call, lease the
+deliveries that are due, squash a day into its digest — and a backend
+answers them in one transaction each.  :class:`Ledger` is that contract; the
+SQLite file of one host (:mod:`gtcore.storage.sqlite`) is its first backend.
+
+A backend implements the abstract primitives; the operations built on them
+(a town event is a closed ``event`` bead, a pause is an event about a
+plugin) are written here once, for every backend.
+
+Where an operation must decide inside the transaction (raising an
+escalation counts an open duplicate; a digest merges into the day's bead),
+the caller passes a pure function of what was read, and the backend applies
+what it returns: the decision stays in the engine's module, the statements
+in the backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from gtcore.errors import NotFound
+from gtcore.model import PREFIX, Bead, PluginStats, Report, format_ref
+from gtcore.records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
+ANY_LAST_RUN = -1  # a claim that does not care which run came last
+PAUSED, RESUMED = "plugin.paused", "plugin.resumed"
+ROUTE_LATER = "@route"  # the channel of a delivery whose route could not be read yet (broken settings)
+
+
+class LedgerFacts:
+    """What the gates need from the ledger (see :meth:`Ledger.gate_facts`)."""
+
+    __slots__ = ("events", "paused", "running", "summary")
+
+    def __init__(self) -> None:
+        self.summary: dict[str, PluginStats] = {}
+        self.running: dict[str, Bead] = {}  # plugin -> its run in flight (data and ids, no labels)
+        self.paused: dict[str, str] = {}  # plugin -> the operator's reason
+        self.events: dict[str, float] = {}  # town event -> when it last came
+
+
+class Claim(Record):
+    """A run to record as ``running`` before it starts (see :meth:`Ledger.claim_run`)."""
+
+    plugin: str
+    rig: str
+    labels: tuple[str, ...] = ()
+    data: dict[str, Any] | None = None
+    now: float | None = None
+    expect_last_run: int | None = ANY_LAST_RUN
+
+
+class Close(Record):
+    """A running wisp to close with its result (see :meth:`Ledger.close_run`)."""
+
+    run_id: int
+    result: str
+    data: dict[str, Any] | None = None
+    now: float | None = None
+    summary: str | None = None
+
+
+class EscalationChange(Record):
+    """What to write on an escalation: its data, and optionally status, body, labels and deliveries.
+
+    ``labels`` maps a key to its new value (``{"severity": "high"}`` replaces
+    every ``severity:*`` label); ``queue`` holds (channel, severity) pairs
+    to deliver from ``now`` on (a pair already waiting is not queued twice);
+    ``drop_pending`` discards every delivery still waiting (a closed
+    escalation sends nothing more).
+    """
+
+    data: dict[str, Any]
+    status: str | None = None
+    body: str | None = None
+    labels: dict[str, str] | None = None
+    queue: tuple[tuple[str, str], ...] = ()
+    drop_pending: bool = False
+
+
+class Delivery(Record):
+    """One pending delivery of an escalation, as leased: sent by the one process that leased it."""
+
+    escalation_id: int
+    channel: str
+    severity: str
+    attempts: int
+    next_at: float
+
+
+class FinishedRun(Record):
+    """What a digest keeps of one run: a day can hold 100,000 runs, so no whole :class:`Bead` is built."""
+
+    id: int
+    created_at: float
+    plugin: str | None
+    result: str | None
+    duration: Any
+    reason: Any
+    log: Any
+
+    @property
+    def ref(self) -> str:
+        return format_ref("wisp", self.id)
+
+
+class DigestDraft(Record):
+    """The digest bead of a day as it should read after a squash."""
+
+    data: dict[str, Any]
+    body: str
+    labels: tuple[str, ...]
+
+
+class Squash(Record):
+    """What :meth:`Ledger.squash_day` found and did: the runs, the day's digest before, and after (None on a dry run)."""
+
+    runs: list[FinishedRun]
+    existing: Bead | None
+    digest: Bead | None
+
+
+class Ledger(ABC):
+    """Every record gtui keeps, behind domain operations; see the module docstring.
+
+    Implementations are thread-safe: the dogs, the patrol and the control
+    room's collector share one.  Every failure of the backend (a corrupt
+    file, a lock held too long, a full disk, a lost connection) is a
+    :class:`gtcore.errors.LedgerError` of one line saying what and where.
+    """
+
+    readonly: bool
+
+    # -- life ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Let go of connections (a later call opens them again)."""
+
+    @abstractmethod
+    def changes(self) -> int:
+        """A number that moves whenever another writer commits: the control room's cheap "anything new?"."""
+
+    # -- beads --------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(self, kind: str, *, title: str = "", status: str = "open", body: str = "", labels: Iterable[str] = (),
+               data: dict[str, Any] | None = None, plugin: str | None = None, rig: str | None = None,
+               result: str | None = None, now: float | None = None) -> Bead:
+        """Write one bead and its labels in a transaction of its own."""
+
+    @abstractmethod
+    def fetch(self, bead_id: int) -> Bead | None:
+        """One bead with its labels, or None."""
+
+    @abstractmethod
+    def beads(self, kind: str, *, status: str | Iterable[str] | None = None, label: str | None = None, plugin: str | None = None,
+              limit: int | None = None, newest_first: bool = True) -> list[Bead]:
+        """Beads of one kind, filtered, with their labels, by creation time."""
+
+    @abstractmethod
+    def any_bead(self, kind: str, *, status: Iterable[str], label: str) -> bool:
+        """Whether a bead of ``kind`` in one of ``status`` carries ``label`` (no records built)."""
+
+    @abstractmethod
+    def find(self, kinds: Iterable[str], *, labels: Iterable[str] = (), statuses: Iterable[str] | None = None,
+             created_after: float | None = None, limit: int | None = None) -> list[Bead]:
+        """Beads of several kinds carrying ALL of ``labels``, newest first: what ``bd list`` asks."""
+
+    @abstractmethod
+    def close_bead(self, bead: Bead, *, reason: str = "", now: float | None = None) -> Bead:
+        """Close a note (``bd close``); closing a closed one changes nothing."""
+
+    def get(self, bead_id: int, kind: str | None = None) -> Bead:
+        """A bead that must exist (of ``kind``, when given)."""
+        bead = self.fetch(bead_id)
+        if bead is None or (kind is not None and bead.kind != kind):
+            raise NotFound(f"no {kind or 'record'} {format_ref(kind, bead_id) if kind else bead_id} on the ledger")
+        return bead
+
+    def by_ref(self, ref: str) -> Bead:
+        """A bead of any kind by the id people and plugins pass around (``run-3``, ``note-4``, ``esc-2``)."""
+        prefix, _, number = str(ref).strip().rpartition("-")
+        kind = next((kind for kind, known in PREFIX.items() if known == prefix), None)
+        if kind is None or not number.isdigit():
+            raise NotFound(f"{ref!r} is not an id gtui knows (run-N, note-N, esc-N, mail-N, dig-N, evt-N)")
+        return self.get(int(number), kind)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def record_turn(self, closes: list[Close], claims: list[Claim]) -> list[Bead | Exception]:
+        """Close runs and claim others in one commit, each apart: per request its wisp or the exception it met.
+
+        A claim is refused with :class:`gtcore.errors.RunInFlight` while its
+        plugin has a run in flight (on any host), and with
+        :class:`gtcore.errors.GateMoved` when ``expect_last_run`` is no longer
+        the plugin's last run: two patrols seeing one open gate run it once.
+        Closing a closed run keeps its first result.  A failure of the whole
+        commit is every request's answer.
+        """
+
+    @abstractmethod
+    def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
+        """Keep a plugin's own report on its running wisp; only the run's token may."""
+
+    @abstractmethod
+    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
+        """Merge facts learnt while a run is in flight (its pid) into its wisp."""
+
+    @abstractmethod
+    def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
+        """Run wisps claimed or closed at or after ``since``, oldest change first (the feed)."""
+
+    def claim_run(self, plugin: str, rig: str, *, labels: Iterable[str] = (), data: dict[str, Any] | None = None,
+                  now: float | None = None, expect_last_run: int | None = ANY_LAST_RUN) -> Bead:
+        """Record a run as ``running`` before it starts; refused as :meth:`record_turn` says."""
+        return _answer(self.record_turn([], [Claim(plugin, rig, tuple(labels), data, now, expect_last_run)])[0])
+
+    def close_run(self, run_id: int, result: str, *, data: dict[str, Any] | None = None, now: float | None = None,
+                  summary: str | None = None) -> Bead:
+        """Close a running wisp with its result; closing twice keeps the first result."""
+        return _answer(self.record_turn([Close(run_id, result, data, now, summary)], [])[0])
+
+    def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
+        """Run wisps, newest first."""
+        return self.beads("wisp", plugin=plugin, limit=limit, status=status)
+
+    def running_runs(self) -> list[Bead]:
+        """Every run in flight, in any process."""
+        return self.beads("wisp", status="running", limit=None)
+
+    # -- town events, pauses and the gates' facts ---------------------------------------
+
+    @abstractmethod
+    def emit_events(self, events: Iterable[tuple[str, float]], *, source: str) -> None:
+        """Record several town events at their own times, in one transaction."""
+
+    @abstractmethod
+    def last_events(self) -> dict[str, float]:
+        """When each town event was last emitted."""
+
+    @abstractmethod
+    def paused(self) -> dict[str, str]:
+        """Plugins an operator paused, with the reason given (the latest pause or resume wins)."""
+
+    @abstractmethod
+    def gate_facts(self) -> LedgerFacts:
+        """Everything a patrol decides from, in one read: summary, runs in flight, pauses, last events."""
+
+    @abstractmethod
+    def plugin_summary(self) -> dict[str, PluginStats]:
+        """Run count, failures and last run of every plugin, kept by the backend as runs are written."""
+
+    def emit_event(self, name: str, *, source: str = "", now: float | None = None) -> Bead:
+        """Record that the town event ``name`` happened (event gates listen)."""
+        return self.create("event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=now)
+
+    def set_paused(self, plugin: str, paused: bool, *, reason: str = "", now: float | None = None) -> Bead:
+        """Pause or resume a plugin; the latest such record wins, and all stay as history."""
+        return self.create("event", title=PAUSED if paused else RESUMED, status="closed", body=reason, plugin=plugin,
+                           labels=[f"plugin:{plugin}"], now=now)
+
+    # -- escalations and their deliveries -----------------------------------------------
+
+    @abstractmethod
+    def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
+                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float) -> tuple[Bead, bool]:
+        """The open escalation of ``source`` about ``subject`` changed by ``again``, else a new one made by ``fresh``.
+
+        Returns the escalation's bead (its ``data["pending"]`` the deliveries
+        waiting) and whether it is new; one transaction, so two processes
+        raising the same thing at once make one escalation.
+        """
+
+    @abstractmethod
+    def change_escalation(self, escalation_id: int, change: Callable[[Bead], EscalationChange | None], *, now: float) -> Bead:
+        """Apply ``change`` (a pure function of the escalation as it is now; None: leave it) in one transaction."""
+
+    @abstractmethod
+    def lease_deliveries(self, now: float, lease: float, *, route: Callable[[Bead, str], EscalationChange],
+                         only: int | None = None) -> list[Delivery]:
+        """Take every due delivery of unclosed escalations for this process until ``now + lease``.
+
+        A delivery leased here is not leased again before its lease runs out,
+        by any process.  A delivery held for a route that could not be read
+        (channel ``@route``) is first replaced by ``route(escalation, severity)``.
+        """
+
+    @abstractmethod
+    def record_delivery(self, delivery: Delivery, error: str | None, *, now: float, retry_at: float | None) -> None:
+        """Keep a delivery's outcome on its escalation; a failed one waits until ``retry_at``, a sent one is done."""
+
+    # -- digests and retention -----------------------------------------------------------
+
+    @abstractmethod
+    def squash_day(self, title: str, plugins: list[str], start: float, end: float,
+                   fold: Callable[[list[FinishedRun], Bead | None], DigestDraft], *, dry_run: bool, now: float) -> Squash:
+        """Squash the finished runs of ``plugins`` in [start, end) into the digest bead titled ``title``, in one transaction.
+
+        ``fold`` turns the runs and the day's digest as it stands (None: none
+        yet) into the digest to keep; the runs are then deleted.  Nothing is
+        written on a dry run, or when there are no runs.
+        """
+
+    @abstractmethod
+    def run_days(self, plugins: list[str], before: float) -> list[int]:
+        """UTC day numbers (days since 1970-01-01) holding finished runs of ``plugins`` before ``before``."""
+
+    @abstractmethod
+    def digest_beads(self, plugin: str | None = None, limit: int | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        """(id, title, data) of digests, newest day first; with ``plugin``, only those that may hold it."""
+
+    @abstractmethod
+    def prune_runs(self, cutoff: float, keep: list[str], only: list[str] | None, batch: int) -> list[str | None]:
+        """Delete up to ``batch`` finished runs created before ``cutoff`` of plugins not in ``keep`` (and in ``only``).
+
+        Returns the deleted runs' log paths (None where a run had none).
+        """
+
+
+def _answer(answer: Bead | Exception) -> Bead:
+    if isinstance(answer, Exception):
+        raise answer
+    return answer

@@ -1,0 +1,133 @@
+"""The SQLite ledger as its tests look at it: behind the ledger's back, in the backend's own terms.
+
+Tests assert behaviour through :class:`gtcore.storage.contract.Ledger`; a
+few must see the file itself (its journal mode, its schema, a lock another
+process holds, a summary computed the slow way to compare with).  Those
+looks live here, with the backend, so no SQL is written outside
+``gtcore/storage``.  Nothing in the engine imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gtcore.model import PluginStats
+
+_HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def file_facts(path: Path) -> dict[str, Any]:
+    """The file's integrity check, journal mode, schema version, schema and bead count."""
+    conn = _connect(path)
+    try:
+        return {
+            "integrity": conn.execute("PRAGMA integrity_check").fetchone()[0],
+            "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+            "user_version": conn.execute("PRAGMA user_version").fetchone()[0],
+            "schema": conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+            "beads": conn.execute("SELECT COUNT(*) FROM beads").fetchone()[0],
+        }
+    finally:
+        conn.close()
+
+
+def set_schema_version(path: Path, version: int) -> None:
+    """Stamp the file with another schema version (a ledger from a newer gtui)."""
+    conn = _connect(path)
+    conn.execute(f"PRAGMA user_version = {int(version)}")
+    conn.close()
+
+
+@contextlib.contextmanager
+def lock_held_here(path: Path, *, squat: bool = False) -> Iterator[None]:
+    """This process holds the file in ``BEGIN EXCLUSIVE`` (and, with ``squat``, a half-made table) until the block ends."""
+    conn = _connect(path)
+    conn.execute("BEGIN EXCLUSIVE")
+    if squat:
+        conn.execute("CREATE TABLE squatter (x)")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+@contextlib.contextmanager
+def lock_held_by_child(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A child process inside ``BEGIN IMMEDIATE`` on the file until the block ends (then killed)."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def bead_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every bead's id, kind, status, result, update time and data: equal lists mean nothing was written."""
+    conn = _connect(path)
+    try:
+        return [tuple(row) for row in conn.execute("SELECT id, kind, status, result, updated_at, data FROM beads ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def summary_from_labels(path: Path) -> dict[str, PluginStats]:
+    """The plugin summary the slow way, one plugin at a time through its ``plugin:`` labels (to compare with)."""
+    conn = _connect(path)
+    out = {}
+    try:
+        labels = [row[0] for row in conn.execute("SELECT DISTINCT label FROM labels WHERE label LIKE 'plugin:%'")]
+        for label in labels:
+            plugin = label.removeprefix("plugin:")
+            joined = ("FROM beads b JOIN labels l ON l.bead_id = b.id AND l.label = ?"
+                      " JOIN labels t ON t.bead_id = b.id AND t.label = 'type:plugin-run' WHERE b.kind = 'wisp'")
+            count, failures = conn.execute(f"SELECT COUNT(*), SUM(b.result IN ('failure', 'timeout')) {joined}", (label,)).fetchone()
+            last_id, last_at, last_result = conn.execute(
+                f"SELECT b.id, b.created_at, b.result {joined} ORDER BY b.created_at DESC, b.id DESC LIMIT 1", (label,)).fetchone()
+            out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result)
+    finally:
+        conn.close()
+    return out
+
+
+def ledger_at_version(path: Path, version: int) -> None:
+    """A ledger file made by an older gtui: the schema's first ``version`` migrations only."""
+    from gtcore.storage.sqlite import _MIGRATIONS, _split_script
+
+    conn = _connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    for number in range(version):
+        for statement in _split_script(_MIGRATIONS[number]):
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {int(version)}")
+    conn.close()
+
+
+def insert_raw_bead(path: Path, kind: str, title: str, status: str, data: dict[str, Any], at: float) -> int:
+    """A bead written as an older gtui wrote it (e.g. an escalation keeping its pending deliveries in its JSON)."""
+    conn = _connect(path)
+    try:
+        cursor = conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?)",
+                              (kind, title, status, at, at, json.dumps(data)))
+        return int(cursor.lastrowid or 0)
+    finally:
+        conn.close()
