@@ -55,3 +55,19 @@ def webhook() -> Iterator[WebhookServer]:
     server = WebhookServer().start()
     yield server
     server.stop()
+
+
+BACKENDS = ("sqlite",)  # the storage backends every ledger, patrol, escalation and digest test runs against
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The storage backend of this test's towns and ledgers, by name.
+
+    Used by every test of tests/test_ledger.py, test_patrol.py,
+    test_escalation.py and test_digest.py (``pytestmark``), so each runs
+    once per backend.  ``sqlite`` needs nothing: a town's ledger is the file
+    in its ``.gtui/``.  A backend with a server starts it once per session
+    and points this test's towns at a database of its own.
+    """
+    yield request.param

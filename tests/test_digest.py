@@ -29,6 +29,8 @@ from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 from gtui.cli import main
 
+pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
+
 DIGESTED = ("alpha", "bravo", "sleeper")  # plugins with [tracking] digest = true in the scene
 EXIT_CODES = {"success": 0, "failure": 1, "timeout": -15, "skipped": None, "abandoned": None}
 # (plugin, hour, minute, duration in seconds, result): what each of the three past days holds

@@ -25,7 +25,8 @@ from gtcore.settings import SettingsError
 from gtcore.storage import open_ledger
 from gtcore.town import Town
 
-pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+pytestmark = [pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
+              pytest.mark.usefixtures("storage")]  # every test here runs against each storage backend
 
 T0 = 1_800_000_000.0  # the injected clock's start: a fixed moment, so every step is exact
 MINUTE, HOUR = 60.0, 3600.0

@@ -10,12 +10,15 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from enginekit import REPORT_KEYS, add_plugin, gone, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
 
 from gtcore.engine import Engine
 from gtcore.events import Event, GateChanged, PatrolFinished
 from gtcore.patrol import PatrolReport
 from gtcore.town import Town
+
+pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
 
 RACE_PLUGINS = ("alpha", "bravo", "charlie", "delta")
 
