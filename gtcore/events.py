@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 
 from gtcore.records import TYPE_CHECKING, Record
@@ -84,6 +85,9 @@ Event = RunClaimed | RunStarted | OutputLine | RunFinished | GateChanged | Plugi
 Subscriber = Callable[[Event], None]
 
 
+MAX_FAILURES = 50
+
+
 class EventBus:
     """Thread-safe publish/subscribe with no UI dependency.
 
@@ -96,6 +100,7 @@ class EventBus:
         self._lock = threading.Lock()
         self._subscribers: list[tuple[Subscriber, tuple[type, ...]]] = []
         self._complained: set[int] = set()
+        self._failures: deque[str] = deque(maxlen=MAX_FAILURES)
 
     def subscribe(self, subscriber: Subscriber, *kinds: type) -> Callable[[], None]:
         """Add a subscriber (for ``kinds`` of event, or all); returns a function that removes it again."""
@@ -125,7 +130,18 @@ class EventBus:
                 self._complain(subscriber, exc)
 
     def _complain(self, subscriber: Subscriber, exc: Exception) -> None:
+        """Keep the failure for the next patrol's problems (where the Deacon and the control room look); say it once on stderr."""
+        name = getattr(subscriber, "__qualname__", type(subscriber).__name__)
+        with self._lock:
+            self._failures.append(f"event subscriber {name} failed (a bug, please report it): {type(exc).__name__}: {exc}")
         key = id(subscriber)
         if key not in self._complained:
             self._complained.add(key)
             sys.stderr.write(f"gtui: an event subscriber failed (later failures of it stay quiet): {type(exc).__name__}: {exc}\n")
+
+    def take_failures(self) -> list[str]:
+        """Subscriber failures since the last call, oldest first (at most the last :data:`MAX_FAILURES`)."""
+        with self._lock:
+            failures = list(self._failures)
+            self._failures.clear()
+        return failures

@@ -202,6 +202,7 @@ class Patrol:
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
         report.problems += engine.settings.problems
         report.problems += filter(None, [engine.town.daemon_problem()])
+        report.problems += [Problem(str(engine.town.root), None, failure) for failure in engine.bus.take_failures()]
         if writes:
             self._read_town_events(plugin_set)
         facts = engine.ledger.gate_facts()

@@ -200,3 +200,22 @@ def test_a_condition_answer_is_stale_once_its_plugin_ran(tmp_path: Path) -> None
     assert set(engine.patrol.checks) == {"ready", "waiting"}
     assert set(current) == {"waiting"}  # "ready" ran after its check: the control room must not still call it open
     assert current["waiting"].first_line == "not yet"
+
+
+def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "cool", 'type = "cooldown"\nduration = "1h"', "echo cool\n")
+    engine = Engine(Town.locate(town))
+
+    def broken(event: Event) -> None:
+        raise ValueError(f"cannot handle {type(event).__name__}")
+
+    engine.bus.subscribe(broken, GateChanged)
+    try:
+        first = engine.patrol_once(wait=True)
+        assert [item.run.result for item in first.plugins if item.run] == ["success"], "the run went on"
+        second = engine.patrol_once(wait=True)
+        said = [problem.reason for problem in second.problems]
+        assert any("broken" in reason and "ValueError: cannot handle GateChanged" in reason for reason in said), said
+    finally:
+        engine.close()
