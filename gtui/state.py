@@ -29,7 +29,7 @@ from gtcore.errors import GtError
 from gtcore.escalation import Escalation
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
 from gtcore.gates import GateDecision
-from gtcore.model import Bead, PluginStats
+from gtcore.model import Bead, GateState, PluginStats
 from gtcore.patrol import decide_all
 from gtcore.plugins import Plugin
 from gtui.safety import clean
@@ -223,15 +223,18 @@ def result_cell(stats: PluginStats | None) -> Text:
     return cell
 
 
+GATE_STYLES = {GateState.OPEN: "bold green", GateState.ERROR: "bold red", GateState.DISABLED: "dim", GateState.PAUSED: "dim"}
+GATE_MARKS = {GateState.OPEN: f"{OPEN_MARK}open: ", GateState.ERROR: ERROR_MARK}
+
+
 def gate_state(decision: GateDecision | None, now: float) -> Text:
+    """A gate cell styled by the decision's state (never by the words of its reason)."""
     if decision is None:
         return text("…", "dim")
-    if decision.open:
-        return text(f"{OPEN_MARK}open: {decision.reason}", "bold green")
-    if decision.error:
-        return text(f"{ERROR_MARK}{decision.reason}", "bold red")
-    when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and "opens in" not in decision.reason else ""
-    return text(f"{decision.reason}{when}", "dim" if "disabled" in decision.reason or "paused" in decision.reason else "")
+    state = decision.state
+    waiting = state is GateState.WAITING and decision.next_open_at and "opens in" not in decision.reason
+    when = f" (opens {age(decision.next_open_at, now)})" if waiting else ""  # a cooldown's reason says when already
+    return text(f"{GATE_MARKS.get(state, '')}{decision.reason}{when}", GATE_STYLES.get(state, ""))
 
 
 def enabled_cell(enabled: bool, paused: str | None) -> Text:

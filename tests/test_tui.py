@@ -42,6 +42,8 @@ from tuikit import (
     wait_until,
 )
 
+from gtcore.gates import GateDecision
+from gtcore.model import GateState
 from gtcore.storage.contract import Claim, Close
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
@@ -629,3 +631,15 @@ async def test_the_plugins_pane_says_what_the_cli_says_shadowed_copies_and_failu
         broken = row_text(app, "plugins", "broken")
     assert hello.split(" | ")[0] == "hello +1 shadowed"
     assert "2 · 50%" in broken.split(" | ")
+
+
+def test_gate_cells_are_styled_by_state_not_by_words() -> None:
+    from gtui.state import gate_state
+
+    waiting_about_pauses = gate_state(GateDecision(GateState.WAITING, "waiting for event paused-disabled"), time.time())
+    assert str(waiting_about_pauses.style) == "", "a word in the reason styles nothing"
+    assert str(gate_state(GateDecision(GateState.PAUSED, "held by the operator"), time.time()).style) == "dim"
+    assert str(gate_state(GateDecision(GateState.DISABLED, "off"), time.time()).style) == "dim"
+    error = gate_state(GateDecision(GateState.ERROR, "no slot"), time.time())
+    assert str(error.style) == "bold red" and error.plain.endswith("no slot")
+    assert gate_state(GateDecision(GateState.OPEN, "never run"), time.time()).plain.endswith("open: never run")
