@@ -17,7 +17,7 @@ from gtcore.discovery import PluginSet
 from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
-from gtcore.model import Bead, GateState, PluginStats, Problem
+from gtcore.model import Bead, GateState, PluginStats, Problem, Result
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
@@ -166,8 +166,8 @@ def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bo
             reason = f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
             if owner.get("host") == processes.hostname() and _kill_leftovers(run):
                 reason += "; its leftover processes were killed"
-            ledger.close_run(run.id, "abandoned", now=now, data={"reason": reason})
-            closed.append(run.ref)
+            if ledger.close_run(run.id, "abandoned", now=now, data={"reason": reason}).result == Result.ABANDONED:
+                closed.append(run.ref)  # not a run that ended by itself since it was read: closing twice keeps the first result
     return closed
 
 

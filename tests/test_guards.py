@@ -32,6 +32,7 @@ from gtcore.errors import GateMoved, GtError, RunInFlight
 from gtcore.escalation import LEASE_SECONDS, Escalations
 from gtcore.events import Event, GateChanged
 from gtcore.model import Report
+from gtcore.patrol import reconcile
 from gtcore.town import Town
 
 MANUAL = 'type = "manual"'
@@ -291,6 +292,17 @@ def test_a_run_recorded_by_this_process_that_no_dog_here_executes_is_abandoned(t
         report = engine.patrol_once()
     assert report.abandoned == [left.ref]
     assert book.get(left.id).result == "abandoned"
+
+
+def test_a_run_that_ended_by_itself_after_the_patrol_read_it_is_not_reported_abandoned(tmp_path: Path) -> None:
+    """patrol.reconcile reports only what it closed: a run its dog recorded meanwhile keeps its result and is not listed."""
+    town = make_town(tmp_path / "town")
+    book = ledger(town)
+    claimed = book.claim_run("quick", "town", data={"owner": processes.owner_identity()})
+    as_read = book.gate_facts().running  # the patrol's read, just before the dog records the end
+    book.close_run(claimed.id, "success")
+    assert reconcile(book, as_read, lambda run_id: False, time.time()) == []
+    assert book.get(claimed.id).result == "success"
 
 
 def test_a_run_owned_on_another_host_is_never_abandoned(tmp_path: Path) -> None:
