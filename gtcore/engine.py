@@ -85,7 +85,9 @@ class Engine:
     def patrol(self) -> Patrol:
         from gtcore.patrol import Patrol
 
-        return Patrol(self)
+        return Patrol(self.town, self.ledger, self.bus, self.plugin_cache, scan=self.plugins, settings=lambda: self.settings,
+                      escalations=lambda: self.escalations, dispatch=self._dispatch, owns_run=self.owns_run,
+                      pending_results=self.has_pending_results, flush_pending_results=self.flush_pending_results)
 
     @cached_property
     def escalations(self) -> Escalations:
@@ -129,6 +131,10 @@ class Engine:
         """Write results the ledger refused earlier (a full disk): before a patrol looks at runs in flight."""
         if "runner" in self.__dict__:
             self.runner.flush_pending()
+
+    def _dispatch(self, plugin: Plugin, since: float | None, expect_last_run: int | None) -> Future[RunOutcome] | None:
+        """A patrol's way to the dogs, which its first dispatch starts: a patrol that opens no gate starts no thread."""
+        return self.pool.dispatch(plugin, since=since, expect_last_run=expect_last_run)
 
     def runs_in_flight(self) -> bool:
         with self._pool_lock:
