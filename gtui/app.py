@@ -3,15 +3,19 @@
 Threads and messages:
 
 - a **collector** thread worker wakes every second (or at once when the engine
-  reports something), asks the ledger whether anything changed
-  (``PRAGMA data_version``), reads a :class:`~gtui.state.Snapshot`, builds the
-  rows and posts them; the UI thread only diffs them into the tables;
+  reports something), asks the engine whether
+  anything changed (:meth:`~gtcore.engine.Engine.changes`), reads a
+  :class:`~gtui.state.Snapshot`, builds the rows and posts them; the UI thread
+  only diffs them into the tables;
 - a **watcher** thread worker (watchfiles) reports edited plugin files and
   settings within a second;
 - the **patrol** runs in a thread worker at start and on an interval, and on
   ``p``; every other action that writes (run, pause, acknowledge, close,
   digest) runs in a thread worker too.  The UI thread never waits on I/O or
   a child process.
+
+The app speaks to the engine only through :class:`~gtcore.engine.Engine`'s
+methods and the records of :mod:`gtcore.model`.
 """
 
 from __future__ import annotations
@@ -36,14 +40,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from gtcore.digest import make_digest, utc_day
-from gtcore.discovery import PluginSet
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
-from gtcore.model import Bead, parse_ref
-from gtcore.patrol import PatrolReport
-from gtcore.town import Town
+from gtcore.model import FAILED, TYPE_CHECKING, Severity, parse_ref, utc_day
 from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
@@ -56,8 +56,11 @@ from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, plugin_rows
-from gtui.styles import RESULT_MARK, colourless_text
+from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, outcome_words, plugin_rows
+from gtui.styles import colourless_text
+
+if TYPE_CHECKING:
+    from gtcore.model import Bead, PatrolReport, PluginSet, Town
 
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
@@ -69,7 +72,7 @@ IDLE_REFRESH_SECONDS = 5.0
 # the GIL for ~100 ms with 1,000 plugins; a key press landing in one waits for it.  See bench/tui_bench.py.
 GC_YOUNG_THRESHOLD = 20_000
 MAX_FAILURE_TOASTS = 3
-SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
+SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -88,9 +91,9 @@ class EngineFailed(Message):
 
 
 class SnapshotReady(Message):
-    """A snapshot and its rows, built off the UI thread."""
+    """A snapshot and its rows, built off the UI thread; each feed row comes with the run it shows."""
 
-    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row, float]]) -> None:
+    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row, Bead]]) -> None:
         super().__init__()
         self.snapshot, self.rows, self.feed = snapshot, rows, feed
 
@@ -162,6 +165,20 @@ class GtuiApp(App[None]):
         self._patrol_done: tuple[float, float] | None = None  # when the last patrol ended: (time.monotonic(), self.clock())
         self._patrol_started = 0.0  # time.monotonic() when the running patrol began (its scan is no older)
         self._patrol_scan: tuple[PluginSet, float] | None = None  # the patrol's latest scan, and when its patrol began
+        self.pane_actions: dict[tuple[str, str], Callable[[str], object]] = {
+            ("plugins", "run"): self._plugins_run,
+            ("plugins", "force_run"): self._plugins_force_run,
+            ("plugins", "toggle_pause"): self._plugins_toggle_pause,
+            ("plugins", "details"): self._plugins_details,
+            ("plugins", "log"): self._plugins_log,
+            ("dogs", "details"): self._feed_details,
+            ("dogs", "log"): self._feed_log,
+            ("feed", "details"): self._feed_details,
+            ("feed", "log"): self._feed_log,
+            ("escalations", "ack"): self._escalations_ack,
+            ("escalations", "close"): self._escalations_close,
+            ("escalations", "details"): self._escalations_details,
+        }  # (pane, action of its act() keys) -> what it does to the selected row's key
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -198,7 +215,7 @@ class GtuiApp(App[None]):
         except GtError as exc:
             self.post_message(EngineFailed(str(exc)))
             return
-        engine.bus.subscribe(self._on_engine_event)
+        engine.subscribe(self._on_engine_event)
         self.post_message(EngineReady(engine))
 
     @on(EngineFailed)
@@ -259,7 +276,7 @@ class GtuiApp(App[None]):
             now = self.clock()
             rescan = self._rescan.is_set()
             try:
-                version = self.engine.ledger.data_version()
+                version = self.engine.changes()
             except GtError:
                 version = None
             if woken or rescan or version != last_version or time.monotonic() - last_full >= IDLE_REFRESH_SECONDS:
@@ -291,8 +308,7 @@ class GtuiApp(App[None]):
             "dogs": dog_rows(snapshot, now),
             "escalations": escalation_rows(snapshot, now),
         }
-        feed = [(f"{key[0]}:{key[1]}", cells, run.updated_at) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed),
-                                                                                        strict=True)]
+        feed = [(f"{key[0]}:{key[1]}", cells, run) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed), strict=True)]
         if self.no_color:  # NO_COLOR: Textual greys colours by brightness, and red came out dim; the cells' marks and bold speak
             for table in rows.values():
                 colourless_rows(table)
@@ -308,21 +324,21 @@ class GtuiApp(App[None]):
             self.pane(name).apply(rows)
         if previous is None:
             gc.freeze()  # start-up's objects (widgets, plugin set, caches) leave the collector's scans; undone on unmount
-        new_feed = [(key, cells, at) for key, cells, at in message.feed if key not in self._seen_feed]
+        new_feed = [(key, cells, run) for key, cells, run in message.feed if key not in self._seen_feed]
         self._seen_feed.update(key for key, _, _ in new_feed)
         self.query_one(FeedPane).append([(key, cells) for key, cells, _ in new_feed])
-        self._toast_failures([cells for key, cells, at in new_feed if key.endswith((":failure", ":timeout")) and at >= self._started_at])
+        self._toast_failures([run for _, _, run in new_feed if run.result in FAILED and run.updated_at >= self._started_at])
         self._toast_escalations(message.snapshot)
         self._paint_header()
 
-    def _toast_failures(self, failed: list[Row]) -> None:
+    def _toast_failures(self, failed: list[Bead]) -> None:
         """A toast per failed run since the app started; one summary toast when many fail at once."""
         if len(failed) > MAX_FAILURE_TOASTS:
-            names = ", ".join(dict.fromkeys(cells[1].plain for cells in failed))
+            names = ", ".join(dict.fromkeys(run.plugin or "?" for run in failed))
             self.notify(f"{len(failed)} runs failed: {names}", title="Runs failed", severity="error")
             return
-        for cells in failed:
-            self.notify(f"{cells[1].plain} {cells[2].plain}: {plain_event(cells)}", title="Run failed", severity="error")
+        for run in failed:
+            self.notify(f"{run.plugin} {run.ref}: {outcome_words(run)}", title="Run failed", severity="error")
 
     def _toast_escalations(self, snapshot: Snapshot) -> None:
         """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
@@ -334,7 +350,7 @@ class GtuiApp(App[None]):
                     continue
                 title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
                 self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
-                if item.severity == "critical":
+                if item.severity == Severity.CRITICAL:
                     self.bell()
         self._seen_escalations = severities
 
@@ -362,11 +378,9 @@ class GtuiApp(App[None]):
     # -- watcher ------------------------------------------------------------------------------
 
     def watched_paths(self) -> list[Path]:
-        from gtcore.discovery import plugin_dirs
-
         paths = [self.town.settings_dir, self.town.root / "mayor"]
         with contextlib.suppress(GtError):
-            paths += [directory for directory, *_ in plugin_dirs(self.town)]
+            paths += self.engine.plugin_directories() if self.engine is not None else []
         return [path for path in dict.fromkeys(paths) if path.is_dir()]
 
     @work(thread=True, exclusive=True, group="watcher")
@@ -443,7 +457,7 @@ class GtuiApp(App[None]):
             return
         if message.key is None:
             return
-        handler = getattr(self, f"_{message.pane}_{message.action}", None)
+        handler = self.pane_actions.get((message.pane, message.action))
         if handler is not None:
             handler(message.key)
 
@@ -523,7 +537,7 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def open_latest_log(self, plugin: str) -> None:
         assert self.engine is not None
-        runs = self.engine.ledger.runs(plugin, limit=1)
+        runs = self.engine.runs(plugin, limit=1)
         if not runs:
             self.call_from_thread(self.notify, f"{plugin} has not run yet", severity="warning")
             return
@@ -533,7 +547,7 @@ class GtuiApp(App[None]):
     def open_run_log(self, run_id: int) -> None:
         assert self.engine is not None
         try:
-            run = self.engine.ledger.get(run_id, "wisp")
+            run = self.engine.run(run_id)
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="warning")
             return
@@ -561,12 +575,6 @@ class GtuiApp(App[None]):
         known = [*self.snapshot.feed, *self.snapshot.running]
         return next((run.plugin for run in known if run.id == run_id), None)
 
-    def _dogs_details(self, key: str) -> None:
-        self._feed_details(key)
-
-    def _dogs_log(self, key: str) -> None:
-        self._feed_log(key)
-
     def _feed_details(self, key: str) -> None:
         plugin = self._plugin_of_run(key)
         if plugin:
@@ -590,12 +598,12 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def escalation_change(self, ref: str, change: str, reason: str) -> None:
         assert self.engine is not None
-        service, now = self.engine.escalations, self.clock()
+        now = self.clock()
         try:
             if change == "ack":
-                service.ack(ref, now=now)
+                self.engine.ack_escalation(ref, now=now)
             else:
-                service.close(ref, reason=reason, now=now)
+                self.engine.close_escalation(ref, reason=reason, now=now)
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
@@ -686,9 +694,8 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def digest(self, day: Any) -> None:
         assert self.engine is not None
-        names = [plugin.name for plugin in self.engine.plugins().plugins if plugin.tracking.digest]
         try:
-            result = make_digest(self.engine.ledger, day, names, now=self.clock())
+            result = self.engine.make_digest(day, now=self.clock())
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), title="No digest", severity="error")
             return
@@ -786,11 +793,3 @@ def patrol_words(report: PatrolReport) -> str:
     if waiting:
         return f"nothing new to run: {', '.join(waiting)} already queued or running"
     return "nothing to do: no gate is open"
-
-
-def plain_event(cells: Row) -> str:
-    """A feed row's event without its NO_COLOR mark, for a toast."""
-    event = cells[3].plain
-    for mark in RESULT_MARK.values():
-        event = event.removeprefix(mark)
-    return event

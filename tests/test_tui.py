@@ -117,7 +117,7 @@ async def test_a_failed_run_raises_a_toast(town: Path) -> None:
         await pilot.press("r")
         await wait_until(pilot, lambda: any(title == "Run failed" for title, *_ in notes(app)), 10, "the failure toast")
         _, message, severity = next(note for note in notes(app) if note[0] == "Run failed")
-        assert severity == "error" and "broken" in message and "exited 3" in message
+        assert severity == "error" and message.startswith(f"broken {run_ref(town, 'broken')}: failure in ") and "exited 3" in message
         assert results(town, "broken") == ["failure"]
         assert "failure" in row_text(app, "plugins", "broken")
 
