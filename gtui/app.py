@@ -3,7 +3,7 @@
 Threads and messages:
 
 - a **collector** thread worker wakes every second (or at once when the engine
-  reports something), asks the engine whether
+  reports something, a patrol's fresh scan included), asks the engine whether
   anything changed (:meth:`~gtcore.engine.Engine.changes`), reads a
   :class:`~gtui.state.Snapshot`, builds the rows and posts them; the UI thread
   only diffs them into the tables;
@@ -251,10 +251,16 @@ class GtuiApp(App[None]):
         return effective(self.engine.settings.keymap if self.engine is not None else {})
 
     def _on_engine_event(self, event: Event) -> None:
-        """Called on a dog's or the patrol's thread: remember the patrol's scan, wake the collector."""
+        """Called on a dog's or the patrol's thread: remember the patrol's scan, and wake the collector.
+
+        A patrol's scan is shown as soon as it is made, not when the patrol
+        ends (its condition checks may take their whole timeout): it finds
+        plugins where the watcher does not look, such as a rig made since
+        the control room started.
+        """
         if isinstance(event, PluginSetChanged):
             self._patrol_scan = (event.plugins, self._patrol_started)
-        elif isinstance(event, RunClaimed | RunFinished | DogChanged | PatrolFinished):
+        if isinstance(event, PluginSetChanged | RunClaimed | RunFinished | DogChanged | PatrolFinished):
             self._wake.set()
 
     def request_refresh(self, rescan: bool = False) -> None:

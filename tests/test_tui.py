@@ -42,6 +42,7 @@ from tuikit import (
     wait_until,
 )
 
+import gtui.app
 from gtcore.ledger import insert_bead
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
@@ -502,6 +503,25 @@ async def test_an_edited_plugin_file_shows_without_restart(town: Path) -> None:
         assert "hello" not in row_keys(app, "plugins")
         assert "invalid" in row_text(app, "plugins", bad_key) and "plugin.md:" in row_text(app, "plugins", bad_key)
         assert row_keys(app, "plugins")[:2] == ["broken", "dormant"]  # the rest stays on screen
+
+
+async def test_a_patrols_scan_shows_at_once_not_when_the_patrol_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rig made after the start is found by the next patrol, not by the watcher: its plugins show while that patrol still
+    waits on a slow condition check (no idle refresh to fall back on here)."""
+    monkeypatch.setattr(gtui.app, "IDLE_REFRESH_SECONDS", 600.0)
+    town = control_town(tmp_path / "town")
+    slow = tmp_path / "slow"  # outside the town: nothing the watcher sees
+    add_plugin(town, "slowcheck", gate=f'type = "condition"\ncheck = "test -f {slow} && sleep 4; exit 1"')
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: app.patrol_state.next_at is not None, 10, "the start-up patrol to end")
+        slow.touch()
+        add_plugin(town, "newcomer", gate='type = "manual"', where="late/plugins")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "newcomer" in row_keys(app, "plugins"), 2.5, "the new rig's plugin")
+        assert app.patrol_state.running  # the check still sleeps: the row came with the scan, not with the patrol's end
+        await wait_until(pilot, lambda: not app.patrol_state.running, 10, "the patrol to end")
 
 
 async def test_a_record_written_by_another_process_shows_within_two_seconds(town: Path) -> None:
