@@ -15,13 +15,13 @@ Threads and messages:
   a child process.
 
 The app speaks to the engine only through :class:`~gtcore.engine.Engine`'s
-methods and the records of :mod:`gtcore.model`.
+methods and the records of :mod:`gtcore.model`; the garbage-collector tuning
+is the entry point's (:mod:`gtui.gc_tuning`), reached by ``on_first_paint``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -67,10 +67,6 @@ MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "hel
 READ_ONLY = "read-only: this control room does not write (started with --read-only)"
 TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own (quit asks first when runs are in flight)
 IDLE_REFRESH_SECONDS = 5.0
-# Allocations between young collections while the app runs (CPython's default is 700).  The tables' render
-# caches churn through objects, and with the default every second or two brings a full collection that holds
-# the GIL for ~100 ms with 1,000 plugins; a key press landing in one waits for it.  See bench/tui_bench.py.
-GC_YOUNG_THRESHOLD = 20_000
 MAX_FAILURE_TOASTS = 3
 SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
 
@@ -141,7 +137,10 @@ class GtuiApp(App[None]):
         clock: Callable[[], float] = time.time,
         live: bool = True,
         engine: Engine | None = None,
+        on_first_paint: Callable[[], object] | None = None,
     ) -> None:
+        """``on_first_paint`` is called once, on the UI thread, when the first snapshot is on screen: start-up is over
+        then, and what it made stays (the entry point freezes those objects out of the garbage collector's scans)."""
         super().__init__()
         self.town, self.read_only, self.clock, self.live = town, read_only, clock, live
         self.adopt_orphans = adopt_orphans  # the gtui command only: see Engine
@@ -157,7 +156,7 @@ class GtuiApp(App[None]):
         self._seen_feed: set[str] = set()
         self._started_at = clock()  # runs that failed before the app started are in the feed, not toasted
         self._header: Text | None = None
-        self._gc_threshold = gc.get_threshold()
+        self._on_first_paint = on_first_paint
         self.stop_reason = "the control room exited"  # what runs still in flight at the exit are recorded as stopped by
         self._settings_error: str | None = None  # gtui.toml cannot be used: a header line until it can
         self._keymap_problems: tuple[str, ...] = ()  # entries of [keymap] not applied: header lines until fixed
@@ -188,7 +187,6 @@ class GtuiApp(App[None]):
         yield GtuiFooter()
 
     def on_mount(self) -> None:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])  # restored on unmount
         self.query_one(PluginsPane).focus()
         self._paint_header()
         self.start_engine()
@@ -328,8 +326,8 @@ class GtuiApp(App[None]):
         previous, self.snapshot = self.snapshot, message.snapshot
         for name, rows in message.rows.items():
             self.pane(name).apply(rows)
-        if previous is None:
-            gc.freeze()  # start-up's objects (widgets, plugin set, caches) leave the collector's scans; undone on unmount
+        if previous is None and self._on_first_paint is not None:
+            self._on_first_paint()
         new_feed = [(key, cells, run) for key, cells, run in message.feed if key not in self._seen_feed]
         self._seen_feed.update(key for key, _, _ in new_feed)
         self.query_one(FeedPane).append([(key, cells) for key, cells, _ in new_feed])
@@ -778,8 +776,6 @@ class GtuiApp(App[None]):
         self.call_later(target.run_action, action)
 
     def on_unmount(self) -> None:
-        gc.unfreeze()
-        gc.set_threshold(*self._gc_threshold)
         self._stop.set()
         self._wake.set()
         if self.engine is not None:

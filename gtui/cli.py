@@ -794,27 +794,29 @@ def control_room(args: argparse.Namespace) -> int:
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
+    from gtui.gc_tuning import GcTuning
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
-    app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only)
+    with GcTuning() as gc_tuning:  # start-up's objects are frozen out of the collector's scans once they are on screen
+        app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only, on_first_paint=gc_tuning.freeze)
 
-    def hung_up(signum: int, frame: object) -> None:
-        """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
-        app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
-        threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
+        def hung_up(signum: int, frame: object) -> None:
+            """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
+            app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
+            threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
 
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, hung_up)
-    try:
-        app.run()
-    finally:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
-        if app.engine is not None:
-            app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, hung_up)
+        try:
+            app.run()
+        finally:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
+            if app.engine is not None:
+                app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
     return 0
 
 

@@ -524,6 +524,18 @@ async def test_a_patrols_scan_shows_at_once_not_when_the_patrol_ends(tmp_path: P
         await wait_until(pilot, lambda: not app.patrol_state.running, 10, "the patrol to end")
 
 
+async def test_the_first_paint_hook_runs_once_with_the_rows_on_screen(town: Path) -> None:
+    """The entry point freezes start-up's objects there: after the first snapshot is shown, and never again."""
+    seen: list[list[str]] = []
+    app = app_for(town, on_first_paint=lambda: seen.append(row_keys(app, "plugins")))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        first = app.snapshot
+        app.request_refresh()
+        await wait_until(pilot, lambda: app.snapshot is not first, 5, "a second snapshot")
+    assert seen == [["broken", "dormant", "hello"]]
+
+
 async def test_a_record_written_by_another_process_shows_within_two_seconds(town: Path) -> None:
     quiet = raise_escalation(town, "backup is late", "medium")
     app = app_for(town)
