@@ -240,10 +240,13 @@ def print_own_profile(title: str, profiler: cProfile.Profile, top: int) -> None:
 # -- 1a. first paint, headless ---------------------------------------------------------------------
 
 
-def gtui_app(root: Path, **kw: Any) -> Any:
+def gtui_app(root: Path, **kw: Any) -> tuple[Any, Any]:
+    """The control room as ``gtui`` starts it: the app, and the garbage-collector tuning to run it under."""
     from gtui.app import GtuiApp
+    from gtui.gc_tuning import GcTuning
 
-    return GtuiApp(Town(root), **kw)
+    tuning = GcTuning()
+    return GtuiApp(Town(root), on_first_paint=tuning.freeze, **kw), tuning
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.002) -> bool:
@@ -258,17 +261,18 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 
 async def headless_paint(root: Path, rows: int) -> tuple[float, float, float]:
     """(seconds to all rows, to the first frame after that, to the patrol done) for one GtuiApp start."""
     start = time.perf_counter()
-    app = gtui_app(root)
+    app, tuning = gtui_app(root)
     frames = FrameLog(app)
-    async with app.run_test(size=SIZE, notifications=True):
-        pane = app.query_one("#plugins")
-        if not await wait_for(lambda: pane.row_count >= rows, 60):
-            raise SystemExit(f"the plugins pane never held {rows} rows (it has {pane.row_count})")
-        filled = time.perf_counter()
-        await wait_for(lambda: frames.first_after(filled) is not None, 10)
-        painted = frames.first_after(filled) or filled
-        await wait_for(lambda: app.patrol_state.next_at is not None, 60, 0.01)  # exit with no patrol thread left behind
-        patrolled = time.perf_counter()
+    with tuning:  # the garbage-collector tuning gtui's entry point runs the control room under
+        async with app.run_test(size=SIZE, notifications=True):
+            pane = app.query_one("#plugins")
+            if not await wait_for(lambda: pane.row_count >= rows, 60):
+                raise SystemExit(f"the plugins pane never held {rows} rows (it has {pane.row_count})")
+            filled = time.perf_counter()
+            await wait_for(lambda: frames.first_after(filled) is not None, 10)
+            painted = frames.first_after(filled) or filled
+            await wait_for(lambda: app.patrol_state.next_at is not None, 60, 0.01)  # exit with no patrol thread left behind
+            patrolled = time.perf_counter()
     return filled - start, painted - start, patrolled - start
 
 
@@ -399,7 +403,7 @@ def time_calls(obj: Any, method: str, samples: list[float]) -> None:
 
 async def gtui_presses(args: argparse.Namespace, root: Path, *, writer: RunWriter | None,
                        profiler: cProfile.Profile | None = None) -> dict[str, Any]:
-    app = gtui_app(root)
+    app, tuning = gtui_app(root)
     probe_state: dict[str, Any] = {}
 
     def probe() -> Any:
@@ -426,39 +430,40 @@ async def gtui_presses(args: argparse.Namespace, root: Path, *, writer: RunWrite
     gc_pauses = GcPauses()
     applies: dict[str, list[float]] = {}
     rng = random.Random(7)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
-        pane = app.query_one("#plugins")
-        for name, method in (("plugins", "apply"), ("dogs", "apply"), ("escalations", "apply"), ("feed", "append")):
-            time_calls(app.query_one(f"#{name}"), method, applies.setdefault(name, []))
-        await wait_for(lambda: pane.row_count >= args.plugins, 60)
-        await wait_for(lambda: app.patrol_state.next_at is not None, 60, 0.01)
-        if writer is not None:
-            writer.start()
-            await asyncio.sleep(2.0)  # the collector sees the stream before the first press
-        collects.clear()
-        toasts.clear()
-        gc_pauses.active = True
-        for samples in applies.values():
-            samples.clear()
-        if profiler is not None:
-            profiler.enable()
-        probe_state["fn"] = lambda: pane.cursor_row
-        start_row = pane.cursor_row
-        downs = [("down", lambda: pane.cursor_row, start_row + i + 1) for i in range(args.presses)]
-        down_settled, down_framed = await press_series(pilot, app, frames, downs, rng)
-        probe_state["fn"] = lambda: getattr(app.focused, "id", None)
-        focus = [(key, lambda: getattr(app.focused, "id", None), target)
-                 for _ in range(max(1, args.presses // 5)) for key, target in (("2", "dogs"), ("1", "plugins"))]
-        focus_settled, focus_framed = await press_series(pilot, app, frames, focus, rng)
-        if profiler is not None:
-            profiler.disable()
-        gc_pauses.active = False
-        gc_pauses.close()
-        objects = len(gc.get_objects())
-        if writer is not None:
-            writer.stop_event.set()
-            writer.join()
-        feed_rows = app.query_one("#feed").row_count
+    with tuning:  # the garbage-collector tuning gtui's entry point runs the control room under
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            pane = app.query_one("#plugins")
+            for name, method in (("plugins", "apply"), ("dogs", "apply"), ("escalations", "apply"), ("feed", "append")):
+                time_calls(app.query_one(f"#{name}"), method, applies.setdefault(name, []))
+            await wait_for(lambda: pane.row_count >= args.plugins, 60)
+            await wait_for(lambda: app.patrol_state.next_at is not None, 60, 0.01)
+            if writer is not None:
+                writer.start()
+                await asyncio.sleep(2.0)  # the collector sees the stream before the first press
+            collects.clear()
+            toasts.clear()
+            gc_pauses.active = True
+            for samples in applies.values():
+                samples.clear()
+            if profiler is not None:
+                profiler.enable()
+            probe_state["fn"] = lambda: pane.cursor_row
+            start_row = pane.cursor_row
+            downs = [("down", lambda: pane.cursor_row, start_row + i + 1) for i in range(args.presses)]
+            down_settled, down_framed = await press_series(pilot, app, frames, downs, rng)
+            probe_state["fn"] = lambda: getattr(app.focused, "id", None)
+            focus = [(key, lambda: getattr(app.focused, "id", None), target)
+                     for _ in range(max(1, args.presses // 5)) for key, target in (("2", "dogs"), ("1", "plugins"))]
+            focus_settled, focus_framed = await press_series(pilot, app, frames, focus, rng)
+            if profiler is not None:
+                profiler.disable()
+            gc_pauses.active = False
+            gc_pauses.close()
+            objects = len(gc.get_objects())
+            if writer is not None:
+                writer.stop_event.set()
+                writer.join()
+            feed_rows = app.query_one("#feed").row_count
     return {"down": down_settled, "down_frame": down_framed, "focus": focus_settled, "focus_frame": focus_framed,
             "collects": collects, "feed_rows": feed_rows, "applies": applies, "gc": gc_pauses.summary(), "toasts": len(toasts),
             "objects": objects}

@@ -25,13 +25,20 @@ from gtcore.town import Town
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
     from concurrent.futures import Future
+    from datetime import date
     from typing import Any
 
+    from gtcore.digest import DigestResult
     from gtcore.discovery import PluginSet
     from gtcore.dogs import DogPool
-    from gtcore.escalation import Escalations
+    from gtcore.escalation import Escalation, Escalations
+    from gtcore.escalation_settings import EscalationSettings
+    from gtcore.events import Subscriber
+    from gtcore.gates import GateDecision
+    from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
     from gtcore.runner import Runner, RunOutcome
+    from gtcore.stale import BinaryStatus
 
 
 class Engine:
@@ -85,7 +92,9 @@ class Engine:
     def patrol(self) -> Patrol:
         from gtcore.patrol import Patrol
 
-        return Patrol(self)
+        return Patrol(self.town, self.ledger, self.bus, self.plugin_cache, scan=self.plugins, settings=lambda: self.settings,
+                      escalations=lambda: self.escalations, dispatch=self._dispatch, owns_run=self.owns_run,
+                      pending_results=self.has_pending_results, flush_pending_results=self.flush_pending_results)
 
     @cached_property
     def escalations(self) -> Escalations:
@@ -129,6 +138,10 @@ class Engine:
         """Write results the ledger refused earlier (a full disk): before a patrol looks at runs in flight."""
         if "runner" in self.__dict__:
             self.runner.flush_pending()
+
+    def _dispatch(self, plugin: Plugin, since: float | None, expect_last_run: int | None) -> Future[RunOutcome] | None:
+        """A patrol's way to the dogs, which its first dispatch starts: a patrol that opens no gate starts no thread."""
+        return self.pool.dispatch(plugin, since=since, expect_last_run=expect_last_run)
 
     def runs_in_flight(self) -> bool:
         with self._pool_lock:
@@ -177,9 +190,80 @@ class Engine:
             return None
         return self.escalations.after_run(plugin.name, plugin.execution.severity, plugin.execution.notify_on_failure, run)
 
+    def subscribe(self, subscriber: Subscriber, *kinds: type) -> Callable[[], None]:
+        """Hear the engine's events (of ``kinds``, or all) on the thread that made them; returns how to stop hearing them."""
+        return self.bus.subscribe(subscriber, *kinds)
+
+    def changes(self) -> int:
+        """An opaque token that differs whenever the town's records changed, in any process: cheap enough to poll each second."""
+        return self.ledger.changes()
+
+    def plugin_directories(self) -> list[Path]:
+        """Every directory plugins are found in (the town's, each rig's, each crew clone's): what a face watches for edits."""
+        from gtcore.discovery import plugin_dirs
+
+        return [directory for directory, *_ in plugin_dirs(self.town)]
+
+    # -- runs -------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, PluginStats]:
+        """Every plugin's run count, failures and last run, by name (one query, kept up to date by the ledger itself)."""
+        return self.ledger.plugin_summary()
+
+    def paused(self) -> dict[str, str]:
+        """The plugins an operator paused, with the reason given."""
+        return self.ledger.paused()
+
+    def running_runs(self) -> list[Bead]:
+        """Every run in flight, in any process on the town."""
+        return self.ledger.running_runs()
+
+    def runs(self, plugin: str, *, limit: int | None = 50) -> list[Bead]:
+        """A plugin's runs, newest first: its history, and with ``limit=1`` its latest run."""
+        return self.ledger.runs(plugin, limit=limit)
+
+    def run(self, ref: str | int) -> Bead:
+        """One run by the id people type (``run-12``) or its number."""
+        return self.ledger.get(parse_ref(ref, "wisp"), "wisp")
+
+    def runs_changed_since(self, since: float) -> list[Bead]:
+        """Runs claimed or closed at or after ``since``, oldest change first: what a feed appends."""
+        return self.ledger.changed_runs(since)
+
+    def gate_decisions(self, plugins: list[Plugin], summary: dict[str, PluginStats], running: Iterable[Bead],
+                       paused: dict[str, str], now: float) -> dict[str, GateDecision]:
+        """Every plugin's gate at ``now``, by name, as a patrol would decide it.
+
+        The caller passes the ledger facts it read already (the control room
+        reads them once for all its panes); the town's events and the condition
+        checks of this engine's patrols that are still current are added here.
+        """
+        from gtcore.patrol import decide_all
+
+        refs = {run.plugin: run.ref for run in running if run.plugin}
+        checks = self.patrol.current_checks(summary)
+        decided = decide_all(plugins, summary, refs, paused, self.ledger.last_events(), now, checks)
+        return {plugin.name: decision for plugin, decision in decided}
+
+    def dogs_in_town(self, now: float) -> list[dict[str, Any]]:
+        """The dogs as any process sees them (``gtui dog list``): the working ones of every gtui from its runs in flight, the rest idle."""
+        from gtcore.report import dogs_from_ledger
+
+        return dogs_from_ledger(self.ledger, self.settings.dogs, now)
+
+    def log_path(self, run: Bead) -> str:
+        """Where a run's log is (or would be): the path it recorded, else where the runner writes logs."""
+        return run.data.get("log") or str(self.town.runs_dir / f"{run.ref}.log")
+
+    def log_tail(self, run: Bead, max_bytes: int, max_lines: int) -> str:
+        """The last lines of a run's log ("" when it has none): a preview that never reads a whole log."""
+        from gtcore.run_output import log_tail
+
+        return log_tail(self.log_path(run), max_bytes, max_lines)
+
     def run_log(self, run: Bead) -> str:
         """What a run printed (its capped log), as text; an absent log says so."""
-        path = run.data.get("log") or str(self.town.runs_dir / f"{run.ref}.log")
+        path = self.log_path(run)
         try:
             with open(path, "rb") as handle:
                 return handle.read().decode("utf-8", "replace")
@@ -194,6 +278,67 @@ class Engine:
 
     def plugin(self, name: str) -> Plugin:
         return self.plugins().require(name, self.town)
+
+    # -- digests ----------------------------------------------------------------------
+
+    def digests(self, plugin: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The digested days of a plugin, newest first: its history once its runs were squashed."""
+        from gtcore.digest import digests
+
+        return digests(self.ledger, plugin, limit=limit)
+
+    def make_digest(self, day: date, *, now: float, dry_run: bool = False) -> DigestResult:
+        """Squash ``day``'s finished runs of the digest plugins (``[tracking] digest = true``, as the files say now) into its digest."""
+        from gtcore.digest import make_digest
+
+        names = [plugin.name for plugin in self.plugins().plugins if plugin.tracking.digest]
+        return make_digest(self.ledger, day, names, now=now, dry_run=dry_run)
+
+    # -- escalations ------------------------------------------------------------------
+
+    def escalation_settings(self) -> EscalationSettings:
+        """``settings/escalation.json``, read fresh (an edit applies at once); a broken file raises its SettingsError."""
+        return self.escalations.settings()
+
+    def list_escalations(self, *, include_closed: bool = False, severity: str | None = None, stale_only: bool = False,
+                         now: float, settings: EscalationSettings | None = None) -> list[Escalation]:
+        """Open and acknowledged escalations (closed ones too with ``include_closed``); ``stale_only`` judges by ``settings``."""
+        return self.escalations.list(include_closed=include_closed, severity=severity, stale_only=stale_only, now=now,
+                                     settings=settings)
+
+    def escalation(self, ref: str) -> Escalation:
+        """One escalation by its id (``esc-3``), whatever its status."""
+        return self.escalations.get(ref)
+
+    def raise_escalation(self, subject: str, severity: str, *, body: str = "", source: str = "cli", related: str | None = None,
+                         now: float) -> tuple[Escalation, bool]:
+        """Raise an escalation, or count an open one of the same source and subject again; whether it is new, and its first
+        deliveries (waited for, at most one deadline)."""
+        return self.escalations.raise_(subject, severity, body=body, source=source, related=related, now=now)
+
+    def ack_escalation(self, ref: str, *, now: float) -> Escalation:
+        """A person has it: it stops re-escalating."""
+        return self.escalations.ack(ref, now=now)
+
+    def close_escalation(self, ref: str, *, reason: str, now: float) -> Escalation:
+        """Done with it, and why (its undelivered deliveries are dropped, recorded as such)."""
+        return self.escalations.close(ref, reason=reason, now=now)
+
+    def reescalate_stale(self, now: float, *, dry_run: bool = False) -> list[tuple[Escalation, str, str]]:
+        """Move every stale escalation one severity up (with ``dry_run``, only say which would go): (escalation, old, new) each."""
+        return self.escalations.reescalate_stale(now, dry_run=dry_run)
+
+    # -- the town's binaries and mail -------------------------------------------------
+
+    def binary_status(self, name: str | None = None) -> BinaryStatus:
+        """Whether a binary of ``[[stale.binaries]]`` is behind its repository (``gt stale``): ``name``, else ``gt``, else the first."""
+        from gtcore.stale import pick_binary
+
+        return pick_binary(self.settings.stale_binaries, self.town, name)
+
+    def mail(self, *, to: str | None = None, limit: int = 200) -> list[Bead]:
+        """Mail beads, newest first; ``to`` keeps the mail of one address."""
+        return self.ledger.beads("mail", label=f"to:{to}" if to else None, limit=limit)
 
     def patrol_once(self, *, wait: bool = False, now: float | None = None) -> PatrolReport:
         return self.patrol.run_once(now, wait=wait)

@@ -1,14 +1,68 @@
-"""Records shared by the engine and its faces (CLI, control room): plain data, no behaviour that does I/O."""
+"""Records shared by the engine and its faces (CLI, control room): plain data, no behaviour that does I/O.
+
+The model of records and enums: those defined here, and those defined beside
+the code that makes them (a plugin, a gate decision, an escalation, a patrol
+report...) together with the pure helpers the faces format them with, which
+are re-exported lazily (PEP 562): ``from gtcore.model import Plugin`` imports
+:mod:`gtcore.plugins` when it is asked for, so importing the model stays as
+cheap as its own records, and a face pays only for the names it uses.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from gtcore import __version__ as __version__  # for the faces, which import only the model
 from gtcore.errors import NotFound
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from gtcore.clock import age as age
+    from gtcore.clock import iso as iso
+    from gtcore.digest import DigestResult as DigestResult
+    from gtcore.digest import digest_title as digest_title
+    from gtcore.digest import utc_day as utc_day
+    from gtcore.discovery import PluginSet as PluginSet
+    from gtcore.durations import format_duration as format_duration
+    from gtcore.escalation import ROUTE_LATER as ROUTE_LATER
+    from gtcore.escalation import Escalation as Escalation
+    from gtcore.escalation_settings import EscalationSettings as EscalationSettings
+    from gtcore.gates import GateDecision as GateDecision
+    from gtcore.patrol import PatrolReport as PatrolReport
+    from gtcore.plugins import InvalidPlugin as InvalidPlugin
+    from gtcore.plugins import Plugin as Plugin
+    from gtcore.report import plugin_json as plugin_json
+    from gtcore.report import run_json as run_json
+    from gtcore.stale import BinaryStatus as BinaryStatus
+    from gtcore.town import Town as Town
+
+ELSEWHERE = {
+    "age": "gtcore.clock", "iso": "gtcore.clock",
+    "DigestResult": "gtcore.digest", "digest_title": "gtcore.digest", "utc_day": "gtcore.digest",
+    "PluginSet": "gtcore.discovery",
+    "format_duration": "gtcore.durations",
+    "ROUTE_LATER": "gtcore.escalation", "Escalation": "gtcore.escalation",
+    "EscalationSettings": "gtcore.escalation_settings",
+    "GateDecision": "gtcore.gates",
+    "PatrolReport": "gtcore.patrol",
+    "InvalidPlugin": "gtcore.plugins", "Plugin": "gtcore.plugins",
+    "plugin_json": "gtcore.report", "run_json": "gtcore.report",
+    "BinaryStatus": "gtcore.stale",
+    "Town": "gtcore.town",
+}
+"""Records and pure helpers defined elsewhere, by name: the module each is imported from when it is first asked for."""
+
+
+def __getattr__(name: str) -> Any:
+    """A name of :data:`ELSEWHERE`, imported on first use and kept here, so the next lookup is a plain attribute."""
+    module = ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(module, fromlist=(name,)), name)
+    globals()[name] = value
+    return value
 
 
 class Problem(Record):

@@ -32,8 +32,14 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
     from typing import Any
 
-    from gtcore.engine import Engine
+    from gtcore.escalation import Escalations
+    from gtcore.events import EventBus
+    from gtcore.plugin_cache import PluginCache
     from gtcore.runner import RunOutcome
+    from gtcore.settings import Settings
+    from gtcore.town import Town
+
+    Dispatch = Callable[[Plugin, float | None, int | None], Future[RunOutcome] | None]
 
 
 class PluginReport:
@@ -182,43 +188,54 @@ def _kill_leftovers(run: Bead) -> bool:
 
 
 class Patrol:
-    """Runs patrol cycles for one engine and remembers gate states between them."""
+    """Runs patrol cycles for one town and remembers gate states between them.
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    It is handed what it uses rather than the engine that owns it: the town,
+    its ledger, bus and plugin cache as they are, and as callables what the
+    engine makes on demand or replaces while it runs: the scan, the settings
+    in force (a reload replaces them), the escalations, the dogs (started by
+    the first dispatch, so a read-only patrol starts none) and what this
+    process's runner knows of its own runs.
+    """
+
+    def __init__(self, town: Town, ledger: Ledger, bus: EventBus, plugin_cache: PluginCache, *,
+                 scan: Callable[[], PluginSet], settings: Callable[[], Settings], escalations: Callable[[], Escalations],
+                 dispatch: Dispatch, owns_run: Callable[[int], bool], pending_results: Callable[[], bool],
+                 flush_pending_results: Callable[[], None]) -> None:
+        self.town, self.ledger, self.bus, self.plugin_cache = town, ledger, bus, plugin_cache
+        self.scan, self.settings, self.escalations, self.dispatch = scan, settings, escalations, dispatch
+        self.owns_run, self.pending_results, self.flush_pending_results = owns_run, pending_results, flush_pending_results
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
         self.checks: dict[str, CheckResult] = {}
         self.checked_at: dict[str, float] = {}
-        self.plugin_set: PluginSet | None = None
 
     def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
-        engine = self.engine
         started = time.time() if now is None else now
-        report = PatrolReport(str(engine.town.root), started)
-        writes = not engine.ledger.readonly  # a read-only patrol evaluates and reports; it changes nothing
-        plugin_set = engine.plugins()
-        self._publish_plugin_set(plugin_set)
+        report = PatrolReport(str(self.town.root), started)
+        writes = not self.ledger.readonly  # a read-only patrol evaluates and reports; it changes nothing
+        plugin_set = self.scan()
+        self.bus.publish(PluginSetChanged(plugin_set))  # the control room shows the new scan before the checks and runs are done
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
-        report.problems += engine.settings.problems
-        report.problems += filter(None, [engine.town.daemon_problem()])
-        report.problems += [Problem(str(engine.town.root), None, failure) for failure in engine.bus.take_failures()]
+        report.problems += self.settings().problems
+        report.problems += filter(None, [self.town.daemon_problem()])
+        report.problems += [Problem(str(self.town.root), None, failure) for failure in self.bus.take_failures()]
         if writes:
             self._read_town_events(plugin_set)
-        facts = engine.ledger.gate_facts()
-        if writes and (facts.running or engine.has_pending_results()):
-            engine.flush_pending_results()
-            report.abandoned = reconcile(engine.ledger, facts.running, engine.owns_run, started)
+        facts = self.ledger.gate_facts()
+        if writes and (facts.running or self.pending_results()):
+            self.flush_pending_results()
+            report.abandoned = reconcile(self.ledger, facts.running, self.owns_run, started)
             if report.abandoned:
-                facts = engine.ledger.gate_facts()
+                facts = self.ledger.gate_facts()
         running = {plugin: run.ref for plugin, run in facts.running.items()}
         checks = self._check_conditions(plugin_set, facts, started)
-        announce = engine.bus.wants(GateChanged)
+        announce = self.bus.wants(GateChanged)
         for plugin, decision in decide_all(plugin_set.plugins, facts.summary, running, facts.paused, facts.events, started, checks):
             report.plugins.append(PluginReport(plugin, decision))
             if announce:
                 self._publish_gate(plugin.name, decision)
-        engine.plugin_cache.save()  # the cron slots the gates found, for the next process
+        self.plugin_cache.save()  # the cron slots the gates found, for the next process
         if not writes:
             for item in report.plugins:
                 item.note = "read-only: not dispatched" if item.decision.open else None
@@ -231,7 +248,7 @@ class Patrol:
             self.collect(report)
             self._delivery_report(report, started)
         report.finished_at = time.time()
-        engine.bus.publish(PatrolFinished(report))
+        self.bus.publish(PatrolFinished(report))
         return report
 
     def _check_conditions(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> dict[str, CheckResult]:
@@ -242,7 +259,7 @@ class Patrol:
             return {}
         from gtcore.conditions import run_checks
 
-        checks = run_checks(eligible, self.engine.town.root)
+        checks = run_checks(eligible, self.town.root)
         self.checks = {**self.checks, **checks}
         self.checked_at.update(dict.fromkeys(checks, now))
         return checks
@@ -253,11 +270,11 @@ class Patrol:
         if wanted:
             from gtcore import town_events
 
-            town_events.ingest(self.engine.town, self.engine.ledger, wanted)
+            town_events.ingest(self.town, self.ledger, wanted)
 
     def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
         """Retry due deliveries and re-escalate stale escalations; what keeps escalations from a person is a problem."""
-        escalations = self.engine.escalations
+        escalations = self.escalations()
         try:
             settings = escalations.settings()
         except SettingsError as exc:
@@ -273,8 +290,9 @@ class Patrol:
         """After the patrol's runs and deliveries settled: every delivery still failing is a problem."""
         if report.deliveries_held:
             return  # the settings cannot be read: nothing was delivered, and that problem is already said
-        self.engine.escalations.settle()
-        failing = self.engine.escalations.delivery_problems(now)
+        escalations = self.escalations()
+        escalations.settle()
+        failing = escalations.delivery_problems(now)
         report.problems += failing
         report.undeliverable = report.undeliverable or bool(failing)
 
@@ -289,8 +307,7 @@ class Patrol:
         open_items.sort(key=lambda item: report.started_at if item.decision.since is None else item.decision.since)
         for item in open_items:
             stats = summary.get(item.plugin.name)
-            item.future = self.engine.pool.dispatch(item.plugin, since=item.decision.since,
-                                                    expect_last_run=stats.last_run_id if stats else None)
+            item.future = self.dispatch(item.plugin, item.decision.since, stats.last_run_id if stats else None)
             item.dispatched = item.future is not None
             item.note = None if item.dispatched else "already queued or running in this process"
 
@@ -306,13 +323,13 @@ class Patrol:
         from gtcore.digest import make_digest, prune, undigested_days
 
         self._last_upkeep = now
-        ledger = self.engine.ledger
+        ledger = self.ledger
         ledger.emit_event(UPKEEP_EVENT, source="patrol", now=now)
         digested = [plugin.name for plugin in plugin_set.plugins if plugin.tracking.digest]
         for day in undigested_days(ledger, digested, now):
             report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])
         others = [plugin.name for plugin in plugin_set.plugins if not plugin.tracking.digest] if plugin_set.invalid else None
-        report.pruned = prune(ledger, digested, self.engine.settings.retention_days, now=now, only_plugins=others)
+        report.pruned = prune(ledger, digested, self.settings().retention_days, now=now, only_plugins=others)
 
     def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, CheckResult]:
         """Condition results still worth showing: a run started since a check makes its answer stale."""
@@ -338,12 +355,8 @@ class Patrol:
                 item.dispatched = False
                 item.note = f"not run: {outcome.refused}"
 
-    def _publish_plugin_set(self, plugin_set: PluginSet) -> None:
-        self.plugin_set = plugin_set
-        self.engine.bus.publish(PluginSetChanged(plugin_set))
-
     def _publish_gate(self, name: str, decision: GateDecision) -> None:
         state = gate_state(decision)
         if self._gates.get(name) != state:
             self._gates[name] = state
-            self.engine.bus.publish(GateChanged(name, decision.open, decision.reason, decision.next_open_at))
+            self.bus.publish(GateChanged(name, decision.open, decision.reason, decision.next_open_at))

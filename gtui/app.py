@@ -3,21 +3,25 @@
 Threads and messages:
 
 - a **collector** thread worker wakes every second (or at once when the engine
-  reports something), asks the ledger whether anything changed
-  (``PRAGMA data_version``), reads a :class:`~gtui.state.Snapshot`, builds the
-  rows and posts them; the UI thread only diffs them into the tables;
+  reports something, a patrol's fresh scan included), asks the engine whether
+  anything changed (:meth:`~gtcore.engine.Engine.changes`), reads a
+  :class:`~gtui.state.Snapshot`, builds the rows and posts them; the UI thread
+  only diffs them into the tables;
 - a **watcher** thread worker (watchfiles) reports edited plugin files and
   settings within a second;
 - the **patrol** runs in a thread worker at start and on an interval, and on
   ``p``; every other action that writes (run, pause, acknowledge, close,
   digest) runs in a thread worker too.  The UI thread never waits on I/O or
   a child process.
+
+The app speaks to the engine only through :class:`~gtcore.engine.Engine`'s
+methods and the records of :mod:`gtcore.model`; the garbage-collector tuning
+is the entry point's (:mod:`gtui.gc_tuning`), reached by ``on_first_paint``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,14 +40,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
-from gtcore.digest import make_digest, utc_day
-from gtcore.discovery import PluginSet
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
-from gtcore.model import Bead, parse_ref
-from gtcore.patrol import PatrolReport
-from gtcore.town import Town
+from gtcore.model import FAILED, TYPE_CHECKING, Severity, parse_ref, utc_day
 from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
@@ -56,20 +56,19 @@ from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, plugin_rows
-from gtui.styles import RESULT_MARK, colourless_text
+from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, outcome_words, plugin_rows
+from gtui.styles import colourless_text
+
+if TYPE_CHECKING:
+    from gtcore.model import Bead, PatrolReport, PluginSet, Town
 
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 READ_ONLY = "read-only: this control room does not write (started with --read-only)"
 TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own (quit asks first when runs are in flight)
 IDLE_REFRESH_SECONDS = 5.0
-# Allocations between young collections while the app runs (CPython's default is 700).  The tables' render
-# caches churn through objects, and with the default every second or two brings a full collection that holds
-# the GIL for ~100 ms with 1,000 plugins; a key press landing in one waits for it.  See bench/tui_bench.py.
-GC_YOUNG_THRESHOLD = 20_000
 MAX_FAILURE_TOASTS = 3
-SEVERITY_TOAST = {"low": "information", "medium": "warning", "high": "error", "critical": "error"}
+SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -88,9 +87,9 @@ class EngineFailed(Message):
 
 
 class SnapshotReady(Message):
-    """A snapshot and its rows, built off the UI thread."""
+    """A snapshot and its rows, built off the UI thread; each feed row comes with the run it shows."""
 
-    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row, float]]) -> None:
+    def __init__(self, snapshot: Snapshot, rows: dict[str, dict[str, Row]], feed: list[tuple[str, Row, Bead]]) -> None:
         super().__init__()
         self.snapshot, self.rows, self.feed = snapshot, rows, feed
 
@@ -138,7 +137,10 @@ class GtuiApp(App[None]):
         clock: Callable[[], float] = time.time,
         live: bool = True,
         engine: Engine | None = None,
+        on_first_paint: Callable[[], object] | None = None,
     ) -> None:
+        """``on_first_paint`` is called once, on the UI thread, when the first snapshot is on screen: start-up is over
+        then, and what it made stays (the entry point freezes those objects out of the garbage collector's scans)."""
         super().__init__()
         self.town, self.read_only, self.clock, self.live = town, read_only, clock, live
         self.adopt_orphans = adopt_orphans  # the gtui command only: see Engine
@@ -154,7 +156,7 @@ class GtuiApp(App[None]):
         self._seen_feed: set[str] = set()
         self._started_at = clock()  # runs that failed before the app started are in the feed, not toasted
         self._header: Text | None = None
-        self._gc_threshold = gc.get_threshold()
+        self._on_first_paint = on_first_paint
         self.stop_reason = "the control room exited"  # what runs still in flight at the exit are recorded as stopped by
         self._settings_error: str | None = None  # gtui.toml cannot be used: a header line until it can
         self._keymap_problems: tuple[str, ...] = ()  # entries of [keymap] not applied: header lines until fixed
@@ -162,6 +164,20 @@ class GtuiApp(App[None]):
         self._patrol_done: tuple[float, float] | None = None  # when the last patrol ended: (time.monotonic(), self.clock())
         self._patrol_started = 0.0  # time.monotonic() when the running patrol began (its scan is no older)
         self._patrol_scan: tuple[PluginSet, float] | None = None  # the patrol's latest scan, and when its patrol began
+        self.pane_actions: dict[tuple[str, str], Callable[[str], object]] = {
+            ("plugins", "run"): self._plugins_run,
+            ("plugins", "force_run"): self._plugins_force_run,
+            ("plugins", "toggle_pause"): self._plugins_toggle_pause,
+            ("plugins", "details"): self._plugins_details,
+            ("plugins", "log"): self._plugins_log,
+            ("dogs", "details"): self._feed_details,
+            ("dogs", "log"): self._feed_log,
+            ("feed", "details"): self._feed_details,
+            ("feed", "log"): self._feed_log,
+            ("escalations", "ack"): self._escalations_ack,
+            ("escalations", "close"): self._escalations_close,
+            ("escalations", "details"): self._escalations_details,
+        }  # (pane, action of its act() keys) -> what it does to the selected row's key
 
     # -- layout -------------------------------------------------------------------------------
 
@@ -171,7 +187,6 @@ class GtuiApp(App[None]):
         yield GtuiFooter()
 
     def on_mount(self) -> None:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *self._gc_threshold[1:])  # restored on unmount
         self.query_one(PluginsPane).focus()
         self._paint_header()
         self.start_engine()
@@ -198,7 +213,7 @@ class GtuiApp(App[None]):
         except GtError as exc:
             self.post_message(EngineFailed(str(exc)))
             return
-        engine.bus.subscribe(self._on_engine_event)
+        engine.subscribe(self._on_engine_event)
         self.post_message(EngineReady(engine))
 
     @on(EngineFailed)
@@ -234,10 +249,16 @@ class GtuiApp(App[None]):
         return effective(self.engine.settings.keymap if self.engine is not None else {})
 
     def _on_engine_event(self, event: Event) -> None:
-        """Called on a dog's or the patrol's thread: remember the patrol's scan, wake the collector."""
+        """Called on a dog's or the patrol's thread: remember the patrol's scan, and wake the collector.
+
+        A patrol's scan is shown as soon as it is made, not when the patrol
+        ends (its condition checks may take their whole timeout): it finds
+        plugins where the watcher does not look, such as a rig made since
+        the control room started.
+        """
         if isinstance(event, PluginSetChanged):
             self._patrol_scan = (event.plugins, self._patrol_started)
-        elif isinstance(event, RunClaimed | RunFinished | DogChanged | PatrolFinished):
+        if isinstance(event, PluginSetChanged | RunClaimed | RunFinished | DogChanged | PatrolFinished):
             self._wake.set()
 
     def request_refresh(self, rescan: bool = False) -> None:
@@ -259,7 +280,7 @@ class GtuiApp(App[None]):
             now = self.clock()
             rescan = self._rescan.is_set()
             try:
-                version = self.engine.ledger.changes()
+                version = self.engine.changes()
             except GtError:
                 version = None
             if woken or rescan or version != last_version or time.monotonic() - last_full >= IDLE_REFRESH_SECONDS:
@@ -291,8 +312,7 @@ class GtuiApp(App[None]):
             "dogs": dog_rows(snapshot, now),
             "escalations": escalation_rows(snapshot, now),
         }
-        feed = [(f"{key[0]}:{key[1]}", cells, run.updated_at) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed),
-                                                                                        strict=True)]
+        feed = [(f"{key[0]}:{key[1]}", cells, run) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed), strict=True)]
         if self.no_color:  # NO_COLOR: Textual greys colours by brightness, and red came out dim; the cells' marks and bold speak
             for table in rows.values():
                 colourless_rows(table)
@@ -306,23 +326,23 @@ class GtuiApp(App[None]):
         previous, self.snapshot = self.snapshot, message.snapshot
         for name, rows in message.rows.items():
             self.pane(name).apply(rows)
-        if previous is None:
-            gc.freeze()  # start-up's objects (widgets, plugin set, caches) leave the collector's scans; undone on unmount
-        new_feed = [(key, cells, at) for key, cells, at in message.feed if key not in self._seen_feed]
+        if previous is None and self._on_first_paint is not None:
+            self._on_first_paint()
+        new_feed = [(key, cells, run) for key, cells, run in message.feed if key not in self._seen_feed]
         self._seen_feed.update(key for key, _, _ in new_feed)
         self.query_one(FeedPane).append([(key, cells) for key, cells, _ in new_feed])
-        self._toast_failures([cells for key, cells, at in new_feed if key.endswith((":failure", ":timeout")) and at >= self._started_at])
+        self._toast_failures([run for _, _, run in new_feed if run.result in FAILED and run.updated_at >= self._started_at])
         self._toast_escalations(message.snapshot)
         self._paint_header()
 
-    def _toast_failures(self, failed: list[Row]) -> None:
+    def _toast_failures(self, failed: list[Bead]) -> None:
         """A toast per failed run since the app started; one summary toast when many fail at once."""
         if len(failed) > MAX_FAILURE_TOASTS:
-            names = ", ".join(dict.fromkeys(cells[1].plain for cells in failed))
+            names = ", ".join(dict.fromkeys(run.plugin or "?" for run in failed))
             self.notify(f"{len(failed)} runs failed: {names}", title="Runs failed", severity="error")
             return
-        for cells in failed:
-            self.notify(f"{cells[1].plain} {cells[2].plain}: {plain_event(cells)}", title="Run failed", severity="error")
+        for run in failed:
+            self.notify(f"{run.plugin} {run.ref}: {outcome_words(run)}", title="Run failed", severity="error")
 
     def _toast_escalations(self, snapshot: Snapshot) -> None:
         """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
@@ -334,7 +354,7 @@ class GtuiApp(App[None]):
                     continue
                 title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
                 self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
-                if item.severity == "critical":
+                if item.severity == Severity.CRITICAL:
                     self.bell()
         self._seen_escalations = severities
 
@@ -362,11 +382,9 @@ class GtuiApp(App[None]):
     # -- watcher ------------------------------------------------------------------------------
 
     def watched_paths(self) -> list[Path]:
-        from gtcore.discovery import plugin_dirs
-
         paths = [self.town.settings_dir, self.town.root / "mayor"]
         with contextlib.suppress(GtError):
-            paths += [directory for directory, *_ in plugin_dirs(self.town)]
+            paths += self.engine.plugin_directories() if self.engine is not None else []
         return [path for path in dict.fromkeys(paths) if path.is_dir()]
 
     @work(thread=True, exclusive=True, group="watcher")
@@ -443,7 +461,7 @@ class GtuiApp(App[None]):
             return
         if message.key is None:
             return
-        handler = getattr(self, f"_{message.pane}_{message.action}", None)
+        handler = self.pane_actions.get((message.pane, message.action))
         if handler is not None:
             handler(message.key)
 
@@ -523,7 +541,7 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def open_latest_log(self, plugin: str) -> None:
         assert self.engine is not None
-        runs = self.engine.ledger.runs(plugin, limit=1)
+        runs = self.engine.runs(plugin, limit=1)
         if not runs:
             self.call_from_thread(self.notify, f"{plugin} has not run yet", severity="warning")
             return
@@ -533,7 +551,7 @@ class GtuiApp(App[None]):
     def open_run_log(self, run_id: int) -> None:
         assert self.engine is not None
         try:
-            run = self.engine.ledger.get(run_id, "wisp")
+            run = self.engine.run(run_id)
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="warning")
             return
@@ -561,12 +579,6 @@ class GtuiApp(App[None]):
         known = [*self.snapshot.feed, *self.snapshot.running]
         return next((run.plugin for run in known if run.id == run_id), None)
 
-    def _dogs_details(self, key: str) -> None:
-        self._feed_details(key)
-
-    def _dogs_log(self, key: str) -> None:
-        self._feed_log(key)
-
     def _feed_details(self, key: str) -> None:
         plugin = self._plugin_of_run(key)
         if plugin:
@@ -590,12 +602,12 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def escalation_change(self, ref: str, change: str, reason: str) -> None:
         assert self.engine is not None
-        service, now = self.engine.escalations, self.clock()
+        now = self.clock()
         try:
             if change == "ack":
-                service.ack(ref, now=now)
+                self.engine.ack_escalation(ref, now=now)
             else:
-                service.close(ref, reason=reason, now=now)
+                self.engine.close_escalation(ref, reason=reason, now=now)
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
@@ -686,9 +698,8 @@ class GtuiApp(App[None]):
     @work(thread=True, group="actions")
     def digest(self, day: Any) -> None:
         assert self.engine is not None
-        names = [plugin.name for plugin in self.engine.plugins().plugins if plugin.tracking.digest]
         try:
-            result = make_digest(self.engine.ledger, day, names, now=self.clock())
+            result = self.engine.make_digest(day, now=self.clock())
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), title="No digest", severity="error")
             return
@@ -765,8 +776,6 @@ class GtuiApp(App[None]):
         self.call_later(target.run_action, action)
 
     def on_unmount(self) -> None:
-        gc.unfreeze()
-        gc.set_threshold(*self._gc_threshold)
         self._stop.set()
         self._wake.set()
         if self.engine is not None:
@@ -786,11 +795,3 @@ def patrol_words(report: PatrolReport) -> str:
     if waiting:
         return f"nothing new to run: {', '.join(waiting)} already queued or running"
     return "nothing to do: no gate is open"
-
-
-def plain_event(cells: Row) -> str:
-    """A feed row's event without its NO_COLOR mark, for a toast."""
-    event = cells[3].plain
-    for mark in RESULT_MARK.values():
-        event = event.removeprefix(mark)
-    return event

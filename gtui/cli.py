@@ -17,16 +17,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from gtcore.clock import iso
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.events import Event, OutputLine
-from gtcore.model import SEVERITIES, Report, parse_ref
-from gtcore.records import TYPE_CHECKING
-from gtcore.report import dogs_from_ledger, plugin_json, run_json
-from gtcore.settings import load_settings
-from gtcore.storage.contract import Ledger
-from gtcore.town import Town
+from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, Town, iso, plugin_json, run_json
 from gtui import terminal
 
 if TYPE_CHECKING:
@@ -318,31 +312,33 @@ def _positive_int(text: str) -> int:
 
 
 class Context:
-    """What a command needs: the town, its ledger (opened on demand) and the output.
+    """What a command needs: the town, its engine (made on demand) and the output.
 
-    ``reads_only`` commands open the ledger read-only and still answer on a
-    broken ``gtui.toml`` (the problem is said on stderr): one can always look.
-    Commands that run or deliver need their settings and stop on them.
+    ``reads_only`` commands open the ledger read-only and, unless their answer
+    needs ``settings_as_written``, still answer on a broken ``gtui.toml`` (the
+    problem is said on stderr): one can always look.  Commands that run or
+    deliver need their settings and stop on them.
     """
 
-    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False) -> None:
+    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False, settings_as_written: bool = False) -> None:
         self.args = args
         self.json = bool(getattr(args, "json", False))
         self.town = locate_town(args)
         self.reads_only = reads_only or bool(getattr(args, "read_only", False))
+        self.settings_as_written = settings_as_written
         self._console: Console | None = None
         self._engine: Engine | None = None
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.engine.ledger
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             if self.reads_only:
                 # A listing reads the ledger read-only and still keeps the parse caches warm; --read-only writes nothing.
-                self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=not getattr(self.args, "read_only", False))
+                keep = not getattr(self.args, "read_only", False)
+                if self.settings_as_written:
+                    self._engine = Engine(self.town, readonly=True, keep_caches=keep)
+                    return self._engine
+                self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=keep)
                 if self._engine.settings_problem:
                     _warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:
@@ -389,7 +385,7 @@ class Context:
 
 def cmd_plugin_list(ctx: Context) -> int:
     plugins = ctx.engine.plugins()
-    summary = ctx.ledger.plugin_summary()
+    summary = ctx.engine.summary()
     payload = {
         "town": str(ctx.town.root),
         "plugins": [plugin_json(plugin, summary.get(plugin.name)) for plugin in plugins.plugins],
@@ -402,7 +398,7 @@ def cmd_plugin_list(ctx: Context) -> int:
 
 def cmd_plugin_show(ctx: Context) -> int:
     plugin = ctx.engine.plugins().require(ctx.args.name, ctx.town)
-    stats = ctx.ledger.plugin_summary().get(plugin.name)
+    stats = ctx.engine.summary().get(plugin.name)
     payload = {**plugin_json(plugin, stats), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
     ctx.emit(payload, lambda: ctx.render.plugin_detail(ctx.console, plugin, stats, time.time()))
     return 0
@@ -410,10 +406,8 @@ def cmd_plugin_show(ctx: Context) -> int:
 
 def cmd_plugin_history(ctx: Context) -> int:
     name = ctx.args.name
-    runs = ctx.ledger.runs(name, limit=ctx.args.limit)
-    from gtcore.digest import digests
-
-    days = digests(ctx.ledger, name, limit=ctx.args.limit)
+    runs = ctx.engine.runs(name, limit=ctx.args.limit)
+    days = ctx.engine.digests(name, limit=ctx.args.limit)
     if not runs and not days and ctx.engine.plugins().get(name) is None:
         raise NotFound(f"no plugin named {name!r} in town {ctx.town.root}, and no runs of it on the ledger")
     payload = {"plugin": name, "runs": [run_json(run) for run in runs], "digests": days}
@@ -448,7 +442,7 @@ def _follow_output(ctx: Context) -> None:
         if isinstance(event, OutputLine):
             ctx.say((f"{event.plugin} | ", "dim"), event.line)
 
-    ctx.engine.bus.subscribe(show, OutputLine)
+    ctx.engine.subscribe(show, OutputLine)
 
 
 def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | None = None) -> int:
@@ -460,7 +454,7 @@ def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | 
         raise GtError(f"plugin {name} did not run: {outcome.refused}")
     run = outcome.run
     ctx.emit(run_json(run), lambda: ctx.render.run_result(ctx.console, run))
-    return 1 if run.result in ("failure", "timeout") else 0
+    return 1 if run.result in FAILED else 0
 
 
 def cmd_plugin_run(ctx: Context) -> int:
@@ -495,7 +489,7 @@ def cmd_plugin_disable(ctx: Context) -> int:
 
 
 def cmd_dog_list(ctx: Context) -> int:
-    dogs = dogs_from_ledger(ctx.ledger, load_settings(ctx.town.settings_dir).dogs, time.time())
+    dogs = ctx.engine.dogs_in_town(time.time())
     ctx.emit({"dogs": dogs}, lambda: ctx.render.dog_list(ctx.console, dogs))
     return 0
 
@@ -520,13 +514,13 @@ def cmd_escalate_raise(ctx: Context) -> int:
     run = run_context()
     source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
     related = args.related or (run.run_id if run else None)
-    service = ctx.engine.escalations
     if args.dry_run:
         return _escalate_dry_run(ctx, subject, args.severity, source)
-    escalation, created = service.raise_(subject, args.severity, body=reason, source=source, related=related, now=time.time())
+    escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
+                                                      now=time.time())
     from gtui.escalate import escalation_outcome
 
-    outcome = escalation_outcome(escalation, created, service)
+    outcome = escalation_outcome(escalation, created, ctx.engine)
     ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
     for warning in outcome.warnings:
         _warn(warning, "error" if outcome.code else "warning")
@@ -534,7 +528,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
 
 
 def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str) -> int:
-    route = ctx.engine.escalations.settings().routes.get(severity.lower())
+    route = ctx.engine.escalation_settings().routes.get(severity.lower())
     if route is None:
         raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route)}
@@ -545,10 +539,9 @@ def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str) ->
 
 def cmd_escalate_list(ctx: Context) -> int:
     now = time.time()
-    service = ctx.engine.escalations
-    settings = service.settings()
-    found = service.list(include_closed=ctx.args.all, severity=ctx.args.severity, stale_only=ctx.args.stale,
-                         now=now, settings=settings)
+    settings = ctx.engine.escalation_settings()
+    found = ctx.engine.list_escalations(include_closed=ctx.args.all, severity=ctx.args.severity, stale_only=ctx.args.stale,
+                                        now=now, settings=settings)
     payload = {"escalations": [item.to_json(settings, now) for item in found]}
     ctx.emit(payload, lambda: ctx.render.escalation_list(ctx.console, found, settings, now))
     return 0
@@ -556,28 +549,27 @@ def cmd_escalate_list(ctx: Context) -> int:
 
 def cmd_escalate_show(ctx: Context) -> int:
     now = time.time()
-    service = ctx.engine.escalations
-    escalation, settings = service.get(ctx.args.id), service.settings()
+    escalation, settings = ctx.engine.escalation(ctx.args.id), ctx.engine.escalation_settings()
     ctx.emit(escalation.to_json(settings, now), lambda: ctx.render.escalation_detail(ctx.console, escalation, settings, now))
     return 0
 
 
 def cmd_escalate_ack(ctx: Context) -> int:
-    escalation = ctx.engine.escalations.ack(ctx.args.id, now=time.time())
+    escalation = ctx.engine.ack_escalation(ctx.args.id, now=time.time())
     ctx.emit({"id": escalation.ref, "status": escalation.status},
              lambda: ctx.say(f"{escalation.ref} acknowledged"))
     return 0
 
 
 def cmd_escalate_close(ctx: Context) -> int:
-    escalation = ctx.engine.escalations.close(ctx.args.id, reason=ctx.args.reason, now=time.time())
+    escalation = ctx.engine.close_escalation(ctx.args.id, reason=ctx.args.reason, now=time.time())
     ctx.emit({"id": escalation.ref, "status": escalation.status},
              lambda: ctx.say(f"{escalation.ref} closed"))
     return 0
 
 
 def cmd_escalate_stale(ctx: Context) -> int:
-    moves = ctx.engine.escalations.reescalate_stale(time.time(), dry_run=ctx.args.dry_run)
+    moves = ctx.engine.reescalate_stale(time.time(), dry_run=ctx.args.dry_run)
     payload = {"dry_run": ctx.args.dry_run,
                "reescalated": [{"id": item.ref, "from": old, "to": new} for item, old, new in moves]}
     verb = "would go" if ctx.args.dry_run else "went"
@@ -593,8 +585,7 @@ def cmd_escalate_stale(ctx: Context) -> int:
 
 
 def cmd_mail_list(ctx: Context) -> int:
-    label = f"to:{ctx.args.to}" if ctx.args.to else None
-    mail = ctx.ledger.beads("mail", label=label, limit=200)
+    mail = ctx.engine.mail(to=ctx.args.to)
     payload = {"mail": [{"id": item.ref, "to": item.data.get("to"), "from": item.data.get("from"), "subject": item.title,
                          "body": item.body, "at": iso(item.created_at)} for item in mail]}
     ctx.emit(payload, lambda: ctx.render.mail_list(ctx.console, mail, time.time()))
@@ -605,11 +596,11 @@ def cmd_plugin_log(ctx: Context) -> int:
     """A run's log as it stands (a run in flight: what it printed so far)."""
     name = ctx.args.name
     if ctx.args.run_id:
-        run = ctx.ledger.get(parse_ref(ctx.args.run_id, "wisp"), "wisp")
+        run = ctx.engine.run(ctx.args.run_id)
         if run.plugin != name:
             raise NotFound(f"{run.ref} is a run of {run.plugin}, not of {name}")
     else:
-        latest = ctx.ledger.runs(name, limit=1)
+        latest = ctx.engine.runs(name, limit=1)
         if not latest:
             raise NotFound(f"plugin {name} has no run on the ledger (gtui plugin history {name})")
         run = latest[0]
@@ -628,11 +619,10 @@ def cmd_plugin_digest(ctx: Context) -> int:
     now = time.time()
     from datetime import timedelta
 
-    from gtcore.digest import make_digest, utc_day
+    from gtcore.model import utc_day
 
     day = ctx.args.date or (utc_day(now) - timedelta(days=1))
-    names = [plugin.name for plugin in ctx.engine.plugins().plugins if plugin.tracking.digest]
-    result = make_digest(ctx.ledger, day, names, now=now, dry_run=ctx.args.dry_run)
+    result = ctx.engine.make_digest(day, now=now, dry_run=ctx.args.dry_run)
     ctx.emit(result.to_json(), lambda: ctx.render.digest_result(ctx.console, result))
     return 0
 
@@ -640,10 +630,7 @@ def cmd_plugin_digest(ctx: Context) -> int:
 def cmd_stale(ctx: Context) -> int:
     """Gas Town's convention: ``--json`` prints one flat object and exits 0 (an error too, in its ``error``);
     ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 error; plain text exits 0 (2 on error)."""
-    settings = load_settings(ctx.town.settings_dir)
-    from gtcore.stale import pick_binary
-
-    status = pick_binary(settings.stale_binaries, ctx.town, ctx.args.name)
+    status = ctx.engine.binary_status(ctx.args.name)
     if ctx.args.quiet:
         return EXIT_ERROR if status.error else 0 if status.stale else 1
     if ctx.json:
@@ -692,6 +679,7 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
 
 READ_COMMANDS = {cmd_plugin_list, cmd_plugin_show, cmd_plugin_history, cmd_plugin_log, cmd_dog_list, cmd_escalate_list,
                  cmd_escalate_show, cmd_mail_list, cmd_stale}  # their ledger opens read-only: no lock, no file created
+SETTINGS_AS_WRITTEN = {cmd_stale}  # a broken gtui.toml stops them: on the defaults gt stale would say "nothing to compare"
 DRY_RUNS = {cmd_escalate_raise, cmd_escalate_stale, cmd_plugin_digest}  # they write nothing with --dry-run
 
 
@@ -715,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command is None:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
-        ctx = Context(args, reads_only=command in READ_COMMANDS)
+        ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
         with _stopped_by_signals():
             return command(ctx)
     except (Stopped, KeyboardInterrupt) as exc:
@@ -806,27 +794,29 @@ def control_room(args: argparse.Namespace) -> int:
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
+    from gtui.gc_tuning import GcTuning
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
-    app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only)
+    with GcTuning() as gc_tuning:  # start-up's objects are frozen out of the collector's scans once they are on screen
+        app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only, on_first_paint=gc_tuning.freeze)
 
-    def hung_up(signum: int, frame: object) -> None:
-        """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
-        app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
-        threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
+        def hung_up(signum: int, frame: object) -> None:
+            """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
+            app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
+            threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
 
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, hung_up)
-    try:
-        app.run()
-    finally:
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
-        if app.engine is not None:
-            app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, hung_up)
+        try:
+            app.run()
+        finally:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
+            if app.engine is not None:
+                app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
     return 0
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gtcore.errors import GtError
-from gtcore.escalation import ROUTE_LATER, Escalation, Escalations
-from gtcore.records import TYPE_CHECKING
+from gtcore.model import ROUTE_LATER, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from gtcore.engine import Engine
+    from gtcore.model import Escalation
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Outcome:
     code: int = 0
 
 
-def escalation_outcome(escalation: Escalation, created: bool, service: Escalations) -> Outcome:
+def escalation_outcome(escalation: Escalation, created: bool, engine: Engine) -> Outcome:
     data = escalation.bead.data
     deliveries = [item for item in escalation.deliveries if item["channel"] != "bead"]
     pending = data.get("pending", [])
@@ -47,7 +49,7 @@ def escalation_outcome(escalation: Escalation, created: bool, service: Escalatio
     outcome.lines += [f"  {item['channel']}: {'sent' if item['ok'] else item.get('error') or 'not sent'}" for item in deliveries]
     if held:
         try:
-            service.settings()
+            engine.escalation_settings()
         except GtError as exc:
             outcome.warnings.append(f"{escalation.ref} is recorded, but its delivery waits until this is fixed: {exc}")
         outcome.code = 1

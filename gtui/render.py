@@ -13,22 +13,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gtcore.clock import age
-from gtcore.digest import DigestResult, digest_title
-from gtcore.discovery import PluginSet
-from gtcore.durations import format_duration
-from gtcore.escalation import Escalation
-from gtcore.escalation_settings import EscalationSettings
-from gtcore.model import Bead, PluginStats, format_ref
-from gtcore.patrol import PatrolReport
-from gtcore.plugins import Plugin
-from gtcore.records import TYPE_CHECKING
-from gtcore.stale import BinaryStatus
+from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 from gtui.terminal import safe
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from gtcore.model import Bead, BinaryStatus, DigestResult, Escalation, EscalationSettings, PatrolReport, Plugin, PluginSet, PluginStats
 
 
 def _cell(value: object, style: str = "") -> Text:
@@ -147,6 +139,8 @@ def _seconds(value: float | None) -> Text:
 
 
 def digest_result(console: Console, result: DigestResult) -> None:
+    from gtcore.model import digest_title  # here, not with the module: only a digest's words need the digest code
+
     verb = "would squash" if result.dry_run else "squashed"
     where = f" into {result.digest.ref}" if result.digest else ""
     merged = " (merged into the existing digest)" if result.merged else ""

@@ -20,23 +20,18 @@ from typing import Any
 
 from rich.text import Text
 
-from gtcore.clock import age
-from gtcore.discovery import PluginSet
-from gtcore.dogs import Dog
-from gtcore.durations import format_duration
-from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.escalation import Escalation
-from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
-from gtcore.gates import GateDecision
-from gtcore.model import Bead, GateState, PluginStats
-from gtcore.patrol import decide_all
-from gtcore.plugins import Plugin
+from gtcore.model import TYPE_CHECKING, EscalationSettings, EscalationStatus, GateState, Result, Severity, age, format_duration
 from gtui.safety import clean
 from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
+if TYPE_CHECKING:
+    from gtcore.engine import Engine
+    from gtcore.model import Bead, Dog, Escalation, GateDecision, Plugin, PluginSet, PluginStats
+
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
-SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # lowest first, as Severity is
+QUIET_GATES = (GateState.DISABLED, GateState.PAUSED)  # a person switched them off: dim, not a state to watch
 OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
 ERROR_MARK = "! "
 
@@ -125,7 +120,7 @@ class Collector:
             ledger_part = {"summary": last.summary, "paused": last.paused, "running": last.running,
                            "escalations": last.escalations, "feed": (), "decisions": last.decisions}
         try:
-            escalation_settings = load_escalation_settings(self.engine.town.settings_dir)
+            escalation_settings = self.engine.escalation_settings()
         except GtError as exc:
             errors["escalation settings"] = str(exc)
             escalation_settings = last.escalation_settings
@@ -151,23 +146,18 @@ class Collector:
         return snapshot
 
     def _ledger_part(self, now: float, feed_backlog: float, plugin_set: PluginSet | None) -> dict[str, Any]:
-        ledger = self.engine.ledger
-        summary = ledger.plugin_summary()
-        paused = ledger.paused()
-        running = tuple(ledger.running_runs())
+        engine = self.engine
+        summary = engine.summary()
+        paused = engine.paused()
+        running = tuple(engine.running_runs())
         since = self._feed_since - FEED_OVERLAP if self._feed_since else now - feed_backlog
-        feed = tuple(ledger.changed_runs(since))
+        feed = tuple(engine.runs_changed_since(since))
         if feed:
             self._feed_since = max(self._feed_since, max(run.updated_at for run in feed))
         elif not self._feed_since:
             self._feed_since = now - FEED_OVERLAP
-        escalations = tuple(self.engine.escalations.list(now=now))
-        decisions = {}
-        if plugin_set is not None:
-            running_refs = {run.plugin: run.ref for run in running if run.plugin}
-            decided = decide_all(plugin_set.plugins, summary, running_refs, paused, ledger.last_events(), now,
-                                 self.engine.patrol.current_checks(summary))
-            decisions = {plugin.name: decision for plugin, decision in decided}
+        escalations = tuple(engine.list_escalations(now=now))
+        decisions = engine.gate_decisions(plugin_set.plugins, summary, running, paused, now) if plugin_set is not None else {}
         return {"summary": summary, "paused": paused, "running": running, "escalations": escalations,
                 "feed": feed, "decisions": decisions}
 
@@ -209,7 +199,7 @@ def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
         result_cell(stats),
         text(stats.run_count if stats else 0, sort=stats.run_count if stats else 0),
         failure_rate(stats),
-        gate_state(snapshot.decisions.get(plugin.name), now),
+        gate_cell(snapshot.decisions.get(plugin.name), plugin.gate.type == "cooldown", now),
     )
 
 
@@ -223,18 +213,17 @@ def result_cell(stats: PluginStats | None) -> Text:
     return cell
 
 
-GATE_STYLES = {GateState.OPEN: "bold green", GateState.ERROR: "bold red", GateState.DISABLED: "dim", GateState.PAUSED: "dim"}
-GATE_MARKS = {GateState.OPEN: f"{OPEN_MARK}open: ", GateState.ERROR: ERROR_MARK}
-
-
-def gate_state(decision: GateDecision | None, now: float) -> Text:
-    """A gate cell styled by the decision's state (never by the words of its reason)."""
+def gate_cell(decision: GateDecision | None, counts_down: bool, now: float) -> Text:
+    """A gate as the plugins pane shows it, styled by its state; when it may open is added unless ``counts_down``
+    says the reason counts down to it already (a cooldown's "opens in 55m")."""
     if decision is None:
         return text("…", "dim")
-    state = decision.state
-    waiting = state is GateState.WAITING and decision.next_open_at and "opens in" not in decision.reason
-    when = f" (opens {age(decision.next_open_at, now)})" if waiting else ""  # a cooldown's reason says when already
-    return text(f"{GATE_MARKS.get(state, '')}{decision.reason}{when}", GATE_STYLES.get(state, ""))
+    if decision.state is GateState.OPEN:
+        return text(f"{OPEN_MARK}open: {decision.reason}", "bold green")
+    if decision.state is GateState.ERROR:
+        return text(f"{ERROR_MARK}{decision.reason}", "bold red")
+    when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and not counts_down else ""
+    return text(f"{decision.reason}{when}", "dim" if decision.state in QUIET_GATES else "")
 
 
 def enabled_cell(enabled: bool, paused: str | None) -> Text:
@@ -291,13 +280,22 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
         rows[item.ref] = (
             text(item.ref, "bold"),
             text(item.severity, SEVERITY_CELL_STYLE[item.severity], sort=SEVERITY_RANK[item.severity]),
-            text(item.status, "dim" if item.status == "acked" else "bold"),
+            text(item.status, "dim" if item.status == EscalationStatus.ACKED else "bold"),
             text(age(item.bead.created_at, now), sort=now - item.bead.created_at),
             text(f"×{item.count}", sort=item.count),
             text(" · ".join(notes), "bold yellow"),
             text(item.subject),
         )
     return rows
+
+
+def outcome_words(run: Bead) -> str:
+    """How a finished run ended, in words (``failure in 2s: about to fail``): the feed's event, a failure's toast."""
+    detail = run.data.get("reason") or ""
+    duration = run.data.get("duration_s")
+    took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
+    said = run.body or (detail if run.result != Result.SUCCESS else "")  # the plugin's own summary first
+    return f"{run.result or ''}{took}" + (f": {said}" if said else "")
 
 
 def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
@@ -307,10 +305,6 @@ def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
     if run.status == "running":
         event = text(f"started on {run.data.get('dog', '?')}", "cyan")
     else:
-        detail = run.data.get("reason") or ""
-        duration = run.data.get("duration_s")
-        took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
-        said = run.body or (detail if run.result != "success" else "")  # the plugin's own summary first
-        event = text(f"{result_text(run.result)}{took}" + (f": {said}" if said else ""), RESULT_STYLE.get(run.result or "", ""))
+        event = text(f"{RESULT_MARK.get(run.result or '', '')}{outcome_words(run)}", RESULT_STYLE.get(run.result or "", ""))
     return (run.id, run.status if run.status == "running" else str(run.result)), (
         text(clock, "dim", sort=stamp), text(run.plugin, "bold"), text(run.ref, sort=run.id), event)

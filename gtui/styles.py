@@ -5,13 +5,16 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Span, Text
 
-RESULT_STYLE = {"success": "green", "failure": "bold red", "timeout": "bold red", "abandoned": "yellow",
-                "skipped": "dim", "running": "cyan"}
-SEVERITY_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold white on red"}
+from gtcore.model import Result, Severity
+
+# Keyed by the engine's enums; a record's plain word (a StrEnum's value) finds its entry all the same.
+RESULT_STYLE = {Result.SUCCESS: "green", Result.FAILURE: "bold red", Result.TIMEOUT: "bold red", Result.ABANDONED: "yellow",
+                Result.SKIPPED: "dim", Result.RUNNING: "cyan"}
+SEVERITY_STYLE = {Severity.LOW: "dim", Severity.MEDIUM: "yellow", Severity.HIGH: "bold red", Severity.CRITICAL: "bold white on red"}
 
 # The control room's cells: said without colour too (NO_COLOR), by a mark or by bold and reverse.
-RESULT_MARK = {"failure": "✗ ", "timeout": "✗ ", "abandoned": "! "}
-SEVERITY_CELL_STYLE = {"low": "dim", "medium": "yellow", "high": "bold red", "critical": "bold reverse red"}
+RESULT_MARK = {Result.FAILURE: "✗ ", Result.TIMEOUT: "✗ ", Result.ABANDONED: "! "}
+SEVERITY_CELL_STYLE = {Severity.LOW: "dim", Severity.MEDIUM: "yellow", Severity.HIGH: "bold red", Severity.CRITICAL: "bold reverse red"}
 
 
 def colourless(style: object) -> Style:

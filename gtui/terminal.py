@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from gtcore.records import TYPE_CHECKING
+from gtcore.model import TYPE_CHECKING
 from gtui.safety import clean
 
 if TYPE_CHECKING:

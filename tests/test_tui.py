@@ -42,8 +42,8 @@ from tuikit import (
     wait_until,
 )
 
-from gtcore.gates import GateDecision
-from gtcore.model import GateState
+import gtui.app
+from gtcore.model import GateDecision, GateState
 from gtcore.storage.contract import Claim, Close
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
@@ -119,7 +119,7 @@ async def test_a_failed_run_raises_a_toast(town: Path) -> None:
         await pilot.press("r")
         await wait_until(pilot, lambda: any(title == "Run failed" for title, *_ in notes(app)), 10, "the failure toast")
         _, message, severity = next(note for note in notes(app) if note[0] == "Run failed")
-        assert severity == "error" and "broken" in message and "exited 3" in message
+        assert severity == "error" and message.startswith(f"broken {run_ref(town, 'broken')}: failure in ") and "exited 3" in message
         assert results(town, "broken") == ["failure"]
         assert "failure" in row_text(app, "plugins", "broken")
 
@@ -506,6 +506,37 @@ async def test_an_edited_plugin_file_shows_without_restart(town: Path) -> None:
         assert row_keys(app, "plugins")[:2] == ["broken", "dormant"]  # the rest stays on screen
 
 
+async def test_a_patrols_scan_shows_at_once_not_when_the_patrol_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rig made after the start is found by the next patrol, not by the watcher: its plugins show while that patrol still
+    waits on a slow condition check (no idle refresh to fall back on here)."""
+    monkeypatch.setattr(gtui.app, "IDLE_REFRESH_SECONDS", 600.0)
+    town = control_town(tmp_path / "town")
+    slow = tmp_path / "slow"  # outside the town: nothing the watcher sees
+    add_plugin(town, "slowcheck", gate=f'type = "condition"\ncheck = "test -f {slow} && sleep 4; exit 1"')
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: app.patrol_state.next_at is not None, 10, "the start-up patrol to end")
+        slow.touch()
+        add_plugin(town, "newcomer", gate='type = "manual"', where="late/plugins")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "newcomer" in row_keys(app, "plugins"), 2.5, "the new rig's plugin")
+        assert app.patrol_state.running  # the check still sleeps: the row came with the scan, not with the patrol's end
+        await wait_until(pilot, lambda: not app.patrol_state.running, 10, "the patrol to end")
+
+
+async def test_the_first_paint_hook_runs_once_with_the_rows_on_screen(town: Path) -> None:
+    """The entry point freezes start-up's objects there: after the first snapshot is shown, and never again."""
+    seen: list[list[str]] = []
+    app = app_for(town, on_first_paint=lambda: seen.append(row_keys(app, "plugins")))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        first = app.snapshot
+        app.request_refresh()
+        await wait_until(pilot, lambda: app.snapshot is not first, 5, "a second snapshot")
+    assert seen == [["broken", "dormant", "hello"]]
+
+
 async def test_a_record_written_by_another_process_shows_within_two_seconds(town: Path) -> None:
     quiet = raise_escalation(town, "backup is late", "medium")
     app = app_for(town)
@@ -634,12 +665,12 @@ async def test_the_plugins_pane_says_what_the_cli_says_shadowed_copies_and_failu
 
 
 def test_gate_cells_are_styled_by_state_not_by_words() -> None:
-    from gtui.state import gate_state
+    from gtui.state import gate_cell
 
-    waiting_about_pauses = gate_state(GateDecision(GateState.WAITING, "waiting for event paused-disabled"), time.time())
+    waiting_about_pauses = gate_cell(GateDecision(GateState.WAITING, "waiting for event paused-disabled"), False, time.time())
     assert str(waiting_about_pauses.style) == "", "a word in the reason styles nothing"
-    assert str(gate_state(GateDecision(GateState.PAUSED, "held by the operator"), time.time()).style) == "dim"
-    assert str(gate_state(GateDecision(GateState.DISABLED, "off"), time.time()).style) == "dim"
-    error = gate_state(GateDecision(GateState.ERROR, "no slot"), time.time())
+    assert str(gate_cell(GateDecision(GateState.PAUSED, "held by the operator"), False, time.time()).style) == "dim"
+    assert str(gate_cell(GateDecision(GateState.DISABLED, "off"), False, time.time()).style) == "dim"
+    error = gate_cell(GateDecision(GateState.ERROR, "no slot"), False, time.time())
     assert str(error.style) == "bold red" and error.plain.endswith("no slot")
-    assert gate_state(GateDecision(GateState.OPEN, "never run"), time.time()).plain.endswith("open: never run")
+    assert gate_cell(GateDecision(GateState.OPEN, "never run"), False, time.time()).plain.endswith("open: never run")

@@ -43,7 +43,8 @@ from tuikit import (
 )
 
 from gtcore.events import PatrolFinished
-from gtui.app import READ_ONLY, GtuiApp
+from gtcore.model import Town
+from gtui.app import READ_ONLY, GtuiApp, action_name
 from gtui.components.footer import GtuiFooter
 from gtui.components.tables import PANES, FilterInput
 from gtui.keys import BY_ID, KEYS
@@ -116,6 +117,14 @@ def test_every_binding_of_the_control_room_comes_from_the_key_table() -> None:
         assert {binding.id for binding in ours} == {key.id for key in KEYS if key.context in contexts}, name
     field = FilterInput._merge_bindings()
     assert "table.clear_filter" in {binding.id for bindings in field.key_to_bindings.values() for binding in bindings}
+
+
+def test_every_pane_key_has_its_entry_in_the_apps_action_table_and_the_table_nothing_else(tmp_path: Path) -> None:
+    """A pane's key posts (pane, action); the app's table says what that does: a key without an entry would do nothing."""
+    app = GtuiApp(Town(tmp_path))
+    asked = {(key.context, action_name(key.action)) for key in KEYS if key.context in {pane.PANE for pane in PANES}}
+    assert asked == set(app.pane_actions)
+    assert all(callable(handler) and getattr(handler, "__self__", None) is app for handler in app.pane_actions.values())
 
 
 async def test_a_keymap_is_applied_only_through_its_check_and_its_problems_stay_in_the_header(tmp_path: Path) -> None:

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from gtcore.escalation import Escalation
+from gtcore.model import TYPE_CHECKING, EscalationStatus, Severity
 from gtui.safety import clean
 from gtui.styles import SEVERITY_STYLE
+
+if TYPE_CHECKING:
+    from gtcore.model import Escalation
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,10 @@ def header_text(town: str, patrol: PatrolState, escalations: tuple[Escalation, .
     else:
         line.append("starting", "dim")
     line.append("   ")
-    open_ones = Counter(item.severity for item in escalations if item.status == "open")
+    open_ones = Counter(item.severity for item in escalations if item.status == EscalationStatus.OPEN)
     if open_ones:
         line.append("escalations ", "dim")
-        for severity in ("critical", "high", "medium", "low"):
+        for severity in reversed(Severity):
             if open_ones[severity]:
                 line.append(f" {open_ones[severity]} {severity} ", SEVERITY_STYLE[severity])
                 line.append(" ")

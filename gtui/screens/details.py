@@ -21,18 +21,14 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
-from gtcore.clock import age
-from gtcore.durations import format_duration
-from gtcore.engine import Engine
-from gtcore.escalation import Escalation
-from gtcore.escalation_settings import EscalationSettings
-from gtcore.gates import GateDecision
-from gtcore.model import Bead, PluginStats, parse_ref
-from gtcore.plugins import Plugin
-from gtcore.run_output import log_tail
+from gtcore.model import TYPE_CHECKING, Result, age, format_duration, parse_ref
 from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
+
+if TYPE_CHECKING:
+    from gtcore.engine import Engine
+    from gtcore.model import Bead, Escalation, EscalationSettings, GateDecision, Plugin, PluginStats
 
 GATE_WORDS = {
     "cooldown": "runs by itself when no run (of any result, running included) started within {duration}",
@@ -76,7 +72,7 @@ def run_facts(run: Bead, now: float) -> Text:
         parts.append(f"reported {run.data['reported_result']}")
     if run.body:
         parts.append(run.body)
-    if run.data.get("reason") and run.result != "success":
+    if run.data.get("reason") and run.result != Result.SUCCESS:
         parts.append(str(run.data["reason"]))
     line.append(clean("".join(f" · {part}" for part in parts if part)))
     return line
@@ -151,10 +147,9 @@ class PluginDetailsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        ledger = self.engine.ledger
-        runs = ledger.runs(self.plugin.name, limit=60)
-        details = PluginDetails(self.plugin, self.decision, ledger.plugin_summary().get(self.plugin.name), runs,
-                                log_tail(runs[0].data.get("log") if runs else None, 8192, 40))
+        runs = self.engine.runs(self.plugin.name, limit=60)
+        details = PluginDetails(self.plugin, self.decision, self.engine.summary().get(self.plugin.name), runs,
+                                self.engine.log_tail(runs[0], 8192, 40) if runs else "")
         self.app.call_from_thread(self.show, details)
 
     def show(self, details: PluginDetails) -> None:

@@ -19,12 +19,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 from textual.worker import get_current_worker
 
-from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.model import Bead
+from gtcore.model import TYPE_CHECKING
 from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.screens.details import relative, run_facts
+
+if TYPE_CHECKING:
+    from gtcore.engine import Engine
+    from gtcore.model import Bead
 
 MAX_LINES = 5000
 POLL_SECONDS = 0.25
@@ -38,7 +41,7 @@ class LogScreen(Screen[None]):
     def __init__(self, engine: Engine, run: Bead) -> None:
         super().__init__()
         self.engine, self.run = engine, run
-        self.path = run.data.get("log") or str(engine.town.runs_dir / f"{run.ref}.log")
+        self.path = engine.log_path(run)
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble((f" {self.run.plugin} {self.run.ref} ", "bold reverse"), " ", (clean(self.shown_path()), "dim")),
@@ -101,7 +104,7 @@ class LogScreen(Screen[None]):
 
     def _still_running(self) -> bool:
         try:
-            self.run = self.engine.ledger.get(self.run.id, "wisp")
+            self.run = self.engine.run(self.run.id)
         except GtError:
             return False
         return self.run.status == "running"

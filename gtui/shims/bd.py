@@ -15,10 +15,8 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from gtcore.clock import iso
 from gtcore.errors import GtError
-from gtcore.model import Bead, Report
-from gtcore.records import TYPE_CHECKING
+from gtcore.model import TYPE_CHECKING, Bead, Report, iso
 from gtui import __version__
 from gtui.shims import flags
 from gtui.shims.context import RunContext, actor, engine, guarded, run_context, say, say_json

@@ -13,7 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from gtcore.town import Town
+from gtcore.model import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gtcore.model import Town
 
 TOOLS = ("gt", "bd")
 SCRIPT = """#!{python}

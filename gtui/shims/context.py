@@ -16,8 +16,7 @@ from pathlib import Path
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError
-from gtcore.records import TYPE_CHECKING
-from gtcore.town import Town
+from gtcore.model import TYPE_CHECKING, Town
 from gtui.terminal import safe
 
 if TYPE_CHECKING:

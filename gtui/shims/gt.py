@@ -14,10 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gtcore.errors import GtError
-from gtcore.plugins import Plugin
+from gtcore.model import FAILED, TYPE_CHECKING
 from gtui import __version__
 from gtui.shims import flags
 from gtui.shims.context import actor, engine, guarded, hand_over, run_context, say, say_json
+
+if TYPE_CHECKING:
+    from gtcore.model import Plugin
 
 GT_VERSION = "1.0.1"  # the gt whose commands these follow
 
@@ -167,7 +170,7 @@ def plugin_run(argv: list[str]) -> int:
     if outcome.run is None:
         raise GtError(f"plugin {plugin.name} did not run: {outcome.refused}")
     say(f"● Recorded run: {outcome.run.ref} ({outcome.run.result})")
-    return 1 if outcome.run.result in ("failure", "timeout") else 0
+    return 1 if outcome.run.result in FAILED else 0
 
 
 def plugin_history(argv: list[str]) -> int:

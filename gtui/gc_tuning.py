@@ -1,0 +1,50 @@
+"""The garbage collector, tuned for the control room's life and put back as it was when it ends.
+
+While the control room runs, young collections wait for more allocations than
+CPython's 700: the tables' render caches churn through objects, and with the
+default every second or two brings a full collection that holds the GIL for
+~100 ms with 1,000 plugins; a key press landing in one waits for it.  Once
+the first snapshot is on screen, :meth:`GcTuning.freeze` moves what start-up
+made (widgets, the plugin set, caches) out of every later collection's scans.
+See bench/tui_bench.py.
+
+This belongs to the entry point that runs the app, not to the app: a process
+that embeds the app (a test, a benchmark) chooses for itself, and the
+thresholds come back even when the app ends with an exception.
+"""
+
+from __future__ import annotations
+
+import gc
+from types import TracebackType
+
+YOUNG_THRESHOLD = 20_000  # allocations between young collections while the control room runs
+
+
+class GcTuning:
+    """A context manager: the tuned young threshold inside, and on the way out the previous thresholds, unfrozen."""
+
+    def __init__(self, young: int = YOUNG_THRESHOLD) -> None:
+        self.young = young
+        self._before: tuple[int, int, int] | None = None
+        self._frozen = False
+
+    def __enter__(self) -> GcTuning:
+        self._before = gc.get_threshold()
+        gc.set_threshold(self.young, *self._before[1:])
+        return self
+
+    def freeze(self) -> None:
+        """Move every object alive now into the permanent generation, once, when start-up's objects exist (outside the
+        context it does nothing: there would be nobody to unfreeze them)."""
+        if self._before is not None and not self._frozen:
+            gc.freeze()
+            self._frozen = True
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
+        if self._before is not None:
+            gc.set_threshold(*self._before)
+            self._before = None

@@ -1,0 +1,94 @@
+"""What the faces ask the Engine for: the answers its own parts would give, behind one door.
+
+Real towns, a real ledger written from a second connection (as another
+process would), real patrols and condition checks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from enginekit import add_plugin, ledger, make_town
+
+from gtcore.engine import Engine
+from gtcore.errors import NotFound
+from gtcore.events import EventBus, PluginSetChanged
+from gtcore.model import GateState, Town
+from gtcore.patrol import Patrol
+from gtcore.plugin_cache import PluginCache
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Path:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "ready", 'type = "condition"\ncheck = "echo ready to go"', run_sh="echo ran\n")
+    add_plugin(town, "hand", 'type = "manual"')
+    add_plugin(town, "cool", 'type = "cooldown"\nduration = "1h"', run_sh="exit 4\n")
+    return town
+
+
+def test_the_changes_token_moves_when_another_process_writes_and_only_then(town: Path) -> None:
+    engine = Engine(Town(town))
+    try:
+        before = engine.changes()
+        assert engine.changes() == before  # reading changes nothing
+        ledger(town).emit_event("deploy", source="elsewhere", now=time.time())
+        assert engine.changes() != before
+    finally:
+        engine.close()
+
+
+def test_gate_decisions_are_the_patrols_with_its_condition_answers(town: Path) -> None:
+    engine = Engine(Town(town))
+    try:
+        before = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.running_runs(), engine.paused(), time.time())
+        report = engine.patrol_once(wait=True)
+        now = time.time()
+        after = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.running_runs(), engine.paused(), now)
+    finally:
+        engine.close()
+    assert {name: decision.state for name, decision in before.items()} == {
+        "ready": GateState.WAITING, "hand": GateState.MANUAL, "cool": GateState.OPEN}  # no check has run yet
+    assert {item.plugin.name: item.decision.state for item in report.plugins} == {
+        "ready": GateState.OPEN, "hand": GateState.MANUAL, "cool": GateState.OPEN}
+    assert after["cool"].state is GateState.WAITING and after["cool"].next_open_at == pytest.approx(now + 3600, abs=60)
+    assert after["ready"].state is GateState.WAITING and after["ready"].reason == "check not run yet (the next patrol runs it)"
+
+
+def test_a_run_is_found_by_its_ref_or_number_and_its_log_and_digest_through_the_engine(town: Path) -> None:
+    engine = Engine(Town(town))
+    try:
+        engine.patrol_once(wait=True)
+        (latest,) = engine.runs("cool", limit=1)
+        assert engine.run(latest.ref) == engine.run(latest.id) == latest
+        assert latest.result == "failure" and engine.log_path(latest) == latest.data["log"]
+        assert engine.run_log(latest) == engine.log_tail(latest, 4096, 30) == ""  # exit 4, printed nothing
+        with pytest.raises(NotFound):
+            engine.run("esc-1")
+        assert engine.digests("cool") == []
+    finally:
+        engine.close()
+
+
+def test_a_patrol_needs_no_engine_only_what_it_uses(town: Path) -> None:
+    """Handed its parts, a patrol scans, decides, publishes its scan and dispatches through the callable it was given."""
+    root = Town(town)
+    bus = EventBus()
+    heard: list[object] = []
+    bus.subscribe(heard.append, PluginSetChanged)
+    engine = Engine(root)  # only for its scan and settings: the patrol itself never sees it
+    handed: list[tuple[str, float | None, int | None]] = []
+    patrol = Patrol(root, engine.ledger, bus, PluginCache(root.state_dir / "plugins.cache", writable=False),
+                    scan=engine.plugins, settings=lambda: engine.settings, escalations=lambda: engine.escalations,
+                    dispatch=lambda plugin, since, last: handed.append((plugin.name, since, last)),
+                    owns_run=lambda run_id: False, pending_results=lambda: False, flush_pending_results=lambda: None)
+    try:
+        report = patrol.run_once()
+    finally:
+        engine.close()
+    assert sorted(name for name, _, _ in handed) == ["cool", "ready"]  # the condition's check ran in this patrol, and passed
+    assert {item.plugin.name: item.note for item in report.plugins if item.decision.open} == {
+        "cool": "already queued or running in this process", "ready": "already queued or running in this process"}
+    assert len(heard) == 1 and {plugin.name for plugin in heard[0].plugins.plugins} == {"ready", "hand", "cool"}
