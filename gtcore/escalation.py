@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from typing import Any
 
     from gtcore.delivery import DeliveryContext
+    from gtcore.discovery import PluginSet
 
 LEASE_SECONDS = 120.0
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 3600.0
 MAX_PARALLEL_DELIVERIES = 4
 DELIVERY_GRACE = 1.0  # past the deadline, for the outcome to be written
+OWED_GRACE = 60.0  # seconds a failed run's own process has to raise its escalation before a patrol does
 
 
 class Escalation(Record):
@@ -428,11 +430,37 @@ class Escalations:
         reason = run.data.get("reason") or run.result
         own = [item for item in self._open_from(source) if item.bead.data.get("related") == run.ref]
         if own:
-            return self.note(own[0].ref, event="run failed", detail=f"{run.ref} ended {run.result}: {reason}", now=stamp,
-                             failing_run=run.ref)
-        body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail(run.data.get('log'))}".rstrip()
-        escalation, _ = self.raise_(subject, severity, body=body, source=source, now=stamp, wait=False, related=run.ref)
+            escalation = self.note(own[0].ref, event="run failed", detail=f"{run.ref} ended {run.result}: {reason}", now=stamp,
+                                   failing_run=run.ref)
+        else:
+            body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail(run.data.get('log'))}".rstrip()
+            escalation, _ = self.raise_(subject, severity, body=body, source=source, now=stamp, wait=False, related=run.ref)
+        self.ledger.settle_follow_up(run.id)
         return escalation
+
+    def pay_owed(self, plugins: PluginSet, now: float) -> list[Problem]:
+        """Raise the escalations failed runs still owe: their raising failed (a refused write) or their process died first.
+
+        A run is owed from the commit that closes it (:class:`Close` ``owed``)
+        until its escalation is raised, so no failure goes unescalated, whatever
+        happened after its close.  Runs closed less than :data:`OWED_GRACE` ago
+        are left to the process that ran them.  One that cannot be paid stays
+        owed for the next patrol and is a problem of this one.
+        """
+        problems = []
+        for run in self.ledger.owed_follow_ups():
+            if run.closed_at is not None and now - run.closed_at < OWED_GRACE:
+                continue
+            plugin = plugins.get(run.plugin or "")
+            try:
+                if plugin is None or not plugin.execution.notify_on_failure:
+                    self.ledger.settle_follow_up(run.id)  # the plugin is gone or no longer asks: nothing is owed any more
+                else:
+                    self.plugin_run_failed(plugin.name, plugin.execution.severity, run, now=now)
+            except Exception as exc:  # this run's escalation only: the others are still paid
+                problems.append(Problem(str(self.town.root), None, f"{run.ref} failed and its escalation could not be raised"
+                                        f" (retried by the next patrol): {type(exc).__name__}: {brief(exc)}"))
+        return problems
 
     def plugin_run_succeeded(self, name: str, run: Bead, now: float | None = None) -> Escalation | None:
         """Note the recovery on the open escalation about the plugin's failures, if there is one."""

@@ -242,7 +242,7 @@ class Patrol:
             report.finished_at = time.time()
             return report
         self._dispatch(report, facts.summary)
-        self._escalation_upkeep(report, started)
+        self._escalation_upkeep(report, plugin_set, started)
         self._ledger_upkeep(report, plugin_set, facts.events, started)
         if wait:
             self.collect(report)
@@ -272,9 +272,11 @@ class Patrol:
 
             town_events.ingest(self.town, self.ledger, wanted)
 
-    def _escalation_upkeep(self, report: PatrolReport, now: float) -> None:
-        """Retry due deliveries and re-escalate stale escalations; what keeps escalations from a person is a problem."""
+    def _escalation_upkeep(self, report: PatrolReport, plugin_set: PluginSet, now: float) -> None:
+        """Raise what failed runs still owe, retry due deliveries, re-escalate stale escalations; what keeps them from a person
+        is a problem."""
         escalations = self.escalations()
+        report.problems += escalations.pay_owed(plugin_set, now)
         try:
             settings = escalations.settings()
         except SettingsError as exc:

@@ -56,6 +56,7 @@ class _Pending:
     result: str
     data: dict[str, object]
     at: float
+    owed: bool  # see gtcore.storage.contract.Close.owed
 
 
 class Phase(Enum):
@@ -107,9 +108,8 @@ class Runner:
         with self.lock:
             pending, self._pending = self._pending, []
         for item in pending:
-            try:
-                self.ledger.close_run(item.run_id, item.result, data=item.data, now=item.at)
-            except LedgerError:
+            answer = self.ledger.record_turn([Close(item.run_id, item.result, item.data, item.at, owed=item.owed)], [])[0]
+            if isinstance(answer, LedgerError):
                 with self.lock:
                     self._pending.append(item)
         return len(self._pending)
@@ -140,7 +140,7 @@ class Runner:
         process as abandoned.
         """
         stamp = time.time()
-        closes = [Close(run.bead.id, run.result, run.data, stamp) for run in ended]
+        closes = [Close(run.bead.id, run.result, run.data, stamp, owed=run.plugin.execution.notify_on_failure) for run in ended]
         requests = [Claim(plugin.name, rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
                           data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
                                 "token": processes.new_token()})
@@ -157,7 +157,7 @@ class Runner:
         """The closed wisp; when the ledger refused the write, kept to be written later (the caller holds the lock)."""
         if isinstance(answer, Bead):
             return answer
-        self._pending.append(_Pending(run.bead.id, run.result, run.data, at))
+        self._pending.append(_Pending(run.bead.id, run.result, run.data, at, run.plugin.execution.notify_on_failure))
         bead = run.bead
         return Bead(bead.id, "wisp", bead.title, "closed", "", bead.created_at, at, at, bead.plugin, bead.rig, run.result,
                     {**bead.data, **run.data}, bead.labels)

@@ -18,11 +18,12 @@ from servers import SmtpServer, WebhookServer, free_port
 
 from gtcore.clock import iso
 from gtcore.engine import Engine
-from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, Escalation, Escalations
+from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, OWED_GRACE, Escalation, Escalations
 from gtcore.escalation_settings import load_escalation_settings
 from gtcore.model import Bead
 from gtcore.settings import SettingsError
 from gtcore.storage import open_ledger
+from gtcore.storage.contract import OWED, Close
 from gtcore.town import Town
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
@@ -641,3 +642,46 @@ def test_the_log_action_appends_a_line_and_slack_gets_a_text_post(town: Path, we
     (post,) = webhook.posts
     assert post.path == "/slack" and set(post.json) == {"text"}
     assert "Mayor unreachable" in post.json["text"] and "tmux session gone" in post.json["text"]
+
+
+def test_a_failure_whose_process_died_before_escalating_is_escalated_by_the_next_patrol(town: Path) -> None:
+    """The run's close says what it owes, in the same commit: a process killed (or refused by the ledger) after it loses nothing."""
+    make_town(town)
+    write_settings(town, {"routes": {"high": ["bead"]}, "contacts": {}})
+    add_plugin(town, "refinery-check", 'type = "manual"', FAILING, execution='notify_on_failure = true\nseverity = "high"')
+    add_plugin(town, "was-notifying", 'type = "manual"', FAILING, execution='notify_on_failure = false')
+    book = open_ledger(Town.locate(town).ledger_path)
+    dead = []
+    for name in ("refinery-check", "was-notifying", "vanished"):
+        claimed = book.claim_run(name, "town")
+        (closed,) = book.record_turn([Close(claimed.id, "failure", {"reason": "exit 1"}, owed=True)], [])
+        dead.append(closed)
+    assert all(OWED in run.labels for run in dead)
+    closed_at = dead[0].closed_at
+    engine = Engine(Town.locate(town))
+    try:
+        engine.patrol_once(now=closed_at + 1)  # within the grace the run's own process may still raise it
+        assert plugin_escalations(town, "refinery-check") == [] and len(book.owed_follow_ups()) == 3
+        engine.patrol_once(now=closed_at + OWED_GRACE + 1)
+        (escalation,) = plugin_escalations(town, "refinery-check")
+        assert escalation.count == 1 and dead[0].ref in escalation.bead.body
+        assert book.owed_follow_ups() == [], "paid once; a plugin that no longer notifies, or is gone, owes nothing"
+        assert plugin_escalations(town, "was-notifying") == plugin_escalations(town, "vanished") == []
+        engine.patrol_once(now=closed_at + 2 * OWED_GRACE)
+        assert plugin_escalations(town, "refinery-check")[0].count == 1
+    finally:
+        engine.close()
+
+
+def test_a_failure_escalated_by_its_own_dog_owes_nothing_afterwards(town: Path) -> None:
+    make_town(town)
+    write_settings(town, {"routes": {"high": ["bead"]}, "contacts": {}})
+    add_plugin(town, "refinery-check", 'type = "manual"', FAILING, execution='notify_on_failure = true\nseverity = "high"')
+    engine = Engine(Town.locate(town))
+    try:
+        run = run_plugin(engine, "refinery-check")
+        assert run.result == "failure" and engine.ledger.owed_follow_ups() == []
+        engine.patrol_once(now=run.closed_at + OWED_GRACE + 1)
+        assert [item.count for item in plugin_escalations(town, "refinery-check")] == [1]
+    finally:
+        engine.close()

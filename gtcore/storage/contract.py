@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
 ANY_LAST_RUN = -1  # a claim that does not care which run came last
 PAUSED, RESUMED = "plugin.paused", "plugin.resumed"
+OWED = "follow-up:owed"  # the label of a failed run whose escalation is not yet raised (see Close.owed)
 ROUTE_LATER = "@route"  # the channel of a delivery whose route could not be read yet (broken settings)
 
 
@@ -66,6 +67,7 @@ class Close(Record):
     data: dict[str, Any] | None = None
     now: float | None = None
     summary: str | None = None
+    owed: bool = False  # a failure owes an escalation: the wisp carries OWED, in the same commit, until it is raised
 
 
 class EscalationChange(Record):
@@ -229,6 +231,14 @@ class Ledger(ABC):
                   summary: str | None = None) -> Bead:
         """Close a running wisp with its result; closing twice keeps the first result."""
         return _answer(self.record_turn([Close(run_id, result, data, now, summary)], [])[0])
+
+    @abstractmethod
+    def settle_follow_up(self, run_id: int) -> None:
+        """What a failed run owed (its escalation) is done: its wisp loses the OWED label."""
+
+    def owed_follow_ups(self) -> list[Bead]:
+        """Finished runs whose escalation is still owed (its raising failed, or its process died first), oldest first."""
+        return self.beads("wisp", status="closed", label=OWED, newest_first=False)
 
     def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
         """Run wisps, newest first."""

@@ -34,11 +34,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gtcore.errors import GateMoved, GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, PluginStats, Report, Result, format_ref, settle
+from gtcore.model import FAILED, Bead, PluginStats, Report, Result, format_ref, settle
 from gtcore.records import TYPE_CHECKING
 from gtcore.storage.contract import (
     ANY_LAST_RUN,
     KINDS,
+    OWED,
     PAUSED,
     RESUMED,
     ROUTE_LATER,
@@ -590,6 +591,9 @@ class SqliteLedger(Ledger):
             "UPDATE beads SET data = json_patch(data, ?) WHERE id = ? AND kind = 'wisp' AND status = 'running'",
             (json.dumps(data), run_id)))
 
+    def settle_follow_up(self, run_id: int) -> None:
+        self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = ?", (run_id, OWED)))
+
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
         with self._snapshot() as conn:
             rows = conn.execute(
@@ -974,6 +978,9 @@ def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
             (final, body, stamp, stamp, json.dumps(merged), run_id),
         )
         labels = {*bead.labels, f"result:{final}"} - {"result:running"}  # as the wisp_result_label trigger made them
+        if request.owed and final in FAILED:
+            conn.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (run_id, OWED))
+            labels.add(OWED)
         return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
                              labels=tuple(sorted(labels)))
 
