@@ -236,9 +236,12 @@ class Ledger(ABC):
     def settle_follow_up(self, run_id: int) -> None:
         """What a failed run owed (its escalation) is done: its wisp loses the OWED label."""
 
+    @abstractmethod
     def owed_follow_ups(self) -> list[Bead]:
-        """Finished runs whose escalation is still owed (its raising failed, or its process died first), oldest first."""
-        return self.beads("wisp", status="closed", label=OWED, newest_first=False)
+        """Finished runs whose escalation is still owed (its raising failed, or its process died first), oldest first.
+
+        Every writing patrol asks: it must cost what the owed runs cost, not what the ledger holds.
+        """
 
     def runs(self, plugin: str | None = None, *, limit: int | None = 50, status: str | None = None) -> list[Bead]:
         """Run wisps, newest first."""

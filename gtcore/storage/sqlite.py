@@ -594,6 +594,14 @@ class SqliteLedger(Ledger):
     def settle_follow_up(self, run_id: int) -> None:
         self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = ?", (run_id, OWED)))
 
+    def owed_follow_ups(self) -> list[Bead]:
+        """From the label's index: beads(label=...) would let SQLite walk every closed wisp by time."""
+        columns = ", ".join(f"beads.{column.strip()}" for column in _BEAD_COLUMNS.split(","))
+        with self._snapshot() as conn:
+            rows = conn.execute(f"SELECT {columns} FROM labels CROSS JOIN beads ON beads.id = labels.bead_id WHERE labels.label = ?"
+                                " AND beads.kind = 'wisp' AND beads.status = 'closed' ORDER BY beads.id", (OWED,)).fetchall()
+            return _attach_labels(conn, rows)
+
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
         with self._snapshot() as conn:
             rows = conn.execute(
