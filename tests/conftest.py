@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,17 +58,36 @@ def webhook() -> Iterator[WebhookServer]:
     server.stop()
 
 
-BACKENDS = ("sqlite",)  # the storage backends every ledger, patrol, escalation and digest test runs against
+BACKENDS = ("sqlite", "postgresql")  # the storage backends every ledger, patrol, escalation and digest test runs against
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL server (the pgserver wheel), one per test process, stopped at the end of the session."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
 
 
 @pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest) -> Iterator[str]:
+def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The storage backend of this test's towns and ledgers, by name.
 
     Used by every test of tests/test_ledger.py, test_patrol.py,
-    test_escalation.py and test_digest.py (``pytestmark``), so each runs
-    once per backend.  ``sqlite`` needs nothing: a town's ledger is the file
-    in its ``.gtui/``.  A backend with a server starts it once per session
-    and points this test's towns at a database of its own.
+    test_escalation.py, test_digest.py and test_guards.py (``pytestmark``),
+    so each runs once per backend.  ``sqlite`` needs nothing: a town's
+    ledger is the file in its ``.gtui/``.  ``postgresql`` gives the test a
+    schema of its own on the session's server, through ``GT_LEDGER_URL``
+    (which the gtui processes the test starts inherit).  A test of the SQLite
+    file itself is marked ``sqlite_only``.
     """
+    if request.param == "postgresql":
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("a test of the SQLite file itself")
+        from gtcore.storage.testing import postgres_schema
+
+        schema = "t_" + uuid.uuid4().hex[:16]
+        monkeypatch.setenv("GT_LEDGER_URL", postgres_schema(request.getfixturevalue("postgres_server"), schema))
     yield request.param

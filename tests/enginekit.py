@@ -64,8 +64,8 @@ def gtui_argv(town: Path, *args: str | Path) -> list[str]:
 
 
 def gtui_env() -> dict[str, str]:
-    """The test's environment without a GT_TOWN that could point elsewhere, and wide plain output."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GT_")}
+    """The test's environment without a GT_TOWN that could point elsewhere (its ledger URL kept), and wide plain output."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GT_") or key == "GT_LEDGER_URL"}
     env.update(COLUMNS="400", NO_COLOR="1")
     return env
 

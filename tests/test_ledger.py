@@ -80,6 +80,7 @@ print(json.dumps({"proc": proc, "won": won}))
 PROCS, WRITES = 8, 200
 
 
+@pytest.mark.sqlite_only
 def test_eight_processes_share_one_fresh_file(tmp_path: Path) -> None:
     db = tmp_path / "town" / ".gtui" / "ledger.db"
     go = tmp_path / "go"
@@ -150,6 +151,7 @@ ledger.change_escalation(escalation.id, die, now=0.0)
 """
 
 
+@pytest.mark.sqlite_only
 def test_process_killed_inside_a_write(tmp_path: Path) -> None:
     """A writer SIGKILLed with the write lock held and a transaction half done: nothing is stuck or half-written."""
     db = tmp_path / "ledger.db"
@@ -211,6 +213,7 @@ def slow_summary_from_runs(ledger: Ledger) -> dict[str, PluginStats]:
     return out
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("seed", [1, 7, 2024])
 def test_summary_matches_slow_computation_on_random_data(tmp_path: Path, seed: int) -> None:
     db = tmp_path / "ledger.db"
@@ -230,6 +233,7 @@ def test_summary_matches_slow_computation_on_random_data(tmp_path: Path, seed: i
     assert open_ledger(db).plugin_summary() == summary
 
 
+@pytest.mark.sqlite_only
 def test_summary_is_one_query(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "ledger.db")
     for n in range(5):
@@ -431,6 +435,7 @@ def assert_clean(error: LedgerError, path: Path, *words: str) -> None:
     assert type(error).__module__ == "gtcore.errors", "a LedgerError, never the driver's own error"
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_file(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     db.write_bytes(random.Random(3).randbytes(16384))
@@ -439,6 +444,7 @@ def test_corrupt_file(tmp_path: Path) -> None:
     assert_clean(info.value, db, "corrupt")
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_pages_behind_a_valid_header(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     ledger = open_ledger(db)
@@ -459,6 +465,7 @@ def test_corrupt_pages_behind_a_valid_header(tmp_path: Path) -> None:
     assert_clean(info.value, db)
 
 
+@pytest.mark.sqlite_only
 def test_parent_is_a_regular_file(tmp_path: Path) -> None:
     blocker = tmp_path / "town"
     blocker.write_text("not a directory")
@@ -468,6 +475,7 @@ def test_parent_is_a_regular_file(tmp_path: Path) -> None:
         assert_clean(info.value, blocker)
 
 
+@pytest.mark.sqlite_only
 def test_ledger_path_is_a_directory(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     db.mkdir()
@@ -492,6 +500,7 @@ def test_unwritable_directory(tmp_path: Path) -> None:
         state.chmod(0o700)
 
 
+@pytest.mark.sqlite_only
 def test_newer_schema_version(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     open_ledger(db).close()
@@ -501,6 +510,7 @@ def test_newer_schema_version(tmp_path: Path) -> None:
     assert_clean(info.value, db, "99", "newer", "upgrade")
 
 
+@pytest.mark.sqlite_only
 def test_locked_for_good(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     open_ledger(db).close()
@@ -518,6 +528,7 @@ def test_locked_for_good(tmp_path: Path) -> None:
     assert open_before.claim_run("p", "town").status == "running", "works again once the lock is gone"
 
 
+@pytest.mark.sqlite_only
 def test_a_writer_waits_a_bounded_time_and_names_the_holder(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     ledger = open_ledger(db, wait=0.5)
@@ -531,6 +542,7 @@ def test_a_writer_waits_a_bounded_time_and_names_the_holder(tmp_path: Path) -> N
     assert ledger.create("event", title="x").title == "x"
 
 
+@pytest.mark.sqlite_only
 def test_locked_fresh_file(tmp_path: Path) -> None:
     """A brand-new file held exclusively before it is even in WAL mode."""
     db = tmp_path / "ledger.db"
@@ -542,6 +554,7 @@ def test_locked_fresh_file(tmp_path: Path) -> None:
 # -- schema and migrations ---------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_fresh_schema_and_idempotent_reopen(tmp_path: Path) -> None:
     db = tmp_path / "deep" / "er" / "ledger.db"
     ledger = open_ledger(db)
@@ -563,6 +576,7 @@ def test_fresh_schema_and_idempotent_reopen(tmp_path: Path) -> None:
     assert (facts["schema"], facts["user_version"], facts["beads"]) == (schema, SCHEMA_VERSION, 1)
 
 
+@pytest.mark.sqlite_only
 def test_wal_mode_after_writes_from_a_thread(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "ledger.db")
     thread = threading.Thread(target=lambda: ledger.create("event", title="from a thread"))
@@ -582,6 +596,7 @@ ledger.close()
 """
 
 
+@pytest.mark.sqlite_only
 def test_opening_the_ledger_again_keeps_this_processs_locks(tmp_path: Path) -> None:
     """Opening a Ledger must never open and close the file itself: that drops this process's SQLite locks, and
     another process closing its connection then thinks it is the last one and deletes the WAL we still read."""
@@ -596,6 +611,7 @@ def test_opening_the_ledger_again_keeps_this_processs_locks(tmp_path: Path) -> N
     assert sorted(bead.title for bead in first.beads("event")) == ["from the other process", "ours"]
 
 
+@pytest.mark.sqlite_only
 def test_migration_moves_pending_deliveries_into_their_table(tmp_path: Path) -> None:
     """A ledger of schema 4 kept pending deliveries in the escalation's JSON: after the upgrade they wait as rows, leased alone."""
     db = tmp_path / "ledger.db"

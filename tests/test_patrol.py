@@ -27,14 +27,15 @@ def test_two_once_patrols_started_together_run_each_open_plugin_exactly_once(tmp
     overlaps = 0  # the loser saw the winner's run in flight, or was refused at claim time: the patrols really raced
     for iteration in range(20):
         town = make_town(tmp_path / f"town{iteration}", "dogs = 4\n")
-        for name in RACE_PLUGINS:
+        names = [f"{name}-{iteration}" for name in RACE_PLUGINS]  # a name of its own per round: on PostgreSQL the rounds share one ledger
+        for name in names:
             add_plugin(town, name, run_sh="sleep 0.1\n")
         procs = [gtui_start(town, "--once", "--json") for _ in range(2)]
         outputs = [proc.communicate(timeout=60) for proc in procs]
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
         reports = [report_json(out) for out, _ in outputs]
-        for name in RACE_PLUGINS:
+        for name in names:
             on_ledger = runs(town, name)
             assert [run.result for run in on_ledger] == ["success"], f"iteration {iteration}: {name} ran {len(on_ledger)} times"
             reported = [entry["run"] for report in reports for entry in report["plugins"] if entry["name"] == name and entry["run"]]

@@ -1,10 +1,14 @@
-"""Storage: the ledger behind one contract (:mod:`gtcore.storage.contract`), SQLite its first backend.
+"""Storage: the ledger behind one contract (:mod:`gtcore.storage.contract`), with two backends.
 
-No module outside this package executes SQL or holds a connection; the
-engine asks :class:`~gtcore.storage.contract.Ledger` for domain operations.
+SQLite (:mod:`gtcore.storage.sqlite`) is the embedded default: one file in
+the town's ``.gtui/``.  PostgreSQL (:mod:`gtcore.storage.postgresql`) is the
+ledger several hosts share, chosen by ``GT_LEDGER_URL``.  No module outside
+this package executes SQL or holds a connection.
 """
 
 from __future__ import annotations
+
+import os
 
 from gtcore.records import TYPE_CHECKING
 
@@ -13,9 +17,24 @@ if TYPE_CHECKING:
 
     from gtcore.storage.contract import Ledger
 
+URL_VARIABLE = "GT_LEDGER_URL"
 
-def open_ledger(path: Path, *, readonly: bool = False, wait: float = 10.0) -> Ledger:
-    """The town's ledger at ``path`` (read-only: never created, migrated or locked)."""
+
+def open_ledger(path: Path, *, readonly: bool = False, wait: float = 10.0, url: str | None = None) -> Ledger:
+    """The town's ledger: ``GT_LEDGER_URL`` when set (it wins), else ``url``, else the SQLite file at ``path``.
+
+    Read-only: never created, migrated or locked.
+    """
+    chosen = os.environ.get(URL_VARIABLE) or url
+    if chosen:
+        from gtcore.errors import SettingsError
+
+        if not chosen.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(URL_VARIABLE if os.environ.get(URL_VARIABLE) else "ledger",
+                                f"{chosen.split('://')[0]!r} is not a ledger gtui knows: use postgresql://... (or unset it for SQLite)")
+        from gtcore.storage.postgresql import PgLedger
+
+        return PgLedger(chosen, readonly=readonly, wait=wait)
     from gtcore.storage.sqlite import SqliteLedger
 
     return SqliteLedger(path, readonly=readonly, wait=wait)

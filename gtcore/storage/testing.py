@@ -131,3 +131,12 @@ def insert_raw_bead(path: Path, kind: str, title: str, status: str, data: dict[s
         return int(cursor.lastrowid or 0)
     finally:
         conn.close()
+
+
+def postgres_schema(url: str, name: str) -> str:
+    """A fresh, empty schema ``name`` on the server at ``url``, and the URL whose connections use it (one per test)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"

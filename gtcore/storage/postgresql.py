@@ -1,0 +1,686 @@
+"""The PostgreSQL ledger: the storage contract on a server every host of a town shares.
+
+Chosen by ``GT_LEDGER_URL`` (``postgresql://...``).  The schema is the
+SQLite one in PostgreSQL's words: ``jsonb`` data, the per-plugin summary
+kept by triggers in the transaction that writes a run, one running run per
+plugin by a partial unique index.  What SQLite gets from its single writer
+PostgreSQL gets from locks: a claim takes a transaction-scoped advisory lock
+on its plugin (two hosts reading the same last run cannot both claim), raising
+an escalation one on its source and subject, and leasing deliveries takes
+due rows ``FOR UPDATE SKIP LOCKED`` so hosts never wait on each other's
+leases.  Every commit that touches beads moves the ``ledger_changes``
+sequence: :meth:`PgLedger.changes`, what control rooms poll.
+
+Connections are per thread.  A lost or refused connection is a
+:class:`~gtcore.errors.LedgerError` of one line, with the password left out.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from gtcore.errors import GateMoved, GtError, LedgerError, NotFound, RunInFlight
+from gtcore.model import FAILED, Bead, PluginStats, Report, Result, format_ref, settle
+from gtcore.storage.contract import (
+    ANY_LAST_RUN,
+    KINDS,
+    OWED,
+    PAUSED,
+    RESUMED,
+    ROUTE_LATER,
+    Claim,
+    Close,
+    Delivery,
+    DigestDraft,
+    EscalationChange,
+    FinishedRun,
+    Ledger,
+    LedgerFacts,
+    Squash,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gtui_schema (version INTEGER NOT NULL);
+CREATE SEQUENCE ledger_changes;
+CREATE TABLE beads (
+    id          BIGSERIAL PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    title       TEXT NOT NULL DEFAULT '',
+    status      TEXT NOT NULL,
+    body        TEXT NOT NULL DEFAULT '',
+    created_at  DOUBLE PRECISION NOT NULL,
+    updated_at  DOUBLE PRECISION NOT NULL,
+    closed_at   DOUBLE PRECISION,
+    plugin      TEXT,
+    rig         TEXT,
+    result      TEXT,
+    data        JSONB NOT NULL DEFAULT '{}'
+);
+CREATE TABLE labels (
+    bead_id BIGINT NOT NULL REFERENCES beads(id) ON DELETE CASCADE,
+    label   TEXT NOT NULL,
+    PRIMARY KEY (bead_id, label)
+);
+CREATE INDEX labels_by_label ON labels(label, bead_id);
+CREATE INDEX beads_by_kind ON beads(kind, status, created_at);
+CREATE INDEX runs_by_plugin ON beads(plugin, created_at) WHERE kind = 'wisp';
+CREATE INDEX beads_by_update ON beads(kind, updated_at);
+CREATE UNIQUE INDEX one_running_run ON beads(plugin) WHERE kind = 'wisp' AND status = 'running';
+CREATE TABLE plugin_stats (
+    plugin          TEXT PRIMARY KEY,
+    run_count       INTEGER NOT NULL,
+    failure_count   INTEGER NOT NULL,
+    last_run_id     BIGINT NOT NULL,
+    last_started_at DOUBLE PRECISION NOT NULL,
+    last_result     TEXT NOT NULL,
+    last_summary    TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE deliveries (
+    id             BIGSERIAL PRIMARY KEY,
+    escalation_id  BIGINT NOT NULL,
+    channel        TEXT NOT NULL,
+    severity       TEXT NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    next_at        DOUBLE PRECISION NOT NULL,
+    UNIQUE (escalation_id, channel, severity)
+);
+CREATE INDEX deliveries_due ON deliveries (next_at);
+
+CREATE FUNCTION wisp_recorded() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO plugin_stats AS s VALUES (NEW.plugin, 1, (NEW.result IN ('failure', 'timeout'))::int, NEW.id, NEW.created_at,
+                                          NEW.result, NEW.body)
+    ON CONFLICT (plugin) DO UPDATE SET
+        run_count = s.run_count + 1,
+        failure_count = s.failure_count + excluded.failure_count,
+        last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                           THEN excluded.last_result ELSE s.last_result END,
+        last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                            THEN excluded.last_summary ELSE s.last_summary END,
+        last_run_id = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                           THEN excluded.last_run_id ELSE s.last_run_id END,
+        last_started_at = greatest(s.last_started_at, excluded.last_started_at);
+    INSERT INTO labels VALUES (NEW.id, 'type:plugin-run'), (NEW.id, 'plugin:' || NEW.plugin), (NEW.id, 'rig:' || NEW.rig),
+                              (NEW.id, 'result:' || NEW.result) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wisp_recorded AFTER INSERT ON beads FOR EACH ROW WHEN (NEW.kind = 'wisp') EXECUTE FUNCTION wisp_recorded();
+
+CREATE FUNCTION wisp_result_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE plugin_stats SET
+        failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))::int - (OLD.result IN ('failure', 'timeout'))::int,
+        last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
+        last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
+    WHERE plugin = NEW.plugin;
+    DELETE FROM labels WHERE bead_id = NEW.id AND label = 'result:' || OLD.result;
+    INSERT INTO labels VALUES (NEW.id, 'result:' || NEW.result) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wisp_result_changed AFTER UPDATE OF result ON beads FOR EACH ROW
+    WHEN (NEW.kind = 'wisp' AND NEW.result IS DISTINCT FROM OLD.result) EXECUTE FUNCTION wisp_result_changed();
+
+CREATE FUNCTION ledger_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM nextval('ledger_changes');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER ledger_changed AFTER INSERT OR UPDATE OR DELETE ON beads FOR EACH STATEMENT EXECUTE FUNCTION ledger_changed();
+"""
+
+_COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"
+_LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
+_RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+class PgLedger(Ledger):
+    """The ledger on a PostgreSQL server; see the module docstring."""
+
+    def __init__(self, url: str, *, readonly: bool = False, wait: float = 10.0) -> None:
+        self.url, self.readonly, self.wait = url, readonly, wait
+        self.where = _shown(url)
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._prepare()
+
+    # -- connections and transactions ---------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.wait)))
+            except psycopg.Error as exc:
+                raise self._error(exc) from None
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _prepare(self) -> None:
+        """Create the schema on first use (one host at a time, under an advisory lock); refuse a newer one."""
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('gtui schema'))")
+                exists = conn.execute("SELECT to_regclass('gtui_schema') IS NOT NULL").fetchone()[0]
+                version = conn.execute("SELECT max(version) FROM gtui_schema").fetchone()[0] if exists else None
+                if version is None:
+                    if self.readonly:
+                        raise LedgerError(f"ledger {self.where}: holds no gtui ledger yet, and a read-only gtui creates none")
+                    conn.execute(_SCHEMA)
+                    conn.execute("INSERT INTO gtui_schema VALUES (%s)", (SCHEMA_VERSION,))
+                elif version > SCHEMA_VERSION:
+                    raise LedgerError(f"ledger {self.where}: schema version {version} is newer than this gtui understands"
+                                      f" ({SCHEMA_VERSION}); upgrade gtui")
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def _error(self, exc: psycopg.Error) -> LedgerError:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, psycopg.OperationalError):
+            return LedgerError(f"ledger {self.where}: cannot reach the server ({text}); nothing was recorded by this attempt,"
+                               " the next patrol tries again")
+        return LedgerError(f"ledger {self.where}: {text}")
+
+    def _retry(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` in one transaction, again on a serialization failure or deadlock, for at most ``wait`` seconds."""
+        if self.readonly:
+            raise LedgerError(f"ledger {self.where}: opened read-only; this would write")
+        deadline, delay = time.monotonic() + self.wait, 0.01
+        while True:
+            conn = self._connect()
+            try:
+                with conn.transaction():
+                    return work(conn)
+            except _RETRIED as exc:
+                if time.monotonic() + delay >= deadline:
+                    raise self._error(exc) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            except psycopg.Error as exc:
+                raise self._error(exc) from None
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                yield conn
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _read(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._connect().execute(sql, tuple(params)).fetchall()
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def changes(self) -> int:
+        return self._read("SELECT last_value FROM ledger_changes")[0][0]
+
+    # -- beads --------------------------------------------------------------------------
+
+    def create(self, kind: str, *, title: str = "", status: str = "open", body: str = "", labels: Iterable[str] = (),
+               data: dict[str, Any] | None = None, plugin: str | None = None, rig: str | None = None,
+               result: str | None = None, now: float | None = None) -> Bead:
+        return self._retry(lambda conn: _insert(conn, kind, title=title, status=status, body=body, labels=labels, data=data,
+                                                plugin=plugin, rig=rig, result=result, now=now))
+
+    def fetch(self, bead_id: int) -> Bead | None:
+        with self._snapshot() as conn:
+            return _fetch(conn, bead_id)
+
+    def beads(self, kind: str, *, status: str | Iterable[str] | None = None, label: str | None = None, plugin: str | None = None,
+              limit: int | None = None, newest_first: bool = True) -> list[Bead]:
+        where, params = ["kind = %s"], [kind]
+        if status is not None:
+            where.append("status = ANY(%s)")
+            params.append([status] if isinstance(status, str) else list(status))
+        if label is not None:
+            where.append("id IN (SELECT bead_id FROM labels WHERE label = %s)")
+            params.append(label)
+        if plugin is not None:
+            where.append("plugin = %s")
+            params.append(plugin)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {_COLUMNS} FROM beads WHERE {' AND '.join(where)} ORDER BY created_at {order}, id {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._snapshot() as conn:
+            return _with_labels(conn, conn.execute(sql, params).fetchall())
+
+    def any_bead(self, kind: str, *, status: Iterable[str], label: str) -> bool:
+        return bool(self._read("SELECT 1 FROM labels JOIN beads ON beads.id = labels.bead_id WHERE labels.label = %s"
+                               " AND beads.kind = %s AND beads.status = ANY(%s) LIMIT 1", (label, kind, list(status))))
+
+    def find(self, kinds: Iterable[str], *, labels: Iterable[str] = (), statuses: Iterable[str] | None = None,
+             created_after: float | None = None, limit: int | None = None) -> list[Bead]:
+        where, params = ["kind = ANY(%s)"], [list(kinds)]
+        for label in dict.fromkeys(labels):
+            where.append("id IN (SELECT bead_id FROM labels WHERE label = %s)")
+            params.append(label)
+        if statuses is not None:
+            where.append("status = ANY(%s)")
+            params.append(list(statuses))
+        if created_after is not None:
+            where.append("created_at > %s")
+            params.append(created_after)
+        sql = f"SELECT {_COLUMNS} FROM beads WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._snapshot() as conn:
+            return _with_labels(conn, conn.execute(sql, params).fetchall())
+
+    def close_bead(self, bead: Bead, *, reason: str = "", now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def close(conn: psycopg.Connection[Any]) -> Bead:
+            current = _fetch(conn, bead.id, lock=True)
+            if current is None:
+                raise NotFound(f"no record {bead.ref} on the ledger")
+            if current.status != "closed":
+                _update(conn, current, now=stamp, status="closed", data={**current.data, "close_reason": reason})
+            return _fetch(conn, bead.id)  # type: ignore[return-value]
+
+        return self._retry(close)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def record_turn(self, closes: list[Close], claims: list[Claim]) -> list[Bead | Exception]:
+        works = [_closing(close) for close in closes] + [_claiming(claim) for claim in claims]
+
+        def each(conn: psycopg.Connection[Any]) -> list[Any]:
+            answers: list[Any] = []
+            for work in works:
+                try:
+                    with conn.transaction():  # a savepoint inside the turn's transaction
+                        answers.append(work(conn))
+                except psycopg.errors.UniqueViolation:
+                    answers.append(RunInFlight("a run of this plugin is already in flight"))
+                except psycopg.Error:
+                    raise
+                except Exception as exc:
+                    answers.append(exc)
+            return answers
+
+        if not works:
+            return []
+        try:
+            return self._retry(each)
+        except LedgerError as exc:
+            return [exc] * len(works)
+
+    def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def keep(conn: psycopg.Connection[Any]) -> Bead:
+            bead = _fetch(conn, run_id, lock=True)
+            if bead is None or bead.kind != "wisp":
+                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            if not token or bead.data.get("token") != token:
+                raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): report refused")
+            if bead.status != "running":
+                raise GtError(f"{bead.ref} has ended ({bead.result}): a report after the run is not taken")
+            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s",
+                         (Jsonb({**bead.data, "report": {**report.to_json(), "at": stamp}}), stamp, run_id))
+            return _fetch(conn, run_id)  # type: ignore[return-value]
+
+        return self._retry(keep)
+
+    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
+        self._retry(lambda conn: conn.execute(
+            "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (Jsonb(data), run_id)))
+
+    def settle_follow_up(self, run_id: int) -> None:
+        self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = %s AND label = %s", (run_id, OWED)))
+
+    def owed_follow_ups(self) -> list[Bead]:
+        columns = ", ".join(f"beads.{column.strip()}" for column in _COLUMNS.split(","))
+        with self._snapshot() as conn:
+            rows = conn.execute(f"SELECT {columns} FROM labels JOIN beads ON beads.id = labels.bead_id WHERE labels.label = %s"
+                                " AND beads.kind = 'wisp' AND beads.status = 'closed' ORDER BY beads.id", (OWED,)).fetchall()
+            return _with_labels(conn, rows)
+
+    def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
+        with self._snapshot() as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND updated_at >= %s ORDER BY updated_at, id"
+                                " LIMIT %s", (since, limit)).fetchall()
+            return _with_labels(conn, rows)
+
+    # -- town events, pauses and the gates' facts ---------------------------------------
+
+    def emit_events(self, events: Iterable[tuple[str, float]], *, source: str) -> None:
+        listed = list(events)
+
+        def record(conn: psycopg.Connection[Any]) -> None:
+            for name, at in listed:
+                _insert(conn, "event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=at)
+
+        self._retry(record)
+
+    def last_events(self) -> dict[str, float]:
+        return dict(self._read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title"))
+
+    def paused(self) -> dict[str, str]:
+        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({_LATEST_PAUSES})")
+        return {plugin: body for plugin, title, body in rows if title == PAUSED}
+
+    def gate_facts(self) -> LedgerFacts:
+        """One snapshot: the summary, the runs in flight, the pauses and the last events agree with each other."""
+        facts = LedgerFacts()
+        with self._snapshot() as conn:
+            for row in conn.execute("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
+                                    " FROM plugin_stats"):
+                facts.summary[row[0]] = PluginStats(*row)
+            for plugin, run_id, created, rig, data in conn.execute(
+                    "SELECT plugin, id, created_at, rig, data FROM beads WHERE kind = 'wisp' AND status = 'running'"):
+                facts.running[plugin] = Bead(run_id, "wisp", f"run {plugin}", "running", "", created, created, None, plugin, rig,
+                                             "running", data)
+            for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({_LATEST_PAUSES})"):
+                if title == PAUSED:
+                    facts.paused[plugin] = body
+            facts.events.update(conn.execute(
+                "SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title").fetchall())
+        return facts
+
+    def plugin_summary(self) -> dict[str, PluginStats]:
+        rows = self._read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
+                          " FROM plugin_stats")
+        return {row[0]: PluginStats(*row) for row in rows}
+
+    # -- escalations and their deliveries -----------------------------------------------
+
+    def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
+                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float) -> tuple[Bead, bool]:
+        def write(conn: psycopg.Connection[Any]) -> tuple[Bead, bool]:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"escalation:{source}\n{subject}",))
+            row = conn.execute("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND title = %s"
+                               " AND id IN (SELECT bead_id FROM labels WHERE label = %s) ORDER BY id DESC LIMIT 1",
+                               (subject, f"source:{source}")).fetchone()
+            if row is not None:
+                existing = _fetch(conn, row[0], lock=True)
+                assert existing is not None
+                return _apply(conn, existing, again(existing), now), False
+            change = fresh()
+            bead = _insert(conn, "escalation", title=subject, body=change.body or "", labels=labels, data=change.data, now=now)
+            return _apply(conn, bead, change._replace(body=None), now), True
+
+        return self._retry(write)
+
+    def change_escalation(self, escalation_id: int, change: Callable[[Bead], EscalationChange | None], *, now: float) -> Bead:
+        def write(conn: psycopg.Connection[Any]) -> Bead:
+            bead = _fetch(conn, escalation_id, lock=True)
+            if bead is None or bead.kind != "escalation":
+                raise NotFound(f"no escalation {format_ref('escalation', escalation_id)} on the ledger")
+            decided = change(bead)
+            return bead if decided is None else _apply(conn, bead, decided, now)
+
+        return self._retry(write)
+
+    def lease_deliveries(self, now: float, lease: float, *, route: Callable[[Bead, str], EscalationChange],
+                         only: int | None = None) -> list[Delivery]:
+        """Due rows taken ``FOR UPDATE SKIP LOCKED``: a row another host is leasing right now is simply not this host's."""
+        scope = "" if only is None else " AND escalation_id = %s"
+        params: tuple[Any, ...] = () if only is None else (only,)
+        live = " AND escalation_id IN (SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed')"
+
+        def write(conn: psycopg.Connection[Any]) -> list[Delivery]:
+            held = conn.execute(f"SELECT id, escalation_id, severity FROM deliveries WHERE channel = %s{live}{scope}"
+                                " FOR UPDATE SKIP LOCKED", (ROUTE_LATER, *params)).fetchall()
+            for row_id, escalation_id, severity in held:
+                conn.execute("DELETE FROM deliveries WHERE id = %s", (row_id,))
+                bead = _fetch(conn, escalation_id, lock=True)
+                assert bead is not None
+                _apply(conn, bead, route(bead, severity), now)
+            due = conn.execute(f"SELECT id, escalation_id, channel, severity, attempts, next_at FROM deliveries"
+                               f" WHERE next_at <= %s AND channel != %s{live}{scope} ORDER BY id FOR UPDATE SKIP LOCKED",
+                               (now, ROUTE_LATER, *params)).fetchall()
+            if due:
+                conn.execute("UPDATE deliveries SET next_at = %s WHERE id = ANY(%s)", (now + lease, [row[0] for row in due]))
+            return [Delivery(*row[1:]) for row in due]
+
+        return self._retry(write)
+
+    def record_delivery(self, delivery: Delivery, error: str | None, *, now: float, retry_at: float | None) -> None:
+        key = (delivery.escalation_id, delivery.channel, delivery.severity)
+
+        def write(conn: psycopg.Connection[Any]) -> None:
+            bead = _fetch(conn, delivery.escalation_id, lock=True)
+            if bead is None:
+                return
+            outcome = {"channel": delivery.channel, "ok": error is None, "error": error, "at": now}
+            _update(conn, bead, now=now, data={**bead.data, "deliveries": [*bead.data.get("deliveries", []), outcome]})
+            if error is None or retry_at is None:
+                conn.execute("DELETE FROM deliveries WHERE escalation_id = %s AND channel = %s AND severity = %s", key)
+            else:
+                conn.execute("UPDATE deliveries SET attempts = %s, next_at = %s WHERE escalation_id = %s AND channel = %s"
+                             " AND severity = %s", (delivery.attempts + 1, retry_at, *key))
+
+        self._retry(write)
+
+    # -- digests and retention -----------------------------------------------------------
+
+    def squash_day(self, title: str, plugins: list[str], start: float, end: float,
+                   fold: Callable[[list[FinishedRun], Bead | None], DigestDraft], *, dry_run: bool, now: float) -> Squash:
+        def squash(conn: psycopg.Connection[Any]) -> Squash:
+            if not dry_run:
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"digest:{title}",))
+            rows = conn.execute("SELECT id, created_at, plugin, result, data->'duration_s', data->'reason', data->'log' FROM beads"
+                                " WHERE kind = 'wisp' AND status = 'closed' AND created_at >= %s AND created_at < %s"
+                                " AND plugin = ANY(%s)", (start, end, plugins)).fetchall()
+            runs = [FinishedRun._make(row) for row in rows]
+            row = conn.execute("SELECT id FROM beads WHERE kind = 'digest' AND title = %s ORDER BY id LIMIT 1", (title,)).fetchone()
+            existing = _fetch(conn, row[0]) if row else None
+            if not runs:
+                return Squash(runs, existing, existing)
+            draft = fold(runs, existing)
+            if dry_run:
+                return Squash(runs, existing, None)
+            if existing is None:
+                digest = _insert(conn, "digest", title=title, status="closed", body=draft.body, data=draft.data,
+                                 labels=draft.labels, now=now)
+            else:
+                _update(conn, existing, now=now, data=draft.data)
+                conn.execute("UPDATE beads SET body = %s WHERE id = %s", (draft.body, existing.id))
+                digest = existing
+            _delete(conn, [run.id for run in runs])
+            return Squash(runs, existing, digest)
+
+        if dry_run:
+            with self._snapshot() as conn:
+                return squash(conn)
+        return self._retry(squash)
+
+    def run_days(self, plugins: list[str], before: float) -> list[int]:
+        rows = self._read("SELECT DISTINCT floor(created_at / 86400)::bigint FROM beads WHERE kind = 'wisp' AND status = 'closed'"
+                          " AND created_at < %s AND plugin = ANY(%s)", (before, plugins))
+        return [row[0] for row in rows]
+
+    def digest_beads(self, plugin: str | None = None, limit: int | None = None) -> list[tuple[int, str, dict[str, Any]]]:
+        sql, params = "SELECT id, title, data FROM beads WHERE kind = 'digest'", []
+        if plugin is not None:
+            sql += " AND data->'plugins' ? %s"
+            params.append(plugin)
+        sql += " ORDER BY title DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [(bead_id, title, data) for bead_id, title, data in self._read(sql, params)]
+
+    def prune_runs(self, cutoff: float, keep: list[str], only: list[str] | None, batch: int) -> list[str | None]:
+        where, params = "", [cutoff]
+        if keep:
+            where += " AND NOT (plugin = ANY(%s))"
+            params.append(keep)
+        if only is not None:
+            where += " AND plugin = ANY(%s)"
+            params.append(only)
+
+        def delete(conn: psycopg.Connection[Any]) -> list[str | None]:
+            rows = conn.execute("SELECT id, data->>'log' FROM beads WHERE kind = 'wisp' AND status = 'closed' AND created_at < %s"
+                                + where + f" LIMIT {int(batch)} FOR UPDATE SKIP LOCKED", params).fetchall()
+            _delete(conn, [row[0] for row in rows])
+            return [row[1] for row in rows]
+
+        return self._retry(delete)
+
+
+def _shown(url: str) -> str:
+    """The URL as messages show it: never the password."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1@", url)
+
+
+def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status: str = "open", body: str = "",
+            labels: Iterable[str] = (), data: dict[str, Any] | None = None, plugin: str | None = None, rig: str | None = None,
+            result: str | None = None, now: float | None = None) -> Bead:
+    if kind not in KINDS:
+        raise ValueError(f"unknown bead kind {kind}")
+    if kind == "wisp" and (not plugin or not result):
+        raise ValueError("a wisp records a plugin run: it needs a plugin and a result")
+    stamp = time.time() if now is None else now
+    bead_id = conn.execute(
+        "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (kind, title, status, body, stamp, stamp, plugin, rig, result, Jsonb(_stored(data or {})))).fetchone()[0]
+    unique = tuple(dict.fromkeys(labels))
+    if unique:
+        conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", [(bead_id, label) for label in unique])
+    return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)
+
+
+def _stored(data: dict[str, Any]) -> dict[str, Any]:
+    """A bead's data as kept: an escalation's pending deliveries are rows of their own table."""
+    return {key: value for key, value in data.items() if key != "pending"} if "pending" in data else data
+
+
+def _update(conn: psycopg.Connection[Any], bead: Bead, *, now: float, status: str | None = None, data: dict[str, Any] | None = None,
+            labels: dict[str, str] | None = None) -> None:
+    new_status = status or bead.status
+    closed_at = now if new_status == "closed" and bead.status != "closed" else bead.closed_at
+    conn.execute("UPDATE beads SET status = %s, data = %s, updated_at = %s, closed_at = %s WHERE id = %s",
+                 (new_status, Jsonb(_stored(bead.data if data is None else data)), now, closed_at, bead.id))
+    for key, value in (labels or {}).items():
+        conn.execute("DELETE FROM labels WHERE bead_id = %s AND starts_with(label, %s)", (bead.id, f"{key}:"))
+        conn.execute("INSERT INTO labels VALUES (%s, %s)", (bead.id, f"{key}:{value}"))
+
+
+def _apply(conn: psycopg.Connection[Any], bead: Bead, change: EscalationChange, now: float) -> Bead:
+    _update(conn, bead, now=now, data=change.data, status=change.status, labels=change.labels)
+    if change.body is not None:
+        conn.execute("UPDATE beads SET body = %s WHERE id = %s", (change.body, bead.id))
+    if change.drop_pending:
+        conn.execute("DELETE FROM deliveries WHERE escalation_id = %s", (bead.id,))
+    if change.queue:
+        conn.cursor().executemany("INSERT INTO deliveries (escalation_id, channel, severity, attempts, next_at)"
+                                  " VALUES (%s, %s, %s, 0, %s) ON CONFLICT DO NOTHING",
+                                  [(bead.id, channel, severity, now) for channel, severity in change.queue])
+    return _fetch(conn, bead.id)  # type: ignore[return-value]
+
+
+def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
+    """As SQLite's, with the plugin's advisory lock held from the read of its last run to the insert."""
+    plugin, rig = claim.plugin, claim.rig
+    own = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running"]
+    extra = [label for label in dict.fromkeys(claim.labels) if label not in own]
+
+    def write(conn: psycopg.Connection[Any]) -> Bead:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",))
+        row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = %s", (plugin,)).fetchone()
+        latest, previous = row if row else (None, None)
+        if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
+            raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        try:
+            with conn.transaction():
+                run = _insert(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
+                              data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="running",
+                              now=claim.now)
+        except psycopg.errors.UniqueViolation:
+            raise RunInFlight(f"plugin {plugin} already has a run in flight") from None
+        return run._replace(labels=(*own, *extra))
+
+    return write
+
+
+def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
+    run_id, result = request.run_id, request.result
+    if result not in Result.__members__.values() or result == Result.RUNNING:
+        raise ValueError(f"not a final result: {result}")
+    stamp = time.time() if request.now is None else request.now
+
+    def write(conn: psycopg.Connection[Any]) -> Bead:
+        bead = _fetch(conn, run_id, lock=True)
+        if bead is None or bead.kind != "wisp":
+            raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+        if bead.status != "running":
+            return bead
+        merged = {**bead.data, **(request.data or {})}
+        report = merged.get("report")
+        final, note = settle(result, report)
+        if report:
+            merged["reported_result"] = report.get("result")
+        if note:
+            merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
+        body = (report or {}).get("summary") or request.summary or ""
+        conn.execute("UPDATE beads SET status = 'closed', result = %s, body = %s, closed_at = %s, updated_at = %s, data = %s"
+                     " WHERE id = %s", (final, body, stamp, stamp, Jsonb(merged), run_id))
+        labels = {*bead.labels, f"result:{final}"} - {"result:running"}
+        if request.owed and final in FAILED:
+            conn.execute("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", (run_id, OWED))
+            labels.add(OWED)
+        return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
+                             labels=tuple(sorted(labels)))
+
+    return write
+
+
+def _fetch(conn: psycopg.Connection[Any], bead_id: int, *, lock: bool = False) -> Bead | None:
+    """One bead with its labels (``lock``: its row held until the transaction ends); an escalation with its deliveries."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE id = %s" + (" FOR UPDATE" if lock else ""), (bead_id,)).fetchone()
+    return _with_labels(conn, [row])[0] if row else None
+
+
+def _with_labels(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> list[Bead]:
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    labels: dict[int, list[str]] = {bead_id: [] for bead_id in ids}
+    for bead_id, label in conn.execute("SELECT bead_id, label FROM labels WHERE bead_id = ANY(%s)", (ids,)):
+        labels[bead_id].append(label)
+    escalations = [row[0] for row in rows if row[1] == "escalation"]
+    pending: dict[int, list[dict[str, Any]]] = {bead_id: [] for bead_id in escalations}
+    if escalations:
+        for escalation_id, channel, severity, attempts, next_at in conn.execute(
+                "SELECT escalation_id, channel, severity, attempts, next_at FROM deliveries WHERE escalation_id = ANY(%s)"
+                " ORDER BY id", (escalations,)):
+            pending[escalation_id].append({"channel": channel, "severity": severity, "attempts": attempts, "next_at": next_at})
+    beads = []
+    for row in rows:
+        data = row[11] if row[1] != "escalation" else {**row[11], "pending": pending[row[0]]}
+        beads.append(Bead(*row[:11], data=data, labels=tuple(sorted(labels[row[0]]))))
+    return beads
+
+
+def _delete(conn: psycopg.Connection[Any], ids: list[int]) -> None:
+    if ids:
+        conn.execute("DELETE FROM labels WHERE bead_id = ANY(%s)", (ids,))
+        conn.execute("DELETE FROM beads WHERE id = ANY(%s)", (ids,))
