@@ -213,6 +213,7 @@ class _Kennel:
         self.runs: dict[Run, tuple[_Job, list[int]]] = {}
         self.by_fd: dict[int, Run] = {}
         self.ended: list[Run] = []
+        self.renew_at = time.monotonic() + pool.runner.settings.run_lease.seconds / 3  # leases, a third of one apart
 
     def turn(self) -> bool:
         """One turn: record and claim, start, wait, move every run on.  False when the pack is done for good."""
@@ -225,6 +226,9 @@ class _Kennel:
         now = time.monotonic()
         for run in list(self.runs):
             self._advance(run, now)
+        if self.runs and now >= self.renew_at:
+            self.runner.renew_leases()
+            self.renew_at = now + self.runner.settings.run_lease.seconds / 3
         return True
 
     def _record(self, taken: list[tuple[_Job, str]]) -> None:

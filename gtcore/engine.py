@@ -53,9 +53,9 @@ class Engine:
         the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``), asked for
         when the first run starts: a command that runs nothing writes no scripts."""
         self.town = town
-        self.ledger = open_ledger(town.ledger_path, readonly=readonly)
         self.keep_caches = not readonly if keep_caches is None else keep_caches
         self.settings = settings if settings is not None else self._load_settings()
+        self.ledger = open_ledger(town.ledger_path, readonly=readonly, url=self.settings.ledger)  # GT_LEDGER_URL wins
         self.adopt_orphans = adopt_orphans
         self.settings_problem: Problem | None = None
         self.plugin_bin = plugin_bin
@@ -360,6 +360,10 @@ class Engine:
             reason = self.ledger.paused().get(name)
             if reason is not None:
                 raise GtError(f"plugin {name} is paused by an operator{': ' + reason if reason else ''}; resume it or use --force")
+        from gtcore.processes import hostname
+
+        if not plugin.execution.runs_on(hostname()):
+            raise GtError(f"plugin {name} is pinned to {', '.join(plugin.execution.hosts)} ([execution] hosts); this is {hostname()}")
         in_flight = [run for run in self.ledger.running_runs() if run.plugin == name]
         if in_flight:
             run = in_flight[0]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from gtcore.clock import iso
 from gtcore.discovery import PluginSet
+from gtcore.durations import format_duration
 from gtcore.errors import brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
@@ -155,26 +156,43 @@ def gate_state(decision: GateDecision) -> tuple[bool, str, float | None, float |
 
 
 def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bool], now: float) -> list[str]:
-    """Close runs whose owning process died as ``abandoned``; returns their ids.
+    """Close runs whose owner is gone as ``abandoned``; returns their ids.
 
     ``owns`` says whether this process still executes (or has to record) a run:
-    those are never touched, whoever the ledger says owns them.
+    those are never touched, whoever the ledger says owns them.  Another's run
+    is gone when its owner on this host is dead, or, on any host, when its
+    lease ran out (``run_lease`` without a renewal: the owner died with its
+    host, or lost the ledger).  Leases are read on the wall clock, whatever
+    ``now`` the patrol decides at.
     """
     from gtcore import processes
 
-    closed = []
+    closed, here, wall = [], processes.hostname(), time.time()
     for run in running.values():
         owner = run.data.get("owner")
         if not isinstance(owner, dict) or owns(run.id):
             continue
-        ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == processes.hostname()
-        if ours or processes.owner_dead(owner):
-            reason = f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
-            if owner.get("host") == processes.hostname() and _kill_leftovers(run):
-                reason += "; its leftover processes were killed"
-            if ledger.close_run(run.id, "abandoned", now=now, data={"reason": reason}).result == Result.ABANDONED:
-                closed.append(run.ref)  # not a run that ended by itself since it was read: closing twice keeps the first result
+        why = _gone(run, owner, here, wall)
+        if why is None:
+            continue
+        if owner.get("host") == here and _kill_leftovers(run):
+            why += "; its leftover processes were killed"
+        if ledger.close_run(run.id, "abandoned", now=now, data={"reason": why}).result == Result.ABANDONED:
+            closed.append(run.ref)  # not a run that ended by itself since it was read: closing twice keeps the first result
     return closed
+
+
+def _gone(run: Bead, owner: dict[str, Any], here: str, wall: float) -> str | None:
+    """Why a run in flight that this process does not execute has lost its owner, or None while it has one."""
+    from gtcore import processes
+
+    ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == here
+    if ours or processes.owner_dead(owner):
+        return f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
+    lease = run.data.get("lease_until")
+    if isinstance(lease, int | float) and lease < wall:
+        return f"the lease of its owner (process {owner.get('pid')} on {owner.get('host')}) ran out {format_duration(wall - lease)} ago"
+    return None
 
 
 def _kill_leftovers(run: Bead) -> bool:
@@ -306,12 +324,27 @@ class Patrol:
         let the first-found ones start before longer-waiting ones are queued.
         """
         open_items = [item for item in report.plugins if item.decision.open]
+        if any(item.plugin.execution.hosts for item in open_items):
+            open_items = self._on_this_host(open_items)
         open_items.sort(key=lambda item: report.started_at if item.decision.since is None else item.decision.since)
         for item in open_items:
             stats = summary.get(item.plugin.name)
             item.future = self.dispatch(item.plugin, item.decision.since, stats.last_run_id if stats else None)
             item.dispatched = item.future is not None
             item.note = None if item.dispatched else "already queued or running in this process"
+
+    @staticmethod
+    def _on_this_host(items: list[PluginReport]) -> list[PluginReport]:
+        """The open plugins this host's dogs may run; a pinned one elsewhere is noted, not dispatched."""
+        from gtcore.processes import hostname
+
+        here, kept = hostname(), []
+        for item in items:
+            if item.plugin.execution.runs_on(here):
+                kept.append(item)
+            else:
+                item.note = f"pinned to {', '.join(item.plugin.execution.hosts)}: not run on {here}"
+        return kept
 
     def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, events: dict[str, float], now: float) -> None:
         """Digest past days of digest plugins and prune old runs of the others, at most hourly for the whole town.

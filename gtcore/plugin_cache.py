@@ -30,7 +30,7 @@ from gtcore.records import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-FORMAT = 2
+FORMAT = 3
 Identity = tuple[int, int, int, bool]  # size, mtime_ns, inode, run.sh beside it
 
 
@@ -154,7 +154,8 @@ class PluginCache:
             plugin.name,
             self._refer("gate", (gate.type, _duration(gate.duration), gate.schedule, gate.timezone, gate.check,
                                  _duration(gate.check_timeout), gate.on, gate.disabled)),
-            self._refer("execution", (execution.type, _duration(execution.timeout), execution.notify_on_failure, execution.severity)),
+            self._refer("execution", (execution.type, _duration(execution.timeout), execution.notify_on_failure, execution.severity,
+                                         execution.hosts)),
             self._refer("tracking", (plugin.tracking.labels, plugin.tracking.digest)),
             plugin.description, plugin.version, plugin.enabled, plugin.instructions, plugin.has_run_script, plugin.mtime,
             plugin.warnings,
@@ -174,5 +175,5 @@ def _build(kind: str, values: tuple[Any, ...]) -> Gate | Execution | Tracking:
         name, duration, schedule, timezone, check, check_timeout, on, disabled = values
         return Gate(name, _back(duration), schedule, timezone, check, _back(check_timeout), on, disabled)  # type: ignore[arg-type]
     if kind == "execution":
-        return Execution(values[0], _back(values[1]), values[2], values[3])  # type: ignore[arg-type]
+        return Execution(values[0], _back(values[1]), values[2], values[3], tuple(values[4]))  # type: ignore[arg-type]
     return Tracking(tuple(values[0]), values[1])

@@ -428,4 +428,12 @@ def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> 
         timeout=_duration(table, "timeout", "execution", lines, DEFAULT_TIMEOUT),
         notify_on_failure=_typed(table, "notify_on_failure", bool, lines, "execution", default=False),
         severity=severity,
+        hosts=_hosts(table, lines),
     )
+
+
+def _hosts(table: dict[str, Any], lines: _KeyLines) -> tuple[str, ...]:
+    hosts = _typed(table, "hosts", list, lines, "execution", default=[])
+    if not all(isinstance(host, str) and host.strip() for host in hosts):
+        raise _Invalid('execution.hosts must be a list of host names, like ["build-box"]', lines.of("hosts", "execution"))
+    return tuple(dict.fromkeys(host.strip() for host in hosts))

@@ -37,7 +37,7 @@ GATE_FIELDS_BY_TYPE = {
     "manual": set(),
 }
 TRACKING_KEYS = {"labels", "digest"}
-EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity"}
+EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity", "hosts"}
 
 
 class Gate(Record):
@@ -91,6 +91,10 @@ class Execution(Record):
     timeout: Duration = DEFAULT_TIMEOUT
     notify_on_failure: bool = False
     severity: str = "medium"
+    hosts: tuple[str, ...] = ()  # pinned: only dogs of these hosts (GT_HOST, else the hostname) run it; () runs anywhere
+
+    def runs_on(self, host: str) -> bool:
+        return not self.hosts or host in self.hosts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +102,7 @@ class Execution(Record):
             "timeout": str(self.timeout),
             "notify_on_failure": self.notify_on_failure,
             "severity": self.severity,
+            "hosts": list(self.hosts),
         }
 
 

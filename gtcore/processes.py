@@ -206,8 +206,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-@lru_cache(maxsize=1)
+HOST_VARIABLE = "GT_HOST"
+
+
 def hostname() -> str:
+    """This host's name as the town knows it: ``GT_HOST`` when set (two gtuis on one box as two hosts), else the system's."""
+    return os.environ.get(HOST_VARIABLE) or _system_hostname()
+
+
+@lru_cache(maxsize=1)
+def _system_hostname() -> str:
     return socket.gethostname()
 
 

@@ -15,6 +15,7 @@ last output — without ever making the loop wait.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -99,6 +100,13 @@ class Runner:
         with self.lock:
             return run_id in self.active or any(item.run_id == run_id for item in self._pending)
 
+    def renew_leases(self) -> None:
+        """Tell every host this process is alive: its runs' leases last another ``run_lease`` (a refused write waits for the next)."""
+        with self.lock:
+            ids = list(self.active)
+        with contextlib.suppress(LedgerError):
+            self.ledger.renew_leases(ids, time.time() + self.settings.run_lease.seconds)
+
     def has_pending(self) -> bool:
         with self.lock:
             return bool(self._pending)
@@ -143,7 +151,7 @@ class Runner:
         closes = [Close(run.bead.id, run.result, run.data, stamp, owed=run.plugin.execution.notify_on_failure) for run in ended]
         requests = [Claim(plugin.name, rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
                           data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
-                                "token": processes.new_token()})
+                                "token": processes.new_token(), "lease_until": stamp + self.settings.run_lease.seconds})
                     for plugin, dog, rig, expect in claims]
         with self.lock:
             answers = self.ledger.record_turn(closes, requests)

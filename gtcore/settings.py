@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 DEFAULT_PATROL_INTERVAL = parse_duration("60s")
 DEFAULT_KILL_GRACE = parse_duration("5s")
+DEFAULT_RUN_LEASE = parse_duration("30s")
 DEFAULT_DELIVERY_TIMEOUT = parse_duration("10s")
 
-KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout"}
+KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout",
+              "run_lease", "ledger"}
 
 
 class StaleBinary(Record):
@@ -46,6 +48,8 @@ class Settings(Record):
     stale_binaries: tuple[StaleBinary, ...] = ()
     kill_grace: Duration = DEFAULT_KILL_GRACE
     delivery_timeout: Duration = DEFAULT_DELIVERY_TIMEOUT
+    run_lease: Duration = DEFAULT_RUN_LEASE  # how long a run's owner may go silent before any host calls it abandoned
+    ledger: str | None = None  # a postgresql:// URL: the ledger the town's hosts share (GT_LEDGER_URL wins)
     path: Path | None = None
     problems: tuple[Problem, ...] = ()
 
@@ -164,9 +168,20 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
         stale_binaries=_stale_binaries(path, data.get("stale", {})),
         kill_grace=duration("kill_grace", DEFAULT_KILL_GRACE),
         delivery_timeout=duration("delivery_timeout", DEFAULT_DELIVERY_TIMEOUT),
+        run_lease=duration("run_lease", DEFAULT_RUN_LEASE),
+        ledger=_ledger_url(path, data.get("ledger")),
         path=path,
         problems=tuple(unknown_keys(path, data, KNOWN_KEYS)),
     )
+
+
+def _ledger_url(path: Path, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(path, 'must be a PostgreSQL URL like "postgresql://gtui@db-host/town" (or left out: the SQLite file)',
+                            field="ledger")
+    return value
 
 
 def _stale_binaries(path: Path, stale: Any) -> tuple[StaleBinary, ...]:

@@ -23,7 +23,7 @@ from enginekit import add_plugin, gtui, gtui_env, make_town
 
 from gtcore import document_cache, gates
 from gtcore.discovery import discover
-from gtcore.plugin_cache import PluginCache
+from gtcore.plugin_cache import FORMAT, PluginCache
 from gtcore.settings import load_settings
 from gtcore.town import Town
 
@@ -69,7 +69,7 @@ def test_a_cached_plugin_is_the_parsed_plugin(town: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [b"", b"\x00garbage\xff" * 40, marshal.dumps({"format": 999}), marshal.dumps([1, 2, 3]),
-                                    marshal.dumps({"format": 2, "gtui": "0.1.0", "plugins": {"x": "not a record"}, "parts": [],
+                                    marshal.dumps({"format": FORMAT, "gtui": "0.1.0", "plugins": {"x": "not a record"}, "parts": [],
                                                    "slots": {}})],
                          ids=["empty", "garbage", "foreign format", "not a mapping", "damaged entries"])
 def test_a_damaged_cache_is_ignored_and_rebuilt(town: Path, damage: bytes) -> None:
@@ -81,7 +81,7 @@ def test_a_damaged_cache_is_ignored_and_rebuilt(town: Path, damage: bytes) -> No
     assert listing(town, cache) == truth
     cache.save()
     assert listing(town, cache_of(town)) == truth
-    assert marshal.loads(path.read_bytes())["format"] == 2  # rebuilt, readable
+    assert marshal.loads(path.read_bytes())["format"] == FORMAT  # rebuilt, readable
 
 
 def test_deleting_the_cache_changes_nothing_but_speed(town: Path) -> None:

@@ -88,7 +88,7 @@ def test_list_json_shape(populated: Path) -> None:
         "version": "1.2",
         "enabled": True,
         "gate": {"type": "cooldown", "duration": "1h"},
-        "execution": {"type": "agent", "timeout": "10m", "notify_on_failure": False, "severity": "medium"},
+        "execution": {"type": "agent", "timeout": "10m", "notify_on_failure": False, "severity": "medium", "hosts": []},
         "tracking": {"labels": [], "digest": False},
         "has_run_script": False,
         "shadowed": [],
@@ -98,7 +98,7 @@ def test_list_json_shape(populated: Path) -> None:
     }
     assert deploy["version"] == 3
     assert deploy["gate"] == {"type": "cron", "schedule": "0 3 * * *", "timezone": "UTC"}
-    assert deploy["execution"] == {"type": "script", "timeout": "2m", "notify_on_failure": True, "severity": "high"}
+    assert deploy["execution"] == {"type": "script", "timeout": "2m", "notify_on_failure": True, "severity": "high", "hosts": []}
     assert deploy["tracking"] == {"labels": ["team:ops"], "digest": True}
     assert deploy["has_run_script"] is True
     root = populated.resolve()

@@ -84,7 +84,7 @@ def test_json_shapes_of_gate_tracking_and_execution(tmp_path: Path, make_plugin:
     plugin = parse_ok(make_plugin(tmp_path / "n", FULL, run_sh=RUN_SH))
     assert plugin.gate.to_json() == {"type": "cron", "schedule": "0 3 * * *", "timezone": "Europe/Paris"}
     assert plugin.tracking.to_json() == {"labels": ["team:ops", "area:reports"], "digest": True}
-    assert plugin.execution.to_json() == {"type": "script", "timeout": "15m", "notify_on_failure": True, "severity": "high"}
+    assert plugin.execution.to_json() == {"type": "script", "timeout": "15m", "notify_on_failure": True, "severity": "high", "hosts": []}
     assert plugin.gate.describe() == "cron 0 3 * * *"
 
 

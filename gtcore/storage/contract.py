@@ -233,6 +233,10 @@ class Ledger(ABC):
         return _answer(self.record_turn([Close(run_id, result, data, now, summary)], [])[0])
 
     @abstractmethod
+    def renew_leases(self, run_ids: list[int], until: float) -> None:
+        """The owner of these running runs is alive: their leases (``data["lease_until"]``) last until ``until``."""
+
+    @abstractmethod
     def settle_follow_up(self, run_id: int) -> None:
         """What a failed run owed (its escalation) is done: its wisp loses the OWED label."""
 

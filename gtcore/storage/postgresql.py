@@ -352,6 +352,12 @@ class PgLedger(Ledger):
         self._retry(lambda conn: conn.execute(
             "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (Jsonb(data), run_id)))
 
+    def renew_leases(self, run_ids: list[int], until: float) -> None:
+        if run_ids:
+            self._retry(lambda conn: conn.execute(
+                "UPDATE beads SET data = jsonb_set(data, '{lease_until}', to_jsonb(%s::float8)) WHERE id = ANY(%s) AND status = 'running'",
+                (until, run_ids)))
+
     def settle_follow_up(self, run_id: int) -> None:
         self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = %s AND label = %s", (run_id, OWED)))
 

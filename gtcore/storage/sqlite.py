@@ -591,6 +591,12 @@ class SqliteLedger(Ledger):
             "UPDATE beads SET data = json_patch(data, ?) WHERE id = ? AND kind = 'wisp' AND status = 'running'",
             (json.dumps(data), run_id)))
 
+    def renew_leases(self, run_ids: list[int], until: float) -> None:
+        if run_ids:
+            self._retry(lambda conn: conn.execute(
+                f"UPDATE beads SET data = json_set(data, '$.lease_until', ?) WHERE id IN ({_marks(run_ids)}) AND status = 'running'",
+                (until, *run_ids)))
+
     def settle_follow_up(self, run_id: int) -> None:
         self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = ?", (run_id, OWED)))
 

@@ -87,7 +87,7 @@ def frontmatter_table(plugin: Plugin, root: str) -> Table:
         ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
         ("file", relative(str(plugin.path), root)), ("enabled", plugin.enabled),
         *[(f"gate.{key}", value) for key, value in plugin.gate.to_json().items()],
-        *[(f"execution.{key}", value) for key, value in plugin.execution.to_json().items()],
+        *[(f"execution.{key}", value) for key, value in plugin.execution.to_json().items() if key != "hosts" or value],  # pinned only
         ("tracking.labels", ", ".join(plugin.tracking.labels) or "-"), ("tracking.digest", plugin.tracking.digest),
         ("run.sh", "yes" if plugin.has_run_script else "no"),
         *[("shadows", relative(str(path), root)) for path in plugin.shadowed],

@@ -1,0 +1,150 @@
+"""Several hosts, one town: run leases, host identity (GT_HOST), pinned plugins, three patrols racing on one ledger.
+
+Every test runs on each storage backend (the ``storage`` fixture): on
+PostgreSQL the hosts share a server, on SQLite one file.  The hosts are gtui
+processes with different ``GT_HOST`` on this machine; a host is killed with
+SIGKILL, so nothing of it can say goodbye.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from enginekit import add_plugin, gtui_argv, gtui_env, ledger, make_town, runs, wait_for
+from faultkit import kill_token_holders
+from servers import WebhookServer
+
+from gtcore import processes
+from gtcore.engine import Engine
+from gtcore.errors import GtError
+from gtcore.town import Town
+
+pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
+
+LEASED = 'dogs = 4\nkill_grace = "1s"\nrun_lease = "2s"\n'
+
+
+def as_host(host: str, town: Path, *args: str) -> subprocess.Popen[str]:
+    """``gtui --town TOWN ARGS`` as host ``host`` (its own process group, so it can be killed whole)."""
+    env = {**gtui_env(), "GT_HOST": host}
+    return subprocess.Popen(gtui_argv(town, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+
+def patrol_as(host: str, town: Path) -> dict:
+    proc = as_host(host, town, "--once", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 1), err
+    return json.loads(out)
+
+
+def test_a_run_of_another_host_is_kept_while_its_lease_lasts_and_abandoned_when_it_runs_out(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "idle", 'type = "manual"')
+    book = ledger(town)
+    owner = {"host": "build-box", "pid": 4242, "start": 1}
+    fresh = book.claim_run("fresh", "town", data={"owner": owner, "lease_until": time.time() + 60})
+    lapsed = book.claim_run("lapsed", "town", data={"owner": owner, "lease_until": time.time() - 5})
+    old = book.claim_run("unleased", "town", data={"owner": owner})  # an older gtui's run: its host's word only
+    engine = Engine(Town.locate(town))
+    try:
+        report = engine.patrol_once(wait=True)
+    finally:
+        engine.close()
+    assert report.abandoned == [lapsed.ref]
+    assert "lease of its owner (process 4242 on build-box) ran out" in book.get(lapsed.id).data["reason"]
+    assert [book.get(run.id).status for run in (fresh, old)] == ["running", "running"]
+
+
+def test_a_long_run_renews_its_lease_so_no_host_takes_it_from_a_living_owner(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "slow", run_sh="sleep 3\n")
+    engine = Engine(Town.locate(town))
+    try:
+        future = engine.run_plugin("slow")
+        claimed = wait_for(lambda: runs(town, "slow"), 5, "the claim")[0]
+        first = claimed.data["lease_until"]
+        assert first - claimed.created_at == pytest.approx(2.0, abs=0.1)
+        wait_for(lambda: ledger(town).get(claimed.id).data["lease_until"] > first, 5, "a renewal")
+        assert patrol_as("other-host", town)["abandoned"] == [], "another host leaves a renewed run alone"
+        assert future.result(timeout=30).run.result == "success"
+    finally:
+        engine.close()
+
+
+def test_a_pinned_plugin_runs_only_on_its_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "build", execution='hosts = ["build-box"]')
+    monkeypatch.setenv("GT_HOST", "laptop")
+    assert processes.hostname() == "laptop"
+    engine = Engine(Town.locate(town))
+    try:
+        (item,) = engine.patrol_once(wait=True).plugins
+        assert (item.decision.open, item.dispatched, item.note) == (True, False, "pinned to build-box: not run on laptop")
+        with pytest.raises(GtError, match="pinned to build-box"):
+            engine.run_plugin("build", force=True)
+    finally:
+        engine.close()
+    assert runs(town, "build") == []
+    report = patrol_as("build-box", town)
+    assert [entry["run"]["result"] for entry in report["plugins"]] == ["success"]
+
+
+def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_is_taken_over(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    hosts = ("alpha-host", "beta-host", "gamma-host")
+    for round_ in range(20):  # every round a new set of plugins opens once, and three patrols race for it
+        names = [f"p{round_}-{n}" for n in range(3)]
+        for name in names:
+            add_plugin(town, name, run_sh="echo ran\n")
+        procs = [as_host(host, town, "--once", "--json") for host in hosts]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+        for name in names:
+            assert [run.result for run in runs(town, name)] == ["success"], f"round {round_}: {name}"
+    owners = {run.data["owner"]["host"] for round_ in range(20) for n in range(3) for run in runs(town, f"p{round_}-{n}")}
+    assert owners <= set(hosts)
+
+    slow = add_plugin(town, "slow", 'type = "cooldown"\nduration = "1s"', "")
+    (slow / "run.sh").write_text(f'if [ ! -e {slow}/first ]; then touch {slow}/first; sleep 30; fi\n', encoding="utf-8")  # once slow
+    victim = as_host("alpha-host", town, "--once", "--json")
+    run = wait_for(lambda: next(iter(runs(town, "slow")), None), 20, "alpha's run of slow")
+    token = run.data["token"]
+    try:
+        os.killpg(victim.pid, signal.SIGKILL)  # the host goes away: no goodbye, no renewal
+        victim.wait()
+        killed_at = time.monotonic()
+        while ledger(town).get(run.id).status == "running":
+            assert time.monotonic() - killed_at < 2.0 + 5, "the lease (2s) and one patrol later the run must be abandoned"
+            patrol_as("beta-host", town)
+        assert ledger(town).get(run.id).result == "abandoned"
+        wait_for(lambda: len(runs(town, "slow")) >= 2, 10, "the plugin running again")
+        again = [other for other in runs(town, "slow") if other.id != run.id]
+        assert len(again) == 1 and again[0].data["owner"]["host"] in ("beta-host", "gamma-host")
+    finally:
+        kill_token_holders(token)
+        for other in runs(town, "slow"):
+            kill_token_holders(other.data.get("token", ""))
+
+
+def test_a_failure_seen_by_three_hosts_is_delivered_once(tmp_path: Path, webhook: WebhookServer) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    settings = {"routes": {"high": ["bead", "slack"]}, "contacts": {"slack_webhook": webhook.url("/slack")}}
+    (town / "settings" / "escalation.json").write_text(json.dumps(settings), encoding="utf-8")
+    add_plugin(town, "breaks", run_sh="echo broken >&2; exit 1\n", execution='notify_on_failure = true\nseverity = "high"')
+    procs = [as_host(host, town, "--once", "--json") for host in ("alpha-host", "beta-host", "gamma-host")]
+    for proc in procs:
+        proc.communicate(timeout=60)
+    for host in ("alpha-host", "beta-host", "gamma-host"):  # later patrols retry what is due: nothing is
+        patrol_as(host, town)
+    assert [run.result for run in runs(town, "breaks")] == ["failure"]
+    wait_for(lambda: webhook.posts_to("/slack"), 10, "the delivery")
+    time.sleep(0.5)
+    assert len(webhook.posts_to("/slack")) == 1
