@@ -7,6 +7,7 @@ so read-only commands never start threads.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.settings import Settings, load_settings
-from gtcore.storage import open_ledger
+from gtcore.storage import ledger_at, open_ledger
 from gtcore.town import Town
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.patrol import Patrol, PatrolReport
     from gtcore.runner import Runner, RunOutcome
     from gtcore.stale import BinaryStatus
+    from gtcore.storage.contract import LedgerDump
 
 
 class Engine:
@@ -262,15 +264,37 @@ class Engine:
         return log_tail(self.log_path(run), max_bytes, max_lines)
 
     def run_log(self, run: Bead) -> str:
-        """What a run printed (its capped log), as text; an absent log says so."""
+        """What a run printed (its capped log), as text: the file on this host, else the ledger's copy (another host's
+        run, on a shared ledger); an absent log says so."""
         path = self.log_path(run)
         try:
             with open(path, "rb") as handle:
                 return handle.read().decode("utf-8", "replace")
         except FileNotFoundError:
+            kept = self.ledger.run_log(run.id)
+            if kept is not None:
+                return kept
             raise NotFound(f"{run.ref} has no log (it never started, or its log was removed by a digest)") from None
         except OSError as exc:
             raise GtError(f"cannot read the log of {run.ref} at {path}: {exc.strerror or exc}") from None
+
+    def copy_ledger(self, url: str) -> dict[str, Any]:
+        """Copy this town's ledger, records, summary and run logs, into the empty shared ledger at ``url``; check it.
+
+        The source is only read.  The logs go with their runs where the target
+        keeps logs (every host reads them there); the summaries must agree
+        afterwards, or the copy says so.
+        """
+        target = ledger_at(url)
+        try:
+            with_logs = target.shares_logs and not self.ledger.shares_logs
+            copied = target.load(_with_log_files(part) if with_logs else part for part in self.ledger.dump())
+            same = target.plugin_summary() == self.ledger.plugin_summary()
+        finally:
+            target.close()
+        if not same:
+            raise GtError(f"copied {copied} records to {target.where}, but its plugin summary differs from this ledger's: do not switch")
+        return {"copied": copied, "to": target.where, "summary_checked": True}
 
     def notices(self) -> list[Problem]:
         """What the town's own files say that an operator should keep in view (Gas Town's daemon dispatching too)."""
@@ -421,3 +445,12 @@ class Engine:
         target = to.rstrip("/") or to
         return self.ledger.create("mail", title=subject, body=body, labels=[f"to:{target}", f"from:{sender}", "gt:message"],
                                   data={"to": target, "from": sender}, now=time.time())
+
+
+def _with_log_files(part: LedgerDump) -> LedgerDump:
+    """A dump batch with its runs' log files read in, for a ledger that keeps logs for every host."""
+    from gtcore.runner import log_text
+
+    logs = {bead.id: log_text(bead.data["log"]) for bead in part.beads
+            if bead.kind == "wisp" and isinstance(bead.data.get("log"), str) and os.path.isfile(bead.data["log"])}
+    return part._replace(logs=logs)

@@ -148,7 +148,9 @@ class Runner:
         process as abandoned.
         """
         stamp = time.time()
-        closes = [Close(run.bead.id, run.result, run.data, stamp, owed=run.plugin.execution.notify_on_failure) for run in ended]
+        shared = self.ledger.shares_logs
+        closes = [Close(run.bead.id, run.result, run.data, stamp, owed=run.plugin.execution.notify_on_failure,
+                        log=log_text(run.log_path) if shared else None) for run in ended]
         requests = [Claim(plugin.name, rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
                           data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
                                 "token": processes.new_token(), "lease_until": stamp + self.settings.run_lease.seconds})
@@ -444,3 +446,13 @@ def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
     except OSError:
         pass
 
+
+def log_text(path: str) -> str:
+    """A finished run's log as text, for a ledger every host reads (capped as the file is; unreadable: said so)."""
+    from gtcore.run_output import LOG_CAP
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(LOG_CAP + 4096).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(gtui could not read this run's log at {path}: {exc.strerror or exc})\n"

@@ -223,6 +223,11 @@ def _escalate_stale(stale: argparse.ArgumentParser) -> None:
     _common(stale)
 
 
+def _ledger_copy(copy: argparse.ArgumentParser) -> None:
+    copy.add_argument("--to", required=True, metavar="URL", help="the empty target: postgresql://user@host/database")
+    _common(copy)
+
+
 def _mail_list(mail_list: argparse.ArgumentParser) -> None:
     mail_list.add_argument("--to", metavar="TARGET", help="only mail to this address (mayor, <rig>/witness, ...)")
     _common(mail_list)
@@ -259,6 +264,9 @@ COMMAND_PARSERS: Choices = {
     "report": ("inside a plugin run: report its result and summary (like bd create -l type:plugin-run)", _report_parser),
     "event": ("town events (event gates listen for them)", {
         "emit": ("record that an event happened", _event_emit),
+    }),
+    "ledger": ("the town's ledger", {
+        "copy": ("copy it, runs' logs included, into an empty PostgreSQL ledger every host can share", _ledger_copy),
     }),
 }
 
@@ -640,6 +648,14 @@ def cmd_stale(ctx: Context) -> int:
     return EXIT_ERROR if status.error else 0
 
 
+def cmd_ledger_copy(ctx: Context) -> int:
+    """Moving to PostgreSQL: the town's ledger is copied (and checked); the hosts switch with ``ledger = URL`` in gtui.toml."""
+    copied = ctx.engine.copy_ledger(ctx.args.to)
+    ctx.emit(copied, lambda: ctx.say(f"copied {copied['copied']} records to {copied['to']}; the plugin summaries agree."
+                                     f' Point every host at it: ledger = "{ctx.args.to}" in settings/gtui.toml'))
+    return 0
+
+
 def cmd_report(ctx: Context) -> int:
     """A plugin's own report of its run, for plugins that are not Gas Town's (Gas Town's use ``bd create``)."""
     from gtui.shims.context import run_context
@@ -674,6 +690,7 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("mail", "list"): cmd_mail_list,
     ("report", None): cmd_report,
     ("plugin", "log"): cmd_plugin_log,
+    ("ledger", "copy"): cmd_ledger_copy,
 }
 
 

@@ -148,3 +148,53 @@ def test_a_failure_seen_by_three_hosts_is_delivered_once(tmp_path: Path, webhook
     wait_for(lambda: webhook.posts_to("/slack"), 10, "the delivery")
     time.sleep(0.5)
     assert len(webhook.posts_to("/slack")) == 1
+
+
+def test_a_run_s_log_is_printed_on_any_host_of_a_shared_ledger(tmp_path: Path, storage: str) -> None:
+    if storage != "postgresql":
+        pytest.skip("one host's SQLite ledger: its logs are the files beside it")
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "chatty", run_sh="echo line one; echo line two >&2\n")
+    report = patrol_as("build-box", town)
+    (entry,) = report["plugins"]
+    Path(entry["run"]["log"]).unlink()  # the file stays on build-box: this host has none
+    proc = as_host("laptop", town, "plugin", "log", "chatty", "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    shown = json.loads(out)
+    assert shown["run"] == entry["run"]["id"] and "line one" in shown["log"] and "line two" in shown["log"]
+
+
+def test_ledger_copy_moves_a_sqlite_town_into_postgresql_without_loss(tmp_path: Path, storage: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if storage != "postgresql":
+        pytest.skip("a copy goes from the SQLite file into PostgreSQL")
+    target = os.environ["GT_LEDGER_URL"]
+    monkeypatch.delenv("GT_LEDGER_URL")  # the town starts on its SQLite file
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "steady", run_sh="echo steady output\n")
+    add_plugin(town, "breaks", run_sh="exit 3\n", execution='notify_on_failure = true\nseverity = "high"')
+    (town / "settings" / "escalation.json").write_text(json.dumps({"routes": {"high": ["bead", "slack"]},
+                                                                   "contacts": {"slack_webhook": "http://127.0.0.1:9/none"}}))
+    before = patrol_as("here", town)
+    sqlite = ledger(town)
+    summary, beads = sqlite.plugin_summary(), [bead for part in sqlite.dump() for bead in part.beads]
+    (escalation,) = [bead for bead in beads if bead.kind == "escalation"]
+    assert escalation.data["pending"], "a delivery still waits (its webhook refused): it must survive the move"
+
+    proc = as_host("here", town, "ledger", "copy", "--to", target, "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["copied"] == len(beads)
+    again = as_host("here", town, "ledger", "copy", "--to", target)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode != 0 and "already holds records" in err and "Traceback" not in err
+
+    monkeypatch.setenv("GT_LEDGER_URL", target)
+    shared = ledger(town)
+    assert shared.plugin_summary() == summary
+    assert [bead for part in shared.dump() for bead in part.beads] == beads, "every record, id, label and pending delivery"
+    steady = next(entry["run"] for entry in before["plugins"] if entry["name"] == "steady")
+    Path(steady["log"]).unlink()
+    assert "steady output" in (shared.run_log(int(steady["id"].split("-")[1])) or ""), "the logs moved too"
+    assert shared.claim_run("steady", "town").id > max(bead.id for bead in beads), "new ids follow the copied ones"

@@ -27,14 +27,18 @@ def open_ledger(path: Path, *, readonly: bool = False, wait: float = 10.0, url: 
     """
     chosen = os.environ.get(URL_VARIABLE) or url
     if chosen:
-        from gtcore.errors import SettingsError
-
-        if not chosen.startswith(("postgresql://", "postgres://")):
-            raise SettingsError(URL_VARIABLE if os.environ.get(URL_VARIABLE) else "ledger",
-                                f"{chosen.split('://')[0]!r} is not a ledger gtui knows: use postgresql://... (or unset it for SQLite)")
-        from gtcore.storage.postgresql import PgLedger
-
-        return PgLedger(chosen, readonly=readonly, wait=wait)
+        return ledger_at(chosen, readonly=readonly, wait=wait, said_by=URL_VARIABLE if os.environ.get(URL_VARIABLE) else "ledger")
     from gtcore.storage.sqlite import SqliteLedger
 
     return SqliteLedger(path, readonly=readonly, wait=wait)
+
+
+def ledger_at(url: str, *, readonly: bool = False, wait: float = 10.0, said_by: str = "--to") -> Ledger:
+    """The shared ledger at ``url`` (``said_by``: where the URL came from, for the message when it is not one)."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        from gtcore.errors import SettingsError
+
+        raise SettingsError(said_by, f"{url.split('://')[0]!r} is not a ledger gtui knows: use postgresql://... (or none, for SQLite)")
+    from gtcore.storage.postgresql import PgLedger
+
+    return PgLedger(url, readonly=readonly, wait=wait)

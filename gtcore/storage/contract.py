@@ -26,7 +26,7 @@ from gtcore.model import PREFIX, Bead, PluginStats, Report, format_ref
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
@@ -68,6 +68,7 @@ class Close(Record):
     now: float | None = None
     summary: str | None = None
     owed: bool = False  # a failure owes an escalation: the wisp carries OWED, in the same commit, until it is raised
+    log: str | None = None  # the run's capped log, kept on a ledger several hosts share (see Ledger.shares_logs)
 
 
 class EscalationChange(Record):
@@ -130,6 +131,15 @@ class Squash(Record):
     digest: Bead | None
 
 
+class LedgerDump(Record):
+    """A batch of what a ledger holds, for copying it into another: beads with their ids, labels and (escalations)
+    pending deliveries; the runs' logs where the copy keeps them; the per-plugin summary in the last batch."""
+
+    beads: list[Bead]
+    logs: dict[int, str] | None = None
+    stats: list[PluginStats] | None = None
+
+
 class Ledger(ABC):
     """Every record gtui keeps, behind domain operations; see the module docstring.
 
@@ -140,6 +150,8 @@ class Ledger(ABC):
     """
 
     readonly: bool
+    where: str  # the ledger as messages name it (a file, or a URL without its password)
+    shares_logs = False  # True where hosts share the ledger: a run's log is kept in it, readable from every host
 
     # -- life ---------------------------------------------------------------------------
 
@@ -232,6 +244,10 @@ class Ledger(ABC):
         """Close a running wisp with its result; closing twice keeps the first result."""
         return _answer(self.record_turn([Close(run_id, result, data, now, summary)], [])[0])
 
+    def run_log(self, run_id: int) -> str | None:
+        """A run's log as the ledger keeps it (None: it keeps none; logs are files on the one host)."""
+        return None
+
     @abstractmethod
     def renew_leases(self, run_ids: list[int], until: float) -> None:
         """The owner of these running runs is alive: their leases (``data["lease_until"]``) last until ``until``."""
@@ -315,6 +331,20 @@ class Ledger(ABC):
     @abstractmethod
     def record_delivery(self, delivery: Delivery, error: str | None, *, now: float, retry_at: float | None) -> None:
         """Keep a delivery's outcome on its escalation; a failed one waits until ``retry_at``, a sent one is done."""
+
+    # -- copying -------------------------------------------------------------------------
+
+    @abstractmethod
+    def dump(self, batch: int = 5000) -> Iterator[LedgerDump]:
+        """Everything this ledger holds, ``batch`` beads at a time in id order; the summary comes with the last batch."""
+
+    @abstractmethod
+    def load(self, parts: Iterable[LedgerDump]) -> int:
+        """Fill this ledger, which must be empty, with another's dump in ONE transaction; returns how many beads came.
+
+        Ids, labels, pending deliveries and the summary (which counts runs
+        digests squashed away) arrive as they were; a failure anywhere loads nothing.
+        """
 
     # -- digests and retention -----------------------------------------------------------
 

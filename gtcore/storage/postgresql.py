@@ -43,6 +43,7 @@ from gtcore.storage.contract import (
     EscalationChange,
     FinishedRun,
     Ledger,
+    LedgerDump,
     LedgerFacts,
     Squash,
 )
@@ -96,6 +97,10 @@ CREATE TABLE deliveries (
     UNIQUE (escalation_id, channel, severity)
 );
 CREATE INDEX deliveries_due ON deliveries (next_at);
+CREATE TABLE run_logs (
+    run_id  BIGINT PRIMARY KEY REFERENCES beads(id) ON DELETE CASCADE,
+    text    TEXT NOT NULL
+);
 
 CREATE FUNCTION wisp_recorded() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -146,6 +151,8 @@ _RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected
 
 class PgLedger(Ledger):
     """The ledger on a PostgreSQL server; see the module docstring."""
+
+    shares_logs = True
 
     def __init__(self, url: str, *, readonly: bool = False, wait: float = 10.0) -> None:
         self.url, self.readonly, self.wait = url, readonly, wait
@@ -352,6 +359,10 @@ class PgLedger(Ledger):
         self._retry(lambda conn: conn.execute(
             "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (Jsonb(data), run_id)))
 
+    def run_log(self, run_id: int) -> str | None:
+        rows = self._read("SELECT text FROM run_logs WHERE run_id = %s", (run_id,))
+        return rows[0][0] if rows else None
+
     def renew_leases(self, run_ids: list[int], until: float) -> None:
         if run_ids:
             self._retry(lambda conn: conn.execute(
@@ -484,6 +495,37 @@ class PgLedger(Ledger):
                              " AND severity = %s", (delivery.attempts + 1, retry_at, *key))
 
         self._retry(write)
+
+    # -- copying -------------------------------------------------------------------------
+
+    def dump(self, batch: int = 5000) -> Iterator[LedgerDump]:
+        after = 0
+        while True:
+            with self._snapshot() as conn:
+                beads = _with_labels(conn, conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE id > %s ORDER BY id LIMIT %s",
+                                                        (after, batch)).fetchall())
+                logs = dict(conn.execute("SELECT run_id, text FROM run_logs WHERE run_id = ANY(%s)", ([bead.id for bead in beads],)))
+            if len(beads) < batch:
+                yield LedgerDump(beads, logs, stats=list(self.plugin_summary().values()))
+                return
+            yield LedgerDump(beads, logs)
+            after = beads[-1].id
+
+    def load(self, parts: Iterable[LedgerDump]) -> int:
+        """One transaction: the wisps' triggers count them as they come, then the source's summary replaces the count."""
+        def write(conn: psycopg.Connection[Any]) -> int:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM beads)").fetchone()[0]:
+                raise GtError(f"ledger {self.where}: already holds records; gtui copies only into an empty ledger")
+            total, stats = 0, None
+            for part in parts:
+                total += _load_beads(conn, part)
+                stats = part.stats if part.stats is not None else stats
+            conn.execute("DELETE FROM plugin_stats")
+            conn.cursor().executemany("INSERT INTO plugin_stats VALUES (%s, %s, %s, %s, %s, %s, %s)", [tuple(row) for row in stats or []])
+            conn.execute("SELECT setval(pg_get_serial_sequence('beads', 'id'), greatest((SELECT max(id) FROM beads), 1))")
+            return total
+
+        return self._retry(write)
 
     # -- digests and retention -----------------------------------------------------------
 
@@ -653,6 +695,9 @@ def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
         if request.owed and final in FAILED:
             conn.execute("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", (run_id, OWED))
             labels.add(OWED)
+        if request.log is not None:
+            conn.execute("INSERT INTO run_logs VALUES (%s, %s) ON CONFLICT (run_id) DO UPDATE SET text = excluded.text",
+                         (run_id, request.log.replace("\x00", "\ufffd")))  # PostgreSQL text holds no NUL
         return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
                              labels=tuple(sorted(labels)))
 
@@ -684,6 +729,22 @@ def _with_labels(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> 
         data = row[11] if row[1] != "escalation" else {**row[11], "pending": pending[row[0]]}
         beads.append(Bead(*row[:11], data=data, labels=tuple(sorted(labels[row[0]]))))
     return beads
+
+
+def _load_beads(conn: psycopg.Connection[Any], part: LedgerDump) -> int:
+    """One batch of a copy, ids kept: beads, their labels, the escalations' pending deliveries, the logs."""
+    cursor = conn.cursor()
+    cursor.executemany(f"INSERT INTO beads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                       [(*bead[:11], Jsonb(_stored(bead.data))) for bead in part.beads])
+    cursor.executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                       [(bead.id, label) for bead in part.beads for label in bead.labels])
+    cursor.executemany("INSERT INTO deliveries (escalation_id, channel, severity, attempts, next_at) VALUES (%s, %s, %s, %s, %s)"
+                       " ON CONFLICT DO NOTHING",
+                       [(bead.id, item["channel"], item["severity"], item.get("attempts", 0), item["next_at"])
+                        for bead in part.beads if bead.kind == "escalation" for item in bead.data.get("pending", [])])
+    cursor.executemany("INSERT INTO run_logs VALUES (%s, %s)",
+                       [(run_id, text.replace("\x00", "\ufffd")) for run_id, text in (part.logs or {}).items()])
+    return len(part.beads)
 
 
 def _delete(conn: psycopg.Connection[Any], ids: list[int]) -> None:

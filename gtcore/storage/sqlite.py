@@ -50,6 +50,7 @@ from gtcore.storage.contract import (
     EscalationChange,
     FinishedRun,
     Ledger,
+    LedgerDump,
     LedgerFacts,
     Squash,
 )
@@ -206,6 +207,7 @@ class SqliteLedger(Ledger):
 
     def __init__(self, path: Path, *, readonly: bool = False, wait: float = 10.0) -> None:
         self.path = Path(path)
+        self.where = str(self.path)
         self.readonly = readonly
         self.wait = wait
         self._memory = False  # read-only and no file yet: an empty in-memory ledger answers
@@ -733,6 +735,23 @@ class SqliteLedger(Ledger):
                              (delivery.attempts + 1, retry_at, *key))
 
         self._retry(write)
+
+    # -- copying ----------------------------------------------------------------------
+
+    def dump(self, batch: int = 5000) -> Iterator[LedgerDump]:
+        after = 0
+        while True:
+            with self._snapshot() as conn:
+                rows = conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE id > ? ORDER BY id LIMIT ?", (after, batch)).fetchall()
+                beads = _attach_labels(conn, rows)
+            if len(beads) < batch:
+                yield LedgerDump(beads, stats=list(self.plugin_summary().values()))
+                return
+            yield LedgerDump(beads)
+            after = beads[-1].id
+
+    def load(self, parts: Iterable[LedgerDump]) -> int:
+        raise GtError(f"ledger {self.path}: copying into a SQLite ledger is not supported; copy into a postgresql:// ledger")
 
     # -- digests and retention ----------------------------------------------------------
 
