@@ -246,12 +246,16 @@ class _Kennel:
         for run, bead in zip(ended, closed, strict=True):
             job, _ = self.runs.pop(run)
             self.pool._free(run.dog, job, self.runner.finished(run, bead))
+        refused = False
         for (job, name), answer in zip(taken, claimed, strict=True):
             if isinstance(answer, Bead):
                 self.pool._claimed(name, job.plugin.name, answer)
                 self._start(job, name, answer)
             else:
                 self.pool._free(name, job, RunOutcome(None, answer))
+                refused = True
+        if refused:  # its dog is idle again: the next job is taken now, not after the loop's idle wait
+            self.pool._wake()
 
     def _start(self, job: _Job, name: str, bead: Bead) -> None:
         run = self.runner.start(job.plugin, bead, name, job.rig or job.plugin.rig)

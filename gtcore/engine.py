@@ -278,6 +278,10 @@ class Engine:
         except OSError as exc:
             raise GtError(f"cannot read the log of {run.ref} at {path}: {exc.strerror or exc}") from None
 
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        """``on_change`` as soon as any host commits, where the ledger can tell (PostgreSQL); returns how to stop."""
+        return self.ledger.listen(on_change)
+
     def copy_ledger(self, url: str) -> dict[str, Any]:
         """Copy this town's ledger, records, summary and run logs, into the empty shared ledger at ``url``; check it.
 

@@ -149,6 +149,7 @@ class GtuiApp(App[None]):
         self.snapshot: Snapshot | None = None
         self.patrol_state = PatrolState(paused_reason="read-only" if read_only else None if live else "not live")
         self._wake = threading.Event()
+        self._unlisten: Callable[[], None] = lambda: None  # stops hearing the ledger's commits (set once the engine is ready)
         self._rescan = threading.Event()
         self._stop = threading.Event()
         self._engine_error: str | None = None
@@ -230,6 +231,7 @@ class GtuiApp(App[None]):
         self.collector = Collector(message.engine, self.clock)
         self._apply_keymap()
         self._wake.set()  # the first collect at once: waiting for the loop's 1 s timeout (or the patrol) delayed the first paint
+        self._unlisten = message.engine.listen(self._wake.set)  # another host's commit wakes the collector at once (PostgreSQL)
         self.collect_loop()
         if self.live:
             self.watch_files()
@@ -778,6 +780,7 @@ class GtuiApp(App[None]):
     def on_unmount(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._unlisten()
         if self.engine is not None:
             self.engine.close(stop_runs=self.stop_reason)  # a run outliving its control room would have nobody to record it
 

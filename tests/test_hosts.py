@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -198,3 +199,23 @@ def test_ledger_copy_moves_a_sqlite_town_into_postgresql_without_loss(tmp_path: 
     Path(steady["log"]).unlink()
     assert "steady output" in (shared.run_log(int(steady["id"].split("-")[1])) or ""), "the logs moved too"
     assert shared.claim_run("steady", "town").id > max(bead.id for bead in beads), "new ids follow the copied ones"
+
+
+def test_another_host_s_commit_is_heard_at_once_where_the_ledger_can_tell(tmp_path: Path, storage: str) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    engine = Engine(Town.locate(town))
+    heard = threading.Event()
+    stop = engine.listen(heard.set)
+    try:
+        time.sleep(0.3)  # the listener's connection is up
+        before = engine.changes()
+        other = ledger(town)
+        other.emit_event("deploy", source="another host")
+        if storage == "postgresql":
+            assert heard.wait(2.0), "LISTEN/NOTIFY: a control room wakes at the commit, not at its next poll"
+        else:
+            assert not heard.wait(0.3), "SQLite pushes nothing: its control rooms poll"
+        assert engine.changes() != before, "and the change counter moved for those that poll"
+    finally:
+        stop()
+        engine.close()

@@ -220,3 +220,22 @@ def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(t
         assert any("broken" in reason and "ValueError: cannot handle GateChanged" in reason for reason in said), said
     finally:
         engine.close()
+
+
+def test_refused_claims_free_their_dogs_at_once_not_after_an_idle_wait(tmp_path: Path) -> None:
+    """Every claim refused (another process ran each plugin meanwhile): twelve jobs through two dogs resolve in one go."""
+    town = make_town(tmp_path / "town")  # two dogs
+    names = [f"moved-{n}" for n in range(12)]
+    for name in names:
+        add_plugin(town, name, 'type = "manual"')
+    engine = Engine(Town.locate(town))
+    try:
+        plugins = {plugin.name: plugin for plugin in engine.plugins().plugins}
+        started = time.monotonic()
+        futures = [engine.pool.dispatch(plugins[name], since=0.0, expect_last_run=999) for name in names]  # no run 999: moved
+        outcomes = [future.result(timeout=30) for future in futures if future is not None]
+        elapsed = time.monotonic() - started
+    finally:
+        engine.close()
+    assert len(outcomes) == 12 and all(outcome.run is None and "was run meanwhile" in outcome.refused for outcome in outcomes)
+    assert elapsed < 2.0, f"six turns of refusals took {elapsed:.1f}s: each waited the loop's idle second"

@@ -163,6 +163,13 @@ class Ledger(ABC):
     def changes(self) -> int:
         """A number that moves whenever another writer commits: the control room's cheap "anything new?"."""
 
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        """Call ``on_change`` (from a thread of the ledger's) as soon as any host commits; returns how to stop.
+
+        A backend that cannot push calls nothing: its readers poll :meth:`changes`.
+        """
+        return _nothing
+
     # -- beads --------------------------------------------------------------------------
 
     @abstractmethod
@@ -372,6 +379,10 @@ class Ledger(ABC):
 
         Returns the deleted runs' log paths (None where a run had none).
         """
+
+
+def _nothing() -> None:
+    """Stopping a listener that never started."""
 
 
 def _answer(answer: Bead | Exception) -> Bead:

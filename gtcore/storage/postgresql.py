@@ -5,11 +5,13 @@ SQLite one in PostgreSQL's words: ``jsonb`` data, the per-plugin summary
 kept by triggers in the transaction that writes a run, one running run per
 plugin by a partial unique index.  What SQLite gets from its single writer
 PostgreSQL gets from locks: a claim takes a transaction-scoped advisory lock
-on its plugin (two hosts reading the same last run cannot both claim), raising
+on its plugin, or is refused when another host holds it (two hosts reading
+the same last run cannot both claim), raising
 an escalation one on its source and subject, and leasing deliveries takes
 due rows ``FOR UPDATE SKIP LOCKED`` so hosts never wait on each other's
 leases.  Every commit that touches beads moves the ``ledger_changes``
-sequence: :meth:`PgLedger.changes`, what control rooms poll.
+sequence (:meth:`PgLedger.changes`, what control rooms poll) and notifies
+``gtui_changes`` (:meth:`PgLedger.listen`, what wakes them at once).
 
 Connections are per thread.  A lost or refused connection is a
 :class:`~gtcore.errors.LedgerError` of one line, with the password left out.
@@ -139,6 +141,7 @@ CREATE TRIGGER wisp_result_changed AFTER UPDATE OF result ON beads FOR EACH ROW
 CREATE FUNCTION ledger_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM nextval('ledger_changes');
+    PERFORM pg_notify('gtui_changes', '');  -- delivered at commit, one per transaction
     RETURN NULL;
 END $$;
 CREATE TRIGGER ledger_changed AFTER INSERT OR UPDATE OR DELETE ON beads FOR EACH STATEMENT EXECUTE FUNCTION ledger_changed();
@@ -244,7 +247,25 @@ class PgLedger(Ledger):
             raise self._error(exc) from None
 
     def changes(self) -> int:
-        return self._read("SELECT last_value FROM ledger_changes")[0][0]
+        return self._read("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ledger_changes")[0][0]  # 1 before the first
+
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        """LISTEN on a connection of its own, on a daemon thread; a lost connection is opened again a second later."""
+        stop = threading.Event()
+
+        def hear() -> None:
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.wait))) as conn:
+                        conn.execute("LISTEN gtui_changes")
+                        while not stop.is_set():
+                            for _ in conn.notifies(timeout=1.0, stop_after=1):
+                                on_change()
+                except psycopg.Error:
+                    stop.wait(1.0)
+
+        threading.Thread(target=hear, name="ledger-listen", daemon=True).start()
+        return stop.set
 
     # -- beads --------------------------------------------------------------------------
 
@@ -646,13 +667,19 @@ def _apply(conn: psycopg.Connection[Any], bead: Bead, change: EscalationChange, 
 
 
 def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
-    """As SQLite's, with the plugin's advisory lock held from the read of its last run to the insert."""
+    """As SQLite's, with the plugin's advisory lock held from the read of its last run to the insert.
+
+    The lock is only tried: a claim that finds it taken is refused at once
+    (another host is claiming the plugin right now), so hosts claiming several
+    plugins per turn never wait on each other, let alone deadlock.
+    """
     plugin, rig = claim.plugin, claim.rig
     own = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running"]
     extra = [label for label in dict.fromkeys(claim.labels) if label not in own]
 
     def write(conn: psycopg.Connection[Any]) -> Bead:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",))
+        if not conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",)).fetchone()[0]:
+            raise RunInFlight(f"plugin {plugin} is being claimed by another process")  # never wait: it would run it
         row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = %s", (plugin,)).fetchone()
         latest, previous = row if row else (None, None)
         if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
