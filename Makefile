@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/digest_bench.py
 	$(BIN)/python bench/tui_bench.py
 	$(BIN)/python bench/cli_bench.py
+	$(BIN)/python bench/hosts_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -219,3 +219,16 @@ def test_another_host_s_commit_is_heard_at_once_where_the_ledger_can_tell(tmp_pa
     finally:
         stop()
         engine.close()
+
+
+def test_an_unreachable_database_is_one_line_and_the_next_patrol_tries_again(tmp_path: Path, storage: str) -> None:
+    town = make_town(tmp_path / "town", LEASED)
+    add_plugin(town, "steady")
+    env = {**gtui_env(), "GT_LEDGER_URL": "postgresql://gtui:secret@127.0.0.1:9/town"}  # nothing listens on port 9
+    done = subprocess.run(gtui_argv(town, "--once", "--json"), capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot reach the server" in line and "the next patrol tries again" in line and "secret" not in done.stdout + line
+    assert json.loads(done.stdout)["error"].startswith("ledger postgresql://gtui@127.0.0.1:9/town")
+    report = patrol_as("here", town)  # the database back (the test's own ledger): the patrol runs what is due
+    assert [entry["run"]["result"] for entry in report["plugins"]] == ["success"]
