@@ -13,8 +13,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gtcore.errors import LedgerError, NotFound, RunInFlight
 from gtcore.model import Bead, PluginStats
@@ -629,3 +632,37 @@ def test_migration_moves_pending_deliveries_into_their_table(tmp_path: Path) -> 
     assert [(item.escalation_id, item.channel, item.attempts) for item in leased] == [(open_id, "webhook:ops", 0)]
     assert ledger.lease_deliveries(21.0, 120.0, route=lambda bead, severity: None) == [], "leased: not taken twice"
     assert "pending" not in bead_rows(db)[0][5], "the JSON no longer holds them"
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=40)  # NUL, controls, astral planes: whatever a plugin may write
+# Numbers as runs record them (durations, times, counts): PostgreSQL's jsonb writes 7e16 back as an integer.
+NUMBERS = st.integers(-(2**53), 2**53) | st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
+JSON = st.recursive(st.none() | st.booleans() | NUMBERS | TEXT,
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=TEXT, body=TEXT, labels=st.lists(TEXT, max_size=3), data=st.dictionaries(TEXT, JSON, max_size=4))
+def test_any_text_and_data_go_in_and_come_back(tmp_path: Path, storage: str, title: str, body: str, labels: list[str],
+                                               data: dict) -> None:
+    """Whatever a plugin writes is kept; PostgreSQL, which stores no NUL, keeps U+FFFD in its place (and nothing else changes)."""
+    book = open_ledger(tmp_path / "ledger.db")
+    try:
+        back = book.get(book.create("note", title=title, body=body, labels=labels, data=data).id)
+    finally:
+        book.close()
+    kept = _without_nul if storage == "postgresql" else (lambda value: value)
+    assert (back.title, back.body) == (kept(title), kept(body))
+    assert set(back.labels) == {kept(label) for label in labels}
+    assert back.data == kept(data)
+
+
+def _without_nul(value: Any) -> Any:
+    """What PostgreSQL keeps of a value: every NUL of every string (keys too) as U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value

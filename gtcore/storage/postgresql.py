@@ -147,6 +147,26 @@ END $$;
 CREATE TRIGGER ledger_changed AFTER INSERT OR UPDATE OR DELETE ON beads FOR EACH STATEMENT EXECUTE FUNCTION ledger_changed();
 """
 
+def _json(value: Any) -> Jsonb:
+    """JSON for a ``jsonb`` column, which holds no NUL: one a plugin wrote becomes U+FFFD, anywhere in the value."""
+    return Jsonb(_without_nul(value))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def _text(value: str) -> str:
+    """Text for a ``text`` column, which holds no NUL either."""
+    return value.replace("\x00", "\ufffd")
+
+
 _COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"
 _LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 _RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
@@ -371,14 +391,14 @@ class PgLedger(Ledger):
             if bead.status != "running":
                 raise GtError(f"{bead.ref} has ended ({bead.result}): a report after the run is not taken")
             conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s",
-                         (Jsonb({**bead.data, "report": {**report.to_json(), "at": stamp}}), stamp, run_id))
+                         (_json({**bead.data, "report": {**report.to_json(), "at": stamp}}), stamp, run_id))
             return _fetch(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
 
     def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
         self._retry(lambda conn: conn.execute(
-            "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (Jsonb(data), run_id)))
+            "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (_json(data), run_id)))
 
     def run_log(self, run_id: int) -> str | None:
         rows = self._read("SELECT text FROM run_logs WHERE run_id = %s", (run_id,))
@@ -571,7 +591,7 @@ class PgLedger(Ledger):
                                  labels=draft.labels, now=now)
             else:
                 _update(conn, existing, now=now, data=draft.data)
-                conn.execute("UPDATE beads SET body = %s WHERE id = %s", (draft.body, existing.id))
+                conn.execute("UPDATE beads SET body = %s WHERE id = %s", (_text(draft.body), existing.id))
                 digest = existing
             _delete(conn, [run.id for run in runs])
             return Squash(runs, existing, digest)
@@ -630,10 +650,11 @@ def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status
     bead_id = conn.execute(
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (kind, title, status, body, stamp, stamp, plugin, rig, result, Jsonb(_stored(data or {})))).fetchone()[0]
+        (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(_stored(data or {})))).fetchone()[0]
     unique = tuple(dict.fromkeys(labels))
     if unique:
-        conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", [(bead_id, label) for label in unique])
+        conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                                  [(bead_id, _text(label)) for label in unique])
     return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)
 
 
@@ -647,7 +668,7 @@ def _update(conn: psycopg.Connection[Any], bead: Bead, *, now: float, status: st
     new_status = status or bead.status
     closed_at = now if new_status == "closed" and bead.status != "closed" else bead.closed_at
     conn.execute("UPDATE beads SET status = %s, data = %s, updated_at = %s, closed_at = %s WHERE id = %s",
-                 (new_status, Jsonb(_stored(bead.data if data is None else data)), now, closed_at, bead.id))
+                 (new_status, _json(_stored(bead.data if data is None else data)), now, closed_at, bead.id))
     for key, value in (labels or {}).items():
         conn.execute("DELETE FROM labels WHERE bead_id = %s AND starts_with(label, %s)", (bead.id, f"{key}:"))
         conn.execute("INSERT INTO labels VALUES (%s, %s)", (bead.id, f"{key}:{value}"))
@@ -656,7 +677,7 @@ def _update(conn: psycopg.Connection[Any], bead: Bead, *, now: float, status: st
 def _apply(conn: psycopg.Connection[Any], bead: Bead, change: EscalationChange, now: float) -> Bead:
     _update(conn, bead, now=now, data=change.data, status=change.status, labels=change.labels)
     if change.body is not None:
-        conn.execute("UPDATE beads SET body = %s WHERE id = %s", (change.body, bead.id))
+        conn.execute("UPDATE beads SET body = %s WHERE id = %s", (_text(change.body), bead.id))
     if change.drop_pending:
         conn.execute("DELETE FROM deliveries WHERE escalation_id = %s", (bead.id,))
     if change.queue:
@@ -717,14 +738,14 @@ def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
             merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
         body = (report or {}).get("summary") or request.summary or ""
         conn.execute("UPDATE beads SET status = 'closed', result = %s, body = %s, closed_at = %s, updated_at = %s, data = %s"
-                     " WHERE id = %s", (final, body, stamp, stamp, Jsonb(merged), run_id))
+                     " WHERE id = %s", (final, _text(body), stamp, stamp, _json(merged), run_id))
         labels = {*bead.labels, f"result:{final}"} - {"result:running"}
         if request.owed and final in FAILED:
             conn.execute("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", (run_id, OWED))
             labels.add(OWED)
         if request.log is not None:
             conn.execute("INSERT INTO run_logs VALUES (%s, %s) ON CONFLICT (run_id) DO UPDATE SET text = excluded.text",
-                         (run_id, request.log.replace("\x00", "\ufffd")))  # PostgreSQL text holds no NUL
+                         (run_id, _text(request.log)))
         return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
                              labels=tuple(sorted(labels)))
 
@@ -762,7 +783,7 @@ def _load_beads(conn: psycopg.Connection[Any], part: LedgerDump) -> int:
     """One batch of a copy, ids kept: beads, their labels, the escalations' pending deliveries, the logs."""
     cursor = conn.cursor()
     cursor.executemany(f"INSERT INTO beads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                       [(*bead[:11], Jsonb(_stored(bead.data))) for bead in part.beads])
+                       [(*bead[:11], _json(_stored(bead.data))) for bead in part.beads])
     cursor.executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
                        [(bead.id, label) for bead in part.beads for label in bead.labels])
     cursor.executemany("INSERT INTO deliveries (escalation_id, channel, severity, attempts, next_at) VALUES (%s, %s, %s, %s, %s)"
@@ -770,7 +791,7 @@ def _load_beads(conn: psycopg.Connection[Any], part: LedgerDump) -> int:
                        [(bead.id, item["channel"], item["severity"], item.get("attempts", 0), item["next_at"])
                         for bead in part.beads if bead.kind == "escalation" for item in bead.data.get("pending", [])])
     cursor.executemany("INSERT INTO run_logs VALUES (%s, %s)",
-                       [(run_id, text.replace("\x00", "\ufffd")) for run_id, text in (part.logs or {}).items()])
+                       [(run_id, _text(text)) for run_id, text in (part.logs or {}).items()])
     return len(part.beads)
 
 
