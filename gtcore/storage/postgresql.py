@@ -29,14 +29,11 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gtcore.errors import GateMoved, GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import FAILED, Bead, PluginStats, Report, Result, format_ref, settle
+from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
+from gtcore.model import Bead, PluginStats, Report, format_ref
 from gtcore.storage.contract import (
-    ANY_LAST_RUN,
-    KINDS,
     OWED,
     PAUSED,
-    RESUMED,
     ROUTE_LATER,
     Claim,
     Close,
@@ -49,6 +46,7 @@ from gtcore.storage.contract import (
     LedgerFacts,
     Squash,
 )
+from gtcore.storage.shared import LATEST_PAUSES, check_bead, check_final, claim_labels, closed, refuse_moved, stored, with_outcome
 
 T = TypeVar("T")
 
@@ -168,7 +166,6 @@ def _text(value: str) -> str:
 
 
 _COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"
-_LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 _RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
@@ -441,7 +438,7 @@ class PgLedger(Ledger):
         return dict(self._read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title"))
 
     def paused(self) -> dict[str, str]:
-        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({_LATEST_PAUSES})")
+        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
         return {plugin: body for plugin, title, body in rows if title == PAUSED}
 
     def gate_facts(self) -> LedgerFacts:
@@ -455,7 +452,7 @@ class PgLedger(Ledger):
                     "SELECT plugin, id, created_at, rig, data FROM beads WHERE kind = 'wisp' AND status = 'running'"):
                 facts.running[plugin] = Bead(run_id, "wisp", f"run {plugin}", "running", "", created, created, None, plugin, rig,
                                              "running", data)
-            for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({_LATEST_PAUSES})"):
+            for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})"):
                 if title == PAUSED:
                     facts.paused[plugin] = body
             facts.events.update(conn.execute(
@@ -527,8 +524,7 @@ class PgLedger(Ledger):
             bead = _fetch(conn, delivery.escalation_id, lock=True)
             if bead is None:
                 return
-            outcome = {"channel": delivery.channel, "ok": error is None, "error": error, "at": now}
-            _update(conn, bead, now=now, data={**bead.data, "deliveries": [*bead.data.get("deliveries", []), outcome]})
+            _update(conn, bead, now=now, data=with_outcome(bead, delivery, error, now))
             if error is None or retry_at is None:
                 conn.execute("DELETE FROM deliveries WHERE escalation_id = %s AND channel = %s AND severity = %s", key)
             else:
@@ -642,15 +638,12 @@ def _shown(url: str) -> str:
 def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status: str = "open", body: str = "",
             labels: Iterable[str] = (), data: dict[str, Any] | None = None, plugin: str | None = None, rig: str | None = None,
             result: str | None = None, now: float | None = None) -> Bead:
-    if kind not in KINDS:
-        raise ValueError(f"unknown bead kind {kind}")
-    if kind == "wisp" and (not plugin or not result):
-        raise ValueError("a wisp records a plugin run: it needs a plugin and a result")
+    check_bead(kind, plugin, result)
     stamp = time.time() if now is None else now
     bead_id = conn.execute(
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(_stored(data or {})))).fetchone()[0]
+        (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(stored(data or {})))).fetchone()[0]
     unique = tuple(dict.fromkeys(labels))
     if unique:
         conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -658,17 +651,12 @@ def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status
     return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)
 
 
-def _stored(data: dict[str, Any]) -> dict[str, Any]:
-    """A bead's data as kept: an escalation's pending deliveries are rows of their own table."""
-    return {key: value for key, value in data.items() if key != "pending"} if "pending" in data else data
-
-
 def _update(conn: psycopg.Connection[Any], bead: Bead, *, now: float, status: str | None = None, data: dict[str, Any] | None = None,
             labels: dict[str, str] | None = None) -> None:
     new_status = status or bead.status
     closed_at = now if new_status == "closed" and bead.status != "closed" else bead.closed_at
     conn.execute("UPDATE beads SET status = %s, data = %s, updated_at = %s, closed_at = %s WHERE id = %s",
-                 (new_status, _json(_stored(bead.data if data is None else data)), now, closed_at, bead.id))
+                 (new_status, _json(stored(bead.data if data is None else data)), now, closed_at, bead.id))
     for key, value in (labels or {}).items():
         conn.execute("DELETE FROM labels WHERE bead_id = %s AND starts_with(label, %s)", (bead.id, f"{key}:"))
         conn.execute("INSERT INTO labels VALUES (%s, %s)", (bead.id, f"{key}:{value}"))
@@ -695,16 +683,14 @@ def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
     plugins per turn never wait on each other, let alone deadlock.
     """
     plugin, rig = claim.plugin, claim.rig
-    own = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running"]
-    extra = [label for label in dict.fromkeys(claim.labels) if label not in own]
+    own, extra = claim_labels(claim)
 
     def write(conn: psycopg.Connection[Any]) -> Bead:
         if not conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",)).fetchone()[0]:
             raise RunInFlight(f"plugin {plugin} is being claimed by another process")  # never wait: it would run it
         row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = %s", (plugin,)).fetchone()
         latest, previous = row if row else (None, None)
-        if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
-            raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        refuse_moved(claim, latest)
         try:
             with conn.transaction():
                 run = _insert(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
@@ -718,10 +704,9 @@ def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
 
 
 def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
-    run_id, result = request.run_id, request.result
-    if result not in Result.__members__.values() or result == Result.RUNNING:
-        raise ValueError(f"not a final result: {result}")
-    stamp = time.time() if request.now is None else request.now
+    """As SQLite's; the log goes with the close, for every host to read."""
+    run_id = request.run_id
+    stamp = check_final(request)
 
     def write(conn: psycopg.Connection[Any]) -> Bead:
         bead = _fetch(conn, run_id, lock=True)
@@ -729,25 +714,15 @@ def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
             raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
         if bead.status != "running":
             return bead
-        merged = {**bead.data, **(request.data or {})}
-        report = merged.get("report")
-        final, note = settle(result, report)
-        if report:
-            merged["reported_result"] = report.get("result")
-        if note:
-            merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
-        body = (report or {}).get("summary") or request.summary or ""
+        done = closed(bead, request)
         conn.execute("UPDATE beads SET status = 'closed', result = %s, body = %s, closed_at = %s, updated_at = %s, data = %s"
-                     " WHERE id = %s", (final, _text(body), stamp, stamp, _json(merged), run_id))
-        labels = {*bead.labels, f"result:{final}"} - {"result:running"}
-        if request.owed and final in FAILED:
+                     " WHERE id = %s", (done.result, _text(done.body), stamp, stamp, _json(done.data), run_id))
+        if done.owed:
             conn.execute("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING", (run_id, OWED))
-            labels.add(OWED)
         if request.log is not None:
             conn.execute("INSERT INTO run_logs VALUES (%s, %s) ON CONFLICT (run_id) DO UPDATE SET text = excluded.text",
                          (run_id, _text(request.log)))
-        return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
-                             labels=tuple(sorted(labels)))
+        return done.bead(bead, stamp)
 
     return write
 
@@ -783,7 +758,7 @@ def _load_beads(conn: psycopg.Connection[Any], part: LedgerDump) -> int:
     """One batch of a copy, ids kept: beads, their labels, the escalations' pending deliveries, the logs."""
     cursor = conn.cursor()
     cursor.executemany(f"INSERT INTO beads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                       [(*bead[:11], _json(_stored(bead.data))) for bead in part.beads])
+                       [(*bead[:11], _json(stored(bead.data))) for bead in part.beads])
     cursor.executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
                        [(bead.id, label) for bead in part.beads for label in bead.labels])
     cursor.executemany("INSERT INTO deliveries (escalation_id, channel, severity, attempts, next_at) VALUES (%s, %s, %s, %s, %s)"

@@ -33,15 +33,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from gtcore.errors import GateMoved, GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import FAILED, Bead, PluginStats, Report, Result, format_ref, settle
+from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
+from gtcore.model import Bead, PluginStats, Report, format_ref
 from gtcore.records import TYPE_CHECKING
 from gtcore.storage.contract import (
-    ANY_LAST_RUN,
-    KINDS,
     OWED,
     PAUSED,
-    RESUMED,
     ROUTE_LATER,
     Claim,
     Close,
@@ -54,6 +51,7 @@ from gtcore.storage.contract import (
     LedgerFacts,
     Squash,
 )
+from gtcore.storage.shared import LATEST_PAUSES, check_bead, check_final, claim_labels, closed, refuse_moved, stored, with_outcome
 
 if TYPE_CHECKING:
     from typing import Any, TypeVar
@@ -634,7 +632,7 @@ class SqliteLedger(Ledger):
         return {name: at for name, at in rows}
 
     def paused(self) -> dict[str, str]:
-        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({_LATEST_PAUSES})")
+        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
         return {plugin: body for plugin, title, body in rows if title == PAUSED}
 
     def gate_facts(self) -> LedgerFacts:
@@ -643,7 +641,7 @@ class SqliteLedger(Ledger):
         rows = self._read(
             "SELECT 's', plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary FROM plugin_stats"
             " UNION ALL SELECT 'r', plugin, id, created_at, rig, NULL, data, NULL FROM beads WHERE kind = 'wisp' AND status = 'running'"
-            f" UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ({_LATEST_PAUSES})"
+            f" UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ({LATEST_PAUSES})"
             " UNION ALL SELECT 'e', title, max(created_at), NULL, NULL, NULL, NULL, NULL FROM beads"
             "   WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
         for tag, name, *rest in rows:
@@ -725,9 +723,7 @@ class SqliteLedger(Ledger):
             bead = _fetch_bead(conn, delivery.escalation_id)
             if bead is None:
                 return
-            outcome = {"channel": delivery.channel, "ok": error is None, "error": error, "at": now}
-            data = {**bead.data, "deliveries": [*bead.data.get("deliveries", []), outcome]}
-            _update_bead(conn, bead, now=now, data=data)
+            _update_bead(conn, bead, now=now, data=with_outcome(bead, delivery, error, now))
             if error is None or retry_at is None:
                 conn.execute("DELETE FROM deliveries WHERE escalation_id = ? AND channel = ? AND severity = ?", key)
             else:
@@ -871,9 +867,6 @@ def _marks(values: list[Any]) -> str:
     return ", ".join("?" * len(values))
 
 
-_LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
-
-
 def _insert_bead(
     conn: sqlite3.Connection,
     kind: str,
@@ -889,10 +882,7 @@ def _insert_bead(
     now: float | None = None,
 ) -> Bead:
     """Insert a bead inside the caller's transaction."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown bead kind {kind}")
-    if kind == "wisp" and (not plugin or not result):
-        raise ValueError("a wisp records a plugin run: it needs a plugin and a result")
+    check_bead(kind, plugin, result)
     stamp = time.time() if now is None else now
     cursor = conn.execute(
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
@@ -907,8 +897,7 @@ def _insert_bead(
 
 
 def _stored(data: dict[str, Any]) -> str:
-    """A bead's data as kept: an escalation's pending deliveries are rows of their own table, never JSON."""
-    return json.dumps({key: value for key, value in data.items() if key != "pending"} if "pending" in data else data)
+    return json.dumps(stored(data))
 
 
 def _update_bead(
@@ -961,14 +950,12 @@ def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
     whether it ends a streak.
     """
     plugin, rig = claim.plugin, claim.rig
-    own = ["type:plugin-run", f"plugin:{plugin}", f"rig:{rig}", "result:running"]  # written by the wisp_labels trigger
-    extra = [label for label in dict.fromkeys(claim.labels) if label not in own]
+    own, extra = claim_labels(claim)  # own: written by the wisp_labels trigger
 
     def write(conn: sqlite3.Connection) -> Bead:
         row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = ?", (plugin,)).fetchone()
         latest, previous = row if row else (None, None)
-        if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
-            raise GateMoved(f"plugin {plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        refuse_moved(claim, latest)
         try:
             run = _insert_bead(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
                                data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="running",
@@ -981,16 +968,9 @@ def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
 
 
 def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
-    """The write that closes a running wisp with its result; closing twice keeps the first result.
-
-    ``result`` is what the exit said; the plugin's own report on the wisp,
-    read in the same transaction, may settle it otherwise (:func:`settle`).
-    The summary (the report's, else the request's) becomes the wisp's body.
-    """
-    run_id, result = request.run_id, request.result
-    if result not in Result.__members__.values() or result == Result.RUNNING:
-        raise ValueError(f"not a final result: {result}")
-    stamp = time.time() if request.now is None else request.now
+    """The write that closes a running wisp as :func:`~gtcore.storage.shared.closed` says; closing twice keeps the first result."""
+    run_id = request.run_id
+    stamp = check_final(request)
 
     def write(conn: sqlite3.Connection) -> Bead:
         bead = _fetch_bead(conn, run_id)
@@ -998,24 +978,14 @@ def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
             raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
         if bead.status != "running":
             return bead
-        merged = {**bead.data, **(request.data or {})}
-        report = merged.get("report")
-        final, note = settle(result, report)
-        if report:
-            merged["reported_result"] = report.get("result")
-        if note:
-            merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
-        body = (report or {}).get("summary") or request.summary or ""
+        done = closed(bead, request)
         conn.execute(
             "UPDATE beads SET status = 'closed', result = ?, body = ?, closed_at = ?, updated_at = ?, data = ? WHERE id = ?",
-            (final, body, stamp, stamp, json.dumps(merged), run_id),
+            (done.result, done.body, stamp, stamp, json.dumps(done.data), run_id),
         )
-        labels = {*bead.labels, f"result:{final}"} - {"result:running"}  # as the wisp_result_label trigger made them
-        if request.owed and final in FAILED:
+        if done.owed:
             conn.execute("INSERT OR IGNORE INTO labels VALUES (?, ?)", (run_id, OWED))
-            labels.add(OWED)
-        return bead._replace(status="closed", result=final, body=body, closed_at=stamp, updated_at=stamp, data=merged,
-                             labels=tuple(sorted(labels)))
+        return done.bead(bead, stamp)
 
     return write
 

@@ -1,0 +1,89 @@
+"""What both backends decide the same way, beside their statements: one place, so SQLite and PostgreSQL never drift.
+
+A backend reads rows and writes them in its own dialect; what a bead may be,
+what a claim refuses, how a close settles a run's result, what a delivery's
+outcome adds to its escalation are decided here, on plain values.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gtcore.errors import GateMoved
+from gtcore.model import FAILED, Bead, Result, format_ref, settle
+from gtcore.records import TYPE_CHECKING, Record
+from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery
+
+if TYPE_CHECKING:
+    from typing import Any
+
+LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
+"""The ids of each plugin's latest pause or resume (plain SQL both dialects read alike)."""
+
+
+def check_bead(kind: str, plugin: str | None, result: str | None) -> None:
+    """Refuse a bead the ledger must never hold (a programming error, said before anything is written)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown bead kind {kind}")
+    if kind == "wisp" and (not plugin or not result):
+        raise ValueError("a wisp records a plugin run: it needs a plugin and a result")
+
+
+def stored(data: dict[str, Any]) -> dict[str, Any]:
+    """A bead's data as kept: an escalation's pending deliveries are rows of their own table, never part of it."""
+    return {key: value for key, value in data.items() if key != "pending"} if "pending" in data else data
+
+
+def claim_labels(claim: Claim) -> tuple[list[str], list[str]]:
+    """A claimed run's own labels (written by the backend's wisp trigger) and the plugin's extra ones."""
+    own = ["type:plugin-run", f"plugin:{claim.plugin}", f"rig:{claim.rig}", "result:running"]
+    return own, [label for label in dict.fromkeys(claim.labels) if label not in own]
+
+
+def refuse_moved(claim: Claim, latest: int | None) -> None:
+    """:class:`GateMoved` when the plugin's last run is no longer the one the gate decision was based on."""
+    if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
+        raise GateMoved(f"plugin {claim.plugin} was run meanwhile ({format_ref('wisp', latest)})")
+
+
+def check_final(request: Close) -> float:
+    """Refuse a close to a result that is not final; when the close happens (``now``, else the clock)."""
+    if request.result not in Result.__members__.values() or request.result == Result.RUNNING:
+        raise ValueError(f"not a final result: {request.result}")
+    return time.time() if request.now is None else request.now
+
+
+class Closed(Record):
+    """A running wisp as its close leaves it: the result settled, the body, the merged data, its labels."""
+
+    result: str
+    body: str
+    data: dict[str, Any]
+    labels: tuple[str, ...]
+    owed: bool  # the OWED label goes on with the close
+
+    def bead(self, running: Bead, at: float) -> Bead:
+        return running._replace(status="closed", result=self.result, body=self.body, closed_at=at, updated_at=at, data=self.data,
+                                labels=self.labels)
+
+
+def closed(running: Bead, request: Close) -> Closed:
+    """How ``request`` closes ``running``: the exit's result, unless the plugin's own report (read in the same
+    transaction) settles it otherwise (:func:`gtcore.model.settle`); the report's summary, else the request's, as body."""
+    merged = {**running.data, **(request.data or {})}
+    report = merged.get("report")
+    final, note = settle(request.result, report)
+    if report:
+        merged["reported_result"] = report.get("result")
+    if note:
+        merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
+    body = (report or {}).get("summary") or request.summary or ""
+    owed = request.owed and final in FAILED
+    labels = {*running.labels, f"result:{final}"} - {"result:running"}  # as the backends' result trigger makes them
+    return Closed(final, body, merged, tuple(sorted(labels | ({OWED} if owed else set()))), owed)
+
+
+def with_outcome(escalation: Bead, delivery: Delivery, error: str | None, now: float) -> dict[str, Any]:
+    """An escalation's data with one more delivery outcome in its history."""
+    outcome = {"channel": delivery.channel, "ok": error is None, "error": error, "at": now}
+    return {**escalation.data, "deliveries": [*escalation.data.get("deliveries", []), outcome]}
