@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 DAY = 86400.0
 PRUNE_BATCH = 5000
-_CHUNK = 500
 
 
 def day_bounds(day: date) -> tuple[float, float]:

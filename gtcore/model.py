@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from gtcore.digest import utc_day as utc_day
     from gtcore.discovery import PluginSet as PluginSet
     from gtcore.durations import format_duration as format_duration
-    from gtcore.escalation import ROUTE_LATER as ROUTE_LATER
     from gtcore.escalation import Escalation as Escalation
     from gtcore.escalation_settings import EscalationSettings as EscalationSettings
     from gtcore.gates import GateDecision as GateDecision
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from gtcore.report import plugin_json as plugin_json
     from gtcore.report import run_json as run_json
     from gtcore.stale import BinaryStatus as BinaryStatus
+    from gtcore.storage.contract import ROUTE_LATER as ROUTE_LATER
     from gtcore.town import Town as Town
 
 ELSEWHERE = {
@@ -43,7 +43,7 @@ ELSEWHERE = {
     "DigestResult": "gtcore.digest", "digest_title": "gtcore.digest", "utc_day": "gtcore.digest",
     "PluginSet": "gtcore.discovery",
     "format_duration": "gtcore.durations",
-    "ROUTE_LATER": "gtcore.escalation", "Escalation": "gtcore.escalation",
+    "ROUTE_LATER": "gtcore.storage.contract", "Escalation": "gtcore.escalation",
     "EscalationSettings": "gtcore.escalation_settings",
     "GateDecision": "gtcore.gates",
     "PatrolReport": "gtcore.patrol",

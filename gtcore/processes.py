@@ -221,12 +221,13 @@ def _system_hostname() -> str:
 
 def owner_identity() -> dict[str, object]:
     """Who owns runs claimed by this process (asked for on every claim, so cached per pid)."""
-    return dict(_identity(os.getpid()))
+    return dict(_identity(os.getpid(), hostname()))
 
 
 @lru_cache(maxsize=4)
-def _identity(pid: int) -> tuple[tuple[str, object], ...]:
-    return (("host", hostname()), ("pid", pid), ("start", process_start(pid)))
+def _identity(pid: int, host: str) -> tuple[tuple[str, object], ...]:
+    """Cached by pid and host: a forked child, or a GT_HOST set later in the process, is a new owner."""
+    return (("host", host), ("pid", pid), ("start", process_start(pid)))
 
 
 def kill_orphan(pid: object, started: object) -> bool:
