@@ -185,7 +185,7 @@ def bench_big_day(work: Path, wisps: int, plugins: int, repeat: int, profile: bo
         result = make_digest(ledger, day, names, now=now)
         seconds.append(time.perf_counter() - began)
         ok = (result.squashed == wisps and result.digest is not None and result.digest.data["runs"] == wisps
-              and ledger.plugin_summary() == summary and len(ledger.running_runs()) == IN_FLIGHT
+              and ledger.plugin_summary() == summary and len(ledger.runs_in_flight()) == IN_FLIGHT
               and len(ledger.runs(limit=None)) == total - wisps and not any(log_dir.iterdir()))
         if not ok:
             print(f"  WRONG: attempt {attempt} squashed {result.squashed:,}; the ledger or the logs are not as expected")

@@ -337,7 +337,7 @@ class RunWriter(threading.Thread):
 
     def run(self) -> None:
         ledger = open_ledger(self.ledger_path)
-        busy = {run.plugin for run in ledger.running_runs()}
+        busy = {run.plugin for run in ledger.runs_in_flight()}
         names = [name for name in self.names if name not in busy]
         rng = random.Random(20)
         results, weights = list(ledger_bench.RESULT_WEIGHTS), list(ledger_bench.RESULT_WEIGHTS.values())

@@ -1,13 +1,14 @@
-"""Dogs: the named workers that execute plugin runs without blocking the patrol.
+"""Dogs: the named workers of a kennel that execute plugin runs.
 
-Dispatch only queues.  The queue is ordered by how long a plugin's gate has
-been open (``since``), then by arrival, so when more gates are open than dogs
-are idle the longest-waiting plugin goes first and none is starved: a plugin
-is queued at most once, so each can be overtaken only a bounded number of times.
+Nobody hands a dog work directly.  A patrol (or a person) claims a run on
+the ledger as ``queued``; the kennel's :class:`JobSource` answers, when the
+pack has idle dogs, which queued runs this kennel should take, the
+longest-waiting first (by how long the plugin's gate has been open, then by
+claim), so when more gates are open than dogs are idle none is starved.
 
-The pack runs on one thread, the kennel loop: each turn it records the runs
-that ended and claims runs for idle dogs in one ledger commit, starts the
-claimed ones, then waits on every run's output and exit at once (``poll``)
+The pack runs on one thread, the dogs' loop: each turn it records the runs
+that ended and takes queued runs for idle dogs in one ledger commit, starts
+the taken ones, then waits on every run's output and exit at once (``poll``)
 and moves each run on (:class:`gtcore.runner.Run`).  A thread per dog would
 spend its time handing the interpreter lock to the others; one loop spends it
 on the runs, and four dogs finishing together make one commit, not four.
@@ -16,55 +17,65 @@ on the runs, and four dogs finishing together make one commit, not four.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import os
 import select
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from queue import SimpleQueue
 
 from gtcore.events import DogChanged, EventBus
 from gtcore.model import Bead, Dog, dog_names
 from gtcore.plugins import Plugin
+from gtcore.records import TYPE_CHECKING, Record
 from gtcore.runner import Phase, Run, Runner, RunOutcome
-from gtcore.storage.contract import ANY_LAST_RUN
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class JobSource(Protocol):
+        """What a kennel tells its dogs: which queued runs to take, and which running ones to stop."""
+
+        def jobs(self, idle: int) -> list[Job]:
+            """At most ``idle`` queued runs for this kennel, next first (called on the dogs' loop)."""
+
+        def stops(self, running: list[int]) -> dict[int, str]:
+            """Which of these running runs were asked to stop, and why (called on the dogs' loop)."""
+
+        def beat(self) -> None:
+            """The kennel is alive: renew its runs' leases and its heartbeat (called on the dogs' loop, a third of a lease apart)."""
+
 
 IDLE_WAIT_SECONDS = 1.0  # the longest the loop sleeps with nothing to look at (a wake-up ends it sooner)
+LOOK_SECONDS = 0.25  # how often the loop looks at the ledger for new work when nothing woke it
 
 
-@dataclass(order=True)
-class _Job:
-    since: float
-    seq: int
-    plugin: Plugin = field(compare=False)
-    expect_last_run: int | None = field(compare=False)
-    rig: str | None = field(compare=False)
-    future: Future[RunOutcome] = field(compare=False)
+class Job(Record):
+    """A queued run a kennel may take: the wisp, the plugin as its file says now, the rig it runs for."""
+
+    run: Bead
+    plugin: Plugin
+    rig: str
 
 
 class DogPool:
-    """A fixed pack of dogs fed from one ordered queue, all run by one loop thread."""
+    """A fixed pack of dogs fed by a :class:`JobSource`, all run by one loop thread."""
 
-    def __init__(self, runner: Runner, size: int, bus: EventBus,
+    def __init__(self, runner: Runner, size: int, bus: EventBus, source: JobSource,
                  aftermath: Callable[[Bead], Callable[[], object] | None] | None = None) -> None:
         """``aftermath`` is asked, with every recorded run, what follows it (None: nothing); that step is taken on a
-        thread of its own before the dispatch's future is resolved: what follows a run (its escalation) never holds
-        up the loop, and is done by the time a caller hears of the run."""
+        thread of its own: what follows a run (its escalation) never holds up the loop."""
         self.runner = runner
         self.bus = bus
+        self.source = source
         self._aftermath = aftermath
-        self._aftermath_queue: SimpleQueue[tuple[_Job, RunOutcome, Callable[[], object]] | None] = SimpleQueue()
+        self._aftermath_queue: SimpleQueue[tuple[RunOutcome, Callable[[], object]] | None] = SimpleQueue()
         self._aftermath_thread: threading.Thread | None = None
         self._cond = threading.Condition()
-        self._queue: list[_Job] = []
-        self._seq = itertools.count()
-        self._wanted: set[str] = set()
         self._dogs = {name: Dog(name) for name in dog_names(size)}
-        self._closing = False
+        self._closing = False  # takes nothing new; the loop ends once its runs are recorded
+        self._look = threading.Event()  # new work may be waiting: ask the source
+        self._look.set()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
@@ -72,54 +83,36 @@ class DogPool:
         self._thread = threading.Thread(target=self._loop, name="dogs", daemon=True)
         self._thread.start()
 
-    def dispatch(
-        self,
-        plugin: Plugin,
-        *,
-        since: float | None = None,
-        expect_last_run: int | None = ANY_LAST_RUN,
-        rig: str | None = None,
-    ) -> Future[RunOutcome] | None:
-        """Queue a run; None when this plugin is already queued or running here."""
-        with self._cond:
-            if plugin.name in self._wanted or self._closing:
-                return None
-            future: Future[RunOutcome] = Future()
-            heapq.heappush(self._queue, _Job(time.time() if since is None else since, next(self._seq), plugin, expect_last_run, rig,
-                                             future))
-            self._wanted.add(plugin.name)
+    def look(self) -> None:
+        """Something may be queued for this kennel (a dispatcher said so, the ledger moved): look now."""
+        self._look.set()
         self._wake()
-        return future
 
     def dogs(self) -> list[Dog]:
         with self._cond:
             return list(self._dogs.values())
 
-    def queued(self) -> list[str]:
-        """Plugins waiting for a dog, next first."""
-        with self._cond:
-            return [job.plugin.name for job in sorted(self._queue)]
-
     def busy(self) -> bool:
         with self._cond:
-            return bool(self._wanted)
+            return any(dog.state != "idle" for dog in self._dogs.values())
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no dog works (True) or ``timeout`` passes (False)."""
         ends = time.monotonic() + timeout
         with self._cond:
-            while self._wanted and (left := ends - time.monotonic()) > 0:
+            while any(dog.state != "idle" for dog in self._dogs.values()) and (left := ends - time.monotonic()) > 0:
                 self._cond.wait(min(left, 0.1))
-            return not self._wanted
+            return all(dog.state == "idle" for dog in self._dogs.values())
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the loop to end (after :meth:`shutdown`); True once it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def shutdown(self) -> None:
-        """Stop taking work; queued jobs are dropped, running ones finish on their own (then the loop ends)."""
+        """Take nothing new; runs in flight finish on their own (or as the runner is told), then the loop ends."""
         with self._cond:
             self._closing = True
-            for job in self._queue:
-                job.future.set_result(RunOutcome(None, "gtui is shutting down"))
-                self._wanted.discard(job.plugin.name)
-            self._queue.clear()
             self._cond.notify_all()
         self._wake()
 
@@ -130,68 +123,72 @@ class DogPool:
             os.write(self._wake_write, b"\0")
 
     def _loop(self) -> None:
-        kennel = _Kennel(self)
+        loop = _Loop(self)
         try:
-            while kennel.turn():
+            while loop.turn():
                 pass
         finally:
             os.close(self._wake_read)
             os.close(self._wake_write)
             self._aftermath_queue.put(None)
 
-    def _take(self, freeing: list[str]) -> tuple[list[tuple[_Job, str]], bool]:
+    def _take(self, freeing: list[str]) -> tuple[list[tuple[Job, str]], bool]:
         """Jobs for idle dogs (each dog marked working), and whether the loop may end (closing, nothing left).
 
         ``freeing`` are dogs whose runs are recorded this turn: they count as
         idle, so a dog goes from one run to the next in one commit.
         """
-        taken = []
         with self._cond:
             idle = [name for name, dog in self._dogs.items() if dog.state == "idle"] + freeing
-            while self._queue and idle and not self._closing:
-                job, name = heapq.heappop(self._queue), idle.pop(0)
-                self._set(name, Dog(name, "working", job.plugin.name, None, time.time(), job.plugin.execution.timeout.seconds))
+            closing = self._closing
+        if closing:
+            return [], True
+        if not idle or not self._look.is_set():
+            return [], False
+        self._look.clear()
+        jobs = self.source.jobs(len(idle))
+        taken = []
+        with self._cond:
+            for job, name in zip(jobs, idle, strict=False):
+                self._set(name, Dog(name, "working", job.plugin.name, job.run.ref, time.time(), job.plugin.execution.timeout.seconds))
                 taken.append((job, name))
-            return taken, self._closing and not self._wanted
+        if len(jobs) == len(idle):
+            self._look.set()  # every idle dog got work: more may wait
+        return taken, False
 
     def _claimed(self, name: str, plugin: str, bead: Bead) -> None:
         with self._cond:
             dog = self._dogs[name]
             if dog.plugin == plugin:
-                self._dogs[name] = dog._replace(run_id=bead.ref, started_at=bead.created_at)
+                self._dogs[name] = dog._replace(run_id=bead.ref, started_at=bead.data.get("started_at", bead.created_at))
 
-    def _free(self, name: str, job: _Job, outcome: RunOutcome) -> None:
-        """A job is over; its dog goes idle unless it took the next job already.  Its outcome follows the aftermath."""
+    def _free(self, name: str, plugin: str, outcome: RunOutcome) -> None:
+        """A job is over; its dog goes idle unless it took the next job already.  What follows the run is handed on."""
         with self._cond:
-            if self._dogs[name].plugin == job.plugin.name:
+            if self._dogs[name].plugin == plugin:
                 self._set(name, Dog(name))
+            self._cond.notify_all()
         try:
             step = self._aftermath(outcome.run) if outcome.run is not None and self._aftermath is not None else None
-        except Exception as exc:  # the run is recorded; what failed after it is said on its outcome
+        except Exception as exc:  # the run is recorded; what failed after it is said on the kennel's log
             step, outcome = None, _troubled(outcome, exc)
+        if outcome.problem:
+            self.runner.note(outcome.problem)
         if step is None:
-            self._resolve(job, outcome)
             return
         if self._aftermath_thread is None:
             self._aftermath_thread = threading.Thread(target=self._follow_up, name="dogs-aftermath", daemon=True)
             self._aftermath_thread.start()
-        self._aftermath_queue.put((job, outcome, step))
+        self._aftermath_queue.put((outcome, step))
 
     def _follow_up(self) -> None:
         """The aftermath thread: each recorded run's follow-up, in the order the runs ended."""
         while (item := self._aftermath_queue.get()) is not None:
-            job, outcome, step = item
+            outcome, step = item
             try:
                 step()
-            except Exception as exc:  # the run is recorded; what failed after it is said on its outcome
-                outcome = _troubled(outcome, exc)
-            self._resolve(job, outcome)
-
-    def _resolve(self, job: _Job, outcome: RunOutcome) -> None:
-        with self._cond:
-            self._wanted.discard(job.plugin.name)
-            self._cond.notify_all()
-        job.future.set_result(outcome)
+            except Exception as exc:  # the run is recorded; what failed after it is said, and the next patrol pays what is owed
+                self.runner.note(_troubled(outcome, exc).problem or "")
 
     def _set(self, name: str, dog: Dog) -> None:
         self._dogs[name] = dog
@@ -203,20 +200,21 @@ def _troubled(outcome: RunOutcome, exc: Exception) -> RunOutcome:
     return RunOutcome(outcome.run, outcome.refused, f"after {where}: {type(exc).__name__}: {exc}")
 
 
-class _Kennel:
+class _Loop:
     """The loop's own state: the runs in flight, and what each watched descriptor belongs to."""
 
     def __init__(self, pool: DogPool) -> None:
         self.pool, self.runner = pool, pool.runner
         self.poller = select.poll()
         self.poller.register(pool._wake_read, select.POLLIN)
-        self.runs: dict[Run, tuple[_Job, list[int]]] = {}
+        self.runs: dict[Run, list[int]] = {}
         self.by_fd: dict[int, Run] = {}
         self.ended: list[Run] = []
         self.renew_at = time.monotonic() + pool.runner.settings.run_lease.seconds / 3  # leases, a third of one apart
+        self.look_at = time.monotonic() + LOOK_SECONDS
 
     def turn(self) -> bool:
-        """One turn: record and claim, start, wait, move every run on.  False when the pack is done for good."""
+        """One turn: record and take, start, wait, move every run on.  False when the pack is done for good."""
         taken, done = self.pool._take([run.dog for run in self.ended])
         if done and not self.runs and not self.ended:
             return False
@@ -226,41 +224,51 @@ class _Kennel:
         now = time.monotonic()
         for run in list(self.runs):
             self._advance(run, now)
-        if self.runs and now >= self.renew_at:
-            self.runner.renew_leases()
+        if now >= self.look_at:  # what no wake-up said: a claim from a process that could not reach this kennel, a stop
+            self.look_at = now + LOOK_SECONDS
+            self.pool._look.set()
+            self._stops()
+        if now >= self.renew_at:
+            self.pool.source.beat()
             self.renew_at = now + self.runner.settings.run_lease.seconds / 3
         return True
 
-    def _record(self, taken: list[tuple[_Job, str]]) -> None:
+    def _stops(self) -> None:
+        """Runs someone asked to stop (``ctrl+k``, ``gtui plugin run`` interrupted) are ended and recorded as such."""
+        running = [run.bead.id for run in self.runs if run.phase is Phase.RUNNING]
+        if running:
+            for run_id, reason in self.pool.source.stops(running).items():
+                self.runner.stop(run_id, reason or "asked to stop")
+
+    def _record(self, taken: list[tuple[Job, str]]) -> None:
         ended, self.ended = self.ended, []
-        claims = [(job.plugin, name, job.rig or job.plugin.rig, job.expect_last_run) for job, name in taken]
         try:
-            closed, claimed = self.runner.record(ended, claims)
-        except Exception as exc:  # a bug in gtui: every one of them is told, none is left waiting
+            closed, answers = self.runner.record(ended, [(job.run, name, job.plugin) for job, name in taken])
+        except Exception as exc:  # a bug in gtui: every run is told, and each queued one stays queued for the next look
             closed = []
-            claimed = [f"dogs could not claim it (a bug in gtui): {type(exc).__name__}: {exc}"] * len(taken)
+            answers = [f"dogs could not take it (a bug in gtui): {type(exc).__name__}: {exc}"] * len(taken)
             for run in ended:
-                job, _ = self.runs.pop(run)
-                self.pool._free(run.dog, job, RunOutcome(None, f"could not record {run.bead.ref}: {type(exc).__name__}: {exc}"))
+                self.runs.pop(run)
+                self.pool._free(run.dog, run.plugin.name, RunOutcome(None, f"could not record {run.bead.ref}: {type(exc).__name__}: {exc}"))
             ended = []
         for run, bead in zip(ended, closed, strict=True):
-            job, _ = self.runs.pop(run)
-            self.pool._free(run.dog, job, self.runner.finished(run, bead))
+            self.runs.pop(run)
+            self.pool._free(run.dog, run.plugin.name, self.runner.finished(run, bead))
         refused = False
-        for (job, name), answer in zip(taken, claimed, strict=True):
+        for (job, name), answer in zip(taken, answers, strict=True):
             if isinstance(answer, Bead):
                 self.pool._claimed(name, job.plugin.name, answer)
                 self._start(job, name, answer)
             else:
-                self.pool._free(name, job, RunOutcome(None, answer))
+                self.pool._free(name, job.plugin.name, RunOutcome(None, answer))
                 refused = True
         if refused:  # its dog is idle again: the next job is taken now, not after the loop's idle wait
-            self.pool._wake()
+            self.pool.look()
 
-    def _start(self, job: _Job, name: str, bead: Bead) -> None:
-        run = self.runner.start(job.plugin, bead, name, job.rig or job.plugin.rig)
+    def _start(self, job: Job, name: str, bead: Bead) -> None:
+        run = self.runner.start(job.plugin, bead, name, job.rig)
         fds = run.watched()
-        self.runs[run] = (job, fds)
+        self.runs[run] = fds
         for fd in fds:
             self.poller.register(fd, select.POLLIN)
             self.by_fd[fd] = run
@@ -268,11 +276,12 @@ class _Kennel:
             self._retire(run)
 
     def _wait(self) -> None:
-        """Sleep until output, an exit, a wake-up, or the soonest moment some run must be looked at."""
+        """Sleep until output, an exit, a wake-up, or the soonest moment some run (or the ledger) must be looked at."""
         now = time.monotonic()
         # Runs to record: look, but do not sleep.
         timeout = 0.0 if self.ended else min((run.wait_for(now) for run in self.runs), default=IDLE_WAIT_SECONDS)
-        for fd, _ in self.poller.poll(min(timeout, IDLE_WAIT_SECONDS) * 1000):
+        timeout = min(timeout, IDLE_WAIT_SECONDS, max(0.0, self.look_at - now))
+        for fd, _ in self.poller.poll(timeout * 1000):
             if fd == self.pool._wake_read:
                 with contextlib.suppress(BlockingIOError):
                     os.read(fd, 4096)
@@ -298,13 +307,13 @@ class _Kennel:
 
     def _forget_closed(self, run: Run) -> None:
         """Stop watching the descriptors the run has closed (its pipe at end of output, its pidfd at exit)."""
-        job, fds = self.runs[run]
+        fds = self.runs[run]
         still = run.watched()
         for fd in fds:
             if fd not in still:
                 self.poller.unregister(fd)
                 self.by_fd.pop(fd, None)
-        self.runs[run] = (job, still)
+        self.runs[run] = still
 
     def _retire(self, run: Run) -> None:
         if run not in self.ended:

@@ -1,14 +1,14 @@
 """The engine's small API: what the CLI and the TUI call.
 
 One :class:`Engine` per process and town.  It owns the ledger, the settings,
-the event bus, the dogs and the patrol.  The dogs are started on first use,
-so read-only commands never start threads.
+the event bus and the patrol.  It executes nothing: a run it dispatches is
+claimed ``queued`` on the ledger for the town's kennel
+(:mod:`gtcore.kennel`), whose own engine's runner executes it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gtcore.errors import GtError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
-from gtcore.model import Bead, Dog, Problem, Report, dog_names, parse_ref
+from gtcore.model import UNFINISHED, Bead, Problem, Report, parse_ref
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING
@@ -25,35 +25,37 @@ from gtcore.storage import ledger_at, open_ledger
 from gtcore.town import Town
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
-    from concurrent.futures import Future
+    from collections.abc import Sequence
     from datetime import date
     from typing import Any
 
     from gtcore.digest import DigestResult
     from gtcore.discovery import PluginSet
-    from gtcore.dogs import DogPool
     from gtcore.escalation import Escalation, Escalations
     from gtcore.escalation_settings import EscalationSettings
     from gtcore.events import Subscriber
     from gtcore.gates import GateDecision
+    from gtcore.kennel import Kennel
     from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
-    from gtcore.runner import Runner, RunOutcome
+    from gtcore.runner import Runner
     from gtcore.stale import BinaryStatus
-    from gtcore.storage.contract import LedgerDump
+    from gtcore.storage.contract import KennelBeat, LedgerDump
 
 
 class Engine:
     """Facade over the engine for one town."""
 
     def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False,
-                 plugin_bin: Callable[[], tuple[Path, ...]] | None = None, keep_caches: bool | None = None) -> None:
+                 plugin_bin: Callable[[], tuple[Path, ...]] | None = None, keep_caches: bool | None = None,
+                 kennel_argv: Sequence[str] | None = None) -> None:
         """``readonly`` opens the ledger for reading only; ``keep_caches`` (default: not ``readonly``) lets the
         parse caches in ``.gtui/`` be written (a listing keeps them warm; ``--read-only`` writes nothing at
-        all); ``adopt_orphans`` (the ``gtui`` command, never a
-        library user) makes this process the subreaper of what its runs leave behind; ``plugin_bin`` holds
-        the commands every run finds first on its PATH (the face's plugin-facing ``gt`` and ``bd``), asked for
-        when the first run starts: a command that runs nothing writes no scripts."""
+        all); ``adopt_orphans`` (the kennel of the ``gtui`` command, never a library user) makes this process the
+        subreaper of what its runs leave behind; ``plugin_bin`` holds the commands every run finds first on its
+        PATH (the face's plugin-facing ``gt`` and ``bd``), asked for when the first run starts: a command that runs
+        nothing writes no scripts; ``kennel_argv`` is the command that starts a kennel (``gtui``) when runs this
+        engine queues find none alive on this host (None: a library user runs its own, or none)."""
         self.town = town
         self.keep_caches = not readonly if keep_caches is None else keep_caches
         self.settings = settings if settings is not None else self._load_settings()
@@ -61,10 +63,11 @@ class Engine:
         self.adopt_orphans = adopt_orphans
         self.settings_problem: Problem | None = None
         self.plugin_bin = plugin_bin
+        self.kennel_argv = tuple(kennel_argv) if kennel_argv else None
+        self.wake_kennel: Callable[[], None] | None = None  # set by the kennel this engine serves: its own runs need no socket
+        self.kennel_problem: str | None = None  # why runs this engine queued wait (no kennel could be started)
         self.bus = EventBus()
         self._plugin_set: PluginSet | None = None
-        self._pool: DogPool | None = None
-        self._pool_lock = threading.Lock()
 
     def _load_settings(self) -> Settings:
         """gtui.toml, parsed only when it changed (a read-only engine reads the cache, never writes it)."""
@@ -86,8 +89,12 @@ class Engine:
 
     @cached_property
     def runner(self) -> Runner:
+        """What executes runs: made only in a kennel (a face queues, it never runs)."""
+        from gtcore import processes
         from gtcore.runner import Runner
 
+        if self.adopt_orphans:
+            processes.become_subreaper()
         return Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin() if self.plugin_bin else ())
 
     @cached_property
@@ -95,8 +102,9 @@ class Engine:
         from gtcore.patrol import Patrol
 
         return Patrol(self.town, self.ledger, self.bus, self.plugin_cache, scan=self.plugins, settings=lambda: self.settings,
-                      escalations=lambda: self.escalations, dispatch=self._dispatch, owns_run=self.owns_run,
-                      pending_results=self.has_pending_results, flush_pending_results=self.flush_pending_results)
+                      escalations=lambda: self.escalations, queue=self.queue, wait=self.wait_runs, owns_run=self.owns_run,
+                      pending_results=self.has_pending_results, flush_pending_results=self.flush_pending_results,
+                      kennel_problem=lambda: self.kennel_problem, call_kennel=self.call_kennel)
 
     @cached_property
     def escalations(self) -> Escalations:
@@ -109,29 +117,12 @@ class Engine:
         """Parsed plugin files and cron slots, kept in ``.gtui`` between processes (never written by a read-only engine)."""
         return PluginCache(self.town.state_dir / "plugins.cache", writable=self.keep_caches)
 
-    @property
-    def pool(self) -> DogPool:
-        """The dogs, started on first use."""
-        with self._pool_lock:
-            if self._pool is None:
-                from gtcore import processes
-                from gtcore.dogs import DogPool
+    @staticmethod
+    def owns_run(run_id: int) -> bool:
+        """Whether this process executes ``run_id`` (or still has to record it): a kennel in it does."""
+        from gtcore.runner import owns_anywhere
 
-                if self.adopt_orphans:
-                    processes.become_subreaper()
-                self._pool = DogPool(self.runner, self.settings.dogs, self.bus, aftermath=self._after_run)
-            return self._pool
-
-    def dogs(self) -> list[Dog]:
-        """This process's dogs, idle ones included, without starting the pack."""
-        with self._pool_lock:
-            if self._pool is None:
-                return [Dog(name) for name in dog_names(self.settings.dogs)]
-            return self._pool.dogs()
-
-    def owns_run(self, run_id: int) -> bool:
-        """Whether this process executes ``run_id`` (or still has to record it)."""
-        return "runner" in self.__dict__ and self.runner.owns(run_id)
+        return owns_anywhere(run_id)
 
     def has_pending_results(self) -> bool:
         return "runner" in self.__dict__ and self.runner.has_pending()
@@ -141,13 +132,173 @@ class Engine:
         if "runner" in self.__dict__:
             self.runner.flush_pending()
 
-    def _dispatch(self, plugin: Plugin, since: float | None, expect_last_run: int | None) -> Future[RunOutcome] | None:
-        """A patrol's way to the dogs, which its first dispatch starts: a patrol that opens no gate starts no thread."""
-        return self.pool.dispatch(plugin, since=since, expect_last_run=expect_last_run)
+    def queue(self, requests: list[Dispatch]) -> list[Bead | Exception]:
+        """Claim runs ``queued`` for the kennel, in one commit, each apart (its queued wisp, or why it was refused); then a
+        kennel of this host is woken (started when none is alive, see :mod:`gtcore.kennel`) if any of them may run here."""
+        from gtcore import processes
+        from gtcore.storage.contract import Claim
 
-    def runs_in_flight(self) -> bool:
-        with self._pool_lock:
-            return self._pool is not None and self._pool.busy()
+        stamp = time.time()
+        who = processes.owner_identity()
+        claims = [Claim(plugin.name, rig or plugin.rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
+                        data={"since": stamp if since is None else since, "queued_by": who, "hosts": list(plugin.execution.hosts)})
+                  for plugin, rig, since, expect in requests]
+        answers = self.ledger.record_turn([], claims) if claims else []
+        here = processes.hostname()
+        if any(isinstance(answer, Bead) and request[0].execution.runs_on(here) for request, answer in zip(requests, answers, strict=True)):
+            self.call_kennel()
+        return answers
+
+    def call_kennel(self) -> None:
+        """Runs wait for this host's kennel: wake it, or start it (``kennel = "auto"``); why they must wait is kept."""
+        if self.wake_kennel is not None:
+            self.wake_kennel()
+            return
+        from gtcore import kennel
+
+        if self.settings.kennel == "external":
+            where = kennel.place(self.town)
+            self.kennel_problem = None if kennel.wake(where) else (
+                f"no kennel is running on {where.host}, and kennel = \"external\" in settings/gtui.toml: runs wait until"
+                f" one is started (gtui kennel); after queue_timeout ({self.settings.queue_timeout}) they are abandoned")
+            return
+        if self.kennel_argv is None:
+            return  # a library user with a kennel of its own
+        self.kennel_problem = kennel.ensure(self.town, self.kennel_argv)
+
+    def wait_runs(self, run_ids: Iterable[int], *, timeout: float | None = None, poll: float = 0.05,
+                  follow: Callable[[Bead, str], None] | None = None) -> dict[int, Bead]:
+        """Wait until these runs are closed, and a failure's escalation raised (or ``timeout`` passes); each run as it is then.
+
+        The ledger is read again only when it moved.  ``follow`` hears every
+        line of the runs' logs as they are written (on this host), to the end.
+        """
+        wanted = list(dict.fromkeys(run_ids))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: dict[int, Bead] = {}
+        tails = {run_id: _Tail() for run_id in wanted} if follow is not None else {}
+        version: int | None = None
+        while True:
+            moved = self.ledger.changes()
+            if moved != version:
+                version = moved
+                for run_id in wanted:
+                    if run_id not in seen or not _settled(seen[run_id], self.settings.delivery_timeout.seconds):
+                        bead = self.ledger.fetch(run_id)
+                        if bead is not None:
+                            seen[run_id] = bead
+            done = all(run_id in seen and _settled(seen[run_id], self.settings.delivery_timeout.seconds) for run_id in wanted)
+            for run_id, tail in tails.items():
+                if run_id in seen and seen[run_id].status != "queued":
+                    tail.read(self, seen[run_id], follow, last=done)  # type: ignore[arg-type]
+            if done or (deadline is not None and time.monotonic() >= deadline):
+                return seen
+            time.sleep(poll)
+
+    def wait_taken(self, run_id: int, timeout: float) -> Bead:
+        """The run once a kennel took it (or closed it), or as it is after ``timeout``: a dispatch names its dog if it can."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.ledger.get(run_id, "wisp")
+            if run.status != "queued" or time.monotonic() >= deadline:
+                return run
+            time.sleep(0.02)
+
+    def stop_run(self, ref: str | int, reason: str) -> Bead:
+        """Stop a run in flight, whichever kennel runs it: a queued one is closed at once, a running one ended by its kennel."""
+        run = self.run(ref)
+        if run.status not in UNFINISHED:
+            raise GtError(f"{run.ref} has ended already ({run.result})")
+        stopped = self.ledger.request_stop(run.id, reason, now=time.time())
+        if stopped.status == "running":
+            self._wake_owner(stopped)
+        return stopped
+
+    def _wake_owner(self, run: Bead) -> None:
+        """A kennel of this host learns at once that one of its runs must stop (another host's finds it on its next look)."""
+        from gtcore import kennel, processes
+
+        owner = run.data.get("owner") or {}
+        if owner.get("host") != processes.hostname():
+            return
+        if self.wake_kennel is not None:
+            self.wake_kennel()
+        else:
+            kennel.wake(kennel.place(self.town))
+
+    def kennels(self, in_flight: list[Bead] | None = None) -> list[dict[str, Any]]:
+        """The town's kennels as the ledger knows them, each said alive or not (this host's by its lock, others by their
+        heartbeat on the ledger's clock), with its runs (of ``in_flight``, read here when not given)."""
+        from gtcore import kennel, processes
+        from gtcore.clock import iso
+
+        beats = self.ledger.kennels()
+        now, here = self.ledger.clock(), processes.hostname()
+        local = kennel.alive(kennel.place(self.town))
+        in_flight = self.runs_in_flight() if in_flight is None else in_flight
+        found = []
+        for beat in beats:
+            if beat.host == here:
+                living = local is not None and local.get("pid") == beat.pid
+            else:
+                living = now - beat.beat_at <= self.settings.run_lease.seconds
+            runs = [run for run in in_flight if (run.data.get("owner") or {}).get("pid") == beat.pid
+                    and (run.data.get("owner") or {}).get("host") == beat.host]
+            found.append(_kennel_json(beat, living, now, runs, iso))
+        if local is not None and not any(beat.host == here and beat.pid == local.get("pid") for beat in beats):
+            found.append({"host": here, "pid": local.get("pid"), "alive": True, "started_at": iso(local.get("started_at")),
+                          "last_beat": None, "beat_age_s": None, "patrol": bool(local.get("patrol")), "draining": False,
+                          "dogs": [], "runs": [], "problems": []})
+        return found
+
+    def stop_kennel(self, *, drain: bool, reason: str) -> dict[str, Any] | None:
+        """Ask this host's kennel to stop (its runs stopped and recorded) or drain; its answer, or None when none runs."""
+        from gtcore import kennel
+
+        where = kennel.place(self.town)
+        if kennel.alive(where) is None:
+            return None
+        answer = kennel.tell(where, {"op": "drain" if drain else "stop", "reason": reason}, timeout=5.0)
+        if answer is None or "error" in answer:
+            raise GtError(f"the kennel on {where.host} did not answer on {where.socket}"
+                          + (f": {answer['error']}" if answer else "") + f"; its lock is {where.lock}")
+        return answer
+
+    def kennel(self, *, patrol: bool = False, autostarted: bool = False) -> Kennel:
+        """This engine as the town's kennel on this host (``gtui kennel``): open it (the lock), start it, serve, close."""
+        from gtcore.kennel import Kennel
+
+        return Kennel(self, patrol=patrol, autostarted=autostarted)
+
+    @staticmethod
+    def detach() -> Callable[[bool], None]:
+        """Leave the command that started this process (an autostarted kennel): see :func:`gtcore.kennel.detach`."""
+        from gtcore.kennel import detach
+
+        return detach()
+
+    def kennel_alive(self) -> bool:
+        """Whether a kennel holds this town on this host now."""
+        from gtcore import kennel
+
+        return kennel.alive(kennel.place(self.town)) is not None
+
+    def take_finished(self, reader: str = "once", limit: int = 500) -> tuple[list[Bead], bool]:
+        """The runs that ended since ``reader`` last asked (each given once), and whether more wait."""
+        return self.ledger.take_finished(reader, limit)
+
+    def log_since(self, run: Bead, offset: int, limit: int = 65536) -> tuple[bytes, int]:
+        """What a run's log holds from ``offset`` on (at most ``limit`` bytes), and the offset after it: how a face follows
+        a run as it goes (nothing yet, or no file on this host: empty)."""
+        try:
+            with open(self.log_path(run), "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < offset:  # the log kept only its tail (past 2 MiB): from its start again
+                    return b"[gtui: the log was cut to its last part; following from there]\n", 0
+                handle.seek(offset)
+                chunk = handle.read(limit)
+        except OSError:
+            return b"", offset
+        return chunk, offset + len(chunk)
 
     def reload_settings(self) -> Settings:
         """Re-read gtui.toml; what can change live does (agent, grace, retention, interval)."""
@@ -158,20 +309,8 @@ class Engine:
             self.escalations.delivery_timeout = self.settings.delivery_timeout.seconds
         return self.settings
 
-    def close(self, *, stop_runs: str | None = None) -> None:
-        """Stop the dogs taking new work; let deliveries on their way land.
-
-        Runs in flight finish on their own, unless ``stop_runs`` says why they
-        must end now: then they are stopped and recorded ``abandoned`` with
-        that reason, and this waits (about one ``kill_grace``) until they are.
-        """
-        with self._pool_lock:
-            pool = self._pool
-        if pool is not None:
-            pool.shutdown()
-            if stop_runs and pool.busy():
-                self.runner.stop_all(stop_runs)
-                pool.wait_idle(self.settings.kill_grace.seconds + 5.0)
+    def close(self) -> None:
+        """Let deliveries on their way land (a kennel stops its own runs: :meth:`gtcore.kennel.Kennel.close`)."""
         if "escalations" in self.__dict__:
             self.escalations.settle()
 
@@ -185,7 +324,7 @@ class Engine:
         self.plugin_cache.save()
         return self._plugin_set
 
-    def _after_run(self, run: Bead) -> Callable[[], object] | None:
+    def after_run(self, run: Bead) -> Callable[[], object] | None:
         """What follows a recorded run (its escalation or recovery note), or None; decided on the dogs' loop, taken off it."""
         plugin = (self._plugin_set or self.plugins()).get(run.plugin or "")
         if plugin is None:
@@ -216,9 +355,9 @@ class Engine:
         """The plugins an operator paused, with the reason given."""
         return self.ledger.paused()
 
-    def running_runs(self) -> list[Bead]:
-        """Every run in flight, in any process on the town."""
-        return self.ledger.running_runs()
+    def runs_in_flight(self) -> list[Bead]:
+        """Every run claimed and not yet closed (queued or running), in any process on the town."""
+        return self.ledger.runs_in_flight()
 
     def runs(self, plugin: str, *, limit: int | None = 50) -> list[Bead]:
         """A plugin's runs, newest first: its history, and with ``limit=1`` its latest run."""
@@ -248,10 +387,13 @@ class Engine:
         return {plugin.name: decision for plugin, decision in decided}
 
     def dogs_in_town(self, now: float) -> list[dict[str, Any]]:
-        """The dogs as any process sees them (``gtui dog list``): the working ones of every gtui from its runs in flight, the rest idle."""
-        from gtcore.report import dogs_from_ledger
+        """The dogs of every living kennel of the town (``gtui dog list``), working or idle, with any run in flight whose
+        kennel is gone."""
+        from gtcore.processes import hostname
+        from gtcore.report import dogs_json
 
-        return dogs_from_ledger(self.ledger, self.settings.dogs, now)
+        in_flight = self.runs_in_flight()
+        return dogs_json(self.kennels(in_flight), in_flight, now, hostname(), self.settings.dogs)
 
     def log_path(self, run: Bead) -> str:
         """Where a run's log is (or would be): the path it recorded, else where the runner writes logs."""
@@ -368,14 +510,17 @@ class Engine:
         """Mail beads, newest first; ``to`` keeps the mail of one address."""
         return self.ledger.beads("mail", label=f"to:{to}" if to else None, limit=limit)
 
-    def patrol_once(self, *, wait: bool = False, now: float | None = None) -> PatrolReport:
-        return self.patrol.run_once(now, wait=wait)
+    def patrol_once(self, *, wait: bool = False, now: float | None = None,
+                    follow: Callable[[Bead, str], None] | None = None) -> PatrolReport:
+        """One patrol; with ``wait``, until the runs it queued have ended (``follow`` hears their output lines)."""
+        return self.patrol.run_once(now, wait=wait, follow=follow)
 
-    def run_plugin(self, name: str, *, force: bool = False, rig: str | None = None) -> Future[RunOutcome]:
-        """Run a plugin now, ignoring its gate; refuses while one is in flight.
+    def run_plugin(self, name: str, *, force: bool = False, rig: str | None = None) -> Bead:
+        """Queue a run of a plugin now, ignoring its gate; refuses while one is in flight.  Returns the queued run.
 
         A disabled or paused plugin runs only with ``force``.  ``rig`` runs a
-        town-level plugin for one rig (``GT_RIG``); a rig's plugin only for its own.
+        town-level plugin for one rig (``GT_RIG``); a rig's plugin only for
+        its own.  A plugin pinned to other hosts waits for their kennels.
         """
         plugin = self.plugin(name)
         if rig is not None and rig not in self.town.rigs():
@@ -388,18 +533,16 @@ class Engine:
             reason = self.ledger.paused().get(name)
             if reason is not None:
                 raise GtError(f"plugin {name} is paused by an operator{': ' + reason if reason else ''}; resume it or use --force")
-        from gtcore.processes import hostname
+        from gtcore.storage.contract import ANY_LAST_RUN
 
-        if not plugin.execution.runs_on(hostname()):
-            raise GtError(f"plugin {name} is pinned to {', '.join(plugin.execution.hosts)} ([execution] hosts); this is {hostname()}")
-        in_flight = [run for run in self.ledger.running_runs() if run.plugin == name]
-        if in_flight:
-            run = in_flight[0]
-            raise RunInFlight(f"plugin {name} already has a run in flight ({run.ref} on dog {run.data.get('dog', '?')})")
-        future = self.pool.dispatch(plugin, since=0.0, rig=rig)
-        if future is None:
-            raise RunInFlight(f"plugin {name} is already queued or running in this process")
-        return future
+        (answer,) = self.queue([(plugin, rig, None, ANY_LAST_RUN)])
+        if isinstance(answer, RunInFlight):
+            for run in self.ledger.runs_in_flight():
+                if run.plugin == name:
+                    raise RunInFlight(f"plugin {name} already has a run in flight ({run.ref}, {_where(run)})") from None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def set_paused(self, name: str, paused: bool, reason: str = "") -> bool:
         """Pause or resume; returns False when it was already in that state."""
@@ -449,6 +592,57 @@ class Engine:
         target = to.rstrip("/") or to
         return self.ledger.create("mail", title=subject, body=body, labels=[f"to:{target}", f"from:{sender}", "gt:message"],
                                   data={"to": target, "from": sender}, now=time.time())
+
+
+Dispatch = tuple[Plugin, "str | None", "float | None", "int | None"]
+"""A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was decided on."""
+
+
+def _settled(run: Bead, grace: float) -> bool:
+    """A run is over for whoever waits on it once it is closed and what it owes is paid: its escalation raised by the
+    kennel (the ``follow-up:owed`` label gone), or a delivery's ``grace`` past its close (the next patrol pays it then)."""
+    from gtcore.storage.contract import OWED
+
+    if run.status != "closed":
+        return False
+    return OWED not in run.labels or time.time() - (run.closed_at or 0.0) > grace + 5.0
+
+
+class _Tail:
+    """Where a face is in one run's log, and the line it has only half read."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.partial = b""
+
+    def read(self, engine: Engine, run: Bead, follow: Callable[[Bead, str], None], *, last: bool) -> None:
+        while True:
+            chunk, self.offset = engine.log_since(run, self.offset)
+            if not chunk:
+                break
+            lines = (self.partial + chunk).split(b"\n")
+            self.partial = lines.pop()
+            for line in lines:
+                follow(run, line.decode("utf-8", "replace").rstrip("\r"))
+        if last and self.partial:
+            follow(run, self.partial.decode("utf-8", "replace"))
+            self.partial = b""
+
+
+def _where(run: Bead) -> str:
+    """Where a run in flight is, in words: waiting in the queue, or on which dog of which host."""
+    if run.status == "queued":
+        return "queued for a kennel"
+    owner = run.data.get("owner") or {}
+    return f"on dog {run.data.get('dog', '?')} of {owner.get('host', '?')}"
+
+
+def _kennel_json(beat: KennelBeat, living: bool, now: float, runs: list[Bead],
+                 iso: Callable[[float | None], str | None]) -> dict[str, Any]:
+    return {"host": beat.host, "pid": beat.pid, "alive": living, "started_at": iso(beat.started_at), "last_beat": iso(beat.beat_at),
+            "beat_age_s": round(max(0.0, now - beat.beat_at), 1), "patrol": bool(beat.data.get("patrol")),
+            "draining": bool(beat.data.get("draining")), "dogs": beat.data.get("dogs", []),
+            "runs": [run.ref for run in runs], "problems": beat.data.get("problems", [])}
 
 
 def _with_log_files(part: LedgerDump) -> LedgerDump:

@@ -74,5 +74,13 @@ class RunInFlight(GtError):
     """A run of this plugin is already claimed and not yet closed."""
 
 
+class RunTaken(GtError):
+    """A queued run is no longer waiting: another kennel took it, or it was closed meanwhile."""
+
+
+class KennelBusy(GtError):
+    """Another kennel holds this town on this host."""
+
+
 class GateMoved(GtError):
     """Another run started after the gate was evaluated: this dispatch is stale."""

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gtcore.patrol import PatrolReport as PatrolReport
     from gtcore.plugins import InvalidPlugin as InvalidPlugin
     from gtcore.plugins import Plugin as Plugin
+    from gtcore.report import finished_json as finished_json
     from gtcore.report import plugin_json as plugin_json
     from gtcore.report import run_json as run_json
     from gtcore.stale import BinaryStatus as BinaryStatus
@@ -48,7 +49,7 @@ ELSEWHERE = {
     "GateDecision": "gtcore.gates",
     "PatrolReport": "gtcore.patrol",
     "InvalidPlugin": "gtcore.plugins", "Plugin": "gtcore.plugins",
-    "plugin_json": "gtcore.report", "run_json": "gtcore.report",
+    "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report",
     "BinaryStatus": "gtcore.stale",
     "Town": "gtcore.town",
 }
@@ -85,8 +86,9 @@ class Problem(Record):
 
 
 class Result(StrEnum):
-    """How a run ended (``running`` while it has not)."""
+    """How a run ended (``queued`` until a kennel takes it, ``running`` while it has not ended)."""
 
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCESS = "success"
     FAILURE = "failure"
@@ -102,6 +104,7 @@ class Result(StrEnum):
 
 
 FAILED = frozenset({Result.FAILURE, Result.TIMEOUT})
+UNFINISHED = frozenset({Result.QUEUED, Result.RUNNING})  # a run in flight: claimed, and not yet closed
 REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.WARNING, Result.CHECK_ONLY})
 
 

@@ -2,8 +2,10 @@
 
 Order matters: abandoned runs are closed first so their plugins' gates see
 the truth; condition checks run in parallel before any gate is decided; only
-then are open plugins handed to the dogs, each with the last run id its
-decision was based on, so two patrols racing on one town dispatch a plugin once.
+then are the open plugins' runs queued for the kennel, in one commit, each
+with the last run id its decision was based on, so two patrols racing on one
+town dispatch a plugin once.  Dispatching is queueing: the patrol returns at
+once, and the kennel of an eligible host runs what it queued.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from gtcore.clock import iso
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
-from gtcore.errors import brief
+from gtcore.errors import RunInFlight, brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.model import Bead, GateState, PluginStats, Problem, Result
@@ -23,35 +25,38 @@ from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
 from gtcore.settings import SettingsError
-from gtcore.storage.contract import Ledger, LedgerFacts
+from gtcore.storage.contract import OWED, Ledger, LedgerFacts
 
 UPKEEP_INTERVAL = 3600.0
 
 UPKEEP_EVENT = "gtui.upkeep"  # a town event: when any gtui on the town last digested and pruned
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-    from typing import Any
+    from collections.abc import Iterable
+    from typing import Any, Protocol
 
+    from gtcore.engine import Dispatch
     from gtcore.escalation import Escalations
     from gtcore.events import EventBus
     from gtcore.plugin_cache import PluginCache
-    from gtcore.runner import RunOutcome
     from gtcore.settings import Settings
     from gtcore.town import Town
 
-    Dispatch = Callable[[Plugin, float | None, int | None], Future[RunOutcome] | None]
+    Queue = Callable[[list[Dispatch]], list[Bead | Exception]]
+    Follow = Callable[[Bead, str], None]
+
+    class Wait(Protocol):
+        def __call__(self, run_ids: Iterable[int], *, follow: Follow | None = None) -> dict[int, Bead]: ...
 
 
 class PluginReport:
-    """One plugin's part in a patrol."""
+    """One plugin's part in a patrol: its gate, and the run it queued (closed, when the patrol waited)."""
 
-    __slots__ = ("decision", "dispatched", "future", "note", "plugin", "run")
+    __slots__ = ("decision", "dispatched", "note", "plugin", "run")
 
     def __init__(self, plugin: Plugin, decision: GateDecision) -> None:
         self.plugin, self.decision = plugin, decision
         self.dispatched = False
-        self.future: Future[RunOutcome] | None = None
         self.run: Bead | None = None
         self.note: str | None = None
 
@@ -73,7 +78,7 @@ class PluginReport:
 
 def _run_summary(run: Bead) -> dict[str, Any]:
     full = run_json(run)
-    return {key: full[key] for key in ("id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result")}
+    return {key: full[key] for key in ("id", "status", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result")}
 
 
 class PatrolReport:
@@ -84,7 +89,7 @@ class PatrolReport:
         self.finished_at: float | None = None
         self.plugins: list[PluginReport] = []
         self.invalid: list[InvalidPlugin] = []
-        self.abandoned: list[str] = []
+        self.abandoned: list[Bead] = []  # runs this patrol closed as abandoned (their owner died, or no kennel took them)
         self.reescalated: list[str] = []
         self.digests: list[str] = []
         self.pruned = 0
@@ -104,7 +109,7 @@ class PatrolReport:
             "finished_at": iso(self.finished_at),
             "plugins": [item.to_json() for item in self.plugins],
             "invalid": [bad.to_json() for bad in self.invalid],
-            "abandoned": self.abandoned,
+            "abandoned": [run.ref for run in self.abandoned],
             "problems": [problem.to_json() for problem in self.problems],
         }
 
@@ -155,31 +160,53 @@ def gate_state(decision: GateDecision) -> tuple[bool, str, float | None, float |
     return decision.open, _CLOCK_WORDS.sub("~", decision.reason), decision.next_open_at, decision.since
 
 
-def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bool], now: float) -> list[str]:
-    """Close runs whose owner is gone as ``abandoned``; returns their ids.
+def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bool], now: float,
+              queue_timeout: float, owes: Callable[[str], bool]) -> list[Bead]:
+    """Close runs whose owner is gone, and queued runs no kennel took in time, as ``abandoned``; returns those closed.
 
     ``owns`` says whether this process still executes (or has to record) a run:
     those are never touched, whoever the ledger says owns them.  Another's run
     is gone when its owner on this host is dead, or, on any host, when its
     lease ran out (``run_lease`` without a renewal: the owner died with its
     host, or lost the ledger).  Leases are read on the wall clock, whatever
-    ``now`` the patrol decides at.
+    ``now`` the patrol decides at.  A queued run waits ``queue_timeout`` for a
+    kennel; after that it is abandoned, and its plugin escalates it
+    (``owes(plugin)``) like a failed run.
     """
     from gtcore import processes
+    from gtcore.storage.contract import Close
 
     closed, here, wall = [], processes.hostname(), time.time()
     for run in running.values():
-        owner = run.data.get("owner")
-        if not isinstance(owner, dict) or owns(run.id):
-            continue
-        why = _gone(run, owner, here, wall)
+        owed = False
+        if run.status == Result.QUEUED:
+            why = _unclaimed(run, wall, queue_timeout)
+            owed = why is not None and owes(run.plugin or "")
+        else:
+            owner = run.data.get("owner")
+            if not isinstance(owner, dict) or owns(run.id):
+                continue
+            why = _gone(run, owner, here, wall)
+            if why is not None and owner.get("host") == here and _kill_leftovers(run):
+                why += "; its leftover processes were killed"
         if why is None:
             continue
-        if owner.get("host") == here and _kill_leftovers(run):
-            why += "; its leftover processes were killed"
-        if ledger.close_run(run.id, "abandoned", now=now, data={"reason": why}).result == Result.ABANDONED:
-            closed.append(run.ref)  # not a run that ended by itself since it was read: closing twice keeps the first result
+        (answer,) = ledger.record_turn([Close(run.id, Result.ABANDONED, {"reason": why}, now, owed=owed)], [])
+        if isinstance(answer, Exception):
+            raise answer
+        if answer.result == Result.ABANDONED and answer.closed_at == now:
+            closed.append(answer)  # not a run that ended by itself since it was read: closing twice keeps the first result
     return closed
+
+
+def _unclaimed(run: Bead, wall: float, queue_timeout: float) -> str | None:
+    """Why a queued run is given up (no kennel took it within ``queue_timeout``), or None while it may still be taken."""
+    waited = wall - run.created_at
+    if waited < queue_timeout:
+        return None
+    hosts = run.data.get("hosts") or []
+    where = f"a kennel on {', '.join(map(str, hosts))} ([execution] hosts)" if hosts else "a kennel that knows the plugin"
+    return f"no kennel took it within {format_duration(waited)} (queue_timeout): it waited for {where}"
 
 
 def _gone(run: Bead, owner: dict[str, Any], here: str, wall: float) -> str | None:
@@ -218,17 +245,19 @@ class Patrol:
 
     def __init__(self, town: Town, ledger: Ledger, bus: EventBus, plugin_cache: PluginCache, *,
                  scan: Callable[[], PluginSet], settings: Callable[[], Settings], escalations: Callable[[], Escalations],
-                 dispatch: Dispatch, owns_run: Callable[[int], bool], pending_results: Callable[[], bool],
-                 flush_pending_results: Callable[[], None]) -> None:
+                 queue: Queue, wait: Wait, owns_run: Callable[[int], bool], pending_results: Callable[[], bool],
+                 flush_pending_results: Callable[[], None], kennel_problem: Callable[[], str | None],
+                 call_kennel: Callable[[], None]) -> None:
         self.town, self.ledger, self.bus, self.plugin_cache = town, ledger, bus, plugin_cache
-        self.scan, self.settings, self.escalations, self.dispatch = scan, settings, escalations, dispatch
+        self.scan, self.settings, self.escalations, self.queue, self.wait = scan, settings, escalations, queue, wait
         self.owns_run, self.pending_results, self.flush_pending_results = owns_run, pending_results, flush_pending_results
+        self.kennel_problem, self.call_kennel = kennel_problem, call_kennel
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
         self.checks: dict[str, CheckResult] = {}
         self.checked_at: dict[str, float] = {}
 
-    def run_once(self, now: float | None = None, *, wait: bool = False) -> PatrolReport:
+    def run_once(self, now: float | None = None, *, wait: bool = False, follow: Follow | None = None) -> PatrolReport:
         started = time.time() if now is None else now
         report = PatrolReport(str(self.town.root), started)
         writes = not self.ledger.readonly  # a read-only patrol evaluates and reports; it changes nothing
@@ -243,9 +272,11 @@ class Patrol:
         facts = self.ledger.gate_facts()
         if writes and (facts.running or self.pending_results()):
             self.flush_pending_results()
-            report.abandoned = reconcile(self.ledger, facts.running, self.owns_run, started)
+            report.abandoned = self._reconcile(plugin_set, facts, started)
             if report.abandoned:
                 facts = self.ledger.gate_facts()
+        if writes and self._waits_here(plugin_set, facts):
+            self.call_kennel()  # runs queued earlier wait for this host's kennel: wake it, or start it
         running = {plugin: run.ref for plugin, run in facts.running.items()}
         checks = self._check_conditions(plugin_set, facts, started)
         announce = self.bus.wants(GateChanged)
@@ -262,12 +293,36 @@ class Patrol:
         self._dispatch(report, facts.summary)
         self._escalation_upkeep(report, plugin_set, started)
         self._ledger_upkeep(report, plugin_set, facts.events, started)
+        if problem := self.kennel_problem():
+            report.problems.append(Problem(str(self.town.root), None, problem))
         if wait:
-            self.collect(report)
+            self.collect(report, follow)
             self._delivery_report(report, started)
         report.finished_at = time.time()
         self.bus.publish(PatrolFinished(report))
         return report
+
+    @staticmethod
+    def _waits_here(plugin_set: PluginSet, facts: LedgerFacts) -> bool:
+        """Whether a run queued before this patrol may run on this host (its kennel may have died, or never started)."""
+        queued = [run.plugin for run in facts.running.values() if run.status == Result.QUEUED]
+        if not queued:
+            return False
+        here = _here()
+        return any((plugin := plugin_set.get(name or "")) is not None and plugin.execution.runs_on(here) for name in queued)
+
+    def _reconcile(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> list[Bead]:
+        """Close what lost its owner or waited too long in the queue; a queued run given up escalates at once, as a failure would."""
+        def owes(name: str) -> bool:
+            plugin = plugin_set.get(name)
+            return plugin is not None and plugin.execution.notify_on_failure
+
+        closed = reconcile(self.ledger, facts.running, self.owns_run, now, self.settings().queue_timeout.seconds, owes)
+        for run in closed:
+            plugin = plugin_set.get(run.plugin or "")
+            if plugin is not None and OWED in run.labels:
+                self.escalations().plugin_run_failed(plugin.name, plugin.execution.severity, run, now=now)
+        return closed
 
     def _check_conditions(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> dict[str, CheckResult]:
         """Run the condition checks of the plugins that could open now, side by side (none: nothing is loaded)."""
@@ -317,34 +372,27 @@ class Patrol:
         report.undeliverable = report.undeliverable or bool(failing)
 
     def _dispatch(self, report: PatrolReport, summary: dict[str, PluginStats]) -> None:
-        """Hand the open plugins to the dogs, longest-waiting first.
+        """Queue a run of every open plugin, longest-waiting first, in one commit.
 
-        The queue orders what waits in it, but an idle dog takes a job the
-        moment it is dispatched: handing plugins over in discovery order would
-        let the first-found ones start before longer-waiting ones are queued.
+        A plugin pinned to other hosts (``[execution] hosts``) is queued too:
+        the kennel of one of its hosts takes it.
         """
         open_items = [item for item in report.plugins if item.decision.open]
-        if any(item.plugin.execution.hosts for item in open_items):
-            open_items = self._on_this_host(open_items)
         open_items.sort(key=lambda item: report.started_at if item.decision.since is None else item.decision.since)
+        requests: list[Dispatch] = []
         for item in open_items:
             stats = summary.get(item.plugin.name)
-            item.future = self.dispatch(item.plugin, item.decision.since, stats.last_run_id if stats else None)
-            item.dispatched = item.future is not None
-            item.note = None if item.dispatched else "already queued or running in this process"
-
-    @staticmethod
-    def _on_this_host(items: list[PluginReport]) -> list[PluginReport]:
-        """The open plugins this host's dogs may run; a pinned one elsewhere is noted, not dispatched."""
-        from gtcore.processes import hostname
-
-        here, kept = hostname(), []
-        for item in items:
-            if item.plugin.execution.runs_on(here):
-                kept.append(item)
+            requests.append((item.plugin, None, item.decision.since, stats.last_run_id if stats else None))
+        answers = self.queue(requests) if requests else []
+        here = None
+        for item, answer in zip(open_items, answers, strict=True):
+            item.dispatched = isinstance(answer, Bead)
+            if isinstance(answer, Bead):
+                item.run = answer
+                if not item.plugin.execution.runs_on(here := here or _here()):
+                    item.note = f"pinned to {', '.join(item.plugin.execution.hosts)}: queued for their kennels, not {here}'s"
             else:
-                item.note = f"pinned to {', '.join(item.plugin.execution.hosts)}: not run on {here}"
-        return kept
+                item.note = _refused(answer)
 
     def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, events: dict[str, float], now: float) -> None:
         """Digest past days of digest plugins and prune old runs of the others, at most hourly for the whole town.
@@ -371,27 +419,26 @@ class Patrol:
         return {name: result for name, result in self.checks.items()
                 if name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}
 
-    @staticmethod
-    def collect(report: PatrolReport) -> None:
-        """Wait for the runs this patrol dispatched and fill in their results."""
-        futures = [item.future for item in report.plugins if item.future is not None]
-        if futures:
-            from concurrent.futures import wait as wait_all
-
-            wait_all(futures)
-        for item in report.plugins:
-            if item.future is None:
-                continue
-            outcome = item.future.result()
-            item.run = outcome.run
-            if outcome.problem:  # the run is recorded, but what follows it (its escalation) failed: a bug, said
-                report.problems.append(Problem(str(report.town), None, f"{outcome.problem} (a bug in gtui, please report it)"))
-            if outcome.run is None:
-                item.dispatched = False
-                item.note = f"not run: {outcome.refused}"
+    def collect(self, report: PatrolReport, follow: Follow | None = None) -> None:
+        """Wait until the runs this patrol queued have ended, and fill in their results (``follow`` hears their output)."""
+        queued = {item.run.id: item for item in report.plugins if item.run is not None}
+        if queued:
+            for run_id, run in self.wait(queued, follow=follow).items():
+                queued[run_id].run = run
 
     def _publish_gate(self, name: str, decision: GateDecision) -> None:
         state = gate_state(decision)
         if self._gates.get(name) != state:
             self._gates[name] = state
             self.bus.publish(GateChanged(name, decision.open, decision.reason, decision.next_open_at))
+
+
+def _here() -> str:
+    from gtcore.processes import hostname
+
+    return hostname()
+
+
+def _refused(answer: object) -> str:
+    """Why a run was not queued, in the report's words (another patrol's run in flight, a gate that moved, the ledger)."""
+    return "already queued or running" if isinstance(answer, RunInFlight) else f"not queued: {answer}"

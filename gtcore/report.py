@@ -9,7 +9,6 @@ from gtcore.clock import iso
 from gtcore.model import Bead, PluginStats, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
-from gtcore.storage.contract import Ledger
 
 if TYPE_CHECKING:
     from typing import Any
@@ -47,13 +46,16 @@ def last_run_json(stats: PluginStats | None) -> dict[str, Any] | None:
 
 
 def run_json(run: Bead) -> dict[str, Any]:
-    """One run wisp as the history and the patrol report show it."""
+    """One run wisp as the history and the patrol report show it (``queued_at``: when it was claimed; ``started_at``:
+    when a kennel took it, or its claim for a run still queued)."""
     return {
         "id": run.ref,
         "plugin": run.plugin,
         "rig": run.rig,
+        "status": run.status,
         "result": run.result,
-        "started_at": iso(run.created_at),
+        "queued_at": iso(run.created_at),
+        "started_at": iso(started_at(run)),
         "finished_at": iso(run.closed_at),
         "exit_code": run.data.get("exit_code"),
         "duration_s": run.data.get("duration_s"),
@@ -67,26 +69,62 @@ def run_json(run: Bead) -> dict[str, Any]:
     }
 
 
-def dogs_from_ledger(ledger: Ledger, size: int, now: float) -> list[dict[str, Any]]:
-    """Dogs as another process sees them: working ones from running wisps, the rest idle.
+def started_at(run: Bead) -> float:
+    """When a run started: when its kennel took it (its claim, for runs recorded before kennels, or still queued)."""
+    started = run.data.get("started_at")
+    return float(started) if isinstance(started, int | float) else run.created_at
 
-    Dogs live in the process that runs them; the ledger is where every
-    process can see them.  Names that no running wisp uses are listed idle.
+
+def finished_json(run: Bead) -> dict[str, Any]:
+    """One entry of ``gtui --once --json`` ``finished``: a run that ended since the previous ``--once``."""
+    return {
+        "plugin": run.plugin,
+        "rig": run.rig,
+        "id": run.ref,
+        "result": run.result,
+        "summary": run.body or None,
+        "reason": run.data.get("reason"),
+        "started_at": iso(started_at(run)),
+        "finished_at": iso(run.closed_at),
+        "duration_s": run.data.get("duration_s"),
+        "exit_code": run.data.get("exit_code"),
+        "escalation": run.data.get("escalation"),
+    }
+
+
+def dogs_json(kennels: list[dict[str, Any]], in_flight: list[Bead], now: float, here: str, size: int) -> list[dict[str, Any]]:
+    """Every dog of every living kennel, working (from its run on the ledger) or idle (from the kennel's last heartbeat).
+
+    With no kennel alive on this host (``here``), its ``size`` dogs are listed
+    idle, as the kennel that the next run starts will have them.  A run whose
+    kennel is not among them (it died; the next patrol closes the run) is
+    listed too, so no run in flight is ever out of sight.
     """
-    working = []
-    for run in ledger.running_runs():
-        owner = run.data.get("owner") or {}
-        working.append({
-            "name": run.data.get("dog", "?"),
-            "state": "working",
-            "plugin": run.plugin,
-            "run_id": run.ref,
-            "started_at": iso(run.created_at),
-            "elapsed_s": round(now - run.created_at, 1),
-            "timeout_s": run.data.get("timeout_s"),
-            "pid": owner.get("pid"),
-        })
-    busy = {dog["name"] for dog in working}
-    idle = [{"name": name, "state": "idle", "plugin": None, "run_id": None, "started_at": None,
-             "elapsed_s": None, "timeout_s": None, "pid": None} for name in dog_names(size) if name not in busy]
-    return working + idle
+    working = {((run.data.get("owner") or {}).get("host"), (run.data.get("owner") or {}).get("pid"), run.data.get("dog")): run
+               for run in in_flight if run.status == "running"}
+    dogs = []
+    for kennel in kennels:
+        if not kennel["alive"]:
+            continue
+        for dog in kennel["dogs"]:
+            run = working.pop((kennel["host"], kennel["pid"], dog.get("name")), None)
+            dogs.append(_dog_json(dog.get("name", "?"), kennel["host"], kennel["pid"], run, now))
+    if not any(kennel["alive"] and kennel["host"] == here for kennel in kennels):
+        dogs += [_dog_json(name, here, None, None, now) for name in dog_names(size)]
+    dogs += [_dog_json(name, host, pid, run, now) for (host, pid, name), run in working.items()]
+    return dogs
+
+
+def _dog_json(name: str, host: str | None, pid: int | None, run: Bead | None, now: float) -> dict[str, Any]:
+    began = started_at(run) if run is not None else None
+    return {
+        "name": name,
+        "host": host,
+        "kennel_pid": pid,
+        "state": "working" if run is not None else "idle",
+        "plugin": run.plugin if run is not None else None,
+        "run_id": run.ref if run is not None else None,
+        "started_at": iso(began),
+        "elapsed_s": round(now - began, 1) if began is not None else None,
+        "timeout_s": run.data.get("timeout_s") if run is not None else None,
+    }

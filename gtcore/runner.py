@@ -1,12 +1,14 @@
-"""Runs: claim, start, watch, end, record.
+"""Runs: take, start, watch, end, record.
 
-A run is claimed on the ledger (a ``running`` wisp) before anything starts,
-and always closed with a result — ``success``, ``failure``, ``timeout``,
-``skipped``, ``abandoned`` — even when something inside gtui goes wrong.  If
-the ledger cannot take the closing write (disk full), the result is kept in
-memory and written by the next patrol: a record is never lost.
+A run is claimed on the ledger (a ``queued`` wisp) by whoever dispatches it;
+the kennel's runner takes it (``running``, with its owner, dog, token and
+lease) before anything starts, and always closes it with a result —
+``success``, ``failure``, ``timeout``, ``skipped``, ``abandoned`` — even when
+something inside gtui goes wrong.  If the ledger cannot take the closing
+write (disk full), the result is kept in memory and written by the next
+patrol: a record is never lost.
 
-The dogs of a process (:mod:`gtcore.dogs`) drive all their runs from one
+The dogs of a kennel (:mod:`gtcore.dogs`) drive all their runs from one
 loop thread.  A :class:`Run` is one run in flight: the loop hands it what it
 sees (output, the child's exit, the clock) and the run moves on through its
 phases — running, ending its process group, sweeping escapees, draining the
@@ -30,16 +32,17 @@ from pathlib import Path
 from gtcore import processes
 from gtcore.errors import LedgerError
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
-from gtcore.model import Bead
+from gtcore.model import Bead, Result
 from gtcore.plugins import Plugin
 from gtcore.run_output import LiveLines, RunOutput
 from gtcore.settings import Settings
-from gtcore.storage.contract import Claim, Close, Ledger
+from gtcore.storage.contract import Close, Ledger, Take
 from gtcore.town import Town
 
 _CHUNK = 65536
 DRAIN_SECONDS = 1.0  # after the end, output still in the pipe is read for this long at most
 STEP_SECONDS = 0.05  # how often a run whose end cannot be watched for is looked at
+PROBLEMS_KEPT = 10
 
 
 @dataclass
@@ -70,11 +73,22 @@ class Phase(Enum):
     ENDED = "ended"  # everything is known: the run waits to be recorded
 
 
+_LIVE: set[Runner] = set()  # every runner of this process with runs to execute or record (see owns_anywhere)
+_LIVE_LOCK = threading.Lock()
+
+
+def owns_anywhere(run_id: int) -> bool:
+    """Whether any runner of this process executes ``run_id`` or still has to record it (a kennel beside a face, in tests)."""
+    with _LIVE_LOCK:
+        runners = list(_LIVE)
+    return any(runner.owns(run_id) for runner in runners)
+
+
 class Runner:
-    """The runs of one process's dogs: what they start, how they end, what is recorded.
+    """The runs of one kennel's dogs: what they take and start, how they end, what is recorded.
 
     Everything here runs on the dogs' loop thread, except :meth:`owns`,
-    :meth:`flush_pending` and :meth:`stop_all`, which any thread may call.
+    :meth:`flush_pending`, :meth:`stop` and :meth:`stop_all`, which any thread may call.
     """
 
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
@@ -87,11 +101,15 @@ class Runner:
         # Built and encoded once: a run adds only its own variables, and Popen passes bytes through untouched.
         self._base_environment = {os.fsencode(key): os.fsencode(value) for key, value in base.items()}
         self._pending: list[_Pending] = []
-        self.lock = threading.Lock()  # held while claims are written: see record()
+        self.lock = threading.Lock()  # held while takes are written: see record()
         self.active: set[int] = set()
-        self._stop = threading.Event()  # set once: every run of this process ends now
+        self._stop = threading.Event()  # set once: every run of this kennel ends now
         self.stop_reason = ""
+        self._stops: dict[int, str] = {}  # runs asked to stop one by one (ctrl+k, an interrupted gtui plugin run), with why
+        self.problems: list[tuple[float, str]] = []  # what went wrong after runs, newest last (see note)
         self.wake: Callable[[], None] = lambda: None  # the dogs' loop sets this: a stop must not wait for its next turn
+        with _LIVE_LOCK:
+            _LIVE.add(self)
 
     # -- what any thread may ask --------------------------------------------------------
 
@@ -123,51 +141,85 @@ class Runner:
         return len(self._pending)
 
     def stop_all(self, reason: str) -> None:
-        """End every run of this process now (SIGTERM, SIGKILL after the grace); each is recorded ``abandoned`` with ``reason``.
+        """End every run of this kennel now (SIGTERM, SIGKILL after the grace); each is recorded ``abandoned`` with ``reason``.
 
-        For a gtui that goes away with runs in flight (quit, a closed
-        terminal): its runs are never left behind unsupervised.
+        For a kennel that goes away with runs in flight (``gtui kennel stop``,
+        SIGTERM): its runs are never left behind unsupervised.
         """
         self.stop_reason = reason
         self._stop.set()
         self.wake()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+    def stop(self, run_id: int, reason: str) -> bool:
+        """End one run of this kennel now, recorded ``abandoned`` with ``reason``; False when it runs elsewhere."""
+        with self.lock:
+            if run_id not in self.active:
+                return False
+            self._stops.setdefault(run_id, reason)
+        self.wake()
+        return True
+
+    def why_stop(self, run_id: int) -> str | None:
+        """Why a run must end now (None: it may go on)."""
+        if self._stop.is_set():
+            return self.stop_reason
+        return self._stops.get(run_id)
+
+    def note(self, problem: str) -> None:
+        """Something went wrong after a run was recorded (a bug in gtui): said on the kennel's log and kept for its heartbeat."""
+        if not problem:
+            return
+        import sys
+
+        sys.stderr.write(f"gtui kennel: error: {problem} (a bug in gtui, please report it)\n")
+        with self.lock:
+            self.problems.append((time.time(), problem))
+            del self.problems[:-PROBLEMS_KEPT]
+
+    def retire(self) -> None:
+        """This runner executes nothing more (its kennel is gone): it no longer speaks for runs of this process."""
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
     # -- the ledger: one commit per turn of the loop ---------------------------------------
 
-    def record(self, ended: list[Run], claims: list[tuple[Plugin, str, str, int | None]]) -> tuple[list[Bead], list[Bead | str]]:
-        """Close ``ended`` runs and claim new ones (plugin, dog, rig, expected last run) in one transaction.
+    def record(self, ended: list[Run], takes: list[tuple[Bead, str, Plugin]]) -> tuple[list[Bead], list[Bead | str]]:
+        """Close ``ended`` runs and take queued ones (the queued wisp, its dog, its plugin) in one transaction.
 
-        Returns the closed wisps, and per claim the running wisp or why it
-        was refused.  The lock is held across the claims: a patrol reconciling
-        in another thread must never see a new running wisp while
-        :meth:`owns` still says no, or it would close a live run of this very
-        process as abandoned.
+        Returns the closed wisps, and per take the running wisp or why it was
+        refused (another kennel took it, it was stopped).  The lock is held
+        across the takes: a patrol reconciling in another thread must never
+        see a new running wisp while :meth:`owns` still says no, or it would
+        close a live run of this very process as abandoned.
         """
         stamp = time.time()
         shared = self.ledger.shares_logs
-        closes = [Close(run.bead.id, run.result, run.data, stamp, owed=run.plugin.execution.notify_on_failure,
-                        log=log_text(run.log_path) if shared else None) for run in ended]
-        requests = [Claim(plugin.name, rig, plugin.tracking.labels, now=stamp, expect_last_run=expect,
-                          data={"dog": dog, "owner": processes.owner_identity(), "timeout_s": plugin.execution.timeout.seconds,
-                                "token": processes.new_token(), "lease_until": stamp + self.settings.run_lease.seconds})
-                    for plugin, dog, rig, expect in claims]
+        closes = [Close(run.bead.id, run.result, run.data, stamp, owed=self._owes(run), log=log_text(run.log_path) if shared else None)
+                  for run in ended]
+        owner = processes.owner_identity()
+        requests = [Take(queued.id, {"dog": dog, "owner": owner, "timeout_s": plugin.execution.timeout.seconds,
+                                     "token": processes.new_token(), "lease_until": stamp + self.settings.run_lease.seconds}, stamp)
+                    for queued, dog, plugin in takes]
         with self.lock:
-            answers = self.ledger.record_turn(closes, requests)
-            claimed = answers[len(ended):]
-            self.active.update(answer.id for answer in claimed if isinstance(answer, Bead))
+            answers = self.ledger.record_turn(closes, [], requests)
+            taken = answers[len(ended):]
+            self.active.update(answer.id for answer in taken if isinstance(answer, Bead))
             closed = [self._closed(run, answer, stamp) for run, answer in zip(ended, answers[:len(ended)], strict=True)]
             self.active.difference_update(run.bead.id for run in ended)
-        return closed, [answer if isinstance(answer, Bead) else _refusal(answer) for answer in claimed]
+            for run in ended:
+                self._stops.pop(run.bead.id, None)
+        return closed, [answer if isinstance(answer, Bead) else _refusal(answer) for answer in taken]
+
+    @staticmethod
+    def _owes(run: Run) -> bool:
+        """A failed run of a plugin that notifies owes its escalation; one a person stopped does not."""
+        return run.plugin.execution.notify_on_failure and run.result != Result.ABANDONED
 
     def _closed(self, run: Run, answer: object, at: float) -> Bead:
         """The closed wisp; when the ledger refused the write, kept to be written later (the caller holds the lock)."""
         if isinstance(answer, Bead):
             return answer
-        self._pending.append(_Pending(run.bead.id, run.result, run.data, at, run.plugin.execution.notify_on_failure))
+        self._pending.append(_Pending(run.bead.id, run.result, run.data, at, self._owes(run)))
         bead = run.bead
         return Bead(bead.id, "wisp", bead.title, "closed", "", bead.created_at, at, at, bead.plugin, bead.rig, run.result,
                     {**bead.data, **run.data}, bead.labels)
@@ -250,6 +302,7 @@ class Run:
         self._killed = False
         self._drain_until = 0.0
         self._why_ending: str | None = None  # None: it exited by itself; else "timeout" or "stopped"
+        self._stop_reason = ""  # why it was stopped, when it was
         self._sweeper: threading.Thread | None = None
         self._escaped = 0
 
@@ -320,7 +373,8 @@ class Run:
         assert self.proc is not None
         if self.proc.poll() is not None:
             self._begin_ending(now, None)
-        elif self.runner.stopping:
+        elif (why := self.runner.why_stop(self.bead.id)) is not None:
+            self._stop_reason = why
             self._begin_ending(now, "stopped")
         elif now >= self._deadline:
             self._begin_ending(now, "timeout")
@@ -333,7 +387,7 @@ class Run:
         if why == "timeout":
             self.output.mark(f"timed out after {self.plugin.execution.timeout}: the process group got SIGTERM (SIGKILL after {grace})")
         elif why == "stopped":
-            self.output.mark(f"stopped: {self.runner.stop_reason}; the process group got SIGTERM (SIGKILL after {grace})")
+            self.output.mark(f"stopped: {self._stop_reason}; the process group got SIGTERM (SIGKILL after {grace})")
         self.phase = Phase.ENDING
         self._kill_at = now + grace.seconds
         if processes.group_alive(self.proc.pid):
@@ -383,7 +437,7 @@ class Run:
             data["signal"] = signal_name(-code)
         reasons = [self.output.error] if self.output.error else []
         if self._why_ending == "stopped":
-            result, reasons = "abandoned", [f"stopped: {self.runner.stop_reason}", *reasons]
+            result, reasons = "abandoned", [f"stopped: {self._stop_reason}", *reasons]
         elif self._why_ending == "timeout":
             result, reasons = "timeout", [f"ran past its timeout of {self.plugin.execution.timeout}", *reasons]
         elif code == 0:
@@ -410,7 +464,8 @@ class Run:
 
     def _finish(self, result: str, data: dict[str, object]) -> None:
         self.result = result
-        self.data = {"dog": self.dog, "duration_s": round(time.time() - self.bead.created_at, 3), **data}
+        started = self.bead.data.get("started_at", self.bead.created_at)
+        self.data = {"dog": self.dog, "duration_s": round(time.time() - started, 3), **data}
         self.phase = Phase.ENDED
 
     def _close_pipe(self) -> None:

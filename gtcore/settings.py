@@ -23,9 +23,12 @@ DEFAULT_PATROL_INTERVAL = parse_duration("60s")
 DEFAULT_KILL_GRACE = parse_duration("5s")
 DEFAULT_RUN_LEASE = parse_duration("30s")
 DEFAULT_DELIVERY_TIMEOUT = parse_duration("10s")
+DEFAULT_KENNEL_IDLE = parse_duration("10m")
+DEFAULT_QUEUE_TIMEOUT = parse_duration("2m")
+KENNEL_MODES = ("auto", "external")  # auto: a command that dispatches starts the kennel; external: a supervisor runs it
 
 KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout",
-              "run_lease", "ledger"}
+              "run_lease", "ledger", "kennel", "kennel_idle", "queue_timeout"}
 
 
 class StaleBinary(Record):
@@ -50,6 +53,9 @@ class Settings(Record):
     delivery_timeout: Duration = DEFAULT_DELIVERY_TIMEOUT
     run_lease: Duration = DEFAULT_RUN_LEASE  # how long a run's owner may go silent before any host calls it abandoned
     ledger: str | None = None  # a postgresql:// URL: the ledger the town's hosts share (GT_LEDGER_URL wins)
+    kennel: str = "auto"  # see KENNEL_MODES
+    kennel_idle: Duration = DEFAULT_KENNEL_IDLE  # an autostarted kennel with nothing to do exits after this
+    queue_timeout: Duration = DEFAULT_QUEUE_TIMEOUT  # a queued run no kennel takes within this is abandoned
     path: Path | None = None
     problems: tuple[Problem, ...] = ()
 
@@ -159,6 +165,9 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
     keymap = data.get("keymap", {})
     if not isinstance(keymap, dict) or not all(isinstance(value, str) for value in keymap.values()):
         raise bad("keymap", 'a table of binding id = "keys"')
+    kennel = data.get("kennel", "auto")
+    if kennel not in KENNEL_MODES:
+        raise bad("kennel", '"auto" (commands start it when runs wait) or "external" (a supervisor runs gtui kennel)')
     return Settings(
         dogs=whole("dogs", 4, 1),
         patrol_interval=duration("patrol_interval", DEFAULT_PATROL_INTERVAL),
@@ -170,6 +179,9 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
         delivery_timeout=duration("delivery_timeout", DEFAULT_DELIVERY_TIMEOUT),
         run_lease=duration("run_lease", DEFAULT_RUN_LEASE),
         ledger=_ledger_url(path, data.get("ledger")),
+        kennel=kennel,
+        kennel_idle=duration("kennel_idle", DEFAULT_KENNEL_IDLE),
+        queue_timeout=duration("queue_timeout", DEFAULT_QUEUE_TIMEOUT),
         path=path,
         problems=tuple(unknown_keys(path, data, KNOWN_KEYS)),
     )

@@ -62,10 +62,10 @@ from gtui.styles import colourless_text
 if TYPE_CHECKING:
     from gtcore.model import Bead, PatrolReport, PluginSet, Town
 
-WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol"}
+WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol", "stop"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 READ_ONLY = "read-only: this control room does not write (started with --read-only)"
-TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own (quit asks first when runs are in flight)
+TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own of these
 IDLE_REFRESH_SECONDS = 5.0
 MAX_FAILURE_TOASTS = 3
 SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
@@ -133,7 +133,7 @@ class GtuiApp(App[None]):
         town: Town,
         *,
         read_only: bool = False,
-        adopt_orphans: bool = False,
+        kennel_argv: tuple[str, ...] | None = None,
         clock: Callable[[], float] = time.time,
         live: bool = True,
         engine: Engine | None = None,
@@ -143,7 +143,7 @@ class GtuiApp(App[None]):
         then, and what it made stays (the entry point freezes those objects out of the garbage collector's scans)."""
         super().__init__()
         self.town, self.read_only, self.clock, self.live = town, read_only, clock, live
-        self.adopt_orphans = adopt_orphans  # the gtui command only: see Engine
+        self.kennel_argv = kennel_argv  # how runs it queues start a kennel when none is alive (the gtui command's; see Engine)
         self.engine: Engine | None = engine
         self.collector: Collector | None = None
         self.snapshot: Snapshot | None = None
@@ -158,7 +158,6 @@ class GtuiApp(App[None]):
         self._started_at = clock()  # runs that failed before the app started are in the feed, not toasted
         self._header: Text | None = None
         self._on_first_paint = on_first_paint
-        self.stop_reason = "the control room exited"  # what runs still in flight at the exit are recorded as stopped by
         self._settings_error: str | None = None  # gtui.toml cannot be used: a header line until it can
         self._keymap_problems: tuple[str, ...] = ()  # entries of [keymap] not applied: header lines until fixed
         self._patrol_timer: Timer | None = None
@@ -173,8 +172,10 @@ class GtuiApp(App[None]):
             ("plugins", "log"): self._plugins_log,
             ("dogs", "details"): self._feed_details,
             ("dogs", "log"): self._feed_log,
+            ("dogs", "stop"): self._stop_run,
             ("feed", "details"): self._feed_details,
             ("feed", "log"): self._feed_log,
+            ("feed", "stop"): self._stop_run,
             ("escalations", "ack"): self._escalations_ack,
             ("escalations", "close"): self._escalations_close,
             ("escalations", "details"): self._escalations_details,
@@ -207,7 +208,7 @@ class GtuiApp(App[None]):
     @work(thread=True, exclusive=True, group="engine")
     def start_engine(self) -> None:
         try:
-            engine = self.engine or Engine(self.town, readonly=self.read_only, adopt_orphans=self.adopt_orphans,
+            engine = self.engine or Engine(self.town, readonly=self.read_only, kennel_argv=self.kennel_argv,
                                            plugin_bin=None if self.read_only else partial(plugin_bin, self.town))
             if self.live and not self.read_only:
                 engine.emit_event("startup", source="gtui")
@@ -502,11 +503,14 @@ class GtuiApp(App[None]):
     def run_plugin(self, name: str, force: bool) -> None:
         assert self.engine is not None
         try:
-            self.engine.run_plugin(name, force=force)
+            run = self.engine.run_plugin(name, force=force)
         except GtError as exc:
             self.call_from_thread(self.notify, self._in_tui_words(str(exc)), title="Not run", severity="warning")
             return
-        self.call_from_thread(self.notify, f"{name} handed to a dog", title="Run" + (" (forced)" if force else ""))
+        waits = f"; it waits: {self.engine.kennel_problem}" if self.engine.kennel_problem else ""
+        self.call_from_thread(self.notify, f"{name} queued for a dog as {run.ref}{waits}", title="Run" + (" (forced)" if force else ""),
+                              severity="warning" if waits else "information")
+        self.request_refresh()
 
     def _in_tui_words(self, message: str) -> str:
         """The engine speaks to the command line ("use --force"); in the control room that is a key."""
@@ -563,16 +567,14 @@ class GtuiApp(App[None]):
         assert self.engine is not None
         self.push_screen(LogScreen(self.engine, run))
 
-    def _run_of(self, key: str) -> int | None:
-        """The run id behind a dogs- or feed-pane row key."""
-        if self.snapshot is None:
-            return None
-        if key.startswith("remote:"):
+    @staticmethod
+    def _run_of(key: str) -> int | None:
+        """The run id behind a dogs- or feed-pane row key (``run:run-12``, ``12:running``); None for a kennel or an idle dog."""
+        if key.startswith("run:"):
             return parse_ref(key.split(":", 1)[1], "wisp")
-        if key[0].isdigit():
+        if key[:1].isdigit():
             return int(key.split(":", 1)[0])
-        dog = next((dog for dog in self.snapshot.dogs if dog.name == key), None)
-        return parse_ref(dog.run_id, "wisp") if dog and dog.run_id else None
+        return None
 
     def _plugin_of_run(self, key: str) -> str | None:
         run_id = self._run_of(key)
@@ -590,6 +592,35 @@ class GtuiApp(App[None]):
         run_id = self._run_of(key)
         if run_id is not None:
             self.open_run_log(run_id)
+
+    def _stop_run(self, key: str) -> None:
+        """``ctrl+k``: stop the selected run, whichever kennel runs it, after asking."""
+        run_id = self._run_of(key)
+        known = [*(self.snapshot.running if self.snapshot else ())]
+        run = next((run for run in known if run.id == run_id), None)
+        if run is None:
+            self.notify("no run in flight is selected", title="Not stopped", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.stop_run(run.id)
+
+        where = "it has not started: it leaves the queue" if run.status == "queued" else "its processes get SIGTERM, then SIGKILL"
+        self.push_screen(ConfirmScreen(f"Stop {run.ref} ({run.plugin})?", f"{where.capitalize()}; it is recorded as abandoned.",
+                                       yes="Stop"), confirmed)
+
+    @work(thread=True, group="actions")
+    def stop_run(self, run_id: int) -> None:
+        assert self.engine is not None
+        try:
+            run = self.engine.stop_run(run_id, "stopped from the control room (ctrl+k)")
+        except GtError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not stopped", severity="warning")
+            return
+        words = f"{run.ref} left the queue" if run.status == "closed" else f"{run.ref} is being stopped by its kennel"
+        self.call_from_thread(self.notify, words, title="Stop")
+        self.request_refresh()
 
     def _escalations_ack(self, key: str) -> None:
         self.escalation_change(key, "ack", "")
@@ -739,15 +770,7 @@ class GtuiApp(App[None]):
         self.action_quit_app()
 
     def action_quit_app(self) -> None:
-        if self.engine is not None and self.engine.runs_in_flight():
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.exit()
-
-            self.push_screen(ConfirmScreen("Runs are in flight. Quit anyway?",
-                                           "Quitting stops them: each is recorded as abandoned, stopped because the control room exited.",
-                                           yes="Quit"), answered)
-            return
+        """Quit at once: the runs in flight are the kennel's, and go on."""
         self.exit()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -782,7 +805,7 @@ class GtuiApp(App[None]):
         self._wake.set()
         self._unlisten()
         if self.engine is not None:
-            self.engine.close(stop_runs=self.stop_reason)  # a run outliving its control room would have nobody to record it
+            self.engine.close()  # the runs it queued are the kennel's: they go on, and are recorded there
 
 
 def _line_widths(text: Text) -> list[int]:

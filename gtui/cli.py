@@ -19,9 +19,8 @@ from pathlib import Path
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
-from gtcore.events import Event, OutputLine
-from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, Town, iso, plugin_json, run_json
-from gtui import terminal
+from gtcore.model import SEVERITIES, TYPE_CHECKING, Report, Town, iso, plugin_json, run_json
+from gtui import dispatching, terminal
 
 if TYPE_CHECKING:
     from datetime import date
@@ -85,8 +84,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """
     parser = _Parser(prog="gtui", description="Gas Town plugin engine and control room. Without a command: the control room.")
     _common(parser)
-    parser.add_argument("--once", action="store_true", help="run one headless patrol, wait for its runs, print the report")
+    parser.add_argument("--once", action="store_true",
+                        help="run one headless patrol: queue the open plugins' runs for the kennel, report, return at once")
     parser.add_argument("--event", action="append", default=[], metavar="NAME", help="with --once: emit this event first (repeatable)")
+    parser.add_argument("--wait", action="store_true", help="with --once: wait for the runs it queued and report their results")
     everything = argv is None or "-h" in argv or "--help" in argv
     _add_choices(parser, "command", "COMMAND", COMMAND_PARSERS, None if everything else list(argv or ()))
     return parser
@@ -143,6 +144,7 @@ def _plugin_history(history: argparse.ArgumentParser) -> None:
 def _plugin_run(run: argparse.ArgumentParser) -> None:
     _named(run)
     run.add_argument("--force", action="store_true", help="run even if disabled in its plugin.md or paused by an operator")
+    run.add_argument("--detach", action="store_true", help="print the run's id and return; the kennel runs it")
     _common(run)
 
 
@@ -170,6 +172,17 @@ def _dog_dispatch(dispatch: argparse.ArgumentParser) -> None:
     dispatch.add_argument("--plugin", required=True, metavar="NAME", help="the plugin to run")
     dispatch.add_argument("--rig", metavar="RIG", help="run a town-level plugin for this rig (GT_RIG); a rig's plugin only for its own")
     _common(dispatch)
+
+
+def _kennel_run(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--patrol", action="store_true", help="also patrol every patrol_interval: a town with no Deacon runs from it")
+    run.add_argument("--autostarted", action="store_true", help=argparse.SUPPRESS)  # started by a command: detach, exit when idle
+    _common(run, json=False)
+
+
+def _kennel_stop(stop: argparse.ArgumentParser) -> None:
+    stop.add_argument("--drain", action="store_true", help="take nothing new and exit when the runs in flight end")
+    _common(stop)
 
 
 def _stale_parser(stale: argparse.ArgumentParser) -> None:
@@ -239,7 +252,7 @@ COMMAND_PARSERS: Choices = {
         "list": ("every plugin with its gate and last run", _common_only),
         "show": ("one plugin in full", _plugin_show),
         "history": ("recent runs of a plugin, then its digested days", _plugin_history),
-        "run": ("run a plugin now, whatever its gate, and wait for it", _plugin_run),
+        "run": ("run a plugin now, whatever its gate, and follow it to its result (--detach: return at once)", _plugin_run),
         "digest": ("squash a past day's runs into its digest (default: yesterday, UTC)", _plugin_digest),
         "enable": ("resume a paused plugin", _plugin_toggle),
         "disable": ("pause a plugin (it stops opening by itself)", _plugin_toggle),
@@ -247,7 +260,12 @@ COMMAND_PARSERS: Choices = {
     }),
     "dog": ("the dogs that run plugins", {
         "list": ("every dog, idle or working, in any gtui process on the town", _common_only),
-        "dispatch": ("hand a plugin to a dog now and wait for its run", _dog_dispatch),
+        "dispatch": ("queue a run of a plugin for a dog now and return with its id", _dog_dispatch),
+    }),
+    "kennel": ("the process that executes every run: gtui kennel [--patrol] | status | stop [--drain]", {
+        "run": ("run the kennel in the foreground (for systemd, tmux, a supervisor)", _kennel_run),
+        "status": ("the town's kennels: host, pid, heartbeat, dogs, runs", _common_only),
+        "stop": ("stop this host's kennel (its runs are stopped and recorded), or drain it", _kennel_stop),
     }),
     "escalate": ("raise and manage escalations (gtui escalate WORDS... -s SEVERITY)", {
         "raise": ("raise an escalation: gtui escalate SUBJECT WORDS... (the verb may be left out)", _escalate_raise),
@@ -271,7 +289,9 @@ COMMAND_PARSERS: Choices = {
 }
 
 
-ESCALATE_VERBS = tuple(COMMAND_PARSERS["escalate"][1])  # type: ignore[arg-type]
+DEFAULT_VERBS = {command: (tuple(COMMAND_PARSERS[command][1]), verb)  # type: ignore[arg-type]
+                 for command, verb in (("escalate", "raise"), ("kennel", "run"))}
+"""Commands whose verb may be left out: ``gtui escalate SUBJECT`` raises, ``gtui kennel`` runs the kennel."""
 
 
 def _word_index(argv: list[str]) -> int | None:
@@ -295,12 +315,15 @@ def _command_word(argv: list[str]) -> str | None:
 
 
 def _with_default_verb(argv: list[str]) -> list[str]:
-    """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``."""
-    if _command_word(argv) != "escalate":
+    """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``; ``gtui kennel [--patrol]`` means ``gtui kennel run``."""
+    command = _command_word(argv)
+    if command not in DEFAULT_VERBS:
         return argv
-    index = argv.index("escalate")
-    if index + 1 < len(argv) and argv[index + 1] not in (*ESCALATE_VERBS, "-h", "--help"):
-        return [*argv[: index + 1], "raise", *argv[index + 1:]]
+    verbs, default = DEFAULT_VERBS[command]
+    index = argv.index(command)
+    following = argv[index + 1] if index + 1 < len(argv) else None
+    if following not in (*verbs, "-h", "--help") and (following is not None or command == "kennel"):
+        return [*argv[: index + 1], default, *argv[index + 1:]]
     return argv
 
 
@@ -348,20 +371,24 @@ class Context:
                     return self._engine
                 self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=keep)
                 if self._engine.settings_problem:
-                    _warn(f"{self._engine.settings_problem} (defaults used for this listing)")
+                    warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:
-                self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=self._plugin_bin)
+                from gtui.dispatching import KENNEL_ARGV
+
+                self._engine = Engine(self.town, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV)
+        return self._engine
+
+    def kennel_engine(self) -> Engine:
+        """The engine of a kennel: it runs the plugins, so it adopts what they leave behind and gives them gt and bd."""
+        from gtui.dispatching import KENNEL_ARGV
+
+        self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV)
         return self._engine
 
     def _plugin_bin(self) -> tuple[Path, ...]:
         from gtui.shims.bin import plugin_bin
 
         return plugin_bin(self.town)
-
-    def stop_runs(self, reason: str) -> None:
-        """The command is going away: end its runs now, recorded as such (never left unsupervised)."""
-        if self._engine is not None:
-            self._engine.close(stop_runs=reason)
 
     @property
     def render(self) -> ModuleType:
@@ -423,56 +450,6 @@ def cmd_plugin_history(ctx: Context) -> int:
     return 0
 
 
-def cmd_once(ctx: Context) -> int:
-    if ctx.reads_only and ctx.args.event:
-        raise UsageError("--event writes an event to the ledger, and --read-only never writes")
-    engine = ctx.engine
-    for name in ctx.args.event:
-        engine.emit_event(name, source="gtui --once")
-    if not ctx.json:
-        _follow_output(ctx)
-    report = engine.patrol_once(wait=True)
-    engine.close()
-    if engine.settings.keymap:
-        from gtui.keys import check_keymap
-
-        report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
-    ctx.emit(report.to_json(), lambda: ctx.render.patrol_report(ctx.console, report))
-    for problem in report.problems:
-        _warn(str(problem), problem.level)
-    return 1 if report.failed or report.undeliverable else 0
-
-
-def _follow_output(ctx: Context) -> None:
-    """Echo runs' output lines as they come, for a person watching."""
-
-    def show(event: Event) -> None:
-        if isinstance(event, OutputLine):
-            ctx.say((f"{event.plugin} | ", "dim"), event.line)
-
-    ctx.engine.subscribe(show, OutputLine)
-
-
-def _run_and_report(ctx: Context, name: str, *, force: bool = False, rig: str | None = None) -> int:
-    if not ctx.json:
-        _follow_output(ctx)
-    outcome = ctx.engine.run_plugin(name, force=force, rig=rig).result()
-    ctx.engine.close()
-    if outcome.run is None:
-        raise GtError(f"plugin {name} did not run: {outcome.refused}")
-    run = outcome.run
-    ctx.emit(run_json(run), lambda: ctx.render.run_result(ctx.console, run))
-    return 1 if run.result in FAILED else 0
-
-
-def cmd_plugin_run(ctx: Context) -> int:
-    return _run_and_report(ctx, ctx.args.name, force=ctx.args.force)
-
-
-def cmd_dog_dispatch(ctx: Context) -> int:
-    return _run_and_report(ctx, ctx.args.plugin, rig=ctx.args.rig)
-
-
 def _toggle(ctx: Context, paused: bool) -> int:
     name = ctx.args.name
     changed = ctx.engine.set_paused(name, paused, ctx.args.reason)
@@ -531,7 +508,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
     outcome = escalation_outcome(escalation, created, ctx.engine)
     ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
     for warning in outcome.warnings:
-        _warn(warning, "error" if outcome.code else "warning")
+        warn(warning, "error" if outcome.code else "warning")
     return outcome.code
 
 
@@ -673,11 +650,14 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
     ("plugin", "list"): cmd_plugin_list,
     ("plugin", "show"): cmd_plugin_show,
     ("plugin", "history"): cmd_plugin_history,
-    ("plugin", "run"): cmd_plugin_run,
+    ("plugin", "run"): dispatching.cmd_plugin_run,
     ("plugin", "enable"): cmd_plugin_enable,
     ("plugin", "disable"): cmd_plugin_disable,
     ("dog", "list"): cmd_dog_list,
-    ("dog", "dispatch"): cmd_dog_dispatch,
+    ("dog", "dispatch"): dispatching.cmd_dog_dispatch,
+    ("kennel", "run"): dispatching.cmd_kennel_run,
+    ("kennel", "status"): dispatching.cmd_kennel_status,
+    ("kennel", "stop"): dispatching.cmd_kennel_stop,
     ("event", "emit"): cmd_event_emit,
     ("plugin", "digest"): cmd_plugin_digest,
     ("stale", None): cmd_stale,
@@ -694,8 +674,9 @@ COMMANDS: dict[tuple[str | None, str | None], Callable[[Context], int]] = {
 }
 
 
+# Their ledger opens read-only: no lock, no file created.
 READ_COMMANDS = {cmd_plugin_list, cmd_plugin_show, cmd_plugin_history, cmd_plugin_log, cmd_dog_list, cmd_escalate_list,
-                 cmd_escalate_show, cmd_mail_list, cmd_stale}  # their ledger opens read-only: no lock, no file created
+                 cmd_escalate_show, cmd_mail_list, cmd_stale, dispatching.cmd_kennel_status}
 SETTINGS_AS_WRITTEN = {cmd_stale}  # a broken gtui.toml stops them: on the defaults gt stale would say "nothing to compare"
 DRY_RUNS = {cmd_escalate_raise, cmd_escalate_stale, cmd_plugin_digest}  # they write nothing with --dry-run
 
@@ -716,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_init(args)  # it makes the town, so it takes no Context
         command = COMMANDS.get((args.command, getattr(args, "verb", None)))
         if args.once:
-            command = cmd_once
+            command = dispatching.cmd_once
         elif command is None:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
@@ -725,10 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command(ctx)
     except (Stopped, KeyboardInterrupt) as exc:
         reason = str(exc) if isinstance(exc, Stopped) else "interrupted (SIGINT)"
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping the runs must not be interrupted in turn
-        if ctx is not None:
-            ctx.stop_runs(f"gtui was {reason}")
-        return _fail(f"{reason}; runs this command started were stopped and recorded as abandoned", wants_json)
+        return _fail(f"{reason}; what it queued is the kennel's to run", wants_json)
     except GtError as exc:
         return _fail(str(exc), wants_json)
     except BrokenPipeError:
@@ -753,7 +731,7 @@ def _stopped_by_signals() -> Iterator[None]:
 
 
 def _refuse_writes_when_read_only(args: argparse.Namespace, command: Callable[[Context], int]) -> None:
-    if not getattr(args, "read_only", False) or command in READ_COMMANDS or command is cmd_once:
+    if not getattr(args, "read_only", False) or command in READ_COMMANDS or command is dispatching.cmd_once:
         return
     if command in DRY_RUNS and getattr(args, "dry_run", False):
         return
@@ -811,6 +789,7 @@ def control_room(args: argparse.Namespace) -> int:
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
+    from gtui.dispatching import KENNEL_ARGV
     from gtui.gc_tuning import GcTuning
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
@@ -819,11 +798,10 @@ def control_room(args: argparse.Namespace) -> int:
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
     with GcTuning() as gc_tuning:  # start-up's objects are frozen out of the collector's scans once they are on screen
-        app = GtuiApp(town, read_only=read_only, adopt_orphans=not read_only, on_first_paint=gc_tuning.freeze)
+        app = GtuiApp(town, read_only=read_only, kennel_argv=KENNEL_ARGV, on_first_paint=gc_tuning.freeze)
 
         def hung_up(signum: int, frame: object) -> None:
             """The terminal closed (or someone asked): leave like a quit, from a thread, as Textual wants it."""
-            app.stop_reason = f"the control room was stopped by {signal.Signals(signum).name} (its terminal closed?)"
             threading.Thread(target=lambda: app.call_from_thread(app.exit), daemon=True).start()
 
         for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -833,11 +811,11 @@ def control_room(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the terminal is gone: nothing more to hear from it
             if app.engine is not None:
-                app.engine.close(stop_runs=app.stop_reason)  # the app did, unless it never got to unmount
+                app.engine.close()  # the app did, unless it never got to unmount; the kennel keeps running what it queued
     return 0
 
 
-def _warn(message: str, level: str = "warning") -> None:
+def warn(message: str, level: str = "warning") -> None:
     sys.stderr.write(f"gtui: {level}: {terminal.safe(message)}\n")
 
 

@@ -181,7 +181,7 @@ def run_result(console: Console, run: Bead) -> None:
         console.print(_cell(f"  log: {run.data['log']}", "dim"))
 
 
-def patrol_report(console: Console, report: PatrolReport) -> None:
+def patrol_report(console: Console, report: PatrolReport, finished: list[Bead]) -> None:
     table = _table(f"Patrol of {report.town}", ["plugin", "rig", "gate", "open", "reason", "run", "result"])
     for item in report.plugins:
         run = item.run
@@ -195,26 +195,57 @@ def patrol_report(console: Console, report: PatrolReport) -> None:
             result_text(run.result) if run else _cell(""),
         )
     console.print(table)
-    for ref in report.abandoned:
-        console.print(_cell(f"abandoned: {ref} (its owner process died)", "yellow"))
+    for run in report.abandoned:
+        console.print(_cell(f"abandoned: {run.ref} ({run.plugin}): {run.data.get('reason', '')}", "yellow"))
     for bad in report.invalid:
         console.print(_cell(f"invalid: {bad.location()}: {bad.error}", "red"))
+    for run in finished:
+        line = Text.assemble(("finished: ", "dim"), (f"{run.plugin} ", "bold"), f"{run.ref} ", result_text(run.result))
+        if run.body or run.data.get("reason"):
+            line.append(f" · {run.body or run.data.get('reason')}", "dim")
+        console.print(line)
 
 
-def dog_list(console: Console, dogs: list[dict[str, object]]) -> None:
-    table = _table(f"Dogs ({len(dogs)})", ["dog", "state", "plugin", "run", "elapsed", "timeout", "pid"])
+def kennel_list(console: Console, kennels: list[dict[str, Any]]) -> None:
+    table = _table(f"Kennels ({len(kennels)})", ["host", "pid", "state", "started", "heartbeat", "patrol", "dogs", "runs"])
+    for kennel in kennels:
+        working = len(kennel["runs"])
+        age_s = kennel["beat_age_s"]
+        table.add_row(
+            _cell(kennel["host"], "bold"),
+            _cell(kennel["pid"]),
+            _cell("alive" if kennel["alive"] else "gone", "green" if kennel["alive"] else "red"),
+            _cell(kennel["started_at"] or ""),
+            _cell(f"{format_duration(age_s)} ago" if age_s is not None else "-"),
+            _cell("yes" if kennel["patrol"] else "no"),
+            _cell(f"{working}/{len(kennel['dogs'])} working" + (" (draining)" if kennel["draining"] else "")),
+            _cell(", ".join(kennel["runs"])),
+        )
+    console.print(table)
+    if not kennels:
+        console.print(_cell("no kennel: the next command that queues a run starts one (kennel = \"auto\")", "dim"))
+    for kennel in kennels:
+        for problem in kennel["problems"]:
+            console.print(_cell(f"{kennel['host']}: {problem}", "red"))
+
+
+def dog_list(console: Console, dogs: list[dict[str, Any]]) -> None:
+    table = _table(f"Dogs ({len(dogs)})", ["dog", "host", "state", "plugin", "run", "elapsed", "timeout", "kennel pid"])
     for dog in dogs:
         elapsed, timeout = dog["elapsed_s"], dog["timeout_s"]
         table.add_row(
             _cell(dog["name"], "bold"),
+            _cell(dog["host"]),
             _cell(dog["state"], "cyan" if dog["state"] == "working" else "dim"),
             _cell(dog["plugin"]),
             _cell(dog["run_id"]),
-            _cell(format_duration(float(elapsed)) if elapsed is not None else ""),  # type: ignore[arg-type]
-            _cell(format_duration(float(timeout)) if timeout is not None else ""),  # type: ignore[arg-type]
-            _cell(dog["pid"]),
+            _cell(format_duration(float(elapsed)) if elapsed is not None else ""),
+            _cell(format_duration(float(timeout)) if timeout is not None else ""),
+            _cell(dog["kennel_pid"]),
         )
     console.print(table)
+    if not dogs:
+        console.print(_cell("no kennel is running: the next command that queues a run starts one", "dim"))
 
 
 def escalation_list(console: Console, escalations: list[Escalation], settings: EscalationSettings, now: float) -> None:

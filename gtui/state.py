@@ -27,7 +27,7 @@ from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourle
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
-    from gtcore.model import Bead, Dog, Escalation, GateDecision, Plugin, PluginSet, PluginStats
+    from gtcore.model import Bead, Escalation, GateDecision, Plugin, PluginSet, PluginStats
 
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # lowest first, as Severity is
@@ -76,9 +76,8 @@ class Snapshot:
     summary: dict[str, PluginStats] = field(default_factory=dict)
     decisions: dict[str, GateDecision] = field(default_factory=dict)
     paused: dict[str, str] = field(default_factory=dict)
-    running: tuple[Bead, ...] = ()
-    dogs: tuple[Dog, ...] = ()
-    local_runs: frozenset[str] = frozenset()
+    running: tuple[Bead, ...] = ()  # every run in flight, queued or running, on any host
+    kennels: tuple[dict[str, Any], ...] = ()  # the town's kennels (Engine.kennels), each with its dogs
     escalations: tuple[Escalation, ...] = ()
     escalation_settings: EscalationSettings | None = None
     feed: tuple[Bead, ...] = ()
@@ -128,15 +127,18 @@ class Collector:
             for problem in escalation_settings.problems:
                 if problem.level == "error":  # used, but part of it cannot deliver: a person must hear of it
                     errors.setdefault("escalation settings", str(problem))
-        dogs = tuple(self.engine.dogs())
+        try:
+            kennels = tuple(self.engine.kennels(list(ledger_part["running"])))
+        except GtError as exc:
+            errors.setdefault("ledger", str(exc))
+            kennels = last.kennels
         # Read on every collect, not with the plugin scan: the scan may be a patrol's, and
         # mayor/daemon.json changes without any plugin file changing.
         notices = tuple(str(problem) for problem in self.engine.notices())
         snapshot = Snapshot(
             taken_at=now,
             plugin_set=plugin_set,
-            dogs=dogs,
-            local_runs=frozenset(dog.run_id for dog in dogs if dog.run_id),
+            kennels=kennels,
             escalation_settings=escalation_settings,
             errors=errors,
             notices=notices,
@@ -149,7 +151,7 @@ class Collector:
         engine = self.engine
         summary = engine.summary()
         paused = engine.paused()
-        running = tuple(engine.running_runs())
+        running = tuple(engine.runs_in_flight())
         since = self._feed_since - FEED_OVERLAP if self._feed_since else now - feed_backlog
         feed = tuple(engine.runs_changed_since(since))
         if feed:
@@ -243,22 +245,43 @@ def failure_rate(stats: PluginStats | None) -> Text:
 
 
 def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
-    """The dogs pane: this process's dogs, then dogs of other processes seen on the ledger."""
+    """The dogs pane: each kennel (host, pid, heartbeat) and its dogs, working or idle; then the runs waiting for a dog.
+
+    A working dog's row is keyed by its run (``run:run-12``), so details, log
+    and stop act on the run; a run whose kennel is gone shows too, until a
+    patrol closes it.
+    """
     rows: dict[str, Row] = {}
-    for dog in snapshot.dogs:
-        if dog.state == "working":
-            rows[dog.name] = (text(dog.name, "bold"), text("working", "bold cyan"), text(dog.plugin), text(dog.run_id or "claiming"),
-                              elapsed(dog.started_at, dog.timeout_s, now))
-        else:
-            rows[dog.name] = (text(dog.name, "bold"), text("idle", "dim"), text(""), text(""), text(""))
-    for run in snapshot.running:
-        if run.ref in snapshot.local_runs:
-            continue
+    working = {((run.data.get("owner") or {}).get("host"), (run.data.get("owner") or {}).get("pid"), run.data.get("dog")): run
+               for run in snapshot.running if run.status == Result.RUNNING}
+    if not snapshot.kennels:
+        rows["kennel:none"] = (text("no kennel", "dim"), text(""), text("starts with a run", "dim"), text(""), text(""))
+    for kennel in snapshot.kennels:
+        host, pid = kennel["host"], kennel["pid"]
+        beat = f"♥ {format_duration(kennel['beat_age_s'])} ago" if kennel["beat_age_s"] is not None else "♥ now"
+        state = ("draining" if kennel["draining"] else "alive") if kennel["alive"] else "gone"
+        rows[f"kennel:{host}:{pid}"] = (text(f"kennel {host}", "bold"), text(state, "green" if kennel["alive"] else "bold red"),
+                                        text(f"pid {pid}", "dim"), text("patrols" if kennel["patrol"] else "", "dim"), text(beat, "dim"))
+        for dog in kennel["dogs"] if kennel["alive"] else ():
+            run = working.pop((host, pid, dog.get("name")), None)
+            if run is None:
+                rows[f"idle:{host}:{pid}:{dog.get('name')}"] = (text(f"  {dog.get('name')}", "bold"), text("idle", "dim"), text(""),
+                                                                 text(""), text(""))
+            else:
+                rows[f"run:{run.ref}"] = _working_row(f"  {dog.get('name')}", run, now)
+    for run in working.values():  # its kennel is gone or has not beaten yet
         owner = run.data.get("owner") or {}
-        name = f"{run.data.get('dog', '?')}@{owner.get('pid', '?')}"
-        rows[f"remote:{run.ref}"] = (text(name, "bold"), text("working", "bold cyan"), text(run.plugin), text(run.ref),
-                                     elapsed(run.created_at, run.data.get("timeout_s"), now))
+        rows[f"run:{run.ref}"] = _working_row(f"{run.data.get('dog', '?')}@{owner.get('host', '?')}", run, now)
+    for run in snapshot.running:
+        if run.status == Result.QUEUED:
+            rows[f"run:{run.ref}"] = (text("queue", "dim"), text("queued", "yellow"), text(run.plugin), text(run.ref),
+                                      text(f"waits {format_duration(max(0.0, now - run.created_at))}", "yellow", sort=now - run.created_at))
     return rows
+
+
+def _working_row(name: str, run: Bead, now: float) -> Row:
+    return (text(name, "bold"), text("working", "bold cyan"), text(run.plugin), text(run.ref),
+            elapsed(run.data.get("started_at", run.created_at), run.data.get("timeout_s"), now))
 
 
 def elapsed(started: float | None, timeout: float | None, now: float) -> Text:
@@ -300,11 +323,13 @@ def outcome_words(run: Bead) -> str:
 
 def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:
     """One feed row for a run's latest state, keyed so each state shows once."""
-    stamp = run.closed_at if run.closed_at else run.created_at
+    stamp = run.closed_at or run.data.get("started_at") or run.created_at
     clock = datetime.fromtimestamp(stamp).strftime("%H:%M:%S")
-    if run.status == "running":
+    if run.status == Result.QUEUED:
+        event = text("queued for a dog", "dim")
+    elif run.status == Result.RUNNING:
         event = text(f"started on {run.data.get('dog', '?')}", "cyan")
     else:
         event = text(f"{RESULT_MARK.get(run.result or '', '')}{outcome_words(run)}", RESULT_STYLE.get(run.result or "", ""))
-    return (run.id, run.status if run.status == "running" else str(run.result)), (
+    return (run.id, run.status if run.status != "closed" else str(run.result)), (
         text(clock, "dim", sort=stamp), text(run.plugin, "bold"), text(run.ref, sort=run.id), event)

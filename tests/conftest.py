@@ -91,3 +91,17 @@ def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         schema = "t_" + uuid.uuid4().hex[:16]
         monkeypatch.setenv("GT_LEDGER_URL", postgres_schema(request.getfixturevalue("postgres_server"), schema))
     yield request.param
+
+
+@pytest.fixture(autouse=True)
+def _no_kennel_outlives_its_test(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every kennel a test's commands started (for a town under this worker's temporary directory) is stopped after it.
+
+    Kennels are detached on purpose: nothing else would stop one before its
+    ``kennel_idle``, and one left over would hold a town a later test reuses.
+    """
+    yield
+    from kennelkit import close_test_kennels, stop_kennels_under
+
+    close_test_kennels()
+    stop_kennels_under(tmp_path_factory.getbasetemp())

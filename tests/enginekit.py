@@ -23,10 +23,11 @@ from gtcore.storage.contract import Ledger
 
 T = TypeVar("T")
 
-REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems"}
+REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems", "finished", "finished_more"}
 ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
 GATE_KEYS = {"type", "open", "state", "reason", "next_open_at"}
-RUN_KEYS = {"id", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
+RUN_KEYS = {"id", "status", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
+FINISHED_KEYS = {"plugin", "rig", "id", "result", "summary", "reason", "started_at", "finished_at", "duration_s", "exit_code", "escalation"}
 
 
 def make_town(root: Path, settings: str = "dogs = 2\nkill_grace = \"1s\"\n") -> Path:
@@ -115,7 +116,7 @@ def runs(town: Path, name: str) -> list[Bead]:
 
 def running(town: Path, name: str) -> Bead | None:
     """The run of ``name`` in flight, if any."""
-    found = [run for run in ledger(town).running_runs() if run.plugin == name]
+    found = [run for run in ledger(town).runs_in_flight() if run.plugin == name]
     return found[0] if found else None
 
 
@@ -144,3 +145,16 @@ def read_pid(path: Path, timeout: float = 10.0) -> int:
     text = wait_for(lambda: path.read_text().strip() if path.exists() and path.read_text().endswith("\n") else "", timeout,
                     f"pid file {path}")
     return int(text)
+
+
+def claim_running(book: Ledger, plugin: str, rig: str = "town", *, data: dict[str, Any] | None = None, now: float | None = None,
+                  labels: tuple[str, ...] = ()) -> Bead:
+    """A run as a kennel holds it: claimed (queued), then taken with ``data`` (its owner, lease, token...)."""
+    queued = book.claim_run(plugin, rig, labels=labels, now=now)
+    return book.take_run(queued.id, data or {}, now=now)
+
+
+def taken(town: Path, name: str) -> Bead | None:
+    """The run of ``name`` a kennel has taken (running), if any."""
+    run = running(town, name)
+    return run if run is not None and run.status == "running" else None

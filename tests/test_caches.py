@@ -198,7 +198,7 @@ def test_settings_changed_seconds_ago_are_parsed_every_time(tmp_path: Path) -> N
 
 
 def test_a_read_only_command_writes_no_cache(town: Path) -> None:
-    done = gtui(town, "--once", "--json", "--read-only")
+    done = gtui(town, "--once", "--wait", "--json", "--read-only")
     assert done.code == 0, done.err
     assert not (town / ".gtui" / "plugins.cache").exists()
     assert not (town / ".gtui" / "settings.cache").exists()
@@ -222,14 +222,14 @@ sys.stderr.write(json.dumps(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("args", [["--once", "--json"], ["plugin", "list", "--json"], ["escalate", "list", "--json"]],
+@pytest.mark.parametrize("args", [["--once", "--wait", "--json"], ["plugin", "list", "--json"], ["escalate", "list", "--json"]],
                          ids=["once", "plugin list", "escalate list"])
 def test_everyday_json_commands_import_only_what_they_use(town: Path, args: list[str]) -> None:
     """Textual and Rich never on a --json path, no parser for files that did not change, nothing to send mail."""
     (town / "plugins" / "broken").rename(town / "broken-aside")  # a clean town: an invalid file would be parsed each time
-    assert gtui(town, "--once", "--json").code == 0  # the first patrol fills the caches (and runs the open gates)
+    assert gtui(town, "--once", "--wait", "--json").code == 0  # the first patrol fills the caches (and runs the open gates)
     settle(town)
-    assert gtui(town, "--once", "--json").code in (0, 1)
+    assert gtui(town, "--once", "--wait", "--json").code in (0, 1)
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(["--town", str(town), *args])],
                           capture_output=True, text=True, env=gtui_env(), timeout=60)
     modules = set(json.loads(done.stderr.strip().splitlines()[-1]))

@@ -16,12 +16,14 @@ from enginekit import (
     gtui,
     gtui_start,
     kill_group,
+    ledger,
     make_town,
     read_pid,
-    running,
     runs,
+    taken,
     wait_for,
 )
+from kennelkit import kennel_pid
 
 MANUAL = 'type = "manual"'
 
@@ -44,7 +46,7 @@ def test_a_disabled_plugin_never_runs_by_itself_but_force_runs_it(tmp_path: Path
     town = make_town(tmp_path / "town")
     add_plugin(town, "dormant", top="enabled = false")
     for _ in range(3):
-        done = gtui(town, "--once", "--json")
+        done = gtui(town, "--once", "--wait", "--json")
         assert done.code == 0, done.err
         item = entry(done.json(), "dormant")
         assert (item["gate"]["open"], item["dispatched"], item["run"]) == (False, False, None)
@@ -60,7 +62,7 @@ def test_a_disabled_plugin_never_runs_by_itself_but_force_runs_it(tmp_path: Path
     assert forced.code == 0, forced.err
     assert forced.json()["result"] == "success"
     assert [run.result for run in runs(town, "dormant")] == ["success"]
-    assert entry(gtui(town, "--once", "--json").json(), "dormant")["dispatched"] is False
+    assert entry(gtui(town, "--once", "--wait", "--json").json(), "dormant")["dispatched"] is False
 
 
 def test_an_operator_pause_closes_the_gate_until_enable(tmp_path: Path) -> None:
@@ -71,14 +73,14 @@ def test_an_operator_pause_closes_the_gate_until_enable(tmp_path: Path) -> None:
     assert paused.code == 0, paused.err
     assert paused.json()["paused"] is True
     for _ in range(2):
-        item = entry(gtui(town, "--once", "--json").json(), "sweeper")
+        item = entry(gtui(town, "--once", "--wait", "--json").json(), "sweeper")
         assert (item["gate"]["open"], item["dispatched"]) == (False, False)
         assert item["gate"]["reason"] == "paused by operator: disk swap tonight"
     assert runs(town, "sweeper") == []
     one_line_error(gtui(town, "plugin", "run", "sweeper"), "sweeper", "paused", "disk swap tonight")
 
     assert gtui(town, "plugin", "enable", "sweeper").code == 0
-    done = gtui(town, "--once", "--json")
+    done = gtui(town, "--once", "--wait", "--json")
     item = entry(done.json(), "sweeper")
     assert item["dispatched"] is True and item["run"]["result"] == "success"
     assert [run.result for run in runs(town, "sweeper")] == ["success"]
@@ -90,7 +92,7 @@ def test_a_run_in_flight_in_another_process_blocks_plugin_run_and_shows_a_workin
     holder = gtui_start(town, "plugin", "run", "slow", "--json")
     script = None
     try:
-        in_flight = wait_for(lambda: running(town, "slow"), 15, "the run to be claimed")
+        in_flight = wait_for(lambda: taken(town, "slow"), 15, "the kennel to take the run")
         script = read_pid(directory / "run.pid")
 
         one_line_error(gtui(town, "plugin", "run", "slow"), "slow", "in flight", in_flight.ref)
@@ -100,11 +102,11 @@ def test_a_run_in_flight_in_another_process_blocks_plugin_run_and_shows_a_workin
         dogs = gtui(town, "dog", "list", "--json")
         assert dogs.code == 0, dogs.err
         working = [dog for dog in dogs.json()["dogs"] if dog["state"] == "working"]
-        assert [(dog["plugin"], dog["run_id"], dog["name"], dog["pid"]) for dog in working] == [
-            ("slow", in_flight.ref, in_flight.data["dog"], holder.pid)]
+        assert [(dog["plugin"], dog["run_id"], dog["name"], dog["kennel_pid"]) for dog in working] == [
+            ("slow", in_flight.ref, in_flight.data["dog"], kennel_pid(town))]
         assert len(dogs.json()["dogs"]) == 2  # dogs = 2: the other one idle
 
-        item = entry(gtui(town, "--once", "--json").json(), "slow")
+        item = entry(gtui(town, "--once", "--wait", "--json").json(), "slow")
         assert item["dispatched"] is False and in_flight.ref in item["gate"]["reason"]
 
         (directory / "release").touch()
@@ -131,21 +133,22 @@ def test_exit_codes_of_plugin_run_and_once(tmp_path: Path) -> None:
     assert (failed.json()["result"], failed.json()["exit_code"]) == ("failure", 3)
     one_line_error(gtui(town, "plugin", "run", "nosuch"), "nosuch")
 
-    assert gtui(town, "--once").code == 0  # nothing open: nothing failed
+    assert gtui(town, "--once", "--wait").code == 1  # nothing open, but bad's failure is among what finished since
+    assert gtui(town, "--once", "--wait").code == 0  # reported once: now nothing failed
     add_plugin(town, "flaky", run_sh="exit 1\n")
     add_plugin(town, "fine", run_sh="exit 0\n")
-    done = gtui(town, "--once", "--json")
+    done = gtui(town, "--once", "--wait", "--json")
     assert done.code == 1
     results = {item["name"]: item["run"]["result"] for item in done.json()["plugins"] if item["run"]}
     assert results == {"flaky": "failure", "fine": "success"}
-    assert gtui(town, "--once", "--json").code == 0  # both cooling down now: no run, no failure
+    assert gtui(town, "--once", "--wait", "--json").code == 0  # both cooling down now: no run, no failure
 
-    missing = gtui(tmp_path / "nowhere", "--once", "--json")
+    missing = gtui(tmp_path / "nowhere", "--once", "--wait", "--json")
     one_line_error(missing, "nowhere")
     assert "does not exist" in missing.json()["error"]
 
     (town / "settings" / "gtui.toml").write_text('dogs = "many"\n')
-    broken = gtui(town, "--once")
+    broken = gtui(town, "--once", "--wait")
     line = one_line_error(broken, "gtui.toml", "dogs")
     assert str(town / "settings" / "gtui.toml") in line
 
@@ -157,7 +160,7 @@ def test_once_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     (town / "plugins" / "broken").mkdir()
     (town / "plugins" / "broken" / "plugin.md").write_text("+++\nname = 'broken'\n+++\n")
 
-    done = gtui(town, "--once", "--json")
+    done = gtui(town, "--once", "--wait", "--json")
     assert done.code == 0, done.err
     report = done.json()
     assert set(report) == REPORT_KEYS
@@ -177,7 +180,7 @@ def test_once_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
                              "next_open_at": None}
     assert lever["run"] is None
 
-    again = entry(gtui(town, "--once", "--json").json(), "ticker")
+    again = entry(gtui(town, "--once", "--wait", "--json").json(), "ticker")
     assert again["gate"]["open"] is False and again["gate"]["next_open_at"].endswith("Z")  # cooling down, opens in an hour
 
 
@@ -186,32 +189,37 @@ def test_event_gates_open_once_per_emitted_event(tmp_path: Path) -> None:
     add_plugin(town, "on-deploy", 'type = "event"\non = "deploy"', "echo deployed\n")
     add_plugin(town, "on-startup", 'type = "event"\non = "startup"', "echo started\n")
 
-    quiet = gtui(town, "--once", "--json").json()
+    quiet = gtui(town, "--once", "--wait", "--json").json()
     assert entry(quiet, "on-deploy")["gate"]["reason"] == "waiting for event deploy"
     assert not any(item["dispatched"] for item in quiet["plugins"])
 
-    started = gtui(town, "--once", "--json", "--event", "startup").json()
+    started = gtui(town, "--once", "--wait", "--json", "--event", "startup").json()
     assert entry(started, "on-startup")["run"]["result"] == "success"
     assert entry(started, "on-deploy")["dispatched"] is False
 
     emitted = gtui(town, "event", "emit", "deploy", "--json")
     assert emitted.code == 0 and emitted.json() == {"event": "deploy", "emitted": True}
-    first = gtui(town, "--once", "--json").json()
+    first = gtui(town, "--once", "--wait", "--json").json()
     assert entry(first, "on-deploy")["run"]["result"] == "success"
     assert entry(first, "on-startup")["dispatched"] is False
-    second = gtui(town, "--once", "--json").json()
+    second = gtui(town, "--once", "--wait", "--json").json()
     assert not any(item["dispatched"] for item in second["plugins"])
     assert [len(runs(town, name)) for name in ("on-deploy", "on-startup")] == [1, 1]
 
     one_line_error(gtui(town, "event", "emit", "Not An Event"), "not an event name")
 
 
-def test_dog_dispatch_runs_the_plugin(tmp_path: Path) -> None:
+def test_dog_dispatch_returns_at_once_with_the_run_in_gas_town_s_shape(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town")
-    directory = add_plugin(town, "fetch", MANUAL, 'echo "$GT_DOG" > dog.txt\n')
+    directory = add_plugin(town, "fetch", MANUAL, 'sleep 2; echo "$GT_DOG" > dog.txt\n')
     done = gtui(town, "dog", "dispatch", "--plugin", "fetch", "--json")
     assert done.code == 0, done.err
-    run = done.json()
-    assert run["result"] == "success" and run["plugin"] == "fetch"
-    assert (directory / "dog.txt").read_text().strip() == run["dog"]
-    assert [r.ref for r in runs(town, "fetch")] == [run["id"]]
+    shown = done.json()
+    assert set(shown) == {"plugin", "plugin_path", "dog", "work", "session_started", "work_confirmed", "run", "status"}
+    assert (shown["plugin"], shown["work"], shown["plugin_path"]) == ("fetch", "plugin:fetch", str(directory.resolve()))
+    assert shown["status"] == "running" and shown["dog"] in ("rex", "fido"), "the kennel took it before the answer"
+    (run,) = runs(town, "fetch")
+    assert run.ref == shown["run"] and run.status == "running", "it returned while the run goes on"
+    ended = wait_for(lambda: ledger(town).get(run.id).status == "closed" and ledger(town).get(run.id), 15, "the run's end")
+    assert ended.result == "success"
+    assert (directory / "dog.txt").read_text().strip() == shown["dog"]

@@ -18,8 +18,8 @@ PLUGIN_KEYS = {
     "name", "rig", "path", "description", "version", "enabled", "gate", "execution", "tracking",
     "has_run_script", "shadowed", "last_run", "run_count", "failure_count",
 }
-RUN_KEYS = {"id", "plugin", "rig", "result", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log", "reason", "labels",
-            "summary", "reported_result", "detail"}
+RUN_KEYS = {"id", "plugin", "rig", "status", "result", "queued_at", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log",
+            "reason", "labels", "summary", "reported_result", "detail"}
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
@@ -53,13 +53,15 @@ def populated(town: Path, make_plugin: MakePlugin) -> Path:
 
 
 def record_runs(town: Path, plugin: str, rig: str, results: list[str | None], start: float = T0) -> list[int]:
-    """Claim and close one run per result (None leaves it running), a minute apart."""
+    """Claim and close one run per result (None: a kennel took it, and it is running), a minute apart."""
     ledger = open_ledger(town / ".gtui" / "ledger.db")
     ids = []
     for index, result in enumerate(results):
         started = start + 60 * index
         run = ledger.claim_run(plugin, rig, labels=["team:ops"], data={"dog": "dog-1"}, now=started)
-        if result is not None:
+        if result is None:
+            ledger.take_run(run.id, {}, now=started)
+        else:
             ledger.close_run(run.id, result, data={"exit_code": 0 if result == "success" else 1, "duration_s": 2.5}, now=started + 2.5)
         ids.append(run.id)
     ledger.close()
@@ -205,7 +207,9 @@ def test_history_json(populated: Path) -> None:
         "id": f"run-{second}",
         "plugin": "deploy",
         "rig": "alpha",
+        "status": "closed",
         "result": "failure",
+        "queued_at": "2023-11-14T22:14:20Z",
         "started_at": "2023-11-14T22:14:20Z",
         "finished_at": "2023-11-14T22:14:22Z",
         "exit_code": 1,

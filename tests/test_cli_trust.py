@@ -11,7 +11,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from enginekit import add_plugin, gone, gtui, gtui_start, make_town, read_pid, running, runs, wait_for
+from enginekit import add_plugin, gone, gtui, gtui_start, kill_group, ledger, make_town, read_pid, runs, taken, wait_for
 
 WRITING = [
     ("event", "emit", "x"),
@@ -60,12 +60,12 @@ def test_read_only_listings_create_nothing_and_dry_runs_are_allowed(tmp_path: Pa
 
 def test_once_read_only_evaluates_and_reports_but_runs_nothing(tmp_path: Path) -> None:
     town = town_with_hello(tmp_path)
-    result = gtui(town, "--once", "--read-only", "--json")
+    result = gtui(town, "--once", "--wait", "--read-only", "--json")
     assert result.code == 0, result.err
     (entry,) = result.json()["plugins"]
     assert entry["gate"]["open"] is True and entry["dispatched"] is False and "read-only: not dispatched" in entry["gate"]["reason"]
     assert not (town / "ran").exists() and not (town / ".gtui" / "ledger.db").exists()
-    assert gtui(town, "--once", "--read-only", "--event", "go").code == 2
+    assert gtui(town, "--once", "--wait", "--read-only", "--event", "go").code == 2
 
 
 # -- a town is a town ---------------------------------------------------------------------------
@@ -100,14 +100,14 @@ def test_a_broken_gtui_toml_stops_what_runs_and_is_a_warning_for_what_reads(tmp_
     listed = gtui(town, "plugin", "list", "--json")
     assert listed.code == 0 and [plugin["name"] for plugin in listed.json()["plugins"]] == ["hello"]
     assert listed.err.startswith("gtui: warning:") and "gtui.toml" in listed.err and "'dogs'" in listed.err
-    for args in (("plugin", "run", "hello"), ("--once",), ("escalate", "x", "-s", "low")):
+    for args in (("plugin", "run", "hello"), ("--once", "--wait",), ("escalate", "x", "-s", "low")):
         result = gtui(town, *args, "--json")
         assert result.code == 2 and "'dogs'" in result.json()["error"], args
 
 
 def test_keymap_mistakes_are_problems_of_the_patrol(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town", '[keymap]\n"plugins.force_run" = "q"\n"plugins.rnu" = "R"\n"plugins.run" = "R"\n')
-    report = gtui(town, "--once", "--json")
+    report = gtui(town, "--once", "--wait", "--json")
     assert report.code == 0
     problems = {problem["field"]: problem["reason"] for problem in report.json()["problems"]}
     assert "must always work" in problems["keymap.plugins.force_run"]
@@ -118,25 +118,47 @@ def test_keymap_mistakes_are_problems_of_the_patrol(tmp_path: Path) -> None:
 # -- runs never outlive their command -----------------------------------------------------------
 
 
-def test_sigterm_stops_the_commands_run_and_records_it(tmp_path: Path) -> None:
+def test_sigterm_lets_go_of_the_run_which_its_kennel_finishes(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    plugin = add_plugin(town, "slow", 'type = "manual"', 'echo $$ > leader.pid\necho "working"\nsleep 2\n')
+    command = gtui_start(town, "plugin", "run", "slow")
+    try:
+        wait_for(lambda: taken(town, "slow"), 15, "the kennel to take the run")
+        read_pid(plugin / "leader.pid")
+        command.send_signal(signal.SIGTERM)
+        _, err = command.communicate(timeout=20)
+        assert command.returncode == 2 and err.count("\n") == 1 and "stopped by SIGTERM" in err, err
+        (run,) = runs(town, "slow")
+        assert "goes on in the kennel" in err and run.ref in err
+        ended = wait_for(lambda: ledger(town).get(run.id).status == "closed" and ledger(town).get(run.id), 15, "its end")
+        assert ended.result == "success", "the command that followed it went away; the run did not"
+    finally:
+        command.kill()
+        command.wait()
+
+
+def test_ctrl_c_stops_the_run_it_follows_and_records_it(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town")
     plugin = add_plugin(town, "slow", 'type = "manual"', 'echo $$ > leader.pid\necho "working"\nsleep 60\n')
     command = gtui_start(town, "plugin", "run", "slow")
     leader = None
     try:
-        wait_for(lambda: running(town, "slow"), 15, "the run to be claimed")
+        wait_for(lambda: taken(town, "slow"), 15, "the kennel to take the run")
         leader = read_pid(plugin / "leader.pid")
-        command.send_signal(signal.SIGTERM)
+        command.send_signal(signal.SIGINT)
         _, err = command.communicate(timeout=20)
-        assert command.returncode == 2 and err.count("\n") == 1 and "stopped by SIGTERM" in err, err
         (run,) = runs(town, "slow")
+        assert command.returncode == 2 and err.count("\n") == 1, err
+        assert f"interrupted: {run.ref} was stopped and recorded abandoned" in err, err
         assert (run.status, run.result) == ("closed", "abandoned")
-        assert "stopped: gtui was stopped by SIGTERM" in run.data["reason"]
+        assert "stopped: interrupted (ctrl+c) in gtui plugin run" in run.data["reason"]
         assert "[gtui: stopped" in Path(run.data["log"]).read_text()
         wait_for(lambda: gone(leader), 5, "the run's process to be gone")
     finally:
         command.kill()
         command.wait()
+        if leader is not None:
+            kill_group(leader)
 
 
 # -- plain words --------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def _forge_status(town: Path) -> tuple[int, dict[str, Any]]:
 
 def _patrol(town: Path) -> dict[str, Any]:
     """One ``--once --json`` patrol; the rebuild plugin's entry in its report."""
-    done = _gtui(town, "--once", "--json")
+    done = _gtui(town, "--once", "--wait", "--json")
     assert done.returncode in (0, 1), done.stderr  # 1: another demo plugin failed (check-links does, on purpose)
     report = json.loads(done.stdout)
     [entry] = [item for item in report["plugins"] if item["name"] == PLUGIN]

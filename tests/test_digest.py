@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from enginekit import claim_running
 
 from gtcore.digest import DAY, day_bounds, digest_title, digests, make_digest, prune, undigested_days, utc_day
 from gtcore.discovery import discover
@@ -128,7 +129,7 @@ def build_scene(root: Path, settings: str = "") -> Scene:
             scene.runs.setdefault((plugin, day), []).append(record(town, ledger, plugin, at(day, hour, minute), duration, result))
     today_start = day_bounds(today)[0]
     scene.today_run = record(town, ledger, "alpha", today_start + (now - today_start) / 2, 0.001)
-    scene.in_flight = ledger.claim_run("sleeper", "town", now=at(scene.days[1], 12))
+    scene.in_flight = claim_running(ledger, "sleeper", "town", now=at(scene.days[1], 12))
     return scene
 
 
@@ -439,7 +440,7 @@ def build_aged(root: Path, settings: str) -> Aged:
         record(town, ledger, "quiet", now - 2 * DAY - 60, 1.0, "timeout"),
         record(town, ledger, "vanished", now - 40 * DAY, 1.0),  # its plugin.md is gone: nobody keeps it
     ]
-    in_flight = ledger.claim_run("keeper", "town", now=now - 5 * DAY)
+    in_flight = claim_running(ledger, "keeper", "town", now=now - 5 * DAY)
     squashy = record(town, ledger, "squashy", now - 10 * DAY, 1.0)
     escalation, _ = Escalations(Town(town), ledger).raise_("disk nearly full", "medium", now=now - 30 * DAY)
     durable = [

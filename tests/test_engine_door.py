@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from enginekit import add_plugin, ledger, make_town
+from kennelkit import start_kennel
 
 from gtcore.engine import Engine
-from gtcore.errors import NotFound
+from gtcore.errors import NotFound, RunInFlight
 from gtcore.events import EventBus, PluginSetChanged
 from gtcore.model import GateState, Town
 from gtcore.patrol import Patrol
@@ -31,6 +32,7 @@ def town(tmp_path: Path) -> Path:
 
 def test_the_changes_token_moves_when_another_process_writes_and_only_then(town: Path) -> None:
     engine = Engine(Town(town))
+    start_kennel(town)
     try:
         before = engine.changes()
         assert engine.changes() == before  # reading changes nothing
@@ -42,11 +44,12 @@ def test_the_changes_token_moves_when_another_process_writes_and_only_then(town:
 
 def test_gate_decisions_are_the_patrols_with_its_condition_answers(town: Path) -> None:
     engine = Engine(Town(town))
+    start_kennel(town)
     try:
-        before = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.running_runs(), engine.paused(), time.time())
+        before = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.runs_in_flight(), engine.paused(), time.time())
         report = engine.patrol_once(wait=True)
         now = time.time()
-        after = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.running_runs(), engine.paused(), now)
+        after = engine.gate_decisions(engine.plugins().plugins, engine.summary(), engine.runs_in_flight(), engine.paused(), now)
     finally:
         engine.close()
     assert {name: decision.state for name, decision in before.items()} == {
@@ -59,6 +62,7 @@ def test_gate_decisions_are_the_patrols_with_its_condition_answers(town: Path) -
 
 def test_a_run_is_found_by_its_ref_or_number_and_its_log_and_digest_through_the_engine(town: Path) -> None:
     engine = Engine(Town(town))
+    start_kennel(town)
     try:
         engine.patrol_once(wait=True)
         (latest,) = engine.runs("cool", limit=1)
@@ -73,22 +77,28 @@ def test_a_run_is_found_by_its_ref_or_number_and_its_log_and_digest_through_the_
 
 
 def test_a_patrol_needs_no_engine_only_what_it_uses(town: Path) -> None:
-    """Handed its parts, a patrol scans, decides, publishes its scan and dispatches through the callable it was given."""
+    """Handed its parts, a patrol scans, decides, publishes its scan and queues through the callable it was given."""
     root = Town(town)
     bus = EventBus()
     heard: list[object] = []
     bus.subscribe(heard.append, PluginSetChanged)
     engine = Engine(root)  # only for its scan and settings: the patrol itself never sees it
-    handed: list[tuple[str, float | None, int | None]] = []
+    handed: list[str] = []
+
+    def queue(requests: list) -> list:
+        handed.extend(plugin.name for plugin, *_ in requests)
+        return [RunInFlight("another patrol queued it") for _ in requests]
+
     patrol = Patrol(root, engine.ledger, bus, PluginCache(root.state_dir / "plugins.cache", writable=False),
                     scan=engine.plugins, settings=lambda: engine.settings, escalations=lambda: engine.escalations,
-                    dispatch=lambda plugin, since, last: handed.append((plugin.name, since, last)),
-                    owns_run=lambda run_id: False, pending_results=lambda: False, flush_pending_results=lambda: None)
+                    queue=queue, wait=lambda run_ids, follow=None: {}, owns_run=lambda run_id: False, pending_results=lambda: False,
+                    flush_pending_results=lambda: None, kennel_problem=lambda: None,
+                    call_kennel=lambda: None)
     try:
         report = patrol.run_once()
     finally:
         engine.close()
-    assert sorted(name for name, _, _ in handed) == ["cool", "ready"]  # the condition's check ran in this patrol, and passed
+    assert sorted(handed) == ["cool", "ready"]  # the condition's check ran in this patrol, and passed
     assert {item.plugin.name: item.note for item in report.plugins if item.decision.open} == {
-        "cool": "already queued or running in this process", "ready": "already queued or running in this process"}
+        "cool": "already queued or running", "ready": "already queued or running"}
     assert len(heard) == 1 and {plugin.name for plugin in heard[0].plugins.plugins} == {"ready", "hand", "cool"}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from enginekit import add_plugin, make_town
+from kennelkit import kennels_of_this_test, start_kennel
 from servers import SmtpServer, WebhookServer, free_port
 
 from gtcore.clock import iso
@@ -70,6 +71,7 @@ def mail_to(town: Path, target: str) -> list[Bead]:
 def patrol(town: Path, now: float) -> list[str]:
     """One patrol of a fresh engine at ``now``; returns the refs it re-escalated (and fails on warnings)."""
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
         report = engine.patrol_once(now=now)
     finally:
@@ -421,11 +423,13 @@ PASSING = 'echo "all good"\n'
 
 
 def run_plugin(engine: Engine, name: str) -> Bead:
-    """Run ``name`` and let the deliveries its escalation started land (they go on after the run, off the dog)."""
-    outcome = engine.run_plugin(name).result(timeout=30)
-    assert outcome.run is not None, outcome.refused
-    engine.escalations.settle()
-    return outcome.run
+    """Run ``name`` (through the kennel beside the test) and let the deliveries its escalation started land (they go on
+    after the run, off the dog, in the kennel)."""
+    queued = engine.run_plugin(name)
+    ended = engine.wait_runs([queued.id], timeout=30)[queued.id]
+    for house in kennels_of_this_test():
+        house.engine.escalations.settle()
+    return ended
 
 
 def plugin_escalations(town: Path, name: str) -> list[Escalation]:
@@ -438,6 +442,7 @@ def test_a_failing_plugin_escalates_once_per_failure_streak(town: Path, smtp: Sm
     plugin_dir = add_plugin(town, "refinery-check", 'type = "manual"', FAILING, execution='notify_on_failure = true\nseverity = "high"')
     add_plugin(town, "quiet", 'type = "manual"', "exit 1\n", execution='notify_on_failure = false\nseverity = "critical"')
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
         runs = [run_plugin(engine, "refinery-check") for _ in range(3)]
         assert [run.result for run in runs] == ["failure"] * 3
@@ -556,6 +561,7 @@ def test_broken_settings_never_fall_back_to_the_default_route(town: Path) -> Non
     assert not (town / "logs" / "escalations.log").exists()
 
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
         report = engine.patrol_once(now=T0 + MINUTE)
     finally:
@@ -659,6 +665,7 @@ def test_a_failure_whose_process_died_before_escalating_is_escalated_by_the_next
     assert all(OWED in run.labels for run in dead)
     closed_at = dead[0].closed_at
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
         engine.patrol_once(now=closed_at + 1)  # within the grace the run's own process may still raise it
         assert plugin_escalations(town, "refinery-check") == [] and len(book.owed_follow_ups()) == 3
@@ -678,6 +685,7 @@ def test_a_failure_escalated_by_its_own_dog_owes_nothing_afterwards(town: Path) 
     write_settings(town, {"routes": {"high": ["bead"]}, "contacts": {}})
     add_plugin(town, "refinery-check", 'type = "manual"', FAILING, execution='notify_on_failure = true\nseverity = "high"')
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
         run = run_plugin(engine, "refinery-check")
         assert run.result == "failure" and engine.ledger.owed_follow_ups() == []

@@ -29,16 +29,16 @@ from enginekit import (
     gtui,
     gtui_argv,
     gtui_env,
-    gtui_start,
     kill_group,
     make_town,
     proc_state,
     read_pid,
-    running,
     runs,
+    taken,
     wait_for,
 )
 from faultkit import HangingWebhook, TricklingSmtp, fill, kill_token_holders, read_only, tmpfs, token_holders
+from kennelkit import kennel_pid, stop_kennels_under
 
 from gtcore.escalation import Escalations
 from gtcore.storage import open_ledger
@@ -120,7 +120,7 @@ def test_a_damaged_ledger_is_refused_in_one_line_and_left_untouched(tmp_path: Pa
     assert "move it aside" in listing.err.lower()
     assert listing.out == ""
 
-    patrol = gtui(town, "--once", "--json")
+    patrol = gtui(town, "--once", "--wait", "--json")
     line = one_error_line(patrol, str(db))
     assert "move it aside" in line.lower()
     json_error(patrol, str(db))
@@ -140,6 +140,7 @@ def full_state_dir(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     assert gtui(town, "plugin", "run", "quick", "--json").code == 0
     assert gtui(town, "escalate", "raised before the disk filled", "--severity", "low", "--json").code == 0
     assert gtui(town, "event", "emit", "before").code == 0
+    stop_kennels_under(tmp_path)  # the kennel the run started lets go of the ledger: the files are whole, the WAL folded in
     saved = tmp_path / "saved"
     shutil.copytree(state_dir(town), saved)
     assert not (saved / "ledger.db-wal").exists()
@@ -215,6 +216,7 @@ def test_reads_answer_from_a_read_only_state_directory(tmp_path: Path, side_file
     for _ in range(2):
         assert gtui(town, "plugin", "run", "quick", "--json").code == 0
     assert gtui(town, "escalate", "read me", "--severity", "low", "--json").code == 0
+    stop_kennels_under(tmp_path)  # the kennel the runs started lets go of the ledger
     db = ledger_path(town)
     wal, shm = db.with_name("ledger.db-wal"), db.with_name("ledger.db-shm")
     assert not wal.exists() and not shm.exists()
@@ -346,17 +348,19 @@ ORPHANING_RUN = (
 
 
 @pytest.mark.parametrize("leader", ["still running", "already exited"])
-def test_a_patrol_killed_mid_run_leaves_nothing_of_it_after_the_next_patrol(tmp_path: Path, leader: str) -> None:
+def test_a_kennel_killed_mid_run_leaves_nothing_of_it_after_the_next_patrol(tmp_path: Path, leader: str) -> None:
     town = make_town(tmp_path / "town", SETTINGS)
     directory = add_plugin(town, "slow", 'type = "event"\non = "go"', ORPHANING_RUN)
-    victim = gtui_start(town, "--once", "--json", "--event", "go")
+    assert gtui(town, "--once", "--json", "--event", "go").code == 0
     token = ""
     try:
-        in_flight = wait_for(lambda: running(town, "slow"), 15, "the slow run to be claimed")
+        in_flight = wait_for(lambda: taken(town, "slow"), 15, "the kennel to take the slow run")
         token = in_flight.data["token"]
         pids = {name: read_pid(directory / f"{name}.pid") for name in ("leader", "grandchild", "daemon")}
-        victim.send_signal(signal.SIGKILL)
-        victim.communicate(timeout=10)
+        victim = kennel_pid(town)
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: gone(victim), 5, "the kennel to die")
         if leader == "already exited":
             os.kill(pids["leader"], signal.SIGKILL)
             wait_for(lambda: gone(pids["leader"]), 5, "the leader to die")
@@ -365,7 +369,7 @@ def test_a_patrol_killed_mid_run_leaves_nothing_of_it_after_the_next_patrol(tmp_
         assert not gone(pids["grandchild"]) and not gone(pids["daemon"])  # what the next patrol has to find
 
         after = gtui(town, "--once", "--json")
-        assert after.code == 0, after.err
+        assert after.code == 1, after.err  # the abandoned run is among what finished
         assert after.json()["abandoned"] == [in_flight.ref]
         (run,) = runs(town, "slow")
         assert run.result == "abandoned"
@@ -374,8 +378,6 @@ def test_a_patrol_killed_mid_run_leaves_nothing_of_it_after_the_next_patrol(tmp_
             wait_for(lambda pid=pid: gone(pid), 2, f"the {name} ({pid}) of the abandoned run to be gone")
         assert token_holders(token) == []
     finally:
-        victim.kill()
-        victim.wait()
         clean_up(directory, token)
 
 
@@ -453,7 +455,7 @@ def test_a_stuck_delivery_stalls_neither_the_patrol_nor_its_runs(tmp_path: Path)
     assert waiting.code != 0 and waiting.json()["created"] is True  # recorded; its deliveries wait for the route
     base = startup(town)
     with stuck_channels(town):
-        patrol, took = timed(town, "--once", "--json")
+        patrol, took = timed(town, "--once", "--wait", "--json")
     report = patrol.json()
     (entry,) = report["plugins"]
     assert entry["run"]["result"] == "success", entry
@@ -469,7 +471,7 @@ def test_broken_escalation_settings_are_a_problem_of_the_patrol(tmp_path: Path) 
     town = make_town(tmp_path / "town", SETTINGS)
     add_plugin(town, "quick", run_sh="echo quick\n")
     path = escalation_settings(town, {"routes": {"high": ["pigeon"]}})
-    patrol = gtui(town, "--once", "--json")
+    patrol = gtui(town, "--once", "--wait", "--json")
     assert patrol.code == 1, (patrol.code, patrol.err)
     report = patrol.json()
     problems = [problem for problem in report["problems"] if problem["field"] == "routes.high[0]"]
@@ -482,7 +484,7 @@ def test_broken_escalation_settings_are_a_problem_of_the_patrol(tmp_path: Path) 
 def test_a_misspelt_setting_is_a_warning_with_a_hint(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town", SETTINGS + "dog = 1\n")
     add_plugin(town, "quick", run_sh="echo quick\n")
-    patrol = gtui(town, "--once", "--json")
+    patrol = gtui(town, "--once", "--wait", "--json")
     assert patrol.code == 0, patrol.err
     (problem,) = [problem for problem in patrol.json()["problems"] if problem["field"] == "dog"]
     assert problem["level"] == "warning" and problem["file"].endswith("gtui.toml"), problem
@@ -530,7 +532,7 @@ def test_escape_sequences_in_an_escalation_never_reach_the_terminal(tmp_path: Pa
 def test_markup_in_the_town_path_is_shown_as_written(tmp_path: Path) -> None:
     town = make_town(tmp_path / "[red]town[" / "red]", SETTINGS)
     add_plugin(town, "quick", run_sh="echo quick\n")
-    patrol = gtui(town, "--once")
+    patrol = gtui(town, "--once", "--wait")
     assert patrol.code == 0, patrol.err
     assert "[red]town[/red]" in patrol.out, patrol.out
 

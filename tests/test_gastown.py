@@ -91,7 +91,7 @@ def ok(town: Path, *args: str, **options: Any) -> Any:
 
 def once(town: Path) -> dict[str, Any]:
     """One headless patrol (``gtui --once --json``), waiting for its runs; the report."""
-    done = cli(town, "--once", "--json")
+    done = cli(town, "--once", "--wait", "--json")
     assert done.code in (0, 1), (done.code, done.out, done.err)
     return done.json()
 
@@ -483,7 +483,7 @@ def test_a_non_zero_exit_or_a_timeout_wins_over_the_report_and_only_failures_cou
     for name, (script, execution, _) in PRECEDENCE.items():
         plugin(town, name, script, gate=COOLDOWN, execution=execution)
 
-    report = cli(town, "--once", "--json")
+    report = cli(town, "--once", "--wait", "--json")
     assert report.code == 1, report.err  # something failed
     for name, (_, _, result) in PRECEDENCE.items():
         ran = entry(report.json(), name)["run"]
@@ -632,7 +632,7 @@ def test_bd_list_reads_the_ledger_as_bd_does_labels_and_exact_newest_first(tmp_p
     assert {"type:plugin-run", "plugin:quality-review", "result:success"} <= set(finished["labels"])
     assert any(label.startswith("rig:") for label in finished["labels"]), finished["labels"]
     recent = written(town, "recent-runs").strip()
-    assert abs((parse_time(recent) - parse_time(review["started_at"])).total_seconds()) < 1, (recent, review["started_at"])
+    assert abs((parse_time(recent) - parse_time(review["queued_at"])).total_seconds()) < 1, (recent, review["queued_at"])
 
 
 def test_bd_list_stops_at_50_unless_told_otherwise(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ digested once.  Runs are real ``run.sh`` processes; a "second process" is a real
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -22,7 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import add_plugin, gone, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
+from enginekit import (
+    add_plugin,
+    claim_running,
+    gone,
+    gtui,
+    gtui_start,
+    kill_group,
+    ledger,
+    make_town,
+    read_pid,
+    running,
+    runs,
+    taken,
+    wait_for,
+)
+from kennelkit import kennel_pids, served
 from servers import WebhookServer, free_port
 
 from gtcore import processes
@@ -49,13 +66,19 @@ def engine_for(town: Path) -> Engine:
     return Engine(Town.locate(town))
 
 
+def engine_runner(town: Path) -> Any:
+    """The runner of the kennel serving ``town`` in this process (the one open_engine started)."""
+    from gtcore.runner import _LIVE
+
+    (runner,) = [runner for runner in _LIVE if runner.town.root == Town.locate(town).root]
+    return runner
+
+
 @contextmanager
 def open_engine(town: Path) -> Iterator[Engine]:
-    engine = engine_for(town)
-    try:
+    """An engine, and a kennel in this process that runs what it queues (and stops what is left at the end)."""
+    with served(town, engine_for(town)) as engine:
         yield engine
-    finally:
-        engine.close(stop_runs="the test is over")
 
 
 @contextmanager
@@ -65,7 +88,7 @@ def running_elsewhere(town: Path, name: str) -> Iterator[Any]:
     other = gtui_start(town, "plugin", "run", name, "--json")
     script = None
     try:
-        in_flight = wait_for(lambda: running(town, name), 15, f"the other process to claim {name}")
+        in_flight = wait_for(lambda: taken(town, name), 15, f"the other process's kennel to take {name}")
         script = read_pid(directory / "run.pid")
         yield in_flight
         (directory / "release").touch()
@@ -150,10 +173,10 @@ def test_a_second_claim_while_a_run_is_in_flight_in_another_process_is_refused(t
             book.claim_run("busy", "town")
         with pytest.raises(RunInFlight, match="busy"):
             book.claim_run("busy", "alpha", expect_last_run=in_flight.id)  # another rig, an up-to-date gate: still one at a time
-        assert [run.id for run in book.running_runs()] == [in_flight.id]
-    assert book.running_runs() == []
+        assert [run.id for run in book.runs_in_flight()] == [in_flight.id]
+    assert book.runs_in_flight() == []
     after = book.claim_run("busy", "town")  # once it ended, the next run is taken
-    assert after.status == "running" and book.plugin_summary()["busy"].run_count == 2
+    assert after.status == "queued" and book.plugin_summary()["busy"].run_count == 2
 
 
 def test_plugin_run_refuses_a_plugin_in_flight_in_another_process(tmp_path: Path) -> None:
@@ -180,20 +203,21 @@ def test_a_patrol_keeps_the_gate_of_a_plugin_running_elsewhere_closed(tmp_path: 
         assert len(runs(town, "busy")) == 1
 
 
-def test_a_plugin_is_queued_at_most_once_in_a_process(tmp_path: Path) -> None:
-    """DogPool.dispatch: a plugin already queued or running in this process is not queued again."""
+def test_a_plugin_is_queued_at_most_once_and_never_queued_while_it_runs(tmp_path: Path) -> None:
+    """The one-run-in-flight index: a plugin already queued (not yet taken) or running is not queued again."""
     town = make_town(tmp_path / "town", "dogs = 2\n")
     directory = add_plugin(town, "busy", MANUAL, HELD)
-    with open_engine(town) as engine:
-        plugin = engine.plugin("busy")
-        first = engine.pool.dispatch(plugin)
-        second = engine.pool.dispatch(plugin)  # the first may not even be claimed yet
-        assert first is not None
-        assert second is None, "queued a second time while already queued"
-        wait_for(lambda: running(town, "busy"), 10, "the run to be claimed")
-        assert engine.pool.dispatch(plugin) is None  # nor while it runs
+    engine = engine_for(town)
+    first = engine.run_plugin("busy")  # no kennel yet: it waits in the queue
+    assert first.status == "queued"
+    with pytest.raises(RunInFlight, match=f"{first.ref}, queued for a kennel"):
+        engine.run_plugin("busy")
+    with served(town, engine):
+        wait_for(lambda: (run := running(town, "busy")) is not None and run.status == "running", 10, "the kennel to take it")
+        with pytest.raises(RunInFlight, match=f"{first.ref}, on dog"):
+            engine.run_plugin("busy")  # nor while it runs
         (directory / "release").touch()
-        assert first.result(timeout=10).run.result == "success"  # type: ignore[union-attr]
+        assert engine.wait_runs([first.id], timeout=10)[first.id].result == "success"
     assert len(runs(town, "busy")) == 1
 
 
@@ -219,8 +243,8 @@ def test_a_run_in_flight_in_this_process_is_left_running_by_its_own_patrol(tmp_p
     town = make_town(tmp_path / "town")
     directory = add_plugin(town, "slow", MANUAL, HELD)
     with open_engine(town) as engine:
-        future = engine.run_plugin("slow")
-        in_flight = wait_for(lambda: running(town, "slow"), 10, "the run to be claimed")
+        queued = engine.run_plugin("slow")
+        in_flight = wait_for(lambda: taken(town, "slow"), 10, "the run to be taken")
         assert in_flight.data["owner"]["pid"] == processes.owner_identity()["pid"]
         report = engine.patrol_once()
         assert report.abandoned == []
@@ -229,32 +253,31 @@ def test_a_run_in_flight_in_this_process_is_left_running_by_its_own_patrol(tmp_p
         script = read_pid(directory / "run.pid")
         assert not gone(script), "the patrol killed its own run's processes"
         (directory / "release").touch()
-        outcome = future.result(timeout=10)
-    assert outcome.run is not None and (outcome.run.id, outcome.run.result) == (in_flight.id, "success")
+        ended = engine.wait_runs([queued.id], timeout=10)[queued.id]
+    assert (ended.id, ended.result) == (in_flight.id, "success")
 
 
 def test_a_run_whose_owner_was_killed_is_closed_abandoned_by_the_next_patrol(tmp_path: Path) -> None:
     """processes.owner_dead: the recorded owner pid no longer exists on this host."""
     town = make_town(tmp_path / "town")
     directory = add_plugin(town, "orphan", MANUAL, "echo $$ > run.pid\nsleep 30\n")
-    victim = gtui_start(town, "plugin", "run", "orphan")
+    gtui(town, "plugin", "run", "orphan", "--detach")
+    victim = None
     script = None
     try:
-        in_flight = wait_for(lambda: running(town, "orphan"), 15, "the run to be claimed")
+        in_flight = wait_for(lambda: taken(town, "orphan"), 15, "the kennel to take the run")
         script = read_pid(directory / "run.pid")
-        victim.kill()
-        victim.communicate(timeout=10)
+        victim = kennel_pids(town)[0]
+        os.kill(victim, signal.SIGKILL)  # the kennel, with nothing to say goodbye
+        wait_for(lambda: gone(victim), 5, "the kennel to die")
         with open_engine(town) as engine:
             report = engine.patrol_once()
-        assert report.abandoned == [in_flight.ref]
+        assert [run.ref for run in report.abandoned] == [in_flight.ref]
         closed = ledger(town).get(in_flight.id)
         assert (closed.status, closed.result) == ("closed", "abandoned")
-        assert f"owner process {victim.pid}" in closed.data["reason"]
+        assert f"owner process {victim}" in closed.data["reason"]
         wait_for(lambda: gone(script), 5, "the abandoned run's run.sh to be killed")
     finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
         if script is not None:
             kill_group(script)
 
@@ -268,12 +291,12 @@ def test_a_run_whose_owner_pid_was_recycled_is_abandoned_but_a_live_owner_keeps_
         start = processes.process_start(owner.pid)
         assert start is not None
         book = ledger(town)
-        alive = book.claim_run("alive", "town", data={"owner": {"host": processes.hostname(), "pid": owner.pid, "start": start}})
-        recycled = book.claim_run("recycled", "town",
+        alive = claim_running(book, "alive", "town", data={"owner": {"host": processes.hostname(), "pid": owner.pid, "start": start}})
+        recycled = claim_running(book, "recycled", "town",
                                   data={"owner": {"host": processes.hostname(), "pid": owner.pid, "start": start - 1}})
         with open_engine(town) as engine:
             report = engine.patrol_once()
-        assert report.abandoned == [recycled.ref]
+        assert [run.ref for run in report.abandoned] == [recycled.ref]
         assert book.get(recycled.id).result == "abandoned"
         assert book.get(alive.id).status == "running"  # its owner is alive, in another process: not ours to close
         assert owner.poll() is None, "the live owner was killed"
@@ -287,10 +310,10 @@ def test_a_run_recorded_by_this_process_that_no_dog_here_executes_is_abandoned(t
     town = make_town(tmp_path / "town")
     add_plugin(town, "idle", MANUAL)
     book = ledger(town)
-    left = book.claim_run("left-behind", "town", data={"owner": processes.owner_identity()})
+    left = claim_running(book, "left-behind", "town", data={"owner": processes.owner_identity()})
     with open_engine(town) as engine:
         report = engine.patrol_once()
-    assert report.abandoned == [left.ref]
+    assert [run.ref for run in report.abandoned] == [left.ref]
     assert book.get(left.id).result == "abandoned"
 
 
@@ -298,10 +321,10 @@ def test_a_run_that_ended_by_itself_after_the_patrol_read_it_is_not_reported_aba
     """patrol.reconcile reports only what it closed: a run its dog recorded meanwhile keeps its result and is not listed."""
     town = make_town(tmp_path / "town")
     book = ledger(town)
-    claimed = book.claim_run("quick", "town", data={"owner": processes.owner_identity()})
+    claimed = claim_running(book, "quick", "town", data={"owner": processes.owner_identity()})
     as_read = book.gate_facts().running  # the patrol's read, just before the dog records the end
     book.close_run(claimed.id, "success")
-    assert reconcile(book, as_read, lambda run_id: False, time.time()) == []
+    assert reconcile(book, as_read, lambda run_id: False, time.time(), 120.0, lambda name: False) == []
     assert book.get(claimed.id).result == "success"
 
 
@@ -312,33 +335,33 @@ def test_a_run_owned_on_another_host_is_never_abandoned(tmp_path: Path) -> None:
     finished = subprocess.Popen(["true"])
     finished.wait()  # a pid nothing runs under here any more
     book = ledger(town)
-    here = book.claim_run("here", "town", data={"owner": {"host": processes.hostname(), "pid": finished.pid, "start": 1}})
-    there = book.claim_run("there", "town", data={"owner": {"host": "another-host.invalid", "pid": finished.pid, "start": 1}})
+    here = claim_running(book, "here", "town", data={"owner": {"host": processes.hostname(), "pid": finished.pid, "start": 1}})
+    there = claim_running(book, "there", "town", data={"owner": {"host": "another-host.invalid", "pid": finished.pid, "start": 1}})
     with open_engine(town) as engine:
         report = engine.patrol_once()
-    assert report.abandoned == [here.ref]
+    assert [run.ref for run in report.abandoned] == [here.ref]
     assert book.get(there.id).status == "running"
 
 
-def test_a_claim_is_never_visible_on_the_ledger_before_this_process_owns_it(tmp_path: Path) -> None:
-    """Runner.record commits claims under the lock ``owns`` takes: a patrol can never see a running wisp of this
+def test_a_take_is_never_visible_on_the_ledger_before_this_process_owns_it(tmp_path: Path) -> None:
+    """Runner.record commits takes under the lock ``owns`` takes: a patrol can never see a running wisp of this
     process that ``owns`` does not know yet (it would close a live run of its own as abandoned)."""
     town = make_town(tmp_path / "town")
     directory = add_plugin(town, "slow", MANUAL, HELD)
     with open_engine(town) as engine:
-        runner = engine.runner
+        runner = engine_runner(town)
         with runner.lock:  # what a reconciling patrol's owns() waits for: meanwhile, this process's ownership stands still
-            future = engine.pool.dispatch(engine.plugin("slow"))
-            time.sleep(0.3)  # the dogs try to claim meanwhile
+            queued = engine.run_plugin("slow")
+            time.sleep(0.3)  # the dogs try to take it meanwhile
             seen = running(town, "slow")
-            assert seen is None or seen.id in runner.active, f"{seen.ref} is running on the ledger, but not owned here"
-        assert future is not None
-        in_flight = wait_for(lambda: running(town, "slow"), 10, "the run to be claimed")
+            assert seen is not None and (seen.status == "queued" or seen.id in runner.active), \
+                f"{seen.ref} is running on the ledger, but not owned here"
+        in_flight = wait_for(lambda: taken(town, "slow"), 10, "the run to be taken")
         assert engine.owns_run(in_flight.id)
         assert engine.patrol_once().abandoned == []
         (directory / "release").touch()
-        outcome = future.result(timeout=10)
-    assert outcome.run is not None and outcome.run.result == "success"
+        ended = engine.wait_runs([queued.id], timeout=10)[queued.id]
+    assert ended.result == "success"
 
 
 # -- a run is closed once, and only its own processes report on it ---------------------------------------------------
@@ -349,12 +372,13 @@ def test_closing_a_run_again_keeps_its_first_result_and_counts_it_once(tmp_path:
     town = make_town(tmp_path / "town")
     add_plugin(town, "quick", MANUAL, "echo done\n")
     with open_engine(town) as engine:
-        outcome = engine.run_plugin("quick").result(timeout=10)
-    assert outcome.run is not None and outcome.run.result == "success"
+        queued = engine.run_plugin("quick")
+        ended = engine.wait_runs([queued.id], timeout=10)[queued.id]
+    assert ended.result == "success"
     book = ledger(town)
-    late = book.close_run(outcome.run.id, "failure", data={"reason": "a late patrol thought it abandoned"})
-    assert (late.result, late.closed_at) == ("success", outcome.run.closed_at)
-    assert "reason" not in book.get(outcome.run.id).data
+    late = book.close_run(ended.id, "failure", data={"reason": "a late patrol thought it abandoned"})
+    assert (late.result, late.closed_at) == ("success", ended.closed_at)
+    assert "reason" not in book.get(ended.id).data
     stats = book.plugin_summary()["quick"]
     assert (stats.run_count, stats.failure_count, stats.last_result) == (1, 0, "success")
 
@@ -364,17 +388,16 @@ def test_a_report_with_another_token_or_after_the_end_is_refused(tmp_path: Path)
     town = make_town(tmp_path / "town")
     directory = add_plugin(town, "honest", MANUAL, HELD)
     with open_engine(town) as engine:
-        future = engine.run_plugin("honest")
-        in_flight = wait_for(lambda: running(town, "honest"), 10, "the run to be claimed")
+        queued = engine.run_plugin("honest")
+        in_flight = wait_for(lambda: taken(town, "honest"), 10, "the run to be taken")
         with pytest.raises(GtError, match="does not match"):
             engine.report(in_flight.ref, "forged-token", Report("failure", "forged"))
         with pytest.raises(GtError, match="does not match"):
             engine.report(in_flight.ref, "", Report("failure", "no token at all"))
         engine.report(in_flight.ref, in_flight.data["token"], Report("skipped", "nothing to do today"))
         (directory / "release").touch()
-        outcome = future.result(timeout=10)
-        assert outcome.run is not None
-        assert (outcome.run.result, outcome.run.body) == ("skipped", "nothing to do today")
+        ended = engine.wait_runs([queued.id], timeout=10)[queued.id]
+        assert (ended.result, ended.body) == ("skipped", "nothing to do today")
         with pytest.raises(GtError, match="has ended"):
             engine.report(in_flight.ref, in_flight.data["token"], Report("failure", "too late"))
     assert ledger(town).get(in_flight.id).result == "skipped"
@@ -412,7 +435,7 @@ def test_threads_of_one_process_take_turns_on_the_writers_connection(tmp_path: P
     summary = book.plugin_summary()
     assert all(summary[f"thread-{n}"].run_count == rounds for n in range(threads_count))
     assert summary["contested"].run_count == len(won) >= 1
-    assert book.running_runs() == []
+    assert book.runs_in_flight() == []
 
 
 # -- escalations: counted not duplicated, each delivery sent by one process, one step up per threshold ----------------
@@ -615,7 +638,7 @@ def test_a_run_in_flight_survives_its_days_digest_and_joins_it_once_closed(tmp_p
     in_flight = book.claim_run("alpha", "town", now=day_bounds(day)[0] + 5 * HOUR)
     first = make_digest(book, day, ["alpha"], now=time.time())
     assert first.squashed == 1, f"{first.squashed} runs squashed, the one in flight among them"
-    assert [run.id for run in book.runs("alpha", status="running")] == [in_flight.id]
+    assert [run.id for run in book.runs("alpha", status="queued")] == [in_flight.id]
     book.close_run(in_flight.id, "success", data={"duration_s": 1.0})
     merged = make_digest(book, day, ["alpha"], now=time.time())
     assert merged.squashed == 1 and merged.merged

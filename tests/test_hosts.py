@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from enginekit import add_plugin, gtui_argv, gtui_env, ledger, make_town, runs, wait_for
+from enginekit import add_plugin, claim_running, gtui_argv, gtui_env, ledger, make_town, runs, taken, wait_for
 from faultkit import kill_token_holders
+from kennelkit import kennel_pid, start_kennel, stop_kennels_under
 from servers import WebhookServer
 
 from gtcore import processes
@@ -39,7 +40,7 @@ def as_host(host: str, town: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def patrol_as(host: str, town: Path) -> dict:
-    proc = as_host(host, town, "--once", "--json")
+    proc = as_host(host, town, "--once", "--wait", "--json")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 1), err
     return json.loads(out)
@@ -50,15 +51,15 @@ def test_a_run_of_another_host_is_kept_while_its_lease_lasts_and_abandoned_when_
     add_plugin(town, "idle", 'type = "manual"')
     book = ledger(town)
     owner = {"host": "build-box", "pid": 4242, "start": 1}
-    fresh = book.claim_run("fresh", "town", data={"owner": owner, "lease_until": time.time() + 60})
-    lapsed = book.claim_run("lapsed", "town", data={"owner": owner, "lease_until": time.time() - 5})
-    old = book.claim_run("unleased", "town", data={"owner": owner})  # an older gtui's run: its host's word only
+    fresh = claim_running(book, "fresh", "town", data={"owner": owner, "lease_until": time.time() + 60})
+    lapsed = claim_running(book, "lapsed", "town", data={"owner": owner, "lease_until": time.time() - 5})
+    old = claim_running(book, "unleased", "town", data={"owner": owner})  # an older gtui's run: its host's word only
     engine = Engine(Town.locate(town))
     try:
-        report = engine.patrol_once(wait=True)
+        report = engine.patrol_once()
     finally:
         engine.close()
-    assert report.abandoned == [lapsed.ref]
+    assert [run.ref for run in report.abandoned] == [lapsed.ref]
     assert "lease of its owner (process 4242 on build-box) ran out" in book.get(lapsed.id).data["reason"]
     assert [book.get(run.id).status for run in (fresh, old)] == ["running", "running"]
 
@@ -67,34 +68,43 @@ def test_a_long_run_renews_its_lease_so_no_host_takes_it_from_a_living_owner(tmp
     town = make_town(tmp_path / "town", LEASED)
     add_plugin(town, "slow", run_sh="sleep 3\n")
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     try:
-        future = engine.run_plugin("slow")
-        claimed = wait_for(lambda: runs(town, "slow"), 5, "the claim")[0]
+        queued = engine.run_plugin("slow")
+        claimed = wait_for(lambda: taken(town, "slow"), 5, "the take")
         first = claimed.data["lease_until"]
-        assert first - claimed.created_at == pytest.approx(2.0, abs=0.1)
+        assert first - claimed.data["started_at"] == pytest.approx(2.0, abs=0.1)
         wait_for(lambda: ledger(town).get(claimed.id).data["lease_until"] > first, 5, "a renewal")
         assert patrol_as("other-host", town)["abandoned"] == [], "another host leaves a renewed run alone"
-        assert future.result(timeout=30).run.result == "success"
+        assert engine.wait_runs([queued.id], timeout=30)[queued.id].result == "success"
     finally:
         engine.close()
 
 
-def test_a_pinned_plugin_runs_only_on_its_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_pinned_to_a_host_waits_for_that_host_s_kennel_never_another_s(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     town = make_town(tmp_path / "town", LEASED)
     add_plugin(town, "build", execution='hosts = ["build-box"]')
     monkeypatch.setenv("GT_HOST", "laptop")
     assert processes.hostname() == "laptop"
     engine = Engine(Town.locate(town))
+    laptop = start_kennel(town)  # laptop's kennel is alive, and idle
+    assert laptop is not None
     try:
-        (item,) = engine.patrol_once(wait=True).plugins
-        assert (item.decision.open, item.dispatched, item.note) == (True, False, "pinned to build-box: not run on laptop")
-        with pytest.raises(GtError, match="pinned to build-box"):
+        (item,) = engine.patrol_once().plugins
+        assert (item.decision.open, item.dispatched) == (True, True)
+        assert item.note == "pinned to build-box: queued for their kennels, not laptop's"
+        time.sleep(1.0)  # laptop's kennel looks at the queue four times a second: it never takes it
+        (waiting,) = runs(town, "build")
+        assert waiting.status == "queued"
+        with pytest.raises(GtError, match="already has a run in flight"):
             engine.run_plugin("build", force=True)
     finally:
         engine.close()
-    assert runs(town, "build") == []
-    report = patrol_as("build-box", town)
-    assert [entry["run"]["result"] for entry in report["plugins"]] == ["success"]
+    report = patrol_as("build-box", town)  # build-box's first command starts build-box's kennel, which takes it
+    assert report["abandoned"] == []
+    done = wait_for(lambda: runs(town, "build")[0].status == "closed" and runs(town, "build")[0], 15, "build-box to run it")
+    assert (done.id, done.result, done.data["owner"]["host"]) == (waiting.id, "success", "build-box")
 
 
 def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_is_taken_over(tmp_path: Path) -> None:
@@ -104,7 +114,7 @@ def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_
         names = [f"p{round_}-{n}" for n in range(3)]
         for name in names:
             add_plugin(town, name, run_sh="echo ran\n")
-        procs = [as_host(host, town, "--once", "--json") for host in hosts]
+        procs = [as_host(host, town, "--once", "--wait", "--json") for host in hosts]
         for proc in procs:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
@@ -115,20 +125,21 @@ def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_
 
     slow = add_plugin(town, "slow", 'type = "cooldown"\nduration = "1s"', "")
     (slow / "run.sh").write_text(f'if [ ! -e {slow}/first ]; then touch {slow}/first; sleep 30; fi\n', encoding="utf-8")  # once slow
-    victim = as_host("alpha-host", town, "--once", "--json")
-    run = wait_for(lambda: next(iter(runs(town, "slow")), None), 20, "alpha's run of slow")
-    token = run.data["token"]
+    queued = as_host("alpha-host", town, "--once", "--json")  # queues it and returns: a kennel takes it
+    queued.communicate(timeout=60)
+    run = wait_for(lambda: taken(town, "slow"), 20, "a kennel's run of slow")
+    token, victim = run.data["token"], run.data["owner"]["host"]
+    survivor = next(host for host in hosts if host != victim)
     try:
-        os.killpg(victim.pid, signal.SIGKILL)  # the host goes away: no goodbye, no renewal
-        victim.wait()
+        os.kill(kennel_pid(town, victim), signal.SIGKILL)  # the host goes away: no goodbye, no renewal
         killed_at = time.monotonic()
         while ledger(town).get(run.id).status == "running":
             assert time.monotonic() - killed_at < 2.0 + 5, "the lease (2s) and one patrol later the run must be abandoned"
-            patrol_as("beta-host", town)
+            patrol_as(survivor, town)
         assert ledger(town).get(run.id).result == "abandoned"
         wait_for(lambda: len(runs(town, "slow")) >= 2, 10, "the plugin running again")
         again = [other for other in runs(town, "slow") if other.id != run.id]
-        assert len(again) == 1 and again[0].data["owner"]["host"] in ("beta-host", "gamma-host")
+        assert len(again) == 1 and again[0].data["owner"]["host"] != victim
     finally:
         kill_token_holders(token)
         for other in runs(town, "slow"):
@@ -140,7 +151,7 @@ def test_a_failure_seen_by_three_hosts_is_delivered_once(tmp_path: Path, webhook
     settings = {"routes": {"high": ["bead", "slack"]}, "contacts": {"slack_webhook": webhook.url("/slack")}}
     (town / "settings" / "escalation.json").write_text(json.dumps(settings), encoding="utf-8")
     add_plugin(town, "breaks", run_sh="echo broken >&2; exit 1\n", execution='notify_on_failure = true\nseverity = "high"')
-    procs = [as_host(host, town, "--once", "--json") for host in ("alpha-host", "beta-host", "gamma-host")]
+    procs = [as_host(host, town, "--once", "--wait", "--json") for host in ("alpha-host", "beta-host", "gamma-host")]
     for proc in procs:
         proc.communicate(timeout=60)
     for host in ("alpha-host", "beta-host", "gamma-host"):  # later patrols retry what is due: nothing is
@@ -179,6 +190,13 @@ def test_ledger_copy_moves_a_sqlite_town_into_postgresql_without_loss(tmp_path: 
                                                                    "contacts": {"slack_webhook": "http://127.0.0.1:9/none"}}))
     before = patrol_as("here", town)
     sqlite = ledger(town)
+
+    def slack_tried() -> bool:  # the kennel delivers after the run: its refused attempt is on the escalation
+        found = [bead for bead in sqlite.beads("escalation", limit=None)]
+        return bool(found) and any(outcome["channel"] == "slack" for outcome in found[0].data.get("deliveries", []))
+
+    wait_for(slack_tried, 15, "the kennel's delivery attempt")
+    stop_kennels_under(tmp_path)  # nothing writes to the SQLite ledger while it is copied
     summary, beads = sqlite.plugin_summary(), [bead for part in sqlite.dump() for bead in part.beads]
     (escalation,) = [bead for bead in beads if bead.kind == "escalation"]
     assert escalation.data["pending"], "a delivery still waits (its webhook refused): it must survive the move"
@@ -204,6 +222,7 @@ def test_ledger_copy_moves_a_sqlite_town_into_postgresql_without_loss(tmp_path: 
 def test_another_host_s_commit_is_heard_at_once_where_the_ledger_can_tell(tmp_path: Path, storage: str) -> None:
     town = make_town(tmp_path / "town", LEASED)
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     heard = threading.Event()
     stop = engine.listen(heard.set)
     try:
@@ -225,7 +244,7 @@ def test_an_unreachable_database_is_one_line_and_the_next_patrol_tries_again(tmp
     town = make_town(tmp_path / "town", LEASED)
     add_plugin(town, "steady")
     env = {**gtui_env(), "GT_LEDGER_URL": "postgresql://gtui:secret@127.0.0.1:9/town"}  # nothing listens on port 9
-    done = subprocess.run(gtui_argv(town, "--once", "--json"), capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(gtui_argv(town, "--once", "--wait", "--json"), capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stdout + done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert "cannot reach the server" in line and "the next patrol tries again" in line and "secret" not in done.stdout + line

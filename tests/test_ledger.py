@@ -19,18 +19,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gtcore.errors import LedgerError, NotFound, RunInFlight
+from gtcore.errors import LedgerError, NotFound, RunInFlight, RunTaken
 from gtcore.model import Bead, PluginStats
 from gtcore.storage import open_ledger
-from gtcore.storage.contract import Ledger
+from gtcore.storage.contract import Ledger, Take
 from gtcore.storage.sqlite import SCHEMA_VERSION
 from gtcore.storage.testing import (
     bead_rows,
     file_facts,
+    insert_old_run,
     insert_raw_bead,
     ledger_at_version,
     lock_held_by_child,
     lock_held_here,
+    postgres_at_version,
     set_schema_version,
     summary_from_labels,
 )
@@ -163,9 +165,9 @@ def test_process_killed_inside_a_write(tmp_path: Path) -> None:
     ledger = open_ledger(db, wait=1.0)
     assert [bead.data for bead in ledger.beads("escalation")] == [{"severity": "low", "pending": []}]
     orphan = ledger.runs("orphan")
-    assert [run.status for run in orphan] == ["running"], "the claim committed before the crash stays (patrol abandons it)"
+    assert [run.status for run in orphan] == ["queued"], "the claim committed before the crash stays (patrol abandons it)"
     ledger.close_run(orphan[0].id, "abandoned")
-    assert ledger.claim_run("orphan", "town").status == "running"
+    assert ledger.claim_run("orphan", "town").status == "queued"
     assert ledger.plugin_summary()["orphan"].run_count == 2
     assert file_facts(db)["integrity"] == "ok"
 
@@ -228,7 +230,7 @@ def test_summary_matches_slow_computation_on_random_data(tmp_path: Path, seed: i
     assert summary == slow_summary_from_runs(ledger)
     assert summary == summary_from_labels(db)
     assert len(summary) == 21, "plugins that never ran have no row"
-    assert any(stats.last_result == "running" for stats in summary.values())
+    assert any(stats.last_result == "queued" for stats in summary.values())
     assert any(stats.failure_count for stats in summary.values())
     for stats in summary.values():
         assert stats.failure_rate == pytest.approx(stats.failure_count / stats.run_count)
@@ -251,7 +253,7 @@ def test_summary_ordering_rules(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "ledger.db")
     first = ledger.claim_run("p", "town", now=BASE + 100)
     stats = ledger.plugin_summary()["p"]
-    assert (stats.run_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (1, first.id, "running", BASE + 100)
+    assert (stats.run_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (1, first.id, "queued", BASE + 100)
     ledger.close_run(first.id, "timeout", now=BASE + 200)
     older = ledger.claim_run("p", "town", now=BASE + 50)  # recorded later, started earlier
     stats = ledger.plugin_summary()["p"]
@@ -261,7 +263,7 @@ def test_summary_ordering_rules(tmp_path: Path) -> None:
     assert (stats.failure_count, stats.last_run_id, stats.last_result, stats.last_started_at) == (2, first.id, "timeout", BASE + 100)
     tie = ledger.claim_run("p", "town", now=BASE + 100)  # same start as `first`: the higher id wins
     stats = ledger.plugin_summary()["p"]
-    assert (stats.run_count, stats.last_run_id, stats.last_result) == (3, tie.id, "running")
+    assert (stats.run_count, stats.last_run_id, stats.last_result) == (3, tie.id, "queued")
     ledger.close_run(tie.id, "success")
     stats = ledger.plugin_summary()["p"]
     assert (stats.failure_count, stats.last_result, stats.failure_rate) == (2, "success", pytest.approx(2 / 3))
@@ -284,7 +286,7 @@ def test_claim_refuses_second_run_across_instances(tmp_path: Path) -> None:
     assert again.id > other.id > run.id
     with pytest.raises(RunInFlight):
         one.claim_run("nightly", "alpha")
-    assert [bead.id for bead in one.runs("nightly", status="running")] == [again.id]
+    assert [bead.id for bead in one.runs("nightly", status="queued")] == [again.id]
     assert one.plugin_summary()["nightly"].run_count == 2, "a refused claim records nothing"
 
 
@@ -314,9 +316,12 @@ def test_run_labels(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path / "ledger.db")
     run = ledger.claim_run("backup", "alpha", labels=["team:infra", "tier:1", "plugin:backup"])
     expected = {"type:plugin-run", "plugin:backup", "rig:alpha", "team:infra", "tier:1"}
-    assert set(run.labels) == expected | {"result:running"}
-    assert set(ledger.get(run.id).labels) == expected | {"result:running"}
-    assert (run.kind, run.status, run.plugin, run.rig, run.result) == ("wisp", "running", "backup", "alpha", "running")
+    assert set(run.labels) == expected | {"result:queued"}
+    assert set(ledger.get(run.id).labels) == expected | {"result:queued"}
+    assert (run.kind, run.status, run.plugin, run.rig, run.result) == ("wisp", "queued", "backup", "alpha", "queued")
+    running = ledger.take_run(run.id, {"dog": "rex"})
+    assert set(running.labels) == set(ledger.get(run.id).labels) == expected | {"result:running"}
+    assert (running.status, running.result, running.data["dog"]) == ("running", "running", "rex")
     assert run.ref == f"run-{run.id}"
     closed = ledger.close_run(run.id, "timeout")
     assert set(closed.labels) == expected | {"result:timeout"}
@@ -356,7 +361,7 @@ def test_beads_filters(tmp_path: Path) -> None:
     assert ids(ledger.beads("event", limit=2)) == [events[5].id, events[4].id]
     assert ids(ledger.beads("event", limit=2, newest_first=False)) == [events[0].id, events[1].id]
     assert ids(ledger.beads("wisp", plugin="a")) == ids(runs_a[::-1])
-    assert ids(ledger.beads("wisp", plugin="a", status="running")) == [runs_a[1].id]
+    assert ids(ledger.beads("wisp", plugin="a", status="queued")) == [runs_a[1].id]
     assert ids(ledger.beads("wisp", label="rig:alpha")) == [run_b.id]
     assert ids(ledger.beads("wisp", label="plugin:a", limit=1)) == [runs_a[1].id]
     assert ids(ledger.runs("b")) == [run_b.id]
@@ -528,7 +533,7 @@ def test_locked_for_good(tmp_path: Path) -> None:
             open_before.create("event", title="x")
         assert time.monotonic() - started < 5
         assert open_before.plugin_summary() == {}, "WAL readers are not blocked by a writer"
-    assert open_before.claim_run("p", "town").status == "running", "works again once the lock is gone"
+    assert open_before.claim_run("p", "town").status == "queued", "works again once the lock is gone"
 
 
 @pytest.mark.sqlite_only
@@ -569,7 +574,8 @@ def test_fresh_schema_and_idempotent_reopen(tmp_path: Path) -> None:
     assert facts["user_version"] == SCHEMA_VERSION >= 1 and facts["journal_mode"] == "wal"
     schema = facts["schema"]
     names = {name for _, name, _ in schema}
-    assert {"beads", "labels", "plugin_stats", "wisp_recorded", "wisp_result_changed", "one_running_run", "deliveries"} <= names
+    assert {"beads", "labels", "plugin_stats", "wisp_recorded", "wisp_result_changed", "one_run_in_flight", "deliveries", "run_ends",
+            "readers", "kennels"} <= names
 
     for _ in range(2):
         again = open_ledger(db)
@@ -666,3 +672,141 @@ def _without_nul(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_nul(item) for item in value]
     return value
+
+
+# -- the queue, takes, stops, what finished, the kennels -----------------------------------------
+
+
+def test_a_queued_run_is_taken_once_and_a_second_take_is_refused(tmp_path: Path) -> None:
+    one, two = open_ledger(tmp_path / "ledger.db"), open_ledger(tmp_path / "ledger.db")
+    queued = one.claim_run("nightly", "town", data={"since": BASE})
+    assert [run.id for run in one.queued_runs()] == [queued.id]
+    with pytest.raises(RunInFlight):
+        two.claim_run("nightly", "town")  # queued counts as in flight
+    running = one.take_run(queued.id, {"dog": "rex", "owner": {"host": "a", "pid": 1}}, now=BASE + 1)
+    assert (running.status, running.result, running.data["started_at"], running.data["since"]) == ("running", "running", BASE + 1, BASE)
+    with pytest.raises(RunTaken, match="no longer queued"):
+        two.take_run(queued.id, {"dog": "fido", "owner": {"host": "b", "pid": 2}})
+    assert two.get(queued.id).data["owner"] == {"host": "a", "pid": 1}, "the second take changed nothing"
+    assert one.queued_runs() == [] and [run.id for run in two.runs_in_flight()] == [queued.id]
+    stats = one.plugin_summary()["nightly"]
+    assert (stats.run_count, stats.last_result) == (1, "running")
+
+
+def test_takes_racing_from_threads_give_each_run_to_one_taker(tmp_path: Path) -> None:
+    book = open_ledger(tmp_path / "ledger.db")
+    queued = [book.claim_run(f"p{n}", "town").id for n in range(20)]
+    barrier = threading.Barrier(4)
+    won: dict[int, list[int]] = {}
+
+    def taker(me: int) -> None:
+        mine = open_ledger(tmp_path / "ledger.db")
+        barrier.wait()
+        answers = mine.record_turn([], [], [Take(run_id, {"owner": {"host": "h", "pid": me}}) for run_id in queued])
+        won[me] = [answer.id for answer in answers if isinstance(answer, Bead)]
+        assert all(isinstance(answer, Bead | RunTaken) for answer in answers), answers
+
+    threads = [threading.Thread(target=taker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    taken = sorted(run_id for ids in won.values() for run_id in ids)
+    assert taken == queued, "each run taken exactly once"
+
+
+def test_a_stop_request_closes_a_queued_run_and_marks_a_running_one_for_its_kennel(tmp_path: Path) -> None:
+    book = open_ledger(tmp_path / "ledger.db")
+    waiting = book.claim_run("waiting", "town")
+    stopped = book.request_stop(waiting.id, "changed my mind", now=BASE)
+    assert (stopped.status, stopped.result) == ("closed", "abandoned")
+    assert stopped.data["reason"] == "stopped before a kennel took it: changed my mind"
+    running = book.take_run(book.claim_run("running", "town").id, {"dog": "rex"})
+    assert book.stop_requests([running.id]) == {}
+    marked = book.request_stop(running.id, "ctrl+k", now=BASE)
+    assert marked.status == "running" and marked.data["stop"] == {"reason": "ctrl+k", "at": BASE}
+    assert book.stop_requests([running.id, waiting.id]) == {running.id: "ctrl+k"}
+    book.close_run(running.id, "abandoned")
+    assert book.stop_requests([running.id]) == {}
+    assert book.request_stop(running.id, "again").result == "abandoned", "a closed run is left as it is"
+
+
+def test_what_finished_is_given_to_each_reader_once_in_the_order_the_runs_ended(tmp_path: Path) -> None:
+    book = open_ledger(tmp_path / "ledger.db")
+    first, second, third = (book.claim_run(name, "town") for name in ("a", "b", "c"))
+    book.close_run(second.id, "success")
+    book.close_run(first.id, "failure")
+    taken, more = book.take_finished("once", 10)
+    assert ([run.id for run in taken], more) == ([second.id, first.id], False)  # by when they ended, not by id
+    assert book.take_finished("once", 10) == ([], False)
+    assert [run.id for run in book.take_finished("another", 10)[0]] == [second.id, first.id], "each reader has its own cursor"
+    book.close_run(third.id, "success")
+    book.close_run(third.id, "failure")  # a second close changes nothing: it is not a second end
+    assert [run.id for run in book.take_finished("once", 10)[0]] == [third.id]
+    for name in ("d", "e", "f"):
+        book.close_run(book.claim_run(name, "town").id, "success")
+    page, more = book.take_finished("once", 2)
+    assert (len(page), more) == (2, True)
+    rest, more = book.take_finished("once", 2)
+    assert (len(rest), more) == (1, False)
+
+
+def test_readers_racing_for_what_finished_each_get_a_share_and_nothing_twice(tmp_path: Path) -> None:
+    book = open_ledger(tmp_path / "ledger.db")
+    ended = [book.close_run(book.claim_run(f"p{n}", "town").id, "success").id for n in range(30)]
+    barrier = threading.Barrier(3)
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        mine = open_ledger(tmp_path / "ledger.db")
+        barrier.wait()
+        while True:
+            page, more = mine.take_finished("once", 4)
+            with lock:
+                got.extend(run.id for run in page)
+            if not page and not more:
+                return
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(got) == ended
+
+
+def test_kennels_beat_one_per_host_and_are_forgotten_only_by_their_own_pid(tmp_path: Path) -> None:
+    book = open_ledger(tmp_path / "ledger.db")
+    before = book.clock()
+    beat = book.beat_kennel("alpha", 10, BASE, {"dogs": [{"name": "rex"}]})
+    assert before - 5 <= beat <= book.clock() + 5
+    book.beat_kennel("beta", 20, BASE, {})
+    book.beat_kennel("alpha", 11, BASE + 1, {"patrol": True})  # a new kennel on alpha replaces the old one
+    assert [(item.host, item.pid, item.started_at, item.data) for item in book.kennels()] == [
+        ("alpha", 11, BASE + 1, {"patrol": True}), ("beta", 20, BASE, {})]
+    book.forget_kennel("alpha", 10)  # the old one saying goodbye late forgets nothing
+    assert [item.pid for item in book.kennels()] == [11, 20]
+    book.forget_kennel("alpha", 11)
+    assert [item.host for item in book.kennels()] == ["beta"]
+
+
+def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(tmp_path: Path, storage: str) -> None:
+    if storage != "postgresql":
+        pytest.skip("the SQLite file's upgrades are test_old_ledger_files_are_migrated")
+    url = os.environ["GT_LEDGER_URL"]
+    postgres_at_version(url, 1)
+    insert_old_run(url, "old", "running", BASE)
+    insert_old_run(url, "done", "closed", BASE)
+    with pytest.raises(LedgerError, match="needs an upgrade to 2"):
+        open_ledger(tmp_path / "unused.db", readonly=True)
+    book = open_ledger(tmp_path / "unused.db")
+    (old,) = book.runs("old")
+    assert (old.status, [run.result for run in book.runs("done")]) == ("running", ["success"])
+    with pytest.raises(RunInFlight):
+        book.claim_run("old", "town")  # the running run of version 1 still blocks a second one
+    queued = book.claim_run("new", "town")
+    assert queued.status == "queued" and book.take_run(queued.id, {"dog": "rex"}).status == "running"
+    book.close_run(old.id, "abandoned")
+    assert [run.id for run in book.take_finished("once", 10)[0]] == [old.id]
+    assert open_ledger(tmp_path / "unused.db").changes() is not None  # reopening finds version 2: nothing to do

@@ -5,16 +5,33 @@ the dispatch queue's order with more open gates than dogs, and the patrol's even
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
 from pathlib import Path
 
 import pytest
-from enginekit import REPORT_KEYS, add_plugin, gone, gtui, gtui_start, kill_group, ledger, make_town, read_pid, running, runs, wait_for
+from enginekit import (
+    REPORT_KEYS,
+    add_plugin,
+    gone,
+    gtui,
+    gtui_start,
+    kill_group,
+    ledger,
+    make_town,
+    read_pid,
+    running,
+    runs,
+    taken,
+    wait_for,
+)
+from kennelkit import kennel_pids, start_kennel
 
 from gtcore.engine import Engine
 from gtcore.events import Event, GateChanged, PatrolFinished
+from gtcore.kennel import Kennel
 from gtcore.patrol import PatrolReport
 from gtcore.town import Town
 
@@ -30,7 +47,7 @@ def test_two_once_patrols_started_together_run_each_open_plugin_exactly_once(tmp
         names = [f"{name}-{iteration}" for name in RACE_PLUGINS]  # a name of its own per round: on PostgreSQL the rounds share one ledger
         for name in names:
             add_plugin(town, name, run_sh="sleep 0.1\n")
-        procs = [gtui_start(town, "--once", "--json") for _ in range(2)]
+        procs = [gtui_start(town, "--once", "--wait", "--json") for _ in range(2)]
         outputs = [proc.communicate(timeout=60) for proc in procs]
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
@@ -41,7 +58,8 @@ def test_two_once_patrols_started_together_run_each_open_plugin_exactly_once(tmp
             reported = [entry["run"] for report in reports for entry in report["plugins"] if entry["name"] == name and entry["run"]]
             assert [run["id"] for run in reported] == [on_ledger[0].ref], f"iteration {iteration}: {name}"
             reasons = [entry["gate"]["reason"] for report in reports for entry in report["plugins"] if entry["name"] == name]
-            overlaps += any(reason.startswith("running (") or "not run: " in reason for reason in reasons)
+            overlaps += any(reason.startswith("running (") or reason.startswith("queued (") or "not queued" in reason
+                            or "already queued" in reason for reason in reasons)
     assert overlaps, "the two patrols never overlapped, so the race was not exercised"
 
 
@@ -52,48 +70,47 @@ def report_json(out: str) -> dict:
     return report
 
 
-def test_a_patrol_killed_mid_run_leaves_the_run_abandoned_for_the_next_patrol(tmp_path: Path) -> None:
+def test_a_kennel_killed_mid_run_leaves_the_run_abandoned_for_the_next_patrol_and_no_process_behind(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town")
     add_plugin(town, "quick", run_sh="echo quick\n")
     slow_dir = add_plugin(town, "slow", 'type = "event"\non = "go"', "echo $$ > run.pid\nsleep 30\n")
 
-    first = gtui(town, "--once", "--json")
+    first = gtui(town, "--once", "--wait", "--json")
     assert first.code == 0, first.err
     (quick_run,) = runs(town, "quick")
     assert quick_run.result == "success"
 
-    victim = gtui_start(town, "--once", "--json", "--event", "go")
-    script = None
+    dispatched = gtui(town, "--once", "--json", "--event", "go")
+    assert dispatched.code == 0, dispatched.err
+    in_flight = wait_for(lambda: taken(town, "slow"), 15, "the kennel to take the slow run")
+    script = read_pid(slow_dir / "run.pid")
     try:
-        in_flight = wait_for(lambda: running(town, "slow"), 15, "the slow run to be claimed")
-        script = read_pid(slow_dir / "run.pid")
-        assert in_flight.data["token"]  # what the next patrol finds the run's processes by, recorded with the claim
-        victim.send_signal(signal.SIGKILL)
-        victim.communicate(timeout=10)
-        assert victim.returncode == -signal.SIGKILL
+        assert in_flight.data["token"]  # what the next patrol finds the run's processes by, recorded with the take
+        (kennel,) = kennel_pids(town)
+        assert in_flight.data["owner"]["pid"] == kennel
+        os.kill(kennel, signal.SIGKILL)
+        wait_for(lambda: gone(kennel), 5, "the kennel to die")
         assert running(town, "slow") is not None  # nobody closed it: its owner died without a word
 
         after = gtui(town, "--once", "--json")
-        assert after.code == 0, after.err
+        assert after.code == 1, after.err  # an abandoned run is among what finished
         report = after.json()
         assert report["abandoned"] == [in_flight.ref]
         (slow_run,) = runs(town, "slow")
         assert (slow_run.id, slow_run.status, slow_run.result) == (in_flight.id, "closed", "abandoned")
-        assert f"owner process {victim.pid}" in slow_run.data["reason"]
+        assert f"owner process {kennel}" in slow_run.data["reason"]
         assert "its leftover processes were killed" in slow_run.data["reason"]
         wait_for(lambda: gone(script), 5, "the orphaned run.sh to be killed")  # no overlap with a next run
         assert runs(town, "quick") == [quick_run]  # the earlier run is untouched
-        assert ledger(town).running_runs() == []
+        assert ledger(town).runs_in_flight() == []
         slow_entry = next(entry for entry in report["plugins"] if entry["name"] == "slow")
         assert slow_entry["dispatched"] is False  # the event came before the abandoned run: no second run
+        assert [entry["id"] for entry in report["finished"]] == [in_flight.ref]
 
         again = gtui(town, "--once", "--json")
-        assert again.json()["abandoned"] == []  # closed once, reported once
+        assert again.json()["abandoned"] == [] and again.json()["finished"] == []  # closed once, reported once
     finally:
-        victim.kill()
-        victim.wait()
-        if script is not None:
-            kill_group(script)  # run.sh leads its own process group and outlived the killed gtui
+        kill_group(script)  # run.sh leads its own process group and outlived the killed kennel
 
 
 def test_more_open_gates_than_dogs_run_longest_waiting_first(tmp_path: Path) -> None:
@@ -113,7 +130,7 @@ def test_more_open_gates_than_dogs_run_longest_waiting_first(tmp_path: Path) -> 
         book.close_run(run.id, "success", now=started + 1)
         previous[name] = run.id
 
-    done = gtui(town, "--once", "--json")
+    done = gtui(town, "--once", "--wait", "--json")
     assert done.code == 0, done.err
     order = (town / "order.txt").read_text().split()
     assert sorted(order) == names  # every one ran, once
@@ -138,6 +155,7 @@ def test_queue_order_holds_when_subscribers_are_slow(tmp_path: Path) -> None:
         run = book.claim_run(name, "town", now=now - 2 * 3600 - (len(waiting) - rank) * 60)
         book.close_run(run.id, "success", now=run.created_at + 1)
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     engine.bus.subscribe(lambda event: time.sleep(0.01) if isinstance(event, GateChanged) else None)
     try:
         engine.patrol_once(wait=True)
@@ -151,6 +169,7 @@ def test_patrol_events_and_gate_changes_only_on_change(tmp_path: Path) -> None:
     add_plugin(town, "hand", 'type = "manual"')
     add_plugin(town, "cool", 'type = "cooldown"\nduration = "1h"', "echo cool\n")
     engine = Engine(Town.locate(town))
+    start_kennel(town)
     seen: list[Event] = []
     engine.bus.subscribe(seen.append)
 
@@ -192,6 +211,7 @@ def test_a_condition_answer_is_stale_once_its_plugin_ran(tmp_path: Path) -> None
     add_plugin(town, "ready", 'type = "condition"\ncheck = "echo ready"')
     add_plugin(town, "waiting", 'type = "condition"\ncheck = "echo not yet; exit 1"')
     engine = Engine(Town(town))
+    start_kennel(town)
     try:
         report = engine.patrol_once(wait=True)
         assert [item.run.result for item in report.plugins if item.run] == ["success"]
@@ -207,6 +227,7 @@ def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(t
     town = make_town(tmp_path / "town")
     add_plugin(town, "cool", 'type = "cooldown"\nduration = "1h"', "echo cool\n")
     engine = Engine(Town.locate(town))
+    start_kennel(town)
 
     def broken(event: Event) -> None:
         raise ValueError(f"cannot handle {type(event).__name__}")
@@ -222,20 +243,35 @@ def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(t
         engine.close()
 
 
-def test_refused_claims_free_their_dogs_at_once_not_after_an_idle_wait(tmp_path: Path) -> None:
-    """Every claim refused (another process ran each plugin meanwhile): twelve jobs through two dogs resolve in one go."""
+def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_idle_wait(tmp_path: Path) -> None:
+    """Twelve queued runs every one of which another kennel takes first: two dogs of this kennel go through all twelve
+    refusals in one go, never waiting the loop's idle second between them."""
     town = make_town(tmp_path / "town")  # two dogs
     names = [f"moved-{n}" for n in range(12)]
     for name in names:
         add_plugin(town, name, 'type = "manual"')
     engine = Engine(Town.locate(town))
+    queued = [engine.run_plugin(name) for name in names]
+    book = ledger(town)
+    looked: list[int] = []
+
+    class Racing(Kennel):
+        def jobs(self, idle: int) -> list:
+            found = super().jobs(idle)
+            for job in found:  # another kennel takes each one between this kennel's read and its take
+                book.take_run(job.run.id, {"owner": {"host": "elsewhere", "pid": 1}})
+            looked.append(len(found))
+            return found
+
+    house = Racing(Engine(Town.locate(town)))
+    house.open()
+    started = time.monotonic()
+    house.start()
     try:
-        plugins = {plugin.name: plugin for plugin in engine.plugins().plugins}
-        started = time.monotonic()
-        futures = [engine.pool.dispatch(plugins[name], since=0.0, expect_last_run=999) for name in names]  # no run 999: moved
-        outcomes = [future.result(timeout=30) for future in futures if future is not None]
+        wait_for(lambda: sum(looked) >= 12, 10, "the kennel to try every run")
         elapsed = time.monotonic() - started
     finally:
+        house.close()
         engine.close()
-    assert len(outcomes) == 12 and all(outcome.run is None and "was run meanwhile" in outcome.refused for outcome in outcomes)
+    assert sum(looked) == 12 and all(book.get(run.id).data["owner"]["host"] == "elsewhere" for run in queued)
     assert elapsed < 2.0, f"six turns of refusals took {elapsed:.1f}s: each waited the loop's idle second"

@@ -146,7 +146,7 @@ def discover_within(town: Path, seconds: float = DISCOVER_TIMEOUT) -> PluginSet:
 
 def run_once(town: Path) -> dict[str, Any]:
     """``gtui --once --json``: never a traceback (gtui() checks), never exit 2, one JSON document."""
-    done = gtui(town, "--once", "--json", timeout=GTUI_TIMEOUT)
+    done = gtui(town, "--once", "--wait", "--json", timeout=GTUI_TIMEOUT)
     assert done.code != 2, f"--once refused the poisoned town: {done.out or done.err}"
     return done.json()
 

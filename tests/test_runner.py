@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from enginekit import add_plugin, gone, gtui, gtui_argv, gtui_env, kill_group, make_town, read_pid, runs
+from kennelkit import start_kennel
 
 from gtcore.engine import Engine
-from gtcore.events import Event, OutputLine, RunClaimed, RunFinished, RunStarted
+from gtcore.events import DogChanged, Event, OutputLine, RunClaimed, RunFinished, RunStarted
 from gtcore.run_output import LOG_CAP
 from gtcore.town import Town
 
@@ -136,15 +137,18 @@ def test_one_run_publishes_claimed_started_output_finished_in_order(tmp_path: Pa
     town = make_town(tmp_path / "town")
     add_plugin(town, "chatty", MANUAL, "echo one\necho two\necho three\nexit 4\n")
     engine = Engine(Town.locate(town))
+    kennel = start_kennel(town)
+    assert kennel is not None
     seen: list[Event] = []
-    engine.bus.subscribe(seen.append)
+    kennel.engine.bus.subscribe(seen.append)  # the kennel runs it: its engine's bus says what happens
     try:
-        outcome = engine.run_plugin("chatty").result(timeout=30)
+        queued = engine.run_plugin("chatty")
+        ended = engine.wait_runs([queued.id], timeout=30)[queued.id]
     finally:
         engine.close()
-    assert outcome.run is not None and outcome.run.result == "failure"
-    ref = outcome.run.ref
-    mine = [event for event in seen if getattr(event, "run_id", None) == ref]
+    assert ended.result == "failure"
+    ref = ended.ref
+    mine = [event for event in seen if getattr(event, "run_id", None) == ref and not isinstance(event, DogChanged)]
     assert [type(event) for event in mine] == [RunClaimed, RunStarted, OutputLine, OutputLine, OutputLine, RunFinished]
     claimed, started, *lines, finished = mine
     assert (claimed.plugin, claimed.rig) == ("chatty", "town")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from enginekit import add_plugin, gtui_argv, gtui_env
+from enginekit import add_plugin, gtui_argv, gtui_env, wait_for
 from textual.command import CommandPalette
 from textual.widgets import Log, OptionList
 from tuikit import (
@@ -89,7 +89,8 @@ async def test_r_runs_the_selected_plugin_and_the_feed_shows_it(town: Path) -> N
         assert "hello" in row_text(app, "feed", feed_key) and "success" in row_text(app, "feed", feed_key)
         await wait_until(pilot, lambda: cells(app, "plugins", "hello")[5] == "success", 3, "hello's last result")
         assert cells(app, "plugins", "hello")[5:7] == ["success", "1"]  # result, runs
-        assert ("Run", "hello handed to a dog") in [(title, message) for title, message, _ in notes(app)]
+        assert ("Run", f"hello queued for a dog as {ledger_of(town).runs('hello')[0].ref}") in [
+            (title, message) for title, message, _ in notes(app)]
 
 
 async def test_a_plugins_own_report_shows_in_the_table_and_the_feed(town: Path) -> None:
@@ -135,7 +136,8 @@ async def test_f_force_runs_a_disabled_plugin_that_r_refuses(town: Path) -> None
         assert results(town, "dormant") == []
         await pilot.press("f")
         await wait_until(pilot, lambda: results(town, "dormant") == ["success"], 10, "the forced run")
-        assert ("Run (forced)", "dormant handed to a dog") in [(title, message) for title, message, _ in notes(app)]
+        assert ("Run (forced)", f"dormant queued for a dog as {ledger_of(town).runs('dormant')[0].ref}") in [
+            (title, message) for title, message, _ in notes(app)]
 
 
 async def test_space_pauses_and_resumes_the_selected_plugin(town: Path) -> None:
@@ -289,7 +291,7 @@ async def test_d_confirms_before_digesting_n_cancels_y_runs(tmp_path: Path) -> N
 async def test_p_patrols_now(tmp_path: Path) -> None:
     town = control_town(tmp_path / "town")
     add_plugin(town, "cool", gate='type = "cooldown"\nduration = "1h"', run_sh='echo "cool ran"\n')
-    app = app_for(town, live=False)  # no patrol at start: only p can run the open cooldown gate
+    app = app_for(town, live=False, kennel=True)  # no patrol at start: only p can run the open cooldown gate
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         assert "open: " in row_text(app, "plugins", "cool")
@@ -386,32 +388,53 @@ async def test_q_quits(town: Path) -> None:
     assert app.return_code == 0
 
 
-async def test_q_with_a_run_in_flight_asks_first(tmp_path: Path) -> None:
+async def test_q_with_a_run_in_flight_quits_at_once_and_the_run_ends_in_its_kennel(tmp_path: Path) -> None:
     town = control_town(tmp_path / "town")
     pid_file = tmp_path / "sleepy.pid"
-    add_plugin(town, "sleepy", gate='type = "manual"', run_sh=f'echo $$ > "{pid_file}"\nsleep 5\n')
+    add_plugin(town, "sleepy", gate='type = "manual"', run_sh=f'echo $$ > "{pid_file}"\nsleep 2\n')
     app = app_for(town)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await started(pilot)
             await select(pilot, "plugins", "sleepy")
             await pilot.press("r")
-            await wait_until(pilot, lambda: app.engine is not None and app.engine.runs_in_flight() and pid_file.exists(), 5,
-                             "the run in flight")
+            await wait_until(pilot, lambda: pid_file.exists(), 5, "the run in flight")
             await wait_until(pilot, lambda: "working" in pane_text(app, "dogs"), 3, "a working dog")
             await pilot.press("q")
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the quit confirm modal")
-            assert "Runs are in flight. Quit anyway?" in screen_text(app)
-            assert "each is recorded as abandoned, stopped" in screen_text(app)  # why quitting matters, in the dialog
+            await wait_until(pilot, lambda: app.return_code is not None, 3, "the app to exit")  # no question: nothing is lost
+        run = ledger_of(town).runs("sleepy")[0]
+        assert run.status == "running", "quitting the control room left the run to its kennel"
+        ended = wait_for(lambda: ledger_of(town).get(run.id).status == "closed" and ledger_of(town).get(run.id), 10, "its end")
+        assert ended.result == "success"
+    finally:
+        kill_pid_file(pid_file)
+
+
+async def test_ctrl_k_stops_the_selected_run_after_asking(tmp_path: Path) -> None:
+    town = control_town(tmp_path / "town")
+    pid_file = tmp_path / "sleepy.pid"
+    add_plugin(town, "sleepy", gate='type = "manual"', run_sh=f'echo $$ > "{pid_file}"\nsleep 30\n')
+    app = app_for(town)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await started(pilot)
+            await select(pilot, "plugins", "sleepy")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: pid_file.exists(), 5, "the run in flight")
+            run = ledger_of(town).runs("sleepy")[0]
+            await select(pilot, "dogs", f"run:{run.ref}")
+            await pilot.press("ctrl+k")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the stop confirm modal")
+            assert f"Stop {run.ref} (sleepy)?" in screen_text(app)
             await pilot.press("n")
             await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen), 3, "the modal to go")
-            assert app.return_code is None
-            await pilot.press("ctrl+q")  # Textual's own quit key asks too
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the quit confirm modal again")
+            assert ledger_of(town).get(run.id).status == "running", "no answered no"
+            await pilot.press("ctrl+k")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 3, "the stop confirm modal again")
             await pilot.press("y")
-            await wait_until(pilot, lambda: app.return_code is not None, 3, "the app to exit")
-        run = ledger_of(town).runs("sleepy")[0]
-        assert run.result == "abandoned" and run.data["reason"].startswith("stopped: the control room exited")
+            await wait_until(pilot, lambda: ledger_of(town).get(run.id).status == "closed", 10, "the run to be stopped")
+        stopped = ledger_of(town).get(run.id)
+        assert stopped.result == "abandoned" and "stopped from the control room (ctrl+k)" in stopped.data["reason"]
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid_file.read_text()), 0)
     finally:

@@ -339,7 +339,7 @@ async def test_the_filter_matches_the_name_column_and_column_value_terms(tmp_pat
     opened = raise_escalation(town, "hello is late", "high")
     acked = raise_escalation(town, "disk full", "medium")
     escalations_of(town).ack(acked.ref, now=time.time())
-    app = app_for(town, live=False)
+    app = app_for(town, live=False, kennel=True)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         table = app.pane("plugins")
@@ -374,12 +374,13 @@ async def test_the_filter_matches_the_name_column_and_column_value_terms(tmp_pat
         assert await typed("feed", "broken") == [key for key in row_keys(app, "feed") if cells(app, "feed", key)[1] == "broken"]
         assert len(row_keys(app, "feed")) == 1
         await pilot.press("escape")
-        assert await typed("dogs", "rex") == ["rex"]
+        (rex,) = await typed("dogs", "rex")
+        assert rex.startswith("idle:") and rex.endswith(":rex")
         middle = app.query_one("#middle")  # the panes share the screen anew as the filter is typed (2 escalations; 1 dog, its filter line)
         await wait_until(pilot, lambda: middle.outer_size.height == max(2, 1 + 1) + 3, 3, "the middle row fitted to the filter")
         assert await typed("dogs", "no such dog") == []
         await pilot.press("escape")
-        assert len(row_keys(app, "dogs")) == 2
+        assert len(row_keys(app, "dogs")) == 1 + 2  # the kennel and its two dogs
 
 
 async def test_esc_in_the_table_clears_a_filter_even_when_the_pane_is_maximized(town: Path) -> None:
@@ -431,7 +432,7 @@ async def test_at_80x24_the_panes_keep_what_matters_and_the_footer_keeps_help_an
     add_plugin(town, "forge-builder", gate='type = "cooldown"\nduration = "10m"', where="forge/plugins")
     record_run(town, "broken", "failure", started=time.time() - 60, duration=1.0)
     raise_escalation(town, "the forge's disk is almost full again", "high")
-    app = app_for(town, live=False)
+    app = app_for(town, live=False, kennel=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot)
         await pilot.pause(0.2)
@@ -443,8 +444,8 @@ async def test_at_80x24_the_panes_keep_what_matters_and_the_footer_keeps_help_an
         shown = screen_text(app)
         assert "✗ failure" in shown and "forge-builder" in shown
         dogs = app.pane("dogs")
-        assert dogs.row_count == 3
-        assert all(name in shown for name in ("rex", "fido")) and (row_keys(app, "dogs")[2] in shown or "+1 more" in shown)
+        assert dogs.row_count == 1 + 3  # the kennel and its three dogs
+        assert all(name in shown for name in ("kennel", "rex")) and ("fido" in shown or "more" in dogs.subtitle)
         footer = shown.splitlines()[-1]
         assert footer.lstrip().startswith("? Help") and " q Quit " in footer, footer
         await pilot.press("4")
@@ -454,13 +455,14 @@ async def test_at_80x24_the_panes_keep_what_matters_and_the_footer_keeps_help_an
 
 async def test_a_pane_too_short_for_its_rows_says_how_many_more(tmp_path: Path) -> None:
     town = control_town(tmp_path / "town", settings="dogs = 16\n")
-    app = app_for(town, live=False)
+    app = app_for(town, live=False, kennel=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await started(pilot)
         await pilot.pause(0.2)
         dogs = app.pane("dogs")
-        names = row_keys(app, "dogs")
-        shown = [name for name in names if re.search(rf"│ {name} ", screen_text(app))]
+        names = [cells(app, "dogs", key)[0].strip() for key in row_keys(app, "dogs")[1:]]  # after the kennel's row
+        assert len(names) == 16
+        shown = [name for name in names if re.search(rf"│\s+{name} ", screen_text(app))]
         assert 0 < len(shown) < 16
         assert dogs.subtitle == f"+{16 - len(shown)} more" and f"+{16 - len(shown)} more" in screen_text(app)
         await pilot.press("2", "G")  # at the bottom, nothing is below
@@ -470,13 +472,13 @@ async def test_a_pane_too_short_for_its_rows_says_how_many_more(tmp_path: Path) 
 async def test_at_250x70_the_panes_share_the_screen_by_what_they_hold(town: Path) -> None:
     raise_escalation(town, "disk full", "high")
     record_run(town, "hello", "success", started=time.time() - 60, duration=1.0)
-    app = app_for(town, live=False)
+    app = app_for(town, live=False, kennel=True)
     async with app.run_test(size=(250, 70)) as pilot:
         await started(pilot)
         await pilot.pause(0.2)
         heights = {pane: app.pane(pane).box.outer_size.height for pane in ("plugins", "escalations", "dogs", "feed")}
         assert heights["plugins"] == 3 + 3  # its rows, its labels and its border: no empty rows
-        assert heights["escalations"] == heights["dogs"] == 2 + 3  # the two dogs
+        assert heights["escalations"] == heights["dogs"] == 1 + 2 + 3  # the kennel and its two dogs
         assert heights["feed"] == app.query_one("#panes").size.height - heights["plugins"] - heights["dogs"]  # the rest
         assert app.pane("dogs").box.outer_size.width < 125  # as wide as its columns want; the escalations get the rest
 

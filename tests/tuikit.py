@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from enginekit import add_plugin, make_town
+from kennelkit import start_kennel
 from textual.pilot import Pilot
 
 from gtcore.escalation import Escalation, Escalations
@@ -113,7 +114,10 @@ def kill_pid_file(path: Path) -> None:
 # -- the app ----------------------------------------------------------------------------------
 
 
-def app_for(root: Path, **options: Any) -> GtuiApp:
+def app_for(root: Path, *, kennel: bool | None = None, **options: Any) -> GtuiApp:
+    """The control room on ``root``; a live one (or ``kennel=True``) gets a kennel in this process to run what it queues."""
+    if kennel if kennel is not None else options.get("live", True):
+        start_kennel(root)
     return GtuiApp(Town(root.resolve()), **options)
 
 

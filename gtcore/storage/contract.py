@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 KINDS = ("wisp", "digest", "escalation", "mail", "event", "note")
+IN_FLIGHT = ("queued", "running")  # the statuses of a run claimed and not yet closed: one per plugin at a time
 ANY_LAST_RUN = -1  # a claim that does not care which run came last
 PAUSED, RESUMED = "plugin.paused", "plugin.resumed"
 OWED = "follow-up:owed"  # the label of a failed run whose escalation is not yet raised (see Close.owed)
@@ -43,13 +44,13 @@ class LedgerFacts:
 
     def __init__(self) -> None:
         self.summary: dict[str, PluginStats] = {}
-        self.running: dict[str, Bead] = {}  # plugin -> its run in flight (data and ids, no labels)
+        self.running: dict[str, Bead] = {}  # plugin -> its run in flight, queued or running (data and ids, no labels)
         self.paused: dict[str, str] = {}  # plugin -> the operator's reason
         self.events: dict[str, float] = {}  # town event -> when it last came
 
 
 class Claim(Record):
-    """A run to record as ``running`` before it starts (see :meth:`Ledger.claim_run`)."""
+    """A run to record as ``queued`` for a kennel to take (see :meth:`Ledger.claim_run`)."""
 
     plugin: str
     rig: str
@@ -59,8 +60,16 @@ class Claim(Record):
     expect_last_run: int | None = ANY_LAST_RUN
 
 
+class Take(Record):
+    """A queued run a kennel takes: it becomes ``running``, with ``data`` (its owner, dog, token, lease) merged in."""
+
+    run_id: int
+    data: dict[str, Any]
+    now: float | None = None
+
+
 class Close(Record):
-    """A running wisp to close with its result (see :meth:`Ledger.close_run`)."""
+    """A run in flight (queued or running) to close with its result (see :meth:`Ledger.close_run`)."""
 
     run_id: int
     result: str
@@ -129,6 +138,16 @@ class Squash(Record):
     runs: list[FinishedRun]
     existing: Bead | None
     digest: Bead | None
+
+
+class KennelBeat(Record):
+    """A kennel as the ledger knows it: its host and process, since when, its last heartbeat (the ledger's clock), what it said."""
+
+    host: str
+    pid: int
+    started_at: float
+    beat_at: float
+    data: dict[str, Any]
 
 
 class LedgerDump(Record):
@@ -218,24 +237,61 @@ class Ledger(ABC):
     # -- runs ---------------------------------------------------------------------------
 
     @abstractmethod
-    def record_turn(self, closes: list[Close], claims: list[Claim]) -> list[Bead | Exception]:
-        """Close runs and claim others in one commit, each apart: per request its wisp or the exception it met.
+    def clock(self) -> float:
+        """The ledger's own time (seconds since the epoch): the one clock every host of a town shares."""
 
-        A claim is refused with :class:`gtcore.errors.RunInFlight` while its
-        plugin has a run in flight (on any host), and with
+    @abstractmethod
+    def record_turn(self, closes: list[Close], claims: list[Claim], takes: Iterable[Take] = ()) -> list[Bead | Exception]:
+        """Close runs, claim others and take queued ones in one commit, each apart: per request (closes, then
+        claims, then takes) its wisp or the exception it met.
+
+        A claim is recorded ``queued`` and refused with
+        :class:`gtcore.errors.RunInFlight` while its plugin has a run in
+        flight (queued or running, on any host), and with
         :class:`gtcore.errors.GateMoved` when ``expect_last_run`` is no longer
         the plugin's last run: two patrols seeing one open gate run it once.
-        Closing a closed run keeps its first result.  A failure of the whole
-        commit is every request's answer.
+        A take makes a queued run ``running`` and is refused with
+        :class:`gtcore.errors.RunTaken` when the run is no longer queued: two
+        kennels never start one run.  Closing a closed run keeps its first
+        result.  A failure of the whole commit is every request's answer.
         """
+
+    @abstractmethod
+    def queued_runs(self) -> list[Bead]:
+        """Every run waiting for a kennel, oldest claim first."""
+
+    @abstractmethod
+    def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
+        """Stop a run in flight: a queued one is closed ``abandoned`` at once; a running one is marked
+        (``data["stop"]``) for the kennel that runs it, which ends it and records it.  Returns the run as it is now."""
+
+    @abstractmethod
+    def stop_requests(self, run_ids: list[int]) -> dict[int, str]:
+        """Which of these runs someone asked to stop, with the reason given."""
+
+    @abstractmethod
+    def take_finished(self, reader: str, limit: int) -> tuple[list[Bead], bool]:
+        """The runs that ended since ``reader`` last asked, in the order they ended (the ledger's sequence, never a clock),
+        at most ``limit``; and whether more are waiting.  Each run is given to each reader once: the read moves the
+        reader's cursor in the same transaction."""
+
+    # -- kennels --------------------------------------------------------------------------
+
+    @abstractmethod
+    def beat_kennel(self, host: str, pid: int, started_at: float, data: dict[str, Any]) -> float:
+        """A kennel is alive: keep it (one per host, the newest wins) with its heartbeat on the ledger's clock, returned."""
+
+    @abstractmethod
+    def kennels(self) -> list[KennelBeat]:
+        """Every kennel that beat and has not said goodbye, by host."""
+
+    @abstractmethod
+    def forget_kennel(self, host: str, pid: int) -> None:
+        """A kennel is gone (it said so, or its host's patrol found it dead): forget it, unless another took its place."""
 
     @abstractmethod
     def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
         """Keep a plugin's own report on its running wisp; only the run's token may."""
-
-    @abstractmethod
-    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
-        """Merge facts learnt while a run is in flight (its pid) into its wisp."""
 
     @abstractmethod
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
@@ -243,12 +299,16 @@ class Ledger(ABC):
 
     def claim_run(self, plugin: str, rig: str, *, labels: Iterable[str] = (), data: dict[str, Any] | None = None,
                   now: float | None = None, expect_last_run: int | None = ANY_LAST_RUN) -> Bead:
-        """Record a run as ``running`` before it starts; refused as :meth:`record_turn` says."""
+        """Record a run as ``queued`` for a kennel; refused as :meth:`record_turn` says."""
         return _answer(self.record_turn([], [Claim(plugin, rig, tuple(labels), data, now, expect_last_run)])[0])
+
+    def take_run(self, run_id: int, data: dict[str, Any], *, now: float | None = None) -> Bead:
+        """Make a queued run ``running`` for this kennel; refused as :meth:`record_turn` says."""
+        return _answer(self.record_turn([], [], [Take(run_id, data, now)])[0])
 
     def close_run(self, run_id: int, result: str, *, data: dict[str, Any] | None = None, now: float | None = None,
                   summary: str | None = None) -> Bead:
-        """Close a running wisp with its result; closing twice keeps the first result."""
+        """Close a run in flight with its result; closing twice keeps the first result."""
         return _answer(self.record_turn([Close(run_id, result, data, now, summary)], [])[0])
 
     def run_log(self, run_id: int) -> str | None:
@@ -274,9 +334,9 @@ class Ledger(ABC):
         """Run wisps, newest first."""
         return self.beads("wisp", plugin=plugin, limit=limit, status=status)
 
-    def running_runs(self) -> list[Bead]:
-        """Every run in flight, in any process."""
-        return self.beads("wisp", status="running", limit=None)
+    def runs_in_flight(self) -> list[Bead]:
+        """Every run claimed and not yet closed (queued or running), in any process."""
+        return self.beads("wisp", status=IN_FLIGHT, limit=None)
 
     # -- town events, pauses and the gates' facts ---------------------------------------
 

@@ -9,9 +9,11 @@ on its plugin, or is refused when another host holds it (two hosts reading
 the same last run cannot both claim), raising
 an escalation one on its source and subject, and leasing deliveries takes
 due rows ``FOR UPDATE SKIP LOCKED`` so hosts never wait on each other's
-leases.  Every commit that touches beads moves the ``ledger_changes``
-sequence (:meth:`PgLedger.changes`, what control rooms poll) and notifies
-``gtui_changes`` (:meth:`PgLedger.listen`, what wakes them at once).
+leases.  Every commit that touches beads notifies ``gtui_changes``
+(:meth:`PgLedger.listen`, what wakes control rooms at once); what they poll
+(:meth:`PgLedger.changes`) is the server's transaction snapshot, which moves
+when a writer commits (a counter bumped inside the transaction would move
+before the commit, and a reader who looked in between would miss it).
 
 Connections are per thread.  A lost or refused connection is a
 :class:`~gtcore.errors.LedgerError` of one line, with the password left out.
@@ -30,8 +32,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, PluginStats, Report, format_ref
+from gtcore.model import Bead, PluginStats, Report, Result, format_ref
 from gtcore.storage.contract import (
+    IN_FLIGHT,
     OWED,
     PAUSED,
     ROUTE_LATER,
@@ -41,16 +44,29 @@ from gtcore.storage.contract import (
     DigestDraft,
     EscalationChange,
     FinishedRun,
+    KennelBeat,
     Ledger,
     LedgerDump,
     LedgerFacts,
     Squash,
+    Take,
 )
-from gtcore.storage.shared import LATEST_PAUSES, check_bead, check_final, claim_labels, closed, refuse_moved, stored, with_outcome
+from gtcore.storage.shared import (
+    LATEST_PAUSES,
+    STOPPED_QUEUED,
+    check_bead,
+    check_final,
+    claim_labels,
+    closed,
+    refuse_moved,
+    stop_note,
+    stored,
+    taken,
+    with_outcome,
+)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gtui_schema (version INTEGER NOT NULL);
 CREATE SEQUENCE ledger_changes;
@@ -145,6 +161,51 @@ END $$;
 CREATE TRIGGER ledger_changed AFTER INSERT OR UPDATE OR DELETE ON beads FOR EACH STATEMENT EXECUTE FUNCTION ledger_changed();
 """
 
+_KENNEL = """
+CREATE OR REPLACE FUNCTION ledger_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('gtui_changes', '');  -- delivered at commit, one per transaction
+    RETURN NULL;
+END $$;
+DROP SEQUENCE ledger_changes;
+DROP INDEX one_running_run;
+CREATE UNIQUE INDEX one_run_in_flight ON beads(plugin) WHERE kind = 'wisp' AND status IN ('queued', 'running');
+CREATE INDEX runs_in_flight ON beads(status, id) WHERE kind = 'wisp' AND status IN ('queued', 'running');
+CREATE TABLE run_ends (
+    seq     BIGSERIAL PRIMARY KEY,
+    run_id  BIGINT NOT NULL
+);
+CREATE INDEX run_ends_by_run ON run_ends(run_id);
+-- A number is taken under a lock held to the commit, so the numbers commit in their order: a reader that sees
+-- end 11 has seen end 10 (a sequence alone hands out numbers in one order and commits them in another).
+CREATE FUNCTION wisp_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('gtui run ends'));
+    INSERT INTO run_ends (run_id) VALUES (NEW.id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER wisp_ended AFTER UPDATE OF status ON beads FOR EACH ROW
+    WHEN (NEW.kind = 'wisp' AND NEW.status = 'closed' AND OLD.status <> 'closed') EXECUTE FUNCTION wisp_ended();
+CREATE TRIGGER wisp_recorded_ended AFTER INSERT ON beads FOR EACH ROW
+    WHEN (NEW.kind = 'wisp' AND NEW.status = 'closed') EXECUTE FUNCTION wisp_ended();
+CREATE TABLE readers (
+    name  TEXT PRIMARY KEY,
+    seq   BIGINT NOT NULL
+);
+CREATE TABLE kennels (
+    host        TEXT PRIMARY KEY,
+    pid         INTEGER NOT NULL,
+    started_at  DOUBLE PRECISION NOT NULL,
+    beat_at     DOUBLE PRECISION NOT NULL,
+    data        JSONB NOT NULL DEFAULT '{}'
+);
+"""
+
+_MIGRATIONS = [_SCHEMA, _KENNEL]
+"""Each schema change, in order: a ledger at version N gets the ones after it (version 1 is the first schema)."""
+SCHEMA_VERSION = len(_MIGRATIONS)
+_ENDS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gtui run ends'))"  # see wisp_ended: taken first by every turn that closes
+
 def _json(value: Any) -> Jsonb:
     """JSON for a ``jsonb`` column, which holds no NUL: one a plugin wrote becomes U+FFFD, anywhere in the value."""
     return Jsonb(_without_nul(value))
@@ -197,21 +258,26 @@ class PgLedger(Ledger):
         return conn
 
     def _prepare(self) -> None:
-        """Create the schema on first use (one host at a time, under an advisory lock); refuse a newer one."""
+        """Create the schema on first use, or bring an older one up to date (one host at a time, under an advisory lock);
+        refuse a newer one."""
         conn = self._connect()
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('gtui schema'))")
                 exists = conn.execute("SELECT to_regclass('gtui_schema') IS NOT NULL").fetchone()[0]
                 version = conn.execute("SELECT max(version) FROM gtui_schema").fetchone()[0] if exists else None
-                if version is None:
-                    if self.readonly:
-                        raise LedgerError(f"ledger {self.where}: holds no gtui ledger yet, and a read-only gtui creates none")
-                    conn.execute(_SCHEMA)
-                    conn.execute("INSERT INTO gtui_schema VALUES (%s)", (SCHEMA_VERSION,))
-                elif version > SCHEMA_VERSION:
+                if version is not None and version > SCHEMA_VERSION:
                     raise LedgerError(f"ledger {self.where}: schema version {version} is newer than this gtui understands"
                                       f" ({SCHEMA_VERSION}); upgrade gtui")
+                if version == SCHEMA_VERSION:
+                    return
+                if self.readonly:
+                    raise LedgerError(f"ledger {self.where}: holds no gtui ledger yet, and a read-only gtui creates none" if version is None
+                                      else f"ledger {self.where}: schema version {version} needs an upgrade to {SCHEMA_VERSION},"
+                                      " which a read-only gtui does not write; run any gtui command that writes (gtui --once) once")
+                for script in _MIGRATIONS[version or 0:]:
+                    conn.execute(script)
+                conn.execute("INSERT INTO gtui_schema VALUES (%s)", (SCHEMA_VERSION,))
         except psycopg.Error as exc:
             raise self._error(exc) from None
 
@@ -264,7 +330,9 @@ class PgLedger(Ledger):
             raise self._error(exc) from None
 
     def changes(self) -> int:
-        return self._read("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ledger_changes")[0][0]  # 1 before the first
+        """The server's snapshot (oldest running transaction, next id, those in progress) as a number: it moves at every
+        commit of a writer, after the commit."""
+        return hash(self._read("SELECT pg_current_snapshot()::text")[0][0])
 
     def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
         """LISTEN on a connection of its own, on a daemon thread; a lost connection is opened again a second later."""
@@ -352,10 +420,16 @@ class PgLedger(Ledger):
 
     # -- runs ---------------------------------------------------------------------------
 
-    def record_turn(self, closes: list[Close], claims: list[Claim]) -> list[Bead | Exception]:
-        works = [_closing(close) for close in closes] + [_claiming(claim) for claim in claims]
+    def clock(self) -> float:
+        """The server's clock, which every host of the town reads alike."""
+        return float(self._read("SELECT extract(epoch FROM clock_timestamp())")[0][0])
+
+    def record_turn(self, closes: list[Close], claims: list[Claim], takes: Iterable[Take] = ()) -> list[Bead | Exception]:
+        works = [_closing(close) for close in closes] + [_claiming(claim) for claim in claims] + [_taking(take) for take in takes]
 
         def each(conn: psycopg.Connection[Any]) -> list[Any]:
+            if closes:
+                conn.execute(_ENDS_LOCK)  # before any row lock: two turns closing runs never wait on each other crosswise
             answers: list[Any] = []
             for work in works:
                 try:
@@ -376,6 +450,68 @@ class PgLedger(Ledger):
         except LedgerError as exc:
             return [exc] * len(works)
 
+    def queued_runs(self) -> list[Bead]:
+        with self._snapshot() as conn:
+            return _with_labels(conn, conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND status = 'queued'"
+                                                   " ORDER BY id").fetchall())
+
+    def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def stop(conn: psycopg.Connection[Any]) -> Bead:
+            conn.execute(_ENDS_LOCK)
+            bead = _fetch(conn, run_id, lock=True)
+            if bead is None or bead.kind != "wisp":
+                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            if bead.status == Result.QUEUED:
+                return _closing(Close(run_id, Result.ABANDONED, {"reason": f"{STOPPED_QUEUED}: {reason}"}, stamp))(conn)
+            if bead.status == Result.RUNNING:
+                conn.execute("UPDATE beads SET data = jsonb_set(data, '{stop}', %s), updated_at = %s WHERE id = %s",
+                             (_json(stop_note(reason, stamp)), stamp, run_id))
+                return _fetch(conn, run_id)  # type: ignore[return-value]
+            return bead
+
+        return self._retry(stop)
+
+    def stop_requests(self, run_ids: list[int]) -> dict[int, str]:
+        if not run_ids:
+            return {}
+        rows = self._read("SELECT id, data->'stop'->>'reason' FROM beads WHERE id = ANY(%s) AND status = 'running' AND data ? 'stop'",
+                          (run_ids,))
+        return {run_id: reason or "" for run_id, reason in rows}
+
+    def take_finished(self, reader: str, limit: int) -> tuple[list[Bead], bool]:
+        def take(conn: psycopg.Connection[Any]) -> tuple[list[Bead], bool]:
+            conn.execute("INSERT INTO readers VALUES (%s, 0) ON CONFLICT DO NOTHING", (reader,))
+            after = conn.execute("SELECT seq FROM readers WHERE name = %s FOR UPDATE", (reader,)).fetchone()[0]
+            ends = conn.execute("SELECT seq, run_id FROM run_ends WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit + 1)).fetchall()
+            more = len(ends) > limit
+            ends = ends[:limit]
+            if not ends:
+                return [], False
+            conn.execute("UPDATE readers SET seq = %s WHERE name = %s", (ends[-1][0], reader))
+            ids = [run_id for _, run_id in ends]
+            found = {bead.id: bead for bead in _with_labels(conn, conn.execute(
+                f"SELECT {_COLUMNS} FROM beads WHERE id = ANY(%s)", (ids,)).fetchall())}
+            return [found[run_id] for run_id in ids if run_id in found], more
+
+        return self._retry(take)
+
+    # -- kennels --------------------------------------------------------------------------
+
+    def beat_kennel(self, host: str, pid: int, started_at: float, data: dict[str, Any]) -> float:
+        """The heartbeat is the server's clock: every host judges it on the same clock."""
+        return float(self._retry(lambda conn: conn.execute(
+            "INSERT INTO kennels VALUES (%s, %s, %s, extract(epoch FROM clock_timestamp()), %s) ON CONFLICT (host) DO UPDATE SET"
+            " pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at, data = excluded.data RETURNING beat_at",
+            (host, pid, started_at, _json(data))).fetchone()[0]))
+
+    def kennels(self) -> list[KennelBeat]:
+        return [KennelBeat(*row) for row in self._read("SELECT host, pid, started_at, beat_at, data FROM kennels ORDER BY host")]
+
+    def forget_kennel(self, host: str, pid: int) -> None:
+        self._retry(lambda conn: conn.execute("DELETE FROM kennels WHERE host = %s AND pid = %s", (host, pid)))
+
     def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
 
@@ -392,10 +528,6 @@ class PgLedger(Ledger):
             return _fetch(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
-
-    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
-        self._retry(lambda conn: conn.execute(
-            "UPDATE beads SET data = data || %s WHERE id = %s AND kind = 'wisp' AND status = 'running'", (_json(data), run_id)))
 
     def run_log(self, run_id: int) -> str | None:
         rows = self._read("SELECT text FROM run_logs WHERE run_id = %s", (run_id,))
@@ -448,10 +580,10 @@ class PgLedger(Ledger):
             for row in conn.execute("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
                                     " FROM plugin_stats"):
                 facts.summary[row[0]] = PluginStats(*row)
-            for plugin, run_id, created, rig, data in conn.execute(
-                    "SELECT plugin, id, created_at, rig, data FROM beads WHERE kind = 'wisp' AND status = 'running'"):
-                facts.running[plugin] = Bead(run_id, "wisp", f"run {plugin}", "running", "", created, created, None, plugin, rig,
-                                             "running", data)
+            for plugin, run_id, created, rig, status, data in conn.execute(
+                    "SELECT plugin, id, created_at, rig, status, data FROM beads WHERE kind = 'wisp' AND status IN ('queued', 'running')"):
+                facts.running[plugin] = Bead(run_id, "wisp", f"run {plugin}", status, "", created, created, None, plugin, rig, status,
+                                             data)
             for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})"):
                 if title == PAUSED:
                     facts.paused[plugin] = body
@@ -560,6 +692,7 @@ class PgLedger(Ledger):
             conn.execute("DELETE FROM plugin_stats")
             conn.cursor().executemany("INSERT INTO plugin_stats VALUES (%s, %s, %s, %s, %s, %s, %s)", [tuple(row) for row in stats or []])
             conn.execute("SELECT setval(pg_get_serial_sequence('beads', 'id'), greatest((SELECT max(id) FROM beads), 1))")
+            conn.execute("DELETE FROM run_ends")  # the copied runs ended before this ledger: no reader is owed them
             return total
 
         return self._retry(write)
@@ -693,12 +826,28 @@ def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
         refuse_moved(claim, latest)
         try:
             with conn.transaction():
-                run = _insert(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
-                              data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="running",
+                run = _insert(conn, "wisp", title=f"run {plugin}", status="queued", labels=extra,
+                              data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="queued",
                               now=claim.now)
         except psycopg.errors.UniqueViolation:
             raise RunInFlight(f"plugin {plugin} already has a run in flight") from None
         return run._replace(labels=(*own, *extra))
+
+    return write
+
+
+def _taking(take: Take) -> Callable[[psycopg.Connection[Any]], Bead]:
+    """As SQLite's, the queued row held from its read to the write: of two kennels taking one run, the second finds it running."""
+    stamp = time.time() if take.now is None else take.now
+
+    def write(conn: psycopg.Connection[Any]) -> Bead:
+        bead = _fetch(conn, take.run_id, lock=True)
+        if bead is None or bead.kind != "wisp":
+            raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
+        running = taken(bead, take, stamp)
+        conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = %s, data = %s WHERE id = %s",
+                     (stamp, _json(running.data), take.run_id))
+        return running
 
     return write
 
@@ -712,7 +861,7 @@ def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
         bead = _fetch(conn, run_id, lock=True)
         if bead is None or bead.kind != "wisp":
             raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
-        if bead.status != "running":
+        if bead.status not in IN_FLIGHT:
             return bead
         done = closed(bead, request)
         conn.execute("UPDATE beads SET status = 'closed', result = %s, body = %s, closed_at = %s, updated_at = %s, data = %s"
@@ -773,4 +922,5 @@ def _load_beads(conn: psycopg.Connection[Any], part: LedgerDump) -> int:
 def _delete(conn: psycopg.Connection[Any], ids: list[int]) -> None:
     if ids:
         conn.execute("DELETE FROM labels WHERE bead_id = ANY(%s)", (ids,))
+        conn.execute("DELETE FROM run_ends WHERE run_id = ANY(%s)", (ids,))
         conn.execute("DELETE FROM beads WHERE id = ANY(%s)", (ids,))

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from gtcore.errors import GateMoved
-from gtcore.model import FAILED, Bead, Result, format_ref, settle
+from gtcore.errors import GateMoved, RunTaken
+from gtcore.model import FAILED, UNFINISHED, Bead, Result, format_ref, settle
 from gtcore.records import TYPE_CHECKING, Record
-from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery
+from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Take
 
 if TYPE_CHECKING:
     from typing import Any
@@ -36,7 +36,7 @@ def stored(data: dict[str, Any]) -> dict[str, Any]:
 
 def claim_labels(claim: Claim) -> tuple[list[str], list[str]]:
     """A claimed run's own labels (written by the backend's wisp trigger) and the plugin's extra ones."""
-    own = ["type:plugin-run", f"plugin:{claim.plugin}", f"rig:{claim.rig}", "result:running"]
+    own = ["type:plugin-run", f"plugin:{claim.plugin}", f"rig:{claim.rig}", "result:queued"]
     return own, [label for label in dict.fromkeys(claim.labels) if label not in own]
 
 
@@ -48,9 +48,26 @@ def refuse_moved(claim: Claim, latest: int | None) -> None:
 
 def check_final(request: Close) -> float:
     """Refuse a close to a result that is not final; when the close happens (``now``, else the clock)."""
-    if request.result not in Result.__members__.values() or request.result == Result.RUNNING:
+    if request.result not in Result.__members__.values() or request.result in UNFINISHED:
         raise ValueError(f"not a final result: {request.result}")
     return time.time() if request.now is None else request.now
+
+
+def taken(queued: Bead, take: Take, at: float) -> Bead:
+    """A queued run as a take leaves it: running since ``at``, with the kennel's data; refused when it is not queued."""
+    if queued.status != Result.QUEUED:
+        raise RunTaken(f"{queued.ref} is {queued.status} ({queued.result}), no longer queued: another kennel took it, or it was stopped")
+    labels = tuple(sorted({*queued.labels, "result:running"} - {"result:queued"}))
+    return queued._replace(status="running", result="running", updated_at=at, data={**queued.data, **take.data, "started_at": at},
+                           labels=labels)
+
+
+def stop_note(reason: str, at: float) -> dict[str, Any]:
+    """What a stop request leaves on a running run for its kennel."""
+    return {"reason": reason, "at": at}
+
+
+STOPPED_QUEUED = "stopped before a kennel took it"
 
 
 class Closed(Record):
@@ -78,8 +95,8 @@ def closed(running: Bead, request: Close) -> Closed:
     if note:
         merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
     body = (report or {}).get("summary") or request.summary or ""
-    owed = request.owed and final in FAILED
-    labels = {*running.labels, f"result:{final}"} - {"result:running"}  # as the backends' result trigger makes them
+    owed = request.owed and (final in FAILED or final == Result.ABANDONED)
+    labels = {*running.labels, f"result:{final}"} - {"result:running", "result:queued"}  # as the backends' result trigger makes them
     return Closed(final, body, merged, tuple(sorted(labels | ({OWED} if owed else set()))), owed)
 
 

@@ -34,9 +34,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, PluginStats, Report, format_ref
+from gtcore.model import Bead, PluginStats, Report, Result, format_ref
 from gtcore.records import TYPE_CHECKING
 from gtcore.storage.contract import (
+    IN_FLIGHT,
     OWED,
     PAUSED,
     ROUTE_LATER,
@@ -46,12 +47,26 @@ from gtcore.storage.contract import (
     DigestDraft,
     EscalationChange,
     FinishedRun,
+    KennelBeat,
     Ledger,
     LedgerDump,
     LedgerFacts,
     Squash,
+    Take,
 )
-from gtcore.storage.shared import LATEST_PAUSES, check_bead, check_final, claim_labels, closed, refuse_moved, stored, with_outcome
+from gtcore.storage.shared import (
+    LATEST_PAUSES,
+    STOPPED_QUEUED,
+    check_bead,
+    check_final,
+    claim_labels,
+    closed,
+    refuse_moved,
+    stop_note,
+    stored,
+    taken,
+    with_outcome,
+)
 
 if TYPE_CHECKING:
     from typing import Any, TypeVar
@@ -187,6 +202,39 @@ _MIGRATIONS: list[str] = [
         WHERE beads.kind = 'escalation' AND beads.status != 'closed';
     UPDATE beads SET data = json_remove(data, '$.pending') WHERE kind = 'escalation' AND json_type(data, '$.pending') IS NOT NULL;
     """,
+    # 6: the kennel. A run is claimed queued and taken by a kennel: one queued or running run per plugin. Every run's end
+    #    gets a number in the order the ends commit (run_ends), which readers (gtui --once) follow with a cursor of their
+    #    own (readers); kennels beat here, one per host.
+    """
+    DROP INDEX one_running_run;
+    CREATE UNIQUE INDEX one_run_in_flight ON beads(plugin) WHERE kind = 'wisp' AND status IN ('queued', 'running');
+    CREATE INDEX runs_in_flight ON beads(status, id) WHERE kind = 'wisp' AND status IN ('queued', 'running');
+    CREATE TABLE run_ends (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id  INTEGER NOT NULL
+    );
+    CREATE INDEX run_ends_by_run ON run_ends(run_id);
+    CREATE TRIGGER wisp_ended AFTER UPDATE OF status ON beads
+    WHEN NEW.kind = 'wisp' AND NEW.status = 'closed' AND OLD.status != 'closed'
+    BEGIN
+        INSERT INTO run_ends (run_id) VALUES (NEW.id);
+    END;
+    CREATE TRIGGER wisp_recorded_ended AFTER INSERT ON beads WHEN NEW.kind = 'wisp' AND NEW.status = 'closed'
+    BEGIN
+        INSERT INTO run_ends (run_id) VALUES (NEW.id);
+    END;
+    CREATE TABLE readers (
+        name  TEXT PRIMARY KEY,
+        seq   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE kennels (
+        host        TEXT PRIMARY KEY,
+        pid         INTEGER NOT NULL,
+        started_at  REAL NOT NULL,
+        beat_at     REAL NOT NULL,
+        data        TEXT NOT NULL DEFAULT '{}'
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -211,6 +259,8 @@ class SqliteLedger(Ledger):
         self._memory = False  # read-only and no file yet: an empty in-memory ledger answers
         self._immutable = False  # read-only in a directory where not even the WAL index may be created
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []  # every thread's connection, so close() lets go of them all
+        self._readers_lock = threading.Lock()
         # Writers of this process take turns here, woken the moment the last one commits, and share one
         # connection: left to SQLite, a dog finding the write lock taken sleeps in its busy handler (1 ms,
         # 2 ms, 5 ms...) while the lock is long free.  Other processes still meet SQLite's busy timeout.
@@ -318,6 +368,8 @@ class SqliteLedger(Ledger):
         if conn is None:
             conn = self._open_readonly() if self.readonly else self._open_writer()
             self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
         return conn
 
     def _open_writer(self) -> sqlite3.Connection:
@@ -350,11 +402,13 @@ class SqliteLedger(Ledger):
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends) and the writers' (reopened on the next write)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection and the writers' (each reopened on its next use): the last to close a WAL-mode
+        file folds the WAL into it and removes it, so a process that goes leaves the ledger whole."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        self._local = threading.local()
+        for conn in readers:
             conn.close()
-            self._local.conn = None
         with self._writer:
             if self._write_conn is not None:
                 self._write_conn.close()
@@ -538,9 +592,13 @@ class SqliteLedger(Ledger):
 
     # -- runs -------------------------------------------------------------------------
 
-    def record_turn(self, closes: list[Close], claims: list[Claim]) -> list[Bead | Exception]:
+    def clock(self) -> float:
+        """One host writes this file: its clock is the ledger's."""
+        return time.time()
+
+    def record_turn(self, closes: list[Close], claims: list[Claim], takes: Iterable[Take] = ()) -> list[Bead | Exception]:
         """One transaction, each request in its own savepoint; a single request needs none."""
-        works = [_closing(close) for close in closes] + [_claiming(claim) for claim in claims]
+        works = [_closing(close) for close in closes] + [_claiming(claim) for claim in claims] + [_taking(take) for take in takes]
 
         def each(conn: sqlite3.Connection) -> list[Any]:
             answers: list[Any] = []
@@ -568,6 +626,69 @@ class SqliteLedger(Ledger):
         except LedgerError as exc:
             return [exc] * len(works)
 
+    def queued_runs(self) -> list[Bead]:
+        with self._snapshot() as conn:
+            rows = conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND status = 'queued' ORDER BY id").fetchall()
+            return _attach_labels(conn, rows)
+
+    def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def stop(conn: sqlite3.Connection) -> Bead:
+            bead = _fetch_bead(conn, run_id)
+            if bead is None or bead.kind != "wisp":
+                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            if bead.status == Result.QUEUED:
+                return _closing(Close(run_id, Result.ABANDONED, {"reason": f"{STOPPED_QUEUED}: {reason}"}, stamp))(conn)
+            if bead.status == Result.RUNNING:
+                conn.execute("UPDATE beads SET data = json_set(data, '$.stop', json(?)), updated_at = ? WHERE id = ?",
+                             (json.dumps(stop_note(reason, stamp)), stamp, run_id))
+                return _fetch_bead(conn, run_id)  # type: ignore[return-value]
+            return bead
+
+        return self._retry(stop)
+
+    def stop_requests(self, run_ids: list[int]) -> dict[int, str]:
+        if not run_ids:
+            return {}
+        rows = self._read(f"SELECT id, json_extract(data, '$.stop.reason') FROM beads WHERE id IN ({_marks(run_ids)})"
+                          " AND status = 'running' AND json_type(data, '$.stop') IS NOT NULL", run_ids)
+        return {run_id: str(reason or "") for run_id, reason in rows}
+
+    def take_finished(self, reader: str, limit: int) -> tuple[list[Bead], bool]:
+        def take(conn: sqlite3.Connection) -> tuple[list[Bead], bool]:
+            conn.execute("INSERT OR IGNORE INTO readers VALUES (?, 0)", (reader,))
+            after = conn.execute("SELECT seq FROM readers WHERE name = ?", (reader,)).fetchone()[0]
+            ends = conn.execute("SELECT seq, run_id FROM run_ends WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit + 1)).fetchall()
+            more = len(ends) > limit
+            ends = ends[:limit]
+            if not ends:
+                return [], False
+            conn.execute("UPDATE readers SET seq = ? WHERE name = ?", (ends[-1][0], reader))
+            ids = [run_id for _, run_id in ends]
+            found = {bead.id: bead for bead in _attach_labels(conn, conn.execute(
+                f"SELECT {_BEAD_COLUMNS} FROM beads WHERE id IN ({_marks(ids)})", ids).fetchall())}
+            return [found[run_id] for run_id in ids if run_id in found], more  # a run a digest squashed since is gone
+
+        return self._retry(take)
+
+    # -- kennels ------------------------------------------------------------------------
+
+    def beat_kennel(self, host: str, pid: int, started_at: float, data: dict[str, Any]) -> float:
+        stamp = time.time()
+        self._retry(lambda conn: conn.execute(
+            "INSERT INTO kennels VALUES (?, ?, ?, ?, ?) ON CONFLICT(host) DO UPDATE SET pid = excluded.pid,"
+            " started_at = excluded.started_at, beat_at = excluded.beat_at, data = excluded.data",
+            (host, pid, started_at, stamp, json.dumps(data))))
+        return stamp
+
+    def kennels(self) -> list[KennelBeat]:
+        return [KennelBeat(host, pid, started, beat, json.loads(data))
+                for host, pid, started, beat, data in self._read("SELECT host, pid, started_at, beat_at, data FROM kennels ORDER BY host")]
+
+    def forget_kennel(self, host: str, pid: int) -> None:
+        self._retry(lambda conn: conn.execute("DELETE FROM kennels WHERE host = ? AND pid = ?", (host, pid)))
+
     def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
         """Only the run's own processes know its token: a report from anywhere else is refused rather than mixed in."""
         stamp = time.time() if now is None else now
@@ -585,11 +706,6 @@ class SqliteLedger(Ledger):
             return _fetch_bead(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
-
-    def annotate_run(self, run_id: int, data: dict[str, Any]) -> None:
-        self._retry(lambda conn: conn.execute(
-            "UPDATE beads SET data = json_patch(data, ?) WHERE id = ? AND kind = 'wisp' AND status = 'running'",
-            (json.dumps(data), run_id)))
 
     def renew_leases(self, run_ids: list[int], until: float) -> None:
         if run_ids:
@@ -640,7 +756,8 @@ class SqliteLedger(Ledger):
         facts = LedgerFacts()
         rows = self._read(
             "SELECT 's', plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary FROM plugin_stats"
-            " UNION ALL SELECT 'r', plugin, id, created_at, rig, NULL, data, NULL FROM beads WHERE kind = 'wisp' AND status = 'running'"
+            " UNION ALL SELECT 'r', plugin, id, created_at, rig, status, data, NULL FROM beads"
+            "   WHERE kind = 'wisp' AND status IN ('queued', 'running')"
             f" UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ({LATEST_PAUSES})"
             " UNION ALL SELECT 'e', title, max(created_at), NULL, NULL, NULL, NULL, NULL FROM beads"
             "   WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
@@ -648,8 +765,8 @@ class SqliteLedger(Ledger):
             if tag == "s":
                 facts.summary[name] = PluginStats(name, *rest)
             elif tag == "r":
-                run_id, created, rig, _, data, _ = rest
-                facts.running[name] = Bead(run_id, "wisp", f"run {name}", "running", "", created, created, None, name, rig, "running",
+                run_id, created, rig, status, data, _ = rest
+                facts.running[name] = Bead(run_id, "wisp", f"run {name}", status, "", created, created, None, name, rig, status,
                                            json.loads(data))
             elif tag == "p":
                 if rest[0] == PAUSED:
@@ -833,14 +950,18 @@ def lock_holder(path: Path) -> str | None:
     except OSError:
         return None
     me = os.getpid()
+    holders: list[tuple[bool, int]] = []
     for line in lines:
         fields = line.split()
         if len(fields) < 6 or fields[1] != "POSIX" or not fields[4].isdigit():
             continue
         pid, inode = int(fields[4]), fields[5].rsplit(":", 1)[-1]
         if pid != me and inode.isdigit() and int(inode) in inodes:
-            return f"held by pid {pid}: {_command_line(pid)}"
-    return None
+            holders.append((fields[3] != "WRITE", pid))  # a writer's lock first: readers (a kennel, a control room) hold read locks
+    if not holders:
+        return None
+    pid = min(holders)[1]
+    return f"held by pid {pid}: {_command_line(pid)}"
 
 
 def _command_line(pid: int) -> str:
@@ -939,9 +1060,9 @@ def _apply_change(conn: sqlite3.Connection, bead: Bead, change: EscalationChange
 
 
 def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
-    """The write that records a run as ``running`` before it starts, refusing if one is in flight.
+    """The write that records a run as ``queued`` for a kennel, refusing if one is in flight.
 
-    The partial unique index ``one_running_run`` makes the refusal hold
+    The partial unique index ``one_run_in_flight`` makes the refusal hold
     across every thread and process on the town.  ``expect_last_run`` is
     the plugin's last run id the gate decision was based on (None: never
     ran); if another run was claimed since, the claim fails with
@@ -957,8 +1078,8 @@ def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
         latest, previous = row if row else (None, None)
         refuse_moved(claim, latest)
         try:
-            run = _insert_bead(conn, "wisp", title=f"run {plugin}", status="running", labels=extra,
-                               data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="running",
+            run = _insert_bead(conn, "wisp", title=f"run {plugin}", status="queued", labels=extra,
+                               data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="queued",
                                now=claim.now)
             return run._replace(labels=(*own, *extra))
         except sqlite3.IntegrityError:
@@ -967,8 +1088,24 @@ def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
     return write
 
 
+def _taking(take: Take) -> Callable[[sqlite3.Connection], Bead]:
+    """The write that makes a queued run running for the kennel that takes it (:func:`~gtcore.storage.shared.taken`)."""
+    stamp = time.time() if take.now is None else take.now
+
+    def write(conn: sqlite3.Connection) -> Bead:
+        bead = _fetch_bead(conn, take.run_id)
+        if bead is None or bead.kind != "wisp":
+            raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
+        running = taken(bead, take, stamp)
+        conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = ?, data = ? WHERE id = ?",
+                     (stamp, json.dumps(running.data), take.run_id))
+        return running
+
+    return write
+
+
 def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
-    """The write that closes a running wisp as :func:`~gtcore.storage.shared.closed` says; closing twice keeps the first result."""
+    """The write that closes a run in flight as :func:`~gtcore.storage.shared.closed` says; closing twice keeps the first result."""
     run_id = request.run_id
     stamp = check_final(request)
 
@@ -976,7 +1113,7 @@ def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
         bead = _fetch_bead(conn, run_id)
         if bead is None or bead.kind != "wisp":
             raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
-        if bead.status != "running":
+        if bead.status not in IN_FLIGHT:
             return bead
         done = closed(bead, request)
         conn.execute(
@@ -1053,4 +1190,5 @@ def _delete(conn: sqlite3.Connection, ids: list[int]) -> None:
     """Delete beads and their labels: the ids go in as one JSON array, two statements whatever their number."""
     keys = json.dumps(ids)
     conn.execute("DELETE FROM labels WHERE bead_id IN (SELECT value FROM json_each(?))", (keys,))
+    conn.execute("DELETE FROM run_ends WHERE run_id IN (SELECT value FROM json_each(?))", (keys,))
     conn.execute("DELETE FROM beads WHERE id IN (SELECT value FROM json_each(?))", (keys,))

@@ -140,3 +140,25 @@ def postgres_schema(url: str, name: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
+def postgres_at_version(url: str, version: int) -> None:
+    """A PostgreSQL ledger made by an older gtui at ``url``: the first ``version`` schema scripts only."""
+    import psycopg
+
+    from gtcore.storage.postgresql import _MIGRATIONS
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for script in _MIGRATIONS[:version]:
+            conn.execute(script)
+        conn.execute("INSERT INTO gtui_schema VALUES (%s)", (version,))
+
+
+def insert_old_run(url: str, plugin: str, status: str, at: float) -> None:
+    """A run as a version-1 PostgreSQL ledger kept it (running runs were claimed ``running``)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, plugin, rig, result, data)"
+                     " VALUES ('wisp', %s, %s, %s, %s, %s, 'town', %s, '{}')",
+                     (f"run {plugin}", status, at, at, plugin, "running" if status == "running" else "success"))

@@ -53,8 +53,11 @@ def actor(context: RunContext | None) -> str:
 
 
 def engine() -> Engine:
-    """The town's engine for one command: a broken gtui.toml must not cost a plugin its report."""
-    return Engine.tolerant(Town.locate())
+    """The town's engine for one command: a broken gtui.toml must not cost a plugin its report.  What it queues wakes (or
+    starts) the town's kennel."""
+    from gtui.dispatching import KENNEL_ARGV
+
+    return Engine.tolerant(Town.locate(), kennel_argv=KENNEL_ARGV)
 
 
 def say(text: str = "") -> None:

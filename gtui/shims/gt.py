@@ -158,19 +158,18 @@ def plugin_show(argv: list[str]) -> int:
 
 
 def plugin_run(argv: list[str]) -> int:
-    """Gas Town prints the instructions and records a run; gtui runs the plugin on a dog and waits, as ``gtui plugin run`` does."""
+    """Gas Town prints the instructions and records a run; gtui queues the run for the kennel and waits for its result."""
     args = flags.PLUGIN_RUN.parser().parse_args(argv)
     town = engine()
     plugin = town.plugin(args.name)
     if args.dry_run:
         say(f"would run {plugin.name} ({plugin.gate.describe()})")
         return 0
-    outcome = town.run_plugin(plugin.name, force=args.force).result()
+    queued = town.run_plugin(plugin.name, force=args.force)
+    ended = town.wait_runs([queued.id])[queued.id]
     town.close()
-    if outcome.run is None:
-        raise GtError(f"plugin {plugin.name} did not run: {outcome.refused}")
-    say(f"● Recorded run: {outcome.run.ref} ({outcome.run.result})")
-    return 1 if outcome.run.result in FAILED else 0
+    say(f"● Recorded run: {ended.ref} ({ended.result})")
+    return 1 if ended.result in FAILED else 0
 
 
 def plugin_history(argv: list[str]) -> int:
@@ -190,29 +189,27 @@ def plugin_history(argv: list[str]) -> int:
 
 
 def dog_dispatch(argv: list[str]) -> int:
-    """Gas Town hands the plugin over and returns; gtui runs it on a dog and waits, as ``gtui dog dispatch`` does."""
+    """As Gas Town's: hand the plugin over and return at once (gtui queues its run for the kennel), in its shape."""
+    from gtui.dispatching import dispatch_words, dispatched
+
     args = flags.DOG_DISPATCH.parser().parse_args(argv)
     if not args.plugin:
         raise GtError('required flag "plugin" not set (--plugin NAME)')
     town = engine()
     plugin = town.plugin(args.plugin)
-    shown = {"plugin": plugin.name, "plugin_path": str(plugin.directory), "work": f"plugin:{plugin.name}"}
-    if plugin.rig != "town":
-        shown["plugin_rig"] = plugin.rig
     if args.dry_run:
-        shown.update(dry_run=True, session_started=False, work_confirmed=False)
+        shown = {"plugin": plugin.name, "plugin_path": str(plugin.directory), "work": f"plugin:{plugin.name}", "dry_run": True,
+                 "session_started": False, "work_confirmed": False}
+        if plugin.rig != "town":
+            shown["plugin_rig"] = plugin.rig
     else:
-        outcome = town.run_plugin(plugin.name, rig=args.rig).result()
-        town.close()
-        if outcome.run is None:
-            raise GtError(f"plugin {plugin.name} did not run: {outcome.refused}")
-        shown.update(dog=outcome.run.data.get("dog"), run=outcome.run.ref, result=outcome.run.result,
-                     session_started=True, work_confirmed=True)
+        shown = dispatched(town, plugin.name, str(plugin.directory), plugin.rig, town.run_plugin(plugin.name, rig=args.rig))
     if args.json:
         sys.stdout.write(json.dumps(shown) + "\n")
+    elif args.dry_run:
+        say(f"Dry run - would dispatch:\n  Plugin: {plugin.name}\n  Work: plugin:{plugin.name}")
     else:
-        ran = f" ran as {shown['run']} on dog {shown['dog']}: {shown['result']}" if "run" in shown else ""
-        say(f"✓ Plugin dispatched: {plugin.name}{ran}")
+        say(dispatch_words(shown))
     return 0
 
 
