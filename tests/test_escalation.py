@@ -547,6 +547,20 @@ def test_the_file_gt_install_writes_is_accepted_as_it_is(town: Path) -> None:
     assert load_escalation_settings(town / "settings", environ={}).contacts.smtp_port == 2525
 
 
+def test_a_severity_the_file_leaves_out_is_routed_as_gas_towns_config_loader_routes_it(town: Path) -> None:
+    """Gas Town's TestEscalationConfigGetRouteForSeverity: a severity without a route falls back to bead and mail:mayor,
+    however severe; only a town without the file gets the per-severity defaults."""
+    write_settings(town, {"routes": {"low": ["bead"], "medium": ["bead", "mail:mayor"]}})
+    routes = load_escalation_settings(town / "settings", environ={}).routes
+    assert dict(routes) == {"low": ("bead",), "medium": ("bead", "mail:mayor"), "high": ("bead", "mail:mayor"),
+                            "critical": ("bead", "mail:mayor")}
+    write_settings(town, {"type": "escalation"})  # no routes at all
+    assert set(load_escalation_settings(town / "settings", environ={}).routes.values()) == {("bead", "mail:mayor")}
+    (town / "settings" / "escalation.json").unlink()
+    assert load_escalation_settings(town / "settings", environ={}).routes["critical"] == ("bead", "mail:mayor", "email:human",
+                                                                                          "sms:human")
+
+
 def test_broken_settings_never_fall_back_to_the_default_route(town: Path) -> None:
     write_settings(town, '{"routes": {"medium": ["bead", "log"]}')  # unclosed: not JSON
     escalations = service(town)
