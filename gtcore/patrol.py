@@ -21,7 +21,7 @@ from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.model import Bead, GateState, PluginStats, Problem, Result
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
-from gtcore.report import run_json
+from gtcore.report import run_json, run_problems
 from gtcore.settings import SettingsError
 from gtcore.storage.contract import Ledger, LedgerFacts
 
@@ -384,6 +384,8 @@ class Patrol:
                 continue
             outcome = item.future.result()
             item.run = outcome.run
+            if outcome.run is not None:
+                report.problems += run_problems(outcome.run)  # what it asked of Gas Town that gtui did not answer
             if outcome.problem:  # the run is recorded, but what follows it (its escalation) failed: a bug, said
                 report.problems.append(Problem(str(report.town), None, f"{outcome.problem} (a bug in gtui, please report it)"))
             if outcome.run is None:
