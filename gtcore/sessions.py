@@ -145,14 +145,14 @@ def _agent_alive(tmux: _Tmux, session: str) -> bool:
     if not names:
         return False
     pane = tmux.environment(session, "GT_PANE_ID")
-    if pane:
+    if pane:  # the pane the session declared, and only it (its pid is asked for only when its command does not say)
         command = tmux.answer("display-message", "-t", pane, "-p", "#{pane_current_command}")
-        return _runs_agent(command, tmux.answer("display-message", "-t", pane, "-p", "#{pane_pid}"), names)
+        return command in names or _runs_agent(command, tmux.answer("display-message", "-t", pane, "-p", "#{pane_pid}"), names)
     command = tmux.needed("display-message", "-t", f"{session}:^", "-p", "#{pane_current_command}")
     if command in names or _runs_agent(command, tmux.needed("display-message", "-t", f"{session}:^", "-p", "#{pane_pid}"), names):
         return True
     panes = tmux.needed("list-panes", "-s", "-t", session, "-F", "#{pane_current_command}\t#{pane_pid}")
-    return any(_runs_agent(*line.split("\t", 1), names) for line in panes.splitlines() if "\t" in line)
+    return any(_runs_agent(command, pid, names) for command, tab, pid in (line.partition("\t") for line in panes.splitlines()) if tab)
 
 
 def _runs_agent(command: str, pid: str, names: list[str]) -> bool:

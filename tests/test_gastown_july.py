@@ -266,7 +266,8 @@ def test_gtui_escalate_takes_the_fingerprint_too(tmp_path: Path) -> None:
 
 # -- gt session health, read from a real tmux ---------------------------------------------------------------
 
-HEALTH = """for SESSION in gt-nux gt-furiosa gt-slit gt-gone; do
+SESSIONS = ("gt-nux", "gt-furiosa", "gt-slit", "gt-codex", "gt-split", "gt-pinned", "gt-gone")
+HEALTH = """for SESSION in """ + " ".join(SESSIONS) + """; do
   probe "$SESSION" gt session health "$SESSION" --json --max-inactivity "${GT_STUCK_AGENT_DOG_MAX_INACTIVITY:-0s}"
 done
 session_health_status() {
@@ -292,27 +293,41 @@ def tmux_socket() -> Iterator[str]:
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
 
 
-def tmux(socket: str, *args: str) -> None:
-    subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, timeout=10)
+def tmux(socket: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True, timeout=10).stdout.strip()
+
+
+def agent_session(socket: str, name: str, command: str, **environment: str) -> None:
+    """A detached session running ``command``, with ``environment`` in the session's tmux environment (as Gas Town sets it)."""
+    tmux(socket, "new-session", "-d", "-s", name, command)
+    for key, value in environment.items():
+        tmux(socket, "set-environment", "-t", name, key, value)
 
 
 def test_session_health_reads_tmux_as_gas_town_does(tmp_path: Path, tmux_socket: str) -> None:
     town = the_town(tmp_path)
-    tmux(tmux_socket, "new-session", "-d", "-s", "gt-nux", "sleep 600")  # the agent itself is the pane's command
-    tmux(tmux_socket, "set-environment", "-t", "gt-nux", "GT_PROCESS_NAMES", "claude,sleep")
-    tmux(tmux_socket, "new-session", "-d", "-s", "gt-furiosa", "bash -c 'sleep 600; true'")  # a shell with the agent under it
-    tmux(tmux_socket, "set-environment", "-t", "gt-furiosa", "GT_PROCESS_NAMES", "sleep")
-    tmux(tmux_socket, "new-session", "-d", "-s", "gt-slit", "bash -c 'sleep 600; true'")  # no GT_PROCESS_NAMES: node, claude
+    agent_session(tmux_socket, "gt-nux", "sleep 600", GT_PROCESS_NAMES="claude,sleep")  # the agent is the pane's command
+    agent_session(tmux_socket, "gt-furiosa", "bash -c 'sleep 600; true'", GT_PROCESS_NAMES="sleep")  # a shell with it under
+    agent_session(tmux_socket, "gt-slit", "bash -c 'sleep 600; true'")  # no GT_PROCESS_NAMES: node, claude
+    agent_session(tmux_socket, "gt-codex", "sleep 600", GT_AGENT="codex")  # a preset's names: codex
+    for name in ("gt-split", "gt-pinned"):  # the agent in a second window
+        agent_session(tmux_socket, name, "cat", GT_PROCESS_NAMES="sleep")
+        tmux(tmux_socket, "new-window", "-d", "-t", name, "sleep 600")
+    tmux(tmux_socket, "set-environment", "-t", "gt-pinned", "GT_PANE_ID", tmux(tmux_socket, "display-message", "-p", "-t",
+                                                                                "gt-pinned:^", "#{pane_id}"))
     plugin(town, "agent-health", HEALTH, gate=MANUAL)
 
     done = cli(town, "plugin", "run", "agent-health", "--json", env={"GT_TMUX_SOCKET": tmux_socket})
     assert done.code == 0 and done.json()["problems"] == [], done
-    statuses = {name: probed(town, name).json() for name in ("gt-nux", "gt-furiosa", "gt-slit", "gt-gone")}
+    statuses = {name: probed(town, name).json() for name in SESSIONS}
     assert statuses["gt-nux"] == {"session": "gt-nux", "status": "healthy", "healthy": True, "zombie": False,
                                   "max_inactivity_seconds": 0}
-    assert statuses["gt-furiosa"]["status"] == "healthy"
-    assert (statuses["gt-slit"]["status"], statuses["gt-slit"]["zombie"]) == ("agent-dead", True)
-    assert (statuses["gt-gone"]["status"], statuses["gt-gone"]["zombie"]) == ("session-dead", False)
+    assert {name: shown["status"] for name, shown in statuses.items()} == {
+        "gt-nux": "healthy", "gt-furiosa": "healthy", "gt-slit": "agent-dead", "gt-codex": "agent-dead",
+        "gt-split": "healthy",  # found in any pane
+        "gt-pinned": "agent-dead",  # only the pane the session declared (GT_PANE_ID) counts
+        "gt-gone": "session-dead"}
+    assert (statuses["gt-slit"]["zombie"], statuses["gt-gone"]["zombie"]) == (True, False)
     assert (written(town, "hung"), written(town, "patient")) == ("agent-hung\n", "healthy\n")
     assert (probed(town, "plain").rc, probed(town, "plain").out) == (0, "gt-nux: healthy\n")
     assert probed(town, "days").rc == 1 and "unknown unit 'd'" in probed(town, "days").one_error_line()  # a Go duration
@@ -335,6 +350,12 @@ gt plugin record-run --plugin drifter --result success --title "drifter: checked
 """
 
 
+ELSEWHERE = """setsid bash -c 'gt rig show gastown --json 2>/dev/null || true' > "$OUT/own-file"
+setsid env -u GTUI_RUN_TOKEN bash -c 'GTUI_RUN_TOKEN="$0" gt rig show gastown --json 2>/dev/null; true' "$GTUI_RUN_TOKEN" \\
+  | cat > "$OUT/foreign-pipe"
+"""  # the drift line goes into the run's own output only: never a file the plugin chose, nor a pipe of a process not the run's
+
+
 def drift_of(problems: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {problem["field"]: problem for problem in problems if problem["field"] in ("gt hook show", "gt rig show")}
 
@@ -342,7 +363,7 @@ def drift_of(problems: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_a_verb_gtui_does_not_answer_is_in_the_runs_log_and_problems_even_silenced(tmp_path: Path) -> None:
     no_real_gt_or_bd()
     town = the_town(tmp_path)
-    plugin(town, "drifter", DRIFTER, gate=COOLDOWN)
+    plugin(town, "drifter", DRIFTER + ELSEWHERE, gate=COOLDOWN)
     report = once(town)
     ran = history(town, "drifter")[0]
     assert (ran["result"], ran["summary"], written(town, "hook"), written(town, "enabled")) == (
@@ -354,7 +375,9 @@ def test_a_verb_gtui_does_not_answer_is_in_the_runs_log_and_problems_even_silenc
         assert hook["file"] == ran["log"]
     log = Path(ran["log"]).read_text()
     assert "[gtui: drift: gt hook show --json is not answered by gtui" in log
-    assert "[gtui: drift: gt rig show --json is not answered by gtui" in log
+    assert log.count("[gtui: drift: gt rig show --json is not answered by gtui") == 1
+    assert (written(town, "own-file"), written(town, "foreign-pipe")) == ("", "")
+    assert len([problem for problem in ran["problems"] if problem["field"] == "gt rig show"]) == 3  # kept all the same
 
 
 def test_a_verb_a_real_gt_answers_is_still_drift_and_the_plugin_reads_its_answer(tmp_path: Path) -> None:
