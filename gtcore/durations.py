@@ -1,5 +1,8 @@
 """Go-style durations (``90s``, ``5m``, ``1h30m``) plus days (``2d``).
 
+As Go's ``time.ParseDuration`` reads them: one leading sign (``+5m``, and
+``-1h``, which a caller that wants a positive duration refuses as such),
+ASCII digits only (``٥m`` and ``５m`` are not durations in Go either).
 ``m`` is always minutes: months are not a duration, so ``M`` is rejected with
 a hint instead of being guessed at.
 """
@@ -22,7 +25,7 @@ _UNITS = {
     "h": 3600.0,
     "d": 86400.0,
 }
-_PART = r"(\d+(?:\.\d*)?|\.\d+)([a-zA-Zµμ]*)"  # compiled on first use (re caches it): most commands parse no duration
+_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-zA-Zµμ]*)"  # compiled on first use (re caches it): most commands parse no duration
 MAX_SECONDS = 10 * 365 * 86400.0  # ten years: past that a duration is a typo, and datetime arithmetic overflows
 _MAX_TEXT = 64  # no sane duration is longer; a 400-digit number must not reach float()
 
@@ -37,33 +40,46 @@ class Duration(Record):
         return self.text
 
 
-def parse_duration(value: object) -> Duration:
-    """Parse a duration string; raise ``ValueError`` with a one-line reason."""
+def parse_duration(value: object, *, days: bool = True) -> Duration:
+    """Parse a duration string; raise ``ValueError`` with a one-line reason.
+
+    ``days=False`` is Go's own set of units (no ``d``): a flag Gas Town
+    declares as a Go duration (``--max-inactivity``) takes what Go takes.
+    """
     if not isinstance(value, str):
         raise ValueError(f'must be a string like "5m" or "1h30m", not {value!r}')
     text = value.strip()
     if not text:
         raise ValueError("is empty (write it like 90s, 5m, 1h30m or 2d)")
-    if text == "0":
-        return Duration(text, 0.0)
     if len(text) > _MAX_TEXT:
         raise ValueError(f"is {len(text)} characters long: not a duration (write it like 90s, 5m, 1h30m or 2d)")
+    sign, body = (-1.0 if text[0] == "-" else 1.0, text[1:]) if text[0] in "+-" else (1.0, text)
+    if body == "0":
+        return Duration(text, 0.0)
+    if not body:
+        raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
+    total = sign * _sum_of_parts(text, body, days)
+    if not math.isfinite(total) or abs(total) > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than the longest duration gtui accepts (10 years, 87600h)")
+    return Duration(text, total)
+
+
+def _sum_of_parts(text: str, body: str, days: bool) -> float:
+    """The seconds of ``body`` (``1h30m``: a number and a unit, again and again); ``text`` is how errors quote it."""
     total, pos = 0.0, 0
-    while pos < len(text):
-        match = re.compile(_PART).match(text, pos)
+    while pos < len(body):
+        match = re.compile(_PART).match(body, pos)
         if not match:
             raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
         number, unit = match.groups()
         if not unit:
-            raise ValueError(f"{text!r} is missing a unit after {number} (ns, us, ms, s, m, h or d)")
-        if unit not in _UNITS:
+            raise ValueError(f"{text!r} is missing a unit after {number} (ns, us, ms, s, m, h{' or d' if days else ''})")
+        if unit not in _UNITS or (unit == "d" and not days):
             hint = " (m is minutes; months are not a duration)" if unit == "M" else ""
             raise ValueError(f"{text!r} has unknown unit {unit!r}{hint}")
         total += float(number) * _UNITS[unit]
         pos = match.end()
-    if not math.isfinite(total) or total > MAX_SECONDS:
-        raise ValueError(f"{text!r} is longer than the longest duration gtui accepts (10 years, 87600h)")
-    return Duration(text, total)
+    return total
 
 
 def format_duration(seconds: float) -> str:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
     from gtcore.runner import Runner
+    from gtcore.sessions import SessionHealth
     from gtcore.stale import BinaryStatus
     from gtcore.storage.contract import KennelBeat, LedgerDump
 
@@ -481,10 +482,10 @@ class Engine:
         return self.escalations.get(ref)
 
     def raise_escalation(self, subject: str, severity: str, *, body: str = "", source: str = "cli", related: str | None = None,
-                         now: float) -> tuple[Escalation, bool]:
-        """Raise an escalation, or count an open one of the same source and subject again; whether it is new, and its first
-        deliveries (waited for, at most one deadline)."""
-        return self.escalations.raise_(subject, severity, body=body, source=source, related=related, now=now)
+                         now: float, fingerprint: str | None = None) -> tuple[Escalation, bool]:
+        """Raise an escalation, or count an open one of the same source and subject (with ``fingerprint``: of that
+        fingerprint, suppressed) again; whether it is new, and its first deliveries (waited for, at most one deadline)."""
+        return self.escalations.raise_(subject, severity, body=body, source=source, related=related, now=now, fingerprint=fingerprint)
 
     def ack_escalation(self, ref: str, *, now: float) -> Escalation:
         """A person has it: it stops re-escalating."""
@@ -562,6 +563,23 @@ class Engine:
     def report(self, run_ref: str, token: str, report: Report) -> Bead:
         """A plugin's own report of the run it is part of (its token proves which run that is)."""
         return self.ledger.report_run(parse_ref(run_ref, "wisp"), token, report, now=time.time())
+
+    def note_drift(self, run_ref: str, token: str, drift: dict[str, Any]) -> Bead:
+        """Keep on the run (its token proves which) that it called a ``gt``/``bd`` verb gtui does not answer: its problems."""
+        return self.ledger.note_drift(parse_ref(run_ref, "wisp"), token, drift, now=time.time())
+
+    def record_receipt(self, plugin: str, report: Report, *, rig: str = "town", actor: str = "") -> Bead:
+        """A run of ``plugin`` recorded outside any run of it (``gt plugin record-run``): closed at once, and counted by
+        its history and its gate as a run, as Gas Town counts its receipts."""
+        from gtcore.storage.contract import Receipt
+
+        return self.ledger.record_receipt(Receipt(plugin, rig, report, actor, time.time()))
+
+    def session_health(self, session: str, max_inactivity: float = 0.0) -> SessionHealth:
+        """Gas Town's ``gt session health``: is the town's tmux session ``session`` alive (see :mod:`gtcore.sessions`)?"""
+        from gtcore.sessions import session_health, socket_name
+
+        return session_health(session, max_inactivity, socket_name(self.town.root, os.environ), time.time())
 
     def create_note(self, title: str, *, description: str = "", labels: Iterable[str] = (), issue_type: str = "task",
                     ephemeral: bool = False, actor: str = "") -> Bead:

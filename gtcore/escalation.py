@@ -5,6 +5,10 @@ Life of an escalation (a bead of kind ``escalation``):
 1. **Raised**: the bead is written first, with one pending delivery per action
    of its severity's route.  An open escalation with the same source and
    subject is not duplicated: its count and last-seen time go up instead.
+   With a fingerprint (Gas Town's ``gt escalate --fingerprint KEY``), the
+   fingerprint alone says what is the same: while an escalation carrying it
+   is unclosed (open or acknowledged), another is suppressed (counted, never
+   delivered); once it is closed, the next one is new.
 2. **Delivered**: each pending delivery is leased (so two processes never
    send it twice), attempted, and its outcome recorded on the bead.  A failed
    one is retried by later patrols with exponential backoff, never dropped.
@@ -78,6 +82,11 @@ class Escalation(Record):
         return self.bead.data.get("source", "")
 
     @property
+    def fingerprint(self) -> str | None:
+        """Gas Town's duplicate-suppression label (``escalation-fp:...``), when it was raised with a fingerprint."""
+        return next((label for label in self.bead.labels if label.startswith(FINGERPRINT_PREFIX)), None)
+
+    @property
     def count(self) -> int:
         return self.bead.data.get("count", 1)
 
@@ -125,6 +134,8 @@ class Escalation(Record):
             "severity": self.severity,
             "original_severity": self.original_severity,
             "source": self.source,
+            "fingerprint": self.fingerprint,
+            "fingerprint_key": self.bead.data.get("fingerprint_key"),
             "related": self.bead.data.get("related"),
             "status": self.status,
             "count": self.count,
@@ -140,6 +151,25 @@ class Escalation(Record):
             "recovered_at": iso(self.recovered_at),
             "history": [{**item, "at": iso(item["at"])} for item in self.bead.data.get("history", [])],
         }
+
+
+FINGERPRINT_PREFIX = "escalation-fp:"
+GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What Go's ``strings.TrimSpace`` trims (``unicode.IsSpace``): not all that Python's ``str.strip`` does."""
+
+
+def fingerprint_label(key: str | None) -> str | None:
+    """Gas Town's label for a fingerprint: ``escalation-fp:`` and the first 6 bytes of the SHA-256 of the trimmed key, in hex.
+
+    The same key gives the same label in Gas Town and in gtui, so an
+    escalation either raised is suppressed by the other's; a blank key is none.
+    """
+    trimmed = (key or "").strip(GO_SPACE)
+    if not trimmed:
+        return None
+    from hashlib import sha256
+
+    return FINGERPRINT_PREFIX + sha256(trimmed.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def one_line(text: str) -> str:
@@ -188,11 +218,12 @@ class Escalations:
     # -- raising ----------------------------------------------------------------------
 
     def raise_(self, subject: str, severity: str, *, body: str = "", source: str = "cli", now: float,
-               wait: bool = True, related: str | None = None) -> tuple[Escalation, bool]:
+               wait: bool = True, related: str | None = None, fingerprint: str | None = None) -> tuple[Escalation, bool]:
         """Raise (or count again) an escalation and start its deliveries now (``wait``: for at most one deadline).
 
-        Returns the escalation and whether it is new.  When the settings are
-        broken the bead is still written, its route resolved when they are fixed.
+        Returns the escalation and whether it is new (not new with a
+        ``fingerprint``: suppressed).  When the settings are broken the bead
+        is still written, its route resolved when they are fixed.
         """
         severity = severity.lower()  # Gas Town's plugins write -s MEDIUM
         if severity not in SEVERITIES:
@@ -222,18 +253,29 @@ class Escalations:
             # It is delivered again: say what fails now, not what failed before the recovery.
             return EscalationChange(data, body=body or None, queue=queue)
 
+        label = fingerprint_label(fingerprint)
+
+        def suppressed(existing: Bead) -> EscalationChange:
+            """Gas Town's rule: while one with this fingerprint is unclosed, another is suppressed (counted, never delivered)."""
+            data = dict(existing.data)
+            data.update(count=data.get("count", 1) + 1, last_seen_at=now, recovered_at=None, **({"related": related} if related else {}))
+            _history(data, now, "duplicate suppressed", f"{label}: {subject}")
+            return EscalationChange(data)
+
         def fresh() -> EscalationChange:
             data: dict[str, Any] = {
                 "severity": severity, "original_severity": severity, "source": source, "count": 1,
                 "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
                 "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
                 **({"related": related} if related else {}),
+                **({"fingerprint_key": (fingerprint or "").strip(GO_SPACE)} if label else {}),
             }
             _history(data, now, "raised", settings_error or f"route {', '.join(route)}")
             return EscalationChange(data, body=body, queue=_queue(data, route, severity, now, skipped))
 
-        labels = ["gt:escalation", f"severity:{severity}", f"source:{source}"]
-        bead, created = self.ledger.raise_escalation(subject, source, fresh=fresh, again=again, labels=labels, now=now)
+        labels = ["gt:escalation", f"severity:{severity}", f"source:{source}", *([label] if label else [])]
+        bead, created = self.ledger.raise_escalation(subject, source, fresh=fresh, again=suppressed if label else again, labels=labels,
+                                                     now=now, fingerprint=label)
         self.deliver_due(now, only=bead.id, wait=wait)
         return self.get(bead.ref), created
 

@@ -31,13 +31,15 @@ from gtcore.settings import read_settings_text, unknown_keys
 if TYPE_CHECKING:
     from typing import Any
 
-# Gas Town's defaults (``gt install``, and a severity a file leaves out).
+# Gas Town's defaults when there is no file (``NewEscalationConfig``, what ``gt install`` writes).
 DEFAULT_ROUTES: dict[str, tuple[str, ...]] = {
     "low": ("bead",),
     "medium": ("bead", "mail:mayor"),
     "high": ("bead", "mail:mayor", "email:human"),
     "critical": ("bead", "mail:mayor", "email:human", "sms:human"),
 }
+# A severity a file leaves out: Gas Town's ``GetRouteForSeverity`` fallback, whatever the severity.
+UNROUTED = ("bead", "mail:mayor")
 DEFAULT_STALE_THRESHOLD = parse_duration("4h")
 DEFAULT_SMTP_PORT = 587  # Gas Town's, when contacts give none
 KNOWN_KEYS = {"type", "version", "routes", "contacts", "stale_threshold", "max_reescalations"}
@@ -95,7 +97,7 @@ def load_escalation_settings(settings_dir: Path, environ: Mapping[str, str] | No
     try:
         data = json.loads(read_settings_text(path))
     except FileNotFoundError:
-        return _settings(path, {}, env)
+        return _settings(path, {"routes": {severity: list(route) for severity, route in DEFAULT_ROUTES.items()}}, env)
     except json.JSONDecodeError as exc:
         raise SettingsError(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:  # a number of thousands of digits
@@ -189,10 +191,10 @@ def _has_control(text: str) -> bool:
 
 
 def _routes(path: Path, raw: Any) -> dict[str, tuple[str, ...]]:
-    """Every severity's actions: as written, Gas Town's default for a severity left out; ``bead`` always first."""
+    """Every severity's actions: as written, else Gas Town's fallback (bead, mail:mayor); ``bead`` always first."""
     if not isinstance(raw, dict):
         raise SettingsError(path, "must be an object of severity -> list of actions", field="routes")
-    routes = dict(DEFAULT_ROUTES)
+    routes = dict.fromkeys(SEVERITIES, UNROUTED)
     for severity, actions in raw.items():
         if severity not in SEVERITIES:
             raise SettingsError(path, "is not a severity (low, medium, high, critical)", field=f"routes.{severity}")

@@ -167,20 +167,30 @@ def _zone(name: str | None) -> tzinfo:
     return ZoneInfo(name)
 
 
+ALIASES = {  # what each @ shorthand stands for, as cron and croniter define them
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+
+
 @lru_cache(maxsize=8192)
 def next_slot(schedule: str, zone: tzinfo, base: float) -> float:
     """The first slot of ``schedule`` strictly after ``base``, as a UNIX time.
 
     When clocks fall back, a fixed-hour job (``30 2 * * *``) would see its wall
-    time twice; like cron, it runs at the first one only.  Cached: the answer
-    only changes when the plugin runs.
+    time twice; like cron, it runs at the first one only.  An ``@`` shorthand
+    is the expression it stands for (``@daily`` is ``0 0 * * *``, a fixed-hour
+    job: a zone that falls back at midnight must not run it twice).  Cached:
+    the answer only changes when the plugin runs.
     """
     from datetime import datetime
 
     from croniter import croniter  # only when a slot is not known yet: an idle patrol never loads it
 
-    fixed_hour = not schedule.startswith("@") and not schedule.split()[1].startswith("*")
-    it = croniter(schedule, datetime.fromtimestamp(base, zone))
+    expression = ALIASES.get(schedule.strip().lower(), schedule)
+    fields = expression.split()
+    fixed_hour = len(fields) > 1 and not fields[1].startswith("*")
+    it = croniter(expression, datetime.fromtimestamp(base, zone))
     while True:
         slot = it.get_next(float)
         local = datetime.fromtimestamp(slot, zone)

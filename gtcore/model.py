@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from gtcore.digest import utc_day as utc_day
     from gtcore.discovery import PluginSet as PluginSet
     from gtcore.durations import format_duration as format_duration
+    from gtcore.durations import parse_duration as parse_duration
     from gtcore.escalation import Escalation as Escalation
+    from gtcore.escalation import fingerprint_label as fingerprint_label
     from gtcore.escalation_settings import EscalationSettings as EscalationSettings
     from gtcore.gates import GateDecision as GateDecision
     from gtcore.patrol import PatrolReport as PatrolReport
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from gtcore.report import finished_json as finished_json
     from gtcore.report import plugin_json as plugin_json
     from gtcore.report import run_json as run_json
+    from gtcore.report import run_problems as run_problems
     from gtcore.stale import BinaryStatus as BinaryStatus
     from gtcore.storage.contract import ROUTE_LATER as ROUTE_LATER
     from gtcore.town import Town as Town
@@ -43,13 +46,13 @@ ELSEWHERE = {
     "age": "gtcore.clock", "iso": "gtcore.clock",
     "DigestResult": "gtcore.digest", "digest_title": "gtcore.digest", "utc_day": "gtcore.digest",
     "PluginSet": "gtcore.discovery",
-    "format_duration": "gtcore.durations",
-    "ROUTE_LATER": "gtcore.storage.contract", "Escalation": "gtcore.escalation",
+    "format_duration": "gtcore.durations", "parse_duration": "gtcore.durations",
+    "ROUTE_LATER": "gtcore.storage.contract", "Escalation": "gtcore.escalation", "fingerprint_label": "gtcore.escalation",
     "EscalationSettings": "gtcore.escalation_settings",
     "GateDecision": "gtcore.gates",
     "PatrolReport": "gtcore.patrol",
     "InvalidPlugin": "gtcore.plugins", "Plugin": "gtcore.plugins",
-    "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report",
+    "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report", "run_problems": "gtcore.report",
     "BinaryStatus": "gtcore.stale",
     "Town": "gtcore.town",
 }
@@ -150,14 +153,20 @@ class GateState(StrEnum):
 
 
 class Report(Record):
-    """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X`` or ``gtui report``)."""
+    """A plugin's own word on its run (``bd create ... -l type:plugin-run,result:X``, ``gt plugin record-run`` or ``gtui report``).
+
+    ``labels`` are the recorder's own (``gt plugin record-run -l K:V``, its
+    ``--rig`` as ``rig:R``): the run's record carries them too.
+    """
 
     result: str
     summary: str = ""
     detail: str = ""
+    labels: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
-        return {"result": self.result, "summary": self.summary, "detail": self.detail}
+    def to_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"result": self.result, "summary": self.summary, "detail": self.detail}
+        return {**shown, "labels": list(self.labels)} if self.labels else shown
 
 
 def settle(exit_result: str, report: dict[str, Any] | None) -> tuple[str, str | None]:

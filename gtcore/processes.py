@@ -171,14 +171,32 @@ def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (which may hold spaces)."""
+def _stat(pid: int) -> str | None:
+    """/proc/PID/stat as text (None when the process is gone)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:  # open(), not Path: a scan reads one per process
-            raw = handle.read()
+            return handle.read()
     except OSError:
         return None
-    return raw[raw.rfind(")") + 2:].split()
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (which may hold spaces)."""
+    raw = _stat(pid)
+    return None if raw is None else raw[raw.rfind(")") + 2:].split()
+
+
+def process_tree() -> tuple[dict[int, list[int]], dict[int, str]]:
+    """Every process's children, and its command name, as ``ps -axo pid=,ppid=,comm=`` gives them: one pass over /proc."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for pid in _pids():
+        raw = _stat(pid)
+        if raw is None:
+            continue
+        names[pid] = raw[raw.find("(") + 1:raw.rfind(")")]
+        children.setdefault(int(raw[raw.rfind(")") + 2:].split()[1]), []).append(pid)
+    return children, names
 
 
 def _in_group_and_running(pid: int, pgid: int) -> bool:

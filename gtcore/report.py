@@ -6,7 +6,7 @@ These dictionaries are the Deacon's interface: keep their keys stable.
 from __future__ import annotations
 
 from gtcore.clock import iso
-from gtcore.model import Bead, PluginStats, dog_names, format_ref
+from gtcore.model import Bead, PluginStats, Problem, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
 
@@ -66,6 +66,7 @@ def run_json(run: Bead) -> dict[str, Any]:
         "reported_result": run.data.get("reported_result"),
         "detail": (run.data.get("report") or {}).get("detail") or None,
         "labels": list(run.labels),
+        "problems": [problem.to_json() for problem in run_problems(run)],
     }
 
 
@@ -73,6 +74,25 @@ def started_at(run: Bead) -> float:
     """When a run started: when its kennel took it (its claim, for runs recorded before kennels, or still queued)."""
     started = run.data.get("started_at")
     return float(started) if isinstance(started, int | float) else run.created_at
+
+
+def run_problems(run: Bead) -> list[Problem]:
+    """What a run asked of Gas Town that gtui did not answer (its drift: a ``gt``/``bd`` verb, with the flags it gave).
+
+    An error when nothing answered it (the plugin got exit 127), a warning
+    when a real ``gt``/``bd`` did: either way gtui and the plugin's Gas
+    Town have drifted apart, and the Deacon should know.
+    """
+    problems = []
+    for drift in run.data.get("drift", ()):
+        call = f"{drift['tool']} {drift['verb']}"
+        flags = "".join(f" {flag}" for flag in drift.get("flags", ()))
+        handed_to = drift.get("handed_to")
+        outcome = f"handed to {handed_to}" if handed_to else f"no other {drift['tool']} is on PATH, so it failed (exit 127)"
+        problems.append(Problem(run.data.get("log") or run.ref, call,
+                                f"called by {run.ref} of plugin {run.plugin} ({call}{flags}): gtui does not answer it; {outcome}",
+                                "warning" if handed_to else "error"))
+    return problems
 
 
 def finished_json(run: Bead) -> dict[str, Any]:
@@ -89,6 +109,7 @@ def finished_json(run: Bead) -> dict[str, Any]:
         "duration_s": run.data.get("duration_s"),
         "exit_code": run.data.get("exit_code"),
         "escalation": run.data.get("escalation"),
+        "problems": [problem.to_json() for problem in run_problems(run)],
     }
 
 

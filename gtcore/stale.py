@@ -1,16 +1,23 @@
-"""Stale binaries: has the source of a tool moved past the commit it was built from?
+"""Stale binaries: has a build branch of a tool's repository moved past the commit it was built from?
 
 For each ``[[stale.binaries]]`` entry of ``gtui.toml`` the binary is asked
 for its build commit (``commit_command``, default ``BINARY --version``; the
-first 7-40 hex digit word of its output), and the repository is asked where
-its main branch is.  Fields follow Gas Town's ``gt stale``:
+first 7-40 hex digit word of its output), and the repository for the build
+branch to compare it with, as Gas Town's ``gt stale`` (at 649b832b) decides:
 
-- ``stale``: the main branch is not at the binary's commit;
-- ``forward``: the main branch moved forward from that commit (it is an ancestor);
-- ``on_main_branch``: the binary's commit is on the main branch;
-- ``safe_to_rebuild``: stale, and rebuilding from main loses nothing (the
-  binary was built from main, or does not exist yet);
-- ``commits_behind``: how many commits main has past the binary's commit.
+- the repository's worktree is on a build branch (``main``, ``master``,
+  ``carry/*``): that branch (``on_main_branch``, ``compare_ref``);
+- else the freshest of the build refs that contain the binary's commit (a
+  single ``carry/*`` branch, local or of ``upstream``/``origin``, then
+  ``upstream/main``, ``upstream/master``, ``origin/main``,
+  ``origin/master``, ``main``, ``master``); none: the check is ``skipped``,
+  and so is one whose binary commit the repository does not have.
+
+Then ``stale`` (the build ref is elsewhere, and not only by ``.beads/``
+changes), ``forward`` (it descends from the binary's commit),
+``commits_behind``, and ``safe_to_rebuild`` (stale, forward, and on a build
+branch).  A binary that does not exist yet is stale, and safe to build when
+the worktree is on a build branch.
 """
 
 from __future__ import annotations
@@ -41,22 +48,26 @@ class BinaryStatus:
     safe_to_rebuild: bool = False
     binary_commit: str | None = None
     repo_commit: str | None = None
+    compare_ref: str | None = None
     commits_behind: int | None = None
+    skipped: bool = False
+    skip_reason: str | None = None
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def gastown_json(self) -> dict[str, Any]:
-        """The one flat object ``gt stale --json`` prints, in its key order (``commits_behind`` and ``error`` only when set)."""
+        """The one flat object ``gt stale --json`` prints, in its key order (the optional keys only when set; on an
+        error, nothing else is said)."""
+        if self.error:
+            return {**BinaryStatus("").gastown_json(), "error": self.error}
         out: dict[str, Any] = {"stale": self.stale, "forward": self.forward, "on_main_branch": self.on_main_branch,
                                "safe_to_rebuild": self.safe_to_rebuild, "binary_commit": self.binary_commit or "",
                                "repo_commit": self.repo_commit or ""}
-        if self.commits_behind:
-            out["commits_behind"] = self.commits_behind
-        if self.error:
-            out["error"] = self.error
-        return out
+        optional = {"compare_ref": self.compare_ref, "commits_behind": self.commits_behind, "skipped": self.skipped,
+                    "skip_reason": self.skip_reason}
+        return {**out, **{key: value for key, value in optional.items() if value}}
 
 
 class _Problem(Exception):
@@ -91,12 +102,13 @@ def _is_ancestor(repo: Path, older: str, newer: str) -> bool:
     return _start(["git", "-C", str(repo), "merge-base", "--is-ancestor", older, newer], repo).returncode == 0
 
 
-def main_branch(repo: Path) -> str:
-    """``main``, else ``master``, else whatever HEAD is."""
-    for name in ("main", "master"):
-        if _start(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], repo).returncode == 0:
-            return name
-    return "HEAD"
+BUILD_BRANCHES = ("main", "master")  # and carry/*: the branches Gas Town rebuilds from
+NOT_IN_REPO = "binary commit not found in source repo; cannot compare staleness"
+NO_BUILD_REF = "source worktree not on a build branch and no build-branch ref found to compare against"
+
+
+def is_build_branch(branch: str) -> bool:
+    return branch in BUILD_BRANCHES or branch.startswith("carry/")
 
 
 def check_binary(entry: StaleBinary, town_root: Path) -> BinaryStatus:
@@ -114,25 +126,81 @@ def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
     binary = town_root / entry.binary
     if not (repo / ".git").exists() and not repo.joinpath("HEAD").is_file():
         raise _Problem(f"repository {repo} does not exist or is not a git repository")
-    branch = main_branch(repo)
-    status.repo_commit = _git(repo, "rev-parse", branch)
-    if not binary.exists():
-        status.stale = status.safe_to_rebuild = True
+    done = _start(["git", "-C", str(repo), "symbolic-ref", "--short", "HEAD"], repo)
+    branch = done.stdout.strip() if done.returncode == 0 else ""
+    status.on_main_branch = is_build_branch(branch)
+    if not binary.exists():  # not built yet: stale, and safe to build from a build branch
+        status.repo_commit, status.compare_ref = _git(repo, "rev-parse", "HEAD"), branch or "HEAD"
+        status.stale = True
+        status.safe_to_rebuild = status.on_main_branch
         return
+    built = _build_commit(entry, town_root, binary)
+    status.binary_commit = _resolve(repo, built)
+    if status.binary_commit is None:
+        status.binary_commit, status.skipped, status.skip_reason = built, True, NOT_IN_REPO
+        return
+    if status.on_main_branch:
+        status.compare_ref, status.repo_commit = branch, _git(repo, "rev-parse", "HEAD")
+    else:
+        found = _build_ref(repo, status.binary_commit)
+        if found is None:
+            status.skipped, status.skip_reason = True, NO_BUILD_REF
+            return
+        status.compare_ref, status.repo_commit = found
+    _compare(repo, status, status.binary_commit, status.repo_commit)
+
+
+def _build_commit(entry: StaleBinary, town_root: Path, binary: Path) -> str:
     command = _commit_command(entry, town_root, binary)
-    output = _run(command, town_root)
-    match = _HEX.search(output.lower())
+    match = _HEX.search(_run(command, town_root).lower())
     if match is None:
         raise _Problem(f"{' '.join(command)} printed no build commit (7-40 hex digits)")
-    try:
-        status.binary_commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{match.group(0)}^{{commit}}")
-    except _Problem:
-        raise _Problem(f"binary {entry.name} was built from {match.group(0)}, which {repo} does not have") from None
-    status.on_main_branch = status.forward = _is_ancestor(repo, status.binary_commit, status.repo_commit)
-    status.commits_behind = int(_git(repo, "rev-list", "--count", f"{status.binary_commit}..{status.repo_commit}"))
-    status.stale = status.binary_commit != status.repo_commit
-    status.forward = status.stale and status.forward
-    status.safe_to_rebuild = status.stale and status.on_main_branch
+    return match.group(0)
+
+
+def _resolve(repo: Path, rev: str) -> str | None:
+    """The full commit ``rev`` names in ``repo`` (None: it has no such commit)."""
+    done = _start(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], repo)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def _build_ref(repo: Path, built: str) -> tuple[str, str] | None:
+    """The build ref to compare with, as (name, commit): of those containing ``built``, one no other one is ahead of,
+    the first in Gas Town's order."""
+    usable = []
+    for ref, name in _candidates(repo):
+        commit = _resolve(repo, ref)
+        if commit is not None and _is_ancestor(repo, built, commit):
+            usable.append((name, commit))
+    frontier = [(name, commit) for name, commit in usable
+                if not any(other != commit and _is_ancestor(repo, commit, other) for _, other in usable)]
+    return frontier[0] if frontier else None
+
+
+def _candidates(repo: Path) -> list[tuple[str, str]]:
+    """Gas Town's build refs, in its order, fully qualified (a tag never shadows a branch), with the names it shows."""
+    found = []
+    for pattern in ("refs/heads/carry/", "refs/remotes/upstream/carry/", "refs/remotes/origin/carry/"):
+        refs = _git(repo, "for-each-ref", "--format=%(refname)", pattern).split()
+        if len(refs) == 1:  # more than one is ambiguous: none of them
+            found.append((refs[0], refs[0].removeprefix("refs/heads/").removeprefix("refs/remotes/")))
+    for remote in ("upstream", "origin"):
+        found += [(f"refs/remotes/{remote}/{name}", f"{remote}/{name}") for name in BUILD_BRANCHES]
+    return found + [(f"refs/heads/{name}", name) for name in BUILD_BRANCHES]
+
+
+def _compare(repo: Path, status: BinaryStatus, built: str, ref: str) -> None:
+    """Stale unless the build ref is the binary's commit, or moved only by ``.beads/`` changes (bd's backup commits)."""
+    if built.startswith(ref) or ref.startswith(built):
+        return
+    changed = _start(["git", "-C", str(repo), "diff", "--name-only", f"{built}..{ref}", "--", ".", ":!.beads"], repo)
+    if changed.returncode == 0 and not changed.stdout.strip():
+        return
+    status.stale = True
+    status.forward = _is_ancestor(repo, built, ref)
+    counted = _start(["git", "-C", str(repo), "rev-list", "--count", f"{built}..{ref}"], repo)
+    status.commits_behind = int(counted.stdout.strip()) if counted.returncode == 0 and counted.stdout.strip().isdigit() else 0
+    status.safe_to_rebuild = status.forward and status.on_main_branch
 
 
 def _commit_command(entry: StaleBinary, town_root: Path, binary: Path) -> list[str]:

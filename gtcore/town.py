@@ -71,6 +71,24 @@ class Town(Record):
                        "Gas Town's daemon runs cooldown plugins too while it runs (its handler patrol is on): set it to false,"
                        ' or add "handler" to disabled_patrols in settings/config.json, so that only gtui runs them', "warning")
 
+    def dolt_endpoint(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``GT_DOLT_HOST`` and ``GT_DOLT_PORT`` as Gas Town's daemon hands them to its dogs (those set, the others absent).
+
+        What ``environ`` says, overridden by the ``env`` of ``mayor/daemon.json``
+        (which the daemon sets on itself, where ``gt config set dolt.port``
+        writes), both replaced by the town's managed Dolt server, the
+        ``listener`` of ``.dolt-data/config.yaml``, unless
+        ``GT_DOLT_IGNORE_CONFIG=1`` (the daemon's ``ApplyConfiguredDoltEnv``).
+        """
+        endpoint = {key: environ[key] for key in DOLT_KEYS if environ.get(key)}
+        daemon_env = _json_object(self.root / "mayor" / "daemon.json").get("env")
+        if isinstance(daemon_env, dict):
+            endpoint.update({key: value for key in DOLT_KEYS if isinstance(value := daemon_env.get(key), str) and value.strip()})
+        managed = self.root / ".dolt-data" / "config.yaml"
+        if environ.get("GT_DOLT_IGNORE_CONFIG") != "1" and managed.is_file():
+            return {key: value for key, value in _listener(managed).items() if value}
+        return endpoint
+
     def rig_root(self, rig: str) -> Path:
         """A rig's canonical clone: ``<rig>/mayor/rig`` when Gas Town made one, else the rig directory."""
         clone = self.root / rig / "mayor" / "rig"
@@ -106,6 +124,34 @@ class Town(Record):
 
 
 TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")
+DOLT_KEYS = ("GT_DOLT_HOST", "GT_DOLT_PORT")
+
+
+def _listener(config: Path) -> dict[str, str]:
+    """The host and port of the ``listener:`` block of a Dolt ``config.yaml``, read line by line as Gas Town reads it
+    (``gt dolt start`` writes it; a port must be a number)."""
+    try:
+        lines = config.read_text(encoding="utf-8", errors="replace").split("\n")
+    except OSError:
+        return {}
+    found: dict[str, str] = {}
+    inside = False
+    for line in lines:
+        trimmed = line.strip()
+        if trimmed == "listener:":
+            inside = True
+            continue
+        if not inside:
+            continue
+        key, _, value = trimmed.partition(":")
+        host, port = value.strip().strip("\"'"), value.strip()
+        if key == "host" and "GT_DOLT_HOST" not in found:
+            found["GT_DOLT_HOST"] = host
+        elif key == "port" and port.isdecimal() and port.isascii() and "GT_DOLT_PORT" not in found:
+            found["GT_DOLT_PORT"] = str(int(port))
+        if line and line[0] not in " \t":
+            inside = False
+    return found
 
 
 def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path | None) -> tuple[str | Path, str]:

@@ -499,26 +499,32 @@ def cmd_escalate_raise(ctx: Context) -> int:
     run = run_context()
     source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
     related = args.related or (run.run_id if run else None)
-    if args.dry_run:
-        return _escalate_dry_run(ctx, subject, args.severity, source)
-    escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
-                                                      now=time.time())
-    from gtui.escalate import escalation_outcome
+    from gtcore.model import fingerprint_label
 
-    outcome = escalation_outcome(escalation, created, ctx.engine)
+    fingerprint = fingerprint_label(args.fingerprint)
+    if args.dry_run:
+        return _escalate_dry_run(ctx, subject, args.severity, source, fingerprint)
+    escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
+                                                      now=time.time(), fingerprint=args.fingerprint)
+    from gtui.escalate import escalation_outcome, suppressed_outcome
+
+    suppressed = fingerprint is not None and not created
+    outcome = suppressed_outcome(escalation) if suppressed else escalation_outcome(escalation, created, ctx.engine)
     ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
     for warning in outcome.warnings:
         warn(warning, "error" if outcome.code else "warning")
     return outcome.code
 
 
-def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str) -> int:
+def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str, fingerprint: str | None) -> int:
     route = ctx.engine.escalation_settings().routes.get(severity.lower())
     if route is None:
         raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route)}
-    ctx.emit(payload, lambda: ctx.say(f"would raise ({severity.lower()}, from {source}) {subject}: routed to {', '.join(route)};"
-                                      " nothing written, nothing sent"))
+    payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route),
+               **({"fingerprint": fingerprint} if fingerprint else {})}
+    marked = f" (fingerprint {fingerprint})" if fingerprint else ""
+    ctx.emit(payload, lambda: ctx.say(f"would raise ({severity.lower()}, from {source}) {subject}{marked}: routed to"
+                                      f" {', '.join(route)}; nothing written, nothing sent"))
     return 0
 
 
@@ -614,10 +620,10 @@ def cmd_plugin_digest(ctx: Context) -> int:
 
 def cmd_stale(ctx: Context) -> int:
     """Gas Town's convention: ``--json`` prints one flat object and exits 0 (an error too, in its ``error``);
-    ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 error; plain text exits 0 (2 on error)."""
+    ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 skipped or error; plain text exits 0 (2 on error)."""
     status = ctx.engine.binary_status(ctx.args.name)
     if ctx.args.quiet:
-        return EXIT_ERROR if status.error else 0 if status.stale else 1
+        return EXIT_ERROR if status.error or status.skipped else 0 if status.stale else 1
     if ctx.json:
         sys.stdout.write(json.dumps(status.gastown_json(), indent=2) + "\n")
         return 0

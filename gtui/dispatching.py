@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from gtcore.errors import GtError, KennelBusy
-from gtcore.model import FAILED, TYPE_CHECKING, Result, finished_json, run_json
+from gtcore.model import FAILED, TYPE_CHECKING, Result, finished_json, run_json, run_problems
 
 if TYPE_CHECKING:
     from typing import Any
@@ -54,6 +54,7 @@ def cmd_once(ctx: Context) -> int:
         from gtui.keys import check_keymap
 
         report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
+    report.problems += [problem for run in finished for problem in run_problems(run)]  # what they asked of Gas Town in vain
     payload = {**report.to_json(), "finished": [finished_json(run) for run in finished], "finished_more": more}
     ctx.emit(payload, lambda: ctx.render.patrol_report(ctx.console, report, finished))
     for problem in report.problems:

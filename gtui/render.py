@@ -113,7 +113,8 @@ def _last_run(stats: PluginStats | None, now: float) -> str:
 
 
 def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[str, Any]], now: float) -> None:
-    table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog"])
+    table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog", "summary"],
+                   wrap=("summary",))
     for run in runs:
         duration = run.data.get("duration_s")
         table.add_row(
@@ -122,7 +123,8 @@ def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[s
             result_text(run.result),
             _cell(run.data.get("exit_code", "")),
             _cell(format_duration(duration) if duration is not None else ""),
-            _cell(run.data.get("dog", "")),
+            _cell(run.data.get("dog", "receipt" if run.data.get("receipt") else "")),
+            _cell(run.body),
         )
     console.print(table)
     if days:
@@ -157,12 +159,22 @@ def stale_report(console: Console, statuses: list[BinaryStatus]) -> None:
     for status in statuses:
         if status.error:
             console.print(_cell(f"{status.name}: error: {status.error}", "red"))
+        elif status.skipped:
+            console.print(_cell(f"skipped: {status.name} (built from {(status.binary_commit or '?')[:12]}): {status.skip_reason}", "dim"))
         elif status.stale:
-            behind = f"{status.commits_behind} commit(s) behind" if status.commits_behind is not None else "not built yet"
-            safe = "safe to rebuild" if status.safe_to_rebuild else "NOT safe to rebuild (built from a commit not on main)"
-            console.print(_cell(f"stale: {status.name} is {behind}; {safe}", "yellow"))
+            behind = f"{status.commits_behind} commit(s) behind {status.compare_ref}" if status.binary_commit else "not built yet"
+            console.print(_cell(f"stale: {status.name} is {behind}; {_rebuild_safety(status)}", "yellow"))
         else:
-            console.print(_cell(f"fresh: {status.name} is at {status.repo_commit[:12] if status.repo_commit else '?'}", "green"))
+            at = status.repo_commit[:12] if status.repo_commit else "?"
+            console.print(_cell(f"fresh: {status.name} is at {at} (compared against {status.compare_ref})", "green"))
+
+
+def _rebuild_safety(status: BinaryStatus) -> str:
+    if status.safe_to_rebuild:
+        return "safe to rebuild"
+    if not status.on_main_branch:
+        return "NOT safe to rebuild (the repository is not on a build branch: main, master or carry/*)"
+    return f"NOT safe to rebuild ({status.compare_ref} does not descend from the binary's commit)"
 
 
 def run_result(console: Console, run: Bead) -> None:
@@ -179,6 +191,10 @@ def run_result(console: Console, run: Bead) -> None:
         console.print(_cell(f"  {run.data['reason']}", "dim"))
     if run.data.get("log"):
         console.print(_cell(f"  log: {run.data['log']}", "dim"))
+    from gtcore.model import run_problems
+
+    for problem in run_problems(run):
+        console.print(_cell(f"  {problem.level}: {problem.field}: {problem.reason}", "yellow"))
 
 
 def patrol_report(console: Console, report: PatrolReport, finished: list[Bead]) -> None:
@@ -249,8 +265,8 @@ def dog_list(console: Console, dogs: list[dict[str, Any]]) -> None:
 
 
 def escalation_list(console: Console, escalations: list[Escalation], settings: EscalationSettings, now: float) -> None:
-    table = _table(f"Escalations ({len(escalations)})", ["id", "severity", "status", "age", "count", "source", "subject", "notes"],
-                   wrap=("subject",))
+    table = _table(f"Escalations ({len(escalations)})", ["id", "severity", "status", "age", "count", "source", "fingerprint", "subject",
+                                                       "notes"], wrap=("subject",))
     for item in escalations:
         notes = item.notes(settings, now)
         table.add_row(
@@ -260,6 +276,7 @@ def escalation_list(console: Console, escalations: list[Escalation], settings: E
             _cell(age(item.bead.created_at, now)),
             _cell(item.count),
             _cell(item.source),
+            _cell(item.bead.data.get("fingerprint_key") or item.fingerprint or ""),
             _cell(item.subject),
             _cell(", ".join(notes), "yellow"),
         )
@@ -272,8 +289,8 @@ def escalation_detail(console: Console, escalation: Escalation, settings: Escala
                   title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    for key in ("severity", "original_severity", "status", "source", "count", "created_at", "last_seen_at", "reescalations",
-                "stale", "acked_at", "close_reason", "recovered_at"):
+    for key in ("severity", "original_severity", "status", "source", "fingerprint", "fingerprint_key", "count", "created_at",
+                "last_seen_at", "reescalations", "stale", "acked_at", "close_reason", "recovered_at"):
         if data[key] is not None:
             table.add_row(key.replace("_", " "), _cell(words(data[key])))
     console.print(table)

@@ -79,9 +79,16 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def commit(repo: Path, message: str = "more work") -> str:
-    """One more (empty) commit on the checked-out branch; returns the new HEAD."""
-    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+def commit(repo: Path, message: str = "more work", where: str = "CHANGES.md") -> str:
+    """One more commit on the checked-out branch, adding ``message`` to ``where``; returns the new HEAD.
+
+    A real change: Gas Town's ``gt stale`` does not count commits that change nothing (or only ``.beads/``).
+    """
+    target = repo / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((target.read_text(encoding="utf-8") if target.exists() else "") + message + "\n", encoding="utf-8")
+    git(repo, "add", where)
+    git(repo, "commit", "-q", "-m", message)
     return git(repo, "rev-parse", "HEAD")
 
 

@@ -19,7 +19,7 @@ PLUGIN_KEYS = {
     "has_run_script", "shadowed", "last_run", "run_count", "failure_count",
 }
 RUN_KEYS = {"id", "plugin", "rig", "status", "result", "queued_at", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log",
-            "reason", "labels", "summary", "reported_result", "detail"}
+            "reason", "labels", "summary", "reported_result", "detail", "problems"}
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
@@ -221,6 +221,7 @@ def test_history_json(populated: Path) -> None:
         "reported_result": None,
         "detail": None,
         "labels": ["plugin:deploy", "result:failure", "rig:alpha", "team:ops", "type:plugin-run"],
+        "problems": [],
     }
     assert oldest["labels"] == ["plugin:deploy", "result:success", "rig:alpha", "team:ops", "type:plugin-run"]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gtcore.durations import Duration, format_duration, parse_duration
 
@@ -23,6 +25,11 @@ from gtcore.durations import Duration, format_duration, parse_duration
         ("2h45m10s", 9910.0),
         ("0", 0.0),
         ("0s", 0.0),
+        ("+5m", 300.0),
+        ("+0", 0.0),
+        ("-0", 0.0),
+        ("-1h", -3600.0),
+        ("-1h30m", -5400.0),
     ],
 )
 def test_parses_go_style_durations(text: str, seconds: float) -> None:
@@ -62,7 +69,13 @@ def test_surrounding_whitespace_is_ignored_and_the_text_is_kept_as_written() -> 
         ("", "is empty (write it like 90s, 5m, 1h30m or 2d)"),
         ("   ", "is empty (write it like 90s, 5m, 1h30m or 2d)"),
         ("1h 30m", "'1h 30m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
-        ("-5m", "'-5m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("-", "'-' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("+", "'+' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("+-5m", "'+-5m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("1h-5m", "'1h-5m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("٥m", "'٥m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("５m", "'５m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
+        ("1٥m", "'1٥m' is missing a unit after 1 (ns, us, ms, s, m, h or d)"),
         ("m", "'m' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
         ("soon", "'soon' is not a duration (write it like 90s, 5m, 1h30m or 2d)"),
         (60, 'must be a string like "5m" or "1h30m", not 60'),
@@ -109,3 +122,40 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("text", ["45s", "5m", "1m30s", "1h", "1h30m", "2d", "1d3h"])
 def test_format_duration_round_trips_canonical_texts(text: str) -> None:
     assert format_duration(parse_duration(text).seconds) == text
+
+
+# -- as Go's time.ParseDuration reads them: one leading sign, ASCII digits ---------------------------------
+
+GO_UNITS = ["ns", "us", "µs", "ms", "s", "m", "h"]
+GO_PARTS = st.lists(st.tuples(st.integers(min_value=0, max_value=10_000), st.sampled_from(GO_UNITS)), min_size=1, max_size=4)
+
+
+def spelled(parts: list[tuple[int, str]]) -> str:
+    return "".join(f"{number}{unit}" for number, unit in parts)
+
+
+@given(parts=GO_PARTS, sign=st.sampled_from(["", "+", "-"]))
+def test_a_leading_sign_is_read_as_go_reads_it(parts: list[tuple[int, str]], sign: str) -> None:
+    body = spelled(parts)
+    unsigned = parse_duration(body).seconds
+    signed = parse_duration(sign + body)
+    assert signed.text == sign + body
+    assert signed.seconds == pytest.approx(-unsigned if sign == "-" else unsigned)
+
+
+@given(parts=GO_PARTS, digit=st.characters(categories=["Nd"]).filter(lambda char: not "0" <= char <= "9"),
+       where=st.integers(min_value=0, max_value=30))
+def test_a_digit_that_is_not_ascii_is_never_part_of_a_duration(parts: list[tuple[int, str]], digit: str, where: int) -> None:
+    body = spelled(parts)
+    at = where % (len(body) + 1)
+    with pytest.raises(ValueError):
+        parse_duration(body[:at] + digit + body[at:])
+
+
+@given(parts=GO_PARTS)
+def test_days_are_refused_where_a_flag_takes_only_gos_units(parts: list[tuple[int, str]]) -> None:
+    body = spelled(parts)
+    assert parse_duration(body, days=False).seconds == pytest.approx(parse_duration(body).seconds)
+    with pytest.raises(ValueError, match="unknown unit 'd'"):
+        parse_duration(body + "2d", days=False)
+

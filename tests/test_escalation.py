@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import add_plugin, make_town
+from enginekit import add_plugin, gtui_argv, gtui_env, make_town
 from kennelkit import kennels_of_this_test, start_kennel
 from servers import SmtpServer, WebhookServer, free_port
 
@@ -322,6 +323,44 @@ def test_the_same_source_and_subject_counts_again_instead_of_a_second_escalation
 # -- stale re-escalation -----------------------------------------------------------------
 
 
+def raise_at_once(town: Path, key: str, processes: int = 3) -> list[dict[str, Any]]:
+    """``gtui escalate ... --fingerprint KEY --json`` from several processes started together; their answers."""
+    started = [subprocess.Popen(gtui_argv(town, "escalate", f"Mass agent death: {number + 3} agents down", "-s", "critical",
+                                          "--fingerprint", key, "--json"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gtui_env())
+               for number in range(processes)]
+    answers = []
+    for proc in started:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        answers.append(json.loads(out))
+    return answers
+
+
+def test_one_fingerprint_raised_by_processes_at_once_is_one_escalation_until_it_is_closed(town: Path) -> None:
+    """Gas Town's rule: an open escalation with the fingerprint suppresses the next; acknowledging keeps it; closing frees it."""
+    def one_new(answers: list[dict[str, Any]]) -> str:
+        (new,) = [answer for answer in answers if answer.get("created")]
+        suppressed = [answer for answer in answers if answer is not new]
+        assert all(answer == {"id": new["id"], "status": "duplicate_suppressed", "fingerprint": new["fingerprint"]}
+                   for answer in suppressed), answers
+        return new["id"]
+
+    first = one_new(raise_at_once(town, "stuck-agent-dog:mass-death"))
+    service(town).ack(first, now=T0)
+    assert {answer["id"] for answer in raise_at_once(town, " stuck-agent-dog:mass-death ")} == {first}  # trimmed, as Gas Town
+    assert {answer["status"] for answer in raise_at_once(town, "stuck-agent-dog:mass-death", 2)} == {"duplicate_suppressed"}
+    assert reread(town, service(town).get(first)).count == 8
+    service(town).close(first, reason="polecats restarted", now=T0 + MINUTE)
+    second = one_new(raise_at_once(town, "stuck-agent-dog:mass-death"))
+    assert second != first
+    assert one_new(raise_at_once(town, "stuck-agent-dog:deacon:stuck-heartbeat", 2)) not in (first, second)  # another key
+    label = service(town).get(first).fingerprint
+    assert label == service(town).get(second).fingerprint and label and label.startswith("escalation-fp:")
+    assert sorted(item.status for item in service(town).list(include_closed=True, now=T0) if item.fingerprint == label) == [
+        "closed", "open"]
+
+
 def timeline_settings(town: Path, smtp_port: int) -> None:
     write_settings(town, {
         "stale_threshold": "1h",
@@ -550,6 +589,20 @@ def test_the_file_gt_install_writes_is_accepted_as_it_is(town: Path) -> None:
                                                                                  ("contacts.human_sms", "warning")}
     write_settings(town, {"contacts": {"smtp_port": "2525", "smtp_host": "127.0.0.1"}})
     assert load_escalation_settings(town / "settings", environ={}).contacts.smtp_port == 2525
+
+
+def test_a_severity_the_file_leaves_out_is_routed_as_gas_towns_config_loader_routes_it(town: Path) -> None:
+    """Gas Town's TestEscalationConfigGetRouteForSeverity: a severity without a route falls back to bead and mail:mayor,
+    however severe; only a town without the file gets the per-severity defaults."""
+    write_settings(town, {"routes": {"low": ["bead"], "medium": ["bead", "mail:mayor"]}})
+    routes = load_escalation_settings(town / "settings", environ={}).routes
+    assert dict(routes) == {"low": ("bead",), "medium": ("bead", "mail:mayor"), "high": ("bead", "mail:mayor"),
+                            "critical": ("bead", "mail:mayor")}
+    write_settings(town, {"type": "escalation"})  # no routes at all
+    assert set(load_escalation_settings(town / "settings", environ={}).routes.values()) == {("bead", "mail:mayor")}
+    (town / "settings" / "escalation.json").unlink()
+    assert load_escalation_settings(town / "settings", environ={}).routes["critical"] == ("bead", "mail:mayor", "email:human",
+                                                                                          "sms:human")
 
 
 def test_broken_settings_never_fall_back_to_the_default_route(town: Path) -> None:

@@ -8,11 +8,16 @@ from the docs misleads its author.  The table is the single source of both.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gtcore.escalation import GO_SPACE, fingerprint_label
+from gtcore.sessions import SessionHealth
 from gtui import cli
 from gtui.shims import flags
 
@@ -49,7 +54,8 @@ def test_the_docs_hold_exactly_the_generated_reference() -> None:
     assert inside == flags.reference(), "docs/gastown.md is out of date: run python -m gtui.shims.flags and paste its output"
 
 
-@pytest.mark.parametrize("command", [flags.ESCALATE, flags.BD_CREATE, flags.STALE], ids=lambda command: command.name)
+@pytest.mark.parametrize("command", [flags.ESCALATE, flags.BD_CREATE, flags.STALE, flags.PLUGIN_RECORD_RUN, flags.SESSION_HEALTH],
+                         ids=lambda command: command.name)
 def test_the_command_the_docs_and_the_table_agree(command: flags.Command) -> None:
     assert documented(command) == table(command)
     assert options_of(command.parser()) == table(command)  # what the plugin-facing gt/bd parse
@@ -94,3 +100,50 @@ def test_an_unknown_flag_is_one_line_and_exit_1_as_in_gas_town(capsys: pytest.Ca
         flags.ESCALATE.parser().parse_args(["--subject=Plugin FAILED", "--body=err"])
     assert caught.value.code == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+# -- the flags Gas Town's plugins took since April (649b832b), for any value -------------------------------------
+
+VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40).filter(
+    lambda text: not text.startswith("-"))  # a value that looks like a flag is written --flag=VALUE by any caller
+
+
+@given(plugin=VALUES, result=VALUES, title=VALUES, description=VALUES, rig=VALUES, labels=st.lists(VALUES, max_size=4),
+       order=st.randoms(use_true_random=False))
+def test_record_run_takes_every_value_whole_in_any_order(plugin: str, result: str, title: str, description: str, rig: str,
+                                                         labels: list[str], order: object) -> None:
+    """gt's flags are a StringVar each and a StringArray for -l: a comma never splits a label, a value is kept as given."""
+    pairs = [["--plugin", plugin], ["--result", result], ["--title", title], ["--description", description], ["--rig", rig],
+             *(["-l" if index % 2 else "--label", label] for index, label in enumerate(labels))]
+    order.shuffle(pairs)  # type: ignore[attr-defined]
+    parsed = flags.PLUGIN_RECORD_RUN.parser().parse_args([word for pair in pairs for word in pair])
+    assert (parsed.plugin, parsed.result, parsed.title, parsed.description, parsed.rig) == (plugin, result, title, description, rig)
+    assert parsed.labels == [value for name, value in pairs if name in ("-l", "--label")]  # in the order given
+
+
+@given(key=st.text(max_size=60), padding=st.tuples(st.text(GO_SPACE, max_size=3), st.text(GO_SPACE, max_size=3)))
+def test_a_fingerprint_is_gas_towns_label_of_the_trimmed_key(key: str, padding: tuple[str, str]) -> None:
+    label = fingerprint_label(padding[0] + key + padding[1])
+    trimmed = key.strip(GO_SPACE)
+    if not trimmed:
+        assert label is None  # a blank fingerprint is none, as in Gas Town
+        return
+    digest = hashlib.sha256(trimmed.encode("utf-8", "surrogateescape")).hexdigest()
+    assert label == f"escalation-fp:{digest[:12]}" == fingerprint_label(trimmed)
+    assert flags.ESCALATE.parser().parse_args(["subject", f"--fingerprint={key}"]).fingerprint == key
+
+
+def test_a_fingerprint_keeps_what_go_does_not_trim() -> None:
+    assert fingerprint_label("\x1ckey") != fingerprint_label("key")  # Python's strip() would drop \x1c; Go's TrimSpace keeps it
+    assert fingerprint_label("\u3000key\u00a0") == fingerprint_label("key")
+
+
+@given(session=VALUES.filter(bool), seconds=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
+def test_session_health_answers_in_gas_towns_shape(session: str, seconds: float) -> None:
+    parsed = flags.SESSION_HEALTH.parser().parse_args([session, "--json", f"--max-inactivity={seconds}s"])
+    assert (parsed.session, parsed.json, parsed.max_inactivity) == (session, True, f"{seconds}s")
+    for status in ("healthy", "session-dead", "agent-dead", "agent-hung"):
+        shown = SessionHealth(session, status, seconds).to_json()
+        assert list(shown) == ["session", "status", "healthy", "zombie", "max_inactivity_seconds"]
+        assert shown["max_inactivity_seconds"] == int(seconds)  # Go's int64(d.Seconds()): toward zero
+        assert (shown["healthy"], shown["zombie"]) == (status == "healthy", status in ("agent-dead", "agent-hung"))

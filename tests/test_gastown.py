@@ -52,7 +52,7 @@ COOLDOWN = 'type = "cooldown"\nduration = "1h"'
 BD_ISSUE_KEYS = {"id", "title", "description", "status", "issue_type", "labels", "created_at", "updated_at", "closed_at"}
 BD_CREATED_KEYS = {"id", "title", "description", "status", "issue_type", "labels", "created_at", "ephemeral"}
 STALE_REQUIRED = {"stale", "forward", "on_main_branch", "safe_to_rebuild", "binary_commit", "repo_commit"}
-STALE_OPTIONAL = {"commits_behind", "error"}
+STALE_OPTIONAL = {"compare_ref", "commits_behind", "skipped", "skip_reason", "error"}
 RIG_LIST_KEYS = {"name", "beads_prefix", "status", "witness", "refinery", "polecats", "crew", "repo_path"}
 
 PRELUDE = """OUT="$GT_TOWN_ROOT/out"
@@ -700,7 +700,7 @@ gt rig show gastown --json || true
     ran = run(town, "oddities")
     assert ran["result"] == "success", ran
     assert re.fullmatch(r"bd version 0\.59\.0 \(gtui [^)\s]+\)\n", probed(town, "bd-version").out), probed(town, "bd-version").out
-    assert re.fullmatch(r"gt version 1\.0\.1 \(gtui [^)\s]+\)\n", probed(town, "gt-version").out), probed(town, "gt-version").out
+    assert re.fullmatch(r"gt version 1\.2\.1 \(gtui [^)\s]+\)\n", probed(town, "gt-version").out), probed(town, "gt-version").out
     export, rig_show = probed(town, "bd-export"), probed(town, "gt-rig-show")
     assert export.rc == 127 and "bd export" in export.one_error_line(), export
     assert rig_show.rc == 127 and "rig show" in rig_show.one_error_line(), rig_show
@@ -963,24 +963,11 @@ gt mail send --to deacon/ -s "via --to" --body "body via --body" > "$OUT/deacon"
     assert by_subject["via --to"]["body"] == "body via --body"
 
 
-def test_gt_town_root_hook_show_and_version_keep_a_set_e_script_going(tmp_path: Path) -> None:
+def test_gt_town_root_and_version_keep_a_set_e_script_going(tmp_path: Path) -> None:
     town = the_town(tmp_path)
-    for directory in ("gastown/polecats/nux", "beads/polecats/furiosa"):
-        (town / directory).mkdir(parents=True)
     plugin(town, "watchdog", """TOWN_ROOT="${GT_TOWN_ROOT:-$(gt town root 2>/dev/null)}"
 echo "$TOWN_ROOT" > "$OUT/town-root"
 env -u GT_TOWN_ROOT -u GT_ROOT -u GT_TOWN gt town root > "$OUT/town-root-from-cwd"
-RIGS_JSON_PATH="${TOWN_ROOT}/mayor/rigs.json"
-: > "$OUT/hooks"
-for RIG in $(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['rigs']))" "$RIGS_JSON_PATH"); do
-  for PCAT_DIR in "$TOWN_ROOT/$RIG"/polecats/*/; do
-    [ -d "$PCAT_DIR" ] || continue
-    PCAT_NAME=$(basename "$PCAT_DIR")
-    HOOK_OUTPUT=$(gt hook show "$RIG/polecats/$PCAT_NAME" 2>/dev/null | head -1)
-    HOOK_BEAD=$(echo "$HOOK_OUTPUT" | grep -v '(empty)' | awk '{print $2}' || true)
-    echo "$HOOK_OUTPUT|$HOOK_BEAD" >> "$OUT/hooks"
-  done
-done
 OLD_VER=$(gt version 2>/dev/null | head -1 || echo "unknown")
 bd create "watchdog: 2 polecats checked, $OLD_VER" -t chore --ephemeral \\
   -l type:plugin-run,plugin:watchdog,result:success -d "all hooks empty" --silent 2>/dev/null || true
@@ -989,9 +976,8 @@ bd create "watchdog: 2 polecats checked, $OLD_VER" -t chore --ephemeral \\
     root = str(town.resolve())
     assert written(town, "town-root").strip() == root
     assert written(town, "town-root-from-cwd") == root + "\n"  # `gt town root` prints the root, found from the cwd here
-    assert sorted(written(town, "hooks").splitlines()) == ["beads/polecats/furiosa: (empty)|", "gastown/polecats/nux: (empty)|"]
     assert ran["result"] == "success", ran
-    assert re.fullmatch(r"watchdog: 2 polecats checked, gt version 1\.0\.1 \(gtui \S+\)", ran["summary"]), ran
+    assert re.fullmatch(r"watchdog: 2 polecats checked, gt version 1\.2\.1 \(gtui \S+\)", ran["summary"]), ran
 
 
 def test_gt_plugin_and_dog_dispatch_answer_in_gas_towns_json_shapes(tmp_path: Path) -> None:

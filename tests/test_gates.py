@@ -13,12 +13,13 @@ import pytest
 
 from gtcore.clock import local_zone
 from gtcore.durations import parse_duration
-from gtcore.gates import CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate
+from gtcore.gates import ALIASES, CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate
 from gtcore.model import GateState
 from gtcore.plugins import Execution, Gate, Plugin, parse_plugin
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
+HAVANA = ZoneInfo("America/Havana")  # falls back at midnight: on 2026-11-01 (a Sunday, the 1st) 00:00-01:00 happens twice
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC).timestamp()
 MTIME = NOW - 30 * 86400
 NEVER = GateFacts()
@@ -217,6 +218,25 @@ def test_cron_dst_new_york_spring_and_fall() -> None:
     one_thirty = cron_plugin("30 1 * * *", "America/New_York")
     fall = simulate(one_thirty, at(NEW_YORK, 2026, 10, 31, 12, 0), at(NEW_YORK, 2026, 11, 2, 12, 0), step=300)
     assert local_times(fall, NEW_YORK) == ["11-01 01:30-0400", "11-02 01:30-0500"]
+
+
+@pytest.mark.parametrize("alias", sorted(ALIASES))
+def test_every_at_alias_runs_as_the_expression_it_stands_for_on_a_havana_fall_back_day(alias: str) -> None:
+    start, end = at(HAVANA, 2026, 10, 31, 12, 0), at(HAVANA, 2026, 11, 2, 12, 0)
+    runs = simulate(cron_plugin(alias, "America/Havana"), start, end)
+    assert runs == simulate(cron_plugin(ALIASES[alias], "America/Havana"), start, end)
+    shown = local_times(runs, HAVANA)
+    if alias in ("@daily", "@midnight", "@weekly", "@monthly"):  # all fall on Sunday 1 November 00:00, which comes twice
+        assert [time for time in shown if time.startswith("11-01")] == ["11-01 00:00-0400"], shown
+    elif alias == "@hourly":  # a wildcard hour: each real hour of the 25-hour day has its run
+        assert shown.count("11-01 00:00-0400") == shown.count("11-01 00:00-0500") == 1, shown
+    else:
+        assert runs == [], shown  # @yearly, @annually: no slot in these two days
+
+
+def test_an_at_alias_is_read_in_any_case() -> None:
+    start, end = at(HAVANA, 2026, 10, 31, 12, 0), at(HAVANA, 2026, 11, 2, 12, 0)
+    assert simulate(cron_plugin("@DAILY", "America/Havana"), start, end) == simulate(cron_plugin("0 0 * * *", "America/Havana"), start, end)
 
 
 def test_cron_hourly_job_fires_for_both_real_hours_when_clocks_fall_back() -> None:

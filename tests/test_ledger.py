@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from enginekit import claim_running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gtcore.errors import LedgerError, NotFound, RunInFlight, RunTaken
-from gtcore.model import Bead, PluginStats
+from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, RunTaken
+from gtcore.model import Bead, PluginStats, Report
 from gtcore.storage import open_ledger
-from gtcore.storage.contract import Ledger, Take
+from gtcore.storage.contract import Ledger, Receipt, Take
+from gtcore.storage.shared import MAX_DRIFT
 from gtcore.storage.sqlite import SCHEMA_VERSION
 from gtcore.storage.testing import (
     bead_rows,
@@ -328,6 +330,47 @@ def test_run_labels(tmp_path: Path) -> None:
     assert ledger.close_run(run.id, "success").labels == closed.labels
     town = ledger.claim_run("sweep", "town")
     assert "rig:town" in town.labels
+
+
+def test_a_receipt_is_a_run_closed_at_once_that_the_summary_counts(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    run = ledger.claim_run("quality", "town", now=BASE)
+    ledger.close_run(run.id, "success", now=BASE + 1)
+    report = Report("failure", "quality: 2 breaches", "Worker: nux", ("team:qa", "result:bogus", "rig:gastown"))
+    receipt = ledger.record_receipt(Receipt("quality", "gastown", report, "deacon/dogs/rex", BASE + 60))
+    assert (receipt.kind, receipt.status, receipt.result, receipt.body) == ("wisp", "closed", "failure", "quality: 2 breaches")
+    assert (receipt.created_at, receipt.closed_at, receipt.rig) == (BASE + 60, BASE + 60, "gastown")
+    assert set(receipt.labels) == {"type:plugin-run", "plugin:quality", "rig:gastown", "result:failure", "team:qa"}
+    assert (receipt.data["receipt"], receipt.data["actor"], receipt.data["report"]["detail"]) == (True, "deacon/dogs/rex", "Worker: nux")
+    assert ledger.plugin_summary()["quality"] == PluginStats("quality", 2, 1, receipt.id, BASE + 60, "failure", "quality: 2 breaches")
+    odd = ledger.record_receipt(Receipt("quality", "town", Report("partial", "half done"), now=BASE + 120))
+    assert (odd.result, odd.data["reported_result"]) == ("success", "partial") and "partial" in odd.data["reason"]
+    assert ledger.runs("quality", limit=None)[0].id == odd.id
+
+
+DRIFT = {"tool": "gt", "verb": "rig show", "flags": ["--json"], "handed_to": None}
+
+
+def test_only_a_runs_own_processes_note_its_drift_and_report_labels_while_it_runs(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    run = claim_running(ledger, "drifter", "town", data={"token": "secret"}, now=BASE)
+    for forged in ("forged", ""):
+        with pytest.raises(GtError, match="GTUI_RUN_TOKEN does not match"):
+            ledger.note_drift(run.id, forged, DRIFT)
+        with pytest.raises(GtError, match="GTUI_RUN_TOKEN does not match"):
+            ledger.report_run(run.id, forged, Report("failure", "forged"))
+    assert ledger.note_drift(run.id, "secret", DRIFT, now=BASE + 1).data["drift"] == [{**DRIFT, "at": BASE + 1}]
+    for _ in range(MAX_DRIFT + 3):  # a plugin calling one unanswered verb in a loop
+        ledger.note_drift(run.id, "secret", DRIFT)
+    reported = ledger.report_run(run.id, "secret", Report("warning", "drifted", "", ("team:dolt", "result:ok", "rig:gastown")))
+    assert {"team:dolt", "rig:gastown", "rig:town", "result:running"} <= set(reported.labels) and "result:ok" not in reported.labels
+    closed = ledger.close_run(run.id, "success", now=BASE + 2)
+    assert (closed.result, len(closed.data["drift"])) == ("warning", MAX_DRIFT)  # the close keeps the notes
+    assert "result:warning" in ledger.get(run.id).labels and "team:dolt" in ledger.get(run.id).labels
+    with pytest.raises(GtError, match="has ended"):
+        ledger.note_drift(run.id, "secret", DRIFT)
+    with pytest.raises(NotFound):
+        ledger.note_drift(run.id + 999, "secret", DRIFT)
 
 
 def test_beads_filters(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """``gtui stale`` against real git repositories made in tmp_path.
 
 The "binary" is a small bash script whose ``--version`` prints ``tool 1.0 (<commit sha>)``; the
-repository is a real one with real commits (empty ones: only the history matters).  The command
-follows Gas Town's ``gt stale``: ``--json`` prints one flat object and exits 0 (an error too, in its
-``error`` field); ``--quiet`` prints nothing and exits 0 stale, 1 fresh, 2 error.
+repository is a real one with real commits (each changes a file: commits that change nothing, or
+only ``.beads/``, do not make a binary stale in Gas Town).  The command follows Gas Town's ``gt
+stale`` at 649b832b: it compares with a build branch (``main``, ``master``, ``carry/*``, or the
+freshest build ref holding the binary's commit); ``--json`` prints one flat object and exits 0 (an
+error too, in its ``error`` field; a check it cannot make says ``skipped``); ``--quiet`` prints
+nothing and exits 0 stale, 1 fresh, 2 skipped or error.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import pytest
 from gtui.cli import main
 
 ALWAYS = ["stale", "forward", "on_main_branch", "safe_to_rebuild", "binary_commit", "repo_commit"]  # Gas Town's order
-WHEN_SET = {"commits_behind", "error"}  # Gas Town leaves these out when 0 or empty
+WHEN_SET = ["compare_ref", "commits_behind", "skipped", "skip_reason", "error"]  # left out when 0 or empty, in this order
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
     "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
@@ -34,10 +37,14 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def commit(repo: Path, count: int = 1) -> str:
-    """Make ``count`` commits on the checked-out branch; returns the new HEAD."""
+def commit(repo: Path, count: int = 1, where: str = "work.txt") -> str:
+    """Make ``count`` commits on the checked-out branch, each changing ``where``; returns the new HEAD."""
+    target = repo / where
+    target.parent.mkdir(parents=True, exist_ok=True)
     for number in range(count):
-        git(repo, "commit", "-q", "--allow-empty", "-m", f"change {number}")
+        target.write_text(f"{target.read_text() if target.exists() else ''}change {number}\n", encoding="utf-8")
+        git(repo, "add", where)
+        git(repo, "commit", "-q", "-m", f"change {number} of {where}")
     return git(repo, "rev-parse", "HEAD")
 
 
@@ -89,12 +96,12 @@ def stale_json(capsys: pytest.CaptureFixture[str], town: Path, *args: str) -> tu
     json_code, out, _ = cli(capsys, town, "stale", *args, "--json")
     status = json.loads(out)
     assert json_code == 0, status  # --json exits 0 whatever it says
-    assert list(status)[:len(ALWAYS)] == ALWAYS and set(status) - set(ALWAYS) <= WHEN_SET, status
-    assert all(status[key] for key in WHEN_SET & set(status)), status
+    assert list(status) == ALWAYS + [key for key in WHEN_SET if key in status], status
+    assert all(status[key] for key in WHEN_SET if key in status), status
     return code, status
 
 
-# -- fresh, behind, off main ---------------------------------------------------------------------------
+# -- fresh, behind, and the build branch compared with ---------------------------------------------------
 
 
 def test_a_binary_built_from_mains_head_is_fresh(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +111,7 @@ def test_a_binary_built_from_mains_head_is_fresh(town: Path, capsys: pytest.Capt
 
     assert code == 1
     assert status == {"stale": False, "forward": False, "on_main_branch": True, "safe_to_rebuild": False,
-                      "binary_commit": head, "repo_commit": head}
+                      "binary_commit": head, "repo_commit": head, "compare_ref": "main"}
 
 
 def test_a_binary_n_commits_behind_main_is_stale_and_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,11 +122,24 @@ def test_a_binary_n_commits_behind_main_is_stale_and_safe_to_rebuild(town: Path,
 
     assert code == 0
     assert status == {"stale": True, "forward": True, "on_main_branch": True, "safe_to_rebuild": True,
-                      "binary_commit": built, "repo_commit": head, "commits_behind": 3}
+                      "binary_commit": built, "repo_commit": head, "compare_ref": "main", "commits_behind": 3}
 
     code, out, _ = cli(capsys, town, "stale")  # for people
     assert code == 0
-    assert "tool is 3 commit(s) behind; safe to rebuild" in out
+    assert "tool is 3 commit(s) behind main; safe to rebuild" in out
+
+
+def test_commits_that_only_touch_beads_leave_the_binary_fresh(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Gas Town's GH#2596: bd's backup commits change only .beads/, which no binary is built from."""
+    built = tool_town(town)
+    head = commit(town / "src" / "tool", 2, ".beads/issues.jsonl")
+
+    code, status = stale_json(capsys, town)
+
+    assert code == 1
+    assert (status["stale"], status["binary_commit"], status["repo_commit"]) == (False, built, head)
+    commit(town / "src" / "tool", 1, "cmd/main.go")
+    assert stale_json(capsys, town)[1]["commits_behind"] == 3
 
 
 def test_a_short_sha_in_the_version_is_resolved_to_the_full_commit(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,11 +153,11 @@ def test_a_short_sha_in_the_version_is_resolved_to_the_full_commit(town: Path, c
     assert (binary["binary_commit"], binary["commits_behind"], binary["safe_to_rebuild"]) == (built, 1, True)
 
 
-def test_a_binary_built_from_a_feature_branch_is_stale_but_not_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_binary_built_from_a_diverged_branch_is_stale_but_not_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tool_town(town)
     repo = town / "src" / "tool"
     git(repo, "checkout", "-q", "-b", "feature")
-    feature = commit(repo, 2)
+    feature = commit(repo, 2, "feature.txt")
     git(repo, "checkout", "-q", "main")
     head = commit(repo)  # main moved on too: the two have diverged
     make_tool(town / "bin" / "tool", feature)
@@ -145,18 +165,82 @@ def test_a_binary_built_from_a_feature_branch_is_stale_but_not_safe_to_rebuild(t
     code, binary = stale_json(capsys, town)
 
     assert code == 0
-    assert binary["stale"] is True
-    assert (binary["on_main_branch"], binary["forward"], binary["safe_to_rebuild"]) == (False, False, False)
+    assert (binary["stale"], binary["compare_ref"]) == (True, "main")
+    assert (binary["on_main_branch"], binary["forward"], binary["safe_to_rebuild"]) == (True, False, False)
     assert (binary["binary_commit"], binary["repo_commit"], binary.get("error")) == (feature, head, None)
 
     code, out, _ = cli(capsys, town, "stale")
-    assert code == 0 and "NOT safe to rebuild" in out
+    assert code == 0 and "NOT safe to rebuild (main does not descend" in out
+
+
+def test_a_worktree_on_a_feature_branch_is_compared_with_the_build_branch_not_its_head(
+        town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Gas Town's GH#4034: the mayor's clone sits on feature branches; staleness is only meant against a build branch."""
+    built = tool_town(town)
+    repo = town / "src" / "tool"
+    main = commit(repo, 2)
+    git(repo, "checkout", "-q", "-b", "polecat/nux")
+    commit(repo, 5, "wip.txt")  # unmerged feature work is not what the binary is behind
+
+    code, binary = stale_json(capsys, town)
+
+    assert code == 0
+    assert binary == {"stale": True, "forward": True, "on_main_branch": False, "safe_to_rebuild": False,
+                      "binary_commit": built, "repo_commit": main, "compare_ref": "main", "commits_behind": 2}
+
+
+def test_the_freshest_build_ref_holding_the_binary_wins_remote_ones_included(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    repo = town / "src" / "tool"
+    ahead = commit(repo, 3)
+    git(repo, "update-ref", "refs/remotes/origin/main", ahead)  # origin/main ahead of the local main
+    git(repo, "reset", "-q", "--hard", built)
+    git(repo, "checkout", "-q", "-b", "feature")
+
+    code, binary = stale_json(capsys, town)
+
+    assert code == 0
+    assert (binary["compare_ref"], binary["repo_commit"], binary["commits_behind"]) == ("origin/main", ahead, 3)
+    assert (binary["on_main_branch"], binary["safe_to_rebuild"]) == (False, False)
+
+
+def test_a_carry_branch_is_a_build_branch(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    built = tool_town(town)
+    repo = town / "src" / "tool"
+    git(repo, "checkout", "-q", "-b", "carry/operational")
+    head = commit(repo, 2)
+
+    code, binary = stale_json(capsys, town)
+    assert code == 0
+    assert (binary["on_main_branch"], binary["compare_ref"], binary["safe_to_rebuild"]) == (True, "carry/operational", True)
+    assert (binary["binary_commit"], binary["repo_commit"]) == (built, head)
+
+    git(repo, "checkout", "-q", "-b", "feature")  # off the carry branch: it is the one build ref holding the binary and ahead
+    code, binary = stale_json(capsys, town)
+    assert (code, binary["compare_ref"], binary["on_main_branch"]) == (0, "carry/operational", False)
+
+
+def test_no_build_ref_holding_the_binarys_commit_skips_the_check(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool_town(town)
+    repo = town / "src" / "tool"
+    git(repo, "checkout", "-q", "-b", "feature")
+    feature = commit(repo, 1, "feature.txt")
+    make_tool(town / "bin" / "tool", feature)  # built from the feature branch, which no build ref holds
+
+    code, binary = stale_json(capsys, town)
+
+    assert code == 2  # -q: skipped is "undetermined"
+    assert binary == {"stale": False, "forward": False, "on_main_branch": False, "safe_to_rebuild": False,
+                      "binary_commit": feature, "repo_commit": "", "skipped": True,
+                      "skip_reason": "source worktree not on a build branch and no build-branch ref found to compare against"}
+    code, out, _ = cli(capsys, town, "stale")
+    assert code == 0 and "skipped" in out
 
 
 def test_master_as_the_main_branch(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
     built = tool_town(town, branch="master")
     code, binary = stale_json(capsys, town)
-    assert (code, binary["repo_commit"], binary["stale"]) == (1, built, False)
+    assert (code, binary["repo_commit"], binary["stale"], binary["compare_ref"]) == (1, built, False, "master")
 
     head = commit(town / "src" / "tool", 2)
     code, binary = stale_json(capsys, town)
@@ -175,18 +259,20 @@ def test_a_bare_repository_works_too(town: Path, capsys: pytest.CaptureFixture[s
     assert (code, binary["repo_commit"], binary.get("error")) == (1, built, None)
 
 
-# -- missing things and errors -------------------------------------------------------------------------
+# -- missing things, skips and errors ------------------------------------------------------------------
 
 
-def test_a_missing_binary_is_stale_and_safe_to_rebuild(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_binary_is_stale_and_safe_to_build_from_a_build_branch(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
     head = tool_town(town)
     (town / "bin" / "tool").unlink()
 
     code, binary = stale_json(capsys, town)
 
     assert code == 0
-    assert binary == {"stale": True, "forward": False, "on_main_branch": False, "safe_to_rebuild": True,
-                      "binary_commit": "", "repo_commit": head}
+    assert binary == {"stale": True, "forward": False, "on_main_branch": True, "safe_to_rebuild": True,
+                      "binary_commit": "", "repo_commit": head, "compare_ref": "main"}
+    git(town / "src" / "tool", "checkout", "-q", "-b", "feature")
+    assert stale_json(capsys, town)[1]["safe_to_rebuild"] is False
 
 
 def test_a_missing_repository_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,7 +301,7 @@ def test_a_binary_that_prints_no_commit_is_an_error(town: Path, capsys: pytest.C
     assert binary["binary_commit"] == ""
 
 
-def test_a_commit_the_repository_does_not_have_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_commit_the_repository_does_not_have_skips_the_check(town: Path, capsys: pytest.CaptureFixture[str]) -> None:
     tool_town(town)
     unknown = "0123456789abcdef0123456789abcdef01234567"
     make_tool(town / "bin" / "tool", unknown)
@@ -223,7 +309,8 @@ def test_a_commit_the_repository_does_not_have_is_an_error(town: Path, capsys: p
     code, binary = stale_json(capsys, town)
 
     assert code == 2
-    assert unknown in binary["error"] and "does not have" in binary["error"]
+    assert (binary["skipped"], binary["binary_commit"], binary["repo_commit"]) == (True, unknown, "")
+    assert binary["skip_reason"] == "binary commit not found in source repo; cannot compare staleness"
 
 
 def test_a_binary_whose_version_command_fails_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:

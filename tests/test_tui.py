@@ -238,7 +238,7 @@ async def test_x_asks_for_a_reason_and_closes_escape_cancels(town: Path) -> None
 
 
 async def test_enter_on_the_escalations_pane_opens_escalation_details(town: Path) -> None:
-    item = raise_escalation(town, "disk 93% full", "high", body="df says 93% on /srv")
+    item = raise_escalation(town, "disk 93% full", "high", body="df says 93% on /srv", fingerprint="disk-guard:srv")
     app = app_for(town)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
@@ -248,6 +248,7 @@ async def test_enter_on_the_escalations_pane_opens_escalation_details(town: Path
         shown = screen_text(app)
         assert item.ref in shown and "disk 93% full" in shown and "df says 93% on /srv" in shown
         assert "Deliveries" in shown and "History" in shown and "raised" in shown
+        assert f"fingerprint {item.fingerprint} (disk-guard:srv)" in shown and item.fingerprint.startswith("escalation-fp:")
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, EscalationDetailsScreen), 3, "the main screen")
 

@@ -80,6 +80,21 @@ class Close(Record):
     log: str | None = None  # the run's capped log, kept on a ledger several hosts share (see Ledger.shares_logs)
 
 
+class Receipt(Record):
+    """A plugin run recorded outside any run of it (Gas Town's ``gt plugin record-run``): a wisp closed at once.
+
+    History and the gates count it as a run of ``plugin`` (its start is
+    ``now``), as Gas Town's cooldown counts its receipts; ``report`` is what
+    the recorder said (result, title as summary, description as detail, labels).
+    """
+
+    plugin: str
+    rig: str
+    report: Report
+    actor: str = ""
+    now: float | None = None
+
+
 class EscalationChange(Record):
     """What to write on an escalation: its data, and optionally status, body, labels and deliveries.
 
@@ -294,6 +309,14 @@ class Ledger(ABC):
         """Keep a plugin's own report on its running wisp; only the run's token may."""
 
     @abstractmethod
+    def record_receipt(self, receipt: Receipt) -> Bead:
+        """Write ``receipt`` as a closed wisp in one transaction (the summary and the gates count it as a run)."""
+
+    @abstractmethod
+    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
+        """Keep on a running wisp that its run called a ``gt``/``bd`` verb gtui does not answer; only the run's token may."""
+
+    @abstractmethod
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
         """Run wisps claimed or closed at or after ``since``, oldest change first (the feed)."""
 
@@ -373,9 +396,13 @@ class Ledger(ABC):
 
     @abstractmethod
     def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
-                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float) -> tuple[Bead, bool]:
+                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float,
+                         fingerprint: str | None = None) -> tuple[Bead, bool]:
         """The open escalation of ``source`` about ``subject`` changed by ``again``, else a new one made by ``fresh``.
 
+        With ``fingerprint`` (a label, Gas Town's ``escalation-fp:...``) the
+        open escalation is the unclosed one carrying that label, whatever its
+        subject and source: acknowledged still counts, closed does not.
         Returns the escalation's bead (its ``data["pending"]`` the deliveries
         waiting) and whether it is new; one transaction, so two processes
         raising the same thing at once make one escalation.

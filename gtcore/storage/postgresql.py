@@ -48,6 +48,7 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    Receipt,
     Squash,
     Take,
 )
@@ -58,10 +59,14 @@ from gtcore.storage.shared import (
     check_final,
     claim_labels,
     closed,
+    receipt_wisp,
     refuse_moved,
+    reported,
+    reporting_run,
     stop_note,
     stored,
     taken,
+    with_drift,
     with_outcome,
 )
 
@@ -516,18 +521,36 @@ class PgLedger(Ledger):
         stamp = time.time() if now is None else now
 
         def keep(conn: psycopg.Connection[Any]) -> Bead:
-            bead = _fetch(conn, run_id, lock=True)
-            if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
-            if not token or bead.data.get("token") != token:
-                raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): report refused")
-            if bead.status != "running":
-                raise GtError(f"{bead.ref} has ended ({bead.result}): a report after the run is not taken")
-            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s",
-                         (_json({**bead.data, "report": {**report.to_json(), "at": stamp}}), stamp, run_id))
+            bead = reporting_run(_fetch(conn, run_id, lock=True), run_id, token, "report")
+            data, labels = reported(bead, report, stamp)
+            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s", (_json(data), stamp, run_id))
+            conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                                      [(run_id, _text(label)) for label in labels])
             return _fetch(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
+
+    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def keep(conn: psycopg.Connection[Any]) -> Bead:
+            bead = reporting_run(_fetch(conn, run_id, lock=True), run_id, token, "drift note")
+            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s",
+                         (_json(with_drift(bead, drift, stamp)), stamp, run_id))
+            return _fetch(conn, run_id)  # type: ignore[return-value]
+
+        return self._retry(keep)
+
+    def record_receipt(self, receipt: Receipt) -> Bead:
+        wisp = receipt_wisp(receipt)
+
+        def write(conn: psycopg.Connection[Any]) -> Bead:
+            bead = _insert(conn, "wisp", title=f"run {receipt.plugin}", status="closed", body=wisp.body, labels=wisp.labels,
+                           data=wisp.data, plugin=receipt.plugin, rig=receipt.rig, result=wisp.result, now=wisp.at)
+            conn.execute("UPDATE beads SET closed_at = %s WHERE id = %s", (wisp.at, bead.id))
+            return _fetch(conn, bead.id)  # type: ignore[return-value]
+
+        return self._retry(write)
 
     def run_log(self, run_id: int) -> str | None:
         rows = self._read("SELECT text FROM run_logs WHERE run_id = %s", (run_id,))
@@ -599,12 +622,19 @@ class PgLedger(Ledger):
     # -- escalations and their deliveries -----------------------------------------------
 
     def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
-                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float) -> tuple[Bead, bool]:
+                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float,
+                         fingerprint: str | None = None) -> tuple[Bead, bool]:
+        """Serialised by an advisory lock on what makes two raises the same escalation (its fingerprint, else source and subject)."""
+        if fingerprint:
+            key, match, params = fingerprint, "id IN (SELECT bead_id FROM labels WHERE label = %s)", (fingerprint,)
+        else:
+            key = f"escalation:{source}\n{subject}"
+            match, params = "title = %s AND id IN (SELECT bead_id FROM labels WHERE label = %s)", (subject, f"source:{source}")
+
         def write(conn: psycopg.Connection[Any]) -> tuple[Bead, bool]:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"escalation:{source}\n{subject}",))
-            row = conn.execute("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND title = %s"
-                               " AND id IN (SELECT bead_id FROM labels WHERE label = %s) ORDER BY id DESC LIMIT 1",
-                               (subject, f"source:{source}")).fetchone()
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+            row = conn.execute(f"SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND {match}"
+                               " ORDER BY id DESC LIMIT 1", params).fetchone()
             if row is not None:
                 existing = _fetch(conn, row[0], lock=True)
                 assert existing is not None

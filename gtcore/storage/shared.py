@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import time
 
-from gtcore.errors import GateMoved, RunTaken
-from gtcore.model import FAILED, UNFINISHED, Bead, Result, format_ref, settle
+from gtcore.errors import GateMoved, GtError, NotFound, RunTaken
+from gtcore.model import FAILED, UNFINISHED, Bead, Report, Result, format_ref, settle
 from gtcore.records import TYPE_CHECKING, Record
-from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Take
+from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Receipt, Take
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
+
+MAX_DRIFT = 20  # drift notes a run keeps: a plugin calling one unanswered verb in a loop must not grow its wisp without end
 
 LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 """The ids of each plugin's latest pause or resume (plain SQL both dialects read alike)."""
@@ -98,6 +101,62 @@ def closed(running: Bead, request: Close) -> Closed:
     owed = request.owed and (final in FAILED or final == Result.ABANDONED)
     labels = {*running.labels, f"result:{final}"} - {"result:running", "result:queued"}  # as the backends' result trigger makes them
     return Closed(final, body, merged, tuple(sorted(labels | ({OWED} if owed else set()))), owed)
+
+
+def reporting_run(bead: Bead | None, run_id: int, token: str, what: str) -> Bead:
+    """The running wisp a plugin's ``what`` (its report, a drift note) is about, read in the writing transaction.
+
+    Only the run's own processes know its token: ``what`` from anywhere
+    else is refused rather than mixed in, and so is one after the run ended.
+    """
+    if bead is None or bead.kind != "wisp":
+        raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+    if not token or bead.data.get("token") != token:
+        raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): {what} refused")
+    if bead.status != "running":
+        raise GtError(f"{bead.ref} has ended ({bead.result}): a {what} after the run is not taken")
+    return bead
+
+
+def reported(bead: Bead, report: Report, at: float) -> tuple[dict[str, Any], list[str]]:
+    """A running wisp's data with ``report`` kept (the last report wins), and the recorder's labels it takes on."""
+    return {**bead.data, "report": {**report.to_json(), "at": at}}, recorder_labels(report, bead.labels)
+
+
+def recorder_labels(report: Report, own: Iterable[str]) -> list[str]:
+    """The labels a run's record takes from its recorder: never a ``result:`` one (the run's result owns it), none it has."""
+    have = set(own)
+    return [label for label in dict.fromkeys(report.labels) if not label.startswith("result:") and label not in have]
+
+
+def with_drift(bead: Bead, drift: dict[str, Any], at: float) -> dict[str, Any]:
+    """A running wisp's data with one more drift note (at most :data:`MAX_DRIFT`, the first ones, are kept)."""
+    notes = list(bead.data.get("drift", []))
+    if len(notes) < MAX_DRIFT:
+        notes.append({**drift, "at": at})
+    return {**bead.data, "drift": notes}
+
+
+class ReceiptWisp(Record):
+    """What a receipt is written as: a wisp closed at ``at`` with its settled result, summary, data and extra labels."""
+
+    result: str
+    body: str
+    data: dict[str, Any]
+    labels: tuple[str, ...]
+    at: float
+
+
+def receipt_wisp(request: Receipt) -> ReceiptWisp:
+    """How a receipt is kept: its result settled as a run's report is (a result gtui does not know is ``success``, said)."""
+    at = time.time() if request.now is None else request.now
+    report = {**request.report.to_json(), "at": at}
+    final, note = settle(Result.SUCCESS, report)
+    data: dict[str, Any] = {"receipt": True, "actor": request.actor, "report": report, "reported_result": request.report.result}
+    if note:
+        data["reason"] = note
+    own = ("type:plugin-run", f"plugin:{request.plugin}", f"rig:{request.rig}")
+    return ReceiptWisp(final, request.report.summary, data, tuple(recorder_labels(request.report, own)), at)
 
 
 def with_outcome(escalation: Bead, delivery: Delivery, error: str | None, now: float) -> dict[str, Any]:

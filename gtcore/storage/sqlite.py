@@ -51,6 +51,7 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    Receipt,
     Squash,
     Take,
 )
@@ -61,10 +62,14 @@ from gtcore.storage.shared import (
     check_final,
     claim_labels,
     closed,
+    receipt_wisp,
     refuse_moved,
+    reported,
+    reporting_run,
     stop_note,
     stored,
     taken,
+    with_drift,
     with_outcome,
 )
 
@@ -690,22 +695,38 @@ class SqliteLedger(Ledger):
         self._retry(lambda conn: conn.execute("DELETE FROM kennels WHERE host = ? AND pid = ?", (host, pid)))
 
     def report_run(self, run_id: int, token: str, report: Report, *, now: float | None = None) -> Bead:
-        """Only the run's own processes know its token: a report from anywhere else is refused rather than mixed in."""
         stamp = time.time() if now is None else now
 
         def keep(conn: sqlite3.Connection) -> Bead:
-            bead = _fetch_bead(conn, run_id)
-            if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
-            if not token or bead.data.get("token") != token:
-                raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): report refused")
-            if bead.status != "running":
-                raise GtError(f"{bead.ref} has ended ({bead.result}): a report after the run is not taken")
-            data = {**bead.data, "report": {**report.to_json(), "at": stamp}}
+            bead = reporting_run(_fetch_bead(conn, run_id), run_id, token, "report")
+            data, labels = reported(bead, report, stamp)
             conn.execute("UPDATE beads SET data = ?, updated_at = ? WHERE id = ?", (json.dumps(data), stamp, run_id))
+            conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(run_id, label) for label in labels])
             return _fetch_bead(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
+
+    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
+        stamp = time.time() if now is None else now
+
+        def keep(conn: sqlite3.Connection) -> Bead:
+            bead = reporting_run(_fetch_bead(conn, run_id), run_id, token, "drift note")
+            conn.execute("UPDATE beads SET data = ?, updated_at = ? WHERE id = ?",
+                         (json.dumps(with_drift(bead, drift, stamp)), stamp, run_id))
+            return _fetch_bead(conn, run_id)  # type: ignore[return-value]
+
+        return self._retry(keep)
+
+    def record_receipt(self, receipt: Receipt) -> Bead:
+        wisp = receipt_wisp(receipt)
+
+        def write(conn: sqlite3.Connection) -> Bead:
+            bead = _insert_bead(conn, "wisp", title=f"run {receipt.plugin}", status="closed", body=wisp.body, labels=wisp.labels,
+                                data=wisp.data, plugin=receipt.plugin, rig=receipt.rig, result=wisp.result, now=wisp.at)
+            conn.execute("UPDATE beads SET closed_at = ? WHERE id = ?", (wisp.at, bead.id))
+            return _fetch_bead(conn, bead.id)  # type: ignore[return-value]
+
+        return self._retry(write)
 
     def renew_leases(self, run_ids: list[int], until: float) -> None:
         if run_ids:
@@ -783,13 +804,16 @@ class SqliteLedger(Ledger):
     # -- escalations and their deliveries ---------------------------------------------
 
     def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
-                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float) -> tuple[Bead, bool]:
+                         again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float,
+                         fingerprint: str | None = None) -> tuple[Bead, bool]:
+        if fingerprint:
+            match, params = "id IN (SELECT bead_id FROM labels WHERE label = ?)", (fingerprint,)
+        else:
+            match, params = "title = ? AND id IN (SELECT bead_id FROM labels WHERE label = ?)", (subject, f"source:{source}")
+
         def write(conn: sqlite3.Connection) -> tuple[Bead, bool]:
-            row = conn.execute(
-                "SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND title = ?"
-                " AND id IN (SELECT bead_id FROM labels WHERE label = ?) ORDER BY id DESC LIMIT 1",
-                (subject, f"source:{source}"),
-            ).fetchone()
+            row = conn.execute(f"SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND {match}"
+                               " ORDER BY id DESC LIMIT 1", params).fetchone()
             if row is not None:
                 existing = _fetch_bead(conn, row[0])
                 assert existing is not None

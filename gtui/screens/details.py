@@ -209,7 +209,8 @@ class EscalationDetailsScreen(Screen[None]):
         data = item.to_json(self.settings, self.now)
         head = Text.assemble((f"{item.ref} ", "bold"), (f" {item.severity} ", SEVERITY_STYLE[item.severity]), " ",
                              (clean(item.subject), "bold"))
-        facts = Text(clean(f"status {item.status} · source {item.source} · count {item.count} · raised {data['created_at']}"
+        fingerprint = f" · fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else ""
+        facts = Text(clean(f"status {item.status} · source {item.source}{fingerprint} · count {item.count} · raised {data['created_at']}"
                            f" · re-escalated {item.reescalations}×" + (" · STALE" if data["stale"] else "")), style="dim")
         with VerticalScroll():
             yield Static(head)

@@ -8,8 +8,10 @@ environment or the working directory names, as Gas Town's do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,17 +76,71 @@ def fail(tool: str, message: str, code: int = 1) -> int:
 
 
 def hand_over(tool: str, argv: list[str]) -> int:
-    """Run the next real ``tool`` on PATH with ``argv``; without one, exit 127 with one line naming the subcommand."""
+    """Run the next real ``tool`` on PATH with ``argv``; without one, exit 127 with one line naming the subcommand.
+
+    Either way, inside a run it is drift (:func:`note_drift`): what the
+    plugin asked of Gas Town, gtui did not answer.
+    """
     import shutil
 
     here = Path(sys.argv[0]).resolve().parent
     rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and Path(part).resolve() != here]
     found = shutil.which(tool, path=os.pathsep.join(rest))
+    note_drift(tool, argv, found)
     if found:
         sys.stdout.flush()
         os.execv(found, [found, *argv])
-    words = " ".join(word for word in argv[:2] if not word.startswith("-")) or "(no subcommand)"
-    return fail(tool, f"gtui does not provide '{tool} {words}' and no other {tool} is on PATH", PASS_THROUGH_EXIT)
+    return fail(tool, f"gtui does not provide '{tool} {verb_of(argv)}' and no other {tool} is on PATH", PASS_THROUGH_EXIT)
+
+
+def verb_of(argv: list[str]) -> str:
+    """The subcommand a call names, as people say it: ``rig show``, ``export``."""
+    return " ".join(word for word in argv[:2] if not word.startswith("-")) or "(no subcommand)"
+
+
+def note_drift(tool: str, argv: list[str], handed_to: str | None) -> None:
+    """Inside a run, a verb gtui does not answer is said in the run's log and kept on its record, for its problems.
+
+    The plugin may silence this command (``2>/dev/null || true``): the line
+    goes into the run's own output instead.  Only the verb and the flags'
+    names are kept, never their values.  Noting it never fails the call.
+    """
+    context = run_context()
+    if context is None:
+        return
+    flags = sorted({word.split("=", 1)[0] for word in argv if word.startswith("-") and word != "-"})
+    drift = {"tool": tool, "verb": verb_of(argv), "flags": flags, "handed_to": handed_to}
+    outcome = f"handed to {handed_to}" if handed_to else f"no other {tool} is on PATH (exit {PASS_THROUGH_EXIT})"
+    _tell_the_run(context.token, f"[gtui: drift: {tool} {drift['verb']}{''.join(' ' + flag for flag in flags)}"
+                                 f" is not answered by gtui: {outcome}]")
+    with contextlib.suppress(GtError):
+        engine().note_drift(context.run_id, context.token, drift)
+
+
+def _tell_the_run(token: str, line: str) -> bool:
+    """Write ``line`` into the output of the run holding ``token``, the stream its log is made of.
+
+    The run's first process leads the run's session, and its stdout is the
+    pipe gtui reads; it is written to only when that process carries the
+    run's token and that stdout is a pipe.
+    """
+    leader = os.getsid(0)
+    try:
+        with open(f"/proc/{leader}/environ", "rb") as handle:
+            if f"GTUI_RUN_TOKEN={token}".encode() not in handle.read().split(b"\0"):
+                return False
+        pipe = os.open(f"/proc/{leader}/fd/1", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISFIFO(os.fstat(pipe).st_mode):
+            return False
+        os.write(pipe, safe(line).encode() + b"\n")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(pipe)
 
 
 def guarded(tool: str, argv: list[str], handlers: dict[str, Any]) -> int:

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-Kind = Literal["value", "switch", "list"]
+Kind = Literal["value", "switch", "list", "repeat"]
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,8 @@ class Flag:
     """One option: its spellings, where it lands, and what it means.
 
     ``list`` options repeat and split commas (``-l a,b -l c`` is three
-    labels), as bd's string slices do.
+    labels), as bd's string slices do; ``repeat`` options repeat and keep
+    each value whole (``-l a,b`` is one label), as gt's string arrays do.
     """
 
     names: tuple[str, ...]
@@ -69,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
             parser.add_argument(*flag.names, dest=flag.dest, action="store_true", help=flag.help)
         elif flag.kind == "list":
             parser.add_argument(*flag.names, dest=flag.dest, action=_CommaList, default=[], metavar=flag.metavar or "A,B", help=flag.help)
+        elif flag.kind == "repeat":
+            parser.add_argument(*flag.names, dest=flag.dest, action="append", default=[], metavar=flag.metavar, help=flag.help)
         else:
             parser.add_argument(*flag.names, dest=flag.dest, default=flag.default, metavar=flag.metavar, help=flag.help)
 
@@ -91,14 +94,16 @@ ESCALATE = Command("gt escalate", "Raise an escalation (the words are its subjec
     Flag(("-r", "--reason"), "reason", "why: the escalation's body (several lines allowed)", metavar="R"),
     Flag(("--source",), "source", "who raises it, e.g. plugin:rebuild-gt (inside a run: plugin:<its plugin>)", metavar="SRC"),
     Flag(("--related",), "related", "a related bead or run id (inside a run: the run)", metavar="ID"),
+    Flag(("--fingerprint",), "fingerprint", "a stable key: while an escalation with it is open or acknowledged, another is"
+         " suppressed (Gas Town's escalation-fp: label)", metavar="KEY"),
     Flag(("--stdin",), "stdin", "read the reason from standard input", "switch"),
     Flag(("-n", "--dry-run"), "dry_run", "say what would be raised and routed; write and send nothing", "switch"),
     _json(),
 ), (Positional("words", "the subject", "*"),))
 
-STALE = Command("gt stale", "Is the gt binary behind its repository? (Gas Town's exit convention)", (
-    Flag(("--json",), "json", "print one flat object, exit 0 (also on error, with an error field)", "switch"),
-    Flag(("-q", "--quiet"), "quiet", "print nothing: exit 0 stale, 1 fresh, 2 error", "switch"),
+STALE = Command("gt stale", "Is the gt binary behind a build branch of its repository? (Gas Town's exit convention)", (
+    Flag(("--json",), "json", "print one flat object, exit 0 (also when skipped or on error, saying so)", "switch"),
+    Flag(("-q", "--quiet"), "quiet", "print nothing: exit 0 stale, 1 fresh, 2 skipped or error", "switch"),
 ))
 
 BD_CREATE = Command("bd create", "Record a bead; with type:plugin-run inside a run, the plugin's report of that run.", (
@@ -155,14 +160,27 @@ GT_VERSION = Command("gt version", "Print the version (gt version X.Y.Z ...).", 
     Flag(("--short",), "short", "just the version", "switch"),
     Flag(("-v", "--verbose"), "verbose", "accepted", "switch"),
 ))
-HOOK_SHOW = Command("gt hook show", "What is hooked on an agent (gtui has no hooks: always empty).", (_json(),),
-                    (Positional("agent", "the agent address", "?"),))
+SESSION_HEALTH = Command("gt session health", "Is a tmux agent session alive (Gas Town's central liveness check, read from tmux"
+                         " as it reads it)?", (
+    _json(),
+    Flag(("--max-inactivity",), "max_inactivity", "a Go duration: idle longer than this is agent-hung (0 disables)", default="0",
+         metavar="D"),
+), (Positional("session", "the tmux session name, e.g. gt-nux"),))
 PLUGIN_LIST = Command("gt plugin list", "The town's plugins, as Gas Town lists them.", (_json(),))
 PLUGIN_SHOW = Command("gt plugin show", "One plugin, as Gas Town shows it.", (_json(),), (Positional("name", "the plugin"),))
 PLUGIN_RUN = Command("gt plugin run", "Run a plugin now (gtui runs it on a dog and waits).", (
     Flag(("--force",), "force", "run even if its gate is closed or it is disabled", "switch"),
     Flag(("--dry-run",), "dry_run", "say whether it would run", "switch"),
 ), (Positional("name", "the plugin"),))
+PLUGIN_RECORD_RUN = Command("gt plugin record-run", "Record a plugin run receipt (inside that plugin's run: its report) and"
+                            " print its id.", (
+    Flag(("--plugin",), "plugin", "the plugin (required)", metavar="P"),
+    Flag(("--result",), "result", "success, failure, skipped, warning, check-only, ... (required)", metavar="R"),
+    Flag(("--title",), "title", "the receipt's title: the run's summary (default Plugin run: P)", metavar="T"),
+    Flag(("--description",), "description", "the receipt's description: the run's detail", metavar="D"),
+    Flag(("--rig",), "rig", "the rig, kept as rig:R", metavar="R"),
+    Flag(("-l", "--label"), "labels", "one more label, repeatable (a comma stays in the label)", "repeat", metavar="K:V"),
+))
 PLUGIN_HISTORY = Command("gt plugin history", "Recent runs of a plugin.", (
     _json(), Flag(("--limit",), "limit", "at most N runs", default="10", metavar="N"),
 ), (Positional("name", "the plugin"),))
@@ -176,7 +194,7 @@ DOG_DISPATCH = Command("gt dog dispatch", "Hand a plugin to a dog (gtui waits fo
 ))
 
 COMMANDS = (ESCALATE, STALE, BD_CREATE, BD_LIST, BD_SHOW, BD_CLOSE, BD_VERSION, MAIL_SEND, RIG_LIST, TOWN_ROOT, GT_VERSION,
-            HOOK_SHOW, PLUGIN_LIST, PLUGIN_SHOW, PLUGIN_RUN, PLUGIN_HISTORY, DOG_DISPATCH)
+            SESSION_HEALTH, PLUGIN_LIST, PLUGIN_SHOW, PLUGIN_RUN, PLUGIN_RECORD_RUN, PLUGIN_HISTORY, DOG_DISPATCH)
 
 
 def markdown(command: Command) -> str:

@@ -2,9 +2,11 @@
 
 ``gt escalate`` and ``gt stale`` are gtui's own ``escalate`` and ``stale``
 (the same flags, from :mod:`gtui.shims.flags`); ``gt rig list``, ``gt mail
-send``, ``gt town root``, ``gt version``, ``gt hook show``, ``gt plugin
-list|show|run|history`` and ``gt dog dispatch`` answer with Gas Town's
-shapes.  Anything else goes to a real ``gt`` found later on PATH.
+send``, ``gt town root``, ``gt version``, ``gt session health``, ``gt plugin
+list|show|run|record-run|history`` and ``gt dog dispatch`` answer with Gas
+Town's shapes.  Anything else (``gt hook show`` among them: Gas Town's hooks
+are beads of its own database) goes to a real ``gt`` found later on PATH, and
+inside a run is noted as drift.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gtcore.errors import GtError
-from gtcore.model import FAILED, TYPE_CHECKING
+from gtcore.model import FAILED, TYPE_CHECKING, Report, parse_duration
 from gtui import __version__
 from gtui.shims import flags
 from gtui.shims.context import actor, engine, guarded, hand_over, run_context, say, say_json
@@ -22,16 +24,16 @@ from gtui.shims.context import actor, engine, guarded, hand_over, run_context, s
 if TYPE_CHECKING:
     from gtcore.model import Plugin
 
-GT_VERSION = "1.0.1"  # the gt whose commands these follow
+GT_VERSION = "1.2.1"  # the gt whose commands these follow (Gas Town at 649b832b)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     return guarded("gt", words, {"escalate": escalate, "stale": stale, "rig": _group("rig", {"list": rig_list}),
                                  "mail": _group("mail", {"send": mail_send}), "town": _group("town", {"root": town_root}),
-                                 "version": version, "hook": _group("hook", {"show": hook_show}),
+                                 "version": version, "session": _group("session", {"health": session_health}),
                                  "plugin": _group("plugin", {"list": plugin_list, "show": plugin_show, "run": plugin_run,
-                                                             "history": plugin_history}),
+                                                             "record-run": plugin_record_run, "history": plugin_history}),
                                  "dog": _group("dog", {"dispatch": dog_dispatch})})
 
 
@@ -112,13 +114,18 @@ def version(argv: list[str]) -> int:
     return 0
 
 
-def hook_show(argv: list[str]) -> int:
-    args = flags.HOOK_SHOW.parser().parse_args(argv)
-    agent = args.agent or actor(run_context())
+def session_health(argv: list[str]) -> int:
+    """Gas Town's central liveness check of a tmux agent session; every state exits 0 (the plugin reads ``status``)."""
+    args = flags.SESSION_HEALTH.parser().parse_args(argv)
+    try:
+        limit = parse_duration(args.max_inactivity, days=False)
+    except ValueError as exc:
+        raise GtError(f"invalid argument for --max-inactivity: {exc}") from None
+    health = engine().session_health(args.session, limit.seconds)
     if args.json:
-        sys.stdout.write(json.dumps({"agent": agent, "status": "empty"}) + "\n")
+        say_json(health.to_json())
     else:
-        say(f"{agent}: (empty)")  # gtui hooks no work on agents
+        say(f"{args.session}: {health.status}")
     return 0
 
 
@@ -170,6 +177,31 @@ def plugin_run(argv: list[str]) -> int:
     town.close()
     say(f"● Recorded run: {ended.ref} ({ended.result})")
     return 1 if ended.result in FAILED else 0
+
+
+def plugin_record_run(argv: list[str]) -> int:
+    """Gas Town's receipt of a plugin run; prints its id.
+
+    Inside a run of that very plugin it is the run's own report (result,
+    title as summary, description as detail, rig and labels kept); anywhere
+    else a receipt of its own, closed at once, that the plugin's history and
+    gate count as a run, as Gas Town's do.
+    """
+    args = flags.PLUGIN_RECORD_RUN.parser().parse_args(argv)
+    if not args.plugin:
+        raise GtError("--plugin is required")
+    if not args.result:
+        raise GtError("--result is required")
+    labels = tuple(dict.fromkeys([*([f"rig:{args.rig}"] if args.rig else []), *args.labels]))
+    report = Report(args.result, (args.title or f"Plugin run: {args.plugin}").strip(), (args.description or "").strip(), labels)
+    context = run_context()
+    town = engine()
+    if context is not None and context.plugin == args.plugin:
+        bead = town.report(context.run_id, context.token, report)
+    else:
+        bead = town.record_receipt(args.plugin, report, rig=args.rig or "town", actor=actor(context))
+    say(bead.ref)
+    return 0
 
 
 def plugin_history(argv: list[str]) -> int:
