@@ -176,11 +176,12 @@ def cmd_kennel_run(ctx: Context) -> int:
     house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted)
     try:
         house.open()
-    except KennelBusy:
-        if ready is not None:
-            ready(False)
-            return 0  # a racing command started one: that one serves
-        raise
+    except KennelBusy as exc:
+        if ready is None:
+            raise
+        ready(False)
+        _kennel_says(f"kennel pid {os.getpid()} not started: {exc}")
+        return 0  # a racing command started one: that one serves
     try:
         house.start()
         if ready is not None:

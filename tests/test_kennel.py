@@ -32,10 +32,11 @@ from enginekit import (
     taken,
     wait_for,
 )
-from kennelkit import kennel_pid, kennel_pids
+from kennelkit import kennel_pid, kennel_pids, start_kennel
 
-from gtcore.kennel import place
+from gtcore.kennel import alive, ensure, place
 from gtcore.town import Town
+from gtui.dispatching import KENNEL_ARGV
 
 MANUAL = 'type = "manual"'
 HELD = "echo $$ > run.pid\nwhile [ ! -e release ]; do sleep 0.02; done\necho released\n"  # runs until the test touches release
@@ -118,7 +119,7 @@ def test_ten_commands_racing_to_dispatch_start_exactly_one_kennel(tmp_path: Path
         (run,) = runs(town, name)
         assert closed(town, run.id).data["owner"]["pid"] == pids[0]  # type: ignore[attr-defined]
     log = place(Town.locate(town)).log.read_text()
-    assert log.count(" serving ") == 1, log  # one kennel was started at all, not one per command with nine giving up
+    assert log.count(" serving ") == 1 and " not started: " not in log, log  # one kennel started at all, not nine giving up
 
 
 def test_an_autostarted_kennel_lets_go_of_its_commands_pipes_and_terminal(tmp_path: Path) -> None:
@@ -311,3 +312,43 @@ def test_a_broken_kennel_socket_request_is_answered_and_changes_nothing(tmp_path
         assert "error" in answer, answer
     assert kennel_pid(town) is not None
     assert oct(os.stat(where.socket).st_mode & 0o777) == "0o600"
+
+
+def test_an_idle_kennel_that_finds_work_at_its_last_look_stays_and_holds_its_lock(tmp_path: Path) -> None:
+    """Kennel._let_go: the lock is let go, then the queue read; a run queued before that read keeps the kennel."""
+    town = make_town(tmp_path / "town", SETTINGS + 'kennel_idle = "1h"\n')
+    add_plugin(town, "late", MANUAL, "echo late\n")
+    house = start_kennel(town, autostarted=True)
+    assert house is not None
+    where = place(Town.locate(town))
+    house.pool.shutdown()  # its dogs take nothing: the run stays queued for the kennel's last look
+    assert house.pool.join(5)
+    ledger(town).claim_run("late", "town")  # a command that saw the kennel alive queued this, and woke nobody
+    assert house._let_go() is False, "it found work queued for it: it must not exit"
+    assert alive(where) is not None and alive(where)["pid"] == os.getpid(), "and it holds the town again"
+    ledger(town).close_run(runs(town, "late")[0].id, "abandoned")
+    assert house._let_go() is True, "nothing queued: it may go"
+    assert alive(where) is None
+
+
+def test_ensure_called_at_once_from_ten_threads_starts_one_kennel(tmp_path: Path) -> None:
+    """kennel.ensure's spawn lock: the alive-check and the start are one step, so ten callers at the same instant start
+    one kennel (without the lock each sees none alive, and nine kennels start only to find the town taken)."""
+    town = make_town(tmp_path / "town", SETTINGS)
+    located = Town.locate(town)
+    barrier = threading.Barrier(10)
+    answers: list[str | None] = []
+
+    def call() -> None:
+        barrier.wait()
+        answers.append(ensure(located, KENNEL_ARGV))
+
+    threads = [threading.Thread(target=call) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == [None] * 10
+    assert len(kennel_pids(town)) == 1
+    log = place(located).log.read_text()
+    assert log.count(" serving ") == 1 and " not started: " not in log, log

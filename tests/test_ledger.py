@@ -37,6 +37,7 @@ from gtcore.storage.testing import (
     postgres_at_version,
     set_schema_version,
     summary_from_labels,
+    write_in_flight,
 )
 
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
@@ -853,3 +854,16 @@ def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(t
     book.close_run(old.id, "abandoned")
     assert [run.id for run in book.take_finished("once", 10)[0]] == [old.id]
     assert open_ledger(tmp_path / "unused.db").changes() is not None  # reopening finds version 2: nothing to do
+
+
+def test_changes_moves_for_a_commit_that_came_after_a_reader_looked(tmp_path: Path) -> None:
+    """Ledger.changes: a reader that looked while another writer's transaction was open sees the number move at its
+    commit (a counter bumped inside that transaction would have moved before the look, and never again)."""
+    path = tmp_path / "ledger.db"
+    book = open_ledger(path)
+    book.emit_event("first")
+    with write_in_flight(path):
+        before = book.changes()
+        assert [bead.title for bead in book.beads("event")] == ["first"], "not committed yet: not seen"
+    assert book.changes() != before
+    assert {bead.title for bead in book.beads("event")} == {"first", "late"}
