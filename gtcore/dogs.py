@@ -29,6 +29,7 @@ from gtcore.model import Bead, Dog, dog_names
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.runner import Phase, Run, Runner, RunOutcome
+from gtcore.storage.contract import QueuedRun
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -51,9 +52,9 @@ LOOK_SECONDS = 0.25  # how often the loop looks at the ledger for new work when 
 
 
 class Job(Record):
-    """A queued run a kennel may take: the wisp, the plugin as its file says now, the rig it runs for."""
+    """A queued run a kennel may take: the run as the queue shows it, the plugin as its file says now, the rig it runs for."""
 
-    run: Bead
+    run: QueuedRun
     plugin: Plugin
     rig: str
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.runner import Runner
     from gtcore.sessions import SessionHealth
     from gtcore.stale import BinaryStatus
-    from gtcore.storage.contract import KennelBeat, LedgerDump
+    from gtcore.storage.contract import KennelBeat, LedgerDump, RunState
 
 
 class Engine:
@@ -171,29 +171,29 @@ class Engine:
                   follow: Callable[[Bead, str], None] | None = None) -> dict[int, Bead]:
         """Wait until these runs are closed, and a failure's escalation raised (or ``timeout`` passes); each run as it is then.
 
-        The ledger is read again only when it moved.  ``follow`` hears every
-        line of the runs' logs as they are written (on this host), to the end.
+        While it waits it reads only where the runs are (:meth:`Ledger.run_states`), and only when the ledger moved:
+        a command waiting on a thousand runs must not cost the kennel that runs them.  ``follow`` hears every line of the
+        runs' logs as they are written (on this host), to the end.
         """
         wanted = list(dict.fromkeys(run_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
-        seen: dict[int, Bead] = {}
+        pending, grace = set(wanted), self.settings.delivery_timeout.seconds
         tails = {run_id: _Tail() for run_id in wanted} if follow is not None else {}
+        started: dict[int, Bead] = {}
         version: int | None = None
         while True:
             moved = self.ledger.changes()
             if moved != version:
                 version = moved
-                for run_id in wanted:
-                    if run_id not in seen or not _settled(seen[run_id], self.settings.delivery_timeout.seconds):
-                        bead = self.ledger.fetch(run_id)
-                        if bead is not None:
-                            seen[run_id] = bead
-            done = all(run_id in seen and _settled(seen[run_id], self.settings.delivery_timeout.seconds) for run_id in wanted)
-            for run_id, tail in tails.items():
-                if run_id in seen and seen[run_id].status != "queued":
-                    tail.read(self, seen[run_id], follow, last=done)  # type: ignore[arg-type]
+                states = self.ledger.run_states(list(pending | (tails.keys() - started.keys())))
+                pending -= {state.id for state in states if _settled(state, grace)}
+                began = [state.id for state in states if state.status != "queued" and state.id in tails and state.id not in started]
+                started.update((bead.id, bead) for bead in self.ledger.fetch_runs(began) if began)
+            done = not pending
+            for run_id, run in started.items():
+                tails[run_id].read(self, run, follow, last=done)  # type: ignore[arg-type]
             if done or (deadline is not None and time.monotonic() >= deadline):
-                return seen
+                return {bead.id: bead for bead in self.ledger.fetch_runs(wanted)}
             time.sleep(poll)
 
     def wait_taken(self, run_id: int, timeout: float) -> Bead:
@@ -616,14 +616,12 @@ Dispatch = tuple[Plugin, "str | None", "float | None", "int | None"]
 """A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was decided on."""
 
 
-def _settled(run: Bead, grace: float) -> bool:
+def _settled(run: RunState, grace: float) -> bool:
     """A run is over for whoever waits on it once it is closed and what it owes is paid: its escalation raised by the
     kennel (the ``follow-up:owed`` label gone), or a delivery's ``grace`` past its close (the next patrol pays it then)."""
-    from gtcore.storage.contract import OWED
-
     if run.status != "closed":
         return False
-    return OWED not in run.labels or time.time() - (run.closed_at or 0.0) > grace + 5.0
+    return not run.owed or time.time() - (run.closed_at or 0.0) > grace + 5.0
 
 
 class _Tail:

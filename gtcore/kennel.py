@@ -45,13 +45,14 @@ from pathlib import Path
 from gtcore import processes
 from gtcore.dogs import DogPool, Job
 from gtcore.errors import GtError, KennelBusy
-from gtcore.model import Bead
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from gtcore.discovery import PluginSet
     from gtcore.engine import Engine
+    from gtcore.storage.contract import QueuedRun
     from gtcore.town import Town
 
 LOCK_WAIT_SECONDS = 2.0  # a new kennel waits this long for a lock a face may be probing; a living kennel holds it for good
@@ -59,6 +60,7 @@ SPAWN_WAIT_SECONDS = 15.0  # the longest a command waits for the kennel it start
 LOG_CAP = 1024 * 1024  # an autostarted kennel's log is rotated (one old copy) when it grows past this
 SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; past this the socket lives in a private directory under /tmp
 REQUEST_MAX = 64 * 1024
+RESCAN_SECONDS = 2.0  # how old a scan the queue may be matched against (a plugin it lacks rescans at once)
 BEAT_PROBLEMS_SECONDS = 3600.0  # problems a kennel noted are shown for an hour
 
 
@@ -279,6 +281,8 @@ class Kennel:
         self._busy_at = time.monotonic()  # when this kennel last had work: an idle autostarted one goes after kennel_idle
         self._beat_fails = 0
         self.successor = False  # drained with runs still queued for this host: close() starts the next kennel
+        self._scan: PluginSet | None = None  # the plugins as last scanned for the queue (see _plugins)
+        self._scanned_at = float("-inf")
 
     # -- life ---------------------------------------------------------------------------
 
@@ -401,34 +405,45 @@ class Kennel:
             self.pool.look()
 
     def jobs(self, idle: int) -> list[Job]:
-        """The queued runs this kennel may take, longest-waiting first.
+        """The queued runs this kennel may take, first come first served, at most ``idle``.
 
         A run of a plugin this host does not know (removed since its claim,
         or a host whose checkout differs) is left queued: another host's
         kennel may know it, and ``queue_timeout`` ends its wait with the reason.
         """
-        eligible = self._eligible()
+        eligible = self._eligible(idle)
         if eligible:
             self._busy_at = time.monotonic()
-        return eligible[:idle]
+        return eligible
 
-    def _eligible(self) -> list[Job]:
-        ledger = self.engine.ledger
-        try:
-            queued = ledger.queued_runs()
-        except GtError as exc:
-            _say(f"cannot read the queue: {exc}")
-            return []
-        if not queued:
-            return []
-        plugins = self.engine.plugins()
-        found = []
-        for run in queued:
-            plugin = plugins.get(run.plugin or "")
-            if plugin is not None and plugin.execution.runs_on(self.host):
-                found.append(Job(run, plugin, run.rig or plugin.rig))
-        found.sort(key=lambda job: (_since(job.run), job.run.id))
-        return found
+    def _eligible(self, wanted: int = 1) -> list[Job]:
+        """Up to ``wanted`` queued runs this kennel may take: the queue is read a page at a time, a page as large as the
+        wants (four times over), a larger one only when runs of the page are for other hosts."""
+        page = max(16, 4 * wanted)
+        while True:
+            try:
+                queued = self.engine.ledger.queued_runs(page)
+            except GtError as exc:
+                _say(f"cannot read the queue: {exc}")
+                return []
+            if not queued:
+                return []
+            plugins = self._plugins(queued)
+            found = [Job(run, plugin, run.rig or plugin.rig) for run in queued  # in the order the ledger gives them
+                     if (plugin := plugins.get(run.plugin)) is not None and plugin.execution.runs_on(self.host)]
+            if len(found) >= wanted or len(queued) < page:
+                return found[:wanted]
+            page *= 4
+
+    def _plugins(self, queued: list[QueuedRun]) -> PluginSet:
+        """The town's plugins as scanned at most :data:`RESCAN_SECONDS` ago, or now when a queued run names one it lacks:
+        a thousand runs queued at once cost one scan, not one per turn of the dogs' loop."""
+        now = time.monotonic()
+        known = self._scan
+        if known is None or now - self._scanned_at > RESCAN_SECONDS or any(known.get(run.plugin) is None for run in queued):
+            known = self._scan = self.engine.plugins()
+            self._scanned_at = now
+        return known
 
     def stops(self, running: list[int]) -> dict[int, str]:
         try:
@@ -511,11 +526,6 @@ class Kennel:
             reply = {"error": f"unknown request {op!r}"}
         with contextlib.suppress(OSError):
             conn.sendall(json.dumps(reply).encode() + b"\n")
-
-
-def _since(run: Bead) -> float:
-    since = run.data.get("since")
-    return float(since) if isinstance(since, int | float) else run.created_at
 
 
 def _same_user(conn: socket.socket) -> bool:

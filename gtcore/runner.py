@@ -36,7 +36,7 @@ from gtcore.model import Bead, Result
 from gtcore.plugins import Plugin
 from gtcore.run_output import LiveLines, RunOutput
 from gtcore.settings import Settings
-from gtcore.storage.contract import Close, Ledger, Take
+from gtcore.storage.contract import Close, Ledger, QueuedRun, Take
 from gtcore.town import DOLT_KEYS, Town
 
 _CHUNK = 65536
@@ -184,7 +184,7 @@ class Runner:
 
     # -- the ledger: one commit per turn of the loop ---------------------------------------
 
-    def record(self, ended: list[Run], takes: list[tuple[Bead, str, Plugin]]) -> tuple[list[Bead], list[Bead | str]]:
+    def record(self, ended: list[Run], takes: list[tuple[QueuedRun, str, Plugin]]) -> tuple[list[Bead], list[Bead | str]]:
         """Close ``ended`` runs and take queued ones (the queued wisp, its dog, its plugin) in one transaction.
 
         Returns the closed wisps, and per take the running wisp or why it was

@@ -68,6 +68,27 @@ class Take(Record):
     now: float | None = None
 
 
+class QueuedRun(Record):
+    """A run waiting for a kennel, as the queue shows it: what a kennel needs to choose it, and no more."""
+
+    id: int
+    plugin: str
+    rig: str
+
+    @property
+    def ref(self) -> str:
+        return format_ref("wisp", self.id)
+
+
+class RunState(Record):
+    """Where a run is, for whoever waits on it: its status, when it closed, and whether its escalation is still owed."""
+
+    id: int
+    status: str
+    closed_at: float | None
+    owed: bool
+
+
 class Close(Record):
     """A run in flight (queued or running) to close with its result (see :meth:`Ledger.close_run`)."""
 
@@ -272,8 +293,17 @@ class Ledger(ABC):
         """
 
     @abstractmethod
-    def queued_runs(self) -> list[Bead]:
-        """Every run waiting for a kennel, oldest claim first."""
+    def queued_runs(self, limit: int | None = None) -> list[QueuedRun]:
+        """The runs waiting for a kennel (the first ``limit``), first come first served (a patrol claims the longest-waiting
+        first): a kennel asks at every turn, so only what it chooses by is read, from the index of runs in flight."""
+
+    @abstractmethod
+    def fetch_runs(self, run_ids: list[int]) -> list[Bead]:
+        """These runs as they are now, with their labels, in one read (any order; ids that are no run are left out)."""
+
+    @abstractmethod
+    def run_states(self, run_ids: list[int]) -> list[RunState]:
+        """Where each of these runs is, in one light read (any order): what a command waiting on a thousand runs polls."""
 
     @abstractmethod
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:

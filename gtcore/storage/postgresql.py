@@ -48,7 +48,9 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    QueuedRun,
     Receipt,
+    RunState,
     Squash,
     Take,
 )
@@ -455,10 +457,20 @@ class PgLedger(Ledger):
         except LedgerError as exc:
             return [exc] * len(works)
 
-    def queued_runs(self) -> list[Bead]:
+    def queued_runs(self, limit: int | None = None) -> list[QueuedRun]:
+        rows = self._read("SELECT id, plugin, rig FROM beads WHERE kind = 'wisp' AND status = 'queued' ORDER BY id"
+                          + ("" if limit is None else f" LIMIT {int(limit)}"))
+        return list(map(QueuedRun._make, rows))
+
+    def run_states(self, run_ids: list[int]) -> list[RunState]:
+        return list(map(RunState._make, self._read(
+            "SELECT id, status, closed_at, EXISTS (SELECT 1 FROM labels WHERE bead_id = beads.id AND label = %s) FROM beads"
+            " WHERE kind = 'wisp' AND id = ANY(%s)", (OWED, run_ids))))
+
+    def fetch_runs(self, run_ids: list[int]) -> list[Bead]:
         with self._snapshot() as conn:
-            return _with_labels(conn, conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND status = 'queued'"
-                                                   " ORDER BY id").fetchall())
+            return _with_labels(conn, conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND id = ANY(%s)",
+                                                   (run_ids,)).fetchall())
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now

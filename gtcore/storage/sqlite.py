@@ -51,7 +51,9 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    QueuedRun,
     Receipt,
+    RunState,
     Squash,
     Take,
 )
@@ -631,10 +633,28 @@ class SqliteLedger(Ledger):
         except LedgerError as exc:
             return [exc] * len(works)
 
-    def queued_runs(self) -> list[Bead]:
+    def queued_runs(self, limit: int | None = None) -> list[QueuedRun]:
+        rows = self._read("SELECT id, plugin, rig FROM beads WHERE kind = 'wisp' AND status = 'queued' ORDER BY id"
+                          + ("" if limit is None else f" LIMIT {int(limit)}"))
+        return list(map(QueuedRun._make, rows))
+
+    def run_states(self, run_ids: list[int]) -> list[RunState]:
+        found: list[RunState] = []
+        for start in range(0, len(run_ids), _CHUNK):
+            chunk = run_ids[start:start + _CHUNK]
+            found += map(RunState._make, self._read(
+                "SELECT id, status, closed_at, EXISTS (SELECT 1 FROM labels WHERE bead_id = beads.id AND label = ?) FROM beads"
+                f" WHERE kind = 'wisp' AND id IN ({_marks(chunk)})", (OWED, *chunk)))
+        return [state._replace(owed=bool(state.owed)) for state in found]
+
+    def fetch_runs(self, run_ids: list[int]) -> list[Bead]:
+        found: list[Bead] = []
         with self._snapshot() as conn:
-            rows = conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND status = 'queued' ORDER BY id").fetchall()
-            return _attach_labels(conn, rows)
+            for start in range(0, len(run_ids), _CHUNK):
+                chunk = run_ids[start:start + _CHUNK]
+                found += _attach_labels(conn, conn.execute(
+                    f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND id IN ({_marks(chunk)})", chunk).fetchall())
+        return found
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
