@@ -31,7 +31,7 @@ def prepare(work: Path) -> Path:
     town = work / "town"
     shutil.copytree(ROOT / "examples" / "town", town, ignore=shutil.ignore_patterns(".gtui"))
     subprocess.run(["bash", str(town / "setup-demo.sh"), str(town)], check=True, capture_output=True)
-    gtui(town, "--once", "--event", "startup")
+    gtui(town, "--once", "--wait", "--event", "startup")
     gtui(town, "escalate", "disk on sprocket is 93% full", "--severity", "high", "--source", "disk-report",
          "--body", "df reports 93% used on /srv/sprocket.")
     gtui(town, "escalate", "nightly backup did not report", "--severity", "medium", "--source", "backup")
@@ -61,7 +61,11 @@ async def shoot(town: Path) -> None:
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gtui-shots-") as work:
-        asyncio.run(shoot(prepare(Path(work))))
+        town = prepare(Path(work))
+        try:
+            asyncio.run(shoot(town))
+        finally:
+            gtui(town, "kennel", "stop")  # the kennel the patrol started goes with the town
     for name in ("main", "plugin-details", "help", "escalations"):
         print(OUT / f"{name}.svg")
 
