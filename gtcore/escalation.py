@@ -477,7 +477,7 @@ class Escalations:
         else:
             body = f"Run {run.ref} ended {run.result}: {reason}.\n\nLast lines of its log:\n{log_tail(run.data.get('log'))}".rstrip()
             escalation, _ = self.raise_(subject, severity, body=body, source=source, now=stamp, wait=False, related=run.ref)
-        self.ledger.settle_follow_up(run.id)
+        self.ledger.settle_follow_up(run.id, escalation.ref)
         return escalation
 
     def pay_owed(self, plugins: PluginSet, now: float) -> list[Problem]:

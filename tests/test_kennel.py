@@ -222,6 +222,8 @@ def test_with_kennel_external_nothing_starts_one_the_run_waits_the_problem_says_
     assert run.result == "abandoned" and "no kennel took it within" in run.data["reason"]
     escalations = gtui(town, "escalate", "list", "--json").json()["escalations"]
     assert [(item["subject"], item["severity"]) for item in escalations] == [("plugin waits is failing", "high")]
+    (finished,) = later.json()["finished"]
+    assert (finished["id"], finished["result"], finished["escalation"]) == (run.ref, "abandoned", escalations[0]["id"])
     assert kennel_pids(town) == []
 
 

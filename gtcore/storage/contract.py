@@ -373,8 +373,9 @@ class Ledger(ABC):
         """The owner of these running runs is alive: their leases (``data["lease_until"]``) last until ``until``."""
 
     @abstractmethod
-    def settle_follow_up(self, run_id: int) -> None:
-        """What a failed run owed (its escalation) is done: its wisp loses the OWED label."""
+    def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
+        """What a failed run owed (its escalation) is done: its wisp loses the OWED label, and keeps which escalation it
+        raised or joined (``data["escalation"]``, what ``--once`` reports with the run)."""
 
     @abstractmethod
     def owed_follow_ups(self) -> list[Bead]:

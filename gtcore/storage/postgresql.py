@@ -574,8 +574,14 @@ class PgLedger(Ledger):
                 "UPDATE beads SET data = jsonb_set(data, '{lease_until}', to_jsonb(%s::float8)) WHERE id = ANY(%s) AND status = 'running'",
                 (until, run_ids)))
 
-    def settle_follow_up(self, run_id: int) -> None:
-        self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = %s AND label = %s", (run_id, OWED)))
+    def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
+        def settle(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("DELETE FROM labels WHERE bead_id = %s AND label = %s", (run_id, OWED))
+            if escalation is not None:
+                conn.execute("UPDATE beads SET data = jsonb_set(data, '{escalation}', to_jsonb(%s::text)) WHERE id = %s",
+                             (escalation, run_id))
+
+        self._retry(settle)
 
     def owed_follow_ups(self) -> list[Bead]:
         columns = ", ".join(f"beads.{column.strip()}" for column in _COLUMNS.split(","))

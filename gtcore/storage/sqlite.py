@@ -754,8 +754,13 @@ class SqliteLedger(Ledger):
                 f"UPDATE beads SET data = json_set(data, '$.lease_until', ?) WHERE id IN ({_marks(run_ids)}) AND status = 'running'",
                 (until, *run_ids)))
 
-    def settle_follow_up(self, run_id: int) -> None:
-        self._retry(lambda conn: conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = ?", (run_id, OWED)))
+    def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
+        def settle(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM labels WHERE bead_id = ? AND label = ?", (run_id, OWED))
+            if escalation is not None:
+                conn.execute("UPDATE beads SET data = json_set(data, '$.escalation', ?) WHERE id = ?", (escalation, run_id))
+
+        self._retry(settle)
 
     def owed_follow_ups(self) -> list[Bead]:
         """From the label's index: beads(label=...) would let SQLite walk every closed wisp by time."""
