@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 IDLE_WAIT_SECONDS = 1.0  # the longest the loop sleeps with nothing to look at (a wake-up ends it sooner)
 LOOK_SECONDS = 0.25  # how often the loop looks at the ledger for new work when nothing woke it
+FLUSH_FIRST_WAIT, FLUSH_LAST_WAIT = 0.5, 30.0  # a refused result is written again after this, doubling up to that
 
 
 class Job(Record):
@@ -213,6 +214,8 @@ class _Loop:
         self.ended: list[Run] = []
         self.renew_at = time.monotonic() + pool.runner.settings.run_lease.seconds / 3  # leases, a third of one apart
         self.look_at = time.monotonic() + LOOK_SECONDS
+        self.flush_wait = FLUSH_FIRST_WAIT
+        self.flush_at = 0.0
 
     def turn(self) -> bool:
         """One turn: record and take, start, wait, move every run on.  False when the pack is done for good."""
@@ -232,7 +235,15 @@ class _Loop:
         if now >= self.renew_at:
             self.pool.source.beat()
             self.renew_at = now + self.runner.settings.run_lease.seconds / 3
+        if now >= self.flush_at and self.runner.has_pending():
+            self._flush(now)
         return True
+
+    def _flush(self, now: float) -> None:
+        """Results the ledger refused are written again, the wait doubling from half a second up to 30s while it refuses."""
+        waiting = self.runner.flush_pending()
+        self.flush_wait = FLUSH_FIRST_WAIT if not waiting else min(FLUSH_LAST_WAIT, self.flush_wait * 2)
+        self.flush_at = now + self.flush_wait
 
     def _stops(self) -> None:
         """Runs someone asked to stop (``ctrl+k``, ``gtui plugin run`` interrupted) are ended and recorded as such."""

@@ -104,7 +104,7 @@ class Engine:
 
         return Patrol(self.town, self.ledger, self.bus, self.plugin_cache, scan=self.plugins, settings=lambda: self.settings,
                       escalations=lambda: self.escalations, queue=self.queue, wait=self.wait_runs, owns_run=self.owns_run,
-                      pending_results=self.has_pending_results, flush_pending_results=self.flush_pending_results,
+                      recover=self.recover,
                       kennel_problem=lambda: self.kennel_problem, call_kennel=self.call_kennel)
 
     @cached_property
@@ -125,13 +125,28 @@ class Engine:
 
         return owns_anywhere(run_id)
 
-    def has_pending_results(self) -> bool:
-        return "runner" in self.__dict__ and self.runner.has_pending()
+    def recover(self) -> list[Problem]:
+        """Write the results the ledger refused earlier (a full disk, a server gone), this process's and the recovery
+        journal's, before a patrol judges any run abandoned; what still cannot be written is a problem each."""
+        from gtcore import recovery
 
-    def flush_pending_results(self) -> None:
-        """Write results the ledger refused earlier (a full disk): before a patrol looks at runs in flight."""
         if "runner" in self.__dict__:
             self.runner.flush_pending()
+        problems = []
+        for entry in recovery.entries(self.town):
+            answer = self.ledger.record_turn([entry.close(with_log=self.ledger.shares_logs)], [])[0]
+            if isinstance(answer, Bead):
+                recovery.forget(self.town, entry.run_id)
+            else:
+                problems.append(Problem(str(entry.path), None, entry._replace(error=str(answer)).words()))
+        return problems
+
+    def unrecorded(self, run_id: int) -> str | None:
+        """The line to say of a run that ended but whose end the ledger refused (kept in the recovery journal), or None."""
+        from gtcore import recovery
+
+        entry = recovery.find(self.town, run_id)
+        return entry.words() if entry is not None else None
 
     def queue(self, requests: list[Dispatch]) -> list[Bead | Exception]:
         """Claim runs ``queued`` for the kennel, in one commit, each apart (its queued wisp, or why it was refused); then a
@@ -172,9 +187,12 @@ class Engine:
         """Wait until these runs are closed, and a failure's escalation raised (or ``timeout`` passes); each run as it is then.
 
         While it waits it reads only where the runs are (:meth:`Ledger.run_states`), and only when the ledger moved:
-        a command waiting on a thousand runs must not cost the kennel that runs them.  ``follow`` hears every line of the
-        runs' logs as they are written (on this host), to the end.
+        a command waiting on a thousand runs must not cost the kennel that runs them.  A run that ended but whose end
+        the ledger refused (it waits in the recovery journal: :meth:`unrecorded` says so) is waited for no longer.
+        ``follow`` hears every line of the runs' logs as they are written (on this host), to the end.
         """
+        from gtcore import recovery
+
         wanted = list(dict.fromkeys(run_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
         pending, grace = set(wanted), self.settings.delivery_timeout.seconds
@@ -186,7 +204,7 @@ class Engine:
             if moved != version:
                 version = moved
                 states = self.ledger.run_states(list(pending | (tails.keys() - started.keys())))
-                pending -= {state.id for state in states if _settled(state, grace)}
+                pending -= {state.id for state in states if _settled(state, grace)} | recovery.waiting(self.town)
                 began = [state.id for state in states if state.status != "queued" and state.id in tails and state.id not in started]
                 started.update((bead.id, bead) for bead in self.ledger.fetch_runs(began) if began)
             done = not pending
@@ -663,7 +681,7 @@ def _kennel_json(beat: KennelBeat, living: bool, now: float, runs: list[Bead],
 
 def _with_log_files(part: LedgerDump) -> LedgerDump:
     """A dump batch with its runs' log files read in, for a ledger that keeps logs for every host."""
-    from gtcore.runner import log_text
+    from gtcore.run_output import log_text
 
     logs = {bead.id: log_text(bead.data["log"]) for bead in part.beads
             if bead.kind == "wisp" and isinstance(bead.data.get("log"), str) and os.path.isfile(bead.data["log"])}

@@ -21,6 +21,8 @@ from gtcore.records import TYPE_CHECKING, Record
 if TYPE_CHECKING:
     from datetime import tzinfo
 
+    from gtcore.storage.contract import EventMark
+
 SLOTS: dict[tuple[str, str, float], tuple[float, str]] = {}
 """Cron slots already found, by (schedule, zone, base): the answer and how it reads.  Filled by :func:`cron`, kept across
 processes in the plugin cache (:mod:`gtcore.plugin_cache`), so an idle patrol neither loads croniter nor searches again."""
@@ -33,6 +35,7 @@ class GateFacts(Record):
     last_started_at: float | None = None
     running_run: str | None = None
     paused: str | None = None
+    last_run_id: int | None = None  # the last run's place in the ledger's order: what an event is compared with
 
 
 class CheckResult(Record):
@@ -70,7 +73,7 @@ class GateDecision(Record):
 def evaluate(
     plugin: Plugin,
     facts: GateFacts,
-    events: dict[str, float],
+    events: dict[str, EventMark],
     now: float,
     check: CheckResult | None = None,
 ) -> GateDecision:
@@ -148,15 +151,16 @@ def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None) -> Ga
     return GateDecision(GateState.WAITING, check.first_line or f"check exited {check.exit_code}")
 
 
-def event(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float) -> GateDecision:
-    """Open when the ``on`` event was emitted after the last run started."""
+def event(plugin: Plugin, facts: GateFacts, events: dict[str, EventMark], now: float) -> GateDecision:
+    """Open when the ``on`` event was emitted after the last run was claimed, by the ledger's order (its ids): a clock
+    stepped back, or another host's, cannot hide an event or make an old one new."""
     name = plugin.gate.on
-    emitted = events.get(name or "")
-    if emitted is None:
+    mark = events.get(name or "")
+    if mark is None:
         return GateDecision(GateState.WAITING, f"waiting for event {name}")
-    if facts.last_started_at is not None and emitted <= facts.last_started_at:
-        return GateDecision(GateState.WAITING, f"waiting for event {name} (last seen {age(emitted, now)}, before the last run)")
-    return GateDecision(GateState.OPEN, f"event {name} emitted {age(emitted, now)}", since=emitted)
+    if facts.last_run_id is not None and mark.seq <= facts.last_run_id:
+        return GateDecision(GateState.WAITING, f"waiting for event {name} (last seen {age(mark.at, now)}, before the last run)")
+    return GateDecision(GateState.OPEN, f"event {name} emitted {age(mark.at, now)}", since=mark.at)
 
 
 def _zone(name: str | None) -> tzinfo:

@@ -36,7 +36,6 @@ import socket
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -87,7 +86,7 @@ def place(town: Town, host: str | None = None) -> Place:
     sock = str(directory / f"{safe}.sock")
     if len(sock.encode()) > SOCKET_PATH_MAX:
         digest = hashlib.sha256(f"{town.root}\0{host}".encode()).hexdigest()[:24]
-        sock = str(Path(tempfile.gettempdir()) / f"gtui-{os.getuid()}" / f"{digest}.sock")
+        sock = f"/tmp/gtui-{os.getuid()}/{digest}.sock"  # not $TMPDIR: every command must find it, whatever its environment
     return Place(host, directory / f"{safe}.lock", sock, directory / f"{safe}.log")
 
 
@@ -367,7 +366,7 @@ class Kennel:
             if self.draining and self.pool.join(0.0):
                 self.successor = bool(self.engine.kennel_argv) and self.engine.settings.kennel == "auto" and bool(self._eligible())
                 return 0
-            if self.pool.busy():
+            if self.pool.busy() or self.engine.runner.has_pending():  # a result not yet recorded keeps it
                 self._busy_at = time.monotonic()
             elif self._idle_long_enough() and self._let_go():
                 return 0
@@ -452,9 +451,15 @@ class Kennel:
             return {}
 
     def beat(self) -> None:
-        """Tell every host this kennel is alive: its runs' leases last another ``run_lease``, and its heartbeat is new."""
+        """Tell every host this kennel is alive: its runs' leases last another ``run_lease``, and its heartbeat is new.
+
+        A run another host closed meanwhile (this kennel was frozen, or cut off
+        from the ledger, past its lease) is no longer this kennel's: it is
+        stopped, so it never overlaps the run that may have replaced it.
+        """
         runner = self.engine.runner
-        runner.renew_leases()
+        for run_id in runner.renew_leases():
+            runner.stop(run_id, "its lease was lost: another host's patrol closed it as abandoned while this kennel did not renew it")
         cutoff = time.time() - BEAT_PROBLEMS_SECONDS
         data = {"dogs": [dog._asdict() for dog in (self.pool.dogs() if self.pool else [])], "patrol": self.patrol,
                 "autostarted": self.autostarted, "draining": self.draining,

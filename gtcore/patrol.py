@@ -25,7 +25,7 @@ from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.report import run_json
 from gtcore.settings import SettingsError
-from gtcore.storage.contract import OWED, Ledger, LedgerFacts
+from gtcore.storage.contract import OWED, EventMark, Ledger, LedgerFacts
 
 UPKEEP_INTERVAL = 3600.0
 
@@ -96,6 +96,7 @@ class PatrolReport:
         self.warnings: list[str] = []
         self.problems: list[Problem] = []
         self.undeliverable = False  # escalations cannot be delivered (broken settings or failing channels)
+        self.unrecorded: list[str] = []  # runs that ended and whose end the ledger still refuses (kept in the recovery journal)
         self.deliveries_held = False  # the escalation settings cannot be read: every delivery waits for them
 
     @property
@@ -125,7 +126,7 @@ def decide_all(
     summary: dict[str, PluginStats],
     running: dict[str, str],
     paused: dict[str, str],
-    events: dict[str, float],
+    events: dict[str, EventMark],
     now: float,
     checks: dict[str, Any] | None = None,
 ) -> list[tuple[Plugin, GateDecision]]:
@@ -133,12 +134,13 @@ def decide_all(
     decided = []
     for plugin in plugins:
         stats = summary.get(plugin.name)
-        facts = GateFacts(stats.last_started_at if stats else None, running.get(plugin.name), paused.get(plugin.name))
+        facts = GateFacts(stats.last_started_at if stats else None, running.get(plugin.name), paused.get(plugin.name),
+                          stats.last_run_id if stats else None)
         decided.append((plugin, evaluate_contained(plugin, facts, events, now, (checks or {}).get(plugin.name))))
     return decided
 
 
-def evaluate_contained(plugin: Plugin, facts: GateFacts, events: dict[str, float], now: float,
+def evaluate_contained(plugin: Plugin, facts: GateFacts, events: dict[str, EventMark], now: float,
                        check: CheckResult | None) -> GateDecision:
     """One plugin's gate; whatever goes wrong deciding it closes that gate alone, with the reason."""
     try:
@@ -166,27 +168,28 @@ def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bo
 
     ``owns`` says whether this process still executes (or has to record) a run:
     those are never touched, whoever the ledger says owns them.  Another's run
-    is gone when its owner on this host is dead, or, on any host, when its
-    lease ran out (``run_lease`` without a renewal: the owner died with its
-    host, or lost the ledger).  Leases are read on the wall clock, whatever
-    ``now`` the patrol decides at.  A queued run waits ``queue_timeout`` for a
-    kennel; after that it is abandoned, and its plugin escalates it
-    (``owes(plugin)``) like a failed run.
+    is gone when its owner on this host is dead, or, on another host, when
+    its lease ran out (``run_lease`` without a renewal: the owner died with
+    its host, or lost the ledger).  Leases and the queue's wait are read on
+    the ledger's own clock, never this host's, whatever ``now`` the patrol
+    decides at.  A queued run waits ``queue_timeout`` for a kennel; after that
+    it is abandoned, and its plugin escalates it (``owes(plugin)``) like a
+    failed run.
     """
     from gtcore import processes
     from gtcore.storage.contract import Close
 
-    closed, here, wall = [], processes.hostname(), time.time()
+    closed, here, clock = [], processes.hostname(), ledger.clock()
     for run in running.values():
         owed = False
         if run.status == Result.QUEUED:
-            why = _unclaimed(run, wall, queue_timeout)
+            why = _unclaimed(run, clock, queue_timeout)
             owed = why is not None and owes(run.plugin or "")
         else:
             owner = run.data.get("owner")
             if not isinstance(owner, dict) or owns(run.id):
                 continue
-            why = _gone(run, owner, here, wall)
+            why = _gone(run, owner, here, clock)
             if why is not None and owner.get("host") == here and _kill_leftovers(run):
                 why += "; its leftover processes were killed"
         if why is None:
@@ -199,9 +202,10 @@ def reconcile(ledger: Ledger, running: dict[str, Bead], owns: Callable[[int], bo
     return closed
 
 
-def _unclaimed(run: Bead, wall: float, queue_timeout: float) -> str | None:
-    """Why a queued run is given up (no kennel took it within ``queue_timeout``), or None while it may still be taken."""
-    waited = wall - run.created_at
+def _unclaimed(run: Bead, clock: float, queue_timeout: float) -> str | None:
+    """Why a queued run is given up (no kennel took it within ``queue_timeout``, on the ledger's clock), or None."""
+    queued = run.data.get("queued_at")
+    waited = clock - (queued if isinstance(queued, int | float) else run.created_at)
     if waited < queue_timeout:
         return None
     hosts = run.data.get("hosts") or []
@@ -209,16 +213,24 @@ def _unclaimed(run: Bead, wall: float, queue_timeout: float) -> str | None:
     return f"no kennel took it within {format_duration(waited)} (queue_timeout): it waited for {where}"
 
 
-def _gone(run: Bead, owner: dict[str, Any], here: str, wall: float) -> str | None:
-    """Why a run in flight that this process does not execute has lost its owner, or None while it has one."""
+def _gone(run: Bead, owner: dict[str, Any], here: str, clock: float) -> str | None:
+    """Why a run in flight that this process does not execute has lost its owner, or None while it has one.
+
+    On this host the owner's process decides, never a clock: a living owner
+    (its pid and start time) keeps its run whatever the lease says.  Another
+    host's owner is judged by its lease, on the ledger's own clock (``clock``),
+    which every host reads alike.
+    """
     from gtcore import processes
 
-    ours = owner.get("pid") == processes.owner_identity()["pid"] and owner.get("host") == here
-    if ours or processes.owner_dead(owner):
-        return f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
+    if owner.get("host") == here:
+        ours = owner.get("pid") == processes.owner_identity()["pid"]
+        if ours or processes.owner_dead(owner):
+            return f"owner process {owner.get('pid')} on {owner.get('host')} ended before the run did"
+        return None
     lease = run.data.get("lease_until")
-    if isinstance(lease, int | float) and lease < wall:
-        return f"the lease of its owner (process {owner.get('pid')} on {owner.get('host')}) ran out {format_duration(wall - lease)} ago"
+    if isinstance(lease, int | float) and lease < clock:
+        return f"the lease of its owner (process {owner.get('pid')} on {owner.get('host')}) ran out {format_duration(clock - lease)} ago"
     return None
 
 
@@ -245,12 +257,12 @@ class Patrol:
 
     def __init__(self, town: Town, ledger: Ledger, bus: EventBus, plugin_cache: PluginCache, *,
                  scan: Callable[[], PluginSet], settings: Callable[[], Settings], escalations: Callable[[], Escalations],
-                 queue: Queue, wait: Wait, owns_run: Callable[[int], bool], pending_results: Callable[[], bool],
-                 flush_pending_results: Callable[[], None], kennel_problem: Callable[[], str | None],
+                 queue: Queue, wait: Wait, owns_run: Callable[[int], bool], recover: Callable[[], list[Problem]],
+                 kennel_problem: Callable[[], str | None],
                  call_kennel: Callable[[], None]) -> None:
         self.town, self.ledger, self.bus, self.plugin_cache = town, ledger, bus, plugin_cache
         self.scan, self.settings, self.escalations, self.queue, self.wait = scan, settings, escalations, queue, wait
-        self.owns_run, self.pending_results, self.flush_pending_results = owns_run, pending_results, flush_pending_results
+        self.owns_run, self.recover = owns_run, recover
         self.kennel_problem, self.call_kennel = kennel_problem, call_kennel
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
@@ -269,9 +281,12 @@ class Patrol:
         report.problems += [Problem(str(self.town.root), None, failure) for failure in self.bus.take_failures()]
         if writes:
             self._read_town_events(plugin_set)
+        if writes:
+            recovered = self.recover()  # results refused earlier go in before any run is judged abandoned
+            report.unrecorded += [problem.reason for problem in recovered]
+            report.problems += recovered
         facts = self.ledger.gate_facts()
-        if writes and (facts.running or self.pending_results()):
-            self.flush_pending_results()
+        if writes and facts.running:
             report.abandoned = self._reconcile(plugin_set, facts, started)
             if report.abandoned:
                 facts = self.ledger.gate_facts()
@@ -394,13 +409,14 @@ class Patrol:
             else:
                 item.note = _refused(answer)
 
-    def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, events: dict[str, float], now: float) -> None:
+    def _ledger_upkeep(self, report: PatrolReport, plugin_set: PluginSet, events: dict[str, EventMark], now: float) -> None:
         """Digest past days of digest plugins and prune old runs of the others, at most hourly for the whole town.
 
         When it last happened is a town event on the ledger, so a Deacon's
         ``gtui --once`` each minute does the upkeep once an hour, not each time.
         """
-        last = max(self._last_upkeep, events.get(UPKEEP_EVENT, float("-inf")))
+        mark = events.get(UPKEEP_EVENT)
+        last = max(self._last_upkeep, mark.at if mark is not None else float("-inf"))
         if now - last < UPKEEP_INTERVAL:
             return
         from gtcore.digest import make_digest, prune, undigested_days

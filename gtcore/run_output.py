@@ -175,3 +175,12 @@ class RunOutput:
             with contextlib.suppress(OSError):
                 self._log.abandon()
             self._log = None
+
+
+def log_text(path: str) -> str:
+    """A finished run's log as text, for a ledger every host reads (capped as the file is; unreadable: said so)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(LOG_CAP + 4096).decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(gtui could not read this run's log at {path}: {exc.strerror or exc})\n"

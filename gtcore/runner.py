@@ -17,7 +17,6 @@ last output — without ever making the loop wait.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -29,12 +28,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from gtcore import processes
+from gtcore import processes, recovery
 from gtcore.errors import LedgerError
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
 from gtcore.model import Bead, Result
 from gtcore.plugins import Plugin
-from gtcore.run_output import LiveLines, RunOutput
+from gtcore.run_output import LiveLines, RunOutput, log_text
 from gtcore.settings import Settings
 from gtcore.storage.contract import Close, Ledger, QueuedRun, Take
 from gtcore.town import DOLT_KEYS, Town
@@ -52,15 +51,6 @@ class RunOutcome:
     run: Bead | None
     refused: str | None = None
     problem: str | None = None  # what went wrong after the run (its escalation step), said rather than swallowed
-
-
-@dataclass
-class _Pending:
-    run_id: int
-    result: str
-    data: dict[str, object]
-    at: float
-    owed: bool  # see gtcore.storage.contract.Close.owed
 
 
 class Phase(Enum):
@@ -101,7 +91,7 @@ class Runner:
         self._bash = shutil.which("bash", path=base.get("PATH")) or "bash"
         # Built and encoded once: a run adds only its own variables, and Popen passes bytes through untouched.
         self._base_environment = {os.fsencode(key): os.fsencode(value) for key, value in base.items()}
-        self._pending: list[_Pending] = []
+        self._pending: list[recovery.Entry] = []  # ends the ledger refused: retried, and kept in the recovery journal meanwhile
         self.lock = threading.Lock()  # held while takes are written: see record()
         self.active: set[int] = set()
         self._stop = threading.Event()  # set once: every run of this kennel ends now
@@ -119,26 +109,40 @@ class Runner:
         with self.lock:
             return run_id in self.active or any(item.run_id == run_id for item in self._pending)
 
-    def renew_leases(self) -> None:
-        """Tell every host this process is alive: its runs' leases last another ``run_lease`` (a refused write waits for the next)."""
+    def renew_leases(self) -> list[int]:
+        """Tell every host this kennel is alive: its runs' leases (those it still has to record too) last another
+        ``run_lease`` on the ledger's clock.  Returns the runs it executes that another host closed meanwhile (it lost
+        them: it was frozen, or cut off from the ledger, for longer than the lease).  A refused write waits for the next."""
         with self.lock:
-            ids = list(self.active)
-        with contextlib.suppress(LedgerError):
-            self.ledger.renew_leases(ids, time.time() + self.settings.run_lease.seconds)
+            ids = [*self.active, *(item.run_id for item in self._pending)]
+        try:
+            lost = self.ledger.renew_leases(ids, self.settings.run_lease.seconds)
+        except LedgerError:
+            return []
+        with self.lock:
+            return [run_id for run_id in lost if run_id in self.active]
 
     def has_pending(self) -> bool:
         with self.lock:
             return bool(self._pending)
 
     def flush_pending(self) -> int:
-        """Write results the ledger refused earlier; returns how many are still waiting."""
+        """Write results the ledger refused earlier; returns how many are still waiting.
+
+        A result is done once the ledger holds the run closed, whoever wrote it
+        (a patrol that replayed the recovery journal meanwhile): closing twice
+        keeps the first result, which is this one.
+        """
         with self.lock:
             pending, self._pending = self._pending, []
+        shared = self.ledger.shares_logs
         for item in pending:
-            answer = self.ledger.record_turn([Close(item.run_id, item.result, item.data, item.at, owed=item.owed)], [])[0]
-            if isinstance(answer, LedgerError):
-                with self.lock:
-                    self._pending.append(item)
+            answer = self.ledger.record_turn([item.close(with_log=shared)], [])[0]
+            if isinstance(answer, Bead):
+                recovery.forget(self.town, item.run_id)
+                continue
+            with self.lock:
+                self._pending.append(item._replace(error=_refusal(answer)))
         return len(self._pending)
 
     def stop_all(self, reason: str) -> None:
@@ -199,7 +203,7 @@ class Runner:
                   for run in ended]
         owner = processes.owner_identity()
         requests = [Take(queued.id, {"dog": dog, "owner": owner, "timeout_s": plugin.execution.timeout.seconds,
-                                     "token": processes.new_token(), "lease_until": stamp + self.settings.run_lease.seconds}, stamp)
+                                     "token": processes.new_token()}, stamp, self.settings.run_lease.seconds)
                     for queued, dog, plugin in takes]
         with self.lock:
             answers = self.ledger.record_turn(closes, [], requests)
@@ -217,10 +221,13 @@ class Runner:
         return run.plugin.execution.notify_on_failure and run.result != Result.ABANDONED
 
     def _closed(self, run: Run, answer: object, at: float) -> Bead:
-        """The closed wisp; when the ledger refused the write, kept to be written later (the caller holds the lock)."""
+        """The closed wisp; when the ledger refused the write, kept to be written later, in memory and in the recovery
+        journal (the caller holds the lock)."""
         if isinstance(answer, Bead):
             return answer
-        self._pending.append(_Pending(run.bead.id, run.result, run.data, at, self._owes(run)))
+        entry = recovery.Entry(run.bead.id, run.bead.ref, run.plugin.name, run.result, run.data, at, self._owes(run),
+                               _refusal(answer), Path("(memory only)"))
+        self._pending.append(entry._replace(path=recovery.keep(self.town, entry) or entry.path))
         bead = run.bead
         return Bead(bead.id, "wisp", bead.title, "closed", "", bead.created_at, at, at, bead.plugin, bead.rig, run.result,
                     {**bead.data, **run.data}, bead.labels)
@@ -501,14 +508,3 @@ def _feed_stdin(proc: subprocess.Popen[bytes], payload: bytes) -> None:
         proc.stdin.close()
     except OSError:
         pass
-
-
-def log_text(path: str) -> str:
-    """A finished run's log as text, for a ledger every host reads (capped as the file is; unreadable: said so)."""
-    from gtcore.run_output import LOG_CAP
-
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(LOG_CAP + 4096).decode("utf-8", "replace")
-    except OSError as exc:
-        return f"(gtui could not read this run's log at {path}: {exc.strerror or exc})\n"

@@ -5,9 +5,13 @@ Gas Town appends one JSON object a line (``{"ts": "2026-04-30T13:02:38Z",
 was appended since it last looked (a cursor in ``.gtui/``: the file's inode
 and the offset read up to) and records the events some plugin's event gate
 listens for, stamped with their own time, exactly as ``gtui event emit``
-records its own.  Only whole lines are read; a torn last line waits for the
-next patrol.  Deleting the cursor re-reads the log (events already recorded
-are recorded again, which changes nothing: a gate asks when an event last came).
+records its own.  A gate compares events with runs by the ledger's order, not
+by those times (a line written by a host whose clock is behind is still new):
+each patrol records what was appended before it decides, so a line appended
+after a run was claimed is recorded after it.  Only whole lines are read; a
+torn last line waits for the next patrol.  Deleting the cursor re-reads the
+log: its events are recorded again, after the runs they opened, and open
+their gates once more.
 """
 
 from __future__ import annotations

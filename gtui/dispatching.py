@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from gtcore.errors import GtError, KennelBusy
-from gtcore.model import FAILED, TYPE_CHECKING, Result, finished_json, run_json, run_problems
+from gtcore.model import FAILED, TYPE_CHECKING, Problem, Result, finished_json, run_json, run_problems
 
 if TYPE_CHECKING:
     from typing import Any
@@ -55,11 +55,17 @@ def cmd_once(ctx: Context) -> int:
 
         report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
     report.problems += [problem for run in finished for problem in run_problems(run)]  # what they asked of Gas Town in vain
+    for item in report.plugins:  # with --wait: a run that ended but whose end the ledger refused is said, not reported as run
+        if ctx.args.wait and item.run is not None and item.run.status != "closed" and (words := engine.unrecorded(item.run.id)):
+            report.unrecorded.append(words)
+            report.problems.append(Problem(str(ctx.town.root), None, words))
     payload = {**report.to_json(), "finished": [finished_json(run) for run in finished], "finished_more": more}
     ctx.emit(payload, lambda: ctx.render.patrol_report(ctx.console, report, finished))
     for problem in report.problems:
         warn(str(problem), problem.level)
     failed = report.failed or any(run.result in ENDED_BADLY for run in finished)
+    if report.unrecorded:
+        return 2  # a result the ledger refused is kept, not recorded: said, and the patrol did not do all its work
     return 1 if failed or report.undeliverable else 0
 
 
@@ -112,6 +118,8 @@ def _follow_to_the_end(ctx: Context, engine: Engine, run: Bead) -> int:
         for sig, handler in before.items():
             signal.signal(sig, handler)
     engine.close()
+    if ended.status != "closed":  # it ended, but the ledger refused its end: said, never printed as if recorded
+        raise GtError(engine.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
     ctx.emit(run_json(ended), lambda: ctx.render.run_result(ctx.console, ended))
     return 1 if ended.result in ENDED_BADLY else 0
 

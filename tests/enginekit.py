@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from gtcore.model import Bead
 from gtcore.storage import open_ledger
-from gtcore.storage.contract import Ledger
+from gtcore.storage.contract import Ledger, Take
 
 T = TypeVar("T")
 
@@ -149,10 +149,11 @@ def read_pid(path: Path, timeout: float = 10.0) -> int:
 
 
 def claim_running(book: Ledger, plugin: str, rig: str = "town", *, data: dict[str, Any] | None = None, now: float | None = None,
-                  labels: tuple[str, ...] = ()) -> Bead:
-    """A run as a kennel holds it: claimed (queued), then taken with ``data`` (its owner, lease, token...)."""
+                  labels: tuple[str, ...] = (), lease: float = 30.0) -> Bead:
+    """A run as a kennel holds it: claimed (queued), then taken with ``data`` (its owner, token...) and a lease of
+    ``lease`` seconds on the ledger's clock (negative: one that ran out that long ago)."""
     queued = book.claim_run(plugin, rig, labels=labels, now=now)
-    return book.take_run(queued.id, data or {}, now=now)
+    return book.record_turn([], [], [Take(queued.id, data or {}, now, lease)])[0]  # type: ignore[return-value]
 
 
 def taken(town: Path, name: str) -> Bead | None:

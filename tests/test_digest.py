@@ -289,7 +289,8 @@ def test_a_cooldown_gate_stays_closed_after_its_last_run_was_squashed(tmp_path: 
     def decision() -> GateDecision:
         summary, running, paused, events = gate_facts(ledger)
         stats = summary.get("cool")
-        facts = GateFacts(stats.last_started_at if stats else None, running.get("cool"), paused.get("cool"))
+        facts = GateFacts(stats.last_started_at if stats else None, running.get("cool"), paused.get("cool"),
+                          stats.last_run_id if stats else None)
         return evaluate(plugin, facts, events, now)
 
     before = decision()

@@ -91,8 +91,8 @@ def test_a_patrol_needs_no_engine_only_what_it_uses(town: Path) -> None:
 
     patrol = Patrol(root, engine.ledger, bus, PluginCache(root.state_dir / "plugins.cache", writable=False),
                     scan=engine.plugins, settings=lambda: engine.settings, escalations=lambda: engine.escalations,
-                    queue=queue, wait=lambda run_ids, follow=None: {}, owns_run=lambda run_id: False, pending_results=lambda: False,
-                    flush_pending_results=lambda: None, kennel_problem=lambda: None,
+                    queue=queue, wait=lambda run_ids, follow=None: {}, owns_run=lambda run_id: False, recover=lambda: [],
+                    kennel_problem=lambda: None,
                     call_kennel=lambda: None)
     try:
         report = patrol.run_once()

@@ -16,6 +16,7 @@ from gtcore.durations import parse_duration
 from gtcore.gates import ALIASES, CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate
 from gtcore.model import GateState
 from gtcore.plugins import Execution, Gate, Plugin, parse_plugin
+from gtcore.storage.contract import EventMark
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -51,8 +52,14 @@ def at(zone: ZoneInfo, *parts: int, fold: int = 0) -> float:
     return datetime(*parts, tzinfo=zone, fold=fold).timestamp()  # type: ignore[misc]
 
 
-def ran(started: float) -> GateFacts:
-    return GateFacts(last_started_at=started)
+def ran(started: float, run_id: int = 100) -> GateFacts:
+    """A plugin whose last run started at ``started`` and is run ``run_id`` in the ledger's order."""
+    return GateFacts(last_started_at=started, last_run_id=run_id)
+
+
+def emitted(at: float, seq: int) -> EventMark:
+    """An event's latest emission at ``at``, ``seq`` in the ledger's order."""
+    return EventMark(at, seq)
 
 
 # --- cooldown ---------------------------------------------------------------
@@ -95,7 +102,7 @@ def test_cooldown_long_over_opens_since_last_plus_duration() -> None:
 def test_a_running_run_keeps_every_gate_closed() -> None:
     facts = GateFacts(last_started_at=NOW - 2 * 86400, running_run="run-42")
     for plugin in (cooldown_plugin("1h"), cron_plugin("0 * * * *"), event_plugin()):
-        decision = evaluate(plugin, facts, {"deploy": NOW - 1}, NOW)
+        decision = evaluate(plugin, facts, {"deploy": emitted(NOW - 1, 200)}, NOW)
         assert decision == GateDecision(GateState.RUNNING, "running (run-42)")
     assert evaluate(condition_plugin(), facts, {}, NOW, CheckResult(0, "ok")) == GateDecision(GateState.RUNNING, "running (run-42)")
 
@@ -323,24 +330,33 @@ def test_condition_not_checked_yet_is_closed() -> None:
 
 
 def test_event_never_emitted_is_closed() -> None:
-    assert evaluate(event_plugin("deploy"), ran(NOW - 10), {"other": NOW - 1}, NOW) == GateDecision(
+    assert evaluate(event_plugin("deploy"), ran(NOW - 10), {"other": emitted(NOW - 1, 200)}, NOW) == GateDecision(
         GateState.WAITING, "waiting for event deploy")
 
 
-def test_event_emitted_before_or_at_the_last_run_is_closed() -> None:
-    before = evaluate(event_plugin("deploy"), ran(NOW - 60), {"deploy": NOW - 120}, NOW)
+def test_event_emitted_before_the_last_run_by_the_ledgers_order_is_closed() -> None:
+    before = evaluate(event_plugin("deploy"), ran(NOW - 60, 100), {"deploy": emitted(NOW - 120, 99)}, NOW)
     assert not before.open
     assert before.reason == "waiting for event deploy (last seen 2m ago, before the last run)"
-    assert not evaluate(event_plugin("deploy"), ran(NOW - 60), {"deploy": NOW - 60}, NOW).open
+    assert not evaluate(event_plugin("deploy"), ran(NOW - 60, 100), {"deploy": emitted(NOW - 60, 100)}, NOW).open
 
 
 def test_event_emitted_after_the_last_run_opens_since_the_emission() -> None:
-    decision = evaluate(event_plugin("deploy"), ran(NOW - 600), {"deploy": NOW - 300}, NOW)
+    decision = evaluate(event_plugin("deploy"), ran(NOW - 600, 100), {"deploy": emitted(NOW - 300, 101)}, NOW)
     assert decision == GateDecision(GateState.OPEN, "event deploy emitted 5m ago", since=NOW - 300)
 
 
+def test_the_ledgers_order_decides_an_event_whatever_the_clocks_said() -> None:
+    """Emitted after the last run, by a process whose clock was two hours behind: it opens.  Emitted before it, by one a
+    day ahead: it does not."""
+    late_but_slow = evaluate(event_plugin("deploy"), ran(NOW, 100), {"deploy": emitted(NOW - 7200, 101)}, NOW)
+    assert late_but_slow.open
+    early_but_fast = evaluate(event_plugin("deploy"), ran(NOW, 100), {"deploy": emitted(NOW + 86400, 99)}, NOW)
+    assert not early_but_fast.open
+
+
 def test_event_never_run_plugin_opens_on_any_emission() -> None:
-    decision = evaluate(event_plugin("startup"), NEVER, {"startup": NOW - 2}, NOW)
+    decision = evaluate(event_plugin("startup"), NEVER, {"startup": emitted(NOW - 2, 1)}, NOW)
     assert decision.open
     assert decision.since == NOW - 2
 
@@ -361,24 +377,24 @@ OPEN_CASES = pytest.mark.parametrize(
         pytest.param(cooldown_plugin(), NEVER, {}, None, id="cooldown"),
         pytest.param(cron_plugin("* * * * *"), NEVER, {}, None, id="cron"),
         pytest.param(condition_plugin(), NEVER, {}, CheckResult(0, "go"), id="condition"),
-        pytest.param(event_plugin(), NEVER, {"deploy": NOW - 1}, None, id="event"),
+        pytest.param(event_plugin(), NEVER, {"deploy": emitted(NOW - 1, 1)}, None, id="event"),
     ],
 )
 
 
 @OPEN_CASES
-def test_open_cases_really_are_open(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
+def test_open_cases_really_are_open(plugin: Plugin, facts: GateFacts, events: dict[str, EventMark], check: CheckResult | None) -> None:
     assert evaluate(plugin, facts, events, NOW, check).open
 
 
 @OPEN_CASES
-def test_disabled_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
+def test_disabled_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, EventMark], check: CheckResult | None) -> None:
     decision = evaluate(plugin._replace(enabled=False), facts, events, NOW, check)
     assert decision == GateDecision(GateState.DISABLED, "disabled in plugin.md (enabled = false)")
 
 
 @OPEN_CASES
-def test_paused_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, float], check: CheckResult | None) -> None:
+def test_paused_plugin_never_opens(plugin: Plugin, facts: GateFacts, events: dict[str, EventMark], check: CheckResult | None) -> None:
     decision = evaluate(plugin, facts._replace(paused="flaky upstream"), events, NOW, check)
     assert decision == GateDecision(GateState.PAUSED, "paused by operator: flaky upstream")
     assert evaluate(plugin, facts._replace(paused=""), events, NOW, check) == GateDecision(GateState.PAUSED, "paused by operator")
@@ -396,7 +412,7 @@ def test_disabled_wins_over_paused_and_running() -> None:
 def test_since_orders_plugins_by_how_long_they_have_waited() -> None:
     cooled = evaluate(cooldown_plugin("1h"), ran(NOW - 3 * 3600), {}, NOW)  # open since NOW - 2h
     slotted = evaluate(cron_plugin("0 * * * *"), ran(NOW - 90 * 60), {}, NOW)  # slot at 11:00 = NOW - 1h
-    evented = evaluate(event_plugin(), ran(NOW - 86400), {"deploy": NOW - 600}, NOW)  # emitted NOW - 10m
+    evented = evaluate(event_plugin(), ran(NOW - 86400, 100), {"deploy": emitted(NOW - 600, 101)}, NOW)  # emitted NOW - 10m
     assert (cooled.since, slotted.since, evented.since) == (NOW - 2 * 3600, NOW - 3600, NOW - 600)
     waiting = sorted([("evented", evented), ("slotted", slotted), ("cooled", cooled)], key=lambda item: item[1].since or 0)
     assert [name for name, _ in waiting] == ["cooled", "slotted", "evented"]

@@ -25,6 +25,7 @@ from servers import WebhookServer
 from gtcore import processes
 from gtcore.engine import Engine
 from gtcore.errors import GtError
+from gtcore.storage.testing import insert_old_run
 from gtcore.town import Town
 
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
@@ -51,9 +52,10 @@ def test_a_run_of_another_host_is_kept_while_its_lease_lasts_and_abandoned_when_
     add_plugin(town, "idle", 'type = "manual"')
     book = ledger(town)
     owner = {"host": "build-box", "pid": 4242, "start": 1}
-    fresh = claim_running(book, "fresh", "town", data={"owner": owner, "lease_until": time.time() + 60})
-    lapsed = claim_running(book, "lapsed", "town", data={"owner": owner, "lease_until": time.time() - 5})
-    old = claim_running(book, "unleased", "town", data={"owner": owner})  # an older gtui's run: its host's word only
+    fresh = claim_running(book, "fresh", "town", data={"owner": owner}, lease=60)
+    lapsed = claim_running(book, "lapsed", "town", data={"owner": owner}, lease=-5)
+    insert_old_run(town / ".gtui" / "ledger.db", "unleased", "running", time.time(), {"owner": owner})  # before leases
+    (old,) = book.runs("unleased")
     engine = Engine(Town.locate(town))
     try:
         report = engine.patrol_once()

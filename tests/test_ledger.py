@@ -298,7 +298,7 @@ def test_close_run_twice_keeps_first_result(tmp_path: Path) -> None:
     run = ledger.claim_run("p", "town", data={"dog": "rex"}, now=BASE)
     closed = ledger.close_run(run.id, "success", data={"exit": 0}, now=BASE + 5)
     assert (closed.status, closed.result, closed.closed_at, closed.data) == (
-        "closed", "success", BASE + 5, {"dog": "rex", "previous_result": None, "exit": 0})
+        "closed", "success", BASE + 5, {"dog": "rex", "previous_result": None, "exit": 0, "queued_at": run.data["queued_at"]})
     again = ledger.close_run(run.id, "failure", data={"exit": 1}, now=BASE + 9)
     assert again == closed
     assert ledger.get(run.id, "wisp") == closed
@@ -840,8 +840,8 @@ def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(t
         pytest.skip("the SQLite file's upgrades are test_old_ledger_files_are_migrated")
     url = os.environ["GT_LEDGER_URL"]
     postgres_at_version(url, 1)
-    insert_old_run(url, "old", "running", BASE)
-    insert_old_run(url, "done", "closed", BASE)
+    insert_old_run(tmp_path / "unused.db", "old", "running", BASE)
+    insert_old_run(tmp_path / "unused.db", "done", "closed", BASE)
     with pytest.raises(LedgerError, match="needs an upgrade to 2"):
         open_ledger(tmp_path / "unused.db", readonly=True)
     book = open_ledger(tmp_path / "unused.db")

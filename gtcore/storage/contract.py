@@ -37,6 +37,13 @@ OWED = "follow-up:owed"  # the label of a failed run whose escalation is not yet
 ROUTE_LATER = "@route"  # the channel of a delivery whose route could not be read yet (broken settings)
 
 
+class EventMark(Record):
+    """A town event's latest emission: when (for people), and its place in the ledger's order (what gates compare)."""
+
+    at: float
+    seq: int
+
+
 class LedgerFacts:
     """What the gates need from the ledger (see :meth:`Ledger.gate_facts`)."""
 
@@ -46,11 +53,12 @@ class LedgerFacts:
         self.summary: dict[str, PluginStats] = {}
         self.running: dict[str, Bead] = {}  # plugin -> its run in flight, queued or running (data and ids, no labels)
         self.paused: dict[str, str] = {}  # plugin -> the operator's reason
-        self.events: dict[str, float] = {}  # town event -> when it last came
+        self.events: dict[str, EventMark] = {}  # town event -> its latest emission
 
 
 class Claim(Record):
-    """A run to record as ``queued`` for a kennel to take (see :meth:`Ledger.claim_run`)."""
+    """A run to record as ``queued`` for a kennel to take (see :meth:`Ledger.claim_run`); the ledger stamps it
+    ``data["queued_at"]`` on its own clock, what ``queue_timeout`` is judged by."""
 
     plugin: str
     rig: str
@@ -61,11 +69,13 @@ class Claim(Record):
 
 
 class Take(Record):
-    """A queued run a kennel takes: it becomes ``running``, with ``data`` (its owner, dog, token, lease) merged in."""
+    """A queued run a kennel takes: it becomes ``running``, with ``data`` (its owner, dog, token) merged in, and a lease of
+    ``lease`` seconds on the ledger's own clock (``data["lease_until"]``: no host's wall clock decides it)."""
 
     run_id: int
     data: dict[str, Any]
     now: float | None = None
+    lease: float = 30.0
 
 
 class QueuedRun(Record):
@@ -369,8 +379,9 @@ class Ledger(ABC):
         return None
 
     @abstractmethod
-    def renew_leases(self, run_ids: list[int], until: float) -> None:
-        """The owner of these running runs is alive: their leases (``data["lease_until"]``) last until ``until``."""
+    def renew_leases(self, run_ids: list[int], lease: float) -> list[int]:
+        """The owner of these runs is alive: the leases of those still running last ``lease`` seconds more, on the ledger's
+        own clock (``data["lease_until"]``); returns the ids that are no longer running (closed by someone else: lost)."""
 
     @abstractmethod
     def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
@@ -399,8 +410,8 @@ class Ledger(ABC):
         """Record several town events at their own times, in one transaction."""
 
     @abstractmethod
-    def last_events(self) -> dict[str, float]:
-        """When each town event was last emitted."""
+    def last_events(self) -> dict[str, EventMark]:
+        """Each town event's latest emission (the latest by the ledger's order, whatever the clocks said)."""
 
     @abstractmethod
     def paused(self) -> dict[str, str]:

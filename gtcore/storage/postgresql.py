@@ -43,6 +43,7 @@ from gtcore.storage.contract import (
     Delivery,
     DigestDraft,
     EscalationChange,
+    EventMark,
     FinishedRun,
     KennelBeat,
     Ledger,
@@ -55,6 +56,7 @@ from gtcore.storage.contract import (
     Take,
 )
 from gtcore.storage.shared import (
+    LATEST_EVENTS,
     LATEST_PAUSES,
     STOPPED_QUEUED,
     check_bead,
@@ -568,11 +570,15 @@ class PgLedger(Ledger):
         rows = self._read("SELECT text FROM run_logs WHERE run_id = %s", (run_id,))
         return rows[0][0] if rows else None
 
-    def renew_leases(self, run_ids: list[int], until: float) -> None:
-        if run_ids:
-            self._retry(lambda conn: conn.execute(
-                "UPDATE beads SET data = jsonb_set(data, '{lease_until}', to_jsonb(%s::float8)) WHERE id = ANY(%s) AND status = 'running'",
-                (until, run_ids)))
+    def renew_leases(self, run_ids: list[int], lease: float) -> list[int]:
+        """On the server's clock: a host whose clock jumped renews for as long as every other host reads it."""
+        if not run_ids:
+            return []
+        renewed = self._retry(lambda conn: conn.execute(
+            "UPDATE beads SET data = jsonb_set(data, '{lease_until}', to_jsonb(extract(epoch FROM clock_timestamp()) + %s))"
+            " WHERE id = ANY(%s) AND status = 'running' RETURNING id", (lease, run_ids)).fetchall())
+        still = {row[0] for row in renewed}
+        return [run_id for run_id in run_ids if run_id not in still]
 
     def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
         def settle(conn: psycopg.Connection[Any]) -> None:
@@ -607,8 +613,8 @@ class PgLedger(Ledger):
 
         self._retry(record)
 
-    def last_events(self) -> dict[str, float]:
-        return dict(self._read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title"))
+    def last_events(self) -> dict[str, EventMark]:
+        return {name: EventMark(at, seq) for name, at, seq in self._read(LATEST_EVENTS)}
 
     def paused(self) -> dict[str, str]:
         rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
@@ -628,8 +634,7 @@ class PgLedger(Ledger):
             for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})"):
                 if title == PAUSED:
                     facts.paused[plugin] = body
-            facts.events.update(conn.execute(
-                "SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title").fetchall())
+            facts.events.update((name, EventMark(at, seq)) for name, at, seq in conn.execute(LATEST_EVENTS))
         return facts
 
     def plugin_summary(self) -> dict[str, PluginStats]:
@@ -872,11 +877,12 @@ def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
         row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = %s", (plugin,)).fetchone()
         latest, previous = row if row else (None, None)
         refuse_moved(claim, latest)
+        server_now = float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
         try:
             with conn.transaction():
                 run = _insert(conn, "wisp", title=f"run {plugin}", status="queued", labels=extra,
-                              data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="queued",
-                              now=claim.now)
+                              data={**(claim.data or {}), "previous_result": previous, "queued_at": server_now}, plugin=plugin,
+                              rig=rig, result="queued", now=claim.now)
         except psycopg.errors.UniqueViolation:
             raise RunInFlight(f"plugin {plugin} already has a run in flight") from None
         return run._replace(labels=(*own, *extra))
@@ -892,7 +898,8 @@ def _taking(take: Take) -> Callable[[psycopg.Connection[Any]], Bead]:
         bead = _fetch(conn, take.run_id, lock=True)
         if bead is None or bead.kind != "wisp":
             raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
-        running = taken(bead, take, stamp)
+        server_now = float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+        running = taken(bead, take, stamp, server_now + take.lease)
         conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = %s, data = %s WHERE id = %s",
                      (stamp, _json(running.data), take.run_id))
         return running

@@ -23,6 +23,10 @@ MAX_DRIFT = 20  # drift notes a run keeps: a plugin calling one unanswered verb 
 LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 """The ids of each plugin's latest pause or resume (plain SQL both dialects read alike)."""
 
+LATEST_EVENTS = ("SELECT title, created_at, id FROM beads WHERE id IN"
+                 " (SELECT max(id) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title)")
+"""Each town event's latest emission: its name, when, and its place in the ledger's order (the id), in both dialects."""
+
 
 def check_bead(kind: str, plugin: str | None, result: str | None) -> None:
     """Refuse a bead the ledger must never hold (a programming error, said before anything is written)."""
@@ -56,13 +60,14 @@ def check_final(request: Close) -> float:
     return time.time() if request.now is None else request.now
 
 
-def taken(queued: Bead, take: Take, at: float) -> Bead:
-    """A queued run as a take leaves it: running since ``at``, with the kennel's data; refused when it is not queued."""
+def taken(queued: Bead, take: Take, at: float, lease_until: float) -> Bead:
+    """A queued run as a take leaves it: running since ``at``, with the kennel's data and its lease (until ``lease_until``
+    on the ledger's clock); refused when it is not queued."""
     if queued.status != Result.QUEUED:
         raise RunTaken(f"{queued.ref} is {queued.status} ({queued.result}), no longer queued: another kennel took it, or it was stopped")
     labels = tuple(sorted({*queued.labels, "result:running"} - {"result:queued"}))
-    return queued._replace(status="running", result="running", updated_at=at, data={**queued.data, **take.data, "started_at": at},
-                           labels=labels)
+    data = {**queued.data, **take.data, "started_at": at, "lease_until": lease_until}
+    return queued._replace(status="running", result="running", updated_at=at, data=data, labels=labels)
 
 
 def stop_note(reason: str, at: float) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from gtcore.storage.contract import (
     Delivery,
     DigestDraft,
     EscalationChange,
+    EventMark,
     FinishedRun,
     KennelBeat,
     Ledger,
@@ -58,6 +59,7 @@ from gtcore.storage.contract import (
     Take,
 )
 from gtcore.storage.shared import (
+    LATEST_EVENTS,
     LATEST_PAUSES,
     STOPPED_QUEUED,
     check_bead,
@@ -748,11 +750,17 @@ class SqliteLedger(Ledger):
 
         return self._retry(write)
 
-    def renew_leases(self, run_ids: list[int], until: float) -> None:
-        if run_ids:
-            self._retry(lambda conn: conn.execute(
-                f"UPDATE beads SET data = json_set(data, '$.lease_until', ?) WHERE id IN ({_marks(run_ids)}) AND status = 'running'",
-                (until, *run_ids)))
+    def renew_leases(self, run_ids: list[int], lease: float) -> list[int]:
+        if not run_ids:
+            return []
+
+        def renew(conn: sqlite3.Connection) -> list[int]:
+            conn.execute(f"UPDATE beads SET data = json_set(data, '$.lease_until', ?) WHERE id IN ({_marks(run_ids)})"
+                         " AND status = 'running'", (self.clock() + lease, *run_ids))
+            return [row[0] for row in conn.execute(f"SELECT id FROM beads WHERE id IN ({_marks(run_ids)}) AND status != 'running'",
+                                                   run_ids)]
+
+        return self._retry(renew)
 
     def settle_follow_up(self, run_id: int, escalation: str | None = None) -> None:
         def settle(conn: sqlite3.Connection) -> None:
@@ -789,9 +797,8 @@ class SqliteLedger(Ledger):
 
         self._retry(record)
 
-    def last_events(self) -> dict[str, float]:
-        rows = self._read("SELECT title, max(created_at) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
-        return {name: at for name, at in rows}
+    def last_events(self) -> dict[str, EventMark]:
+        return {name: EventMark(at, seq) for name, at, seq in self._read(LATEST_EVENTS)}
 
     def paused(self) -> dict[str, str]:
         rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
@@ -805,8 +812,7 @@ class SqliteLedger(Ledger):
             " UNION ALL SELECT 'r', plugin, id, created_at, rig, status, data, NULL FROM beads"
             "   WHERE kind = 'wisp' AND status IN ('queued', 'running')"
             f" UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ({LATEST_PAUSES})"
-            " UNION ALL SELECT 'e', title, max(created_at), NULL, NULL, NULL, NULL, NULL FROM beads"
-            "   WHERE kind = 'event' AND plugin IS NULL GROUP BY title")
+            f" UNION ALL SELECT 'e', title, created_at, id, NULL, NULL, NULL, NULL FROM ({LATEST_EVENTS})")
         for tag, name, *rest in rows:
             if tag == "s":
                 facts.summary[name] = PluginStats(name, *rest)
@@ -818,7 +824,7 @@ class SqliteLedger(Ledger):
                 if rest[0] == PAUSED:
                     facts.paused[name] = rest[1]
             else:
-                facts.events[name] = rest[0]
+                facts.events[name] = EventMark(rest[0], rest[1])
         return facts
 
     def plugin_summary(self) -> dict[str, PluginStats]:
@@ -1128,8 +1134,8 @@ def _claiming(claim: Claim) -> Callable[[sqlite3.Connection], Bead]:
         refuse_moved(claim, latest)
         try:
             run = _insert_bead(conn, "wisp", title=f"run {plugin}", status="queued", labels=extra,
-                               data={**(claim.data or {}), "previous_result": previous}, plugin=plugin, rig=rig, result="queued",
-                               now=claim.now)
+                               data={**(claim.data or {}), "previous_result": previous, "queued_at": time.time()}, plugin=plugin,
+                               rig=rig, result="queued", now=claim.now)
             return run._replace(labels=(*own, *extra))
         except sqlite3.IntegrityError:
             raise RunInFlight(f"plugin {plugin} already has a run in flight") from None
@@ -1145,7 +1151,7 @@ def _taking(take: Take) -> Callable[[sqlite3.Connection], Bead]:
         bead = _fetch_bead(conn, take.run_id)
         if bead is None or bead.kind != "wisp":
             raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
-        running = taken(bead, take, stamp)
+        running = taken(bead, take, stamp, time.time() + take.lease)
         conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = ?, data = ? WHERE id = ?",
                      (stamp, json.dumps(running.data), take.run_id))
         return running

@@ -154,14 +154,26 @@ def postgres_at_version(url: str, version: int) -> None:
         conn.execute("INSERT INTO gtui_schema VALUES (%s)", (version,))
 
 
-def insert_old_run(url: str, plugin: str, status: str, at: float) -> None:
-    """A run as a version-1 PostgreSQL ledger kept it (running runs were claimed ``running``)."""
-    import psycopg
+def insert_old_run(path: Path, plugin: str, status: str, at: float, data: dict[str, Any] | None = None) -> None:
+    """A run as an older gtui kept it, in the town's ledger at ``path`` (or the server ``GT_LEDGER_URL`` names): claimed
+    ``running`` with whatever data it wrote then (no lease, before leases; no kennel, before kennels)."""
+    import os
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    values = (f"run {plugin}", status, at, at, plugin, "running" if status == "running" else "success", json.dumps(data or {}))
+    url = os.environ.get("GT_LEDGER_URL")
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, plugin, rig, result, data)"
+                         " VALUES ('wisp', %s, %s, %s, %s, %s, 'town', %s, %s)", values)
+        return
+    conn = _connect(path)
+    try:
         conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, plugin, rig, result, data)"
-                     " VALUES ('wisp', %s, %s, %s, %s, %s, 'town', %s, '{}')",
-                     (f"run {plugin}", status, at, at, plugin, "running" if status == "running" else "success"))
+                     " VALUES ('wisp', ?, ?, ?, ?, ?, 'town', ?, ?)", values)
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

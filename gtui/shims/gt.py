@@ -175,6 +175,8 @@ def plugin_run(argv: list[str]) -> int:
     queued = town.run_plugin(plugin.name, force=args.force)
     ended = town.wait_runs([queued.id])[queued.id]
     town.close()
+    if ended.status != "closed":  # it ended, but the ledger refused its end
+        raise GtError(town.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
     say(f"● Recorded run: {ended.ref} ({ended.result})")
     return 1 if ended.result in FAILED else 0
 
