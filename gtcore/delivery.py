@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gtcore.clock import iso
+from gtcore.durations import format_duration
 from gtcore.escalation import one_line
 from gtcore.escalation_settings import Contacts
 from gtcore.storage.contract import Ledger
@@ -29,7 +30,15 @@ DELIVERY_TIMEOUT = 10.0  # seconds for a whole delivery, connect to last byte
 
 
 class DeliveryError(Exception):
-    """A delivery that did not happen, and why (one line)."""
+    """A delivery that did not happen, and why (one line); ``retry_after``: when the other end asked to be tried again
+    (seconds from now, a webhook's ``Retry-After``), else the escalation's own backoff decides."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+RETRY_AFTER_CAP = 3600.0  # a Retry-After longer than an hour is taken as an hour: an escalation must not sleep for days
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,11 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
             if contacts.smtp_user:
                 smtp.login(contacts.smtp_user, contacts.smtp_pass)
             smtp.send_message(email)
+    except smtplib.SMTPResponseException as exc:  # the server answered, and said no: its code and words
+        raise DeliveryError(f"{where}: {_smtp_refusal(exc.smtp_code, exc.smtp_error)}") from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        refusals = "; ".join(f"refused {address}: {_smtp_refusal(code, text)}" for address, (code, text) in exc.recipients.items())
+        raise DeliveryError(f"{where}: {refusals}") from None
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(f"{where}: {deadline.reason(exc)}") from None
     except UnicodeError:  # smtplib sends AUTH credentials as ASCII only
@@ -195,7 +209,34 @@ def _post_json(url: str, payload: dict[str, str], what: str, deadline: Deadline)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise DeliveryError(f"{what} webhook: {deadline.reason(exc)}") from None
     if not 200 <= response.status < 300:
-        raise DeliveryError(f"{what} webhook answered HTTP {response.status}")
+        wait = retry_after(response.getheader("Retry-After"), time.time()) if response.status in (429, 503) else None
+        later = f"; it asks to be tried again in {format_duration(wait)}" if wait is not None else ""
+        raise DeliveryError(f"{what} webhook answered HTTP {response.status}{later}", retry_after=wait)
+
+
+def retry_after(header: str | None, now: float) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (delay-seconds, or an HTTP date), at most an hour; None when absent
+    or not one of the two forms."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text.isascii() and text.isdigit():
+        return min(float(text), RETRY_AFTER_CAP)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max(0.0, when.timestamp() - now), RETRY_AFTER_CAP)
+
+
+def _smtp_refusal(code: int, text: bytes | str) -> str:
+    """An SMTP server's refusal in words: its code and what it said (bytes from the wire decoded, never shown as bytes)."""
+    said = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {one_line(said)}".strip()
 
 
 def deliver_sms(message: Message, ctx: DeliveryContext) -> None:

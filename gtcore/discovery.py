@@ -18,7 +18,7 @@ from stat import S_ISREG
 
 from gtcore.errors import NotFound
 from gtcore.plugin_cache import Identity, PluginCache, identity_of
-from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
+from gtcore.plugins import FILE_KINDS, InvalidPlugin, Plugin, parse_plugin, run_script_state
 from gtcore.records import Record
 from gtcore.town import Town
 
@@ -127,11 +127,7 @@ def _inspect(entry: os.DirEntry[str], rig: str, rank: int, crew: str | None) -> 
         except OSError:
             info = None
         if info is not None and S_ISREG(info.st_mode):
-            try:
-                run_script = S_ISREG(os.stat(entry.path + "/run.sh").st_mode)
-            except OSError:
-                run_script = False
-            return Candidate(manifest, rig, rank, crew, (info.st_size, info.st_mtime_ns, info.st_ino, run_script))
+            return Candidate(manifest, rig, rank, crew, identity_of(info, run_script_state(entry.path + "/run.sh")))
     verdict = _inspect_slowly(Path(entry.path))
     if type(verdict) is tuple:
         return Candidate(verdict[0], rig, rank, crew, verdict[1])
@@ -148,15 +144,11 @@ def _inspect_slowly(path: Path) -> tuple[str, Identity] | InvalidPlugin | str:
     manifest = path / "plugin.md"
     kind = _file_kind(manifest)
     if kind == "a regular file":  # a symlinked plugin directory
-        return str(manifest), identity_of(os.stat(manifest), (path / "run.sh").is_file())
+        return str(manifest), identity_of(os.stat(manifest), run_script_state(str(path / "run.sh")))
     if kind == "missing":
         what = "holds run.sh but no plugin.md" if (path / "run.sh").exists() else "holds no plugin.md"
         return f"{path}: not a plugin: the directory {what}"
     return InvalidPlugin(manifest, f"plugin.md is {kind}, not a regular file")
-
-
-_KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
 
 
 def _file_kind(path: Path) -> str:
@@ -167,7 +159,7 @@ def _file_kind(path: Path) -> str:
         return "a dangling symlink" if os.path.islink(path) else "missing"
     except OSError as exc:
         return "a symlink loop" if exc.errno == errno.ELOOP else "unreadable"
-    return _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+    return FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
 
 
 def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:

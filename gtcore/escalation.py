@@ -330,7 +330,7 @@ class Escalations:
         """Send one leased delivery and record its outcome; any failure costs this delivery (retried), nothing else."""
         from gtcore.delivery import DeliveryError, Message, channel_for
 
-        error = None
+        error, asked = None, None
         try:
             bead = self.ledger.get(delivery.escalation_id, "escalation")
             message = Message(bead.ref, delivery.severity, bead.title, bead.body, str(bead.data.get("source")), now, bead.created_at)
@@ -338,12 +338,13 @@ class Escalations:
             if channel is not None:
                 channel(message, context)
         except DeliveryError as exc:
-            error = str(exc)
+            error, asked = str(exc), exc.retry_after
         except GtError as exc:
             error = f"{delivery.channel}: {exc}"
         except Exception as exc:  # a channel's own bug must cost one delivery (retried), never the patrol
             error = f"{delivery.channel} failed unexpectedly (a bug in gtui): {type(exc).__name__}: {brief(exc)}"
-        retry_at = None if error is None else now + min(FIRST_RETRY_SECONDS * 2 ** delivery.attempts, MAX_RETRY_SECONDS)
+        backoff = min(FIRST_RETRY_SECONDS * 2 ** delivery.attempts, MAX_RETRY_SECONDS)
+        retry_at = None if error is None else now + (asked if asked is not None else backoff)  # the other end's word first
         self.ledger.record_delivery(delivery, error, now=now, retry_at=retry_at)
 
     # -- lifecycle --------------------------------------------------------------------

@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from gtcore import processes
@@ -518,19 +519,23 @@ class Kennel:
         except ValueError:
             request = {}
         op = request.get("op") if isinstance(request, dict) else None
-        reply: dict[str, Any] = {"ok": True, "pid": os.getpid(), "host": self.host}
+        reply: dict[str, Any] = {"ok": True, "pid": os.getpid(), "host": self.host, "runs": len(self.engine.runner.active)}
         if op == "wake":
-            self.look()
+            act = self.look
         elif op == "stop":
-            self.ask_stop(str(request.get("reason") or "the kennel was stopped (gtui kennel stop)"))
-            reply["runs"] = len(self.engine.runner.active)
+            reason = str(request.get("reason") or "the kennel was stopped (gtui kennel stop)")
+            act = partial(self.ask_stop, reason)
         elif op == "drain":
-            self.ask_drain()
-            reply["runs"] = len(self.engine.runner.active)
+            act = self.ask_drain
         else:
-            reply = {"error": f"unknown request {op!r}"}
-        with contextlib.suppress(OSError):
+            reply, act = {"error": f"unknown request {op!r}"}, _nothing
+        with contextlib.suppress(OSError):  # the answer first: a stop may end this process before a later send
             conn.sendall(json.dumps(reply).encode() + b"\n")
+        act()
+
+
+def _nothing() -> None:
+    """What an unknown request does."""
 
 
 def _same_user(conn: socket.socket) -> bool:

@@ -203,6 +203,7 @@ class Dog(Record):
     timeout_s: float | None = None
 
 
+NOUNS = {"wisp": "run", "digest": "digest", "escalation": "escalation", "mail": "mail", "event": "event", "note": "note"}
 KIND_WORDS = {"wisp": "a run", "digest": "a digest", "escalation": "an escalation", "mail": "a mail", "event": "an event", "note": "a note"}
 PREFIX = {"wisp": "run", "digest": "dig", "escalation": "esc", "mail": "mail", "event": "evt", "note": "note"}
 
@@ -250,11 +251,18 @@ def format_ref(kind: str, bead_id: int) -> str:
     return f"{PREFIX[kind]}-{bead_id}"
 
 
+MAX_ID = 2**63 - 1  # the largest id either ledger can hold: a larger number names nothing
+
+
 def parse_ref(ref: str | int, kind: str) -> int:
-    """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``."""
-    text = str(ref).strip()
+    """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``, exactly as written: ``run-1\n``, ``run-١`` (an Arabic
+    digit) and `` run-1`` are not ids, and a number no ledger can hold names no record (both :class:`NotFound`)."""
+    text = str(ref)
     prefix = PREFIX[kind] + "-"
     number = text[len(prefix):] if text.startswith(prefix) else text
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise NotFound(f"{KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
-    return int(number)
+    value = int(number)
+    if value > MAX_ID:
+        raise NotFound(f"no such {NOUNS[kind]}: {prefix}{number} is not on the ledger")
+    return value

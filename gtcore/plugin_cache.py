@@ -31,10 +31,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMAT = 3
-Identity = tuple[int, int, int, bool]  # size, mtime_ns, inode, run.sh beside it
+Identity = tuple[int, int, int, "bool | str"]  # size, mtime_ns, inode, run.sh beside it (see discovery.run_script_state)
 
 
-def identity_of(manifest: os.stat_result, run_script: bool) -> Identity:
+def identity_of(manifest: os.stat_result, run_script: bool | str) -> Identity:
     return manifest.st_size, manifest.st_mtime_ns, manifest.st_ino, run_script
 
 

@@ -44,6 +44,7 @@ from gtcore.plugins import (
     InvalidPlugin,
     Plugin,
     Tracking,
+    run_script_state,
 )
 
 
@@ -76,11 +77,13 @@ class _Invalid(Exception):
         self.line = line
 
 
-def parse_plugin(path: Path, rig: str = "town", crew: str | None = None, run_script: bool | None = None) -> Plugin | InvalidPlugin:
+def parse_plugin(path: Path, rig: str = "town", crew: str | None = None,
+                 run_script: bool | str | None = None) -> Plugin | InvalidPlugin:
     """Read and validate one ``plugin.md``; never raises, whatever the file holds.
 
-    ``run_script`` is whether ``run.sh`` sits beside it, when the caller's scan
-    already looked (one stat fewer per file); otherwise it is checked here.
+    ``run_script`` is what :func:`gtcore.discovery.run_script_state` says of
+    the ``run.sh`` beside it, when the caller's scan already looked (one stat
+    fewer per file); otherwise it is looked at here.
 
     Whatever goes wrong is this plugin's problem alone: bad content is an
     :class:`InvalidPlugin` with its reason, and so is a bug of gtui's own
@@ -89,7 +92,9 @@ def parse_plugin(path: Path, rig: str = "town", crew: str | None = None, run_scr
     try:
         raw, mtime = _read(path)
         if run_script is None:
-            run_script = (path.parent / "run.sh").is_file()
+            run_script = run_script_state(str(path.parent / "run.sh"))
+        if isinstance(run_script, str):
+            raise _Invalid(run_script)
         return _build(path, raw, rig, crew, mtime, run_script)
     except _Invalid as bad:
         return InvalidPlugin(path, bad.reason, bad.line, rig=rig)

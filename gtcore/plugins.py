@@ -9,7 +9,10 @@ cron parsers at all.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 from gtcore.durations import Duration, parse_duration
@@ -174,7 +177,36 @@ class InvalidPlugin(Record):
 
 
 
-def parse_plugin(path: Path, rig: str = "town", crew: str | None = None, run_script: bool | None = None) -> Plugin | InvalidPlugin:
+FILE_KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+"""What a path that is not a regular file is, in words for a message."""
+
+
+def run_script_state(path: str) -> bool | str:
+    """Whether a plugin has a ``run.sh`` it can run: True (a regular file gtui may read), False (no ``run.sh`` at all), or
+    why the one it has cannot be run (a dangling or looping link, a directory, a FIFO, a device, unreadable).
+
+    Only the absence of ``run.sh`` makes an agent plugin: a deploy caught half
+    done (a dangling link) must never send a plugin's markdown to an agent.
+    One ``stat`` in the common case; the rest only for what is not a file.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "run.sh is a symbolic link to a path that does not exist" if os.path.islink(path) else False
+    except OSError as exc:
+        return "run.sh is a symbolic link loop" if exc.errno == errno.ELOOP else f"run.sh cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        kind = FILE_KINDS.get(stat.S_IFMT(info.st_mode), "something else")
+        return f"run.sh is {'a directory' if kind == 'directory' else kind}, not a regular file"
+    mine = info.st_uid == os.geteuid() and info.st_mode & stat.S_IRUSR  # the usual case, without one more system call
+    if not mine and not os.access(path, os.R_OK):
+        return "run.sh cannot be read (its permissions)"
+    return True
+
+
+def parse_plugin(path: Path, rig: str = "town", crew: str | None = None,
+                 run_script: bool | str | None = None) -> Plugin | InvalidPlugin:
     """Read and validate one ``plugin.md`` (:func:`gtcore.plugin_file.parse_plugin`); never raises.
 
     The parser module (and the TOML and frontmatter packages behind it) loads

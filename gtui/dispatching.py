@@ -121,7 +121,7 @@ def _follow_to_the_end(ctx: Context, engine: Engine, run: Bead) -> int:
     if ended.status != "closed":  # it ended, but the ledger refused its end: said, never printed as if recorded
         raise GtError(engine.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
     ctx.emit(run_json(ended), lambda: ctx.render.run_result(ctx.console, ended))
-    return 1 if ended.result in ENDED_BADLY else 0
+    return ended_badly(ended)
 
 
 class _LetGo(Exception):
@@ -138,20 +138,27 @@ def cmd_dog_dispatch(ctx: Context) -> int:
     run = engine.run_plugin(ctx.args.plugin, rig=ctx.args.rig)
     _kennel_warning(engine)
     plugin = engine.plugin(ctx.args.plugin)
-    shown = dispatched(engine, plugin.name, str(plugin.directory), plugin.rig, run)
+    shown, taken = dispatched(engine, plugin.name, str(plugin.directory), plugin.rig, run)
     ctx.emit(shown, lambda: ctx.say(dispatch_words(shown)))
-    return 0
+    return ended_badly(taken)
 
 
-def dispatched(engine: Engine, name: str, path: str, rig: str, run: Bead) -> dict[str, Any]:
-    """What a dispatch answers, in Gas Town's shape (``plugin``, ``plugin_path``, ``dog``, ``work``, ...) plus the run."""
+def ended_badly(run: Bead) -> int:
+    """The exit status a command owes for a run as the ledger has it: 1 when it ended ``failure``, ``timeout`` or
+    ``abandoned`` (whatever the command saw of it before), else 0."""
+    return 1 if run.status == "closed" and run.result in ENDED_BADLY else 0
+
+
+def dispatched(engine: Engine, name: str, path: str, rig: str, run: Bead) -> tuple[dict[str, Any], Bead]:
+    """What a dispatch answers, in Gas Town's shape (``plugin``, ``plugin_path``, ``dog``, ``work``, ...) plus the run;
+    and the run as it was then."""
     taken = engine.wait_taken(run.id, TAKE_WAIT_SECONDS)
     shown: dict[str, Any] = {"plugin": name, "plugin_path": path, "dog": taken.data.get("dog", ""), "work": f"plugin:{name}",
                              "session_started": taken.status != "queued", "work_confirmed": True, "run": run.ref,
                              "status": taken.status}
     if rig != "town":
         shown["plugin_rig"] = rig
-    return shown
+    return shown, taken
 
 
 def dispatch_words(shown: dict[str, Any]) -> str:

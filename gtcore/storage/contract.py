@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from gtcore.errors import NotFound
-from gtcore.model import PREFIX, Bead, PluginStats, Report, format_ref
+from gtcore.model import MAX_ID, NOUNS, PREFIX, Bead, PluginStats, Report, format_ref, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -267,18 +267,19 @@ class Ledger(ABC):
 
     def get(self, bead_id: int, kind: str | None = None) -> Bead:
         """A bead that must exist (of ``kind``, when given)."""
-        bead = self.fetch(bead_id)
+        bead = self.fetch(bead_id) if 0 < bead_id <= MAX_ID else None
         if bead is None or (kind is not None and bead.kind != kind):
-            raise NotFound(f"no {kind or 'record'} {format_ref(kind, bead_id) if kind else bead_id} on the ledger")
+            noun = NOUNS[kind] if kind else "record"
+            raise NotFound(f"no such {noun}: {format_ref(kind, bead_id) if kind else bead_id} is not on the ledger")
         return bead
 
     def by_ref(self, ref: str) -> Bead:
-        """A bead of any kind by the id people and plugins pass around (``run-3``, ``note-4``, ``esc-2``)."""
-        prefix, _, number = str(ref).strip().rpartition("-")
+        """A bead of any kind by the id people and plugins pass around (``run-3``, ``note-4``, ``esc-2``), exactly as written."""
+        prefix = str(ref).rpartition("-")[0]
         kind = next((kind for kind, known in PREFIX.items() if known == prefix), None)
-        if kind is None or not number.isdigit():
+        if kind is None:
             raise NotFound(f"{ref!r} is not an id gtui knows (run-N, note-N, esc-N, mail-N, dig-N, evt-N)")
-        return self.get(int(number), kind)
+        return self.get(parse_ref(ref, kind), kind)
 
     # -- runs ---------------------------------------------------------------------------
 

@@ -430,6 +430,8 @@ class SqliteLedger(Ledger):
                        f" (mv {self.path} {self.path}.bad) to start a new ledger, or restore it from a backup")
         elif "locked" in text or "busy" in text:
             problem = f"still locked by another process{self._holder_note()} after {self.wait:g}s; is something holding it open?"
+        elif _read_only_file_system(self.path.parent) and ("readonly" in text or "unable to open" in text or "I/O error" in text):
+            problem = f"read-only file system: {self.path.parent} is mounted read-only; nothing was recorded by this attempt"
         elif "readonly" in text or "unable to open" in text:
             problem = "cannot be written (check permissions of the file and its directory)"
         elif "full" in text or ("disk I/O error" in text and _disk_full(self.path.parent)):
@@ -439,6 +441,8 @@ class SqliteLedger(Ledger):
         return LedgerError(f"ledger {self.path}: {problem}")
 
     def _os_error(self, exc: OSError, doing: str) -> LedgerError:
+        if exc.errno == errno.EROFS:
+            return LedgerError(f"ledger {self.path}: {doing}: read-only file system ({self.path.parent} is mounted read-only)")
         if exc.errno == errno.ENOSPC:
             return LedgerError(f"ledger {self.path}: {doing}: disk full (no space left on the device of {self.path.parent})")
         return LedgerError(f"ledger {self.path}: {doing}: {exc.strerror or exc}")
@@ -983,6 +987,14 @@ class SqliteLedger(Ledger):
             return [row[1] for row in rows]
 
         return self._retry(delete)
+
+
+def _read_only_file_system(directory: Path) -> bool:
+    """SQLite says "readonly database" for a file it may not write and for one on a read-only mount alike: ask the mount."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _disk_full(directory: Path) -> bool:

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gtcore.errors import GtError
-from gtcore.model import FAILED, TYPE_CHECKING, Report, parse_duration
+from gtcore.model import TYPE_CHECKING, Report, parse_duration
 from gtui import __version__
+from gtui.dispatching import dispatch_words, dispatched, ended_badly
 from gtui.shims import flags
 from gtui.shims.context import actor, engine, guarded, hand_over, run_context, say, say_json
 
@@ -178,7 +179,7 @@ def plugin_run(argv: list[str]) -> int:
     if ended.status != "closed":  # it ended, but the ledger refused its end
         raise GtError(town.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
     say(f"● Recorded run: {ended.ref} ({ended.result})")
-    return 1 if ended.result in FAILED else 0
+    return ended_badly(ended)
 
 
 def plugin_record_run(argv: list[str]) -> int:
@@ -224,27 +225,27 @@ def plugin_history(argv: list[str]) -> int:
 
 def dog_dispatch(argv: list[str]) -> int:
     """As Gas Town's: hand the plugin over and return at once (gtui queues its run for the kennel), in its shape."""
-    from gtui.dispatching import dispatch_words, dispatched
-
     args = flags.DOG_DISPATCH.parser().parse_args(argv)
     if not args.plugin:
         raise GtError('required flag "plugin" not set (--plugin NAME)')
     town = engine()
     plugin = town.plugin(args.plugin)
+    code = 0
     if args.dry_run:
         shown = {"plugin": plugin.name, "plugin_path": str(plugin.directory), "work": f"plugin:{plugin.name}", "dry_run": True,
                  "session_started": False, "work_confirmed": False}
         if plugin.rig != "town":
             shown["plugin_rig"] = plugin.rig
     else:
-        shown = dispatched(town, plugin.name, str(plugin.directory), plugin.rig, town.run_plugin(plugin.name, rig=args.rig))
+        shown, taken = dispatched(town, plugin.name, str(plugin.directory), plugin.rig, town.run_plugin(plugin.name, rig=args.rig))
+        code = ended_badly(taken)
     if args.json:
         sys.stdout.write(json.dumps(shown) + "\n")
     elif args.dry_run:
         say(f"Dry run - would dispatch:\n  Plugin: {plugin.name}\n  Work: plugin:{plugin.name}")
     else:
         say(dispatch_words(shown))
-    return 0
+    return code
 
 
 if __name__ == "__main__":
