@@ -330,9 +330,9 @@ def resolve_path(value: str, declared_in: Path, city_root: Path) -> Path:
     """A local path as gc resolves it (``compose.go:resolveConfigPath``): ``//x`` from the city root, relative from
     where it was declared, absolute as is."""
     if value.startswith("//"):
-        return city_root / value[2:]
+        return Path(os.path.normpath(city_root / value[2:]))
     path = Path(value).expanduser()
-    return path if path.is_absolute() else declared_in / path
+    return Path(os.path.normpath(path if path.is_absolute() else declared_in / path))  # Go's filepath.Join cleans
 
 
 REMOTE_PREFIXES = ("git@", "ssh://", "https://", "http://", "file://", "github.com/")

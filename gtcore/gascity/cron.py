@@ -18,12 +18,12 @@ Everything is a pure function of the schedule, the zone, the last run and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 
 MAX_CATCHUP_MINUTES = 366 * 24 * 60
 NEVER_RUN_MINUTES = 25 * 60
-LOOKAHEAD_MINUTES = 48 * 60  # how far ahead a waiting order's next slot is looked for (None past it)
+LOOKAHEAD_MINUTES = 366 * 24 * 60  # how far ahead a waiting order's next slot is looked for (None past it)
 _GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
                       "\u2028\u2029\u202f\u205f\u3000")  # Go's unicode.IsSpace
 
@@ -134,37 +134,76 @@ def check(schedule: str, zone: tzinfo, last: float | None, now: float) -> CronAn
 
 
 def _catch_up(matcher: Schedule, zone: tzinfo, last: float | None, last_wall: str | None, now: float) -> str | None:
-    """The catch-up scan, minute by absolute minute from just after the last run (or 25 hours back) to ``now``."""
+    """The catch-up scan: Go's minute-by-minute loop from just after the last run (or 25 hours back) to ``now``, walked
+    a stretch of constant UTC offset at a time (a year of minutes is half a million; a year of stretches is three)."""
     if last is None:
         start = _truncate(now - NEVER_RUN_MINUTES * 60)
         floor = start
     else:
         start = _truncate(last) + 60
         floor = _truncate(now - MAX_CATCHUP_MINUTES * 60)
-    start = max(start, floor)
-    previous = datetime.fromtimestamp(start - 60, zone)
-    moment = start
+    moment = max(start, floor)
+    previous = datetime.fromtimestamp(moment - 60, zone)
     while moment <= now:
         wall = datetime.fromtimestamp(moment, zone)
         if wall.utcoffset() > previous.utcoffset() and _gap_matches(matcher, previous, wall):  # type: ignore[operator]
             return "cron: caught up occurrence skipped by DST spring-forward"
-        if matcher.matches(wall) and wall.strftime("%Y-%m-%d %H:%M") != last_wall:
+        end = _stretch_end(zone, moment, now)
+        if _first_match(matcher, _naive(wall), _naive(datetime.fromtimestamp(end, zone)), last_wall) is not None:
             return "cron: caught up missed occurrence"
-        previous = wall
-        moment += 60
+        previous = datetime.fromtimestamp(end, zone)
+        moment = end + 60
+    return None
+
+
+def _naive(wall: datetime) -> datetime:
+    """A wall reading as a naive minute (what cron fields are read from)."""
+    return datetime(wall.year, wall.month, wall.day, wall.hour, wall.minute)
+
+
+def _offset(zone: tzinfo, moment: float) -> object:
+    return datetime.fromtimestamp(moment, zone).utcoffset()
+
+
+def _stretch_end(zone: tzinfo, moment: float, until: float) -> float:
+    """The last minute from ``moment`` to ``until`` before the zone's UTC offset changes: probed a day at a time, then halved."""
+    offset = _offset(zone, moment)
+    low = moment
+    while low + 86400 <= until and _offset(zone, low + 86400) == offset:
+        low += 86400
+    high = min(low + 86400, _truncate(until))
+    if _offset(zone, high) == offset:
+        return high
+    while high - low > 60:  # low keeps the offset, high has another: the change is in between
+        middle = low + ((high - low) // 120) * 60
+        if _offset(zone, middle) == offset:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _first_match(matcher: Schedule, first: datetime, last: datetime, skip: str | None) -> datetime | None:
+    """The first naive minute from ``first`` to ``last`` (both included) the schedule matches, other than the wall minute
+    ``skip``: matching days first, then their matching hours and minutes."""
+    hours = [hour for hour in range(24) if _hit(matcher.hour, hour)]
+    minutes = [minute for minute in range(60) if _hit(matcher.minute, minute)]
+    day = datetime(first.year, first.month, first.day)
+    while day <= last and hours and minutes:
+        if _hit(matcher.day, day.day) and _hit(matcher.month, day.month) and _hit(matcher.weekday, (day.weekday() + 1) % 7):
+            for hour in hours:
+                for minute in minutes:
+                    candidate = day.replace(hour=hour, minute=minute)
+                    if first <= candidate <= last and candidate.strftime("%Y-%m-%d %H:%M") != skip:
+                        return candidate
+        day += timedelta(days=1)
     return None
 
 
 def _gap_matches(matcher: Schedule, before: datetime, after: datetime) -> bool:
     """Whether a wall minute strictly between two readings (skipped by a spring-forward) matches: naive readings, as Go's
     ``matchesInWallGap`` enumerates them."""
-    naive = datetime(before.year, before.month, before.day, before.hour, before.minute, tzinfo=UTC) + timedelta(minutes=1)
-    end = datetime(after.year, after.month, after.day, after.hour, after.minute, tzinfo=UTC)
-    while naive < end:
-        if matcher.matches(naive):
-            return True
-        naive += timedelta(minutes=1)
-    return False
+    return _first_match(matcher, _naive(before) + timedelta(minutes=1), _naive(after) - timedelta(minutes=1), None) is not None
 
 
 @lru_cache(maxsize=1024)
@@ -174,14 +213,17 @@ def _schedule(fields: str) -> Schedule:
 
 @lru_cache(maxsize=1024)
 def _next(fields: str, zone: tzinfo, minute: float) -> float | None:
-    """The start of the next matching minute after ``minute`` within :data:`LOOKAHEAD_MINUTES` (None: none so near).
-    Cached: a patrol and the control room ask again within the same minute."""
+    """The start of the next matching minute after ``minute`` within :data:`LOOKAHEAD_MINUTES` (None: none so near), found
+    as the scan finds slots.  Cached: a patrol and the control room ask again within the same minute."""
     matcher = _schedule(fields)
-    moment = minute + 60
-    for _ in range(LOOKAHEAD_MINUTES):
-        if matcher.matches(datetime.fromtimestamp(moment, zone)):
-            return moment
-        moment += 60
+    moment, until = minute + 60, minute + LOOKAHEAD_MINUTES * 60
+    while moment <= until:
+        end = _stretch_end(zone, moment, until)
+        wall = datetime.fromtimestamp(moment, zone)
+        found = _first_match(matcher, _naive(wall), _naive(datetime.fromtimestamp(end, zone)), None)
+        if found is not None:
+            return moment + (found - _naive(wall)).total_seconds()
+        moment = end + 60
     return None
 
 
