@@ -18,7 +18,6 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +76,15 @@ def event(seq: int, kind: str, **extra: Any) -> dict[str, Any]:
     return {"seq": seq, "type": kind, **extra}
 
 
-@pytest.fixture
-def fake_gc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``gc`` first on PATH (this process's and every process it starts): the fake; returns its state directory."""
+def install_fake_gc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``gc`` first on PATH (this process's and every process it starts): the fake; returns its state directory (the
+    ``fake_gc`` fixture of conftest.py)."""
     state = tmp_path / "fake-gc"
     bin_dir = state / "bin"
     bin_dir.mkdir(parents=True)
     script = bin_dir / "gc"
-    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(HERE)!r})\nimport fake_gc\nsys.exit(fake_gc.main(sys.argv[1:]))\n",
-                      encoding="utf-8")
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(HERE)!r})\nimport fake_gc\n"
+                      "sys.exit(fake_gc.main(sys.argv[1:]))\n", encoding="utf-8")
     script.chmod(0o755)
     (state / "calls.jsonl").touch()
     monkeypatch.setenv("FAKE_GC_DIR", str(state))
@@ -157,18 +156,3 @@ class Controller:
             self._server.close()
         if self._fd is not None:
             os.close(self._fd)
-
-
-@contextlib.contextmanager
-def env(**values: str) -> Iterator[None]:
-    """``os.environ`` with ``values`` for a block (restored after)."""
-    before = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -137,7 +137,7 @@ def order_run(state: Path, city: Path, flags: dict[str, Any], rest: list[str]) -
             return 1
         sys.stdout.write(f'Order "{name}" executed (exec)\n')
         return 0
-    count = sum(1 for _ in open(state / "calls.jsonl", encoding="utf-8"))
+    count = len((state / "calls.jsonl").read_text(encoding="utf-8").splitlines())
     wisp = f"{found.get('wisp_prefix', 'mc')}-w{count}"
     scoped = name + (f":rig:{found['rig']}" if found.get("rig") else "")
     routed = found.get("routed_to", "")
