@@ -195,18 +195,18 @@ def discover(town: Town, cache: PluginCache | None = None, orders: Mapping[str, 
         else:
             result.invalid.append(plugin)  # type: ignore[arg-type]
     if town.is_city():
-        parsed += _orders(town, result, orders or {})
+        parsed += _orders(town, result, orders or {}, writable=cache is None or cache.writable)
     result.plugins = dedupe(parsed)
     if cache is not None:
         cache.forget_missing(seen)
     return result
 
 
-def _orders(town: Town, result: PluginSet, settings: Mapping[str, OrderSettings]) -> list[tuple[Candidate, Plugin]]:
+def _orders(town: Town, result: PluginSet, settings: Mapping[str, OrderSettings], *, writable: bool) -> list[tuple[Candidate, Plugin]]:
     """The city's orders, as candidates weaker than any plugin of the same name."""
     from gtcore.gascity.mapping import scan_orders
 
-    city = scan_orders(town.root, town.state_dir, settings)
+    city = scan_orders(town.root, town.state_dir, settings, writable=writable)
     result.city = city
     result.invalid += city.invalid
     result.warnings += city.warnings

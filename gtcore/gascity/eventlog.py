@@ -51,8 +51,9 @@ def log_dir(city: Path) -> Path:
     return city / ".gc"
 
 
-def refresh(city: Path, state_file: Path, wanted: frozenset[str]) -> Snapshot:
-    """Read what is new in the city's log for the ``wanted`` types; the snapshot after it (also kept in ``state_file``)."""
+def refresh(city: Path, state_file: Path, wanted: frozenset[str], *, keep: bool = True) -> Snapshot:
+    """Read what is new in the city's log for the ``wanted`` types; the snapshot after it (kept in ``state_file`` unless
+    ``keep`` is false)."""
     state = _load(state_file, wanted)
     reader = _Reader(wanted, state["read_to"], {kind: list(seqs) for kind, seqs in state["seqs"].items()})
     for _, last, path in _segments(log_dir(city)):
@@ -67,8 +68,9 @@ def refresh(city: Path, state_file: Path, wanted: frozenset[str]) -> Snapshot:
             offset = reader.active(active, start)
             inode = info.st_ino
     seqs = {kind: tuple(found[-KEPT:]) for kind, found in reader.seqs.items()}
-    _save(state_file, {"wanted": sorted(wanted), "read_to": reader.read_to, "inode": inode, "offset": offset,
-                       "seqs": {kind: list(found) for kind, found in seqs.items()}})
+    if keep:
+        _save(state_file, {"wanted": sorted(wanted), "read_to": reader.read_to, "inode": inode, "offset": offset,
+                           "seqs": {kind: list(found) for kind, found in seqs.items()}})
     return Snapshot(reader.read_to, seqs)
 
 

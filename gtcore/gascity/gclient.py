@@ -87,8 +87,9 @@ class Listed(Record):
     dropped: tuple[str, ...]  # "order <scoped>: <error>", from its stderr
 
 
-def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path) -> Listed | GcFailure:
-    """The resolved order set as gc sees it (packs, imports, locks, overrides), from ``cache`` when nothing it reads changed."""
+def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path, *, keep: bool = True) -> Listed | GcFailure:
+    """The resolved order set as gc sees it (packs, imports, locks, overrides), from ``cache`` when nothing it reads changed
+    (the answer is kept there unless ``keep`` is false)."""
     kept = _cached(cache)
     if kept is not None and kept.get("fingerprint") == _fingerprint(gc, city, roots, kept.get("sources", [])):
         return Listed(tuple(kept["orders"]), tuple(kept["dropped"]))
@@ -106,8 +107,9 @@ def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path) -> Listed
     prefix = "gc order list: "
     dropped = tuple(line.strip()[len(prefix):] for line in err.splitlines() if line.strip().startswith(prefix + "order "))
     sources = sorted({str(row.get("source")) for row in orders if row.get("source")})
-    _keep(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, "orders": list(orders),
-                  "dropped": list(dropped)})
+    if keep:
+        _keep(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, "orders": list(orders),
+                      "dropped": list(dropped)})
     return Listed(orders, dropped)
 
 

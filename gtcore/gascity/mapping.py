@@ -86,8 +86,10 @@ def key_of(name: str, rig: str) -> str:
     return f"{name}@{rig}" if rig else name
 
 
-def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSettings], environ: Mapping[str, str] | None = None) -> CityScan:
-    """Every order of the city at ``root`` (see the module's docstring); never raises for what the city's files hold."""
+def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSettings], environ: Mapping[str, str] | None = None, *,
+                writable: bool = True) -> CityScan:
+    """Every order of the city at ``root`` (see the module's docstring); never raises for what the city's files hold.
+    ``writable`` false (``--read-only``): what was read is not kept in ``state_dir`` (gc's answer, the events log's place)."""
     env = os.environ if environ is None else environ
     result = CityScan(gc=find_gc(env), root=str(root / "city.toml"))
     try:
@@ -98,7 +100,7 @@ def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSetting
     own = scan_city(city)
     orders, scan = own.orders, own
     if result.gc is not None:
-        listed = order_list(result.gc, root, own.roots, state_dir / "gascity" / "order-list.json")
+        listed = order_list(result.gc, root, own.roots, state_dir / "gascity" / "order-list.json", keep=writable)
         if isinstance(listed, GcFailure):
             own.warnings.append(f"{listed}; gtui read the city's own and local pack directories instead")
         else:
@@ -107,7 +109,7 @@ def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSetting
     result.warnings, result.roots = scan.warnings, scan.roots
     wanted = frozenset(order.on for order in orders if order.trigger == "event" and order.on)
     if wanted:
-        result.events = refresh(root, state_dir / "gascity" / "events.json", wanted)
+        result.events = refresh(root, state_dir / "gascity" / "events.json", wanted, keep=writable)
     blocked_rigs = suspended_rigs(root) | {rig.name for rig in city.rigs if rig.suspended}
     for order in orders:
         mapped = to_plugin(order, city, settings, result.gc, result.events.head, blocked_rigs)
