@@ -58,14 +58,17 @@ def test_gc_order_list_is_the_resolved_set_and_without_gc_the_remote_pack_is_sai
     gc_rows(fake_gc, row("health", core / "orders/health.toml", exec="echo healthy in $PWD from $PACK_DIR", trigger="cooldown",
                          interval="30s", timeout="60s"),
             row("local", city / "orders/local.toml", exec="echo local", trigger="manual"))
-    (fake_gc / "list-stderr.txt").write_text('gc order list: order ghost: order "ghost": formula or exec is required\n', encoding="utf-8")
+    order(city / "orders", "broken", 'trigger = "manual"')  # gc drops it too: listed once, from gtui's own reading
+    (fake_gc / "list-stderr.txt").write_text('gc order list: order ghost: order "ghost": formula or exec is required\n'
+                                             'gc order list: order broken: order "broken": formula or exec is required\n', encoding="utf-8")
     shown = listing(city)
     orders = {entry["name"]: entry for entry in shown["plugins"]}
     assert set(orders) == {"health", "local"}
     assert (orders["health"]["gate"], orders["health"]["order"]["formula_layer"]) == ({"type": "cooldown", "duration": "30s"},
                                                                                       str(core / "formulas"))
-    assert [entry["error"] for entry in shown["invalid"]] == [
-        'gc order list dropped it: order ghost: order "ghost": formula or exec is required']
+    assert sorted(entry["error"] for entry in shown["invalid"]) == [
+        'gc order list dropped it: order ghost: order "ghost": formula or exec is required',
+        'order "broken": formula or exec is required']
     assert gc_calls(fake_gc, "order", "list") == [["--city", str(city), "order", "list", "--json"]]
     done = gtui(city, "plugin", "run", "health", "--json")
     assert done.json()["result"] == "success"
@@ -133,19 +136,24 @@ def test_taking_over_imports_gcs_last_runs_so_cooldowns_do_not_all_fire_at_once(
     order(city / "orders", "fresh", 'exec = "true"\ntrigger = "cooldown"\ninterval = "1h"')
     order(city / "orders", "on-close", 'exec = "true"\ntrigger = "event"\non = "bead.closed"')
     order(city / "orders", "by-hand", 'exec = "true"\ntrigger = "manual"')
+    order(city / "orders", "on-update", 'exec = "true"\ntrigger = "event"\non = "bead.closed"')
     gc_rows(fake_gc, *(row(name, city / f"orders/{name}.toml", exec="true", trigger="cooldown", interval="1h")
-                       for name in ("sweep", "fresh")), row("on-close", city / "orders/on-close.toml", exec="true", trigger="event",
-                                                            on="bead.closed"), row("by-hand", city / "orders/by-hand.toml", exec="true",
-                                                                                   trigger="manual"))
+                       for name in ("sweep", "fresh")),
+            *(row(name, city / f"orders/{name}.toml", exec="true", trigger="event", on="bead.closed")
+              for name in ("on-close", "on-update")),
+            row("by-hand", city / "orders/by-hand.toml", exec="true", trigger="manual"))
     ran_at = time.time() - 600
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ran_at)) + ".123456789Z"
     gc_history(fake_gc, {"order": "sweep", "bead_id": "gc-3hb", "created_at": stamp},
+               {"order": "on-update", "bead_id": "gc-9zz", "created_at": stamp},  # no order.fired of it: the cursor is the log's head
                {"order": "sweep", "bead_id": "gc-2aa", "created_at": "2020-01-01T00:00:00Z"})
     events(city, event(40, "bead.closed"), event(41, "order.fired", subject="on-close", ts=stamp), event(42, "bead.closed"))
     gates = {entry["name"]: entry["gate"] for entry in gtui(city, "--once", "--json").json()["plugins"]}
     assert gates["sweep"]["reason"] in ("cooldown: 50m0s remaining", "cooldown: 49m59s remaining")
     assert gates["fresh"]["reason"] == "never run"  # gc never ran it: it runs now
     assert gates["on-close"]["reason"] == "event: 1 bead.closed event(s)"  # only what came after gc last fired it
+    assert gates["on-update"]["reason"] == "event: no matching events"  # what came before the takeover counts as handled
+    assert runs(city, "on-update")[0].labels.count("seq:42") == 1
     imported = runs(city, "sweep")[0]
     assert (imported.body, imported.data["actor"]) == ("imported from Gas City: gc order history: tracking bead gc-3hb", "gascity")
     assert abs(imported.created_at - ran_at) < 1
@@ -171,19 +179,23 @@ def test_order_events_are_written_back_with_gc_event_emit(city: Path, fake_gc: P
     order(city / "orders", "good", 'exec = "true"\ntrigger = "manual"')
     order(city / "orders", "bad", 'exec = "exit 2"\ntrigger = "manual"')
     order(city / "orders", "late", 'exec = "sleep 5"\ntrigger = "manual"\ntimeout = "200ms"')
+    order(city / "orders", "on-close", 'exec = "exit 1"\ntrigger = "event"\non = "bead.closed"')
+    events(city, event(1, "bead.closed"))
     gc_rows(fake_gc, row("good", city / "orders/good.toml", exec="true", trigger="manual"),
             row("bad", city / "orders/bad.toml", exec="exit 2", trigger="manual"),
-            row("late", city / "orders/late.toml", exec="sleep 5", trigger="manual", timeout="200ms"))
-    for name in ("good", "bad", "late"):
+            row("late", city / "orders/late.toml", exec="sleep 5", trigger="manual", timeout="200ms"),
+            row("on-close", city / "orders/on-close.toml", exec="exit 1", trigger="event", on="bead.closed"))
+    for name in ("on-close", "good", "bad", "late"):  # the event order first: its cursor is the log's head, seq 1, before any write-back
         gtui(city, "plugin", "run", name)
-    wait_for(lambda: len(gc_calls(fake_gc, "event", "emit")) == 6, 15, "six order events")
+    wait_for(lambda: len(gc_calls(fake_gc, "event", "emit")) == 8, 15, "eight order events")
     emitted = gc_calls(fake_gc, "event", "emit")
-    expected = [["order.fired", "good", None], ["order.completed", "good", None], ["order.fired", "bad", None],
+    expected = [["order.fired", "on-close", None], ["order.failed", "on-close", "seq=1: exit status 1"],  # its cursor first, as gc's
+                ["order.fired", "good", None], ["order.completed", "good", None], ["order.fired", "bad", None],
                 ["order.failed", "bad", "exit status 2"], ["order.fired", "late", None],
                 ["order.failed", "late", "context deadline exceeded"]]
     assert [[argv[4], argv[6], argv[argv.index("--message") + 1] if "--message" in argv else None] for argv in emitted] == expected
     assert all(argv[:4] == ["--city", str(city), "event", "emit"] and argv[7:9] == ["--actor", "controller"] for argv in emitted)
     written = [json.loads(line) for line in (city / ".gc" / "events.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(item["seq"], item["type"], item["subject"], item["actor"]) for item in written][:2] == [
-        (1, "order.fired", "good", "controller"), (2, "order.completed", "good", "controller")]
-    assert "payload" not in written[0]
+    assert [(item["seq"], item["type"], item.get("subject"), item["actor"]) for item in written][3:5] == [
+        (4, "order.fired", "good", "controller"), (5, "order.completed", "good", "controller")]
+    assert "payload" not in written[3]

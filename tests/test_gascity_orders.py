@@ -281,6 +281,21 @@ def test_names_gtui_cannot_key_are_listed_not_run(tmp_path: Path) -> None:
     assert errors[1].startswith('rig name "web app" cannot be part of a gtui key')
 
 
+def test_a_plugin_beats_an_order_of_the_same_name_which_it_shadows(tmp_path: Path) -> None:
+    city = make_city(tmp_path / "city")
+    order(city / "orders", "tidy", EXEC)
+    (city / "plugins" / "tidy").mkdir(parents=True)
+    (city / "plugins" / "tidy" / "plugin.md").write_text('+++\nname = "tidy"\n+++\nTidy up.\n', encoding="utf-8")
+    payload = gtui(city, "plugin", "list", "--json").json()
+    assert [(entry["name"], entry["kind"], entry["shadowed"]) for entry in payload["plugins"]] == [
+        ("tidy", "plugin", [str(city / "orders" / "tidy.toml")])]
+
+
+def test_a_local_pack_that_is_not_there_is_said(tmp_path: Path) -> None:
+    city = make_city(tmp_path / "city", '\n[imports.gone]\nsource = "./packs/gone"\n')
+    assert f"{city / 'city.toml'}: [imports.gone] (./packs/gone): {city / 'packs' / 'gone'} does not exist" in listed(city)["warnings"]
+
+
 def test_a_remote_pack_without_gc_is_said_never_silently_dropped(tmp_path: Path) -> None:
     city = make_city(tmp_path / "city")
     (city / "pack.toml").write_text('[pack]\nname = "city"\nschema = 2\n[imports.core]\nsource = '

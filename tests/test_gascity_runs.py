@@ -78,6 +78,21 @@ def test_a_pack_order_in_a_rig_runs_in_the_rigs_path_with_the_packs_variables(ci
         "BEADS_ACTOR": "order:probe"}
 
 
+def test_the_runtime_dir_is_gtuis_own_unless_its_environment_is_anchored_to_this_city(tmp_path: Path) -> None:
+    """gc's ``TrustedAmbientCityRuntimeDir``: an ambient GC_CITY_RUNTIME_DIR counts only beside a GC_CITY naming this city."""
+    from gtcore.gascity.env import order_variables
+    from gtcore.gascity.orderfile import Order
+
+    city = make_city(tmp_path / "city")
+    probe = Order("probe", str(city / "orders/probe.toml"), str(city / "formulas"), exec="true")
+    ambient = {"GC_CITY_RUNTIME_DIR": "/run/gc"}
+    assert order_variables(probe, city, str(city), "c", ambient)["GC_CITY_RUNTIME_DIR"] == str(city / ".gc" / "runtime")
+    anchored = {**ambient, "GC_CITY_PATH": str(city)}
+    assert order_variables(probe, city, str(city), "c", anchored)["GC_CITY_RUNTIME_DIR"] == "/run/gc"
+    elsewhere = {**ambient, "GC_CITY": str(tmp_path)}
+    assert order_variables(probe, city, str(city), "c", elsewhere)["GC_CITY_RUNTIME_DIR"] == str(city / ".gc" / "runtime")
+
+
 def test_the_timeout_defaults_to_300s_and_max_timeout_caps_it(city: Path) -> None:
     order(city / "orders", "slow", 'exec = "sleep 30"\ntrigger = "manual"')
     order(city / "orders", "quick", 'exec = "true"\ntrigger = "manual"\ntimeout = "45s"')

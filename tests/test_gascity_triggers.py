@@ -197,6 +197,14 @@ def test_the_log_reader_takes_whole_lines_and_keeps_its_place(tmp_path: Path) ->
     assert refresh(city, state, frozenset({"bead.updated"})).seqs == {"bead.updated": ()}  # another type: read from the start
 
 
+def test_a_damaged_reader_state_is_read_again_from_the_start(tmp_path: Path) -> None:
+    city = tmp_path / "city"
+    events(city, event(1, "bead.closed"), event(2, "bead.closed"))
+    state = tmp_path / "state.json"
+    state.write_text('{"wanted": ["bead.closed"], "read_to": "many"}', encoding="utf-8")
+    assert refresh(city, state, frozenset({"bead.closed"})).seqs == {"bead.closed": (1, 2)}
+
+
 def test_every_trigger_through_once_with_gas_citys_words(city: Path) -> None:
     order(city / "orders", "often", 'exec = "true"\ntrigger = "cooldown"\ninterval = "1h"')
     order(city / "orders", "by-hand", 'exec = "true"\ntrigger = "manual"')

@@ -25,7 +25,7 @@ from gtcore.gascity import godur
 from gtcore.gascity.city import City, CityError, load_city, suspended_rigs
 from gtcore.gascity.eventlog import Snapshot, refresh
 from gtcore.gascity.gclient import GcFailure, Listed, find_gc, order_list
-from gtcore.gascity.layers import Invalid, Scan, finish, scan_city, skipped
+from gtcore.gascity.layers import Invalid, Scan, finish, scan_city
 from gtcore.gascity.orderfile import Order, OrderFileError, go_quote, parse_order
 from gtcore.model import Problem
 from gtcore.plugins import NAME_PATTERN, Execution, Gate, InvalidPlugin, Plugin, Tracking
@@ -134,8 +134,7 @@ def _from_list(listed: Listed, city: City, scan: Scan) -> list[Order]:
             schedule=str(row.get("schedule") or ""), check=str(row.get("check") or ""), on=str(row.get("on") or ""),
             pool=str(row.get("target") or ""), timeout=str(row.get("timeout") or ""), check_timeout=str(row.get("check_timeout") or ""),
             env=tuple(sorted((str(key), str(value)) for key, value in env.items())), enabled=row.get("enabled") is not False)
-        if not skipped(order, city.skip):
-            orders.append(order)
+        orders.append(order)
     known = {bad.reason for bad in scan.invalid}
     scan.invalid += [Invalid(str(city.file), f"gc order list dropped it: {line}") for line in listed.dropped
                      if line.split(": ", 1)[-1] not in known]
