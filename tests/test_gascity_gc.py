@@ -57,13 +57,14 @@ def test_gc_order_list_is_the_resolved_set_and_without_gc_the_remote_pack_is_sai
     core = cached_core(tmp_path)
     gc_rows(fake_gc, row("health", core / "orders/health.toml", exec="echo healthy in $PWD from $PACK_DIR", trigger="cooldown",
                          interval="30s", timeout="60s"),
-            row("local", city / "orders/local.toml", exec="echo local", trigger="manual"))
+            row("local", city / "orders/local.toml", exec="echo local", trigger="manual"),
+            row("vanished", city / "orders/vanished.toml", exec="true", trigger="manual"))  # its file went away after gc read it
     order(city / "orders", "broken", 'trigger = "manual"')  # gc drops it too: listed once, from gtui's own reading
     (fake_gc / "list-stderr.txt").write_text('gc order list: order ghost: order "ghost": formula or exec is required\n'
                                              'gc order list: order broken: order "broken": formula or exec is required\n', encoding="utf-8")
     shown = listing(city)
     orders = {entry["name"]: entry for entry in shown["plugins"]}
-    assert set(orders) == {"health", "local"}
+    assert set(orders) == {"health", "local", "vanished"}  # gc's word stands where the file cannot be read again
     assert (orders["health"]["gate"], orders["health"]["order"]["formula_layer"]) == ({"type": "cooldown", "duration": "30s"},
                                                                                       str(core / "formulas"))
     assert sorted(entry["error"] for entry in shown["invalid"]) == [
@@ -88,6 +89,12 @@ def test_gc_is_asked_again_only_when_what_it_reads_changed(city: Path, fake_gc: 
     order(city / "orders", "added", 'exec = "true"\ntrigger = "manual"')
     listing(city)
     assert len(gc_calls(fake_gc, "order", "list")) == 2
+
+
+def test_a_read_only_look_keeps_nothing_of_gcs_answer(city: Path, fake_gc: Path) -> None:
+    gc_rows(fake_gc, row("local", city / "orders/local.toml", exec="echo local", trigger="manual"))
+    assert [entry["name"] for entry in gtui(city, "--read-only", "plugin", "list", "--json").json()["plugins"]] == ["local"]
+    assert not (city / ".gtui").exists()
 
 
 def test_when_gc_order_list_fails_gtui_reads_the_city_itself_and_says_so(city: Path, fake_gc: Path) -> None:

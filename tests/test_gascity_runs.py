@@ -9,6 +9,7 @@ running controller said where an operator looks.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_an_exec_order_runs_as_sh_c_in_the_city_root_with_gas_citys_environment(
     monkeypatch.setenv("GH_TOKEN", "gh-kept")  # re-projected, as gc does for gh
     monkeypatch.setenv("GC_DOLT_HOST", "stale-host")  # gc's own key: never inherited
     monkeypatch.setenv("BEADS_DOLT_SERVER_TLS", "1")  # hosted beads: kept
+    monkeypatch.setenv("PATH", f"{city / '.gtui' / 'bin'}:{os.environ['PATH']}")  # a kennel started from inside a plugin's run
     order(city / "orders", "probe", f"exec = '{WRITE.format(name='city')}'\ntrigger = \"manual\"\n[order.env]\nTHRESHOLD = \"7\"")
     bind_rigs(city, {"api": tmp_path / "src" / "api"})
     done = gtui(city, "plugin", "run", "probe", "--json")
@@ -156,6 +158,8 @@ def test_the_city_is_found_as_gc_finds_it(city: Path, tmp_path: Path) -> None:
     assert run_gtui(["plugin", "list", "--json"], inside).json()["town"] == str(city)
     assert run_gtui(["plugin", "list", "--json"], elsewhere, GC_DIR=str(inside)).json()["town"] == str(city)
     assert run_gtui(["plugin", "list", "--json"], elsewhere, GC_CITY=str(elsewhere)).code == 2  # no city.toml there: not a city
+    # a variable naming no city is passed over for the next, as gc passes it over
+    assert run_gtui(["plugin", "list", "--json"], elsewhere, GC_CITY=str(elsewhere), GC_CITY_PATH=str(city)).json()["town"] == str(city)
 
 
 def found_from(start: Path, environ: dict[str, str]) -> Path | None:

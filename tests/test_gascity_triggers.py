@@ -122,6 +122,23 @@ def test_disabled_paused_running_and_blocked_orders_stay_closed_with_the_reason(
                                   " dispatching rig-scoped orders")
 
 
+def test_suspension_is_read_as_gcs_dispatcher_reads_it(tmp_path: Path) -> None:
+    """``GC_SUSPENDED=1``, then ``.gc/runtime/suspension-state.json``, then city.toml; a rig's from either place."""
+    from gtcore.gascity.city import suspended_rigs
+
+    city = make_city(tmp_path / "city", "suspended_on_start = true\n[[rigs]]\nname = \"api\"\nsuspended = true\n")
+    assert load_city(city, {}).suspended and load_city(city, {}).rigs[0].suspended
+    state = city / ".gc" / "runtime" / "suspension-state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"city": {"suspended": false}, "rigs": {"web": {"suspended": true}, "db": {"suspended": false}}}', encoding="utf-8")
+    assert not load_city(city, {}).suspended and suspended_rigs(city) == {"web"}
+    assert load_city(city, {"GC_SUSPENDED": "1"}).suspended
+    bind_rigs(city, {"api": tmp_path / "api"})
+    plugin = to_plugin(Order("o", str(city / "o.toml"), "", rig="api", exec="x", trigger="manual"), load_city(city, {}), {}, None, 0,
+                       {"api"})
+    assert decide(plugin) == (GateState.DISABLED, "rig api suspended")
+
+
 # -- through gtui --once -------------------------------------------------------------------------------------------------
 
 
@@ -151,6 +168,14 @@ def test_a_condition_runs_as_sh_c_in_the_city_root_or_the_rig_path(city: Path, t
     shown = gates(city, "--read-only")
     assert shown["has-marker"]["reason"] == "condition: check passed (exit 0); read-only: not dispatched"
     assert shown["rig-marker@api"]["open"] is True
+
+
+def test_the_check_of_an_order_gc_would_not_dispatch_is_not_run(city: Path) -> None:
+    """A suspended city's condition is not asked: a check is a command with its own effects."""
+    order(city / "orders", "asked", f'exec = "true"\ntrigger = "condition"\ncheck = "touch {city / "asked-at-all"}"')
+    (city / "city.toml").write_text('[workspace]\nname = "city"\nsuspended = true\n', encoding="utf-8")
+    assert gates(city)["asked"]["reason"] == "city suspended (gc dispatches no order of a suspended city)"
+    assert not (city / "asked-at-all").exists()
 
 
 def test_a_check_past_its_timeout_is_killed_and_said(city: Path) -> None:
@@ -194,6 +219,10 @@ def test_the_log_reader_takes_whole_lines_and_keeps_its_place(tmp_path: Path) ->
     snapshot = refresh(city, state, wanted)
     assert (snapshot.head, snapshot.seqs, snapshot.count("bead.closed", 1)) == (3, {"bead.closed": (1, 2, 3)}, 2)
     assert json.loads(state.read_text(encoding="utf-8"))["offset"] == log.stat().st_size
+    copy = log.with_name("copy")
+    copy.write_bytes(log.read_bytes() + (json.dumps({"seq": 4, "type": "bead.closed"}) + "\n").encode())
+    copy.replace(log)  # a new file (another inode) holding what was read and one more: read from its start, counted once
+    assert refresh(city, state, wanted).seqs == {"bead.closed": (1, 2, 3, 4)}
     assert refresh(city, state, frozenset({"bead.updated"})).seqs == {"bead.updated": ()}  # another type: read from the start
 
 

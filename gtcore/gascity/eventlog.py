@@ -119,10 +119,8 @@ class _Reader:
             return
         event = _event(line)
         if event is None or event[1] not in self.wanted or event[0] <= floor or _tracking(event[2]):
-            return
-        found = self.seqs[event[1]]
-        if not found or event[0] > found[-1]:
-            found.append(event[0])
+            return  # floor: what an earlier refresh (or the rotating twin of this archive) already counted
+        self.seqs[event[1]].append(event[0])
 
 
 def _event(line: bytes) -> tuple[int, str, object] | None:
