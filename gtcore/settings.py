@@ -29,7 +29,7 @@ KENNEL_MODES = ("auto", "external")  # auto: a command that dispatches starts th
 
 KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout",
               "run_lease", "ledger", "kennel", "kennel_idle", "queue_timeout", "orders"}
-ORDER_KEYS = {"severity", "notify_on_failure"}
+ORDER_KEYS = {"severity", "notify_on_failure", "digest"}
 
 
 class StaleBinary(Record):
@@ -46,6 +46,7 @@ class OrderSettings(Record):
 
     severity: str = "medium"
     notify_on_failure: bool = False
+    digest: bool = False  # each past UTC day of its runs squashed into a digest, as [tracking] digest does for a plugin
 
 
 class Settings(Record):
@@ -199,7 +200,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
 
 
 def _orders(path: Path, table: Any) -> tuple[dict[str, OrderSettings], tuple[Problem, ...]]:
-    """``[orders.<name>]`` tables (``[orders."name@rig"]`` for one rig's instance): severity and notify_on_failure."""
+    """``[orders.<name>]`` tables (``[orders."name@rig"]`` for one rig's instance): severity, notify_on_failure, digest."""
     if not isinstance(table, dict):
         raise SettingsError(path, 'must be tables like [orders.gate-sweep] (severity = "high", notify_on_failure = true)', field="orders")
     found, problems = {}, []
@@ -210,10 +211,11 @@ def _orders(path: Path, table: Any) -> tuple[dict[str, OrderSettings], tuple[Pro
         severity = entry.get("severity", "medium")
         if not isinstance(severity, str) or severity.lower() not in SEVERITIES:
             raise SettingsError(path, f"must be one of {', '.join(SEVERITIES)}, not {brief(severity)}", field=f"{where}.severity")
-        notify = entry.get("notify_on_failure", False)
-        if not isinstance(notify, bool):
-            raise SettingsError(path, f"must be true or false, not {brief(notify)}", field=f"{where}.notify_on_failure")
-        found[name] = OrderSettings(severity.lower(), notify)
+        switches = {key: entry.get(key, False) for key in ("notify_on_failure", "digest")}
+        for key, value in switches.items():
+            if not isinstance(value, bool):
+                raise SettingsError(path, f"must be true or false, not {brief(value)}", field=f"{where}.{key}")
+        found[name] = OrderSettings(severity.lower(), **switches)
         problems += unknown_keys(path, entry, ORDER_KEYS, prefix=f"{where}.")
     return found, tuple(problems)
 

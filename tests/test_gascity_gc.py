@@ -161,6 +161,9 @@ def test_taking_over_imports_gcs_last_runs_so_cooldowns_do_not_all_fire_at_once(
     assert gates["on-close"]["reason"] == "event: 1 bead.closed event(s)"  # only what came after gc last fired it
     assert gates["on-update"]["reason"] == "event: no matching events"  # what came before the takeover counts as handled
     assert runs(city, "on-update")[0].labels.count("seq:42") == 1
+    history = gtui(city, "plugin", "history", "sweep", "--json").json()["runs"]
+    assert [(run["result"], run["summary"]) for run in history] == [("success", "imported from Gas City: gc order history: tracking bead"
+                                                                                " gc-3hb")]
     imported = runs(city, "sweep")[0]
     assert (imported.body, imported.data["actor"]) == ("imported from Gas City: gc order history: tracking bead gc-3hb", "gascity")
     assert abs(imported.created_at - ran_at) < 1

@@ -101,18 +101,18 @@ def test_the_timeout_defaults_to_300s_and_max_timeout_caps_it(city: Path) -> Non
     listed = {entry["name"]: entry for entry in gtui(city, "plugin", "list", "--json").json()["plugins"]}
     assert (listed["slow"]["execution"]["timeout"], listed["quick"]["execution"]["timeout"]) == ("5m0s", "45s")
     with open(city / "city.toml", "a", encoding="utf-8") as handle:
-        handle.write('\n[orders]\nmax_timeout = "1s"\n')
+        handle.write('\n[orders]\nmax_timeout = "200ms"\n')
     done = gtui(city, "plugin", "run", "slow", "--json")
-    assert (done.code, done.json()["result"], done.json()["reason"]) == (1, "timeout", "ran past its timeout of 1s")
+    assert (done.code, done.json()["result"], done.json()["reason"]) == (1, "timeout", "ran past its timeout of 200ms")
 
 
 def test_severity_and_notify_on_failure_come_from_gtui_toml(city: Path) -> None:
     (city / "settings" / "gtui.toml").write_text('dogs = 2\nkill_grace = "1s"\n[orders.failing]\nseverity = "HIGH"\n'
-                                                  'notify_on_failure = true\n', encoding="utf-8")
+                                                  'notify_on_failure = true\ndigest = true\n', encoding="utf-8")
     order(city / "orders", "failing", 'exec = "echo broke; exit 3"\ntrigger = "manual"')
     order(city / "orders", "quiet", 'exec = "exit 4"\ntrigger = "manual"')
-    shown = gtui(city, "plugin", "show", "failing", "--json").json()["execution"]
-    assert (shown["severity"], shown["notify_on_failure"]) == ("high", True)
+    shown = gtui(city, "plugin", "show", "failing", "--json").json()
+    assert (shown["execution"]["severity"], shown["execution"]["notify_on_failure"], shown["tracking"]["digest"]) == ("high", True, True)
     assert gtui(city, "plugin", "run", "failing", "--json").json()["reason"] == "exited 3"
     assert gtui(city, "plugin", "run", "quiet", "--json").json()["result"] == "failure"
     escalations = gtui(city, "escalate", "list", "--json").json()["escalations"]
@@ -126,6 +126,8 @@ def test_order_settings_are_checked_like_every_setting(city: Path) -> None:
     assert done.code == 2 and f"{settings}: field 'orders.x.severity' must be one of low, medium, high, critical" in done.err
     settings.write_text('[orders.x]\nnotify_on_failure = "yes"\n', encoding="utf-8")
     assert "field 'orders.x.notify_on_failure' must be true or false" in gtui(city, "--once").err
+    settings.write_text('[orders.x]\ndigest = 1\n', encoding="utf-8")
+    assert "field 'orders.x.digest' must be true or false" in gtui(city, "--once").err
     settings.write_text('orders = 3\n', encoding="utf-8")
     assert "field 'orders' must be tables like [orders.gate-sweep]" in gtui(city, "--once").err
     settings.write_text('[orders.x]\nseverty = "high"\n', encoding="utf-8")

@@ -21,6 +21,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 
+from gtcore.records import Record
+
 MAX_CATCHUP_MINUTES = 366 * 24 * 60
 NEVER_RUN_MINUTES = 25 * 60
 LOOKAHEAD_MINUTES = 366 * 24 * 60  # how far ahead a waiting order's next slot is looked for (None past it)
@@ -103,16 +105,12 @@ def _hit(matcher: tuple[bool, frozenset[int], tuple[int, ...]], value: int) -> b
     return anything or value in exact or any(value % step == 0 for step in steps)
 
 
-class CronAnswer:
+class CronAnswer(Record):
     """What the cron trigger says: due or not, Gas City's reason, and (not due) the next matching minute when one is near."""
 
-    __slots__ = ("due", "next_at", "reason")
-
-    def __init__(self, due: bool, reason: str, next_at: float | None = None) -> None:
-        self.due, self.reason, self.next_at = due, reason, next_at
-
-    def __repr__(self) -> str:
-        return f"CronAnswer(due={self.due}, reason={self.reason!r}, next_at={self.next_at})"
+    due: bool
+    reason: str
+    next_at: float | None = None
 
 
 def check(schedule: str, zone: tzinfo, last: float | None, now: float) -> CronAnswer:

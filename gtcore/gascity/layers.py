@@ -58,6 +58,7 @@ class Scan:
     invalid: list[Invalid] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)  # every orders directory looked at: what a face watches
+    remote: list[str] = field(default_factory=list)  # remote packs this scan could not read (gc order list can)
 
 
 def scan_city(city: City) -> Scan:
@@ -200,8 +201,8 @@ def _pack_dirs(city: City, includes: tuple[str, ...], imports: tuple[Import, ...
     sources += [(item.source, item.transitive, f"[imports.{item.binding}] ({item.source})") for item in imports]
     for source, transitive, what in sources:
         if is_remote(source):
-            scan.warnings.append(f"{city.file}: {what} is a remote pack: gtui reads its orders through gc order list --json only"
-                                 " (gc is not on PATH or did not answer)")
+            scan.remote.append(f"{city.file}: {what} is a remote pack: gtui reads its orders through gc order list --json only"
+                               " (gc is not on PATH or did not answer)")
             continue
         pack = resolve_path(source, declared_in, city.root)
         if not (pack / PACK_FILE).is_file() and not pack.is_dir():

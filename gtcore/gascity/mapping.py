@@ -7,9 +7,9 @@ pack order, which gc calls ``name:rig:<rig>``; both parts must be names gtui
 can key (lowercase letters, digits, ``.``, ``_``, ``-``).  The set comes from
 ``gc order list --json`` when gc is on PATH and answers (packs, imports,
 locks, overrides as gc resolves them), else from the city's own and local
-pack directories (:mod:`gtcore.gascity.layers`).  Severity and
-``notify_on_failure`` come from ``gtui.toml`` (``[orders.<name>]``), the
-order file having no such fields.
+pack directories (:mod:`gtcore.gascity.layers`).  Severity,
+``notify_on_failure`` and ``digest`` come from ``gtui.toml``
+(``[orders.<name>]``), the order file having no such fields.
 """
 
 from __future__ import annotations
@@ -97,15 +97,7 @@ def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSetting
     except CityError as exc:
         result.invalid.append(InvalidPlugin(exc.path, exc.reason, exc.line))
         return result
-    own = scan_city(city)
-    orders, scan = own.orders, own
-    if result.gc is not None:
-        listed = order_list(result.gc, root, own.roots, state_dir / "gascity" / "order-list.json", keep=writable)
-        if isinstance(listed, GcFailure):
-            own.warnings.append(f"{listed}; gtui read the city's own and local pack directories instead")
-        else:
-            scan = Scan(invalid=list(own.invalid), warnings=[w for w in own.warnings if "remote pack" not in w], roots=own.roots)
-            orders = _from_list(listed, city, scan)
+    orders, scan = _resolved(city, result.gc, state_dir, writable)
     result.warnings, result.roots = scan.warnings, scan.roots
     wanted = frozenset(order.on for order in orders if order.trigger == "event" and order.on)
     if wanted:
@@ -116,6 +108,19 @@ def scan_orders(root: Path, state_dir: Path, settings: Mapping[str, OrderSetting
         (result.plugins if isinstance(mapped, Plugin) else result.invalid).append(mapped)  # type: ignore[arg-type]
     result.invalid += [InvalidPlugin(Path(bad.path), bad.reason, bad.line, bad.rig or "town") for bad in scan.invalid]
     return result
+
+
+def _resolved(city: City, gc: str | None, state_dir: Path, writable: bool) -> tuple[list[Order], Scan]:
+    """The orders: gc's resolved set when gc answers, else the city's own reading (where a remote pack is said)."""
+    own = scan_city(city)
+    if gc is not None:
+        listed = order_list(gc, city.root, own.roots, state_dir / "gascity" / "order-list.json", keep=writable)
+        if not isinstance(listed, GcFailure):
+            scan = Scan(invalid=list(own.invalid), warnings=own.warnings, roots=own.roots)
+            return _from_list(listed, city, scan), scan
+        own.warnings.append(f"{listed}; gtui read the city's own and local pack directories instead")
+    own.warnings += own.remote
+    return own.orders, own
 
 
 def _from_list(listed: Listed, city: City, scan: Scan) -> list[Order]:
@@ -160,7 +165,7 @@ def to_plugin(order: Order, city: City, settings: Mapping[str, OrderSettings], g
         name=key, file=order.source, rig=rig_word, gate=_gate(order),
         execution=Execution(type="exec" if order.exec else "formula", timeout=_duration(timeout),
                             notify_on_failure=chosen.notify_on_failure, severity=chosen.severity),
-        tracking=Tracking(labels=(f"seq:{head}",) if order.trigger == "event" else ()),
+        tracking=Tracking(labels=(f"seq:{head}",) if order.trigger == "event" else (), digest=chosen.digest),
         description=order.description, enabled=order.is_enabled, instructions=order.exec or f"formula {order.formula}",
         mtime=_mtime(order.source), warnings=order.warnings, order=context)
 

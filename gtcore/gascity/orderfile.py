@@ -20,7 +20,6 @@ from gtcore.records import Record
 CANONICAL_SUFFIX = ".toml"
 LEGACY_SUFFIX = ".order.toml"
 MAX_ORDER_BYTES = 1024 * 1024
-TRIGGERS = ("cooldown", "cron", "condition", "event", "manual", "webhook")
 STRING_KEYS = ("description", "formula", "exec", "scope", "trigger", "gate", "interval", "schedule", "tz", "check", "on", "pool",
                "timeout", "check_timeout")
 BOOL_KEYS = ("enabled", "idempotent", "no_work_gate")
