@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from citykit import event, events, gc_calls, gc_history, gc_rows, make_city, no_gc, order, pack
 from enginekit import gtui, runs, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gtcore.gascity.takeover import _time
 
 CORE = "https://github.com/gastownhall/gascity/tree/main/internal/bootstrap/packs/core"
 
@@ -209,3 +214,17 @@ def test_order_events_are_written_back_with_gc_event_emit(city: Path, fake_gc: P
     assert [(item["seq"], item["type"], item.get("subject"), item["actor"]) for item in written][3:5] == [
         (4, "order.fired", "good", "controller"), (5, "order.completed", "good", "controller")]
     assert "payload" not in written[3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)), st.integers(0, 999_999_999),
+       st.integers(-14 * 60, 14 * 60), st.booleans())
+def test_gcs_times_are_read_to_the_microsecond(moment: datetime, nanos: int, offset_minutes: int, zulu: bool) -> None:
+    """RFC 3339 as Go writes it (``RFC3339Nano``: up to nine digits, trailing zeros dropped; ``Z`` or an offset)."""
+    zone = UTC if zulu else timezone(timedelta(minutes=offset_minutes))
+    whole = moment.replace(microsecond=0, tzinfo=zone)
+    fraction = f".{nanos:09d}".rstrip("0").rstrip(".")
+    text = whole.strftime("%Y-%m-%dT%H:%M:%S") + fraction + ("Z" if zulu else whole.strftime("%z")[:3] + ":" + whole.strftime("%z")[3:])
+    parsed = _time(text)
+    assert parsed is not None and abs(parsed - (whole.timestamp() + nanos / 1e9)) < 2e-6
+    assert _time("yesterday") is None

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from citykit import bind_rigs, event, events, make_city, no_gc, order
 from enginekit import gtui, runs
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gtcore.gascity.city import load_city
 from gtcore.gascity.eventlog import refresh
@@ -255,3 +257,20 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.builds(
+    lambda seq, kind, labels: json.dumps({"seq": seq, "type": kind, "payload": {"labels": labels}}).encode(),
+    st.integers(-3, 50), st.sampled_from(["bead.closed", "bead.updated", 7]),
+    st.lists(st.sampled_from(["order-tracking", "x"]), max_size=2))), max_size=30))
+def test_any_log_is_read_without_raising_and_counts_only_whole_wanted_events(tmp_path_factory: pytest.TempPathFactory,
+                                                                             lines: list[bytes]) -> None:
+    city = tmp_path_factory.mktemp("city")
+    (city / ".gc").mkdir()
+    (city / ".gc" / "events.jsonl").write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    snapshot = refresh(city, city / "state.json", frozenset({"bead.closed"}))
+    counted = snapshot.seqs["bead.closed"]
+    assert all(isinstance(seq, int) and 0 < seq <= snapshot.head for seq in counted)  # every event counted is within the head
+    again = refresh(city, city / "state.json", frozenset({"bead.closed"}))
+    assert again.seqs == snapshot.seqs  # nothing new: nothing counted twice

@@ -27,12 +27,14 @@ import gzip
 import json
 import os
 import re
+from collections import deque
 from pathlib import Path
 
 from gtcore.records import Record
 
 ACTIVE = "events.jsonl"
 KEPT = 10_000  # seqs kept per type: an order's "N events" saturates there, its gate does not
+TAIL_LINES = 64  # the active file's last lines kept while reading, to find the last one that says its seq
 _SEGMENT = re.compile(r"^events\.jsonl\.(?:archive|rotating)-\d{8}T\d{6}Z-seq-(\d+)-(\d+)(\.gz)?$")
 
 
@@ -80,6 +82,7 @@ class _Reader:
     def __init__(self, wanted: frozenset[str], read_to: int, seqs: dict[str, list[int]]) -> None:
         self.wanted, self.read_to, self.seqs = wanted, read_to, seqs
         self.needles = [json.dumps(kind).encode() for kind in wanted]
+        self.highest = 0  # the highest seq recorded: what was read reaches at least there
         for kind in wanted:
             self.seqs.setdefault(kind, [])
 
@@ -96,8 +99,9 @@ class _Reader:
         self.read_to = max(self.read_to, last)
 
     def active(self, path: Path, start: int) -> int:
-        """The active file from ``start``, whole lines only; the offset after the last whole line read."""
-        floor, offset, last = self.read_to, start, None
+        """The active file from ``start``, whole lines only; the offset after the last whole line read.  What was read
+        reaches the last line that says its ``seq`` (a blank or broken last line says none)."""
+        floor, offset, tail = self.read_to, start, deque(maxlen=TAIL_LINES)
         try:
             with open(path, "rb") as handle:
                 handle.seek(start)
@@ -106,12 +110,11 @@ class _Reader:
                         break  # torn: the writer is still at it; the next refresh reads it whole
                     offset += len(line)
                     self._line(line, floor)
-                    last = line
+                    tail.append(line)
         except OSError:
             return start
-        seq = None if last is None else _seq(last)
-        if seq is not None:
-            self.read_to = max(self.read_to, seq)
+        last = next((seq for line in reversed(tail) if (seq := _seq(line)) is not None), 0)
+        self.read_to = max(self.read_to, last, self.highest)
         return offset
 
     def _line(self, line: bytes, floor: int) -> None:
@@ -121,6 +124,7 @@ class _Reader:
         if event is None or event[1] not in self.wanted or event[0] <= floor or _tracking(event[2]):
             return  # floor: what an earlier refresh (or the rotating twin of this archive) already counted
         self.seqs[event[1]].append(event[0])
+        self.highest = max(self.highest, event[0])
 
 
 def _event(line: bytes) -> tuple[int, str, object] | None:

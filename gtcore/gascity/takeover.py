@@ -97,8 +97,8 @@ def _time(text: str) -> float | None:
     text = text.strip().replace("Z", "+00:00")
     if "." in text:
         head, _, tail = text.partition(".")
-        digits = "".join(char for char in tail if char.isdigit())
-        text = f"{head}.{digits[:6]}{tail[len(digits):]}"
+        digits = len(tail) - len(tail.lstrip("0123456789"))  # the fraction's digits, not the offset's after them
+        text = f"{head}.{tail[:min(digits, 6)]}{tail[digits:]}"
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
