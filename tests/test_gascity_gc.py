@@ -108,6 +108,8 @@ def test_when_gc_order_list_fails_gtui_reads_the_city_itself_and_says_so(city: P
     assert [entry["name"] for entry in shown["plugins"]] == ["local"]
     assert "gc order list: unsupported PackV1 order paths (1); migrate ...; gtui read the city's own and local pack directories" \
            " instead" in shown["warnings"]
+    assert listing(city)["warnings"] == shown["warnings"]
+    assert len(gc_calls(fake_gc, "order", "list")) == 1  # a refusal is kept as an answer is: gc is asked again when something changed
 
 
 def test_a_formula_order_runs_through_gc_order_run_and_its_wisp_is_recorded(city: Path, tmp_path: Path, fake_gc: Path) -> None:

@@ -89,11 +89,23 @@ class Listed(Record):
 
 def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path, *, keep: bool = True) -> Listed | GcFailure:
     """The resolved order set as gc sees it (packs, imports, locks, overrides), from ``cache`` when nothing it reads changed
-    (the answer is kept there unless ``keep`` is false)."""
+    (the answer is kept there unless ``keep`` is false).  A failure is kept too: a ``gc`` that is no Gas City (graphviz has
+    one) or a city gc refuses is asked again only when something changed, not on every patrol."""
     kept = _cached(cache)
     if kept is not None and kept.get("fingerprint") == _fingerprint(gc, city, roots, kept.get("sources", [])):
-        return Listed(tuple(kept["orders"]), tuple(kept["dropped"]))
-    answer = call(gc, city, ["order", "list", "--json"], LIST_TIMEOUT)
+        failure = kept.get("failure")
+        return GcFailure("gc order list", str(failure)) if failure else Listed(tuple(kept["orders"]), tuple(kept["dropped"]))
+    answer = _listed(call(gc, city, ["order", "list", "--json"], LIST_TIMEOUT))
+    sources = [] if isinstance(answer, GcFailure) else sorted({str(row.get("source")) for row in answer.orders if row.get("source")})
+    if keep:
+        shown = {"failure": answer.reason, "orders": [], "dropped": []} if isinstance(answer, GcFailure) else \
+            {"orders": list(answer.orders), "dropped": list(answer.dropped)}
+        _keep(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, **shown})
+    return answer
+
+
+def _listed(answer: tuple[int, str, str] | GcFailure) -> Listed | GcFailure:
+    """``gc order list --json``'s answer read: its rows, and the orders its stderr says it dropped."""
     if isinstance(answer, GcFailure):
         return answer
     code, out, err = answer
@@ -105,12 +117,7 @@ def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path, *, keep: 
     except (ValueError, AttributeError):
         return GcFailure("gc order list", f"answered no JSON ({_first_line(out) or 'nothing'})")
     prefix = "gc order list: "
-    dropped = tuple(line.strip()[len(prefix):] for line in err.splitlines() if line.strip().startswith(prefix + "order "))
-    sources = sorted({str(row.get("source")) for row in orders if row.get("source")})
-    if keep:
-        _keep(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, "orders": list(orders),
-                      "dropped": list(dropped)})
-    return Listed(orders, dropped)
+    return Listed(orders, tuple(line.strip()[len(prefix):] for line in err.splitlines() if line.strip().startswith(prefix + "order ")))
 
 
 def _fingerprint(gc: str, city: Path, roots: Iterable[str], sources: Iterable[str]) -> list[Any]:
