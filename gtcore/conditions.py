@@ -1,8 +1,10 @@
 """Running condition gates' ``check`` commands, several at once, off the patrol thread.
 
-A check is ``bash -c CHECK`` in the plugin directory, in its own process
-group, killed as a group at ``check_timeout``.  Its output is read only up to
-a small limit: the first line is the gate's reason, the rest is not kept.
+A check is ``bash -c CHECK`` in the plugin directory (a Gas City order's:
+``sh -c CHECK`` in its city or rig root, with Gas City's environment), in its
+own process group, killed as a group at ``check_timeout``.  Its output is
+read only up to a small limit: the first line is the gate's reason, the rest
+is not kept.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ REASON_LIMIT = 200  # a gate reason is one line in a table, not a log
 
 def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
     """Run one plugin's check and report exit code, first line, or timeout."""
-    check = plugin.gate.check or ""
     token = processes.new_token()
-    env = processes.child_environment({"GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig,
-                                       "GT_PLUGIN": plugin.name, processes.RUN_TOKEN: token})
+    if plugin.order is not None:
+        from gtcore.gascity.runs import check_command
+
+        argv, cwd, env = check_command(plugin, town_root, token)
+    else:
+        argv, cwd = ["bash", "-c", plugin.gate.check or ""], plugin.workdir
+        env = processes.child_environment({"GT_TOWN": str(town_root), "GT_RIG": "" if plugin.rig == "town" else plugin.rig,
+                                           "GT_PLUGIN": plugin.name, processes.RUN_TOKEN: token})
     try:
-        proc = processes.spawn(["bash", "-c", check], plugin.directory, env)
+        proc = processes.spawn(argv, cwd, env)
     except OSError as exc:
         return CheckResult(None, error=exc.strerror or str(exc))
     head: list[bytes] = []

@@ -2,9 +2,10 @@
 
 Order of precedence when two files share a ``name``: a rig's own
 ``plugins/`` beats a crew clone of that rig, and any rig copy beats the
-town-level one.  Between equals the first found wins (rigs in registry order,
-crew clones by name).  Losers are never dropped: they are listed on the
-winner as ``shadowed``.
+town-level one, which beats a Gas City order of that key (a town that is a
+city has its orders too: :mod:`gtcore.gascity`).  Between equals the first
+found wins (rigs in registry order, crew clones by name).  Losers are never
+dropped: they are listed on the winner as ``shadowed``.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from stat import S_ISREG
 
 from gtcore.errors import NotFound
 from gtcore.plugin_cache import Identity, PluginCache, identity_of
 from gtcore.plugins import FILE_KINDS, InvalidPlugin, Plugin, parse_plugin, run_script_state
-from gtcore.records import Record
+from gtcore.records import TYPE_CHECKING, Record
 from gtcore.town import Town
 
-RIG_ROOT, CREW_CLONE, TOWN_LEVEL = 0, 1, 2
+if TYPE_CHECKING:
+    from gtcore.gascity.mapping import CityScan
+    from gtcore.settings import OrderSettings
+
+RIG_ROOT, CREW_CLONE, TOWN_LEVEL, CITY_ORDER = 0, 1, 2, 3
 
 
 class Candidate(Record):
@@ -43,6 +48,7 @@ class PluginSet:
         self.plugins = plugins or []
         self.invalid = invalid or []
         self.warnings = warnings or []
+        self.city: CityScan | None = None  # a city's side of the scan, when the town is a city
         self._by_name: dict[str, Plugin] | None = None
 
     def __repr__(self) -> str:
@@ -162,8 +168,9 @@ def _file_kind(path: Path) -> str:
     return FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
 
 
-def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:
-    """Scan the town, parse every candidate (or take it from ``cache`` when the file did not change) and dedupe by name."""
+def discover(town: Town, cache: PluginCache | None = None, orders: Mapping[str, OrderSettings] | None = None) -> PluginSet:
+    """Scan the town, parse every candidate (or take it from ``cache`` when the file did not change) and dedupe by name;
+    a city's orders (``orders``: their settings from gtui.toml) join them."""
     result = PluginSet()
     parsed: list[tuple[Candidate, Plugin]] = []
     seen: set[str] = set()
@@ -179,10 +186,24 @@ def discover(town: Town, cache: PluginCache | None = None) -> PluginSet:
                 result.warnings += [f"{plugin.file}: {warning}" for warning in plugin.warnings]
         else:
             result.invalid.append(plugin)  # type: ignore[arg-type]
+    if town.is_city():
+        parsed += _orders(town, result, orders or {}, writable=cache is None or cache.writable)
     result.plugins = dedupe(parsed)
     if cache is not None:
         cache.forget_missing(seen)
     return result
+
+
+def _orders(town: Town, result: PluginSet, settings: Mapping[str, OrderSettings], *, writable: bool) -> list[tuple[Candidate, Plugin]]:
+    """The city's orders, as candidates weaker than any plugin of the same name."""
+    from gtcore.gascity.mapping import scan_orders
+
+    city = scan_orders(town.root, town.state_dir, settings, writable=writable)
+    result.city = city
+    result.invalid += city.invalid
+    result.warnings += city.warnings
+    result.warnings += [f"{plugin.file}: {warning}" for plugin in city.plugins for warning in plugin.warnings]
+    return [(Candidate(plugin.file, plugin.rig, CITY_ORDER), plugin) for plugin in city.plugins]
 
 
 def _parsed(candidate: Candidate, cache: PluginCache | None) -> Plugin | InvalidPlugin:

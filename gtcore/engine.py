@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.escalation import Escalation, Escalations
     from gtcore.escalation_settings import EscalationSettings
     from gtcore.events import Subscriber
+    from gtcore.gascity.takeover import OrderEvents
     from gtcore.gates import GateDecision
     from gtcore.kennel import Kennel
     from gtcore.model import PluginStats
@@ -69,6 +70,7 @@ class Engine:
         self.kennel_problem: str | None = None  # why runs this engine queued wait (no kennel could be started)
         self.bus = EventBus()
         self._plugin_set: PluginSet | None = None
+        self._order_events: OrderEvents | None = None  # a city's kennel writes its order runs back to Gas City
 
     def _load_settings(self) -> Settings:
         """gtui.toml, parsed only when it changed (a read-only engine reads the cache, never writes it)."""
@@ -96,7 +98,12 @@ class Engine:
 
         if self.adopt_orphans:
             processes.become_subreaper()
-        return Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin() if self.plugin_bin else ())
+        runner = Runner(self.town, self.ledger, self.settings, self.bus, self.plugin_bin() if self.plugin_bin else ())
+        if self.town.is_city():
+            from gtcore.gascity.takeover import OrderEvents
+
+            self._order_events = OrderEvents(lambda name: (self._plugin_set or self.plugins()).get(name)).attach(self.bus)
+        return runner
 
     @cached_property
     def patrol(self) -> Patrol:
@@ -329,9 +336,12 @@ class Engine:
         return self.settings
 
     def close(self) -> None:
-        """Let deliveries on their way land (a kennel stops its own runs: :meth:`gtcore.kennel.Kennel.close`)."""
+        """Let deliveries on their way land, and order events on their way to Gas City (a kennel stops its own runs:
+        :meth:`gtcore.kennel.Kennel.close`)."""
         if "escalations" in self.__dict__:
             self.escalations.settle()
+        if self._order_events is not None:
+            self._order_events.flush()
 
     # -- plugins ----------------------------------------------------------------------
 
@@ -339,7 +349,7 @@ class Engine:
         """Scan the town now (and remember the answer for run bookkeeping); unchanged files come from the cache."""
         from gtcore.discovery import discover
 
-        self._plugin_set = discover(self.town, self.plugin_cache)
+        self._plugin_set = discover(self.town, self.plugin_cache, self.settings.orders)
         self.plugin_cache.save()
         return self._plugin_set
 
@@ -359,10 +369,12 @@ class Engine:
         return self.ledger.changes()
 
     def plugin_directories(self) -> list[Path]:
-        """Every directory plugins are found in (the town's, each rig's, each crew clone's): what a face watches for edits."""
+        """Every directory plugins are found in (the town's, each rig's, each crew clone's) and, in a city, every orders
+        directory its last scan read: what a face watches for edits."""
         from gtcore.discovery import plugin_dirs
 
-        return [directory for directory, *_ in plugin_dirs(self.town)]
+        city = self._plugin_set.city if self._plugin_set is not None else None
+        return [directory for directory, *_ in plugin_dirs(self.town)] + [Path(root) for root in (city.roots if city else ())]
 
     # -- runs -------------------------------------------------------------------------
 
@@ -462,8 +474,9 @@ class Engine:
         return {"copied": copied, "to": target.where, "summary_checked": True}
 
     def notices(self) -> list[Problem]:
-        """What the town's own files say that an operator should keep in view (Gas Town's daemon dispatching too)."""
-        return [problem for problem in [self.town.daemon_problem()] if problem is not None]
+        """What the town's own files say that an operator should keep in view (Gas Town's daemon, Gas City's controller
+        dispatching too)."""
+        return [problem for problem in [self.town.daemon_problem(), self.town.controller_problem()] if problem is not None]
 
     def plugin(self, name: str) -> Plugin:
         return self.plugins().require(name, self.town)

@@ -20,6 +20,7 @@ from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from datetime import tzinfo
+    from typing import Any
 
     from gtcore.storage.contract import EventMark
 
@@ -75,15 +76,20 @@ def evaluate(
     facts: GateFacts,
     events: dict[str, EventMark],
     now: float,
-    check: CheckResult | None = None,
+    check: CheckResult | Any = None,
 ) -> GateDecision:
-    """Decide one plugin's gate at ``now``."""
+    """Decide one plugin's gate at ``now``; ``check`` is what was found outside: a condition's check (an event order's
+    count, :class:`gtcore.gascity.triggers.EventCount`)."""
     if not plugin.runs_by_itself:
         return GateDecision(GateState.DISABLED, plugin.disabled_reason)
     if facts.paused is not None:
         return GateDecision(GateState.PAUSED, f"paused by operator{': ' + facts.paused if facts.paused else ''}")
     if facts.running_run is not None:
         return GateDecision(GateState.RUNNING, f"running ({facts.running_run})")
+    if plugin.order is not None:  # a Gas City order: its trigger, in Gas City's words
+        from gtcore.gascity.triggers import evaluate as trigger
+
+        return trigger(plugin, facts, now, check)
     kind = plugin.gate.type
     if kind == "cooldown":
         return cooldown(plugin, facts, now)

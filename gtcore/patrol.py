@@ -266,7 +266,7 @@ class Patrol:
         self.kennel_problem, self.call_kennel = kennel_problem, call_kennel
         self._gates: dict[str, tuple[bool, str, float | None, float | None]] = {}
         self._last_upkeep = float("-inf")  # the first patrol of a process (every --once) does the upkeep
-        self.checks: dict[str, CheckResult] = {}
+        self.checks: dict[str, Any] = {}  # CheckResult of a condition, EventCount of a city's event order
         self.checked_at: dict[str, float] = {}
 
     def run_once(self, now: float | None = None, *, wait: bool = False, follow: Follow | None = None) -> PatrolReport:
@@ -277,11 +277,13 @@ class Patrol:
         self.bus.publish(PluginSetChanged(plugin_set))  # the control room shows the new scan before the checks and runs are done
         report.invalid, report.warnings = plugin_set.invalid, plugin_set.warnings
         report.problems += self.settings().problems
-        report.problems += filter(None, [self.town.daemon_problem()])
+        report.problems += filter(None, [self.town.daemon_problem(), self.town.controller_problem()])
+        if plugin_set.city is not None:
+            report.problems += plugin_set.city.problems()
         report.problems += [Problem(str(self.town.root), None, failure) for failure in self.bus.take_failures()]
         if writes:
             self._read_town_events(plugin_set)
-        if writes:
+            self._take_over(plugin_set, started)
             recovered = self.recover()  # results refused earlier go in before any run is judged abandoned
             report.unrecorded += [problem.reason for problem in recovered]
             report.problems += recovered
@@ -339,18 +341,35 @@ class Patrol:
                 self.escalations().plugin_run_failed(plugin.name, plugin.execution.severity, run, now=now)
         return closed
 
-    def _check_conditions(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> dict[str, CheckResult]:
-        """Run the condition checks of the plugins that could open now, side by side (none: nothing is loaded)."""
-        eligible = [p for p in plugin_set.plugins
-                    if p.gate.type == "condition" and p.runs_by_itself and p.name not in facts.paused and p.name not in facts.running]
-        if not eligible:
+    def _check_conditions(self, plugin_set: PluginSet, facts: LedgerFacts, now: float) -> dict[str, Any]:
+        """Run the condition checks of the plugins that could open now, side by side (none: nothing is loaded); count the
+        events of a city's event orders."""
+        eligible = [p for p in plugin_set.plugins if p.gate.type in ("condition", "event") and p.runs_by_itself
+                    and p.name not in facts.paused and p.name not in facts.running and not (p.order and p.order.blocked)]
+        conditions = [plugin for plugin in eligible if plugin.gate.type == "condition"]
+        events = [plugin for plugin in eligible if plugin.gate.type == "event" and plugin.order is not None]
+        if not conditions and not events:
             return {}
-        from gtcore.conditions import run_checks
+        checks: dict[str, Any] = {}
+        if conditions:
+            from gtcore.conditions import run_checks
 
-        checks = run_checks(eligible, self.town.root)
+            checks = run_checks(conditions, self.town.root)
+        if events:
+            from gtcore.gascity.runs import event_counts
+
+            checks.update(event_counts(events, plugin_set.city.events, self.ledger))  # type: ignore[union-attr]
         self.checks = {**self.checks, **checks}
         self.checked_at.update(dict.fromkeys(checks, now))
         return checks
+
+    def _take_over(self, plugin_set: PluginSet, now: float) -> None:
+        """A city's orders gtui never ran: their last runs under Gas City's controller first (:mod:`gtcore.gascity.takeover`)."""
+        if plugin_set.city is None:
+            return
+        from gtcore.gascity.takeover import import_last_runs
+
+        import_last_runs(self.ledger, plugin_set.plugins, plugin_set.city, self.town.state_dir / "gascity" / "imported.json", now)
 
     def _read_town_events(self, plugin_set: PluginSet) -> None:
         """Gas Town's event log opens event gates too; only the events some gate listens for are recorded."""
@@ -430,7 +449,7 @@ class Patrol:
         others = [plugin.name for plugin in plugin_set.plugins if not plugin.tracking.digest] if plugin_set.invalid else None
         report.pruned = prune(ledger, digested, self.settings().retention_days, now=now, only_plugins=others)
 
-    def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, CheckResult]:
+    def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, Any]:
         """Condition results still worth showing: a run started since a check makes its answer stale."""
         return {name: result for name, result in self.checks.items()
                 if name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}

@@ -38,6 +38,7 @@ GATE_FIELDS_BY_TYPE = {
     "condition": {"check", "check_timeout"},
     "event": {"on"},
     "manual": set(),
+    "webhook": set(),  # a Gas City order's trigger only: gc's webhook receiver fires it (see gtcore.gascity)
 }
 TRACKING_KEYS = {"labels", "digest"}
 EXECUTION_KEYS = {"type", "timeout", "notify_on_failure", "severity", "hosts"}
@@ -73,6 +74,7 @@ class Gate(Record):
             "condition": self.check,
             "event": self.on,
             "manual": "",
+            "webhook": "",
         }[self.type]
         return f"{self.type} {detail}".strip()
 
@@ -134,6 +136,12 @@ class Plugin(Record):
     mtime: float = 0.0
     warnings: tuple[str, ...] = ()
     shadowed: tuple[Path, ...] = ()
+    order: Any = None  # a Gas City order's own part (gtcore.gascity.mapping.OrderContext); None for a plugin
+
+    @property
+    def kind(self) -> str:
+        """``order`` for a Gas City order, ``plugin`` for a plugin: listings and the control room say which."""
+        return "plugin" if self.order is None else "order"
 
     @property
     def runs_by_itself(self) -> bool:
@@ -144,8 +152,13 @@ class Plugin(Record):
     def disabled_reason(self) -> str:
         """Why it never opens by itself, in the words of the file ("" when it is on)."""
         if not self.enabled:
-            return "disabled in plugin.md (enabled = false)"
+            return "disabled in plugin.md (enabled = false)" if self.order is None else "disabled by [[orders.overrides]] (enabled = false)"
         return "disabled in plugin.md (gate.disabled = true)" if self.gate.disabled else ""
+
+    @property
+    def workdir(self) -> str:
+        """Where its runs start: a plugin's directory; a Gas City order's city root or rig path."""
+        return os.path.dirname(self.file) if self.order is None else self.order.scope_root
 
     @property
     def path(self) -> Path:

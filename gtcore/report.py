@@ -18,6 +18,7 @@ def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
     """One entry of ``gtui plugin list --json``."""
     return {
         "name": plugin.name,
+        "kind": plugin.kind,
         "rig": plugin.rig,
         "path": plugin.file,
         "description": plugin.description,
@@ -31,6 +32,7 @@ def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
         "last_run": last_run_json(stats),
         "run_count": stats.run_count if stats else 0,
         "failure_count": stats.failure_count if stats else 0,
+        "order": plugin.order.to_json() if plugin.order is not None else None,
     }
 
 

@@ -253,6 +253,10 @@ class Runner:
         return RunOutcome(closed)
 
     def _command(self, plugin: Plugin) -> tuple[list[str] | None, bytes | None, str]:
+        if plugin.order is not None:  # a Gas City order: sh -c EXEC, or its formula through gc
+            from gtcore.gascity.runs import command
+
+            return command(plugin)
         if plugin.execution.type == "script":
             return [self._bash, os.path.join(os.path.dirname(plugin.file), "run.sh")], None, ""
         if not self.settings.agent_command:
@@ -277,6 +281,10 @@ class Runner:
             "GT_RIG_ROOT": "" if rig == "town" else str(self.town.rig_root(rig)),
             "GIT_CEILING_DIRECTORIES": town,
         }
+        if plugin.order is not None:  # a Gas City order: Gas City's environment, and gtui's run variables
+            from gtcore.gascity.runs import run_environment
+
+            return run_environment(plugin, self.town.root, own)
         return {**self._base_environment, **{os.fsencode(key): os.fsencode(value) for key, value in own.items()}}
 
 
@@ -362,7 +370,7 @@ class Run:
             return
         self.output = RunOutput(self.log_path, LiveLines(self.runner.bus, self.bead.ref, self.plugin.name))
         try:
-            self.proc = processes.spawn(argv, os.path.dirname(self.plugin.file), env,
+            self.proc = processes.spawn(argv, self.plugin.workdir, env,
                                         stdin=subprocess.PIPE if stdin_data is not None else None)
         except OSError as exc:
             self.output.close()

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from gtcore.durations import Duration, parse_duration
 from gtcore.errors import SettingsError, brief
-from gtcore.model import Problem
+from gtcore.model import SEVERITIES, Problem
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -28,7 +28,8 @@ DEFAULT_QUEUE_TIMEOUT = parse_duration("2m")
 KENNEL_MODES = ("auto", "external")  # auto: a command that dispatches starts the kennel; external: a supervisor runs it
 
 KNOWN_KEYS = {"dogs", "patrol_interval", "agent_command", "retention_days", "keymap", "stale", "kill_grace", "delivery_timeout",
-              "run_lease", "ledger", "kennel", "kennel_idle", "queue_timeout"}
+              "run_lease", "ledger", "kennel", "kennel_idle", "queue_timeout", "orders"}
+ORDER_KEYS = {"severity", "notify_on_failure", "digest"}
 
 
 class StaleBinary(Record):
@@ -38,6 +39,14 @@ class StaleBinary(Record):
     binary: str
     repo: str
     commit_command: tuple[str, ...] = ()
+
+
+class OrderSettings(Record):
+    """What ``[orders.<name>]`` says of a Gas City order, whose own file has no such fields (see docs/gascity.md)."""
+
+    severity: str = "medium"
+    notify_on_failure: bool = False
+    digest: bool = False  # each past UTC day of its runs squashed into a digest, as [tracking] digest does for a plugin
 
 
 class Settings(Record):
@@ -56,6 +65,7 @@ class Settings(Record):
     kennel: str = "auto"  # see KENNEL_MODES
     kennel_idle: Duration = DEFAULT_KENNEL_IDLE  # an autostarted kennel with nothing to do exits after this
     queue_timeout: Duration = DEFAULT_QUEUE_TIMEOUT  # a queued run no kennel takes within this is abandoned
+    orders: Mapping[str, OrderSettings] = MappingProxyType({})  # by order name, or name@rig for one rig's instance
     path: Path | None = None
     problems: tuple[Problem, ...] = ()
 
@@ -165,6 +175,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
     keymap = data.get("keymap", {})
     if not isinstance(keymap, dict) or not all(isinstance(value, str) for value in keymap.values()):
         raise bad("keymap", 'a table of binding id = "keys"')
+    orders, order_problems = _orders(path, data.get("orders", {}))
     kennel = data.get("kennel", "auto")
     if kennel not in KENNEL_MODES:
         raise bad("kennel", '"auto" (commands start it when runs wait) or "external" (a supervisor runs gtui kennel)')
@@ -182,9 +193,31 @@ def _parse(path: Path, data: dict[str, Any]) -> Settings:
         kennel=kennel,
         kennel_idle=duration("kennel_idle", DEFAULT_KENNEL_IDLE),
         queue_timeout=duration("queue_timeout", DEFAULT_QUEUE_TIMEOUT),
+        orders=MappingProxyType(orders),
         path=path,
-        problems=tuple(unknown_keys(path, data, KNOWN_KEYS)),
+        problems=tuple(unknown_keys(path, data, KNOWN_KEYS)) + order_problems,
     )
+
+
+def _orders(path: Path, table: Any) -> tuple[dict[str, OrderSettings], tuple[Problem, ...]]:
+    """``[orders.<name>]`` tables (``[orders."name@rig"]`` for one rig's instance): severity, notify_on_failure, digest."""
+    if not isinstance(table, dict):
+        raise SettingsError(path, 'must be tables like [orders.gate-sweep] (severity = "high", notify_on_failure = true)', field="orders")
+    found, problems = {}, []
+    for name, entry in table.items():
+        where = f"orders.{name}"
+        if not isinstance(entry, dict):
+            raise SettingsError(path, f"must be a table ([{where}] with severity, notify_on_failure), not {brief(entry)}", field=where)
+        severity = entry.get("severity", "medium")
+        if not isinstance(severity, str) or severity.lower() not in SEVERITIES:
+            raise SettingsError(path, f"must be one of {', '.join(SEVERITIES)}, not {brief(severity)}", field=f"{where}.severity")
+        switches = {key: entry.get(key, False) for key in ("notify_on_failure", "digest")}
+        for key, value in switches.items():
+            if not isinstance(value, bool):
+                raise SettingsError(path, f"must be true or false, not {brief(value)}", field=f"{where}.{key}")
+        found[name] = OrderSettings(severity.lower(), **switches)
+        problems += unknown_keys(path, entry, ORDER_KEYS, prefix=f"{where}.")
+    return found, tuple(problems)
 
 
 def _ledger_url(path: Path, value: Any) -> str | None:

@@ -1,4 +1,8 @@
-"""The town: its root directory, its rigs and where gtui keeps its own state."""
+"""The town: its root directory, its rigs and where gtui keeps its own state.
+
+A Gas City city (a directory holding ``city.toml``) is a town too: its
+orders are found beside the town's plugins (:mod:`gtcore.gascity`).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ class Town(Record):
     @classmethod
     def locate(cls, explicit: str | os.PathLike[str] | None = None, *, cwd: Path | None = None,
                environ: Mapping[str, str] | None = None) -> Town:
-        """Find the town as Gas Town does: ``--town PATH``, else ``$GT_TOWN_ROOT``, ``$GT_ROOT``, ``$GT_TOWN``,
-        else the nearest directory at or above the working directory holding ``mayor/town.json``, else ``~/gt``."""
+        """Find the town as Gas Town does: ``--town PATH``, else ``$GT_TOWN_ROOT``, ``$GT_ROOT``, ``$GT_TOWN``, else a city
+        as Gas City finds one (``$GC_CITY``, ``$GC_CITY_PATH``, ``$GC_CITY_ROOT``), else the nearest directory at or above
+        the working directory (``$GC_DIR`` when set) holding ``mayor/town.json`` or ``city.toml`` (a ``city.toml`` is not
+        looked for above ``$HOME``, the temporary directory or ``$GC_CEILING_DIRECTORIES``, as gc does not), else ``~/gt``."""
         chosen, source = _choose_root(explicit, os.environ if environ is None else environ, cwd)
         root = Path(chosen).expanduser()
         if not root.is_dir():
@@ -29,9 +35,22 @@ class Town(Record):
         return cls(root.resolve())
 
     def looks_like_a_town(self) -> bool:
-        """A Gas Town (``mayor/town.json``), or a directory gtui already knows (``plugins/``, ``settings/``, ``.gtui/``)."""
-        return any(path.exists() for path in (self.root / "mayor" / "town.json", self.root / "plugins", self.settings_dir,
-                                              self.state_dir))
+        """A Gas Town (``mayor/town.json``), a Gas City (``city.toml``), or a directory gtui already knows (``plugins/``,
+        ``settings/``, ``.gtui/``)."""
+        return self.is_city() or any(path.exists() for path in (self.root / "mayor" / "town.json", self.root / "plugins",
+                                                                 self.settings_dir, self.state_dir))
+
+    def is_city(self) -> bool:
+        """Whether the town is a Gas City city (its root holds ``city.toml``): it has orders."""
+        return (self.root / "city.toml").is_file()
+
+    def controller_problem(self) -> Problem | None:
+        """A warning while Gas City's controller runs for this city: it dispatches the city's orders too."""
+        if not self.is_city():
+            return None
+        from gtcore.gascity.controller import problem
+
+        return problem(self.root)
 
     @property
     def state_dir(self) -> Path:
@@ -161,13 +180,20 @@ def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, 
     for name in TOWN_ENV:
         if environ.get(name):
             return environ[name], f"${name}"
+    from gtcore.gascity.locate import ceilings, explicit_city
+
+    city = explicit_city(environ)
+    if city is not None:
+        return city
     try:
-        here = (cwd or Path.cwd()).resolve()
+        here = (Path(environ["GC_DIR"]) if cwd is None and environ.get("GC_DIR") else cwd or Path.cwd()).resolve()
     except OSError:  # the working directory was deleted under us
         return Path.home() / "gt", "default ~/gt"
+    stops, cities = ceilings(environ), True
     for directory in (here, *here.parents):
-        if (directory / "mayor" / "town.json").is_file():
+        if (directory / "mayor" / "town.json").is_file() or (cities and (directory / "city.toml").is_file()):
             return directory, f"found above {here}"
+        cities = cities and directory not in stops
     return Path.home() / "gt", "default ~/gt"
 
 

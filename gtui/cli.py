@@ -62,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
 def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     """Options every command takes; SUPPRESS lets them stand before or after the verb."""
     parser.add_argument("--town", default=argparse.SUPPRESS, metavar="PATH",
-                        help="town root (default: $GT_TOWN_ROOT, $GT_ROOT, $GT_TOWN, the town above the working directory, else ~/gt)")
+                        help="town root, or a Gas City city's (default: $GT_TOWN_ROOT, $GT_ROOT, $GT_TOWN, $GC_CITY, the town or city"
+                             " above the working directory, else ~/gt)")
     parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                         help="never write: the ledger is opened read-only and commands that would write refuse")
     if json:
@@ -749,7 +750,7 @@ def locate_town(args: argparse.Namespace) -> Town:
     """The town, which must look like one: a typo in --town must not plant a ledger in a random directory."""
     town = Town.locate(getattr(args, "town", None))
     if not town.looks_like_a_town():
-        raise NotFound(f"{town.root} is not a town: it has none of plugins/, settings/, mayor/town.json or .gtui/;"
+        raise NotFound(f"{town.root} is not a town: it has none of plugins/, settings/, mayor/town.json, city.toml or .gtui/;"
                        f" make it one with: gtui init {town.root}")
     return town
 

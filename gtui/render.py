@@ -53,12 +53,17 @@ def result_text(result: str | None) -> Text:
 
 
 def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginStats], now: float) -> None:
-    table = _table(f"Plugins ({len(plugins.plugins)})", ["name", "rig", "gate", "enabled", "last run", "result", "runs", "failures"])
+    """Plugins and, in a city, orders: a ``kind`` column says which once there are orders."""
+    kinds = any(plugin.kind == "order" for plugin in plugins.plugins)
+    title = "Plugins and orders" if kinds else "Plugins"
+    columns = ["name", *(["kind"] if kinds else []), "rig", "gate", "enabled", "last run", "result", "runs", "failures"]
+    table = _table(f"{title} ({len(plugins.plugins)})", columns)
     for plugin in plugins.plugins:
         stats = summary.get(plugin.name)
         shadows = f" (+{len(plugin.shadowed)} shadowed)" if plugin.shadowed else ""
         table.add_row(
             _cell(plugin.name, "bold") + _cell(shadows, "dim"),
+            *([_cell(plugin.kind)] if kinds else []),
             _cell(plugin.rig),
             _cell(_short(plugin.gate.describe(), 40)),
             _cell("yes" if plugin.runs_by_itself else "no", "" if plugin.runs_by_itself else "yellow"),
@@ -82,6 +87,7 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows: list[tuple[str, object]] = [
+        ("kind", plugin.kind),
         ("description", plugin.description),
         ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
         ("path", plugin.path),
@@ -96,6 +102,7 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
         ("runs", f"{stats.run_count} ({stats.failure_count} failed)" if stats else "0"),
         ("last run", _last_run(stats, now)),
     ]
+    rows += _order_rows(plugin)
     rows += [("shadows", path) for path in plugin.shadowed]
     rows += [("warning", warning) for warning in plugin.warnings]
     for key, value in rows:
@@ -104,6 +111,18 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
     if plugin.instructions:
         console.print(Text("Instructions", style="bold"))
         console.print(_cell(plugin.instructions))
+
+
+def _order_rows(plugin: Plugin) -> list[tuple[str, object]]:
+    """A Gas City order's own part: what gc calls it, what it runs, where, and why it cannot run now."""
+    if plugin.order is None:
+        return []
+    shown = plugin.order.to_json()
+    keys = ("scoped_name", "type", "exec", "formula", "target", "scope", "tz", "work_dir", "formula_layer", "blocked")
+    rows: list[tuple[str, object]] = [(key.replace("_", " "), words(shown[key])) for key in keys if shown.get(key)]
+    rows += [("env", f"{key}={value}") for key, value in shown["env"].items()]
+    rows += [("param", f"{name}{' (required)' if spec['required'] else ''}") for name, spec in shown["params"].items()]
+    return rows
 
 
 def _last_run(stats: PluginStats | None, now: float) -> str:

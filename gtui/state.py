@@ -168,21 +168,32 @@ class Collector:
 
 
 def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
-    """The plugins pane: one row per plugin, then one per invalid file (bold, marked ``! invalid``)."""
+    """The plugins pane: one row per plugin (and Gas City order), then one per invalid file (bold, marked ``! invalid``).
+
+    The last column says each row's kind once the town has orders; without
+    any it stays empty (and the pane hides it).
+    """
     rows: dict[str, Row] = {}
     if snapshot.plugin_set is None:
         return rows
+    kinds = snapshot.plugin_set.city is not None
     for plugin in snapshot.plugin_set.plugins:
+        kind = text(plugin.kind if kinds else "", "dim")
         try:
-            rows[plugin.name] = plugin_row(plugin, snapshot, now)
+            rows[plugin.name] = (*plugin_row(plugin, snapshot, now), kind)
         except Exception as exc:  # a bug showing one plugin costs that row, never the pane
             rows[plugin.name] = (text(plugin.name, "bold red"), text(plugin.rig), text(plugin.gate.type), *(text("") for _ in range(5)),
-                                 text(f"{ERROR_MARK}cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "bold red"))
+                                 text(f"{ERROR_MARK}cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "bold red"), kind)
     for bad in snapshot.plugin_set.invalid:
         where = f"{bad.path.parent.name}/{bad.path.name}" + (f":{bad.line}" if bad.line else "")
-        rows[f"invalid:{bad.path}"] = (
-            text(bad.path.parent.name, "bold red"), text(bad.rig, "red"), text(f"{ERROR_MARK}invalid", "bold red"),
-            text(""), text(""), text(""), text(""), text(""), text(f"{where}: {bad.error}", "red"),
+        toml = bad.path.suffix == ".toml"  # a city's order file (or city.toml): named by its file, not its directory
+        key = f"invalid:{bad.path}"
+        if key in rows:  # one file, several complaints (a pack order in two rigs, city.toml's overrides)
+            key += f"#{sum(1 for known in rows if known.startswith(key))}"
+        rows[key] = (
+            text(bad.path.name if toml else bad.path.parent.name, "bold red"), text(bad.rig, "red"),
+            text(f"{ERROR_MARK}invalid", "bold red"), *(text("") for _ in range(5)), text(f"{where}: {bad.error}", "red"),
+            text(("order" if toml else "plugin") if kinds else "", "dim"),
         )
     return rows
 

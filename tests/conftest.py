@@ -43,6 +43,14 @@ def town(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def fake_gc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake ``gc`` (Gas City's command, tests/fake_gc.py) first on PATH for the test and what it starts; its state directory."""
+    from citykit import install_fake_gc
+
+    return install_fake_gc(tmp_path, monkeypatch)
+
+
+@pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
     server = SmtpServer().start()

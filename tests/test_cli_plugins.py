@@ -16,7 +16,7 @@ MakePlugin = Callable[..., Path]
 
 PLUGIN_KEYS = {
     "name", "rig", "path", "description", "version", "enabled", "gate", "execution", "tracking",
-    "has_run_script", "shadowed", "last_run", "run_count", "failure_count",
+    "has_run_script", "shadowed", "last_run", "run_count", "failure_count", "kind", "order",
 }
 RUN_KEYS = {"id", "plugin", "rig", "status", "result", "queued_at", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log",
             "reason", "labels", "summary", "reported_result", "detail", "problems"}
@@ -97,6 +97,8 @@ def test_list_json_shape(populated: Path) -> None:
         "last_run": None,
         "run_count": 0,
         "failure_count": 0,
+        "kind": "plugin",
+        "order": None,
     }
     assert deploy["version"] == 3
     assert deploy["gate"] == {"type": "cron", "schedule": "0 3 * * *", "timezone": "UTC"}

@@ -53,6 +53,7 @@ class Col:
     drop: int = 0  # 0: always shown; otherwise dropped when the pane is too narrow, the highest first
     min: int | None = None  # cut down to this width (its cells end in …) before anything else is dropped; None: never cut
     aliases: tuple[str, ...] = ()  # more names for ``column:value`` filters
+    hide_empty: bool = False  # not shown at all while every cell is empty (a town with no Gas City orders has no kinds)
 
 
 def filter_name(name: str) -> str:
@@ -68,7 +69,7 @@ def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence
     ``min`` is cut (the widest first) once no more may go, or once cutting is enough.
     ``available <= 0`` (not laid out yet) shows every column at its full width.
     """
-    shown = list(range(len(columns)))
+    shown = [index for index in range(len(columns)) if content[index] or not columns[index].hide_empty]
     full = {index: max(labels[index], content[index]) for index in shown}
     if available <= 0:
         return tuple(shown), full
@@ -516,7 +517,8 @@ class PluginsPane(KeyedTable):
     PANE = "plugins"
     TITLE = "1 Plugins"
     COLUMNS = (Col("plugin", aliases=("name",)), Col("rig", drop=6), Col("gate"), Col("enabled", drop=5), Col("last run", drop=2),
-               Col("result", min=10), Col("runs", drop=4), Col("fails", drop=3, aliases=("fail%", "failures")), Col("state", min=30))
+               Col("result", min=10), Col("runs", drop=4), Col("fails", drop=3, aliases=("fail%", "failures")), Col("state", min=30),
+               Col("kind", drop=7, hide_empty=True))  # plugin or order: shown in a town that has Gas City orders
     BINDINGS: ClassVar[list[BindingType]] = bindings("plugins")
 
 

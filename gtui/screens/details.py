@@ -37,14 +37,26 @@ GATE_WORDS = {
     "event": "runs by itself when the event '{on}' is emitted after the last run",
     "manual": "never runs by itself: press r (or f) here, or `gtui plugin run`",
 }
+ORDER_WORDS = {  # a Gas City order's trigger, as gc decides it (docs/gascity.md)
+    "cooldown": "due when {duration} has passed since its last run started (never run: at once)",
+    "cron": "due when the minute matches '{schedule}' ({timezone}) by Gas City's matcher (all five fields; */N: divisible by N),"
+            " or a slot passed since the last run (never run: any slot of the last 25 hours)",
+    "condition": "due when `sh -c {check}` exits 0 within {check_timeout}, run in the city or rig root",
+    "event": "due when '{on}' events came into .gc/events.jsonl after its cursor (the seq its last run recorded)",
+    "manual": "never runs by itself: press r (or f) here, `gtui plugin run`, or `gc order run`",
+    "webhook": "fired by Gas City's webhook receiver; gtui runs it only when asked (press r, or `gtui plugin run`)",
+}
 
 
 def explain_gate(plugin: Plugin, decision: GateDecision | None, now: float) -> Text:
     """The gate in words, its state now and when it may open next."""
     gate = plugin.gate
-    words = GATE_WORDS[gate.type].format(duration=gate.duration, schedule=gate.schedule, timezone=gate.timezone or "local time",
-                                         check=gate.check, check_timeout=gate.check_timeout, on=gate.on)
-    line = Text.assemble((f"{gate.type.capitalize()} gate: ", "bold"), clean(words), ".\n")
+    order = plugin.order is not None
+    words = (ORDER_WORDS if order else GATE_WORDS)[gate.type].format(
+        duration=gate.duration, schedule=gate.schedule, timezone=gate.timezone or "local time", check=gate.check,
+        check_timeout=gate.check_timeout, on=gate.on)
+    title = f"{gate.type.capitalize()} trigger (Gas City order {plugin.order.scoped}): " if order else f"{gate.type.capitalize()} gate: "
+    line = Text.assemble((title, "bold"), clean(words), ".\n")
     if decision is None:
         return line.append("State: not evaluated yet.", "dim")
     line.append("Now: ", "bold")
@@ -83,13 +95,15 @@ def frontmatter_table(plugin: Plugin, root: str) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     rows: list[tuple[str, object]] = [
-        ("name", plugin.name), ("description", plugin.description), ("version", plugin.version),
+        ("name", plugin.name), *([("kind", "Gas City order")] if plugin.order is not None else []), ("description", plugin.description),
+        ("version", plugin.version),
         ("rig", plugin.rig + (f" (crew {plugin.crew})" if plugin.crew else "")),
         ("file", relative(str(plugin.path), root)), ("enabled", plugin.enabled),
         *[(f"gate.{key}", value) for key, value in plugin.gate.to_json().items()],
         *[(f"execution.{key}", value) for key, value in plugin.execution.to_json().items() if key != "hosts" or value],  # pinned only
         ("tracking.labels", ", ".join(plugin.tracking.labels) or "-"), ("tracking.digest", plugin.tracking.digest),
-        ("run.sh", "yes" if plugin.has_run_script else "no"),
+        *([("run.sh", "yes" if plugin.has_run_script else "no")] if plugin.order is None else
+          [(f"order.{key}", value) for key, value in plugin.order.to_json().items() if value]),
         *[("shadows", relative(str(path), root)) for path in plugin.shadowed],
         *[("warning", warning) for warning in plugin.warnings],
     ]
