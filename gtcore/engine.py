@@ -8,13 +8,15 @@ claimed ``queued`` on the ledger for the town's kennel
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
-from gtcore.errors import GtError, NotFound, RunInFlight, SettingsError
+from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
 from gtcore.model import UNFINISHED, Bead, Problem, Report, parse_ref
 from gtcore.plugin_cache import PluginCache
@@ -23,6 +25,8 @@ from gtcore.records import TYPE_CHECKING
 from gtcore.settings import Settings, load_settings
 from gtcore.storage import ledger_at, open_ledger
 from gtcore.town import Town
+
+ORPHAN_LOOK_SECONDS = 2.0  # how often a command waiting on runs a kennel holds checks that the kennel still lives
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
     from collections.abc import Sequence
@@ -144,6 +148,9 @@ class Engine:
             answer = self.ledger.record_turn([entry.close(with_log=self.ledger.shares_logs)], [])[0]
             if isinstance(answer, Bead):
                 recovery.forget(self.town, entry.run_id)
+            elif isinstance(answer, NotFound):
+                lost = recovery.set_aside(self.town, entry)
+                problems.append(Problem(str(lost.path), None, lost.words()))
             else:
                 problems.append(Problem(str(entry.path), None, entry._replace(error=str(answer)).words()))
         return problems
@@ -196,30 +203,26 @@ class Engine:
         While it waits it reads only where the runs are (:meth:`Ledger.run_states`), and only when the ledger moved:
         a command waiting on a thousand runs must not cost the kennel that runs them.  A run that ended but whose end
         the ledger refused (it waits in the recovery journal: :meth:`unrecorded` says so) is waited for no longer.
+        A ledger that stops answering (a server restarting) is waited out for as long as a run's lease, as the kennel
+        running the runs waits it out; past that, its error is raised.
         ``follow`` hears every line of the runs' logs as they are written (on this host), to the end.
         """
-        from gtcore import recovery
-
         wanted = list(dict.fromkeys(run_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending, grace = set(wanted), self.settings.delivery_timeout.seconds
-        tails = {run_id: _Tail() for run_id in wanted} if follow is not None else {}
-        started: dict[int, Bead] = {}
-        version: int | None = None
+        watch = _Watch(self, wanted, follow)
         while True:
-            moved = self.ledger.changes()
-            if moved != version:
-                version = moved
-                states = self.ledger.run_states(list(pending | (tails.keys() - started.keys())))
-                pending -= {state.id for state in states if _settled(state, grace)} | recovery.waiting(self.town)
-                began = [state.id for state in states if state.status != "queued" and state.id in tails and state.id not in started]
-                started.update((bead.id, bead) for bead in self.ledger.fetch_runs(began) if began)
-            done = not pending
-            for run_id, run in started.items():
-                tails[run_id].read(self, run, follow, last=done)  # type: ignore[arg-type]
+            done = watch.look()
             if done or (deadline is not None and time.monotonic() >= deadline):
-                return {bead.id: bead for bead in self.ledger.fetch_runs(wanted)}
+                return watch.runs()
             time.sleep(poll)
+
+    def abandon_orphans(self, run_ids: list[int]) -> list[Bead]:
+        """Close as ``abandoned`` those of these runs whose owner is gone (dead on this host, its lease run out on another),
+        as a patrol would: a command waiting on a run whose kennel was killed must not wait for the next patrol."""
+        from gtcore.patrol import reconcile
+
+        in_flight = [run for run in self.ledger.fetch_runs(run_ids) if run.status == "running"]
+        return reconcile(self.ledger, {str(run.id): run for run in in_flight}, self.owns_run, time.time(), math.inf, lambda _: False)
 
     def wait_taken(self, run_id: int, timeout: float) -> Bead:
         """The run once a kennel took it (or closed it), or as it is after ``timeout``: a dispatch names its dog if it can."""
@@ -653,6 +656,73 @@ def _settled(run: RunState, grace: float) -> bool:
     if run.status != "closed":
         return False
     return not run.owed or time.time() - (run.closed_at or 0.0) > grace + 5.0
+
+
+class _Watch:
+    """What :meth:`Engine.wait_runs` knows of the runs it waits on, one look at a time."""
+
+    def __init__(self, engine: Engine, wanted: list[int], follow: Callable[[Bead, str], None] | None) -> None:
+        self.engine, self.wanted, self.follow = engine, wanted, follow
+        self.pending, self.grace = set(wanted), engine.settings.delivery_timeout.seconds
+        self.tails = {run_id: _Tail() for run_id in wanted} if follow is not None else {}
+        self.started: dict[int, Bead] = {}
+        self.version: int | None = None
+        self.silent_since: float | None = None  # when the ledger stopped answering (monotonic), while it does not
+        self.running: set[int] = set()  # those a kennel holds, as last read
+        self.orphans_at = time.monotonic() + ORPHAN_LOOK_SECONDS
+
+    def look(self) -> bool:
+        """One look at the runs (and their logs); whether the wait is over."""
+        from gtcore import recovery
+
+        try:
+            self._read_ledger()
+        except LedgerError:
+            now = time.monotonic()
+            self.silent_since = self.silent_since if self.silent_since is not None else now
+            if now - self.silent_since > self.engine.settings.run_lease.seconds:
+                raise
+        self.pending -= recovery.waiting(self.engine.town)
+        self._orphans()
+        done = not self.pending
+        for run_id, run in self.started.items():
+            self.tails[run_id].read(self.engine, run, self.follow, last=done)  # type: ignore[arg-type]
+        return done
+
+    def _read_ledger(self) -> None:
+        ledger = self.engine.ledger
+        moved = ledger.changes()
+        self.silent_since = None
+        if moved == self.version:
+            return
+        self.version = moved
+        states = ledger.run_states(list(self.pending | (self.tails.keys() - self.started.keys())))
+        self.pending -= {state.id for state in states if _settled(state, self.grace)}
+        self.running = {state.id for state in states if state.status == "running"}
+        began = [state.id for state in states if state.status != "queued" and state.id in self.tails and state.id not in self.started]
+        self.started.update((bead.id, bead) for bead in ledger.fetch_runs(began) if began)
+
+    def _orphans(self) -> None:
+        """Now and then, runs held by a kennel are checked for a dead owner (a killed kennel): those are closed here."""
+        now = time.monotonic()
+        held = self.running & self.pending
+        if now < self.orphans_at or not held or self.silent_since is not None or self.engine.ledger.readonly:
+            return
+        self.orphans_at = now + ORPHAN_LOOK_SECONDS
+        with contextlib.suppress(LedgerError):  # the next look tries again
+            self.engine.abandon_orphans(sorted(held))
+
+    def runs(self) -> dict[int, Bead]:
+        """Each run as the ledger has it now; when the ledger does not answer and every one has its end in the recovery
+        journal, those last read (none, unless followed): the caller says of each that it is not recorded yet."""
+        from gtcore import recovery
+
+        try:
+            return {bead.id: bead for bead in self.engine.ledger.fetch_runs(self.wanted)}
+        except LedgerError:
+            if not recovery.waiting(self.engine.town).issuperset(self.wanted):
+                raise
+            return dict(self.started)
 
 
 class _Tail:

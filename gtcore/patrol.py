@@ -17,7 +17,7 @@ from collections.abc import Callable
 from gtcore.clock import iso
 from gtcore.discovery import PluginSet
 from gtcore.durations import format_duration
-from gtcore.errors import RunInFlight, brief
+from gtcore.errors import LedgerError, RunInFlight, brief
 from gtcore.events import GateChanged, PatrolFinished, PluginSetChanged
 from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.model import Bead, GateState, PluginStats, Problem, Result
@@ -308,13 +308,20 @@ class Patrol:
             report.finished_at = time.time()
             return report
         self._dispatch(report, facts.summary)
-        self._escalation_upkeep(report, plugin_set, started)
-        self._ledger_upkeep(report, plugin_set, facts.events, started)
+        try:
+            self._escalation_upkeep(report, plugin_set, started)
+            self._ledger_upkeep(report, plugin_set, facts.events, started)
+        except LedgerError as exc:  # the runs are queued: a ledger that refuses the upkeep must not cost their report
+            report.problems.append(Problem(str(self.town.root), None, f"{exc}; the upkeep (escalations owed and due, digests,"
+                                           " pruning) is the next patrol's"))
         if problem := self.kennel_problem():
             report.problems.append(Problem(str(self.town.root), None, problem))
         if wait:
             self.collect(report, follow)
-            self._delivery_report(report, started)
+            try:
+                self._delivery_report(report, started)
+            except LedgerError as exc:
+                report.problems.append(Problem(str(self.town.root), None, f"{exc}; the deliveries' outcomes are the next patrol's to say"))
         report.finished_at = time.time()
         self.bus.publish(PatrolFinished(report))
         return report
@@ -440,9 +447,9 @@ class Patrol:
             return
         from gtcore.digest import make_digest, prune, undigested_days
 
-        self._last_upkeep = now
         ledger = self.ledger
         ledger.emit_event(UPKEEP_EVENT, source="patrol", now=now)
+        self._last_upkeep = now
         digested = [plugin.name for plugin in plugin_set.plugins if plugin.tracking.digest]
         for day in undigested_days(ledger, digested, now):
             report.digests.append(make_digest(ledger, day, digested, now=now).to_json()["title"])

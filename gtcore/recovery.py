@@ -53,6 +53,8 @@ class Entry(Record):
 
     def words(self) -> str:
         """The one line a command says of it."""
+        if self.path.parent.name == "lost":
+            return f"{self.error}; {self.ref} {self.plugin} ended {self.result}, which it cannot record; kept in {self.path}"
         return f"{self.error}; {self.ref} {self.plugin} ended {self.result}, not yet recorded; kept in {self.path}"
 
     def close(self, *, with_log: bool) -> Close:
@@ -131,6 +133,20 @@ def _read(path: Path) -> Entry | None:
                      float(raw["at"]), bool(raw["owed"]), str(raw["error"]), path)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def set_aside(town: Town, entry: Entry) -> Entry:
+    """The ledger has no such run (it lost it: restored from an older copy, or its disk failed before the run's start was
+    written): the entry can never be replayed, so it moves to ``lost/`` beside the journal, kept for a person; the entry
+    as it is now, with the words to say once."""
+    target = directory(town) / "lost" / entry.path.name
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(entry.path, target)
+    except OSError:
+        target = entry.path
+    return entry._replace(path=target, error=f"the ledger has no {entry.ref} (it lost it: restored from an older copy, or"
+                                             " its disk failed before the run's start reached it)")
 
 
 def forget(town: Town, run_id: int) -> None:

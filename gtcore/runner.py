@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path
 
 from gtcore import processes, recovery
-from gtcore.errors import LedgerError
+from gtcore.errors import LedgerError, NotFound
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
 from gtcore.model import Bead, Result
 from gtcore.plugins import Plugin
@@ -141,6 +141,8 @@ class Runner:
             if isinstance(answer, Bead):
                 recovery.forget(self.town, item.run_id)
                 continue
+            if isinstance(answer, NotFound):
+                continue  # the ledger lost the run: trying again is vain; the next patrol sets its journal entry aside, and says so
             with self.lock:
                 self._pending.append(item._replace(error=_refusal(answer)))
         return len(self._pending)
@@ -307,6 +309,7 @@ class Run:
         self.phase = Phase.RUNNING
         self.result = "failure"
         self.data: dict[str, object] = {}
+        self.began = time.monotonic()  # its duration is measured on a clock no NTP step moves
         self.proc: subprocess.Popen[bytes] | None = None
         self.output: RunOutput | None = None
         self.log_path = f"{runner.runs_dir}/{bead.ref}.log"
@@ -480,8 +483,7 @@ class Run:
 
     def _finish(self, result: str, data: dict[str, object]) -> None:
         self.result = result
-        started = self.bead.data.get("started_at", self.bead.created_at)
-        self.data = {"dog": self.dog, "duration_s": round(time.time() - started, 3), **data}
+        self.data = {"dog": self.dog, "duration_s": round(time.monotonic() - self.began, 3), **data}
         self.phase = Phase.ENDED
 
     def _close_pipe(self) -> None:

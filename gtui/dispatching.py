@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from gtcore.errors import GtError, KennelBusy
+from gtcore.errors import GtError, KennelBusy, LedgerError
 from gtcore.model import FAILED, TYPE_CHECKING, Problem, Result, finished_json, run_json, run_problems
 
 if TYPE_CHECKING:
@@ -48,13 +48,14 @@ def cmd_once(ctx: Context) -> int:
         engine.emit_event(name, source="gtui --once")
     follow = _printer(ctx) if ctx.args.wait and not ctx.json else None
     report = engine.patrol_once(wait=ctx.args.wait, follow=follow)
-    finished, more = ([], False) if ctx.reads_only else engine.take_finished()
+    finished, more, refused = _take_finished(ctx, engine)
     engine.close()
     if engine.settings.keymap:
         from gtui.keys import check_keymap
 
         report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
     report.problems += [problem for run in finished for problem in run_problems(run)]  # what they asked of Gas Town in vain
+    report.problems += refused
     for item in report.plugins:  # with --wait: a run that ended but whose end the ledger refused is said, not reported as run
         if ctx.args.wait and item.run is not None and item.run.status != "closed" and (words := engine.unrecorded(item.run.id)):
             report.unrecorded.append(words)
@@ -64,9 +65,21 @@ def cmd_once(ctx: Context) -> int:
     for problem in report.problems:
         warn(str(problem), problem.level)
     failed = report.failed or any(run.result in ENDED_BADLY for run in finished)
-    if report.unrecorded:
+    if report.unrecorded or refused:
         return 2  # a result the ledger refused is kept, not recorded: said, and the patrol did not do all its work
     return 1 if failed or report.undeliverable else 0
+
+
+def _take_finished(ctx: Context, engine: Engine) -> tuple[list[Bead], bool, list[Problem]]:
+    """The runs that ended since the last ``--once``; when the ledger refuses to move its mark (a full disk), none, and
+    why: they are the next ``--once``'s to report, and the patrol's report is still printed."""
+    if ctx.reads_only:
+        return [], False, []
+    try:
+        return (*engine.take_finished(), [])
+    except LedgerError as exc:
+        words = f"{exc}; the runs that ended since the last --once are the next one's to report"
+        return [], False, [Problem(str(ctx.town.root), None, words)]
 
 
 def _printer(ctx: Context) -> Callable[[Bead, str], None]:
@@ -105,7 +118,7 @@ def _follow_to_the_end(ctx: Context, engine: Engine, run: Bead) -> int:
     before = {sig: signal.signal(sig, _let_go) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
-        ended = engine.wait_runs([run.id], follow=follow)[run.id]
+        ended = engine.wait_runs([run.id], follow=follow).get(run.id, run)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping the run must not be interrupted in turn
         engine.stop_run(run.id, "interrupted (ctrl+c) in gtui plugin run")

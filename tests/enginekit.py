@@ -82,16 +82,27 @@ class Result:
         return json.loads(self.out)  # fails unless stdout is exactly one JSON document
 
 
-def gtui(town: Path, *args: str | Path, timeout: float = 60) -> Result:
-    """Run ``python -m gtui --town TOWN ARGS`` to completion; never a traceback."""
-    done = subprocess.run(gtui_argv(town, *args), capture_output=True, text=True, env=gtui_env(), timeout=timeout)
+def gtui(town: Path, *args: str | Path, timeout: float = 60, env: dict[str, str] | None = None) -> Result:
+    """Run ``python -m gtui --town TOWN ARGS`` to completion (in ``env``, else :func:`gtui_env`); never a traceback."""
+    done = subprocess.run(gtui_argv(town, *args), capture_output=True, text=True, env=env or gtui_env(), timeout=timeout)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def gtui_start(town: Path, *args: str | Path) -> subprocess.Popen[str]:
-    """Start ``gtui`` in the background (stdout and stderr piped)."""
-    return subprocess.Popen(gtui_argv(town, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gtui_env())
+def one_error_line(result: Result, *fragments: str) -> str:
+    """Exit 2 with exactly one line on stderr, ``gtui: error: ...``, holding every fragment; returns the line."""
+    assert result.code == 2, (result.code, result.out, result.err)
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("gtui: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def gtui_start(town: Path, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``gtui`` in the background (stdout and stderr piped; in ``env``, else :func:`gtui_env`)."""
+    return subprocess.Popen(gtui_argv(town, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or gtui_env())
 
 
 def wait_for(probe: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:

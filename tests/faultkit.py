@@ -1,19 +1,27 @@
-"""Real faults for the fault tests: small and read-only mounts, a full disk, a held write lock,
-servers that trickle or never answer, and a scan of every process for a run's token.
+"""Real faults for the fault tests: small and read-only mounts, a full disk, a disk that turns read-only
+under its writers, clocks that step, a database server killed and started again, servers that trickle
+or never answer, and a scan of every process for a run's token.
 
 Nothing here is simulated: a full disk is a tmpfs filled with ``dd``, a read-only
-directory is a read-only bind mount, a stuck server is a real socket on 127.0.0.1.
+directory is a read-only bind mount, a disk failing read-only is an ext4 file system on a
+loop device whose kernel driver is told it met an error, a clock step is libfaketime
+(LD_PRELOAD) reading its offset from a file, a killed server is PostgreSQL's postmaster
+sent SIGKILL, a stuck server is a real socket on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +77,111 @@ def fill(directory: Path) -> Path:
     return filler
 
 
+
+
+class FailingDisk:
+    """An ext4 file system on a loop device, mounted ``errors=remount-ro``: :meth:`fail` makes its driver meet an error,
+    and the kernel turns it read-only under every writer at once (open files too), as a dying disk does.
+
+    A read-only bind remount cannot do that: the kernel refuses it while a file is open for writing.
+    Writable again only once unmounted and checked (:meth:`repair`), as in life.
+    """
+
+    def __init__(self, image: Path, target: Path) -> None:
+        self.image, self.target = image, target
+
+    def mount(self) -> None:
+        done = subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.target)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount an ext4 image on a loop device: {done.stderr.strip() or done.returncode}")
+
+    def fail(self) -> None:
+        device = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(self.target)], capture_output=True, text=True).stdout.strip()
+        Path(f"/sys/fs/ext4/{Path(device).name}/trigger_fs_error").write_text("gtui test: the disk failed\n")
+        with pytest.raises(OSError, match="Read-only file system"):  # the mount may still say rw: the driver refuses
+            (self.target / "probe").touch()
+
+    def repair(self) -> None:
+        """Unmount (every writer must have let go), check the file system, mount it again, writable."""
+        _umount(self.target)
+        subprocess.run(["e2fsck", "-fy", str(self.image)], capture_output=True, text=True)
+        self.mount()
+
+
+@contextlib.contextmanager
+def failing_disk(target: Path, size: str = "16M") -> Iterator[FailingDisk]:
+    """A :class:`FailingDisk` of ``size`` mounted on ``target`` (created if needed), unmounted afterwards whatever happens."""
+    if shutil.which("mkfs.ext4") is None or not Path("/dev/loop-control").exists():
+        pytest.skip("no mkfs.ext4 or no loop devices here")
+    target.mkdir(parents=True, exist_ok=True)
+    image = target.parent / f".{target.name}.ext4"
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    disk = FailingDisk(image, target)
+    disk.mount()
+    try:
+        yield disk
+    finally:
+        _umount(target)
+        image.unlink(missing_ok=True)
+
+
+class Clock:
+    """The wall clock of the processes started with :meth:`env`: this machine's, offset by what :meth:`step` last wrote.
+
+    libfaketime (the pip wheel's LD_PRELOAD library) reads the offset from a file at every call,
+    so a running process's clock steps when the file changes, as under an NTP step.  The
+    monotonic clock is left alone: an NTP step never moves it either.
+    """
+
+    def __init__(self, path: Path) -> None:
+        import libfaketime
+
+        self.path = path
+        self.library = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+        self.step("+0")
+
+    def step(self, offset: str) -> None:
+        """Set the offset (libfaketime's words: ``+1d``, ``-2h``, ``+0``), written whole so no reader sees half of it."""
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(offset + "\n")
+        os.replace(temp, self.path)
+
+    def env(self, base: dict[str, str]) -> dict[str, str]:
+        return {**base, "LD_PRELOAD": str(self.library), "FAKETIME_TIMESTAMP_FILE": str(self.path), "FAKETIME_NO_CACHE": "1",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1", "DONT_FAKE_MONOTONIC": "1"}
+
+
+class OwnPostgres:
+    """A PostgreSQL server (the pgserver wheel) for one test alone, which the test may kill with SIGKILL and start again."""
+
+    def __init__(self, data: Path) -> None:
+        import pgserver
+
+        self.server: Any = pgserver.get_server(data, cleanup_mode="stop")
+        self.uri: str = self.server.get_uri()
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as the OOM killer would; returns once it and every backend are gone."""
+        import psutil
+
+        pid = self.server.get_pid()
+        backends = psutil.Process(pid).children()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while any(psutil.pid_exists(one) for one in [pid, *(child.pid for child in backends)]):
+            assert time.monotonic() < deadline, "the killed postmaster is still there"
+            time.sleep(0.02)
+
+    def start(self) -> None:
+        """Start it again on the same data directory and socket (crash recovery replays its WAL)."""
+        self.server.ensure_postgres_running()
+        assert self.server.get_uri() == self.uri
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.cleanup()
 
 
 def token_holders(token: str) -> list[int]:

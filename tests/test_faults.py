@@ -31,6 +31,7 @@ from enginekit import (
     gtui_env,
     kill_group,
     make_town,
+    one_error_line,
     proc_state,
     read_pid,
     runs,
@@ -63,17 +64,6 @@ def timed(town: Path, *args: str) -> tuple[Result, float]:
     started = time.monotonic()
     done = gtui(town, *args)
     return done, time.monotonic() - started
-
-
-def one_error_line(result: Result, *fragments: str) -> str:
-    """Exit 2 with exactly one line on stderr, ``gtui: error: ...``, holding every fragment; returns the line."""
-    assert result.code == 2, (result.code, result.out, result.err)
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith("gtui: error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def json_error(result: Result, *fragments: str) -> str:

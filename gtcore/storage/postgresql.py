@@ -21,6 +21,7 @@ Connections are per thread.  A lost or refused connection is a
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -75,6 +76,10 @@ from gtcore.storage.shared import (
 )
 
 T = TypeVar("T")
+
+# psycopg logs what it ignored on a lost connection ("error ignored terminating <psycopg.Pipeline [BAD]>"); without a
+# handler Python prints that to the user's terminal as a stray line.  gtui says in its own words what a lost server costs.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS gtui_schema (version INTEGER NOT NULL);

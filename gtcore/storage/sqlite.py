@@ -431,7 +431,8 @@ class SqliteLedger(Ledger):
         elif "locked" in text or "busy" in text:
             problem = f"still locked by another process{self._holder_note()} after {self.wait:g}s; is something holding it open?"
         elif _read_only_file_system(self.path.parent) and ("readonly" in text or "unable to open" in text or "I/O error" in text):
-            problem = f"read-only file system: {self.path.parent} is mounted read-only; nothing was recorded by this attempt"
+            problem = (f"read-only file system: {self.path.parent} refuses writes (mounted read-only, or a disk its kernel turned"
+                       " read-only after an error); nothing was recorded by this attempt")
         elif "readonly" in text or "unable to open" in text:
             problem = "cannot be written (check permissions of the file and its directory)"
         elif "full" in text or ("disk I/O error" in text and _disk_full(self.path.parent)):
@@ -990,11 +991,18 @@ class SqliteLedger(Ledger):
 
 
 def _read_only_file_system(directory: Path) -> bool:
-    """SQLite says "readonly database" for a file it may not write and for one on a read-only mount alike: ask the mount."""
+    """SQLite says "readonly database" for a file it may not write and for one on a read-only mount alike, and "disk I/O
+    error" when a disk fails read-only under it: ask the mount, then the kernel (a disk that failed read-only may still be
+    mounted ``rw``, its driver refusing every write with EROFS)."""
     try:
-        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return True
+        probe = directory / f".gtui-write-probe-{os.getpid()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.errno == errno.EROFS
+    return False
 
 
 def _disk_full(directory: Path) -> bool:

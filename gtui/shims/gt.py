@@ -174,7 +174,7 @@ def plugin_run(argv: list[str]) -> int:
         say(f"would run {plugin.name} ({plugin.gate.describe()})")
         return 0
     queued = town.run_plugin(plugin.name, force=args.force)
-    ended = town.wait_runs([queued.id])[queued.id]
+    ended = town.wait_runs([queued.id]).get(queued.id, queued)
     town.close()
     if ended.status != "closed":  # it ended, but the ledger refused its end
         raise GtError(town.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
