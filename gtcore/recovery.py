@@ -150,6 +150,8 @@ def set_aside(town: Town, entry: Entry) -> Entry:
 
 
 def forget(town: Town, run_id: int) -> None:
-    """The ledger has the run's end now: its entry goes."""
+    """The ledger has the run's end now: its entry goes (and the town's directory, once it holds nothing more)."""
+    folder = directory(town)
     with contextlib.suppress(OSError):
-        (directory(town) / f"run-{run_id}.json").unlink()
+        (folder / f"run-{run_id}.json").unlink()
+        folder.rmdir()
