@@ -226,7 +226,7 @@ def retry_after(header: str | None, now: float) -> float | None:
 
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # OverflowError: a year no datetime holds (0 Jan 3000000000)
         return None
     if when.tzinfo is None:
         return None

@@ -256,12 +256,13 @@ MAX_ID = 2**63 - 1  # the largest id either ledger can hold: a larger number nam
 
 def parse_ref(ref: str | int, kind: str) -> int:
     """Accept ``esc-12`` or plain ``12`` for a bead of ``kind``, exactly as written: ``run-1\n``, ``run-١`` (an Arabic
-    digit) and `` run-1`` are not ids, and a number no ledger can hold names no record (both :class:`NotFound`)."""
+    digit) and `` run-1`` are not ids, and a number no ledger can hold names no record (both :class:`NotFound`, said as
+    ``no such run: ...``, as the ledger says an id it does not have)."""
     text = str(ref)
     prefix = PREFIX[kind] + "-"
     number = text[len(prefix):] if text.startswith(prefix) else text
     if not (number.isascii() and number.isdigit()):
-        raise NotFound(f"{KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
+        raise NotFound(f"no such {NOUNS[kind]}: {KIND_WORDS[kind]} id looks like {prefix}12, not {text!r}")
     value = int(number)
     if value > MAX_ID:
         raise NotFound(f"no such {NOUNS[kind]}: {prefix}{number} is not on the ledger")

@@ -59,13 +59,33 @@ class _Collector:
         return "250 Message accepted"
 
 
+class _Refuser(_Collector):
+    """aiosmtpd handler that answers one step (``RCPT`` or ``DATA``) with ``reply``, a refusal such as
+    ``550 5.1.1 no such user here``; it keeps nothing it refused."""
+
+    def __init__(self, sink: list[Received], step: str, reply: str) -> None:
+        super().__init__(sink)
+        self.step, self.reply = step, reply
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
+        if self.step == "RCPT":
+            return self.reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return self.reply if self.step == "DATA" else await super().handle_DATA(server, session, envelope)
+
+
 @dataclass
 class SmtpServer:
-    """An aiosmtpd ``Controller`` on 127.0.0.1; ``password`` set means AUTH is required."""
+    """An aiosmtpd ``Controller`` on 127.0.0.1; ``password`` set means AUTH is required; ``refuse`` (a step, ``RCPT`` or
+    ``DATA``, and the reply) means that step of every message is refused with that reply."""
 
     port: int = field(default_factory=free_port)
     user: str | None = None
     password: str | None = None
+    refuse: tuple[str, str] | None = None
     messages: list[Received] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
     _controller: Controller | None = None
@@ -82,7 +102,8 @@ class SmtpServer:
         options: dict[str, Any] = {}
         if self.password is not None:
             options = {"auth_require_tls": False, "auth_required": True, "authenticator": self._authenticate}
-        self._controller = Controller(_Collector(self.messages), hostname="127.0.0.1", port=self.port, **options)
+        handler = _Collector(self.messages) if self.refuse is None else _Refuser(self.messages, *self.refuse)
+        self._controller = Controller(handler, hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
         return self
 
@@ -105,6 +126,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     posts: list[Post]
     status: int
+    headers: dict[str, str]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -115,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         payload = json.loads(self.rfile.read(length) or b"null")
         self.server.posts.append(Post(self.path, self.headers.get("Content-Type", ""), payload))
         self.send_response(self.server.status)
+        for name, value in self.server.headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -125,10 +149,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 @dataclass
 class WebhookServer:
-    """A ``ThreadingHTTPServer`` on 127.0.0.1 collecting JSON POST bodies; answers ``status``."""
+    """A ``ThreadingHTTPServer`` on 127.0.0.1 collecting JSON POST bodies; answers ``status`` with ``headers``."""
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
     posts: list[Post] = field(default_factory=list)
     _server: _Server | None = None
     _thread: threading.Thread | None = None
@@ -138,7 +163,7 @@ class WebhookServer:
 
     def start(self) -> WebhookServer:
         server = _Server(("127.0.0.1", self.port), _Handler)
-        server.posts, server.status = self.posts, self.status
+        server.posts, server.status, server.headers = self.posts, self.status, self.headers
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
