@@ -25,9 +25,9 @@ import time
 from functools import partial
 
 from gtcore.clock import iso
-from gtcore.errors import GtError, NotFound, SettingsError, brief
+from gtcore.errors import GtError, SettingsError, brief
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
-from gtcore.model import FAILED, SEVERITIES, UNCLOSED, Bead, EscalationStatus, Problem, Result, format_ref, parse_ref
+from gtcore.model import FAILED, SEVERITIES, UNCLOSED, Bead, EscalationStatus, Problem, Result, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.storage.contract import ROUTE_LATER, Delivery, EscalationChange, Ledger
 from gtcore.town import Town
@@ -372,11 +372,7 @@ class Escalations:
     def _change(self, ref: str, now: float, change: Callable[[Bead, dict[str, Any]], EscalationChange]) -> Escalation:
         """Apply ``change`` (given the escalation and a copy of its data to edit) in one transaction."""
         escalation_id = parse_ref(ref, "escalation")
-        try:
-            bead = self.ledger.change_escalation(escalation_id, lambda current: change(current, dict(current.data)), now=now)
-        except NotFound:  # said as every command says an id that is not stored (the ledgers word it their own way)
-            raise NotFound(f"no such escalation: {format_ref('escalation', escalation_id)} is not on the ledger") from None
-        return Escalation(bead)
+        return Escalation(self.ledger.change_escalation(escalation_id, lambda current: change(current, dict(current.data)), now=now))
 
     def ack(self, ref: str, *, now: float, by: str = "operator") -> Escalation:
         def change(bead: Bead, data: dict[str, Any]) -> EscalationChange:

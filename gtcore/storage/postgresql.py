@@ -425,7 +425,7 @@ class PgLedger(Ledger):
         def close(conn: psycopg.Connection[Any]) -> Bead:
             current = _fetch(conn, bead.id, lock=True)
             if current is None:
-                raise NotFound(f"no record {bead.ref} on the ledger")
+                raise NotFound(f"no such record: {bead.ref} is not on the ledger")
             if current.status != "closed":
                 _update(conn, current, now=stamp, status="closed", data={**current.data, "close_reason": reason})
             return _fetch(conn, bead.id)  # type: ignore[return-value]
@@ -486,7 +486,7 @@ class PgLedger(Ledger):
             conn.execute(_ENDS_LOCK)
             bead = _fetch(conn, run_id, lock=True)
             if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+                raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
             if bead.status == Result.QUEUED:
                 return _closing(Close(run_id, Result.ABANDONED, {"reason": f"{STOPPED_QUEUED}: {reason}"}, stamp))(conn)
             if bead.status == Result.RUNNING:
@@ -677,7 +677,7 @@ class PgLedger(Ledger):
         def write(conn: psycopg.Connection[Any]) -> Bead:
             bead = _fetch(conn, escalation_id, lock=True)
             if bead is None or bead.kind != "escalation":
-                raise NotFound(f"no escalation {format_ref('escalation', escalation_id)} on the ledger")
+                raise NotFound(f"no such escalation: {format_ref('escalation', escalation_id)} is not on the ledger")
             decided = change(bead)
             return bead if decided is None else _apply(conn, bead, decided, now)
 
@@ -902,7 +902,7 @@ def _taking(take: Take) -> Callable[[psycopg.Connection[Any]], Bead]:
     def write(conn: psycopg.Connection[Any]) -> Bead:
         bead = _fetch(conn, take.run_id, lock=True)
         if bead is None or bead.kind != "wisp":
-            raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
+            raise NotFound(f"no such run: {format_ref('wisp', take.run_id)} is not on the ledger")
         server_now = float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
         running = taken(bead, take, stamp, server_now + take.lease)
         conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = %s, data = %s WHERE id = %s",
@@ -920,7 +920,7 @@ def _closing(request: Close) -> Callable[[psycopg.Connection[Any]], Bead]:
     def write(conn: psycopg.Connection[Any]) -> Bead:
         bead = _fetch(conn, run_id, lock=True)
         if bead is None or bead.kind != "wisp":
-            raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
         if bead.status not in IN_FLIGHT:
             return bead
         done = closed(bead, request)

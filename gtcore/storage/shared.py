@@ -115,7 +115,7 @@ def reporting_run(bead: Bead | None, run_id: int, token: str, what: str) -> Bead
     else is refused rather than mixed in, and so is one after the run ended.
     """
     if bead is None or bead.kind != "wisp":
-        raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+        raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
     if not token or bead.data.get("token") != token:
         raise GtError(f"{bead.ref} is not the run this process belongs to (its GTUI_RUN_TOKEN does not match): {what} refused")
     if bead.status != "running":

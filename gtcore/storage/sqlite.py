@@ -597,7 +597,7 @@ class SqliteLedger(Ledger):
         def close(conn: sqlite3.Connection) -> Bead:
             current = _fetch_bead(conn, bead.id)
             if current is None:
-                raise NotFound(f"no record {bead.ref} on the ledger")
+                raise NotFound(f"no such record: {bead.ref} is not on the ledger")
             if current.status != "closed":
                 _update_bead(conn, current, now=stamp, status="closed", data={**current.data, "close_reason": reason})
             return _fetch_bead(conn, bead.id)  # type: ignore[return-value]
@@ -669,7 +669,7 @@ class SqliteLedger(Ledger):
         def stop(conn: sqlite3.Connection) -> Bead:
             bead = _fetch_bead(conn, run_id)
             if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+                raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
             if bead.status == Result.QUEUED:
                 return _closing(Close(run_id, Result.ABANDONED, {"reason": f"{STOPPED_QUEUED}: {reason}"}, stamp))(conn)
             if bead.status == Result.RUNNING:
@@ -864,7 +864,7 @@ class SqliteLedger(Ledger):
         def write(conn: sqlite3.Connection) -> Bead:
             bead = _fetch_bead(conn, escalation_id)
             if bead is None or bead.kind != "escalation":
-                raise NotFound(f"no escalation {format_ref('escalation', escalation_id)} on the ledger")
+                raise NotFound(f"no such escalation: {format_ref('escalation', escalation_id)} is not on the ledger")
             decided = change(bead)
             return bead if decided is None else _apply_change(conn, bead, decided, now)
 
@@ -1170,7 +1170,7 @@ def _taking(take: Take) -> Callable[[sqlite3.Connection], Bead]:
     def write(conn: sqlite3.Connection) -> Bead:
         bead = _fetch_bead(conn, take.run_id)
         if bead is None or bead.kind != "wisp":
-            raise NotFound(f"no run {format_ref('wisp', take.run_id)} on the ledger")
+            raise NotFound(f"no such run: {format_ref('wisp', take.run_id)} is not on the ledger")
         running = taken(bead, take, stamp, time.time() + take.lease)
         conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = ?, data = ? WHERE id = ?",
                      (stamp, json.dumps(running.data), take.run_id))
@@ -1187,7 +1187,7 @@ def _closing(request: Close) -> Callable[[sqlite3.Connection], Bead]:
     def write(conn: sqlite3.Connection) -> Bead:
         bead = _fetch_bead(conn, run_id)
         if bead is None or bead.kind != "wisp":
-            raise NotFound(f"no run {format_ref('wisp', run_id)} on the ledger")
+            raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
         if bead.status not in IN_FLIGHT:
             return bead
         done = closed(bead, request)
