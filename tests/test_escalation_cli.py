@@ -172,7 +172,7 @@ def test_raising_with_broken_settings_records_it_and_says_delivery_waits(town: P
     assert result.code == 1  # recorded, but no person has it yet
     (line,) = result.err.splitlines()
     assert "is recorded, but its delivery waits until this is fixed" in line and str(path) in line
-    ref = result.out.split()[0]
+    ref = result.out.splitlines()[0].rsplit(" ", 1)[1]  # Gas Town's "⚠️ Escalation created: esc-1"
     assert line.startswith(f"gtui: error: {ref} ")
     (bead,) = open_ledger(town / ".gtui" / "ledger.db").beads("escalation")
     assert (bead.ref, bead.title, bead.data["pending"][0]["channel"]) == (ref, "disk full", "@route")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from gtcore.errors import NotFound
-from gtcore.model import PREFIX, Bead, PluginStats, Report, format_ref
+from gtcore.model import PREFIX, Bead, Drift, PluginStats, Report, format_ref, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -278,7 +278,7 @@ class Ledger(ABC):
         kind = next((kind for kind, known in PREFIX.items() if known == prefix), None)
         if kind is None or not number.isdigit():
             raise NotFound(f"{ref!r} is not an id gtui knows (run-N, note-N, esc-N, mail-N, dig-N, evt-N)")
-        return self.get(int(number), kind)
+        return self.get(parse_ref(number, kind), kind)
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -353,8 +353,9 @@ class Ledger(ABC):
         """Write ``receipt`` as a closed wisp in one transaction (the summary and the gates count it as a run)."""
 
     @abstractmethod
-    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
-        """Keep on a running wisp that its run called a ``gt``/``bd`` verb gtui does not answer; only the run's token may."""
+    def note_drift(self, run_id: int, token: str, drift: Drift, *, now: float | None = None) -> Bead:
+        """Keep on a running wisp a call of its run that gtui did not answer as asked (the same call again counts up);
+        only the run's token may."""
 
     @abstractmethod
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:
