@@ -9,8 +9,7 @@ from gtcore.clock import iso
 from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Problem, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
-from gtcore.storage.shared import LABEL_CAP
-from gtcore.storage.shared import MAX_DRIFTS as MAX_KEPT
+from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
 
 if TYPE_CHECKING:
     from typing import Any
@@ -90,10 +89,10 @@ def run_problems(run: Bead) -> list[Problem]:
     """
     where = run.data.get("log") or run.ref
     problems = [_drift_problem(run, where, Drift.from_json(note)) for note in run.data.get("drift", ())]
-    more = run.data.get("drift_more")
-    if more:
+    for level, more in sorted((run.data.get("drift_more") or {}).items()):
         problems.append(Problem(where, "drift", f"{run.ref} of plugin {run.plugin} made {more} more call(s) gtui did not answer"
-                                                f" as asked, not kept one by one (a run keeps at most {MAX_KEPT} different ones)"))
+                                                f" as asked, not kept one by one (a run keeps at most {MAX_DRIFTS} different ones)",
+                                level))
     cut = (run.data.get("report") or {}).get("labels_cut")
     if cut:
         problems.append(Problem(where, "labels", f"{cut} label(s) of the report of {run.ref} of plugin {run.plugin} were longer"

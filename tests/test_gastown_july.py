@@ -551,6 +551,7 @@ probe mailed gt mail send mayor/ -s $'hostile: s\xff' --stdin <<< $'body \xff'
 probe piped gt escalate "hostile: piped" --stdin <<< $'why \xfe'
 probe huge gt "$(head -c 100000 /dev/zero | tr '\0' x)" --json
 probe valued bd update gt-abc12 --status "in progress" --notes=secret -- --not-a-flag
+probe flagged gt rig show gastown "--$(head -c 5000 /dev/zero | tr '\0' a)" $(printf -- '--many%s ' $(seq 1 30))
 for number in $(seq 1 21); do bd "verb$number" --json 2>/dev/null || true; done
 for number in 1 2 3; do gt rig show gastown 2>/dev/null || true; done
 """  # what no plugin means to send, on every new path: bytes that are not UTF-8, 100 kB words, 6 kB labels, values
@@ -561,7 +562,7 @@ def test_hostile_arguments_are_kept_readable_and_bounded_on_both_backends_never_
     town = the_town(tmp_path)
     plugin(town, "hostile", HOSTILE, gate=MANUAL)
     ran = run(town, "hostile")
-    for name in ("bytes", "report", "receipt", "escalated", "mailed", "piped", "huge", "valued"):
+    for name in ("bytes", "report", "receipt", "escalated", "mailed", "piped", "huge", "valued", "flagged"):
         assert "Traceback" not in probed(town, name).err, (name, probed(town, name).err)
     assert (probed(town, "bytes").rc, probed(town, "huge").rc, probed(town, "valued").rc) == (127, 127, 127)
     assert (ran["summary"], ran["detail"], ran["reported_result"]) == ("hostile: t\ufffd", "d\ufffd", "warning")
@@ -582,6 +583,8 @@ def test_hostile_arguments_are_kept_readable_and_bounded_on_both_backends_never_
     assert "gt-abc12" not in json.dumps(problems) and "--not-a-flag" not in json.dumps(problems)
     assert {f"bd verb{number}" for number in range(1, 22)} <= set(problems)  # more than 20 different calls: every one kept
     assert "3 times" in problems["gt rig show"]["reason"] and problems["labels"]["level"] == "warning"
+    (flagged,) = [problem["reason"] for problem in ran["problems"] if "--many" in problem["reason"]]
+    assert f" --{'a' * 62} --many1 " in flagged and flagged.count("--many") == 15  # 16 names at most, each cut to 64
 
 
 def test_a_bug_in_a_plugin_facing_command_is_one_line_and_exit_1_never_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:

@@ -384,12 +384,15 @@ def test_a_run_keeps_each_different_call_once_counted_and_counts_those_past_its_
     for number in range(MAX_DRIFTS + 4):  # every one a different call
         ledger.note_drift(run.id, "secret", Drift("bd", f"verb-{number}"), now=BASE + 2)
     notes = ledger.note_drift(run.id, "secret", HANDED, now=BASE + 3).data
-    assert len(notes["drift"]) == MAX_DRIFTS and notes["drift_more"] == 6  # 5 verbs, and the handed call, past the limit
+    assert len(notes["drift"]) == MAX_DRIFTS and notes["drift_more"] == {"error": 5, "warning": 1}  # past the limit, by level
     assert (notes["drift"][0]["count"], notes["drift"][0]["last_at"]) == (30, BASE + 1)
     assert [note["verb"] for note in notes["drift"][1:]] == [f"verb-{number}" for number in range(MAX_DRIFTS - 1)]
-    shown = run_problems(ledger.close_run(run.id, "success", now=BASE + 4))
+    closed = ledger.close_run(run.id, "success", now=BASE + 4)
+    shown = run_problems(closed)
     assert "30 times" in shown[0].reason and shown[0].level == "error"
-    assert "6 more call(s)" in shown[-1].reason and shown[-1].level == "error"
+    assert [(problem.level, "more call(s)" in problem.reason) for problem in shown[-2:]] == [("error", True), ("warning", True)]
+    assert "5 more call(s)" in shown[-2].reason and "1 more call(s)" in shown[-1].reason
+    assert closed.result == "warning" and closed.data["reason"].startswith(f"{30 + MAX_DRIFTS - 1 + 5} call(s)")
 
 
 @pytest.mark.parametrize("exit_result, reported, drift, final", [

@@ -132,6 +132,7 @@ def drift_settled(result: str, data: dict[str, Any]) -> tuple[str, str | None]:
     if result not in GREEN:
         return result, None
     calls = sum(note.count for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
+    calls += (data.get("drift_more") or {}).get("error", 0)
     if not calls:
         return result, None
     return Result.WARNING, f"{calls} call(s) to gt or bd got no answer from gtui (see its problems): {result} became warning"
@@ -175,7 +176,7 @@ def capped_label(label: str) -> str:
 
 def with_drift(bead: Bead, drift: Drift, at: float) -> dict[str, Any]:
     """A running wisp's data with one more call it made in vain: counted on the same call's note, else a note of its own
-    (at most :data:`MAX_DRIFTS`; past that only counted, in ``drift_more``, so no call is ever silent)."""
+    (at most :data:`MAX_DRIFTS`; past that only counted by level, in ``drift_more``, so no call is ever silent)."""
     notes = [dict(note) for note in bead.data.get("drift", [])]
     for note in notes:
         known = Drift.from_json(note)
@@ -184,7 +185,9 @@ def with_drift(bead: Bead, drift: Drift, at: float) -> dict[str, Any]:
             return {**bead.data, "drift": notes}
     if len(notes) < MAX_DRIFTS:
         return {**bead.data, "drift": [*notes, {**drift.to_json(), "at": at}]}
-    return {**bead.data, "drift_more": int(bead.data.get("drift_more", 0)) + drift.count}
+    more = dict(bead.data.get("drift_more") or {})
+    more[drift.level] = more.get(drift.level, 0) + drift.count
+    return {**bead.data, "drift_more": more}
 
 
 class Sameness(Record):
