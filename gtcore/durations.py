@@ -48,20 +48,25 @@ def parse_duration(value: object, *, days: bool = True) -> Duration:
     """
     if not isinstance(value, str):
         raise ValueError(f'must be a string like "5m" or "1h30m", not {value!r}')
-    text = value.strip()
+    text, hint = value.strip(), _hint(days)
     if not text:
-        raise ValueError("is empty (write it like 90s, 5m, 1h30m or 2d)")
+        raise ValueError(f"is empty ({hint})")
     if len(text) > _MAX_TEXT:
-        raise ValueError(f"is {len(text)} characters long: not a duration (write it like 90s, 5m, 1h30m or 2d)")
+        raise ValueError(f"is {len(text)} characters long: not a duration ({hint})")
     sign, body = (-1.0 if text[0] == "-" else 1.0, text[1:]) if text[0] in "+-" else (1.0, text)
     if body == "0":
         return Duration(text, 0.0)
     if not body:
-        raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
+        raise ValueError(f"{text!r} is not a duration ({hint})")
     total = sign * _sum_of_parts(text, body, days)
     if not math.isfinite(total) or abs(total) > MAX_SECONDS:
         raise ValueError(f"{text!r} is longer than the longest duration gtui accepts (10 years, 87600h)")
     return Duration(text, total)
+
+
+def _hint(days: bool) -> str:
+    """How to write a duration, in the units that are taken (Go's own have no ``d``)."""
+    return "write it like 90s, 5m, 1h30m or 2d" if days else "write it like 90s, 5m or 1h30m: a Go duration, no d"
 
 
 def _sum_of_parts(text: str, body: str, days: bool) -> float:
@@ -70,7 +75,7 @@ def _sum_of_parts(text: str, body: str, days: bool) -> float:
     while pos < len(body):
         match = re.compile(_PART).match(body, pos)
         if not match:
-            raise ValueError(f"{text!r} is not a duration (write it like 90s, 5m, 1h30m or 2d)")
+            raise ValueError(f"{text!r} is not a duration ({_hint(days)})")
         number, unit = match.groups()
         if not unit:
             raise ValueError(f"{text!r} is missing a unit after {number} (ns, us, ms, s, m, h{' or d' if days else ''})")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
-from gtcore.model import UNFINISHED, Bead, Problem, Report, parse_ref
+from gtcore.model import UNFINISHED, Bead, Drift, Problem, Report, parse_ref
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING
@@ -598,8 +598,9 @@ class Engine:
         """A plugin's own report of the run it is part of (its token proves which run that is)."""
         return self.ledger.report_run(parse_ref(run_ref, "wisp"), token, report, now=time.time())
 
-    def note_drift(self, run_ref: str, token: str, drift: dict[str, Any]) -> Bead:
-        """Keep on the run (its token proves which) that it called a ``gt``/``bd`` verb gtui does not answer: its problems."""
+    def note_drift(self, run_ref: str, token: str, drift: Drift) -> Bead:
+        """Keep on the run (its token proves which) a call of it to ``gt``/``bd`` that gtui did not answer as asked: its
+        problems."""
         return self.ledger.note_drift(parse_ref(run_ref, "wisp"), token, drift, now=time.time())
 
     def record_receipt(self, plugin: str, report: Report, *, rig: str = "town", actor: str = "") -> Bead:

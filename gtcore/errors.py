@@ -42,6 +42,20 @@ class NotFound(GtError):
     """A named thing (plugin, run, escalation, town) does not exist."""
 
 
+class Refused(GtError):
+    """A command refused as written: a flag or a word it does not take, a required flag missing, a value it cannot hold.
+
+    The plugin-facing ``gt`` and ``bd`` exit 1 on it, as Gas Town's do, and
+    inside a run keep it among the run's problems: a plugin that silences the
+    call (``|| true``) must not lose its report without anyone hearing of it.
+    ``flags`` are the names of the flags at fault (never their values).
+    """
+
+    def __init__(self, message: str, flags: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.flags = flags
+
+
 def brief(value: object, limit: int = 60) -> str:
     """A value as a message may quote it: its repr, on one line, cut to ``limit`` characters.
 

@@ -27,7 +27,7 @@ from functools import partial
 from gtcore.clock import iso
 from gtcore.errors import GtError, SettingsError, brief
 from gtcore.escalation_settings import EscalationSettings, load_escalation_settings
-from gtcore.model import FAILED, SEVERITIES, UNCLOSED, Bead, EscalationStatus, Problem, Result, parse_ref
+from gtcore.model import FAILED, SEVERITIES, UNCLOSED, Bead, EscalationStatus, Problem, Result, parse_ref, readable
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.storage.contract import ROUTE_LATER, Delivery, EscalationChange, Ledger
 from gtcore.town import Town
@@ -158,15 +158,23 @@ GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\
 """What Go's ``strings.TrimSpace`` trims (``unicode.IsSpace``): not all that Python's ``str.strip`` does."""
 
 
+def fingerprint_key(key: str | None) -> str | None:
+    """The key as Gas Town reads it: trimmed as Go's ``strings.TrimSpace`` trims (:data:`GO_SPACE`); a blank key is none."""
+    return (key or "").strip(GO_SPACE) or None
+
+
 def fingerprint_label(key: str | None) -> str | None:
     """Gas Town's label for a fingerprint: ``escalation-fp:`` and the first 6 bytes of the SHA-256 of the trimmed key, in hex.
 
     The same key gives the same label in Gas Town and in gtui, so an
-    escalation either raised is suppressed by the other's; a blank key is none.
+    escalation either raised is suppressed by the other's; a blank key is
+    none.  The key's bytes are hashed as given, even those that are not UTF-8.
     """
-    trimmed = (key or "").strip(GO_SPACE)
-    if not trimmed:
-        return None
+    trimmed = fingerprint_key(key)
+    return None if trimmed is None else _label_of(trimmed)
+
+
+def _label_of(trimmed: str) -> str:
     from hashlib import sha256
 
     return FINGERPRINT_PREFIX + sha256(trimmed.encode("utf-8", "surrogateescape")).hexdigest()[:12]
@@ -201,6 +209,68 @@ def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: f
     return tuple(queue)
 
 
+class _Raising(Record):
+    """One raise, as checked: what its bead says if it is new, or what it adds to the one it joins."""
+
+    subject: str
+    severity: str
+    body: str
+    source: str
+    now: float
+    related: str | None
+    key: str | None  # the fingerprint, trimmed (None: raised without one)
+    route: tuple[str, ...]
+    skipped: dict[str, str]
+    settings_error: str | None
+
+    @property
+    def label(self) -> str | None:
+        return None if self.key is None else _label_of(self.key)
+
+    def labels(self) -> list[str]:
+        return ["gt:escalation", f"severity:{self.severity}", f"source:{self.source}", *([self.label] if self.label else [])]
+
+
+def _fresh(raising: _Raising) -> EscalationChange:
+    """A new escalation: delivered on its route."""
+    now = raising.now
+    data: dict[str, Any] = {
+        "severity": raising.severity, "original_severity": raising.severity, "source": raising.source, "count": 1,
+        "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
+        "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
+        **({"related": raising.related} if raising.related else {}),
+        **({"fingerprint_key": readable(raising.key)} if raising.key is not None else {}),
+    }
+    _history(data, now, "raised", raising.settings_error or f"route {', '.join(raising.route)}")
+    return EscalationChange(data, body=raising.body, queue=_queue(data, raising.route, raising.severity, now, raising.skipped))
+
+
+def _again(raising: _Raising, existing: Bead) -> EscalationChange:
+    """gtui's own rule, without a fingerprint: the same source and subject again is counted; after a recovery, delivered again."""
+    now, data = raising.now, dict(existing.data)
+    data["count"] = data.get("count", 1) + 1
+    data["last_seen_at"] = now
+    if raising.related:
+        data["related"] = raising.related
+    if data.get("recovered_at") is None:
+        _history(data, now, "seen again", f"count {data['count']}")
+        return EscalationChange(data)
+    data["recovered_at"] = None
+    _history(data, now, "failing again", "a new streak after recovery: delivered again")
+    queue = _queue(data, raising.route, data["severity"], now, raising.skipped)
+    # It is delivered again: say what fails now, not what failed before the recovery.
+    return EscalationChange(data, body=raising.body or None, queue=queue)
+
+
+def _suppressed(raising: _Raising, existing: Bead) -> EscalationChange:
+    """Gas Town's rule: while one with this fingerprint is unclosed, another is suppressed (counted, never delivered)."""
+    data = dict(existing.data)
+    data.update(count=data.get("count", 1) + 1, last_seen_at=raising.now, recovered_at=None,
+                **({"related": raising.related} if raising.related else {}))
+    _history(data, raising.now, "duplicate suppressed", f"{raising.label}: {raising.subject}")
+    return EscalationChange(data)
+
+
 class Escalations:
     """The escalation service of one town."""
 
@@ -225,6 +295,17 @@ class Escalations:
         ``fingerprint``: suppressed).  When the settings are broken the bead
         is still written, its route resolved when they are fixed.
         """
+        raising = self._raising(subject, severity, body, source, now, related, fingerprint_key(fingerprint))
+        again = _suppressed if raising.label else _again
+        bead, created = self.ledger.raise_escalation(raising.subject, source, fresh=partial(_fresh, raising),
+                                                     again=partial(again, raising), labels=raising.labels(), now=now,
+                                                     fingerprint=raising.label)
+        self.deliver_due(now, only=bead.id, wait=wait)
+        return self.get(bead.ref), created
+
+    def _raising(self, subject: str, severity: str, body: str, source: str, now: float, related: str | None,
+                 key: str | None) -> _Raising:
+        """One raise checked and with its route read (a broken settings file holds the route until it is fixed)."""
         severity = severity.lower()  # Gas Town's plugins write -s MEDIUM
         if severity not in SEVERITIES:
             raise GtError(f"severity {brief(severity)} is not one of {', '.join(SEVERITIES)}")
@@ -233,51 +314,10 @@ class Escalations:
             raise GtError("an escalation needs a subject")
         try:
             settings = self.settings()
-            route: tuple[str, ...] = settings.routes[severity]
-            skipped, settings_error = settings.skipped, None
+            route, skipped, settings_error = settings.routes[severity], settings.skipped, None
         except SettingsError as exc:
             route, skipped, settings_error = (ROUTE_LATER,), {}, str(exc)
-
-        def again(existing: Bead) -> EscalationChange:
-            data = dict(existing.data)
-            data["count"] = data.get("count", 1) + 1
-            data["last_seen_at"] = now
-            if related:
-                data["related"] = related
-            if data.get("recovered_at") is None:
-                _history(data, now, "seen again", f"count {data['count']}")
-                return EscalationChange(data)
-            data["recovered_at"] = None
-            _history(data, now, "failing again", "a new streak after recovery: delivered again")
-            queue = _queue(data, route, data["severity"], now, skipped)
-            # It is delivered again: say what fails now, not what failed before the recovery.
-            return EscalationChange(data, body=body or None, queue=queue)
-
-        label = fingerprint_label(fingerprint)
-
-        def suppressed(existing: Bead) -> EscalationChange:
-            """Gas Town's rule: while one with this fingerprint is unclosed, another is suppressed (counted, never delivered)."""
-            data = dict(existing.data)
-            data.update(count=data.get("count", 1) + 1, last_seen_at=now, recovered_at=None, **({"related": related} if related else {}))
-            _history(data, now, "duplicate suppressed", f"{label}: {subject}")
-            return EscalationChange(data)
-
-        def fresh() -> EscalationChange:
-            data: dict[str, Any] = {
-                "severity": severity, "original_severity": severity, "source": source, "count": 1,
-                "last_seen_at": now, "last_escalated_at": now, "reescalations": 0,
-                "deliveries": [{"channel": "bead", "ok": True, "error": None, "at": now}],
-                **({"related": related} if related else {}),
-                **({"fingerprint_key": (fingerprint or "").strip(GO_SPACE)} if label else {}),
-            }
-            _history(data, now, "raised", settings_error or f"route {', '.join(route)}")
-            return EscalationChange(data, body=body, queue=_queue(data, route, severity, now, skipped))
-
-        labels = ["gt:escalation", f"severity:{severity}", f"source:{source}", *([label] if label else [])]
-        bead, created = self.ledger.raise_escalation(subject, source, fresh=fresh, again=suppressed if label else again, labels=labels,
-                                                     now=now, fingerprint=label)
-        self.deliver_due(now, only=bead.id, wait=wait)
-        return self.get(bead.ref), created
+        return _Raising(subject, severity, body, source, now, related, key, route, skipped, settings_error)
 
     # -- delivery ---------------------------------------------------------------------
 

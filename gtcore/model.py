@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from gtcore.patrol import PatrolReport as PatrolReport
     from gtcore.plugins import InvalidPlugin as InvalidPlugin
     from gtcore.plugins import Plugin as Plugin
+    from gtcore.report import drift_words as drift_words
     from gtcore.report import finished_json as finished_json
     from gtcore.report import plugin_json as plugin_json
     from gtcore.report import run_json as run_json
@@ -53,6 +54,7 @@ ELSEWHERE = {
     "PatrolReport": "gtcore.patrol",
     "InvalidPlugin": "gtcore.plugins", "Plugin": "gtcore.plugins",
     "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report", "run_problems": "gtcore.report",
+    "drift_words": "gtcore.report",
     "BinaryStatus": "gtcore.stale",
     "Town": "gtcore.town",
 }
@@ -169,6 +171,69 @@ class Report(Record):
         return {**shown, "labels": list(self.labels)} if self.labels else shown
 
 
+class DriftOutcome(StrEnum):
+    """How a call to the plugin-facing ``gt``/``bd`` that gtui did not answer as asked went for the plugin."""
+
+    HANDED = "handed"  # a real gt/bd later on PATH took it (and answered, or not: its own business)
+    UNANSWERED = "unanswered"  # nothing took it: the plugin got exit 127
+    REFUSED = "refused"  # gtui refused it as written (a flag or a word it does not take, a required flag missing): exit 1
+    IGNORED = "ignored"  # answered, with words no flag takes ignored, as Gas Town ignores them
+    FAILED = "failed"  # gtui failed while answering it (a bug in gtui): exit 1
+
+
+ANSWERED_ELSEWHERE = frozenset({DriftOutcome.HANDED, DriftOutcome.IGNORED})  # the plugin got an answer: a warning, not an error
+
+
+class Drift(Record):
+    """A call a run made to the plugin-facing ``gt``/``bd`` that gtui did not answer as asked: kept on the run, for its problems.
+
+    Only what gtui chose to keep is here, never what the plugin passed: the
+    verb as Gas Town names it (``rig show``), the flags' names (never their
+    values), how it went, and for a refused or failed call gtui's one-line
+    reason.  The same call again only counts up (``count``).
+    """
+
+    tool: str
+    verb: str
+    flags: tuple[str, ...] = ()
+    outcome: str = DriftOutcome.UNANSWERED
+    handed_to: str | None = None
+    reason: str = ""
+    count: int = 1
+
+    @property
+    def level(self) -> str:
+        """``error`` when the plugin got no answer (exit 127, or refused), ``warning`` when it got one anyway."""
+        return "warning" if self.outcome in ANSWERED_ELSEWHERE else "error"
+
+    def same_call(self) -> tuple[object, ...]:
+        """What makes two notes one call made again."""
+        return self[:6]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tool": self.tool, "verb": self.verb, "flags": list(self.flags), "outcome": str(self.outcome),
+                "handed_to": self.handed_to, "reason": self.reason, "count": self.count}
+
+    @classmethod
+    def from_json(cls, kept: dict[str, Any]) -> Drift:
+        """A kept note; one kept before notes had an outcome is read as what it was (handed over, or unanswered)."""
+        handed_to = kept.get("handed_to")
+        outcome = kept.get("outcome") or (DriftOutcome.HANDED if handed_to else DriftOutcome.UNANSWERED)
+        return cls(str(kept.get("tool", "?")), str(kept.get("verb", "?")), tuple(kept.get("flags") or ()), outcome, handed_to,
+                   str(kept.get("reason") or ""), int(kept.get("count") or 1))
+
+
+def readable(text: str) -> str:
+    """``text`` as valid Unicode: each byte of an argument that was not UTF-8 (Python keeps it as a lone surrogate) is U+FFFD.
+
+    What a plugin passes is stored and printed, and neither a database nor a
+    terminal takes a lone surrogate: a report must not be lost to one byte.
+    """
+    if text.isascii():
+        return text
+    return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+
+
 def settle(exit_result: str, report: dict[str, Any] | None) -> tuple[str, str | None]:
     """The run's final result and, when the plugin's report could not be taken as written, why.
 
@@ -245,6 +310,9 @@ class PluginStats(Record):
     @property
     def failure_rate(self) -> float:
         return self.failure_count / self.run_count if self.run_count else 0.0
+
+
+MAX_ID = 2**63 - 1  # the largest id either backend holds (a 64-bit integer): a larger one names nothing, it is no error
 
 
 def format_ref(kind: str, bead_id: int) -> str:

@@ -6,9 +6,10 @@ These dictionaries are the Deacon's interface: keep their keys stable.
 from __future__ import annotations
 
 from gtcore.clock import iso
-from gtcore.model import Bead, PluginStats, Problem, dog_names, format_ref
+from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Problem, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
+from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
 
 if TYPE_CHECKING:
     from typing import Any
@@ -79,22 +80,46 @@ def started_at(run: Bead) -> float:
 
 
 def run_problems(run: Bead) -> list[Problem]:
-    """What a run asked of Gas Town that gtui did not answer (its drift: a ``gt``/``bd`` verb, with the flags it gave).
+    """What a run asked of Gas Town that gtui did not answer as asked (each call: the verb and the flags it gave, how often),
+    and what of its report gtui could not keep whole.
 
-    An error when nothing answered it (the plugin got exit 127), a warning
-    when a real ``gt``/``bd`` did: either way gtui and the plugin's Gas
-    Town have drifted apart, and the Deacon should know.
+    An error when the plugin got no answer (nothing took the call: exit 127;
+    or gtui refused it as written: exit 1), a warning when it got one anyway
+    (a real ``gt``/``bd`` answered; words no flag takes were ignored, as Gas
+    Town ignores them): either way gtui and the plugin's Gas Town have drifted
+    apart, and the Deacon should know.
     """
-    problems = []
-    for drift in run.data.get("drift", ()):
-        call = f"{drift['tool']} {drift['verb']}"
-        flags = "".join(f" {flag}" for flag in drift.get("flags", ()))
-        handed_to = drift.get("handed_to")
-        outcome = f"handed to {handed_to}" if handed_to else f"no other {drift['tool']} is on PATH, so it failed (exit 127)"
-        problems.append(Problem(run.data.get("log") or run.ref, call,
-                                f"called by {run.ref} of plugin {run.plugin} ({call}{flags}): gtui does not answer it; {outcome}",
-                                "warning" if handed_to else "error"))
+    where = run.data.get("log") or run.ref
+    problems = [_drift_problem(run, where, Drift.from_json(note)) for note in run.data.get("drift", ())]
+    for level, more in sorted((run.data.get("drift_more") or {}).items()):
+        problems.append(Problem(where, "drift", f"{run.ref} of plugin {run.plugin} made {more} more call(s) gtui did not answer"
+                                                f" as asked, not kept one by one (a run keeps at most {MAX_DRIFTS} different ones)",
+                                level))
+    cut = (run.data.get("report") or {}).get("labels_cut")
+    if cut:
+        problems.append(Problem(where, "labels", f"{cut} label(s) of the report of {run.ref} of plugin {run.plugin} were longer"
+                                                 f" than {LABEL_CAP} characters: kept cut to {LABEL_CAP}", "warning"))
     return problems
+
+
+def _drift_problem(run: Bead, where: str, drift: Drift) -> Problem:
+    call = f"{drift.tool} {drift.verb}"
+    said = f"{call}{''.join(f' {flag}' for flag in drift.flags)}"
+    times = f", {drift.count} times" if drift.count > 1 else ""
+    return Problem(where, call, f"called by {run.ref} of plugin {run.plugin} ({said}{times}): {drift_words(drift)}", drift.level)
+
+
+def drift_words(drift: Drift) -> str:
+    """How a call went, in the words the run's log and its problems use."""
+    if drift.outcome == DriftOutcome.HANDED:
+        return f"gtui does not answer it; handed to {drift.handed_to}"
+    if drift.outcome == DriftOutcome.REFUSED:
+        return f"gtui refused it: {drift.reason} (exit 1)"
+    if drift.outcome == DriftOutcome.IGNORED:
+        return f"{drift.reason}: ignored, as Gas Town ignores them"
+    if drift.outcome == DriftOutcome.FAILED:
+        return f"gtui failed to answer it: {drift.reason} (exit 1)"
+    return f"gtui does not answer it; no other {drift.tool} is on PATH, so it failed (exit 127)"
 
 
 def finished_json(run: Bead) -> dict[str, Any]:
@@ -111,6 +136,7 @@ def finished_json(run: Bead) -> dict[str, Any]:
         "duration_s": run.data.get("duration_s"),
         "exit_code": run.data.get("exit_code"),
         "escalation": run.data.get("escalation"),
+        "receipt": bool(run.data.get("receipt")),
         "problems": [problem.to_json() for problem in run_problems(run)],
     }
 

@@ -36,7 +36,7 @@ from gtcore.plugins import Plugin
 from gtcore.run_output import LiveLines, RunOutput, log_text
 from gtcore.settings import Settings
 from gtcore.storage.contract import Close, Ledger, QueuedRun, Take
-from gtcore.town import DOLT_KEYS, Town
+from gtcore.town import Town
 
 _CHUNK = 65536
 DRAIN_SECONDS = 1.0  # after the end, output still in the pipe is read for this long at most
@@ -86,7 +86,7 @@ class Runner:
         self.town, self.ledger, self.settings, self.bus = town, ledger, settings, bus
         self.runs_dir = str(town.runs_dir)  # every run's log goes here: a string made once
         base = processes.base_environment(plugin_bin)
-        base = {key: value for key, value in base.items() if key not in DOLT_KEYS} | town.dolt_endpoint(base)  # a dog's Dolt server
+        base = town.dolt_environment(base)  # a dog's Dolt server, as Gas Town's daemon gives it
         # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
         self._bash = shutil.which("bash", path=base.get("PATH")) or "bash"
         # Built and encoded once: a run adds only its own variables, and Popen passes bytes through untouched.

@@ -126,19 +126,19 @@ def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
     binary = town_root / entry.binary
     if not (repo / ".git").exists() and not repo.joinpath("HEAD").is_file():
         raise _Problem(f"repository {repo} does not exist or is not a git repository")
-    done = _start(["git", "-C", str(repo), "symbolic-ref", "--short", "HEAD"], repo)
-    branch = done.stdout.strip() if done.returncode == 0 else ""
-    status.on_main_branch = is_build_branch(branch)
     if not binary.exists():  # not built yet: stale, and safe to build from a build branch
+        branch = _branch(repo)
         status.repo_commit, status.compare_ref = _git(repo, "rev-parse", "HEAD"), branch or "HEAD"
+        status.on_main_branch = status.safe_to_rebuild = is_build_branch(branch)
         status.stale = True
-        status.safe_to_rebuild = status.on_main_branch
         return
     built = _build_commit(entry, town_root, binary)
     status.binary_commit = _resolve(repo, built)
-    if status.binary_commit is None:
+    if status.binary_commit is None:  # skipped before the branch is read, as Gas Town's: not on a build branch, as far as it says
         status.binary_commit, status.skipped, status.skip_reason = built, True, NOT_IN_REPO
         return
+    branch = _branch(repo)
+    status.on_main_branch = is_build_branch(branch)
     if status.on_main_branch:
         status.compare_ref, status.repo_commit = branch, _git(repo, "rev-parse", "HEAD")
     else:
@@ -148,6 +148,12 @@ def _check(entry: StaleBinary, town_root: Path, status: BinaryStatus) -> None:
             return
         status.compare_ref, status.repo_commit = found
     _compare(repo, status, status.binary_commit, status.repo_commit)
+
+
+def _branch(repo: Path) -> str:
+    """The branch the repository's worktree is on ("" when detached)."""
+    done = _start(["git", "-C", str(repo), "symbolic-ref", "--short", "HEAD"], repo)
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def _build_commit(entry: StaleBinary, town_root: Path, binary: Path) -> str:

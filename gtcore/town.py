@@ -90,23 +90,27 @@ class Town(Record):
                        "Gas Town's daemon runs cooldown plugins too while it runs (its handler patrol is on): set it to false,"
                        ' or add "handler" to disabled_patrols in settings/config.json, so that only gtui runs them', "warning")
 
-    def dolt_endpoint(self, environ: Mapping[str, str]) -> dict[str, str]:
-        """``GT_DOLT_HOST`` and ``GT_DOLT_PORT`` as Gas Town's daemon hands them to its dogs (those set, the others absent).
+    def dolt_environment(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """``environ`` with ``GT_DOLT_HOST`` and ``GT_DOLT_PORT`` as Gas Town's daemon hands them to its dogs (those set,
+        the others absent).
 
         What ``environ`` says, overridden by the ``env`` of ``mayor/daemon.json``
         (which the daemon sets on itself, where ``gt config set dolt.port``
         writes), both replaced by the town's managed Dolt server, the
         ``listener`` of ``.dolt-data/config.yaml``, unless
-        ``GT_DOLT_IGNORE_CONFIG=1`` (the daemon's ``ApplyConfiguredDoltEnv``).
+        ``GT_DOLT_IGNORE_CONFIG=1`` (the daemon's ``ApplyConfiguredDoltEnv``,
+        which then also drops bd's ``BEADS_DOLT_*`` endpoint variables: an
+        inherited one must not point a dog at another town's server).
         """
         endpoint = {key: environ[key] for key in DOLT_KEYS if environ.get(key)}
         daemon_env = _json_object(self.root / "mayor" / "daemon.json").get("env")
         if isinstance(daemon_env, dict):
             endpoint.update({key: value for key in DOLT_KEYS if isinstance(value := daemon_env.get(key), str) and value.strip()})
         managed = self.root / ".dolt-data" / "config.yaml"
+        dropped = DOLT_KEYS
         if environ.get("GT_DOLT_IGNORE_CONFIG") != "1" and managed.is_file():
-            return {key: value for key, value in _listener(managed).items() if value}
-        return endpoint
+            endpoint, dropped = {key: value for key, value in _listener(managed).items() if value}, DOLT_KEYS + BEADS_DOLT_KEYS
+        return {key: value for key, value in environ.items() if key not in dropped} | endpoint
 
     def rig_root(self, rig: str) -> Path:
         """A rig's canonical clone: ``<rig>/mayor/rig`` when Gas Town made one, else the rig directory."""
@@ -144,11 +148,12 @@ class Town(Record):
 
 TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")
 DOLT_KEYS = ("GT_DOLT_HOST", "GT_DOLT_PORT")
+BEADS_DOLT_KEYS = ("BEADS_DOLT_SERVER_HOST", "BEADS_DOLT_SERVER_PORT", "BEADS_DOLT_PORT")  # bd's, derived from Gas Town's
 
 
 def _listener(config: Path) -> dict[str, str]:
     """The host and port of the ``listener:`` block of a Dolt ``config.yaml``, read line by line as Gas Town reads it
-    (``gt dolt start`` writes it; a port must be a number)."""
+    (``gt dolt start`` writes it; a port must be a number, and above 0)."""
     try:
         lines = config.read_text(encoding="utf-8", errors="replace").split("\n")
     except OSError:
@@ -166,11 +171,17 @@ def _listener(config: Path) -> dict[str, str]:
         host, port = value.strip().strip("\"'"), value.strip()
         if key == "host" and "GT_DOLT_HOST" not in found:
             found["GT_DOLT_HOST"] = host
-        elif key == "port" and port.isdecimal() and port.isascii() and "GT_DOLT_PORT" not in found:
-            found["GT_DOLT_PORT"] = str(int(port))
+        elif key == "port" and _go_int(port) and "GT_DOLT_PORT" not in found:
+            found["GT_DOLT_PORT"] = str(int(port)) if int(port) > 0 else ""  # a port Gas Town sets only when above 0
         if line and line[0] not in " \t":
             inside = False
     return found
+
+
+def _go_int(text: str) -> bool:
+    """Whether Go's ``strconv.Atoi`` reads ``text``: one optional sign, then ASCII digits."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    return digits.isascii() and digits.isdigit()
 
 
 def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path | None) -> tuple[str | Path, str]:

@@ -494,38 +494,42 @@ def cmd_escalate_raise(ctx: Context) -> int:
         raise UsageError("an escalation needs a subject: gtui escalate WORDS... [-s SEVERITY] [-r REASON]")
     if args.stdin and args.reason:
         raise UsageError("cannot use --stdin with --reason/-r")
-    reason = sys.stdin.read().rstrip("\n") if args.stdin else args.reason or ""
+    reason = terminal.read_stdin().rstrip("\n") if args.stdin else args.reason or ""
+    from gtcore.model import fingerprint_label
     from gtui.shims.context import run_context
 
     run = run_context()
     source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
+    given_source = bool(args.source) or source != "cli"
     related = args.related or (run.run_id if run else None)
-    from gtcore.model import fingerprint_label
-
-    fingerprint = fingerprint_label(args.fingerprint)
     if args.dry_run:
-        return _escalate_dry_run(ctx, subject, args.severity, source, fingerprint)
+        return _escalate_dry_run(ctx, subject, args.severity, reason, source, given_source)
     escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
                                                       now=time.time(), fingerprint=args.fingerprint)
     from gtui.escalate import escalation_outcome, suppressed_outcome
 
-    suppressed = fingerprint is not None and not created
-    outcome = suppressed_outcome(escalation) if suppressed else escalation_outcome(escalation, created, ctx.engine)
+    suppressed = fingerprint_label(args.fingerprint) is not None and not created
+    outcome = (suppressed_outcome(escalation) if suppressed
+               else escalation_outcome(escalation, created, ctx.engine, given_source=given_source))
     ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
     for warning in outcome.warnings:
         warn(warning, "error" if outcome.code else "warning")
     return outcome.code
 
 
-def _escalate_dry_run(ctx: Context, subject: str, severity: str, source: str, fingerprint: str | None) -> int:
+def _escalate_dry_run(ctx: Context, subject: str, severity: str, reason: str, source: str, given_source: bool) -> int:
+    """Gas Town's dry run, in its words (``--json``: gtui's object): nothing written, nothing sent."""
     route = ctx.engine.escalation_settings().routes.get(severity.lower())
     if route is None:
         raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
+    from gtcore.model import fingerprint_label
+    from gtui.escalate import dry_run_lines
+
+    label = fingerprint_label(ctx.args.fingerprint)
     payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route),
-               **({"fingerprint": fingerprint} if fingerprint else {})}
-    marked = f" (fingerprint {fingerprint})" if fingerprint else ""
-    ctx.emit(payload, lambda: ctx.say(f"would raise ({severity.lower()}, from {source}) {subject}{marked}: routed to"
-                                      f" {', '.join(route)}; nothing written, nothing sent"))
+               **({"fingerprint": label} if label else {})}
+    lines = dry_run_lines(subject, severity.lower(), reason, source if given_source else None, label, route)
+    ctx.emit(payload, lambda: [ctx.say(line) for line in lines])
     return 0
 
 

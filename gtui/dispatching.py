@@ -64,10 +64,18 @@ def cmd_once(ctx: Context) -> int:
     ctx.emit(payload, lambda: ctx.render.patrol_report(ctx.console, report, finished))
     for problem in report.problems:
         warn(str(problem), problem.level)
-    failed = report.failed or any(run.result in ENDED_BADLY for run in finished)
     if report.unrecorded or refused:
         return 2  # a result the ledger refused is kept, not recorded: said, and the patrol did not do all its work
-    return 1 if failed or report.undeliverable else 0
+    return 1 if report.failed or report.undeliverable or any(map(finished_badly, finished)) else 0
+
+
+def finished_badly(run: Bead) -> bool:
+    """A run in ``finished`` that makes ``--once`` exit 1: it failed, or gtui left a call of it unanswered (an error among
+    its problems: the plugin could not do what it meant, even if it silenced the call).  A receipt (``gt plugin
+    record-run`` outside a run of its plugin) is a record someone wrote, not a run gtui ran: listed, never the exit."""
+    if run.data.get("receipt"):
+        return False
+    return run.result in ENDED_BADLY or any(problem.level == "error" for problem in run_problems(run))
 
 
 def _take_finished(ctx: Context, engine: Engine) -> tuple[list[Bead], bool, list[Problem]]:

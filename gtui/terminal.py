@@ -32,6 +32,11 @@ def safe(text: object) -> str:
     return clean("" if text is None else str(text))
 
 
+def read_stdin() -> str:
+    """Standard input as text (``--stdin``): bytes that are not UTF-8 become U+FFFD, never an error that loses the rest."""
+    return sys.stdin.buffer.read().decode("utf-8", "replace")
+
+
 class SafeStream:
     """A text stream that drops every escape sequence except colours (SGR), the last line of defence."""
 

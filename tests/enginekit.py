@@ -28,7 +28,7 @@ ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
 GATE_KEYS = {"type", "open", "state", "reason", "next_open_at"}
 RUN_KEYS = {"id", "status", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
 FINISHED_KEYS = {"plugin", "rig", "id", "result", "summary", "reason", "started_at", "finished_at", "duration_s", "exit_code", "escalation",
-                 "problems"}
+                 "receipt", "problems"}
 
 
 def make_town(root: Path, settings: str = "dogs = 2\nkill_grace = \"1s\"\n") -> Path:

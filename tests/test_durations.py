@@ -90,6 +90,19 @@ def test_rejects_bad_durations_with_a_specific_reason(value: object, message: st
     assert str(caught.value) == message
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("", "is empty (write it like 90s, 5m or 1h30m: a Go duration, no d)"),
+    ("soon", "'soon' is not a duration (write it like 90s, 5m or 1h30m: a Go duration, no d)"),
+    ("2d", "'2d' has unknown unit 'd'"),
+    ("5", "'5' is missing a unit after 5 (ns, us, ms, s, m, h)"),
+])
+def test_a_go_duration_is_never_hinted_with_days(value: str, message: str) -> None:
+    """``--max-inactivity`` takes what Go's ``time.ParseDuration`` takes: its hints must not offer a ``d`` it refuses."""
+    with pytest.raises(ValueError) as caught:
+        parse_duration(value, days=False)
+    assert str(caught.value) == message
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [

@@ -7,6 +7,7 @@ failure streaks go through the real engine: real ``run.sh`` processes on real do
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import add_plugin, gtui_argv, gtui_env, make_town
+from enginekit import add_plugin, gtui_argv, gtui_env, make_town, wait_for
 from kennelkit import kennels_of_this_test, start_kennel
 from servers import SmtpServer, WebhookServer, free_port
 
@@ -25,7 +26,8 @@ from gtcore.escalation_settings import load_escalation_settings
 from gtcore.model import Bead
 from gtcore.settings import SettingsError
 from gtcore.storage import open_ledger
-from gtcore.storage.contract import OWED, Close
+from gtcore.storage.contract import OWED, Close, EscalationChange
+from gtcore.storage.testing import lock_waiters
 from gtcore.town import Town
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
@@ -359,6 +361,33 @@ def test_one_fingerprint_raised_by_processes_at_once_is_one_escalation_until_it_
     assert label == service(town).get(second).fingerprint and label and label.startswith("escalation-fp:")
     assert sorted(item.status for item in service(town).list(include_closed=True, now=T0) if item.fingerprint == label) == [
         "closed", "open"]
+
+
+def test_a_raise_racing_a_close_is_a_new_escalation_never_one_counted_on_the_closed_one(town: Path, storage: str) -> None:
+    """Closing releases the fingerprint, even for a raise that found the escalation open just before the close committed."""
+    if storage != "postgresql":
+        pytest.skip("SQLite takes every write in turn (BEGIN IMMEDIATE): a raise never overlaps a close")
+    url = os.environ["GT_LEDGER_URL"]
+    first, _ = service(town).raise_("Mass agent death: 3 agents down", "critical", fingerprint="stuck-agent-dog:mass-death", now=T0)
+    holding, answers = threading.Event(), []
+
+    def close_when_the_raise_waits(bead: Bead) -> EscalationChange:
+        holding.set()  # the close holds the escalation's row from here to its commit
+        wait_for(lambda: lock_waiters(url) > 0, 30, "the raise to wait for the closing transaction")
+        return EscalationChange({**bead.data, "close_reason": "polecats restarted"}, status="closed", drop_pending=True)
+
+    def raise_again() -> None:
+        holding.wait(30)
+        answers.append(service(town).raise_("Mass agent death: 4 agents down", "critical",
+                                            fingerprint="stuck-agent-dog:mass-death", now=T0 + MINUTE))
+
+    raiser = threading.Thread(target=raise_again)
+    raiser.start()
+    closed = open_ledger(town / ".gtui" / "ledger.db").change_escalation(first.id, close_when_the_raise_waits, now=T0 + MINUTE)
+    raiser.join(60)
+    ((again, created),) = answers
+    assert closed.status == "closed" and created and again.ref != first.ref and again.status == "open"
+    assert reread(town, first).count == 1 and reread(town, first).status == "closed"  # untouched by the raise
 
 
 def timeline_settings(town: Path, smtp_port: int) -> None:

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gtcore.escalation import GO_SPACE, fingerprint_label
+from gtcore.errors import Refused
+from gtcore.escalation import fingerprint_label
 from gtcore.sessions import SessionHealth
 from gtui import cli
 from gtui.shims import flags
@@ -95,52 +96,92 @@ def test_bd_create_parses_the_shapes_gas_towns_plugins_use(argv: list[str], titl
     assert (parsed.title, parsed.labels, parsed.description) == (title, labels, description)
 
 
-def test_an_unknown_flag_is_one_line_and_exit_1_as_in_gas_town(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        flags.ESCALATE.parser().parse_args(["--subject=Plugin FAILED", "--body=err"])
-    assert caught.value.code == 1
-    assert capsys.readouterr().err.count("\n") == 1
+@pytest.mark.parametrize("command, argv, said", [
+    (flags.ESCALATE, ["--subject=Plugin FAILED", "--body=err"], "unknown flag: --subject"),  # the first, as pflag stops there
+    (flags.ESCALATE, ["boom", "-s", "high", "--dedupe-key", "x"], "unknown flag: --dedupe-key"),
+    (flags.PLUGIN_RECORD_RUN, ["--plug", "p", "--result", "ok"], "unknown flag: --plug"),  # pflag never abbreviates
+    (flags.PLUGIN_RECORD_RUN, ["--plugin", "p", "--result", "ok", "--desc", "d"], "unknown flag: --desc"),
+    (flags.PLUGIN_RECORD_RUN, ["--plugin", "p", "--result"], "flag needs an argument: --result"),
+    (flags.ESCALATE, ["boom", "-x"], "unknown shorthand flag: 'x' in -x"),
+    (flags.ESCALATE, ["boom", "-ns"], "flag needs an argument: 's' in -ns"),
+    (flags.STALE, ["--json=maybe"], 'invalid argument "maybe" for "--json" flag: strconv.ParseBool: parsing "maybe": invalid syntax'),
+    (flags.SESSION_HEALTH, ["gt-nux", "gt-furiosa"], "accepts at most 1 arg(s), received 2"),  # ExactArgs(1): refused
+])
+def test_a_mistake_is_refused_in_pflags_words(command: flags.Command, argv: list[str], said: str) -> None:
+    with pytest.raises(Refused) as refused:
+        command.parse(argv)
+    assert str(refused.value) == said
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--title", "-x", "--description", "--desc"], {"title": "-x", "description": "--desc"}),  # the next word, whatever it is
+    (["--title=-y", "--rig", "-"], {"title": "-y", "rig": "-"}),
+    (["-l", "a:1,b:2", "--label=c:3"], {"labels": ["a:1", "b:2", "c:3"]}),  # bd create splits what gt hands it
+    (["--title", "two", "words", "--", "--rig", "x"], {"title": "two", "rig": None}),  # -- ends the flags: words, ignored
+])
+def test_record_run_reads_values_as_pflag_does(argv: list[str], expected: dict[str, object]) -> None:
+    parsed = flags.PLUGIN_RECORD_RUN.parse(["--plugin", "p", "--result", "success", *argv])
+    assert {key: getattr(parsed.args, key) for key in expected} == expected
+    assert parsed.strays == (3 if "--" in argv else 0)  # "words", and "--rig" and "x" after --
+
+
+def test_switches_take_gos_booleans_and_shorthands_go_together() -> None:
+    assert vars(flags.STALE.parse(["-q=false", "--json=True"]).args) == {"json": True, "quiet": False}
+    assert vars(flags.ESCALATE.parse(["boom", "-nsHIGH"]).args) == {
+        "words": ["boom"], "severity": "HIGH", "reason": None, "source": None, "related": None, "fingerprint": None, "stdin": False,
+        "dry_run": True, "json": False}
 
 
 # -- the flags Gas Town's plugins took since April (649b832b), for any value -------------------------------------
 
-VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40).filter(
-    lambda text: not text.startswith("-"))  # a value that looks like a flag is written --flag=VALUE by any caller
+VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)  # any text, "-x" included
 
 
 @given(plugin=VALUES, result=VALUES, title=VALUES, description=VALUES, rig=VALUES, labels=st.lists(VALUES, max_size=4),
-       order=st.randoms(use_true_random=False))
+       order=st.randoms(use_true_random=False), joined=st.booleans())
 def test_record_run_takes_every_value_whole_in_any_order(plugin: str, result: str, title: str, description: str, rig: str,
-                                                         labels: list[str], order: object) -> None:
-    """gt's flags are a StringVar each and a StringArray for -l: a comma never splits a label, a value is kept as given."""
+                                                         labels: list[str], order: object, joined: bool) -> None:
+    """gt's flags are a StringVar each, read as pflag reads them: the next word is the value whatever it looks like (or the
+    rest of ``--flag=VALUE``); each -l is split on commas by the bd create Gas Town hands it to."""
     pairs = [["--plugin", plugin], ["--result", result], ["--title", title], ["--description", description], ["--rig", rig],
              *(["-l" if index % 2 else "--label", label] for index, label in enumerate(labels))]
     order.shuffle(pairs)  # type: ignore[attr-defined]
-    parsed = flags.PLUGIN_RECORD_RUN.parser().parse_args([word for pair in pairs for word in pair])
-    assert (parsed.plugin, parsed.result, parsed.title, parsed.description, parsed.rig) == (plugin, result, title, description, rig)
-    assert parsed.labels == [value for name, value in pairs if name in ("-l", "--label")]  # in the order given
+    words = [word for name, value in pairs for word in ([f"{name}={value}"] if joined and name.startswith("--") else [name, value])]
+    parsed = flags.PLUGIN_RECORD_RUN.parse(words)
+    args = parsed.args
+    assert (args.plugin, args.result, args.title, args.description, args.rig, parsed.strays) == (
+        plugin, result, title, description, rig, 0)
+    assert args.labels == [part.strip() for name, value in pairs if name in ("-l", "--label") for part in value.split(",")
+                           if part.strip()]  # in the order given
 
 
-@given(key=st.text(max_size=60), padding=st.tuples(st.text(GO_SPACE, max_size=3), st.text(GO_SPACE, max_size=3)))
+GO_WHITESPACE = "".join(map(chr, (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029,
+                                    0x202F, 0x205F, 0x3000)))
+"""Go's ``unicode.IsSpace``, written out from its documentation (not from gtui's table): what ``strings.TrimSpace`` trims."""
+
+
+@given(key=st.text(max_size=60), padding=st.tuples(st.text(GO_WHITESPACE, max_size=3), st.text(GO_WHITESPACE, max_size=3)))
 def test_a_fingerprint_is_gas_towns_label_of_the_trimmed_key(key: str, padding: tuple[str, str]) -> None:
     label = fingerprint_label(padding[0] + key + padding[1])
-    trimmed = key.strip(GO_SPACE)
+    trimmed = key.strip(GO_WHITESPACE)
     if not trimmed:
         assert label is None  # a blank fingerprint is none, as in Gas Town
         return
     digest = hashlib.sha256(trimmed.encode("utf-8", "surrogateescape")).hexdigest()
     assert label == f"escalation-fp:{digest[:12]}" == fingerprint_label(trimmed)
-    assert flags.ESCALATE.parser().parse_args(["subject", f"--fingerprint={key}"]).fingerprint == key
+    assert flags.ESCALATE.parse(["subject", f"--fingerprint={key}"]).args.fingerprint == key  # kept as given: hashed, not stored
 
 
 def test_a_fingerprint_keeps_what_go_does_not_trim() -> None:
     assert fingerprint_label("\x1ckey") != fingerprint_label("key")  # Python's strip() would drop \x1c; Go's TrimSpace keeps it
     assert fingerprint_label("\u3000key\u00a0") == fingerprint_label("key")
+    assert fingerprint_label("key\udcff") == "escalation-fp:" + hashlib.sha256(b"key\xff").hexdigest()[:12]  # the bytes given
 
 
-@given(session=VALUES.filter(bool), seconds=st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
+@given(session=VALUES.filter(lambda text: text and not text.startswith("-")), seconds=st.floats(min_value=-1e9, max_value=1e9,
+                                                                                                  allow_nan=False))
 def test_session_health_answers_in_gas_towns_shape(session: str, seconds: float) -> None:
-    parsed = flags.SESSION_HEALTH.parser().parse_args([session, "--json", f"--max-inactivity={seconds}s"])
+    parsed = flags.SESSION_HEALTH.parse([session, "--json", "--max-inactivity", f"{seconds}s"]).args  # "-1e9s" is a value too
     assert (parsed.session, parsed.json, parsed.max_inactivity) == (session, True, f"{seconds}s")
     for status in ("healthy", "session-dead", "agent-dead", "agent-hung"):
         shown = SessionHealth(session, status, seconds).to_json()

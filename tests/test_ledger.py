@@ -20,11 +20,11 @@ from enginekit import claim_running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, RunTaken
-from gtcore.model import Bead, PluginStats, Report
+from gtcore.errors import GtError, LedgerError, NotFound, Refused, RunInFlight, RunTaken
+from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Report, run_problems
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger, Receipt, Take
-from gtcore.storage.shared import MAX_DRIFT
+from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
 from gtcore.storage.sqlite import SCHEMA_VERSION
 from gtcore.storage.testing import (
     bead_rows,
@@ -35,6 +35,7 @@ from gtcore.storage.testing import (
     lock_held_by_child,
     lock_held_here,
     postgres_at_version,
+    refused_statement,
     set_schema_version,
     summary_from_labels,
     write_in_flight,
@@ -349,7 +350,8 @@ def test_a_receipt_is_a_run_closed_at_once_that_the_summary_counts(tmp_path: Pat
     assert ledger.runs("quality", limit=None)[0].id == odd.id
 
 
-DRIFT = {"tool": "gt", "verb": "rig show", "flags": ["--json"], "handed_to": None}
+DRIFT = Drift("gt", "rig show", ("--json",))  # nothing answered it: the plugin got exit 127
+HANDED = Drift("gt", "hook show", ("--json",), DriftOutcome.HANDED, "/usr/local/bin/gt")  # a real gt answered it
 
 
 def test_only_a_runs_own_processes_note_its_drift_and_report_labels_while_it_runs(tmp_path: Path) -> None:
@@ -360,18 +362,97 @@ def test_only_a_runs_own_processes_note_its_drift_and_report_labels_while_it_run
             ledger.note_drift(run.id, forged, DRIFT)
         with pytest.raises(GtError, match="GTUI_RUN_TOKEN does not match"):
             ledger.report_run(run.id, forged, Report("failure", "forged"))
-    assert ledger.note_drift(run.id, "secret", DRIFT, now=BASE + 1).data["drift"] == [{**DRIFT, "at": BASE + 1}]
-    for _ in range(MAX_DRIFT + 3):  # a plugin calling one unanswered verb in a loop
-        ledger.note_drift(run.id, "secret", DRIFT)
+    assert ledger.note_drift(run.id, "secret", DRIFT, now=BASE + 1).data["drift"] == [{**DRIFT.to_json(), "at": BASE + 1}]
     reported = ledger.report_run(run.id, "secret", Report("warning", "drifted", "", ("team:dolt", "result:ok", "rig:gastown")))
-    assert {"team:dolt", "rig:gastown", "rig:town", "result:running"} <= set(reported.labels) and "result:ok" not in reported.labels
+    assert {"team:dolt", "rig:gastown", "result:running"} <= set(reported.labels) and "result:ok" not in reported.labels
+    assert "rig:town" not in reported.labels  # one rig label, the reporter's, as a Gas Town receipt has one
     closed = ledger.close_run(run.id, "success", now=BASE + 2)
-    assert (closed.result, len(closed.data["drift"])) == ("warning", MAX_DRIFT)  # the close keeps the notes
+    assert (closed.result, closed.data["drift"][0]["verb"]) == ("warning", "rig show")  # the close keeps the notes
     assert "result:warning" in ledger.get(run.id).labels and "team:dolt" in ledger.get(run.id).labels
     with pytest.raises(GtError, match="has ended"):
         ledger.note_drift(run.id, "secret", DRIFT)
     with pytest.raises(NotFound):
         ledger.note_drift(run.id + 999, "secret", DRIFT)
+
+
+def test_a_run_keeps_each_different_call_once_counted_and_counts_those_past_its_limit(tmp_path: Path) -> None:
+    """A plugin calling one unanswered verb in a loop must neither grow its record nor hide the other verbs it calls."""
+    ledger = open_ledger(tmp_path / "ledger.db")
+    run = claim_running(ledger, "looper", "town", data={"token": "secret"}, now=BASE)
+    for _ in range(30):
+        ledger.note_drift(run.id, "secret", DRIFT, now=BASE + 1)
+    for number in range(MAX_DRIFTS + 4):  # every one a different call
+        ledger.note_drift(run.id, "secret", Drift("bd", f"verb-{number}"), now=BASE + 2)
+    notes = ledger.note_drift(run.id, "secret", HANDED, now=BASE + 3).data
+    assert len(notes["drift"]) == MAX_DRIFTS and notes["drift_more"] == {"error": 5, "warning": 1}  # past the limit, by level
+    assert (notes["drift"][0]["count"], notes["drift"][0]["last_at"]) == (30, BASE + 1)
+    assert [note["verb"] for note in notes["drift"][1:]] == [f"verb-{number}" for number in range(MAX_DRIFTS - 1)]
+    closed = ledger.close_run(run.id, "success", now=BASE + 4)
+    shown = run_problems(closed)
+    assert "30 times" in shown[0].reason and shown[0].level == "error"
+    assert [(problem.level, "more call(s)" in problem.reason) for problem in shown[-2:]] == [("error", True), ("warning", True)]
+    assert "5 more call(s)" in shown[-2].reason and "1 more call(s)" in shown[-1].reason
+    assert closed.result == "warning" and closed.data["reason"].startswith(f"{30 + MAX_DRIFTS - 1 + 5} call(s)")
+
+
+@pytest.mark.parametrize("exit_result, reported, drift, final", [
+    ("success", None, DRIFT, "warning"),  # nothing answered a call: never green
+    ("success", "check-only", DRIFT, "warning"),
+    ("success", "skipped", DRIFT, "skipped"),  # not green already
+    ("failure", None, DRIFT, "failure"),
+    ("success", None, HANDED, "success"),  # a real gt answered: a warning among its problems, the result stands
+    ("success", None, Drift("gt", "plugin record-run", (), DriftOutcome.IGNORED, reason="2 word(s) no flag takes"), "success"),
+    ("success", None, Drift("gt", "plugin record-run", ("--run-id",), DriftOutcome.REFUSED, reason="unknown flag: --run-id"),
+     "warning"),
+])
+def test_a_run_that_would_end_green_with_a_call_left_unanswered_ends_warning(tmp_path: Path, exit_result: str, reported: str | None,
+                                                                             drift: Drift, final: str) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    run = claim_running(ledger, "caller", "town", data={"token": "secret"}, now=BASE)
+    ledger.note_drift(run.id, "secret", drift)
+    if reported:
+        ledger.report_run(run.id, "secret", Report(reported, "said so"))
+    closed = ledger.close_run(run.id, exit_result, now=BASE + 1)
+    assert closed.result == final
+    assert ("got no answer from gtui" in (closed.data.get("reason") or "")) == (final == "warning")
+    assert [problem.level for problem in run_problems(closed)] == [drift.level]
+
+
+def test_the_last_report_wins_its_labels_too(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    run = claim_running(ledger, "twice", "town", data={"token": "secret"}, now=BASE)
+    first = ledger.report_run(run.id, "secret", Report("success", "first", "", ("rig:gastown", "team:dolt")))
+    assert {"rig:gastown", "team:dolt"} <= set(first.labels) and "rig:town" not in first.labels
+    second = ledger.report_run(run.id, "secret", Report("warning", "second", "", ("scope:hq",)))
+    assert {"rig:town", "scope:hq", "type:plugin-run", "plugin:twice"} <= set(second.labels)
+    assert not {"rig:gastown", "team:dolt"} & set(second.labels)
+    assert set(ledger.close_run(run.id, "success").labels) == {"type:plugin-run", "plugin:twice", "rig:town", "scope:hq",
+                                                               "result:warning"}
+
+
+def test_a_label_too_long_for_an_index_is_cut_alike_on_both_backends_and_said(tmp_path: Path) -> None:
+    """PostgreSQL's index holds at most ~2.7 kB a row; SQLite holds anything: one cap, so both keep the same labels."""
+    ledger = open_ledger(tmp_path / "ledger.db")
+    long = "worker:" + os.urandom(4000).hex()  # incompressible, as a real report's may be
+    run = claim_running(ledger, "quality", "town", data={"token": "secret"}, now=BASE)
+    reported = ledger.report_run(run.id, "secret", Report("success", "scored", "", (long, "score:0.82")))
+    assert long[:LABEL_CAP] in reported.labels and "score:0.82" in reported.labels
+    (cut,) = [problem for problem in run_problems(ledger.close_run(run.id, "success")) if problem.field == "labels"]
+    assert cut.level == "warning" and f"longer than {LABEL_CAP}" in cut.reason
+    receipt = ledger.record_receipt(Receipt("quality-result", "gastown", Report("success", "r", "", (long,)), now=BASE))
+    assert long[:LABEL_CAP] in receipt.labels and receipt.data["report"]["labels_cut"] == 1
+    note = ledger.create("note", title="finding", labels=[long, "category:x"])
+    assert set(ledger.get(note.id).labels) == {long[:LABEL_CAP], "category:x"}
+    for plugin, rig in (("p" * 300, "town"), ("quality", "r" * 300)):
+        with pytest.raises(Refused, match="characters long"):
+            ledger.record_receipt(Receipt(plugin, rig, Report("success", "x"), now=BASE))
+
+
+def test_a_statement_the_server_refuses_is_said_as_refused_never_as_an_unreachable_server(tmp_path: Path, storage: str) -> None:
+    if storage != "postgresql":
+        pytest.skip("a PostgreSQL server's answer")
+    said = str(refused_statement(open_ledger(tmp_path / "ledger.db")))
+    assert "statement timeout" in said and "cannot reach the server" not in said
 
 
 def test_beads_filters(tmp_path: Path) -> None:

@@ -311,6 +311,7 @@ def test_a_commit_the_repository_does_not_have_skips_the_check(town: Path, capsy
     assert code == 2
     assert (binary["skipped"], binary["binary_commit"], binary["repo_commit"]) == (True, unknown, "")
     assert binary["skip_reason"] == "binary commit not found in source repo; cannot compare staleness"
+    assert binary["on_main_branch"] is False  # Gas Town skips before it reads the branch, though the clone is on main
 
 
 def test_a_binary_whose_version_command_fails_is_an_error(town: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,26 @@ async def test_enter_opens_plugin_details_and_l_the_latest_log(town: Path) -> No
         await pilot.press("escape", "escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, LogScreen | PluginDetailsScreen), 3, "the main screen")
         assert app.focused is app.pane("plugins")
+
+
+async def test_the_details_of_a_run_that_got_no_answer_say_which_calls(tmp_path: Path) -> None:
+    """A run whose ``gt`` call nothing answered is no green run, and the control room says which call, as ``--once`` does."""
+    if shutil.which("gt"):
+        pytest.skip(f"a real gt is on PATH ({shutil.which('gt')}): gtui would hand the call to it")
+    town = control_town(tmp_path / "town")
+    add_plugin(town, "asker", gate='type = "manual"', run_sh="gt rig show gastown --json 2>/dev/null || true\n")
+    app = app_for(town)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await select(pilot, "plugins", "asker")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: results(town, "asker") == ["warning"], 10, "asker's run")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, PluginDetailsScreen) and "1 in all" in screen_text(app), 5,
+                         "the details")
+        shown = " ".join(screen_text(app).split())
+        assert "got no answer from gtui" in shown  # why it is a warning
+        assert "error: called by run-" in shown and "(gt rig show --json): gtui does not answer it" in shown
 
 
 async def test_l_shows_the_log_lines_of_the_last_run(town: Path) -> None:

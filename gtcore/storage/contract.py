@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from gtcore.errors import NotFound
-from gtcore.model import MAX_ID, NOUNS, PREFIX, Bead, PluginStats, Report, format_ref, parse_ref
+from gtcore.model import MAX_ID, NOUNS, PREFIX, Bead, Drift, PluginStats, Report, format_ref, parse_ref
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -354,8 +354,9 @@ class Ledger(ABC):
         """Write ``receipt`` as a closed wisp in one transaction (the summary and the gates count it as a run)."""
 
     @abstractmethod
-    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
-        """Keep on a running wisp that its run called a ``gt``/``bd`` verb gtui does not answer; only the run's token may."""
+    def note_drift(self, run_id: int, token: str, drift: Drift, *, now: float | None = None) -> Bead:
+        """Keep on a running wisp a call of its run that gtui did not answer as asked (the same call again counts up);
+        only the run's token may."""
 
     @abstractmethod
     def changed_runs(self, since: float, limit: int = 500) -> list[Bead]:

@@ -33,7 +33,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, PluginStats, Report, Result, format_ref
+from gtcore.model import Bead, Drift, PluginStats, Report, Result, format_ref
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,
@@ -60,6 +60,7 @@ from gtcore.storage.shared import (
     LATEST_EVENTS,
     LATEST_PAUSES,
     STOPPED_QUEUED,
+    capped_label,
     check_bead,
     check_final,
     claim_labels,
@@ -68,6 +69,7 @@ from gtcore.storage.shared import (
     refuse_moved,
     reported,
     reporting_run,
+    sameness,
     stop_note,
     stored,
     taken,
@@ -242,6 +244,7 @@ def _text(value: str) -> str:
 
 _COLUMNS = "id, kind, title, status, body, created_at, updated_at, closed_at, plugin, rig, result, data"
 _RETRIED = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+UNREACHABLE = ("08", "57P")  # SQLSTATE classes of a connection lost or refused, and of a server shutting down or starting
 
 
 class PgLedger(Ledger):
@@ -303,8 +306,10 @@ class PgLedger(Ledger):
         self._local = threading.local()
 
     def _error(self, exc: psycopg.Error) -> LedgerError:
+        """One line: "cannot reach the server" only when the connection is at fault; anything else the server refused, as
+        it said it (a statement it refused is no reason to look at the network)."""
         text = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, psycopg.OperationalError):
+        if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "08").startswith(UNREACHABLE):
             return LedgerError(f"ledger {self.where}: cannot reach the server ({text}); nothing was recorded by this attempt,"
                                " the next patrol tries again")
         return LedgerError(f"ledger {self.where}: {text}")
@@ -541,15 +546,16 @@ class PgLedger(Ledger):
 
         def keep(conn: psycopg.Connection[Any]) -> Bead:
             bead = reporting_run(_fetch(conn, run_id, lock=True), run_id, token, "report")
-            data, labels = reported(bead, report, stamp)
-            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s", (_json(data), stamp, run_id))
+            relabel = reported(bead, report, stamp)
+            conn.execute("UPDATE beads SET data = %s, updated_at = %s WHERE id = %s", (_json(relabel.data), stamp, run_id))
+            conn.execute("DELETE FROM labels WHERE bead_id = %s AND label = ANY(%s)", (run_id, list(relabel.drop)))
             conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                                      [(run_id, _text(label)) for label in labels])
+                                      [(run_id, _text(label)) for label in relabel.add])
             return _fetch(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
 
-    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
+    def note_drift(self, run_id: int, token: str, drift: Drift, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
 
         def keep(conn: psycopg.Connection[Any]) -> Bead:
@@ -652,19 +658,20 @@ class PgLedger(Ledger):
     def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
                          again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float,
                          fingerprint: str | None = None) -> tuple[Bead, bool]:
-        """Serialised by an advisory lock on what makes two raises the same escalation (its fingerprint, else source and subject)."""
-        if fingerprint:
-            key, match, params = fingerprint, "id IN (SELECT bead_id FROM labels WHERE label = %s)", (fingerprint,)
-        else:
-            key = f"escalation:{source}\n{subject}"
-            match, params = "title = %s AND id IN (SELECT bead_id FROM labels WHERE label = %s)", (subject, f"source:{source}")
+        """Serialised by an advisory lock on what makes two raises the same escalation (its fingerprint, else source and
+        subject).  A close takes no such lock: the unclosed one is found ``FOR UPDATE``, so a close committed meanwhile is
+        seen (the row is read again, and a closed one no longer matches) and never counted again."""
+        same = sameness(subject, source, fingerprint)
+        titled = "" if same.title is None else " AND title = %s"
+        params = (same.label,) if same.title is None else (same.label, same.title)
 
         def write(conn: psycopg.Connection[Any]) -> tuple[Bead, bool]:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
-            row = conn.execute(f"SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND {match}"
-                               " ORDER BY id DESC LIMIT 1", params).fetchone()
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (same.lock,))
+            row = conn.execute("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed'"
+                               f" AND id IN (SELECT bead_id FROM labels WHERE label = %s){titled} ORDER BY id DESC LIMIT 1"
+                               " FOR UPDATE", params).fetchone()
             if row is not None:
-                existing = _fetch(conn, row[0], lock=True)
+                existing = _fetch(conn, row[0])
                 assert existing is not None
                 return _apply(conn, existing, again(existing), now), False
             change = fresh()
@@ -835,7 +842,7 @@ def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
         (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(stored(data or {})))).fetchone()[0]
-    unique = tuple(dict.fromkeys(labels))
+    unique = tuple(dict.fromkeys(map(capped_label, labels)))
     if unique:
         conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
                                   [(bead_id, _text(label)) for label in unique])

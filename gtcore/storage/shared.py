@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from gtcore.errors import GateMoved, GtError, NotFound, RunTaken
-from gtcore.model import FAILED, UNFINISHED, Bead, Report, Result, format_ref, settle
+from gtcore.errors import GateMoved, GtError, NotFound, Refused, RunTaken
+from gtcore.model import FAILED, UNFINISHED, Bead, Drift, Report, Result, format_ref, settle
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Receipt, Take
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
 
-MAX_DRIFT = 20  # drift notes a run keeps: a plugin calling one unanswered verb in a loop must not grow its wisp without end
+MAX_DRIFTS = 50  # different unanswered calls a run keeps (the same call again only counts up): a run's record stays small
+LABEL_CAP = 255  # characters of a label: PostgreSQL's index refuses a long one, and both backends must keep the same labels
+GREEN = (Result.SUCCESS, Result.CHECK_ONLY)  # results that say "all is well"
 
 LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 """The ids of each plugin's latest pause or resume (plain SQL both dialects read alike)."""
@@ -98,10 +100,11 @@ def closed(running: Bead, request: Close) -> Closed:
     merged = {**running.data, **(request.data or {})}
     report = merged.get("report")
     final, note = settle(request.result, report)
+    final, unanswered = drift_settled(final, merged)
     if report:
         merged["reported_result"] = report.get("result")
-    if note:
-        merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note]))
+    if note or unanswered:
+        merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note, unanswered]))
     body = (report or {}).get("summary") or request.summary or ""
     owed = request.owed and (final in FAILED or final == Result.ABANDONED)
     labels = {*running.labels, f"result:{final}"} - {"result:running", "result:queued"}  # as the backends' result trigger makes them
@@ -123,23 +126,88 @@ def reporting_run(bead: Bead | None, run_id: int, token: str, what: str) -> Bead
     return bead
 
 
-def reported(bead: Bead, report: Report, at: float) -> tuple[dict[str, Any], list[str]]:
-    """A running wisp's data with ``report`` kept (the last report wins), and the recorder's labels it takes on."""
-    return {**bead.data, "report": {**report.to_json(), "at": at}}, recorder_labels(report, bead.labels)
+def drift_settled(result: str, data: dict[str, Any]) -> tuple[str, str | None]:
+    """A run that would end green although calls of it got no answer from gtui (exit 127, or refused) ends ``warning``, and
+    why: the plugin could not do all it meant to, even when it silenced those calls (``|| true``)."""
+    if result not in GREEN:
+        return result, None
+    calls = sum(note.count for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
+    calls += (data.get("drift_more") or {}).get("error", 0)
+    if not calls:
+        return result, None
+    return Result.WARNING, f"{calls} call(s) to gt or bd got no answer from gtui (see its problems): {result} became warning"
 
 
-def recorder_labels(report: Report, own: Iterable[str]) -> list[str]:
-    """The labels a run's record takes from its recorder: never a ``result:`` one (the run's result owns it), none it has."""
+class Relabel(Record):
+    """A running wisp as a report leaves it: its data, and the labels to add and to drop."""
+
+    data: dict[str, Any]
+    add: tuple[str, ...]
+    drop: tuple[str, ...]
+
+
+def reported(bead: Bead, report: Report, at: float) -> Relabel:
+    """A running wisp with ``report`` kept: the last report wins, its labels too (they replace the previous report's, and
+    its ``rig:`` the run's own, so the record has one rig label, as a Gas Town receipt has)."""
+    brought, cut = recorder_labels(report)
+    own_rig = f"rig:{bead.rig}"
+    base = (set(bead.labels) - set(bead.data.get("report_labels", ()))) | {own_rig}
+    if any(label.startswith("rig:") for label in brought):
+        base.discard(own_rig)
+    wanted = base | set(brought)
+    kept = {**report.to_json(), "at": at, **({"labels_cut": cut} if cut else {})}
+    data = {**bead.data, "report": kept, "report_labels": [label for label in brought if label not in base]}
+    return Relabel(data, tuple(sorted(wanted - set(bead.labels))), tuple(sorted(set(bead.labels) - wanted)))
+
+
+def recorder_labels(report: Report, own: Iterable[str] = ()) -> tuple[list[str], int]:
+    """The labels a run's record takes from its recorder (never a ``result:`` one: the run's result owns it; none it has),
+    each at most :data:`LABEL_CAP` characters, and how many had to be cut to fit."""
     have = set(own)
-    return [label for label in dict.fromkeys(report.labels) if not label.startswith("result:") and label not in have]
+    labels = [label for label in dict.fromkeys(report.labels) if not label.startswith("result:")]
+    capped = [capped_label(label) for label in labels]
+    return [label for label in dict.fromkeys(capped) if label not in have], sum(len(label) > LABEL_CAP for label in labels)
 
 
-def with_drift(bead: Bead, drift: dict[str, Any], at: float) -> dict[str, Any]:
-    """A running wisp's data with one more drift note (at most :data:`MAX_DRIFT`, the first ones, are kept)."""
-    notes = list(bead.data.get("drift", []))
-    if len(notes) < MAX_DRIFT:
-        notes.append({**drift, "at": at})
-    return {**bead.data, "drift": notes}
+def capped_label(label: str) -> str:
+    """A label as either backend keeps it (see :data:`LABEL_CAP`)."""
+    return label[:LABEL_CAP]
+
+
+def with_drift(bead: Bead, drift: Drift, at: float) -> dict[str, Any]:
+    """A running wisp's data with one more call it made in vain: counted on the same call's note, else a note of its own
+    (at most :data:`MAX_DRIFTS`; past that only counted by level, in ``drift_more``, so no call is ever silent)."""
+    notes = [dict(note) for note in bead.data.get("drift", [])]
+    for note in notes:
+        known = Drift.from_json(note)
+        if known.same_call() == drift.same_call():
+            note.update(count=known.count + drift.count, last_at=at)
+            return {**bead.data, "drift": notes}
+    if len(notes) < MAX_DRIFTS:
+        return {**bead.data, "drift": [*notes, {**drift.to_json(), "at": at}]}
+    more = dict(bead.data.get("drift_more") or {})
+    more[drift.level] = more.get(drift.level, 0) + drift.count
+    return {**bead.data, "drift_more": more}
+
+
+class Sameness(Record):
+    """What makes a raise the same escalation as an unclosed one: a label it carries and, without a fingerprint, its subject."""
+
+    label: str
+    title: str | None
+
+    @property
+    def lock(self) -> str:
+        """One name for everything that makes two raises the same (an advisory lock's key)."""
+        return f"escalation:{self.label}\n{self.title or ''}"
+
+
+def sameness(subject: str, source: str, fingerprint: str | None) -> Sameness:
+    """With a fingerprint (Gas Town's label) that alone, whatever the subject and source; without one, gtui's own rule:
+    the same source and subject."""
+    if fingerprint:
+        return Sameness(capped_label(fingerprint), None)
+    return Sameness(capped_label(f"source:{source}"), subject)
 
 
 class ReceiptWisp(Record):
@@ -154,14 +222,19 @@ class ReceiptWisp(Record):
 
 def receipt_wisp(request: Receipt) -> ReceiptWisp:
     """How a receipt is kept: its result settled as a run's report is (a result gtui does not know is ``success``, said)."""
+    for what, name in (("--plugin", request.plugin), ("--rig", request.rig)):
+        if len(f"{what[2:]}:{name}") > LABEL_CAP:
+            raise Refused(f"{what} is {len(name)} characters long: no {what[2:]} has a name that long (a receipt's"
+                          f" {what[2:]}:NAME label is at most {LABEL_CAP} characters)", (what,))
     at = time.time() if request.now is None else request.now
-    report = {**request.report.to_json(), "at": at}
+    own = ("type:plugin-run", f"plugin:{request.plugin}", f"rig:{request.rig}")
+    labels, cut = recorder_labels(request.report, own)
+    report = {**request.report.to_json(), "at": at, **({"labels_cut": cut} if cut else {})}
     final, note = settle(Result.SUCCESS, report)
     data: dict[str, Any] = {"receipt": True, "actor": request.actor, "report": report, "reported_result": request.report.result}
     if note:
         data["reason"] = note
-    own = ("type:plugin-run", f"plugin:{request.plugin}", f"rig:{request.rig}")
-    return ReceiptWisp(final, request.report.summary, data, tuple(recorder_labels(request.report, own)), at)
+    return ReceiptWisp(final, request.report.summary, data, tuple(labels), at)
 
 
 def with_outcome(escalation: Bead, delivery: Delivery, error: str | None, now: float) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, PluginStats, Report, Result, format_ref
+from gtcore.model import Bead, Drift, PluginStats, Report, Result, format_ref
 from gtcore.records import TYPE_CHECKING
 from gtcore.storage.contract import (
     IN_FLIGHT,
@@ -62,6 +62,7 @@ from gtcore.storage.shared import (
     LATEST_EVENTS,
     LATEST_PAUSES,
     STOPPED_QUEUED,
+    capped_label,
     check_bead,
     check_final,
     claim_labels,
@@ -70,6 +71,7 @@ from gtcore.storage.shared import (
     refuse_moved,
     reported,
     reporting_run,
+    sameness,
     stop_note,
     stored,
     taken,
@@ -726,14 +728,15 @@ class SqliteLedger(Ledger):
 
         def keep(conn: sqlite3.Connection) -> Bead:
             bead = reporting_run(_fetch_bead(conn, run_id), run_id, token, "report")
-            data, labels = reported(bead, report, stamp)
-            conn.execute("UPDATE beads SET data = ?, updated_at = ? WHERE id = ?", (json.dumps(data), stamp, run_id))
-            conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(run_id, label) for label in labels])
+            relabel = reported(bead, report, stamp)
+            conn.execute("UPDATE beads SET data = ?, updated_at = ? WHERE id = ?", (json.dumps(relabel.data), stamp, run_id))
+            conn.executemany("DELETE FROM labels WHERE bead_id = ? AND label = ?", [(run_id, label) for label in relabel.drop])
+            conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(run_id, label) for label in relabel.add])
             return _fetch_bead(conn, run_id)  # type: ignore[return-value]
 
         return self._retry(keep)
 
-    def note_drift(self, run_id: int, token: str, drift: dict[str, Any], *, now: float | None = None) -> Bead:
+    def note_drift(self, run_id: int, token: str, drift: Drift, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
 
         def keep(conn: sqlite3.Connection) -> Bead:
@@ -842,14 +845,14 @@ class SqliteLedger(Ledger):
     def raise_escalation(self, subject: str, source: str, *, fresh: Callable[[], EscalationChange],
                          again: Callable[[Bead], EscalationChange], labels: Iterable[str], now: float,
                          fingerprint: str | None = None) -> tuple[Bead, bool]:
-        if fingerprint:
-            match, params = "id IN (SELECT bead_id FROM labels WHERE label = ?)", (fingerprint,)
-        else:
-            match, params = "title = ? AND id IN (SELECT bead_id FROM labels WHERE label = ?)", (subject, f"source:{source}")
+        same = sameness(subject, source, fingerprint)
+        titled = "" if same.title is None else " AND title = ?"
+        params = (same.label,) if same.title is None else (same.label, same.title)
 
         def write(conn: sqlite3.Connection) -> tuple[Bead, bool]:
-            row = conn.execute(f"SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed' AND {match}"
-                               " ORDER BY id DESC LIMIT 1", params).fetchone()
+            row = conn.execute("SELECT id FROM beads WHERE kind = 'escalation' AND status != 'closed'"
+                               f" AND id IN (SELECT bead_id FROM labels WHERE label = ?){titled} ORDER BY id DESC LIMIT 1",
+                               params).fetchone()
             if row is not None:
                 existing = _fetch_bead(conn, row[0])
                 assert existing is not None
@@ -1086,7 +1089,7 @@ def _insert_bead(
         (kind, title, status, body, stamp, stamp, plugin, rig, result, _stored(data or {})),
     )
     bead_id = cursor.lastrowid
-    unique = tuple(dict.fromkeys(labels))
+    unique = tuple(dict.fromkeys(map(capped_label, labels)))
     if unique:  # OR IGNORE: a wisp's own labels are the trigger's already
         conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(bead_id, label) for label in unique])
     return Bead(bead_id, kind, title, status, body, stamp, stamp, None, plugin, rig, result, dict(data or {}), unique)

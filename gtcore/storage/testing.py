@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gtcore.errors import LedgerError
 from gtcore.model import PluginStats
 
 _HOLD_LOCK = """
@@ -201,3 +202,21 @@ def write_in_flight(path: Path) -> Iterator[None]:
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def lock_waiters(url: str) -> int:
+    """How many sessions of the PostgreSQL server at ``url`` wait for a lock right now: how a test knows a transaction it
+    started is blocked on another's row, without guessing at how long that takes."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0])
+
+
+def refused_statement(ledger: Any) -> LedgerError:
+    """What a PostgreSQL ledger says when the server refuses a statement of a healthy connection (a statement timeout)."""
+    try:
+        ledger._retry(lambda conn: (conn.execute("SET LOCAL statement_timeout = 1"), conn.execute("SELECT pg_sleep(5)")))
+    except LedgerError as exc:
+        return exc
+    raise AssertionError("the server ran a statement that outlived its timeout")

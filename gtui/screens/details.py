@@ -21,7 +21,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
-from gtcore.model import TYPE_CHECKING, Result, age, format_duration, parse_ref
+from gtcore.model import TYPE_CHECKING, Result, age, format_duration, parse_ref, run_problems
 from gtui.components.bindings import bindings
 from gtui.safety import clean
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
@@ -88,6 +88,15 @@ def run_facts(run: Bead, now: float) -> Text:
         parts.append(str(run.data["reason"]))
     line.append(clean("".join(f" · {part}" for part in parts if part)))
     return line
+
+
+def problem_lines(run: Bead) -> Text:
+    """What the run asked of Gas Town that gtui did not answer as asked, one line each (errors red, warnings yellow)."""
+    lines = Text()
+    for problem in run_problems(run):
+        lines.append(f"\n  {problem.level}: ", "bold red" if problem.level == "error" else "bold yellow")
+        lines.append(clean(problem.reason))
+    return lines
 
 
 def frontmatter_table(plugin: Plugin, root: str) -> Table:
@@ -177,6 +186,7 @@ class PluginDetailsScreen(Screen[None]):
         if details.runs:
             summary.append("\nLast run: ", "bold")
             summary.append_text(run_facts(details.runs[0], self.clock()))
+            summary.append_text(problem_lines(details.runs[0]))
         self.query_one("#history", Static).update(summary)
         durations = [float(run.data.get("duration_s") or 0.0) for run in reversed(details.runs) if run.status == "closed"]
         sparkline = self.query_one("#durations", Sparkline)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from gtcore.errors import GtError
+from gtcore.errors import GtError, Refused
 from gtcore.model import TYPE_CHECKING, Bead, Report, iso
 from gtui import __version__
 from gtui.shims import flags
-from gtui.shims.context import RunContext, actor, engine, guarded, run_context, say, say_json
+from gtui.shims.context import RunContext, actor, engine, guarded, hand_over, read, run_context, say, say_json
 
 if TYPE_CHECKING:
     from typing import Any
@@ -56,12 +56,12 @@ def _without_globals(argv: list[str]) -> list[str]:
 
 
 def create(argv: list[str]) -> int:
-    args = flags.BD_CREATE.parser().parse_args(argv)
+    args = read(flags.BD_CREATE, argv)
     title = args.title_flag or args.title or ""
     if args.title and args.title_flag and args.title != args.title_flag:
-        raise GtError(f"two titles given: {args.title!r} and --title {args.title_flag!r}")
+        raise Refused(f"two titles given: {args.title!r} and --title {args.title_flag!r}", ("--title",))
     if not title.strip():
-        raise GtError("a bead needs a title (as the argument or --title)")
+        raise Refused("a bead needs a title (as the argument or --title)", ("--title",))
     labels = list(dict.fromkeys([*args.labels, *([f"wisp-type:{args.wisp_type}"] if args.wisp_type else [])]))
     context = run_context()
     town = engine()
@@ -87,7 +87,17 @@ def _is_report_of(labels: list[str], context: RunContext) -> bool:
 
 
 def listing(argv: list[str]) -> int:
-    args = flags.BD_LIST.parser().parse_args(argv)
+    """bd's list of what gtui holds (runs, notes, escalations, mail); a question about Gas Town's own work goes to a real bd.
+
+    ``--status in_progress`` without a plugin-run label asks what work is in
+    progress in Gas Town (stuck-agent-dog's ``has_in_progress_work``): its
+    beads, which gtui does not hold.  On gtui's ledger only plugin runs are
+    ever in progress, so answering would count the calling run itself (a
+    false "yes"), and answering none would hide real work (a false "no").
+    """
+    args = read(flags.BD_LIST, argv)
+    if _asks_for_work(args.status, args.labels):
+        return hand_over("bd", ["list", *argv])
     statuses = _statuses(args.status, args.all)
     limit = _limit(args.limit) if args.limit is not None or not args.all else 0  # an explicit --limit wins over --all, as in bd
     found = engine().find_beads(labels=args.labels, statuses=statuses, created_after=_when(args.created_after), limit=limit or None)
@@ -100,6 +110,11 @@ def listing(argv: list[str]) -> int:
     return 0
 
 
+def _asks_for_work(status: str | None, labels: list[str]) -> bool:
+    asked = {word.strip() for word in (status or "").split(",")}
+    return "in_progress" in asked and not any(label == "type:plugin-run" or label.startswith("plugin:") for label in labels)
+
+
 def _statuses(status: str | None, everything: bool) -> tuple[str, ...] | None:
     if status is None:
         return None if everything else ("open", "acked", "running")
@@ -108,7 +123,7 @@ def _statuses(status: str | None, everything: bool) -> tuple[str, ...] | None:
         return None
     unknown = [word for word in chosen if word not in WANTED]
     if unknown:
-        raise GtError(f"--status {unknown[0]!r} is not one of open, in_progress, closed, all")
+        raise Refused(f"--status {unknown[0]!r} is not one of open, in_progress, closed, all", ("--status",))
     return tuple(state for word in chosen for state in WANTED[word])
 
 
@@ -116,7 +131,7 @@ def _limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not text.isdigit():
-        raise GtError(f"--limit expects a whole number, not {text!r}")
+        raise Refused(f"--limit expects a whole number, not {text!r}", ("--limit",))
     return int(text)
 
 
@@ -134,12 +149,13 @@ def _when(text: str | None, now: float | None = None) -> float | None:
             return datetime.combine(date.fromisoformat(text), datetime.min.time()).astimezone().timestamp()
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
-        raise GtError(f"--created-after {text!r} is not a time (-24h, 7d, 2026-04-30, 2026-04-30T12:00:00Z)") from None
+        raise Refused(f"--created-after {text!r} is not a time (-24h, 7d, 2026-04-30, 2026-04-30T12:00:00Z)",
+                      ("--created-after",)) from None
     return (moment if moment.tzinfo else moment.astimezone()).timestamp()
 
 
 def show(argv: list[str]) -> int:
-    args = flags.BD_SHOW.parser().parse_args(argv)
+    args = read(flags.BD_SHOW, argv)
     town = engine()
     found = []
     for ref in args.ids:
@@ -157,7 +173,7 @@ def show(argv: list[str]) -> int:
 
 
 def close(argv: list[str]) -> int:
-    args = flags.BD_CLOSE.parser().parse_args(argv)
+    args = read(flags.BD_CLOSE, argv)
     town = engine()
     for ref in args.ids:
         bead = town.bead(ref)
@@ -170,6 +186,7 @@ def close(argv: list[str]) -> int:
 
 
 def version(argv: list[str]) -> int:
+    read(flags.BD_VERSION, argv)
     say(f"bd version {BD_VERSION} (gtui {__version__})")
     return 0
 

@@ -11,18 +11,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from gtcore.engine import Engine
-from gtcore.errors import GtError
-from gtcore.model import TYPE_CHECKING, Town
+from gtcore.errors import GtError, Refused, brief
+from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Town, readable
 from gtui.terminal import safe
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
     from typing import Any
+
+    from gtui.shims.flags import Command
+
+    Handler = Callable[[list[str]], int]
+    Commands = dict[str, Handler | dict[str, Handler]]  # a command's handler by name, or a group of them by name
 
 PASS_THROUGH_EXIT = 127  # what a shell says for a command it cannot find
 
@@ -70,54 +78,96 @@ def say_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
 
 
-def fail(tool: str, message: str, code: int = 1) -> int:
-    sys.stderr.write(f"{tool}: error: {safe(message)}\n")
-    return code
+def fail(message: str) -> int:
+    """A command refused or failed: Gas Town's one line (cobra's ``Error: ...``), exit 1."""
+    sys.stderr.write(f"Error: {safe(message)}\n")
+    return 1
+
+
+def read(command: Command, argv: list[str]) -> argparse.Namespace:
+    """``argv`` read as Gas Town reads it (:meth:`Command.parse`); words it ignores are ignored here too, and said (inside a
+    run, a warning among its problems: the plugin meant something by them)."""
+    parsed = command.parse(argv)
+    if parsed.strays:
+        note(Drift(command.tool, command.verb, (), DriftOutcome.IGNORED, reason=f"{parsed.strays} word(s) no flag takes"))
+    return parsed.args
 
 
 def hand_over(tool: str, argv: list[str]) -> int:
     """Run the next real ``tool`` on PATH with ``argv``; without one, exit 127 with one line naming the subcommand.
 
-    Either way, inside a run it is drift (:func:`note_drift`): what the
-    plugin asked of Gas Town, gtui did not answer.
+    Either way, inside a run it is drift (:func:`note`): what the plugin
+    asked of Gas Town, gtui did not answer.
     """
     import shutil
 
     here = Path(sys.argv[0]).resolve().parent
     rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and Path(part).resolve() != here]
     found = shutil.which(tool, path=os.pathsep.join(rest))
-    note_drift(tool, argv, found)
+    verb = verb_of(tool, argv)
+    note(Drift(tool, verb, flag_names(argv), DriftOutcome.HANDED if found else DriftOutcome.UNANSWERED, found))
     if found:
         sys.stdout.flush()
         os.execv(found, [found, *argv])
-    return fail(tool, f"gtui does not provide '{tool} {verb_of(argv)}' and no other {tool} is on PATH", PASS_THROUGH_EXIT)
+    sys.stderr.write(f"{tool}: error: gtui does not provide '{tool} {verb}' and no other {tool} is on PATH\n")
+    return PASS_THROUGH_EXIT
 
 
-def verb_of(argv: list[str]) -> str:
-    """The subcommand a call names, as people say it: ``rig show``, ``export``."""
-    return " ".join(word for word in argv[:2] if not word.startswith("-")) or "(no subcommand)"
+GROUPS = {
+    "gt": frozenset((
+        "account", "activity", "agents", "bead", "boot", "callbacks", "checkpoint", "compact", "config", "convoy", "costs", "crew",
+        "cycle", "daemon", "deacon", "directive", "dog", "dolt", "escalate", "estop", "formula", "hook", "hooks", "issue", "krc",
+        "log", "mail", "mayor", "mol", "mountain", "mq", "namepool", "orphans", "patrol", "plugin", "polecat", "quota", "reaper",
+        "refinery", "rig", "role", "scheduler", "session", "shell", "signal", "sling", "start", "synthesis", "tap", "theme", "town",
+        "trail", "warrant", "witness", "wl", "worktree",
+    )),
+    "bd": frozenset((
+        "admin", "agent", "audit", "backup", "comments", "config", "dep", "dolt", "epic", "federation", "formula", "gate", "gitlab",
+        "hooks", "human", "jira", "kv", "label", "linear", "merge-slot", "migrate", "mol", "repo", "slot", "state", "swarm", "todo",
+        "upgrade", "vc", "worktree",
+    )),
+}
+"""The commands whose next word is a subcommand (``gt rig show``, ``bd dep add``): the cobra command groups of Gas Town at
+649b832b and of bd 0.59.0.  Any other command's next word is a value (``bd update gt-abc``), never kept as its verb."""
+VERB_WORD = re.compile(r"[a-z][a-z0-9-]{0,31}")  # a command's name
+SUBCOMMAND_WORD = re.compile(r"(?=.{1,32}$)[a-z]+(-[a-z]+)*")  # a subcommand's: no digit either (a bead id or a hash has one)
+MAX_FLAGS, FLAG_CHARS, REASON_CHARS = 16, 64, 160  # what a note keeps of a call, whatever the plugin passed
 
 
-def note_drift(tool: str, argv: list[str], handed_to: str | None) -> None:
-    """Inside a run, a verb gtui does not answer is said in the run's log and kept on its record, for its problems.
+def verb_of(tool: str, argv: list[str]) -> str:
+    """The command a call names, as Gas Town names it: ``rig show``, ``export``; never a value the plugin passed."""
+    first = argv[0] if argv else ""
+    if not VERB_WORD.fullmatch(first):
+        return "(no subcommand)" if not first or first.startswith("-") else "(not a command name)"
+    second = argv[1] if len(argv) > 1 else ""
+    return f"{first} {second}" if first in GROUPS[tool] and SUBCOMMAND_WORD.fullmatch(second) else first
 
-    The plugin may silence this command (``2>/dev/null || true``): the line
-    goes into the run's own output instead.  Only the verb and the flags'
-    names are kept, never their values.  Noting it never fails the call.
+
+def flag_names(argv: list[str]) -> tuple[str, ...]:
+    """The names of the flags a call gave (never their values): up to ``--``, each cut to a sane length, a bounded few."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    names = sorted({readable(word.split("=", 1)[0])[:FLAG_CHARS] for word in words if word.startswith("-") and word != "-"})
+    return tuple(names[:MAX_FLAGS])
+
+
+def note(drift: Drift) -> None:
+    """Inside a run, a call gtui did not answer as asked is said in the run's log and kept on its record, for its problems.
+
+    The plugin may silence the command (``2>/dev/null || true``): the line
+    goes into the run's own output instead.  Noting it never fails the call.
     """
     context = run_context()
     if context is None:
         return
-    flags = sorted({word.split("=", 1)[0] for word in argv if word.startswith("-") and word != "-"})
-    drift = {"tool": tool, "verb": verb_of(argv), "flags": flags, "handed_to": handed_to}
-    outcome = f"handed to {handed_to}" if handed_to else f"no other {tool} is on PATH (exit {PASS_THROUGH_EXIT})"
-    _tell_the_run(context.token, f"[gtui: drift: {tool} {drift['verb']}{''.join(' ' + flag for flag in flags)}"
-                                 f" is not answered by gtui: {outcome}]")
+    from gtcore.model import drift_words
+
+    _tell_the_run(context.token, f"[gtui: drift: {drift.tool} {drift.verb}{''.join(' ' + flag for flag in drift.flags)}:"
+                                 f" {drift_words(drift)}]")
     with contextlib.suppress(GtError):
         engine().note_drift(context.run_id, context.token, drift)
 
 
-def _tell_the_run(token: str, line: str) -> bool:
+def _tell_the_run(token: str, line: str) -> None:
     """Write ``line`` into the output of the run holding ``token``, the stream its log is made of.
 
     The run's first process leads the run's session, and its stdout is the
@@ -128,31 +178,55 @@ def _tell_the_run(token: str, line: str) -> bool:
     try:
         with open(f"/proc/{leader}/environ", "rb") as handle:
             if f"GTUI_RUN_TOKEN={token}".encode() not in handle.read().split(b"\0"):
-                return False
+                return
         pipe = os.open(f"/proc/{leader}/fd/1", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
-        return False
+        return
     try:
-        if not stat.S_ISFIFO(os.fstat(pipe).st_mode):
-            return False
-        os.write(pipe, safe(line).encode() + b"\n")
-        return True
+        if stat.S_ISFIFO(os.fstat(pipe).st_mode):
+            os.write(pipe, safe(line).encode() + b"\n")
     except OSError:
-        return False
+        return
     finally:
         os.close(pipe)
 
 
-def guarded(tool: str, argv: list[str], handlers: dict[str, Any]) -> int:
-    """Dispatch to a handler; a gtui error is one line and exit 1, never a traceback."""
+def guarded(tool: str, argv: list[str], commands: Commands) -> int:
+    """Run the command ``argv`` names (``commands``: a handler by name, or a group of them by name); what none answers is
+    handed over.  An error is Gas Town's one line and exit 1, never a traceback; inside a run, a call refused as written
+    or failed inside gtui is also kept among the run's problems (the plugin may have silenced the line)."""
+    handler, verb = _answered(commands, argv)
     try:
-        handler = handlers.get(argv[0]) if argv else None
         if handler is None:
             return hand_over(tool, argv)
-        return int(handler(argv[1:]))
+        return int(handler(argv[len(verb.split()):]))
+    except Refused as exc:
+        note(_noted(tool, verb, DriftOutcome.REFUSED, str(exc), exc.flags))
+        return fail(str(exc))
     except GtError as exc:
-        return fail(tool, str(exc))
+        return fail(str(exc))
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
-        return fail(tool, "interrupted", 130)
+        sys.stderr.write(f"{tool}: interrupted\n")
+        return 130
+    except Exception as exc:  # the last line of defence: never a traceback, and never a silent loss inside a run
+        message = f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)}"
+        with contextlib.suppress(Exception):
+            note(_noted(tool, verb or verb_of(tool, argv), DriftOutcome.FAILED, message))
+        return fail(message)
+
+
+def _answered(commands: Commands, argv: list[str]) -> tuple[Handler | None, str]:
+    """The handler of the command ``argv`` names and its verb (``plugin record-run``), or None when gtui does not answer it."""
+    found = commands.get(argv[0]) if argv else None
+    if isinstance(found, dict):
+        handler = found.get(argv[1]) if len(argv) > 1 else None
+        return handler, f"{argv[0]} {argv[1]}" if handler else ""
+    return found, argv[0] if found else ""
+
+
+def _noted(tool: str, verb: str, outcome: DriftOutcome, reason: str, flags: tuple[str, ...] = ()) -> Drift:
+    """The note of a call gtui answered with an error: its verb, the flags at fault (their names), gtui's reason, cut."""
+    names = tuple(readable(name)[:FLAG_CHARS] for name in flags[:MAX_FLAGS])
+    return Drift(tool, verb, names, outcome, reason=readable(" ".join(reason.split()))[:REASON_CHARS])

@@ -1,18 +1,30 @@
 """The flags of every plugin-facing command, in one table: the parsers are built from it, and so is docs/gastown.md.
 
 Each :class:`Command` lists its flags as Gas Town (``gt``) and beads
-(``bd``) spell them, so a plugin written for Gas Town parses unchanged.
-``python -m gtui.shims.flags`` prints the tables the docs hold; a test keeps
-the two in step.
+(``bd``) spell them, so a plugin written for Gas Town parses unchanged, and
+:meth:`Command.parse` reads a command line as their flag parser (Go's pflag,
+under cobra) reads it: a value flag takes the next word whatever it looks
+like (``--title -x``), a name is never abbreviated (``--desc`` is unknown),
+a switch takes ``=true``/``=false``, ``--`` ends the flags.  A mistake is
+:class:`~gtcore.errors.Refused`, in pflag's words.  ``python -m
+gtui.shims.flags`` prints the tables the docs hold; a test keeps the two in
+step.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-Kind = Literal["value", "switch", "list", "repeat"]
+from gtcore.errors import Refused
+from gtcore.model import readable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+Kind = Literal["value", "switch", "list"]
+TRUE, FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")  # Go's strconv.ParseBool
 
 
 @dataclass(frozen=True)
@@ -20,8 +32,9 @@ class Flag:
     """One option: its spellings, where it lands, and what it means.
 
     ``list`` options repeat and split commas (``-l a,b -l c`` is three
-    labels), as bd's string slices do; ``repeat`` options repeat and keep
-    each value whole (``-l a,b`` is one label), as gt's string arrays do.
+    labels), as bd's string slices do.
+    ``raw`` values are kept as the bytes were given (a fingerprint is hashed,
+    never stored); any other value is made :func:`~gtcore.model.readable`.
     """
 
     names: tuple[str, ...]
@@ -30,6 +43,12 @@ class Flag:
     kind: Kind = "value"
     default: Any = None
     metavar: str | None = None
+    raw: bool = False
+
+    @property
+    def long(self) -> str:
+        """The ``--name`` spelling, which every flag has: how :meth:`Command.parse` hands a value on."""
+        return next(name for name in self.names if name.startswith("--"))
 
 
 @dataclass(frozen=True)
@@ -40,40 +59,132 @@ class Positional:
 
 
 @dataclass(frozen=True)
+class Parsed:
+    """A command line as read: its values (``args``), and how many words no flag or positional took (``strays``)."""
+
+    args: argparse.Namespace
+    strays: int
+
+
+@dataclass(frozen=True)
 class Command:
-    """A plugin-facing command: ``gt escalate``, ``bd create``, ..."""
+    """A plugin-facing command: ``gt escalate``, ``bd create``, ...
+
+    ``strays``: words no flag or positional takes are ignored, as Gas Town
+    ignores them (cobra's default for a command that declares no ``Args``);
+    otherwise they are refused, as its ``ExactArgs`` and ``MaximumNArgs`` do.
+    """
 
     name: str
     summary: str
     flags: tuple[Flag, ...] = ()
     positionals: tuple[Positional, ...] = field(default_factory=tuple)
+    strays: bool = False
+
+    @property
+    def tool(self) -> str:
+        return self.name.split(" ", 1)[0]
+
+    @property
+    def verb(self) -> str:
+        return self.name.split(" ", 1)[1]
 
     def parser(self, parser_class: type[argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
-        parser = (parser_class or CommandParser)(prog=self.name, description=self.summary)
+        parser = (parser_class or CommandParser)(prog=self.name, description=self.summary, allow_abbrev=False)
         add_arguments(parser, self)
         return parser
 
+    def parse(self, argv: list[str]) -> Parsed:
+        """``argv`` as Gas Town's flag parser reads it (see the module); a mistake is :class:`Refused`."""
+        args, extra = self.parser().parse_known_args(pflag_words(self, argv))  # every flag known by now: the rest are words
+        extra = [word for word in extra if word != "--"]
+        if extra and not self.strays:
+            allowed = sum(1 for positional in self.positionals if positional.nargs in (None, "?"))
+            raise Refused(f"accepts at most {allowed} arg(s), received {allowed + len(extra)}")
+        return Parsed(args, len(extra))
+
 
 class CommandParser(argparse.ArgumentParser):
-    """Usage mistakes are one line and exit 1, as gt and bd do."""
+    """A usage mistake is :class:`Refused` (one line, exit 1, as gt and bd do), never argparse's exit."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        raise Refused(message)
+
+
+def pflag_words(command: Command, argv: list[str]) -> list[str]:
+    """``argv`` respelled so argparse reads it as pflag does: every flag by its long name, a value as ``--long=VALUE``, a
+    switch's ``=false`` left out.  A flag pflag does not know, or one that needs a value and has none, is
+    :class:`Refused` in pflag's words, at the first one, as pflag stops there."""
+    spelled = {name: flag for flag in command.flags for name in flag.names}
+    words: list[str] = []
+    rest = iter(argv)
+    for word in rest:
+        if word == "--":
+            return [*words, word, *rest]
+        if word in ("-h", "--help") or not word.startswith("-") or word == "-":
+            words.append(word)
+        elif word.startswith("--"):
+            words += _long(spelled, word, rest)
+        else:
+            words += _shorts(spelled, word, rest)
+    return words
+
+
+def _long(spelled: dict[str, Flag], word: str, rest: Iterator[str]) -> list[str]:
+    """``--name``, ``--name=VALUE``, or ``--name VALUE`` (the next word, whatever it looks like)."""
+    name, equals, value = word.partition("=")
+    flag = spelled.get(name)
+    if flag is None:
+        raise Refused(f"unknown flag: {name}", (name,))
+    if flag.kind == "switch":
+        return _switch(flag, name, value) if equals else [flag.long]
+    given = value if equals else next(rest, None)
+    if given is None:
+        raise Refused(f"flag needs an argument: {name}", (name,))
+    return [f"{flag.long}={given}"]
+
+
+def _shorts(spelled: dict[str, Flag], word: str, rest: Iterator[str]) -> list[str]:
+    """``-q``, ``-qv`` (switches together), ``-sHIGH``, ``-s=HIGH`` or ``-s HIGH``, as pflag's shorthands."""
+    words: list[str] = []
+    for index, letter in enumerate(word[1:], 2):
+        flag, after = spelled.get(f"-{letter}"), word[index:]
+        if flag is None:
+            raise Refused(f"unknown shorthand flag: {letter!r} in {word}", (f"-{letter}",))
+        if flag.kind == "switch":
+            if after.startswith("="):
+                return words + _switch(flag, f"-{letter}", after[1:])
+            words.append(flag.long)
+            continue
+        given = after[1:] if after.startswith("=") else after or next(rest, None)
+        if given is None:
+            raise Refused(f"flag needs an argument: {letter!r} in {word}", (f"-{letter}",))
+        return [*words, f"{flag.long}={given}"]
+    return words
+
+
+def _switch(flag: Flag, name: str, value: str) -> list[str]:
+    if value in TRUE:
+        return [flag.long]
+    if value in FALSE:
+        return []
+    raise Refused(f'invalid argument "{value}" for "{name}" flag: strconv.ParseBool: parsing "{value}": invalid syntax', (name,))
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
     """Give ``parser`` the command's positionals and flags, exactly as the table says."""
     for positional in command.positionals:
-        parser.add_argument(positional.dest, help=positional.help, **({"nargs": positional.nargs} if positional.nargs else {}))
+        parser.add_argument(positional.dest, help=positional.help, type=readable,
+                            **({"nargs": positional.nargs} if positional.nargs else {}))
     for flag in command.flags:
+        text = {} if flag.raw else {"type": readable}
         if flag.kind == "switch":
             parser.add_argument(*flag.names, dest=flag.dest, action="store_true", help=flag.help)
         elif flag.kind == "list":
-            parser.add_argument(*flag.names, dest=flag.dest, action=_CommaList, default=[], metavar=flag.metavar or "A,B", help=flag.help)
-        elif flag.kind == "repeat":
-            parser.add_argument(*flag.names, dest=flag.dest, action="append", default=[], metavar=flag.metavar, help=flag.help)
+            parser.add_argument(*flag.names, dest=flag.dest, action=_CommaList, default=[], metavar=flag.metavar or "A,B", help=flag.help,
+                                **text)
         else:
-            parser.add_argument(*flag.names, dest=flag.dest, default=flag.default, metavar=flag.metavar, help=flag.help)
+            parser.add_argument(*flag.names, dest=flag.dest, default=flag.default, metavar=flag.metavar, help=flag.help, **text)
 
 
 class _CommaList(argparse.Action):
@@ -95,7 +206,7 @@ ESCALATE = Command("gt escalate", "Raise an escalation (the words are its subjec
     Flag(("--source",), "source", "who raises it, e.g. plugin:rebuild-gt (inside a run: plugin:<its plugin>)", metavar="SRC"),
     Flag(("--related",), "related", "a related bead or run id (inside a run: the run)", metavar="ID"),
     Flag(("--fingerprint",), "fingerprint", "a stable key: while an escalation with it is open or acknowledged, another is"
-         " suppressed (Gas Town's escalation-fp: label)", metavar="KEY"),
+         " suppressed (Gas Town's escalation-fp: label)", metavar="KEY", raw=True),
     Flag(("--stdin",), "stdin", "read the reason from standard input", "switch"),
     Flag(("-n", "--dry-run"), "dry_run", "say what would be raised and routed; write and send nothing", "switch"),
     _json(),
@@ -104,7 +215,7 @@ ESCALATE = Command("gt escalate", "Raise an escalation (the words are its subjec
 STALE = Command("gt stale", "Is the gt binary behind a build branch of its repository? (Gas Town's exit convention)", (
     Flag(("--json",), "json", "print one flat object, exit 0 (also when skipped or on error, saying so)", "switch"),
     Flag(("-q", "--quiet"), "quiet", "print nothing: exit 0 stale, 1 fresh, 2 skipped or error", "switch"),
-))
+), strays=True)
 
 BD_CREATE = Command("bd create", "Record a bead; with type:plugin-run inside a run, the plugin's report of that run.", (
     Flag(("--title",), "title_flag", "the title (or give it as the argument)", metavar="T"),
@@ -119,7 +230,7 @@ BD_CREATE = Command("bd create", "Record a bead; with type:plugin-run inside a r
     Flag(("-p", "--priority"), "priority", "priority 0-4 (kept)", metavar="P"),
     Flag(("-a", "--assignee"), "assignee", "assignee (kept)", metavar="A"),
     Flag(("--actor",), "actor", "who creates it (default $BD_ACTOR)", metavar="A"),
-), (Positional("title", "the title", "?"),))
+), (Positional("title", "the title", "?"),), strays=True)
 
 BD_LIST = Command("bd list", "List beads from the ledger, newest first, as bd's JSON.", (
     _json(),
@@ -131,7 +242,7 @@ BD_LIST = Command("bd list", "List beads from the ledger, newest first, as bd's 
     Flag(("-t", "--type"), "type", "only this bead type", metavar="TYPE"),
     Flag(("--flat",), "flat", "accepted (gtui's list is always flat)", "switch"),
     Flag(("--no-pager",), "no_pager", "accepted (gtui never pages)", "switch"),
-))
+), strays=True)
 
 BD_SHOW = Command("bd show", "Show beads as a JSON array.", (_json(),), (Positional("ids", "bead or run ids", "+"),))
 
@@ -140,7 +251,7 @@ BD_CLOSE = Command("bd close", "Close beads (notes; runs are closed by gtui when
     Flag(("-f", "--force"), "force", "accepted", "switch"),
 ), (Positional("ids", "bead ids", "+"),))
 
-BD_VERSION = Command("bd version", "Print the version (bd version X.Y.Z ...).")
+BD_VERSION = Command("bd version", "Print the version (bd version X.Y.Z ...).", strays=True)
 
 MAIL_SEND = Command("gt mail send", "Send mail: a mail bead gtui mail list shows.", (
     Flag(("-s", "--subject"), "subject", "the subject (required)", metavar="S"),
@@ -154,19 +265,19 @@ MAIL_SEND = Command("gt mail send", "Send mail: a mail bead gtui mail list shows
     Flag(("--urgent",), "urgent", "priority 0", "switch"),
 ), (Positional("address", "where to: mayor/, <rig>/witness, ...", "?"),))
 
-RIG_LIST = Command("gt rig list", "The town's rigs.", (_json(),))
-TOWN_ROOT = Command("gt town root", "Print the town root.")
+RIG_LIST = Command("gt rig list", "The town's rigs.", (_json(),), strays=True)
+TOWN_ROOT = Command("gt town root", "Print the town root.", strays=True)
 GT_VERSION = Command("gt version", "Print the version (gt version X.Y.Z ...).", (
     Flag(("--short",), "short", "just the version", "switch"),
     Flag(("-v", "--verbose"), "verbose", "accepted", "switch"),
-))
+), strays=True)
 SESSION_HEALTH = Command("gt session health", "Is a tmux agent session alive (Gas Town's central liveness check, read from tmux"
                          " as it reads it)?", (
     _json(),
     Flag(("--max-inactivity",), "max_inactivity", "a Go duration: idle longer than this is agent-hung (0 disables)", default="0",
          metavar="D"),
 ), (Positional("session", "the tmux session name, e.g. gt-nux"),))
-PLUGIN_LIST = Command("gt plugin list", "The town's plugins, as Gas Town lists them.", (_json(),))
+PLUGIN_LIST = Command("gt plugin list", "The town's plugins, as Gas Town lists them.", (_json(),), strays=True)
 PLUGIN_SHOW = Command("gt plugin show", "One plugin, as Gas Town shows it.", (_json(),), (Positional("name", "the plugin"),))
 PLUGIN_RUN = Command("gt plugin run", "Run a plugin now (gtui runs it on a dog and waits).", (
     Flag(("--force",), "force", "run even if its gate is closed or it is disabled", "switch"),
@@ -179,8 +290,9 @@ PLUGIN_RECORD_RUN = Command("gt plugin record-run", "Record a plugin run receipt
     Flag(("--title",), "title", "the receipt's title: the run's summary (default Plugin run: P)", metavar="T"),
     Flag(("--description",), "description", "the receipt's description: the run's detail", metavar="D"),
     Flag(("--rig",), "rig", "the rig, kept as rig:R", metavar="R"),
-    Flag(("-l", "--label"), "labels", "one more label, repeatable (a comma stays in the label)", "repeat", metavar="K:V"),
-))
+    Flag(("-l", "--label"), "labels", "more labels, repeatable and comma-separated (Gas Town hands each to bd create, whose"
+         " -l splits commas)", "list", metavar="K:V"),
+), strays=True)
 PLUGIN_HISTORY = Command("gt plugin history", "Recent runs of a plugin.", (
     _json(), Flag(("--limit",), "limit", "at most N runs", default="10", metavar="N"),
 ), (Positional("name", "the plugin"),))
@@ -191,7 +303,7 @@ DOG_DISPATCH = Command("gt dog dispatch", "Hand a plugin to a dog (gtui waits fo
     Flag(("--create",), "create", "accepted (gtui's dogs always exist)", "switch"),
     Flag(("-n", "--dry-run"), "dry_run", "say what would be dispatched", "switch"),
     _json(),
-))
+), strays=True)
 
 COMMANDS = (ESCALATE, STALE, BD_CREATE, BD_LIST, BD_SHOW, BD_CLOSE, BD_VERSION, MAIL_SEND, RIG_LIST, TOWN_ROOT, GT_VERSION,
             SESSION_HEALTH, PLUGIN_LIST, PLUGIN_SHOW, PLUGIN_RUN, PLUGIN_RECORD_RUN, PLUGIN_HISTORY, DOG_DISPATCH)
@@ -209,6 +321,8 @@ def markdown(command: Command) -> str:
             default = f" (default `{flag.default}`)" if flag.default not in (None, "") and flag.kind == "value" else ""
             lines.append(f"| {spelled}{value} | {flag.help}{default} |")
         lines.append("")
+    if command.strays:
+        lines += ["Words no flag takes are ignored, as Gas Town ignores them (inside a run: a warning among its problems).", ""]
     return "\n".join(lines)
 
 

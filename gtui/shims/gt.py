@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from gtcore.errors import GtError
-from gtcore.model import TYPE_CHECKING, Report, parse_duration
+from gtcore.errors import GtError, Refused
+from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, parse_duration
 from gtui import __version__
 from gtui.dispatching import dispatch_words, dispatched, ended_badly
 from gtui.shims import flags
-from gtui.shims.context import actor, engine, guarded, hand_over, run_context, say, say_json
+from gtui.shims.context import actor, engine, guarded, read, run_context, say, say_json
+from gtui.terminal import read_stdin
 
 if TYPE_CHECKING:
     from gtcore.model import Plugin
@@ -30,38 +31,32 @@ GT_VERSION = "1.2.1"  # the gt whose commands these follow (Gas Town at 649b832b
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    return guarded("gt", words, {"escalate": escalate, "stale": stale, "rig": _group("rig", {"list": rig_list}),
-                                 "mail": _group("mail", {"send": mail_send}), "town": _group("town", {"root": town_root}),
-                                 "version": version, "session": _group("session", {"health": session_health}),
-                                 "plugin": _group("plugin", {"list": plugin_list, "show": plugin_show, "run": plugin_run,
-                                                             "record-run": plugin_record_run, "history": plugin_history}),
-                                 "dog": _group("dog", {"dispatch": dog_dispatch})})
-
-
-def _group(name: str, verbs: dict[str, Callable[[list[str]], int]]) -> Callable[[list[str]], int]:
-    """``gt NAME VERB ...``: a verb gtui does not provide goes on to a real gt."""
-
-    def dispatch(argv: list[str]) -> int:
-        if not argv or argv[0] not in verbs:
-            return hand_over("gt", [name, *argv])
-        return verbs[argv[0]](argv[1:])
-
-    return dispatch
+    return guarded("gt", words, {"escalate": escalate, "stale": stale, "rig": {"list": rig_list}, "mail": {"send": mail_send},
+                                 "town": {"root": town_root}, "version": version, "session": {"health": session_health},
+                                 "plugin": {"list": plugin_list, "show": plugin_show, "run": plugin_run,
+                                            "record-run": plugin_record_run, "history": plugin_history},
+                                 "dog": {"dispatch": dog_dispatch}})
 
 
 def escalate(argv: list[str]) -> int:
     """Exactly ``gtui escalate``: inside a run, the source is the run's plugin and the escalation is tied to the run.
 
     As Gas Town's: no words prints the help (exit 0), and a mistake exits 1.
+    Its flags are read here as Gas Town reads them (a mistake is refused, and
+    inside a run noted), then handed to gtui's command spelled unambiguously.
     """
     if not argv:
         flags.ESCALATE.parser().print_help()
         return 0
-    return _as_gt(["escalate", *argv])
+    args = read(flags.ESCALATE, argv)
+    if args.severity.lower() not in SEVERITIES:
+        raise Refused(f"invalid severity '{args.severity}': must be critical, high, medium, or low", ("--severity",))
+    return _as_gt(["escalate", *flags.pflag_words(flags.ESCALATE, argv)])
 
 
 def stale(argv: list[str]) -> int:
-    return _as_gt(["stale", *argv])
+    args = read(flags.STALE, argv)
+    return _as_gt(["stale", *(["--json"] if args.json else []), *(["--quiet"] if args.quiet else [])])
 
 
 def _as_gt(argv: list[str]) -> int:
@@ -69,12 +64,12 @@ def _as_gt(argv: list[str]) -> int:
     from gtui.cli import main as gtui_main
 
     code = gtui_main(argv)
-    quiet = argv[0] == "stale" and ("-q" in argv or "--quiet" in argv)
+    quiet = argv[0] == "stale" and "--quiet" in argv
     return 1 if code == 2 and not quiet else code
 
 
 def rig_list(argv: list[str]) -> int:
-    args = flags.RIG_LIST.parser().parse_args(argv)
+    args = read(flags.RIG_LIST, argv)
     rigs = engine().town.rig_details()
     if not rigs:
         say("No rigs configured.")  # as Gas Town says it, --json or not
@@ -87,15 +82,15 @@ def rig_list(argv: list[str]) -> int:
 
 
 def mail_send(argv: list[str]) -> int:
-    args = flags.MAIL_SEND.parser().parse_args(argv)
+    args = read(flags.MAIL_SEND, argv)
     to = args.to or args.address
     if not to:
-        raise GtError("address required (use positional arg or --to)")
+        raise Refused("address required (use positional arg or --to)")
     if not args.subject:
-        raise GtError('required flag "subject" not set (-s SUBJECT)')
+        raise Refused('required flag "subject" not set (-s SUBJECT)', ("--subject",))
     if args.stdin and args.message:
-        raise GtError("cannot use --stdin with --message/-m")
-    body = sys.stdin.read().rstrip("\n") if args.stdin else args.message or ""
+        raise Refused("cannot use --stdin with --message/-m", ("--stdin", "--message"))
+    body = read_stdin().rstrip("\n") if args.stdin else args.message or ""
     town = engine()
     sender = args.sender or actor(run_context())
     for address in [to, *args.cc]:
@@ -105,23 +100,24 @@ def mail_send(argv: list[str]) -> int:
 
 
 def town_root(argv: list[str]) -> int:
+    read(flags.TOWN_ROOT, argv)
     say(str(engine().town.root))
     return 0
 
 
 def version(argv: list[str]) -> int:
-    args = flags.GT_VERSION.parser().parse_args(argv)
+    args = read(flags.GT_VERSION, argv)
     say(f"{GT_VERSION}-gtui" if args.short else f"gt version {GT_VERSION} (gtui {__version__})")
     return 0
 
 
 def session_health(argv: list[str]) -> int:
     """Gas Town's central liveness check of a tmux agent session; every state exits 0 (the plugin reads ``status``)."""
-    args = flags.SESSION_HEALTH.parser().parse_args(argv)
+    args = read(flags.SESSION_HEALTH, argv)
     try:
         limit = parse_duration(args.max_inactivity, days=False)
     except ValueError as exc:
-        raise GtError(f"invalid argument for --max-inactivity: {exc}") from None
+        raise Refused(f"invalid argument for --max-inactivity: {exc}", ("--max-inactivity",)) from None
     health = engine().session_health(args.session, limit.seconds)
     if args.json:
         say_json(health.to_json())
@@ -141,7 +137,7 @@ def _summary(plugin: Plugin) -> dict[str, object]:
 
 
 def plugin_list(argv: list[str]) -> int:
-    args = flags.PLUGIN_LIST.parser().parse_args(argv)
+    args = read(flags.PLUGIN_LIST, argv)
     plugins = sorted(engine().plugins().plugins, key=lambda plugin: plugin.name)
     if args.json:
         say_json([_summary(plugin) for plugin in plugins])
@@ -152,7 +148,7 @@ def plugin_list(argv: list[str]) -> int:
 
 
 def plugin_show(argv: list[str]) -> int:
-    args = flags.PLUGIN_SHOW.parser().parse_args(argv)
+    args = read(flags.PLUGIN_SHOW, argv)
     plugin = engine().plugin(args.name)
     shown = {**_summary(plugin), "version": plugin.version if isinstance(plugin.version, int) else 0,
              "gate": plugin.gate.to_json(), "tracking": plugin.tracking.to_json(), "execution": plugin.execution.to_json(),
@@ -167,7 +163,7 @@ def plugin_show(argv: list[str]) -> int:
 
 def plugin_run(argv: list[str]) -> int:
     """Gas Town prints the instructions and records a run; gtui queues the run for the kennel and waits for its result."""
-    args = flags.PLUGIN_RUN.parser().parse_args(argv)
+    args = read(flags.PLUGIN_RUN, argv)
     town = engine()
     plugin = town.plugin(args.name)
     if args.dry_run:
@@ -190,11 +186,11 @@ def plugin_record_run(argv: list[str]) -> int:
     else a receipt of its own, closed at once, that the plugin's history and
     gate count as a run, as Gas Town's do.
     """
-    args = flags.PLUGIN_RECORD_RUN.parser().parse_args(argv)
+    args = read(flags.PLUGIN_RECORD_RUN, argv)
     if not args.plugin:
-        raise GtError("--plugin is required")
+        raise Refused("--plugin is required", ("--plugin",))
     if not args.result:
-        raise GtError("--result is required")
+        raise Refused("--result is required", ("--result",))
     labels = tuple(dict.fromkeys([*([f"rig:{args.rig}"] if args.rig else []), *args.labels]))
     report = Report(args.result, (args.title or f"Plugin run: {args.plugin}").strip(), (args.description or "").strip(), labels)
     context = run_context()
@@ -208,26 +204,35 @@ def plugin_record_run(argv: list[str]) -> int:
 
 
 def plugin_history(argv: list[str]) -> int:
-    args = flags.PLUGIN_HISTORY.parser().parse_args(argv)
+    """Gas Town's history of a plugin's runs: ✗ a failure (gtui's timeout and abandoned too), ○ skipped (or still in
+    flight), ✓ any other result, under its header."""
+    args = read(flags.PLUGIN_HISTORY, argv)
     if not str(args.limit).isdigit():
-        raise GtError(f"--limit expects a whole number, not {args.limit!r}")
+        raise Refused(f"--limit expects a whole number, not {args.limit!r}", ("--limit",))
     from gtui.shims.bd import bd_json
 
     runs = [bd_json(run) for run in engine().find_beads(labels=["type:plugin-run", f"plugin:{args.name}"], limit=int(args.limit))]
     if args.json:
         say_json([{key: run[key] for key in ("id", "title", "created_at", "labels")} for run in runs])
+    elif not runs:
+        say(f"○ No execution history for plugin: {args.name}")
     else:
+        say(f"● Execution history for {args.name} ({len(runs)} runs)\n")
         for run in runs:
-            mark = "✓" if "result:success" in run["labels"] else "✗" if "result:failure" in run["labels"] else "○"
-            say(f"{mark} {run['created_at'][:16].replace('T', ' ')}  {run['id']}")
+            say(f"  {_mark(run['labels'])} {run['created_at'][:16].replace('T', ' ')}  {run['id']}")
     return 0
+
+
+def _mark(labels: list[str]) -> str:
+    result = next((label.split(":", 1)[1] for label in labels if label.startswith("result:")), "")
+    return "✗" if result in FAILED | {"abandoned"} else "○" if result in ("skipped", "queued", "running") else "✓"
 
 
 def dog_dispatch(argv: list[str]) -> int:
     """As Gas Town's: hand the plugin over and return at once (gtui queues its run for the kennel), in its shape."""
-    args = flags.DOG_DISPATCH.parser().parse_args(argv)
+    args = read(flags.DOG_DISPATCH, argv)
     if not args.plugin:
-        raise GtError('required flag "plugin" not set (--plugin NAME)')
+        raise Refused('required flag "plugin" not set (--plugin NAME)', ("--plugin",))
     town = engine()
     plugin = town.plugin(args.plugin)
     code = 0
