@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from stat import S_ISREG
 
-from gtcore.errors import NotFound
+from gtcore.errors import GtError, NotFound
 from gtcore.plugin_cache import Identity, PluginCache, identity_of
 from gtcore.plugins import FILE_KINDS, InvalidPlugin, Plugin, parse_plugin, run_script_state
 from gtcore.records import TYPE_CHECKING, Record
@@ -63,9 +63,13 @@ class PluginSet:
     def require(self, name: str, town: Town) -> Plugin:
         """The plugin named ``name``, or the one-line error every command gives for a wrong name."""
         found = self.get(name)
-        if found is None:
-            raise NotFound(f"no plugin named {name!r} in town {town.root}")
-        return found
+        if found is not None:
+            return found
+        broken = [bad for bad in self.invalid if bad.name == name]
+        if broken:
+            raise GtError(f"plugin {name} is invalid: {broken[0].location()}: {broken[0].error}; fix the file (gtui plugin list shows"
+                          " every invalid one)")
+        raise NotFound(f"no plugin named {name!r} in town {town.root}")
 
 
 def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.runner import Runner
     from gtcore.sessions import SessionHealth
     from gtcore.stale import BinaryStatus
-    from gtcore.storage.contract import KennelBeat, LedgerDump, RunState
+    from gtcore.status import PluginFacts
+    from gtcore.storage.contract import KennelBeat, LedgerDump, Pause, RunState
 
 
 class Engine:
@@ -389,6 +390,19 @@ class Engine:
         """The plugins an operator paused, with the reason given."""
         return self.ledger.paused()
 
+    def plugin_facts(self, plugins: list[Plugin], now: float) -> dict[str, PluginFacts]:
+        """Each plugin as the ledger knows it (last run, failure streak, pause, its gate at ``now``), by name: what
+        ``plugin list`` and ``plugin show`` say beside the plugin as written."""
+        from gtcore.status import plugin_facts
+
+        facts = self.ledger.gate_facts()
+        decisions = self.gate_decisions(plugins, facts.summary, facts.running.values(), facts.paused, now)
+        return plugin_facts(self.ledger, plugins, facts.summary, facts.pauses, decisions)
+
+    def pauses(self) -> dict[str, Pause]:
+        """The plugins an operator paused: why, who and when."""
+        return self.ledger.pauses()
+
     def runs_in_flight(self) -> list[Bead]:
         """Every run claimed and not yet closed (queued or running), in any process on the town."""
         return self.ledger.runs_in_flight()
@@ -450,7 +464,7 @@ class Engine:
             kept = self.ledger.run_log(run.id)
             if kept is not None:
                 return kept
-            raise NotFound(f"{run.ref} has no log (it never started, or its log was removed by a digest)") from None
+            raise NotFound(_no_log(run, path)) from None
         except OSError as exc:
             raise GtError(f"cannot read the log of {run.ref} at {path}: {exc.strerror or exc}") from None
 
@@ -579,12 +593,22 @@ class Engine:
             raise answer
         return answer
 
-    def set_paused(self, name: str, paused: bool, reason: str = "") -> bool:
-        """Pause or resume; returns False when it was already in that state."""
+    def set_paused(self, name: str, paused: bool, reason: str = "", by: str | None = None) -> bool:
+        """Pause or resume; returns False when it was already in that state.  ``by``: who, in words (by default the
+        user and host of this process, ``ann@build-box``)."""
+        import getpass
+
+        from gtcore import processes
+
         plugin = self.plugin(name)
         if (plugin.name in self.ledger.paused()) == paused:
             return False
-        self.ledger.set_paused(plugin.name, paused, reason=reason)
+        if by is None:
+            try:
+                by = f"{getpass.getuser()}@{processes.hostname()}"
+            except (KeyError, OSError):  # a uid with no name (a container's)
+                by = f"uid {os.getuid()}@{processes.hostname()}"
+        self.ledger.set_paused(plugin.name, paused, reason=reason, by=by)
         return True
 
     def emit_event(self, name: str, *, source: str = "cli") -> None:
@@ -745,6 +769,23 @@ class _Tail:
         if last and self.partial:
             follow(run, self.partial.decode("utf-8", "replace"))
             self.partial = b""
+
+
+def _no_log(run: Bead, path: str) -> str:
+    """Why a run has no log here, truly: not started yet, run on another host, ended without a process, or its file gone."""
+    from gtcore import processes
+
+    host = (run.data.get("owner") or {}).get("host")
+    reason = run.data.get("reason")
+    if run.status == "queued":
+        return f"{run.ref} has no log yet: it waits in the queue for a kennel"
+    if host and host != processes.hostname():
+        return f"{run.ref} ran on {host}, which keeps its log (gtui plugin log there), and this ledger keeps no copy"
+    if not run.data.get("log") and run.status == "closed":
+        return f"{run.ref} has no log: it ended {run.result} without starting anything" + (f" ({reason})" if reason else "")
+    if run.status == "running":
+        return f"{run.ref} has printed nothing yet"
+    return f"{run.ref} has no log: {path} is gone (removed since the run ended)"
 
 
 def _where(run: Bead) -> str:

@@ -40,7 +40,11 @@ if TYPE_CHECKING:
     from gtcore.report import run_json as run_json
     from gtcore.report import run_problems as run_problems
     from gtcore.stale import BinaryStatus as BinaryStatus
+    from gtcore.status import HealthWord as HealthWord
+    from gtcore.status import PluginFacts as PluginFacts
+    from gtcore.status import run_reason as run_reason
     from gtcore.storage.contract import ROUTE_LATER as ROUTE_LATER
+    from gtcore.storage.contract import Pause as Pause
     from gtcore.town import Town as Town
 
 ELSEWHERE = {
@@ -56,6 +60,7 @@ ELSEWHERE = {
     "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report", "run_problems": "gtcore.report",
     "drift_words": "gtcore.report",
     "BinaryStatus": "gtcore.stale",
+    "HealthWord": "gtcore.status", "PluginFacts": "gtcore.status", "run_reason": "gtcore.status", "Pause": "gtcore.storage.contract",
     "Town": "gtcore.town",
 }
 """Records and pure helpers defined elsewhere, by name: the module each is imported from when it is first asked for."""
@@ -306,6 +311,7 @@ class PluginStats(Record):
     last_started_at: float
     last_result: str
     last_summary: str = ""
+    failure_streak: int = 0  # runs in a row, the latest included, that ended failure, timeout or abandoned
 
     @property
     def failure_rate(self) -> float:

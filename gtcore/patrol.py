@@ -23,8 +23,9 @@ from gtcore.gates import CheckResult, GateDecision, GateFacts, evaluate
 from gtcore.model import Bead, GateState, PluginStats, Problem, Result
 from gtcore.plugins import InvalidPlugin, Plugin
 from gtcore.records import TYPE_CHECKING
-from gtcore.report import run_json
+from gtcore.report import REPORT_SCHEMA, escalations_json, facts_json, health_json, run_json
 from gtcore.settings import SettingsError
+from gtcore.status import EscalationCounts, Health, PluginFacts, escalation_counts, health, plugin_facts
 from gtcore.storage.contract import OWED, EventMark, Ledger, LedgerFacts
 
 UPKEEP_INTERVAL = 3600.0
@@ -60,10 +61,12 @@ class PluginReport:
         self.run: Bead | None = None
         self.note: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, facts: PluginFacts | None = None) -> dict[str, Any]:
         return {
             "name": self.plugin.name,
+            "kind": self.plugin.kind,
             "rig": self.plugin.rig,
+            "enabled": self.plugin.runs_by_itself,
             "gate": {
                 "type": self.plugin.gate.type,
                 "open": self.decision.open,
@@ -73,6 +76,7 @@ class PluginReport:
             },
             "dispatched": self.dispatched,
             "run": _run_summary(self.run) if self.run else None,
+            **facts_json(facts),
         }
 
 
@@ -98,17 +102,30 @@ class PatrolReport:
         self.undeliverable = False  # escalations cannot be delivered (broken settings or failing channels)
         self.unrecorded: list[str] = []  # runs that ended and whose end the ledger still refuses (kept in the recovery journal)
         self.deliveries_held = False  # the escalation settings cannot be read: every delivery waits for them
+        self.facts: dict[str, PluginFacts] = {}  # each plugin as the ledger knows it once the patrol is done
+        self.escalations = EscalationCounts(0, {}, {}, [])
 
     @property
     def failed(self) -> bool:
         return any(item.run is not None and item.run.result in ("failure", "timeout") for item in self.plugins)
 
+    def health(self) -> Health:
+        """The town's health after this patrol, from all it saw (the problems a command adds to the report count too)."""
+        plugins = [(item.plugin, self.facts[item.plugin.name]) for item in self.plugins if item.plugin.name in self.facts]
+        urgent = list(self.unrecorded)
+        if self.undeliverable:
+            urgent.append("escalations cannot reach a person (their settings or a channel fail: see problems)")
+        return health(plugins, self.invalid, self.escalations, self.problems, self.abandoned, urgent)
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema": REPORT_SCHEMA,
             "town": self.town,
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "plugins": [item.to_json() for item in self.plugins],
+            "health": health_json(self.health()),
+            "escalations": escalations_json(self.escalations),
+            "plugins": [item.to_json(self.facts.get(item.plugin.name)) for item in self.plugins],
             "invalid": [bad.to_json() for bad in self.invalid],
             "abandoned": [run.ref for run in self.abandoned],
             "problems": [problem.to_json() for problem in self.problems],
@@ -305,6 +322,7 @@ class Patrol:
         if not writes:
             for item in report.plugins:
                 item.note = "read-only: not dispatched" if item.decision.open else None
+            self._town_status(report, facts, started)
             report.finished_at = time.time()
             return report
         self._dispatch(report, facts.summary)
@@ -322,9 +340,26 @@ class Patrol:
                 self._delivery_report(report, started)
             except LedgerError as exc:
                 report.problems.append(Problem(str(self.town.root), None, f"{exc}; the deliveries' outcomes are the next patrol's to say"))
+        self._town_status(report, facts, started)
         report.finished_at = time.time()
         self.bus.publish(PatrolFinished(report))
         return report
+
+    def _town_status(self, report: PatrolReport, facts: LedgerFacts, now: float) -> None:
+        """Each plugin as the ledger knows it once the patrol is done (its runs queued, or waited for), and the open
+        escalations counted: what the report's health is judged from.  Said as a problem when the ledger cannot tell."""
+        try:
+            summary = self.ledger.plugin_summary() if report.plugins else {}
+            decisions = {item.plugin.name: item.decision for item in report.plugins}
+            report.facts = plugin_facts(self.ledger, [item.plugin for item in report.plugins], summary, facts.pauses, decisions)
+            escalations = self.escalations()
+            try:
+                settings = escalations.settings()
+            except SettingsError:
+                settings = None  # said by the upkeep already; stale cannot be judged without its threshold
+            report.escalations = escalation_counts(escalations.list(now=now, settings=settings), settings, now)
+        except LedgerError as exc:
+            report.problems.append(Problem(str(self.town.root), None, f"{exc}; the town's state is the next patrol's to say"))
 
     @staticmethod
     def _waits_here(plugin_set: PluginSet, facts: LedgerFacts) -> bool:

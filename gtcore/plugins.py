@@ -181,13 +181,21 @@ class InvalidPlugin(Record):
     line: int | None = None
     rig: str = "town"
 
+    @property
+    def name(self) -> str:
+        """The plugin's name as its place gives it (its directory, an order file's stem): a file that could not be read
+        names nothing better, and every listing and command says it by this name."""
+        if self.path.name in ("plugin.md", "order.toml"):
+            return self.path.parent.name
+        if self.path.suffix == ".toml":  # orders/<name>.toml names an order; city.toml and a pack's files name none
+            return self.path.stem if self.path.parent.name == "orders" else ""
+        return self.path.name  # an entry of a plugins directory that is no plugin directory
+
     def location(self) -> str:
         return f"{self.path}:{self.line}" if self.line else str(self.path)
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "line": self.line, "error": self.error, "rig": self.rig}
-
-
+        return {"name": self.name or None, "path": str(self.path), "line": self.line, "error": self.error, "rig": self.rig}
 
 
 FILE_KINDS = {stat.S_IFDIR: "directory", stat.S_IFREG: "a regular file", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",

@@ -6,7 +6,7 @@ These dictionaries are the Deacon's interface: keep their keys stable.
 from __future__ import annotations
 
 from gtcore.clock import iso
-from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Problem, dog_names, format_ref
+from gtcore.model import Bead, Drift, DriftOutcome, Problem, dog_names, format_ref
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
@@ -14,9 +14,17 @@ from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
 if TYPE_CHECKING:
     from typing import Any
 
+    from gtcore.status import EscalationCounts, Health, PluginFacts
+    from gtcore.storage.contract import Pause
 
-def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
-    """One entry of ``gtui plugin list --json``."""
+
+REPORT_SCHEMA = 2
+"""The version of ``gtui --once --json``'s shape: raised when a key changes meaning or goes (new keys do not raise it)."""
+
+
+def plugin_json(plugin: Plugin, facts: PluginFacts | None) -> dict[str, Any]:
+    """One entry of ``gtui plugin list --json``: the plugin as written, and as the ledger knows it (:func:`facts_json`)."""
+    stats = facts.stats if facts is not None else None
     return {
         "name": plugin.name,
         "kind": plugin.kind,
@@ -30,22 +38,52 @@ def plugin_json(plugin: Plugin, stats: PluginStats | None) -> dict[str, Any]:
         "tracking": plugin.tracking.to_json(),
         "has_run_script": plugin.has_run_script,
         "shadowed": [str(path) for path in plugin.shadowed],
-        "last_run": last_run_json(stats),
         "run_count": stats.run_count if stats else 0,
         "failure_count": stats.failure_count if stats else 0,
         "order": plugin.order.to_json() if plugin.order is not None else None,
+        **facts_json(facts),
     }
 
 
-def last_run_json(stats: PluginStats | None) -> dict[str, Any] | None:
+def facts_json(facts: PluginFacts | None) -> dict[str, Any]:
+    """What the ledger knows of a plugin, as ``--once`` and ``plugin list`` say it: its last run, its failure streak,
+    its pause (why, who, when), and when its gate next opens (when known)."""
+    decision = facts.decision if facts is not None else None
+    return {
+        "last_run": last_run_json(facts),
+        "failure_streak": facts.streak if facts is not None else 0,
+        "paused": pause_json(facts.pause if facts is not None else None),
+        "next_due": iso(decision.next_open_at) if decision is not None else None,
+    }
+
+
+def last_run_json(facts: PluginFacts | None) -> dict[str, Any] | None:
+    """A plugin's latest run in a few words: the whole run when it was read, else what the summary keeps."""
+    stats = facts.stats if facts is not None else None
     if stats is None:
         return None
-    return {
-        "id": format_ref("wisp", stats.last_run_id),
-        "started_at": iso(stats.last_started_at),
-        "result": stats.last_result,
-        "summary": stats.last_summary or None,
-    }
+    run = facts.last_run if facts is not None else None
+    if run is None:
+        return {"id": format_ref("wisp", stats.last_run_id), "status": None, "result": stats.last_result,
+                "started_at": iso(stats.last_started_at), "finished_at": None, "summary": stats.last_summary or None,
+                "summary_from_log": False, "reason": None}
+    return {"id": run.ref, "status": run.status, "result": run.result, "started_at": iso(started_at(run)),
+            "finished_at": iso(run.closed_at), "summary": run.body or None, "summary_from_log": bool(run.data.get("summary_from_log")),
+            "reason": run.data.get("reason")}
+
+
+def pause_json(pause: Pause | None) -> dict[str, Any] | None:
+    return None if pause is None else {"reason": pause.reason or None, "by": pause.by or None, "at": iso(pause.at)}
+
+
+def escalations_json(counts: EscalationCounts) -> dict[str, Any]:
+    """The open escalations counted: all, by severity, those nobody acknowledged (their ids, by severity), the stale ones."""
+    return {"open": counts.open, "by_severity": counts.by_severity,
+            "unacknowledged": {severity: refs for severity, refs in counts.unacknowledged.items() if refs}, "stale": counts.stale}
+
+
+def health_json(health: Health) -> dict[str, Any]:
+    return {"status": health.word.value, "reasons": health.reasons}
 
 
 def run_json(run: Bead) -> dict[str, Any]:
@@ -66,6 +104,7 @@ def run_json(run: Bead) -> dict[str, Any]:
         "log": run.data.get("log"),
         "reason": run.data.get("reason"),
         "summary": run.body or None,
+        "summary_from_log": bool(run.data.get("summary_from_log")),
         "reported_result": run.data.get("reported_result"),
         "detail": (run.data.get("report") or {}).get("detail") or None,
         "labels": list(run.labels),
@@ -130,6 +169,7 @@ def finished_json(run: Bead) -> dict[str, Any]:
         "id": run.ref,
         "result": run.result,
         "summary": run.body or None,
+        "summary_from_log": bool(run.data.get("summary_from_log")),
         "reason": run.data.get("reason"),
         "started_at": iso(started_at(run)),
         "finished_at": iso(run.closed_at),

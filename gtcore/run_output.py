@@ -88,6 +88,15 @@ def log_tail(path: str | None, max_bytes: int = 4096, max_lines: int = 30) -> st
     return "\n".join(tail.splitlines()[-max_lines:])
 
 
+def last_line(path: str | None, limit: int = 200) -> str:
+    """The last line of a run's log with something on it (at most ``limit`` characters): what a failed run that reported
+    no summary most likely says of itself ("error: disk quota exceeded")."""
+    lines = [line.strip() for line in log_tail(path, max_lines=50).splitlines() if line.strip() and not line.startswith("[gtui")]
+    if not lines:
+        return ""
+    return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 1] + "…"
+
+
 class LiveLines:
     """Splits output into lines for the event bus, at a bounded rate.
 

@@ -33,7 +33,7 @@ from gtcore.errors import LedgerError, NotFound
 from gtcore.events import EventBus, RunClaimed, RunFinished, RunStarted
 from gtcore.model import Bead, Result
 from gtcore.plugins import Plugin
-from gtcore.run_output import LiveLines, RunOutput, log_text
+from gtcore.run_output import LiveLines, RunOutput, last_line, log_text
 from gtcore.settings import Settings
 from gtcore.storage.contract import Close, Ledger, QueuedRun, Take
 from gtcore.town import Town
@@ -463,6 +463,8 @@ class Run:
             result = "success"
         else:
             result, reasons = "failure", [exit_words(code), *reasons]
+        if result in ("failure", "timeout") and (said := last_line(self.log_path)):
+            data["log_summary"] = said  # its summary, unless the plugin reports one of its own (see shared.closed)
         self._finish(result, {**data, "reason": "; ".join(reasons)} if reasons else data)
 
     def fail(self, exc: BaseException) -> None:

@@ -420,23 +420,23 @@ class Context:
 
 
 def cmd_plugin_list(ctx: Context) -> int:
-    plugins = ctx.engine.plugins()
-    summary = ctx.engine.summary()
+    plugins, now = ctx.engine.plugins(), time.time()
+    facts = ctx.engine.plugin_facts(plugins.plugins, now)
     payload = {
         "town": str(ctx.town.root),
-        "plugins": [plugin_json(plugin, summary.get(plugin.name)) for plugin in plugins.plugins],
+        "plugins": [plugin_json(plugin, facts.get(plugin.name)) for plugin in plugins.plugins],
         "invalid": [invalid.to_json() for invalid in plugins.invalid],
         "warnings": plugins.warnings,
     }
-    ctx.emit(payload, lambda: ctx.render.plugin_list(ctx.console, plugins, summary, time.time()))
+    ctx.emit(payload, lambda: ctx.render.plugin_list(ctx.console, plugins, facts, now))
     return 0
 
 
 def cmd_plugin_show(ctx: Context) -> int:
-    plugin = ctx.engine.plugins().require(ctx.args.name, ctx.town)
-    stats = ctx.engine.summary().get(plugin.name)
-    payload = {**plugin_json(plugin, stats), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
-    ctx.emit(payload, lambda: ctx.render.plugin_detail(ctx.console, plugin, stats, time.time()))
+    plugin, now = ctx.engine.plugins().require(ctx.args.name, ctx.town), time.time()
+    facts = ctx.engine.plugin_facts([plugin], now)[plugin.name]
+    payload = {**plugin_json(plugin, facts), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
+    ctx.emit(payload, lambda: ctx.render.plugin_detail(ctx.console, plugin, facts, now))
     return 0
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from gtcore.errors import GtError, KennelBusy, LedgerError
-from gtcore.model import FAILED, TYPE_CHECKING, Problem, Result, finished_json, run_json, run_problems
+from gtcore.model import FAILED, TYPE_CHECKING, HealthWord, Problem, Result, finished_json, run_json, run_problems
 
 if TYPE_CHECKING:
     from typing import Any
@@ -66,7 +66,8 @@ def cmd_once(ctx: Context) -> int:
         warn(str(problem), problem.level)
     if report.unrecorded or refused:
         return 2  # a result the ledger refused is kept, not recorded: said, and the patrol did not do all its work
-    return 1 if report.failed or report.undeliverable or any(map(finished_badly, finished)) else 0
+    failing = report.health().word is HealthWord.FAILING
+    return 1 if failing or report.failed or report.undeliverable or any(map(finished_badly, finished)) else 0
 
 
 def finished_badly(run: Bead) -> bool:

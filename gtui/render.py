@@ -13,14 +13,25 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref
+from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref, iso, run_reason
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 from gtui.terminal import safe
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from gtcore.model import Bead, BinaryStatus, DigestResult, Escalation, EscalationSettings, PatrolReport, Plugin, PluginSet, PluginStats
+    from gtcore.model import (
+        Bead,
+        BinaryStatus,
+        DigestResult,
+        Escalation,
+        EscalationSettings,
+        PatrolReport,
+        Pause,
+        Plugin,
+        PluginFacts,
+        PluginSet,
+    )
 
 
 def _cell(value: object, style: str = "") -> Text:
@@ -52,37 +63,57 @@ def result_text(result: str | None) -> Text:
     return _cell(result or "-", RESULT_STYLE.get(result or "", ""))
 
 
-def plugin_list(console: Console, plugins: PluginSet, summary: dict[str, PluginStats], now: float) -> None:
-    """Plugins and, in a city, orders: a ``kind`` column says which once there are orders."""
+def plugin_list(console: Console, plugins: PluginSet, facts: dict[str, PluginFacts], now: float) -> None:
+    """Plugins and, in a city, orders: a ``kind`` column says which once there are orders; then who paused what, and why."""
     kinds = any(plugin.kind == "order" for plugin in plugins.plugins)
     title = "Plugins and orders" if kinds else "Plugins"
-    columns = ["name", *(["kind"] if kinds else []), "rig", "gate", "enabled", "last run", "result", "runs", "failures"]
+    columns = ["name", *(["kind"] if kinds else []), "rig", "gate", "enabled", "last run", "result", "in a row", "runs", "failures"]
     table = _table(f"{title} ({len(plugins.plugins)})", columns)
     for plugin in plugins.plugins:
-        stats = summary.get(plugin.name)
+        known = facts.get(plugin.name)
+        stats = known.stats if known is not None else None
         shadows = f" (+{len(plugin.shadowed)} shadowed)" if plugin.shadowed else ""
+        streak = known.streak if known is not None else 0
         table.add_row(
             _cell(plugin.name, "bold") + _cell(shadows, "dim"),
             *([_cell(plugin.kind)] if kinds else []),
             _cell(plugin.rig),
             _cell(_short(plugin.gate.describe(), 40)),
-            _cell("yes" if plugin.runs_by_itself else "no", "" if plugin.runs_by_itself else "yellow"),
+            _enabled(plugin, known),
             _cell(age(stats.last_started_at if stats else None, now)),
             result_text(stats.last_result if stats else None),
+            _cell(f"{streak} failed" if streak else "", "red" if streak else ""),
             _cell(stats.run_count if stats else 0),
             _cell(stats.failure_count if stats else 0),
         )
     console.print(table)
+    for plugin in plugins.plugins:
+        known = facts.get(plugin.name)
+        if known is not None and known.pause is not None:
+            console.print(_cell(f"{plugin.name}: {pause_words(known.pause, now)}", "yellow"))
     if plugins.invalid:
-        invalid = _table(f"Invalid plugins ({len(plugins.invalid)})", ["file", "error"])
+        invalid = _table(f"Invalid plugins ({len(plugins.invalid)})", ["name", "file", "error"])
         for bad in plugins.invalid:
-            invalid.add_row(_cell(bad.location(), "red"), _cell(bad.error, "red"))
+            invalid.add_row(_cell(bad.name, "red"), _cell(bad.location(), "red"), _cell(bad.error, "red"))
         console.print(invalid)
     for warning in plugins.warnings:
         console.print(_cell(f"warning: {warning}", "yellow"))
 
 
-def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, now: float) -> None:
+def _enabled(plugin: Plugin, facts: PluginFacts | None) -> Text:
+    if facts is not None and facts.pause is not None:
+        return _cell("paused", "yellow")
+    return _cell("yes" if plugin.runs_by_itself else "no", "" if plugin.runs_by_itself else "yellow")
+
+
+def pause_words(pause: Pause, now: float) -> str:
+    """``paused 2h ago by ann@build-box: waiting for the new disk``: who, when and why, whichever are known."""
+    by = f" by {pause.by}" if pause.by else ""
+    return f"paused {age(pause.at, now)}{by}" + (f": {pause.reason}" if pause.reason else " (no reason given)")
+
+
+def plugin_detail(console: Console, plugin: Plugin, facts: PluginFacts, now: float) -> None:
+    stats = facts.stats
     table = Table(box=box.SIMPLE, show_header=False, title=_cell(plugin.name, "bold"), title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -93,6 +124,7 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
         ("path", plugin.path),
         ("version", plugin.version),
         ("enabled", "yes" if plugin.runs_by_itself else f"no ({plugin.disabled_reason})"),
+        *([("paused", pause_words(facts.pause, now))] if facts.pause is not None else []),
         ("gate", plugin.gate.describe()),
         ("execution", f"{plugin.execution.type}, timeout {plugin.execution.timeout}, severity {plugin.execution.severity}"
                       + (", notify on failure" if plugin.execution.notify_on_failure else "")),
@@ -100,7 +132,9 @@ def plugin_detail(console: Console, plugin: Plugin, stats: PluginStats | None, n
         ("digest", "yes" if plugin.tracking.digest else "no"),
         ("run.sh", "yes" if plugin.has_run_script else "no"),
         ("runs", f"{stats.run_count} ({stats.failure_count} failed)" if stats else "0"),
-        ("last run", _last_run(stats, now)),
+        ("last run", _last_run(facts, now)),
+        *([("in a row", f"the last {facts.streak} ended badly")] if facts.streak > 1 else []),
+        *([("next due", iso(facts.decision.next_open_at))] if facts.decision and facts.decision.next_open_at else []),
     ]
     rows += _order_rows(plugin)
     rows += [("shadows", path) for path in plugin.shadowed]
@@ -125,15 +159,20 @@ def _order_rows(plugin: Plugin) -> list[tuple[str, object]]:
     return rows
 
 
-def _last_run(stats: PluginStats | None, now: float) -> str:
+def _last_run(facts: PluginFacts, now: float) -> str:
+    """``run-7 3m ago, failure: exited 1``: the last run, when, how it ended, and why in its own words."""
+    stats, run = facts.stats, facts.last_run
     if stats is None:
         return "never"
-    return f"{format_ref('wisp', stats.last_run_id)} {age(stats.last_started_at, now)}, {stats.last_result}"
+    line = f"{format_ref('wisp', stats.last_run_id)} {age(stats.last_started_at, now)}, {stats.last_result}"
+    why = run_reason(run) if run is not None else None
+    return line + (f": {why}" + (" (its last log line)" if run is not None and run.data.get("summary_from_log") else "")
+                   if why else "")
 
 
 def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[str, Any]], now: float) -> None:
-    table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog", "summary"],
-                   wrap=("summary",))
+    table = _table(f"Runs of {name} ({len(runs)})", ["run", "started", "result", "exit", "duration", "dog", "summary", "reason"],
+                   wrap=("summary", "reason"))
     for run in runs:
         duration = run.data.get("duration_s")
         table.add_row(
@@ -143,7 +182,8 @@ def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[s
             _cell(run.data.get("exit_code", "")),
             _cell(format_duration(duration) if duration is not None else ""),
             _cell(run.data.get("dog", "receipt" if run.data.get("receipt") else "")),
-            _cell(run.body),
+            _cell(run.body) + _cell(" (its last log line)" if run.data.get("summary_from_log") else "", "dim"),
+            _cell(run.data.get("reason") or ""),
         )
     console.print(table)
     if days:

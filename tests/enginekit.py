@@ -23,12 +23,13 @@ from gtcore.storage.contract import Ledger, Take
 
 T = TypeVar("T")
 
-REPORT_KEYS = {"town", "started_at", "finished_at", "plugins", "invalid", "abandoned", "problems", "finished", "finished_more"}
-ENTRY_KEYS = {"name", "rig", "gate", "dispatched", "run"}
+REPORT_KEYS = {"schema", "town", "started_at", "finished_at", "health", "escalations", "plugins", "invalid", "abandoned", "problems",
+               "finished", "finished_more"}
+ENTRY_KEYS = {"name", "kind", "rig", "enabled", "gate", "dispatched", "run", "last_run", "failure_streak", "paused", "next_due"}
 GATE_KEYS = {"type", "open", "state", "reason", "next_open_at"}
 RUN_KEYS = {"id", "status", "dog", "result", "exit_code", "duration_s", "log", "summary", "reported_result"}
-FINISHED_KEYS = {"plugin", "rig", "id", "result", "summary", "reason", "started_at", "finished_at", "duration_s", "exit_code", "escalation",
-                 "receipt", "problems"}
+FINISHED_KEYS = {"plugin", "rig", "id", "result", "summary", "summary_from_log", "reason", "started_at", "finished_at", "duration_s",
+                 "exit_code", "escalation", "receipt", "problems"}
 
 
 def make_town(root: Path, settings: str = "dogs = 2\nkill_grace = \"1s\"\n") -> Path:

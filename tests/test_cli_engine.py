@@ -133,15 +133,24 @@ def test_exit_codes_of_plugin_run_and_once(tmp_path: Path) -> None:
     assert (failed.json()["result"], failed.json()["exit_code"]) == ("failure", 3)
     one_line_error(gtui(town, "plugin", "run", "nosuch"), "nosuch")
 
-    assert gtui(town, "--once", "--wait").code == 1  # nothing open, but bad's failure is among what finished since
-    assert gtui(town, "--once", "--wait").code == 0  # reported once: now nothing failed
+    first = gtui(town, "--once", "--wait", "--json")
+    assert first.code == 1  # nothing open, but bad's failure is among what finished since
+    assert [run["id"] for run in first.json()["finished"]] != []
+    again = gtui(town, "--once", "--wait", "--json")
+    assert (again.code, again.json()["finished"]) == (1, [])  # reported once; yet bad's last run failed: the town is failing
+    assert again.json()["health"]["status"] == "failing"
+    assert [reason.split(":")[0] for reason in again.json()["health"]["reasons"]] == ["plugin bad"]
+    (town / "plugins" / "bad" / "run.sh").write_text("echo mended\n")
+    assert gtui(town, "plugin", "run", "bad").code == 0
+    assert gtui(town, "--once", "--wait").code == 0  # mended: nothing failing
     add_plugin(town, "flaky", run_sh="exit 1\n")
     add_plugin(town, "fine", run_sh="exit 0\n")
     done = gtui(town, "--once", "--wait", "--json")
     assert done.code == 1
     results = {item["name"]: item["run"]["result"] for item in done.json()["plugins"] if item["run"]}
     assert results == {"flaky": "failure", "fine": "success"}
-    assert gtui(town, "--once", "--wait", "--json").code == 0  # both cooling down now: no run, no failure
+    (town / "plugins" / "flaky" / "plugin.md").unlink()  # flaky goes; with it, what made the town fail
+    assert gtui(town, "--once", "--wait", "--json").code == 0  # fine cools down now: no run, no failure
 
     missing = gtui(tmp_path / "nowhere", "--once", "--wait", "--json")
     one_line_error(missing, "nowhere")

@@ -16,10 +16,10 @@ MakePlugin = Callable[..., Path]
 
 PLUGIN_KEYS = {
     "name", "rig", "path", "description", "version", "enabled", "gate", "execution", "tracking",
-    "has_run_script", "shadowed", "last_run", "run_count", "failure_count", "kind", "order",
+    "has_run_script", "shadowed", "last_run", "run_count", "failure_count", "kind", "order", "failure_streak", "paused", "next_due",
 }
 RUN_KEYS = {"id", "plugin", "rig", "status", "result", "queued_at", "started_at", "finished_at", "exit_code", "duration_s", "dog", "log",
-            "reason", "labels", "summary", "reported_result", "detail", "problems"}
+            "reason", "labels", "summary", "summary_from_log", "reported_result", "detail", "problems"}
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 
@@ -97,6 +97,9 @@ def test_list_json_shape(populated: Path) -> None:
         "last_run": None,
         "run_count": 0,
         "failure_count": 0,
+        "failure_streak": 0,
+        "paused": None,
+        "next_due": None,
         "kind": "plugin",
         "order": None,
     }
@@ -129,7 +132,10 @@ def test_list_reflects_ledger_runs(populated: Path) -> None:
     plugins = {p["name"]: p for p in gtui("--town", populated, "plugin", "list", "--json").json()["plugins"]}
     deploy, cleanup, chatty = plugins["deploy"], plugins["cleanup"], plugins["chatty"]
     assert (deploy["run_count"], deploy["failure_count"]) == (4, 2)
-    assert deploy["last_run"] == {"id": f"run-{ids[-1]}", "started_at": "2023-11-14T22:16:20Z", "result": "success", "summary": None}
+    assert deploy["last_run"] == {"id": f"run-{ids[-1]}", "status": "closed", "started_at": "2023-11-14T22:16:20Z",
+                                  "finished_at": "2023-11-14T22:16:22Z", "result": "success", "summary": None,
+                                  "summary_from_log": False, "reason": None}
+    assert deploy["failure_streak"] == 0  # the timeout and the failure came before its last success
     assert (cleanup["run_count"], cleanup["failure_count"]) == (2, 0)
     assert cleanup["last_run"]["result"] == "running"
     assert cleanup["last_run"]["started_at"] == "2023-11-14T23:14:20Z"
@@ -143,7 +149,7 @@ def test_list_human_output(populated: Path) -> None:
     assert "Plugins (3)" in result.out
     lines = {line.split()[0]: line.split() for line in result.out.splitlines() if line.strip()}
     assert lines["cleanup"][:4] == ["cleanup", "town", "cooldown", "1h"]
-    assert lines["deploy"][-3:] == ["failure", "1", "1"]
+    assert lines["deploy"][-5:] == ["failure", "1", "failed", "1", "1"]  # its last run failed: one in a row
     assert "Invalid plugins (1)" in result.out
     assert "name '[red]Broken' is invalid" in result.out  # markup from a file is shown as written
     assert "warning: " in result.out and "unknown key 'colour' (line 3)" in result.out
@@ -220,6 +226,7 @@ def test_history_json(populated: Path) -> None:
         "log": None,
         "reason": None,
         "summary": None,
+        "summary_from_log": False,
         "reported_result": None,
         "detail": None,
         "labels": ["plugin:deploy", "result:failure", "rig:alpha", "team:ops", "type:plugin-run"],
@@ -263,7 +270,9 @@ def test_history_human_output(populated: Path) -> None:
     [
         (["--town", "{missing}", "plugin", "list"], "no town at {missing} (--town): the directory does not exist"),
         (["--town", "{town}", "plugin", "show", "nope"], "no plugin named 'nope' in town {town}"),
-        (["--town", "{town}", "plugin", "show", "broken"], "no plugin named 'broken' in town {town}"),
+        (["--town", "{town}", "plugin", "show", "broken"],
+         "plugin broken is invalid: {town}/alpha/plugins/broken/plugin.md:2: name '[red]Broken' is invalid: use lowercase letters,"
+         " digits, '.', '_' and '-', starting with a letter or digit; fix the file (gtui plugin list shows every invalid one)"),
         (["--town", "{town}", "plugin", "history", "nope"], "no plugin named 'nope' in town {town}, and no runs of it on the ledger"),
         (["--town", "{town}", "plugin", "bogus"], "argument VERB: invalid choice: 'bogus' (choose from 'list', 'show', 'history', *"),
         (["--town", "{town}", "plugin"], "the following arguments are required: VERB (see 'gtui plugin --help')"),

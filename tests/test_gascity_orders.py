@@ -264,7 +264,7 @@ def test_a_broken_city_toml_is_one_invalid_entry_and_the_town_still_lists(tmp_pa
     (city / "city.toml").write_text('[workspace]\nname = "x"\n[orders]\nskip = "all"\n', encoding="utf-8")
     shown = listed(city)
     assert shown["orders"] == {}
-    assert shown["invalid"] == [{"path": str(city / "city.toml"), "line": None, "rig": "town",
+    assert shown["invalid"] == [{"name": None, "path": str(city / "city.toml"), "line": None, "rig": "town",
                                  "error": "[orders] skip must be a list of strings, not 'all'"}]
     (city / "city.toml").write_text("[workspace\n", encoding="utf-8")
     assert listed(city)["invalid"][0]["line"] == 1

@@ -37,6 +37,7 @@ from gtcore.storage.testing import (
     postgres_at_version,
     refused_statement,
     set_schema_version,
+    streak,
     summary_from_labels,
     write_in_flight,
 )
@@ -215,10 +216,13 @@ def random_ledger(ledger: Ledger, rng: random.Random, plugins: int = 24, ops: in
 def slow_summary_from_runs(ledger: Ledger) -> dict[str, PluginStats]:
     """Plain Python over every run of every plugin."""
     out = {}
+    in_end_order, _ = ledger.take_finished("slow-summary", 10**6)  # a new reader is given every end, in the order they committed
     for plugin in {run.plugin for run in ledger.runs(limit=None)}:
         runs = ledger.runs(plugin, limit=None)
         last = max(runs, key=lambda run: (run.created_at, run.id))
-        out[plugin] = PluginStats(plugin, len(runs), sum(run.result in FAILED for run in runs), last.id, last.created_at, last.result)
+        ended = [run.result for run in in_end_order if run.plugin == plugin]
+        out[plugin] = PluginStats(plugin, len(runs), sum(run.result in FAILED for run in runs), last.id, last.created_at, last.result,
+                                  failure_streak=streak(ended))
     return out
 
 
@@ -344,7 +348,7 @@ def test_a_receipt_is_a_run_closed_at_once_that_the_summary_counts(tmp_path: Pat
     assert (receipt.created_at, receipt.closed_at, receipt.rig) == (BASE + 60, BASE + 60, "gastown")
     assert set(receipt.labels) == {"type:plugin-run", "plugin:quality", "rig:gastown", "result:failure", "team:qa"}
     assert (receipt.data["receipt"], receipt.data["actor"], receipt.data["report"]["detail"]) == (True, "deacon/dogs/rex", "Worker: nux")
-    assert ledger.plugin_summary()["quality"] == PluginStats("quality", 2, 1, receipt.id, BASE + 60, "failure", "quality: 2 breaches")
+    assert ledger.plugin_summary()["quality"] == PluginStats("quality", 2, 1, receipt.id, BASE + 60, "failure", "quality: 2 breaches", 1)
     odd = ledger.record_receipt(Receipt("quality", "town", Report("partial", "half done"), now=BASE + 120))
     assert (odd.result, odd.data["reported_result"]) == ("success", "partial") and "partial" in odd.data["reason"]
     assert ledger.runs("quality", limit=None)[0].id == odd.id
@@ -765,6 +769,22 @@ def test_migration_moves_pending_deliveries_into_their_table(tmp_path: Path) -> 
     assert "pending" not in bead_rows(db)[0][5], "the JSON no longer holds them"
 
 
+@pytest.mark.sqlite_only
+def test_migration_counts_each_plugin_s_failure_streak_from_the_runs_it_finds(tmp_path: Path) -> None:
+    """A ledger of schema 6 had no streak: the upgrade counts it from the runs already there, and the triggers keep it."""
+    db = tmp_path / "ledger.db"
+    ledger_at_version(db, 6)
+    for index, result in enumerate(("failure", "success", "failure", "timeout", "abandoned", "skipped")):
+        insert_old_run(db, "flaky", "closed", BASE + index, result=result)
+    insert_old_run(db, "fine", "closed", BASE, result="success")
+    ledger = open_ledger(db)
+    assert {name: stats.failure_streak for name, stats in ledger.plugin_summary().items()} == {"flaky": 3, "fine": 0}
+    run = ledger.claim_run("flaky", "town", now=BASE + 10)
+    assert ledger.plugin_summary()["flaky"].failure_streak == 3, "a run in flight changes nothing yet"
+    ledger.close_run(run.id, "success")
+    assert ledger.plugin_summary()["flaky"].failure_streak == 0
+
+
 TEXT = st.text(st.characters(codec="utf-8"), max_size=40)  # NUL, controls, astral planes: whatever a plugin may write
 # Numbers as runs record them (durations, times, counts): PostgreSQL's jsonb writes 7e16 back as an integer.
 NUMBERS = st.integers(-(2**53), 2**53) | st.floats(min_value=-1e12, max_value=1e12, allow_nan=False)
@@ -919,11 +939,13 @@ def test_kennels_beat_one_per_host_and_are_forgotten_only_by_their_own_pid(tmp_p
 def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(tmp_path: Path, storage: str) -> None:
     if storage != "postgresql":
         pytest.skip("the SQLite file's upgrades are test_old_ledger_files_are_migrated")
+    from gtcore.storage.postgresql import SCHEMA_VERSION as PG_SCHEMA_VERSION
+
     url = os.environ["GT_LEDGER_URL"]
     postgres_at_version(url, 1)
     insert_old_run(tmp_path / "unused.db", "old", "running", BASE)
     insert_old_run(tmp_path / "unused.db", "done", "closed", BASE)
-    with pytest.raises(LedgerError, match="needs an upgrade to 2"):
+    with pytest.raises(LedgerError, match=f"needs an upgrade to {PG_SCHEMA_VERSION}"):
         open_ledger(tmp_path / "unused.db", readonly=True)
     book = open_ledger(tmp_path / "unused.db")
     (old,) = book.runs("old")
@@ -934,7 +956,8 @@ def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(t
     assert queued.status == "queued" and book.take_run(queued.id, {"dog": "rex"}).status == "running"
     book.close_run(old.id, "abandoned")
     assert [run.id for run in book.take_finished("once", 10)[0]] == [old.id]
-    assert open_ledger(tmp_path / "unused.db").changes() is not None  # reopening finds version 2: nothing to do
+    assert {name: stats.failure_streak for name, stats in book.plugin_summary().items()} == {"old": 1, "done": 0, "new": 0}
+    assert open_ledger(tmp_path / "unused.db").changes() is not None  # reopening finds the newest version: nothing to do
 
 
 def test_changes_moves_for_a_commit_that_came_after_a_reader_looked(tmp_path: Path) -> None:

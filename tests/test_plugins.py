@@ -344,6 +344,7 @@ def test_invalid_plugin_location_and_json(tmp_path: Path, make_plugin: MakePlugi
     bad = parse_bad(make_plugin(tmp_path / "p", 'name = "p"\n[gate]\ntype = "sometimes"'))
     assert bad.location() == f"{bad.path}:4"
     assert bad.to_json() == {
+        "name": "p",
         "path": str(bad.path),
         "line": 4,
         "error": "gate.type 'sometimes' is not one of cooldown, cron, condition, event, manual",

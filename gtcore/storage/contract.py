@@ -44,16 +44,30 @@ class EventMark(Record):
     seq: int
 
 
+class Pause(Record):
+    """An operator's pause of a plugin (see :meth:`Ledger.set_paused`): why, who, and when on the writer's clock."""
+
+    reason: str
+    by: str
+    at: float
+
+
 class LedgerFacts:
     """What the gates need from the ledger (see :meth:`Ledger.gate_facts`)."""
 
-    __slots__ = ("events", "paused", "running", "summary")
+    __slots__ = ("events", "paused", "pauses", "running", "summary")
 
     def __init__(self) -> None:
         self.summary: dict[str, PluginStats] = {}
         self.running: dict[str, Bead] = {}  # plugin -> its run in flight, queued or running (data and ids, no labels)
-        self.paused: dict[str, str] = {}  # plugin -> the operator's reason
+        self.pauses: dict[str, Pause] = {}  # plugin -> the operator's pause
+        self.paused: dict[str, str] = {}  # plugin -> the operator's reason (what the gates read)
         self.events: dict[str, EventMark] = {}  # town event -> its latest emission
+
+    def add_pause(self, plugin: str, pause: Pause | None) -> None:
+        if pause is not None:
+            self.pauses[plugin] = pause
+            self.paused[plugin] = pause.reason
 
 
 class Claim(Record):
@@ -415,9 +429,13 @@ class Ledger(ABC):
     def last_events(self) -> dict[str, EventMark]:
         """Each town event's latest emission (the latest by the ledger's order, whatever the clocks said)."""
 
-    @abstractmethod
     def paused(self) -> dict[str, str]:
         """Plugins an operator paused, with the reason given (the latest pause or resume wins)."""
+        return {plugin: pause.reason for plugin, pause in self.pauses().items()}
+
+    @abstractmethod
+    def pauses(self) -> dict[str, Pause]:
+        """Plugins an operator paused: why, who and when (the latest pause or resume wins)."""
 
     @abstractmethod
     def gate_facts(self) -> LedgerFacts:
@@ -431,10 +449,10 @@ class Ledger(ABC):
         """Record that the town event ``name`` happened (event gates listen)."""
         return self.create("event", title=name, status="closed", labels=[f"event:{name}"], data={"source": source}, now=now)
 
-    def set_paused(self, plugin: str, paused: bool, *, reason: str = "", now: float | None = None) -> Bead:
-        """Pause or resume a plugin; the latest such record wins, and all stay as history."""
+    def set_paused(self, plugin: str, paused: bool, *, reason: str = "", by: str = "", now: float | None = None) -> Bead:
+        """Pause or resume a plugin (``by``: who, in words); the latest such record wins, and all stay as history."""
         return self.create("event", title=PAUSED if paused else RESUMED, status="closed", body=reason, plugin=plugin,
-                           labels=[f"plugin:{plugin}"], now=now)
+                           labels=[f"plugin:{plugin}"], data={"by": by} if by else None, now=now)
 
     # -- escalations and their deliveries -----------------------------------------------
 

@@ -37,7 +37,6 @@ from gtcore.model import Bead, Drift, PluginStats, Report, Result, format_ref
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,
-    PAUSED,
     ROUTE_LATER,
     Claim,
     Close,
@@ -50,6 +49,7 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    Pause,
     QueuedRun,
     Receipt,
     RunState,
@@ -58,13 +58,16 @@ from gtcore.storage.contract import (
 )
 from gtcore.storage.shared import (
     LATEST_EVENTS,
-    LATEST_PAUSES,
+    PAUSES,
+    STATS_COLUMNS,
     STOPPED_QUEUED,
+    STREAK_BACKFILL,
     capped_label,
     check_bead,
     check_final,
     claim_labels,
     closed,
+    pause_of,
     receipt_wisp,
     refuse_moved,
     reported,
@@ -217,7 +220,46 @@ CREATE TABLE kennels (
 );
 """
 
-_MIGRATIONS = [_SCHEMA, _KENNEL]
+_STREAK = """
+ALTER TABLE plugin_stats ADD COLUMN failure_streak INTEGER NOT NULL DEFAULT 0;
+CREATE OR REPLACE FUNCTION wisp_recorded() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO plugin_stats AS s VALUES (NEW.plugin, 1, (NEW.result IN ('failure', 'timeout'))::int, NEW.id, NEW.created_at,
+                                          NEW.result, NEW.body, (NEW.result IN ('failure', 'timeout', 'abandoned'))::int)
+    ON CONFLICT (plugin) DO UPDATE SET
+        run_count = s.run_count + 1,
+        failure_count = s.failure_count + excluded.failure_count,
+        failure_streak = CASE WHEN excluded.last_result = 'success' THEN 0 ELSE s.failure_streak + excluded.failure_streak END,
+        last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                           THEN excluded.last_result ELSE s.last_result END,
+        last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                            THEN excluded.last_summary ELSE s.last_summary END,
+        last_run_id = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
+                           THEN excluded.last_run_id ELSE s.last_run_id END,
+        last_started_at = greatest(s.last_started_at, excluded.last_started_at);
+    INSERT INTO labels VALUES (NEW.id, 'type:plugin-run'), (NEW.id, 'plugin:' || NEW.plugin), (NEW.id, 'rig:' || NEW.rig),
+                              (NEW.id, 'result:' || NEW.result) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION wisp_result_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE plugin_stats SET
+        failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))::int - (OLD.result IN ('failure', 'timeout'))::int,
+        failure_streak = CASE WHEN NEW.result = 'success' THEN 0
+                              WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
+                              THEN failure_streak + 1 ELSE failure_streak END,
+        last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
+        last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
+    WHERE plugin = NEW.plugin;
+    DELETE FROM labels WHERE bead_id = NEW.id AND label = 'result:' || OLD.result;
+    INSERT INTO labels VALUES (NEW.id, 'result:' || NEW.result) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+""" + STREAK_BACKFILL + ";"
+"""3: each plugin's failure streak (runs in a row that ended failure, timeout or abandoned, as they ended), kept with the rest
+of its summary by the same triggers."""
+
+_MIGRATIONS = [_SCHEMA, _KENNEL, _STREAK]
 """Each schema change, in order: a ledger at version N gets the ones after it (version 1 is the first schema)."""
 SCHEMA_VERSION = len(_MIGRATIONS)
 _ENDS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gtui run ends'))"  # see wisp_ended: taken first by every turn that closes
@@ -627,30 +669,27 @@ class PgLedger(Ledger):
     def last_events(self) -> dict[str, EventMark]:
         return {name: EventMark(at, seq) for name, at, seq in self._read(LATEST_EVENTS)}
 
-    def paused(self) -> dict[str, str]:
-        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
-        return {plugin: body for plugin, title, body in rows if title == PAUSED}
+    def pauses(self) -> dict[str, Pause]:
+        found = ((plugin, pause_of(*rest)) for plugin, *rest in self._read(PAUSES))
+        return {plugin: pause for plugin, pause in found if pause is not None}
 
     def gate_facts(self) -> LedgerFacts:
         """One snapshot: the summary, the runs in flight, the pauses and the last events agree with each other."""
         facts = LedgerFacts()
         with self._snapshot() as conn:
-            for row in conn.execute("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
-                                    " FROM plugin_stats"):
+            for row in conn.execute(f"SELECT {STATS_COLUMNS} FROM plugin_stats"):
                 facts.summary[row[0]] = PluginStats(*row)
             for plugin, run_id, created, rig, status, data in conn.execute(
                     "SELECT plugin, id, created_at, rig, status, data FROM beads WHERE kind = 'wisp' AND status IN ('queued', 'running')"):
                 facts.running[plugin] = Bead(run_id, "wisp", f"run {plugin}", status, "", created, created, None, plugin, rig, status,
                                              data)
-            for plugin, title, body in conn.execute(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})"):
-                if title == PAUSED:
-                    facts.paused[plugin] = body
+            for plugin, *rest in conn.execute(PAUSES):
+                facts.add_pause(plugin, pause_of(*rest))
             facts.events.update((name, EventMark(at, seq)) for name, at, seq in conn.execute(LATEST_EVENTS))
         return facts
 
     def plugin_summary(self) -> dict[str, PluginStats]:
-        rows = self._read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
-                          " FROM plugin_stats")
+        rows = self._read(f"SELECT {STATS_COLUMNS} FROM plugin_stats")
         return {row[0]: PluginStats(*row) for row in rows}
 
     # -- escalations and their deliveries -----------------------------------------------
@@ -755,7 +794,8 @@ class PgLedger(Ledger):
                 total += _load_beads(conn, part)
                 stats = part.stats if part.stats is not None else stats
             conn.execute("DELETE FROM plugin_stats")
-            conn.cursor().executemany("INSERT INTO plugin_stats VALUES (%s, %s, %s, %s, %s, %s, %s)", [tuple(row) for row in stats or []])
+            conn.cursor().executemany(f"INSERT INTO plugin_stats ({STATS_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                                      [tuple(row) for row in stats or []])
             conn.execute("SELECT setval(pg_get_serial_sequence('beads', 'id'), greatest((SELECT max(id) FROM beads), 1))")
             conn.execute("DELETE FROM run_ends")  # the copied runs ended before this ledger: no reader is owed them
             return total

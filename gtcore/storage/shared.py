@@ -7,12 +7,13 @@ outcome adds to its escalation are decided here, on plain values.
 
 from __future__ import annotations
 
+import json
 import time
 
 from gtcore.errors import GateMoved, GtError, NotFound, Refused, RunTaken
 from gtcore.model import FAILED, UNFINISHED, Bead, Drift, Report, Result, format_ref, settle
 from gtcore.records import TYPE_CHECKING, Record
-from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Receipt, Take
+from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Pause, Receipt, Take
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,6 +25,32 @@ GREEN = (Result.SUCCESS, Result.CHECK_ONLY)  # results that say "all is well"
 
 LATEST_PAUSES = f"SELECT max(id) FROM beads WHERE kind = 'event' AND title IN ('{PAUSED}', '{RESUMED}') GROUP BY plugin"
 """The ids of each plugin's latest pause or resume (plain SQL both dialects read alike)."""
+
+STATS_COLUMNS = "plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary, failure_streak"
+"""The columns of ``plugin_stats`` in :class:`~gtcore.model.PluginStats`'s order (both dialects)."""
+
+FAILING = "('failure', 'timeout', 'abandoned')"
+"""The results that lengthen a plugin's failure streak (a ``success`` ends it; ``skipped`` and ``warning`` leave it)."""
+
+STREAK_BACKFILL = ("UPDATE plugin_stats SET failure_streak = (SELECT count(*) FROM beads AS b WHERE b.kind = 'wisp'"
+                   " AND b.plugin = plugin_stats.plugin AND b.status = 'closed' AND b.result IN " + FAILING +
+                   " AND b.id > COALESCE((SELECT max(s.id) FROM beads AS s WHERE s.kind = 'wisp' AND s.plugin = plugin_stats.plugin"
+                   " AND s.result = 'success'), 0))")
+"""Each plugin's failure streak from the runs already on a ledger, in the order they were recorded (both dialects)."""
+
+PAUSES = f"SELECT plugin, title, body, created_at, data FROM beads WHERE id IN ({LATEST_PAUSES})"
+"""Each plugin's latest pause or resume, with what :func:`pause_of` reads (both dialects)."""
+
+
+def pause_of(title: str, body: str, at: float, data: str | dict[str, Any] | None) -> Pause | None:
+    """A plugin's pause from its latest pause or resume record (``data``: SQLite's JSON text or PostgreSQL's jsonb), or None
+    when that record is a resume."""
+    if title != PAUSED:
+        return None
+    fields = json.loads(data) if isinstance(data, str) else (data or {})
+    by = fields.get("by") if isinstance(fields, dict) else None
+    return Pause(body or "", by if isinstance(by, str) else "", float(at))
+
 
 LATEST_EVENTS = ("SELECT title, created_at, id FROM beads WHERE id IN"
                  " (SELECT max(id) FROM beads WHERE kind = 'event' AND plugin IS NULL GROUP BY title)")
@@ -105,7 +132,10 @@ def closed(running: Bead, request: Close) -> Closed:
         merged["reported_result"] = report.get("result")
     if note or unanswered:
         merged["reason"] = "; ".join(filter(None, [merged.get("reason"), note, unanswered]))
+    from_log = merged.pop("log_summary", "")
     body = (report or {}).get("summary") or request.summary or ""
+    if not body and from_log:  # a failure that reported nothing is summed up by its last log line, marked as such
+        body, merged["summary_from_log"] = from_log, True
     owed = request.owed and (final in FAILED or final == Result.ABANDONED)
     labels = {*running.labels, f"result:{final}"} - {"result:running", "result:queued"}  # as the backends' result trigger makes them
     return Closed(final, body, merged, tuple(sorted(labels | ({OWED} if owed else set()))), owed)

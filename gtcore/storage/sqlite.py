@@ -39,7 +39,6 @@ from gtcore.records import TYPE_CHECKING
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,
-    PAUSED,
     ROUTE_LATER,
     Claim,
     Close,
@@ -52,6 +51,7 @@ from gtcore.storage.contract import (
     Ledger,
     LedgerDump,
     LedgerFacts,
+    Pause,
     QueuedRun,
     Receipt,
     RunState,
@@ -61,12 +61,16 @@ from gtcore.storage.contract import (
 from gtcore.storage.shared import (
     LATEST_EVENTS,
     LATEST_PAUSES,
+    PAUSES,
+    STATS_COLUMNS,
     STOPPED_QUEUED,
+    STREAK_BACKFILL,
     capped_label,
     check_bead,
     check_final,
     claim_labels,
     closed,
+    pause_of,
     receipt_wisp,
     refuse_moved,
     reported,
@@ -246,6 +250,45 @@ _MIGRATIONS: list[str] = [
         data        TEXT NOT NULL DEFAULT '{}'
     ) WITHOUT ROWID;
     """,
+    # 7: each plugin's failure streak (runs in a row that ended failure, timeout or abandoned, as they ended), kept with the
+    #    rest of its summary by the same triggers
+    """
+    ALTER TABLE plugin_stats ADD COLUMN failure_streak INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER wisp_recorded;
+    DROP TRIGGER wisp_result_changed;
+    CREATE TRIGGER wisp_recorded AFTER INSERT ON beads WHEN NEW.kind = 'wisp'
+    BEGIN
+        INSERT INTO plugin_stats (plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary,
+                                  failure_streak)
+        VALUES (NEW.plugin, 1, NEW.result IN ('failure', 'timeout'), NEW.id, NEW.created_at, NEW.result, NEW.body,
+                NEW.result IN ('failure', 'timeout', 'abandoned'))
+        ON CONFLICT(plugin) DO UPDATE SET
+            run_count = run_count + 1,
+            failure_count = failure_count + excluded.failure_count,
+            failure_streak = CASE WHEN excluded.last_result = 'success' THEN 0
+                                  ELSE failure_streak + excluded.failure_streak END,
+            last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_result ELSE last_result END,
+            last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                                THEN excluded.last_summary ELSE last_summary END,
+            last_run_id = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
+                               THEN excluded.last_run_id ELSE last_run_id END,
+            last_started_at = max(last_started_at, excluded.last_started_at);
+    END;
+    CREATE TRIGGER wisp_result_changed AFTER UPDATE OF result ON beads
+    WHEN NEW.kind = 'wisp' AND NEW.result IS NOT OLD.result
+    BEGIN
+        UPDATE plugin_stats SET
+            failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))
+                                          - (OLD.result IN ('failure', 'timeout')),
+            failure_streak = CASE WHEN NEW.result = 'success' THEN 0
+                                  WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
+                                  THEN failure_streak + 1 ELSE failure_streak END,
+            last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
+            last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
+        WHERE plugin = NEW.plugin;
+    END;
+    """ + STREAK_BACKFILL + ";",
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -808,36 +851,34 @@ class SqliteLedger(Ledger):
     def last_events(self) -> dict[str, EventMark]:
         return {name: EventMark(at, seq) for name, at, seq in self._read(LATEST_EVENTS)}
 
-    def paused(self) -> dict[str, str]:
-        rows = self._read(f"SELECT plugin, title, body FROM beads WHERE id IN ({LATEST_PAUSES})")
-        return {plugin: body for plugin, title, body in rows if title == PAUSED}
+    def pauses(self) -> dict[str, Pause]:
+        found = ((plugin, pause_of(*rest)) for plugin, *rest in self._read(PAUSES))
+        return {plugin: pause for plugin, pause in found if pause is not None}
 
     def gate_facts(self) -> LedgerFacts:
         """The per-plugin summary, the runs in flight (with what a reconcile needs of them), pauses and last events: ONE query."""
         facts = LedgerFacts()
         rows = self._read(
-            "SELECT 's', plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary FROM plugin_stats"
-            " UNION ALL SELECT 'r', plugin, id, created_at, rig, status, data, NULL FROM beads"
+            f"SELECT 's', {STATS_COLUMNS} FROM plugin_stats"
+            " UNION ALL SELECT 'r', plugin, id, created_at, rig, status, data, NULL, NULL FROM beads"
             "   WHERE kind = 'wisp' AND status IN ('queued', 'running')"
-            f" UNION ALL SELECT 'p', plugin, title, body, NULL, NULL, NULL, NULL FROM beads WHERE id IN ({LATEST_PAUSES})"
-            f" UNION ALL SELECT 'e', title, created_at, id, NULL, NULL, NULL, NULL FROM ({LATEST_EVENTS})")
+            f" UNION ALL SELECT 'p', plugin, title, body, created_at, data, NULL, NULL, NULL FROM beads WHERE id IN ({LATEST_PAUSES})"
+            f" UNION ALL SELECT 'e', title, created_at, id, NULL, NULL, NULL, NULL, NULL FROM ({LATEST_EVENTS})")
         for tag, name, *rest in rows:
             if tag == "s":
                 facts.summary[name] = PluginStats(name, *rest)
             elif tag == "r":
-                run_id, created, rig, status, data, _ = rest
+                run_id, created, rig, status, data, *_ = rest
                 facts.running[name] = Bead(run_id, "wisp", f"run {name}", status, "", created, created, None, name, rig, status,
                                            json.loads(data))
             elif tag == "p":
-                if rest[0] == PAUSED:
-                    facts.paused[name] = rest[1]
+                facts.add_pause(name, pause_of(*rest[:4]))
             else:
                 facts.events[name] = EventMark(rest[0], rest[1])
         return facts
 
     def plugin_summary(self) -> dict[str, PluginStats]:
-        rows = self._read("SELECT plugin, run_count, failure_count, last_run_id, last_started_at, last_result, last_summary"
-                          " FROM plugin_stats")
+        rows = self._read(f"SELECT {STATS_COLUMNS} FROM plugin_stats")
         return {row[0]: PluginStats(*row) for row in rows}
 
     # -- escalations and their deliveries ---------------------------------------------

@@ -91,6 +91,17 @@ def bead_rows(path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def streak(results: list[str]) -> int:
+    """How many of ``results`` (in the order the runs ended) failed in a row at the end: a success ends a streak."""
+    count = 0
+    for result in results:
+        if result == "success":
+            count = 0
+        elif result in ("failure", "timeout", "abandoned"):
+            count += 1
+    return count
+
+
 def summary_from_labels(path: Path) -> dict[str, PluginStats]:
     """The plugin summary the slow way, one plugin at a time through its ``plugin:`` labels (to compare with)."""
     conn = _connect(path)
@@ -104,7 +115,9 @@ def summary_from_labels(path: Path) -> dict[str, PluginStats]:
             count, failures = conn.execute(f"SELECT COUNT(*), SUM(b.result IN ('failure', 'timeout')) {joined}", (label,)).fetchone()
             last_id, last_at, last_result = conn.execute(
                 f"SELECT b.id, b.created_at, b.result {joined} ORDER BY b.created_at DESC, b.id DESC LIMIT 1", (label,)).fetchone()
-            out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result)
+            ended = [row[0] for row in conn.execute(f"SELECT b.result {joined} AND b.status = 'closed'"
+                                                    " ORDER BY (SELECT min(seq) FROM run_ends WHERE run_id = b.id)", (label,))]
+            out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result, failure_streak=streak(ended))
     finally:
         conn.close()
     return out
@@ -155,12 +168,13 @@ def postgres_at_version(url: str, version: int) -> None:
         conn.execute("INSERT INTO gtui_schema VALUES (%s)", (version,))
 
 
-def insert_old_run(path: Path, plugin: str, status: str, at: float, data: dict[str, Any] | None = None) -> None:
+def insert_old_run(path: Path, plugin: str, status: str, at: float, data: dict[str, Any] | None = None, result: str = "success") -> None:
     """A run as an older gtui kept it, in the town's ledger at ``path`` (or the server ``GT_LEDGER_URL`` names): claimed
-    ``running`` with whatever data it wrote then (no lease, before leases; no kennel, before kennels)."""
+    ``running`` with whatever data it wrote then (no lease, before leases; no kennel, before kennels), or closed with
+    ``result``."""
     import os
 
-    values = (f"run {plugin}", status, at, at, plugin, "running" if status == "running" else "success", json.dumps(data or {}))
+    values = (f"run {plugin}", status, at, at, plugin, "running" if status == "running" else result, json.dumps(data or {}))
     url = os.environ.get("GT_LEDGER_URL")
     if url:
         import psycopg
