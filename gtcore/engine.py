@@ -18,6 +18,7 @@ from pathlib import Path
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
+from gtcore.gates import unchecked
 from gtcore.model import UNFINISHED, Bead, Drift, Problem, Report, parse_ref
 from gtcore.plugin_cache import PluginCache
 from gtcore.plugins import NAME_PATTERN, Plugin
@@ -26,6 +27,7 @@ from gtcore.settings import Settings, load_settings
 from gtcore.storage import ledger_at, open_ledger
 from gtcore.town import Town
 
+READ_ONLY_CHECK = unchecked("no check known yet: a gtui that only reads (--read-only, plugin list) runs none; a patrol runs them")
 ORPHAN_LOOK_SECONDS = 2.0  # how often a command waiting on runs a kennel holds checks that the kennel still lives
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
@@ -431,6 +433,8 @@ class Engine:
 
         refs = {run.plugin: run.ref for run in running if run.plugin}
         checks = self.patrol.current_checks(summary)
+        if self.ledger.readonly:  # no patrol of this gtui will run a check: said, instead of promising one
+            checks = {**{plugin.name: READ_ONLY_CHECK for plugin in plugins if plugin.gate.type == "condition"}, **checks}
         decided = decide_all(plugins, summary, refs, paused, self.ledger.last_events(), now, checks)
         return {plugin.name: decision for plugin, decision in decided}
 

@@ -46,6 +46,23 @@ class CheckResult(Record):
     first_line: str = ""
     timed_out: bool = False
     error: str | None = None
+    at: float | None = None  # when it ran: an answer older than the plugin's last run is said as the last check, not as open
+    missing: str = ""  # no check was run: why, in words (a read-only gtui runs none)
+
+
+NOT_CHECKED = "check not run yet (the next patrol runs it)"
+
+
+def unchecked(words: str) -> CheckResult:
+    """No outcome, and why: what a gate says before its first check (or where checks are not run)."""
+    return CheckResult(None, missing=words)
+
+
+def check_words(check: CheckResult, now: float, passed: str, failed: str) -> str:
+    """A check that ran before the plugin's last run: when, its outcome, and that the next patrol asks again."""
+    outcome = passed if check.exit_code == 0 else failed
+    when = age(check.at, now)
+    return f"last check ({'just now' if when == 'now' else when}) {outcome}; its run started since, the next patrol checks again"
 
 
 class GateDecision(Record):
@@ -96,10 +113,15 @@ def evaluate(
     if kind == "cron":
         return cron(plugin, facts, now)
     if kind == "condition":
-        return condition(plugin, facts, check)
+        return condition(plugin, facts, check, now)
     if kind == "event":
         return event(plugin, facts, events, now)
     return GateDecision(GateState.MANUAL, "manual: runs only when asked")
+
+
+def stale(check: CheckResult, facts: GateFacts) -> bool:
+    """A run started at or after the check ran: the check's answer was used (or overtaken) already."""
+    return check.at is not None and facts.last_started_at is not None and facts.last_started_at >= check.at
 
 
 def cooldown(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
@@ -144,10 +166,14 @@ def cron(plugin: Plugin, facts: GateFacts, now: float) -> GateDecision:
     return GateDecision(GateState.WAITING, f"next slot {shown}", next_open_at=slot)
 
 
-def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None) -> GateDecision:
-    """Open when ``check`` exited 0; its first output line is the reason."""
-    if check is None:
-        return GateDecision(GateState.WAITING, "check not run yet (the next patrol runs it)")
+def condition(plugin: Plugin, facts: GateFacts, check: CheckResult | None, now: float) -> GateDecision:
+    """Open when ``check`` exited 0; its first output line is the reason.  A check older than the last run answered the
+    question that run settled: it is shown as the last check, and the gate waits for the next one."""
+    if check is None or check.missing:
+        return GateDecision(GateState.WAITING, check.missing if check is not None else NOT_CHECKED)
+    if stale(check, facts):
+        first = f": {check.first_line}" if check.first_line else ""
+        return GateDecision(GateState.WAITING, check_words(check, now, f"passed{first}", f"did not pass{first}"))
     if check.error is not None:
         return GateDecision(GateState.WAITING, f"check could not run: {check.error}")
     if check.timed_out:

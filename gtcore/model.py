@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from gtcore.status import HealthWord as HealthWord
     from gtcore.status import PluginFacts as PluginFacts
     from gtcore.status import run_reason as run_reason
+    from gtcore.status import run_summary as run_summary
     from gtcore.storage.contract import ROUTE_LATER as ROUTE_LATER
     from gtcore.storage.contract import Pause as Pause
     from gtcore.town import Town as Town
@@ -60,7 +61,8 @@ ELSEWHERE = {
     "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report", "run_problems": "gtcore.report",
     "drift_words": "gtcore.report",
     "BinaryStatus": "gtcore.stale",
-    "HealthWord": "gtcore.status", "PluginFacts": "gtcore.status", "run_reason": "gtcore.status", "Pause": "gtcore.storage.contract",
+    "HealthWord": "gtcore.status", "PluginFacts": "gtcore.status", "run_reason": "gtcore.status", "run_summary": "gtcore.status",
+    "Pause": "gtcore.storage.contract",
     "Town": "gtcore.town",
 }
 """Records and pure helpers defined elsewhere, by name: the module each is imported from when it is first asked for."""

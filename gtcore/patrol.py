@@ -401,8 +401,10 @@ class Patrol:
             from gtcore.gascity.runs import event_counts
 
             checks.update(event_counts(events, plugin_set.city.events, self.ledger))  # type: ignore[union-attr]
-        self.checks = {**self.checks, **checks}
+        stamped = {name: found._replace(at=now) for name, found in checks.items() if isinstance(found, CheckResult)}
+        self.checks = {**self.checks, **checks, **stamped}  # this patrol decides by its own answers, whatever the clock did
         self.checked_at.update(dict.fromkeys(checks, now))
+        self.plugin_cache.remember_checks(stamped)
         return checks
 
     def _take_over(self, plugin_set: PluginSet, now: float) -> None:
@@ -492,9 +494,11 @@ class Patrol:
         report.pruned = prune(ledger, digested, self.settings().retention_days, now=now, only_plugins=others)
 
     def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, Any]:
-        """Condition results still worth showing: a run started since a check makes its answer stale."""
-        return {name: result for name, result in self.checks.items()
-                if name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}
+        """The last check of every condition (this patrol's, else one a patrol of this town kept in its cache: the gate
+        says it as the last check once a run started since), and the event counts still current."""
+        return {**self.plugin_cache.checks, **{
+            name: result for name, result in self.checks.items() if isinstance(result, CheckResult)
+            or name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}}
 
     def collect(self, report: PatrolReport, follow: Follow | None = None) -> None:
         """Wait until the runs this patrol queued have ended, and fill in their results (``follow`` hears their output)."""

@@ -5,7 +5,8 @@ files (TOML, validation, cron checks) costs most of an idle ``gtui --once``.
 Each entry is keyed by the file's identity — path, size, mtime in
 nanoseconds, inode, and whether ``run.sh`` is beside it (which changes how
 the file validates) — and holds the parsed record as plain values.  It also
-keeps the cron slots the gates found (:data:`gtcore.gates.SLOTS`).
+keeps the cron slots the gates found (:data:`gtcore.gates.SLOTS`) and the
+last outcome of each condition's check.
 
 The cache is only a cache: deleting it changes nothing but speed; a file
 that is unreadable, from another gtui version, or damaged is ignored and
@@ -23,14 +24,14 @@ from pathlib import Path
 from gtcore import __version__
 from gtcore.document_cache import settled
 from gtcore.durations import Duration
-from gtcore.gates import SLOTS
+from gtcore.gates import SLOTS, CheckResult
 from gtcore.plugins import Execution, Gate, InvalidPlugin, Plugin, Tracking
 from gtcore.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any
 
-FORMAT = 3
+FORMAT = 4
 Identity = tuple[int, int, int, "bool | str"]  # size, mtime_ns, inode, run.sh beside it (see discovery.run_script_state)
 
 
@@ -54,6 +55,7 @@ class PluginCache:
         self._built: list[Any] = []
         self._index: dict[tuple[str, tuple[Any, ...]], int] = {}
         self._dirty = False
+        self.checks: dict[str, CheckResult] = {}  # the last check of each condition, for a process that runs none
         self._load()
         self._slots_saved = len(SLOTS)
 
@@ -65,6 +67,7 @@ class PluginCache:
                 return
             entries, parts = dict(data["plugins"]), list(data["parts"])
             SLOTS.update(data["slots"])
+            self.checks = {name: CheckResult(*values) for name, values in data["checks"].items()}
         except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
             return  # absent, damaged or foreign: rebuilt as plugins are parsed
         self._entries, self._parts, self._built = entries, parts, [None] * len(parts)
@@ -121,6 +124,13 @@ class PluginCache:
             del self._entries[key]
         self._dirty = self._dirty or bool(gone)
 
+    def remember_checks(self, checks: dict[str, CheckResult]) -> None:
+        """Keep the outcomes of a patrol's condition checks, so ``plugin list`` and a read-only control room can say
+        the last check's time and outcome (only a cache: without it they say none was run)."""
+        if checks:
+            self.checks.update(checks)
+            self._dirty = True
+
     def save(self) -> None:
         """Write the cache if it (or the gates' cron slots) changed; atomically, so a reader never sees half of it."""
         if not self.writable or not (self._dirty or len(SLOTS) != self._slots_saved):
@@ -129,7 +139,8 @@ class PluginCache:
         with contextlib.suppress(OSError):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
-            data = {"format": FORMAT, "gtui": __version__, "plugins": self._entries, "parts": self._parts, "slots": dict(SLOTS)}
+            data = {"format": FORMAT, "gtui": __version__, "plugins": self._entries, "parts": self._parts, "slots": dict(SLOTS),
+                    "checks": {name: tuple(check) for name, check in self.checks.items()}}
             with open(temp, "wb") as handle:
                 marshal.dump(data, handle)
             os.replace(temp, self.path)

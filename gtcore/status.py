@@ -132,10 +132,15 @@ def _streak_words(plugin: Plugin, facts: PluginFacts) -> str:
     return f"plugin {plugin.name}{note}: {runs} ended badly; last {last}" + (f": {why}" if why else "")
 
 
+def run_summary(run: Bead) -> str:
+    """A run's summary as people read it: marked when gtui took it from the last line of the log (the plugin said none)."""
+    body = (run.body or "").strip()
+    return f"{body} (its last log line)" if body and run.data.get("summary_from_log") else body
+
+
 def run_reason(run: Bead) -> str | None:
     """Why a run ended as it did, in one line: its summary when it has one, else its reason."""
-    summary = run.body.strip() if run.body else ""
-    return summary or run.data.get("reason") or None
+    return run_summary(run) or run.data.get("reason") or None
 
 
 def _count(number: int, noun: str) -> str:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref, iso, run_reason
+from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref, iso, run_reason, run_summary
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 from gtui.terminal import safe
 
@@ -166,8 +166,7 @@ def _last_run(facts: PluginFacts, now: float) -> str:
         return "never"
     line = f"{format_ref('wisp', stats.last_run_id)} {age(stats.last_started_at, now)}, {stats.last_result}"
     why = run_reason(run) if run is not None else None
-    return line + (f": {why}" + (" (its last log line)" if run is not None and run.data.get("summary_from_log") else "")
-                   if why else "")
+    return line + (f": {why}" if why else "")
 
 
 def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[str, Any]], now: float) -> None:
@@ -182,7 +181,7 @@ def run_history(console: Console, name: str, runs: list[Bead], days: list[dict[s
             _cell(run.data.get("exit_code", "")),
             _cell(format_duration(duration) if duration is not None else ""),
             _cell(run.data.get("dog", "receipt" if run.data.get("receipt") else "")),
-            _cell(run.body) + _cell(" (its last log line)" if run.data.get("summary_from_log") else "", "dim"),
+            _cell(run_summary(run)),
             _cell(run.data.get("reason") or ""),
         )
     console.print(table)
@@ -246,6 +245,8 @@ def run_result(console: Console, run: Bead) -> None:
         f" (exit {run.data['exit_code']})" if run.data.get("exit_code") is not None else "",
     )
     console.print(line)
+    if run.body:
+        console.print(_cell(f"  {run_summary(run)}"))
     if run.data.get("reason"):
         console.print(_cell(f"  {run.data['reason']}", "dim"))
     if run.data.get("log"):

@@ -112,6 +112,7 @@ def test_list_json_shape(populated: Path) -> None:
     assert deploy["shadowed"] == [str(root / "alpha/crew/bob/plugins/deploy/plugin.md"), str(root / "plugins/deploy/plugin.md")]
     assert chatty["gate"] == {"type": "event", "on": "startup"}
     assert payload["invalid"] == [{
+        "name": "broken",
         "path": str(root / "alpha/plugins/broken/plugin.md"),
         "line": 2,
         "error": "name '[red]Broken' is invalid: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit",

@@ -57,7 +57,18 @@ def test_gate_decisions_are_the_patrols_with_its_condition_answers(town: Path) -
     assert {item.plugin.name: item.decision.state for item in report.plugins} == {
         "ready": GateState.OPEN, "hand": GateState.MANUAL, "cool": GateState.OPEN}
     assert after["cool"].state is GateState.WAITING and after["cool"].next_open_at == pytest.approx(now + 3600, abs=60)
-    assert after["ready"].state is GateState.WAITING and after["ready"].reason == "check not run yet (the next patrol runs it)"
+    assert after["ready"].state is GateState.WAITING and "passed: ready to go; its run started since" in after["ready"].reason
+
+
+def test_a_read_only_gtui_says_it_runs_no_check(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "ready", 'type = "condition"\ncheck = "echo ready"')
+    engine = Engine(Town(town), readonly=True)
+    try:
+        decided = engine.gate_decisions(engine.plugins().plugins, engine.summary(), [], {}, time.time())
+    finally:
+        engine.close()
+    assert decided["ready"].reason.startswith("no check known yet: a gtui that only reads (--read-only, plugin list) runs none")
 
 
 def test_a_run_is_found_by_its_ref_or_number_and_its_log_and_digest_through_the_engine(town: Path) -> None:

@@ -83,9 +83,14 @@ def test_cron_words_and_the_workspace_zone(tmp_path: Path) -> None:
     (CheckResult(-9), GateState.WAITING, "check command failed: signal: killed"),
     (CheckResult(None, timed_out=True), GateState.WAITING, "check command timed out after 10s"),
     (CheckResult(None, error="No such file or directory"), GateState.WAITING, "check command failed: No such file or directory"),
+    (CheckResult(0, at=NOW - 120), GateState.WAITING,
+     "last check (2m ago) passed (exit 0); its run started since, the next patrol checks again"),
+    (CheckResult(1, at=NOW - 120), GateState.WAITING,
+     "last check (2m ago) failed: exit status 1; its run started since, the next patrol checks again"),
+    (CheckResult(0, at=NOW - 30), GateState.OPEN, "condition: check passed (exit 0)"),  # the last run came before the check
 ])
 def test_condition_words(tmp_path: Path, check: CheckResult | None, state: GateState, reason: str) -> None:
-    assert decide(plugin_of(tmp_path, exec="x", trigger="condition", check="true"), outside=check) == (state, reason)
+    assert decide(plugin_of(tmp_path, exec="x", trigger="condition", check="true"), NOW - 60, outside=check) == (state, reason)
 
 
 @pytest.mark.parametrize(("count", "state", "reason"), [

@@ -13,7 +13,7 @@ import pytest
 
 from gtcore.clock import local_zone
 from gtcore.durations import parse_duration
-from gtcore.gates import ALIASES, CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate
+from gtcore.gates import ALIASES, CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate, unchecked
 from gtcore.model import GateState
 from gtcore.plugins import Execution, Gate, Plugin, parse_plugin
 from gtcore.storage.contract import EventMark
@@ -324,6 +324,16 @@ def test_condition_error_is_closed() -> None:
 
 def test_condition_not_checked_yet_is_closed() -> None:
     assert evaluate(condition_plugin(), NEVER, {}, NOW) == GateDecision(GateState.WAITING, "check not run yet (the next patrol runs it)")
+    assert evaluate(condition_plugin(), NEVER, {}, NOW, unchecked("no check here")) == GateDecision(GateState.WAITING, "no check here")
+
+
+def test_a_check_older_than_the_last_run_is_said_as_the_last_check_and_waits() -> None:
+    passed = CheckResult(0, "3 stale branches", at=NOW - 300)
+    assert evaluate(condition_plugin(), ran(NOW - 240), {}, NOW, passed) == GateDecision(
+        GateState.WAITING, "last check (5m ago) passed: 3 stale branches; its run started since, the next patrol checks again")
+    assert evaluate(condition_plugin(), ran(NOW - 400), {}, NOW, passed).open  # the run came before the check: it still counts
+    failed = CheckResult(1, at=NOW - 60)
+    assert evaluate(condition_plugin(), ran(NOW - 30), {}, NOW, failed).reason.startswith("last check (1m ago) did not pass;")
 
 
 # --- event ----------------------------------------------------------------------

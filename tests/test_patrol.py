@@ -218,9 +218,17 @@ def test_a_condition_answer_is_stale_once_its_plugin_ran(tmp_path: Path) -> None
         current = engine.patrol.current_checks(engine.ledger.plugin_summary())
     finally:
         engine.close()
-    assert set(engine.patrol.checks) == {"ready", "waiting"}
-    assert set(current) == {"waiting"}  # "ready" ran after its check: the control room must not still call it open
-    assert current["waiting"].first_line == "not yet"
+    assert set(current) == {"ready", "waiting"} and current["waiting"].first_line == "not yet"
+    decided = engine.gate_decisions(engine.plugins().plugins, engine.summary(), [], {}, time.time())
+    assert not decided["ready"].open  # "ready" ran after its check: the control room must not still call it open
+    assert decided["ready"].reason.startswith("last check (") and "passed: ready; its run started since" in decided["ready"].reason
+    assert decided["waiting"].reason == "not yet"
+    lister = Engine(Town(town), readonly=True)  # another process (plugin list): the last checks come from the town's cache
+    try:
+        listed = lister.gate_decisions(lister.plugins().plugins, lister.summary(), [], {}, time.time())
+    finally:
+        lister.close()
+    assert listed == decided
 
 
 def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from datetime import tzinfo
 
 from gtcore.gascity import cron, godur
 from gtcore.gascity.orderfile import go_quote
-from gtcore.gates import CheckResult, GateDecision, GateFacts
+from gtcore.gates import NOT_CHECKED, CheckResult, GateDecision, GateFacts, check_words, stale
 from gtcore.model import GateState
 from gtcore.plugins import Plugin
 from gtcore.records import Record
@@ -41,7 +41,7 @@ def evaluate(plugin: Plugin, facts: GateFacts, now: float, outside: CheckResult 
     if kind == "cron":
         return cron_gate(order.schedule, order.tz, facts.last_started_at, now)
     if kind == "condition":
-        return condition(outside if isinstance(outside, CheckResult) else None, plugin.gate.check_timeout.text, facts, plugin.mtime)
+        return condition(outside if isinstance(outside, CheckResult) else None, plugin.gate.check_timeout.text, facts, plugin.mtime, now)
     if kind == "event":
         return event(order.on, outside if isinstance(outside, EventCount) else None, now)
     if kind == "manual":
@@ -89,10 +89,13 @@ def _zone(tz: str) -> tzinfo | None:
         return None
 
 
-def condition(check: CheckResult | None, timeout: str, facts: GateFacts, mtime: float) -> GateDecision:
-    """``checkCondition``: due when ``sh -c CHECK`` exited 0 within ``check_timeout`` (its output is not read, as gc's is not)."""
-    if check is None:
-        return GateDecision(GateState.WAITING, "check not run yet (the next patrol runs it)")
+def condition(check: CheckResult | None, timeout: str, facts: GateFacts, mtime: float, now: float) -> GateDecision:
+    """``checkCondition``: due when ``sh -c CHECK`` exited 0 within ``check_timeout`` (its output is not read, as gc's is not).
+    A check older than the order's last run is said as the last check (:func:`gtcore.gates.condition`)."""
+    if check is None or check.missing:
+        return GateDecision(GateState.WAITING, check.missing if check is not None else NOT_CHECKED)
+    if stale(check, facts):
+        return GateDecision(GateState.WAITING, check_words(check, now, "passed (exit 0)", f"failed: {exit_error(check.exit_code)}"))
     if check.timed_out:
         return GateDecision(GateState.WAITING, f"check command timed out after {timeout}")
     if check.error is not None:
