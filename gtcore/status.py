@@ -97,14 +97,14 @@ def health(plugins: Iterable[tuple[Plugin, PluginFacts]], invalid: Iterable[Inva
     streak); an open, unacknowledged critical or high escalation; ``urgent``
     (a person cannot be reached, a result not recorded).  degraded: invalid
     plugin files, problems, escalations waiting for a person or stale, runs
-    abandoned by this patrol, a paused or disabled plugin whose last run failed.
-    ok: none of these.
+    abandoned by this patrol, a paused or disabled plugin whose last run failed,
+    a failure recorded by a receipt.  ok: none of these.
     """
     failing: list[str] = list(urgent)
     degraded: list[str] = []
     for plugin, facts in plugins:
         if facts.streak:
-            (degraded if facts.pause is not None or not plugin.runs_by_itself else failing).append(_streak_words(plugin, facts))
+            (degraded if _aside(plugin, facts) else failing).append(_streak_words(plugin, facts))
     for severity in URGENT:
         refs = escalations.unacknowledged.get(severity, [])
         if refs:
@@ -123,12 +123,20 @@ def health(plugins: Iterable[tuple[Plugin, PluginFacts]], invalid: Iterable[Inva
     return Health(word, failing + degraded)
 
 
+def _aside(plugin: Plugin, facts: PluginFacts) -> bool:
+    """A failure streak that deserves a look but does not fail the town: the plugin is paused or does not run by itself,
+    or its last run is a receipt (``gt plugin record-run`` from elsewhere: a record someone wrote, not a run gtui ran)."""
+    receipt = facts.last_run is not None and bool(facts.last_run.data.get("receipt"))
+    return facts.pause is not None or not plugin.runs_by_itself or receipt
+
+
 def _streak_words(plugin: Plugin, facts: PluginFacts) -> str:
     run = facts.last_run
     last = f"{run.ref} {run.result}" if run is not None else (facts.stats.last_result if facts.stats else "?")
     why = run_reason(run) if run is not None else None
     runs = "its last run" if facts.streak == 1 else f"its last {facts.streak} runs"
-    note = " (paused)" if facts.pause is not None else " (disabled)" if not plugin.runs_by_itself else ""
+    receipt = run is not None and run.data.get("receipt")
+    note = " (paused)" if facts.pause is not None else " (disabled)" if not plugin.runs_by_itself else " (a receipt)" if receipt else ""
     return f"plugin {plugin.name}{note}: {runs} ended badly; last {last}" + (f": {why}" if why else "")
 
 

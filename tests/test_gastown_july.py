@@ -250,6 +250,9 @@ def test_a_receipt_of_another_plugin_is_a_closed_run_that_history_and_gates_coun
     after = cli(town, "--once", "--json")
     (listed,) = [item for item in after.json()["finished"] if item["id"] == latest["id"]]
     assert after.code == 0 and (listed["result"], listed["receipt"]) == ("failure", True)  # a record someone wrote, not a run
+    assert after.json()["health"]["status"] == "degraded"
+    assert after.json()["health"]["reasons"][0] == (
+        f"plugin quality-review-result (a receipt): its last run ended badly; last {latest['id']} failure: recorded by hand")
 
 
 # -- gt escalate --fingerprint ------------------------------------------------------------------------------
