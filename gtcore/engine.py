@@ -296,11 +296,13 @@ class Engine:
                           + (f": {answer['error']}" if answer else "") + f"; its lock is {where.lock}")
         return answer
 
-    def kennel(self, *, patrol: bool = False, autostarted: bool = False) -> Kennel:
-        """This engine as the town's kennel on this host (``gtui kennel``): open it (the lock), start it, serve, close."""
+    def kennel(self, *, patrol: bool = False, autostarted: bool = False,
+               commands: Callable[[list[str]], tuple[int, str, str]] | None = None) -> Kennel:
+        """This engine as the town's kennel on this host (``gtui kennel``): open it (the lock), start it, serve, close.
+        ``commands`` answers thin commands (:mod:`gtui.thin`) in the kennel's process."""
         from gtcore.kennel import Kennel
 
-        return Kennel(self, patrol=patrol, autostarted=autostarted)
+        return Kennel(self, patrol=patrol, autostarted=autostarted, commands=commands)
 
     @staticmethod
     def detach() -> Callable[[bool], None]:

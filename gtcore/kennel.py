@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import re
 import socket
 import struct
 import subprocess
@@ -42,7 +40,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from gtcore import processes
+from gtcore import __version__, processes
+from gtcore import kennel_door as door
 from gtcore.dogs import DogPool, Job
 from gtcore.errors import GtError, KennelBusy
 from gtcore.records import TYPE_CHECKING, Record
@@ -58,8 +57,6 @@ if TYPE_CHECKING:
 LOCK_WAIT_SECONDS = 2.0  # a new kennel waits this long for a lock a face may be probing; a living kennel holds it for good
 SPAWN_WAIT_SECONDS = 15.0  # the longest a command waits for the kennel it started to hold its lock
 LOG_CAP = 1024 * 1024  # an autostarted kennel's log is rotated (one old copy) when it grows past this
-SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; past this the socket lives in a private directory under /tmp
-REQUEST_MAX = 64 * 1024
 RESCAN_SECONDS = 2.0  # how old a scan the queue may be matched against (a plugin it lacks rescans at once)
 BEAT_PROBLEMS_SECONDS = 3600.0  # problems a kennel noted are shown for an hour
 
@@ -79,16 +76,10 @@ class Place(Record):
 
 def place(town: Town, host: str | None = None) -> Place:
     """The kennel's files for ``town`` on ``host`` (this host by default)."""
-    host = host or processes.hostname()
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", host)
-    if safe != host or safe.startswith("."):
-        safe = f"{safe.lstrip('.')}-{hashlib.sha256(host.encode()).hexdigest()[:8]}"
+    host = host or door.hostname()
+    safe = door.host_file_name(host)
     directory = town.state_dir / "kennel"
-    sock = str(directory / f"{safe}.sock")
-    if len(sock.encode()) > SOCKET_PATH_MAX:
-        digest = hashlib.sha256(f"{town.root}\0{host}".encode()).hexdigest()[:24]
-        sock = f"/tmp/gtui-{os.getuid()}/{digest}.sock"  # not $TMPDIR: every command must find it, whatever its environment
-    return Place(host, directory / f"{safe}.lock", sock, directory / f"{safe}.log")
+    return Place(host, directory / f"{safe}.lock", door.socket_path(str(town.root), host), directory / f"{safe}.log")
 
 
 # -- what a face asks ----------------------------------------------------------------------
@@ -125,32 +116,7 @@ def _words(fd: int) -> dict[str, Any]:
 
 def tell(where: Place, request: dict[str, Any], *, timeout: float = 0.5, answer: bool = True) -> dict[str, Any] | None:
     """Send one request to the kennel; its answer (None: no kennel listens, or it did not answer within ``timeout``)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
-            conn.connect(where.socket)
-            conn.sendall(json.dumps(request).encode() + b"\n")
-            if not answer:
-                return {}
-            conn.shutdown(socket.SHUT_WR)
-            reply = _read_line(conn)
-    except OSError:
-        return None
-    try:
-        parsed = json.loads(reply)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _read_line(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\n" not in data and len(data) < REQUEST_MAX:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\n", 1)[0]
+    return door.tell(where.socket, request, timeout=timeout, answer=answer)
 
 
 def wake(where: Place) -> bool:
@@ -265,8 +231,12 @@ class Kennel:
     settings, runner and escalations.
     """
 
-    def __init__(self, engine: Engine, *, patrol: bool = False, autostarted: bool = False) -> None:
+    def __init__(self, engine: Engine, *, patrol: bool = False, autostarted: bool = False,
+                 commands: Callable[[list[str]], tuple[int, str, str]] | None = None) -> None:
         self.engine = engine
+        self.commands = commands  # how the face answers a thin command in this process (exit status, stdout, stderr)
+        self.environment_key = door.environment_key(os.environ)
+        self.served = 0
         self.where = place(engine.town)
         self.host = self.where.host
         self.patrol = patrol
@@ -464,7 +434,7 @@ class Kennel:
         cutoff = time.time() - BEAT_PROBLEMS_SECONDS
         data = {"dogs": [dog._asdict() for dog in (self.pool.dogs() if self.pool else [])], "patrol": self.patrol,
                 "autostarted": self.autostarted, "draining": self.draining,
-                "problems": [problem for at, problem in list(runner.problems) if at >= cutoff]}
+                "problems": [problem for at, problem in list(runner.problems) if at >= cutoff], "commands_served": self.served}
         try:
             self.engine.ledger.beat_kennel(self.host, os.getpid(), self.started_at, data)
             self._beat_fails = 0
@@ -503,22 +473,26 @@ class Kennel:
                 conn, _ = server.accept()
             except OSError:
                 return  # closed: the kennel is going
-            with conn:
-                try:
-                    self._answer(conn)
-                except OSError:
-                    continue
+            try:
+                kept = self._answer(conn)
+            except OSError:
+                kept = False
+            if not kept:
+                conn.close()
 
-    def _answer(self, conn: socket.socket) -> None:
+    def _answer(self, conn: socket.socket) -> bool:
+        """Answer one request; True when ``conn`` was handed to a thread that answers a command (and closes it)."""
         conn.settimeout(1.0)
         if not _same_user(conn):
             conn.sendall(b'{"error": "not the town\'s user"}\n')
-            return
+            return False
         try:
-            request = json.loads(_read_line(conn) or b"{}")
+            request = json.loads(door.read_line(conn, door.REQUEST_MAX) or b"{}")
         except ValueError:
             request = {}
         op = request.get("op") if isinstance(request, dict) else None
+        if op == "command":
+            return self._take_command(conn, request)
         reply: dict[str, Any] = {"ok": True, "pid": os.getpid(), "host": self.host, "runs": len(self.engine.runner.active)}
         if op == "wake":
             act = self.look
@@ -532,6 +506,33 @@ class Kennel:
         with contextlib.suppress(OSError):  # the answer first: a stop may end this process before a later send
             conn.sendall(json.dumps(reply).encode() + b"\n")
         act()
+        return False
+
+    def _take_command(self, conn: socket.socket, request: dict[str, Any]) -> bool:
+        """A thin command (:mod:`gtui.thin`): accepted at once and answered from a thread of its own, or bypassed (no
+        command answerer here, another gtui version, another environment: the command then runs in its own process)."""
+        argv = request.get("argv")
+        why = ("this kennel answers no commands" if self.commands is None
+               else "another gtui version" if request.get("version") != __version__
+               else "another environment" if request.get("key") != self.environment_key
+               else "not a command line" if not (isinstance(argv, list) and all(isinstance(word, str) for word in argv))
+               else None)
+        if why is not None:
+            conn.sendall(json.dumps({"bypass": why}).encode() + b"\n")
+            return False
+        conn.sendall(b'{"accepted": true}\n')
+        threading.Thread(target=self._serve_command, args=(conn, argv), name="kennel-command", daemon=True).start()
+        return True
+
+    def _serve_command(self, conn: socket.socket, argv: list[str]) -> None:
+        """Run one command as its own process would, and send back its exit status and output."""
+        assert self.commands is not None
+        with conn:
+            code, out, err = self.commands(argv)
+            self.served += 1
+            with contextlib.suppress(OSError):
+                conn.settimeout(None)
+                conn.sendall(json.dumps({"code": code, "out": out, "err": err}).encode() + b"\n")
 
 
 def _nothing() -> None:

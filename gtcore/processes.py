@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,8 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
+from gtcore.kennel_door import HOST_VARIABLE as HOST_VARIABLE
+from gtcore.kennel_door import hostname as hostname
 from gtcore.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -224,17 +225,6 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-HOST_VARIABLE = "GT_HOST"
-
-
-def hostname() -> str:
-    """This host's name as the town knows it: ``GT_HOST`` when set (two gtuis on one box as two hosts), else the system's."""
-    return os.environ.get(HOST_VARIABLE) or _system_hostname()
-
-
-@lru_cache(maxsize=1)
-def _system_hostname() -> str:
-    return socket.gethostname()
 
 
 def owner_identity() -> dict[str, object]:

@@ -1,5 +1,5 @@
 """gtui: the Gas Town control room (Textual TUI) and command line."""
 
-from gtcore.model import __version__
+from gtcore import __version__
 
 __all__ = ["__version__"]

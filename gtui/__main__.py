@@ -2,6 +2,6 @@
 
 import sys
 
-from gtui.cli import main
+from gtui.thin import main
 
 sys.exit(main())

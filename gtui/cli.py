@@ -360,6 +360,7 @@ class Context:
         self.settings_as_written = settings_as_written
         self._console: Console | None = None
         self._engine: Engine | None = None
+        self.notes: list[str] = []  # what the console script's door said (gtui.thin): problems of this answer
 
     @property
     def engine(self) -> Engine:
@@ -696,8 +697,10 @@ class Stopped(GtError):
     """A signal (SIGHUP, SIGTERM) asked this command to go away."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gtui`` console script."""
+def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = ()) -> int:
+    """The command line, in this process (:mod:`gtui.thin` is the console script's door, which may have the town's
+    kennel answer instead).  ``notes``: what the door has to say of its own (the kennel did not answer in time), a
+    problem of ``--once``'s answer, a warning of any other command's."""
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     args, ctx = None, None
@@ -713,6 +716,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
         ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
+        ctx.notes = list(notes)
+        if command is not dispatching.cmd_once:
+            for note in ctx.notes:
+                warn(note)
         with _stopped_by_signals():
             return command(ctx)
     except (Stopped, KeyboardInterrupt) as exc:
@@ -728,7 +735,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[None]:
-    """SIGHUP (the terminal closed) and SIGTERM become :class:`Stopped`, so a command ends its runs before it goes."""
+    """SIGHUP (the terminal closed) and SIGTERM become :class:`Stopped`, so a command ends its runs before it goes.
+    A command a kennel answers in a thread of its own (:mod:`gtui.thin`) leaves the kennel's signals alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def stop(signum: int, frame: object) -> None:
         raise Stopped(f"stopped by {signal.Signals(signum).name}")

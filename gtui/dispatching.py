@@ -56,6 +56,7 @@ def cmd_once(ctx: Context) -> int:
         report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
     report.problems += [problem for run in finished for problem in run_problems(run)]  # what they asked of Gas Town in vain
     report.problems += refused
+    report.problems += [Problem(str(ctx.town.root), "kennel", note, "warning") for note in ctx.notes]
     for item in report.plugins:  # with --wait: a run that ended but whose end the ledger refused is said, not reported as run
         if ctx.args.wait and item.run is not None and item.run.status != "closed" and (words := engine.unrecorded(item.run.id)):
             report.unrecorded.append(words)
@@ -210,7 +211,9 @@ def cmd_kennel_run(ctx: Context) -> int:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     ready = Engine.detach() if ctx.args.autostarted else None
     engine = ctx.kennel_engine()
-    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted)
+    from gtui.thin import answering
+
+    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted, commands=answering())
     try:
         house.open()
     except KennelBusy as exc:

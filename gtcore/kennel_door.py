@@ -1,0 +1,145 @@
+"""The kennel's door: where its socket is, and how a process speaks to it, importing nothing of gtcore.
+
+A thin command (:mod:`gtui.thin`) asks a living kennel to answer it before it
+imports anything else: this module is all it needs, so it stays a leaf of the
+standard library.  The kennel itself (:mod:`gtcore.kennel`) opens the door at
+the same place and answers through it.
+
+One request is one JSON line; each answer is one JSON line.  ``wake``,
+``stop`` and ``drain`` get one answer.  ``command`` gets two: at once
+``{"accepted": true}`` (or ``{"bypass": why}`` when the kennel will not answer
+it: another gtui version, another environment), then, when the command ends,
+``{"code": N, "out": ..., "err": ...}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+from functools import lru_cache
+
+HOST_VARIABLE = "GT_HOST"
+SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; past this the socket lives in a private directory under /tmp
+REQUEST_MAX = 64 * 1024
+ANSWER_MAX = 64 * 1024 * 1024  # a command's whole output (a listing of 10,000 plugins is a few MiB)
+ACCEPT_SECONDS = 0.2  # a kennel that has not accepted a command by then is bypassed (and said to be slow)
+# What can change a thin command's answer: gtui's and Gas Town's own variables, the time zone and the clock (faked),
+# colours forced or refused, where programs, libraries and files are found, who asks.  Not the terminal's (a thin
+# command's output is for a pipe, or JSON) nor the locale (Python itself sets LC_CTYPE for its children: two
+# processes of one shell would differ).
+ENV_PREFIXES = ("GT_", "GC_", "GTUI_", "BD_", "PYTHON", "FAKETIME", "LD_")
+ENV_NAMES = ("TZ", "NO_COLOR", "FORCE_COLOR", "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR")
+ENV_UNWEIGHED = ("GTUI_THIN",)  # how this one command is asked to go, not what it answers
+
+
+def hostname() -> str:
+    """This host's name as the town knows it: ``GT_HOST`` when set (two gtuis on one box as two hosts), else the system's."""
+    return os.environ.get(HOST_VARIABLE) or _system_hostname()
+
+
+@lru_cache(maxsize=1)
+def _system_hostname() -> str:
+    return socket.gethostname()
+
+
+def host_file_name(host: str) -> str:
+    """``host`` as a file name: itself when it is one, else a cleaned name with a hash (two hosts never share one)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", host)
+    if safe != host or safe.startswith("."):
+        safe = f"{safe.lstrip('.')}-{hashlib.sha256(host.encode()).hexdigest()[:8]}"
+    return safe
+
+
+def socket_path(root: str, host: str) -> str:
+    """The kennel's socket for the town at ``root`` (resolved) on ``host``: in the town's ``.gtui/kennel/``, or, when
+    that path is too long for a Unix socket, in this user's private directory under /tmp."""
+    sock = os.path.join(root, ".gtui", "kennel", f"{host_file_name(host)}.sock")
+    if len(sock.encode()) > SOCKET_PATH_MAX:
+        digest = hashlib.sha256(f"{root}\0{host}".encode()).hexdigest()[:24]
+        sock = f"/tmp/gtui-{os.getuid()}/{digest}.sock"  # not $TMPDIR: every command must find it, whatever its environment
+    return sock
+
+
+def environment_key(environ: dict[str, str] | os._Environ[str]) -> str:
+    """A digest of what in an environment can change a command's answer (the town, the ledger's URL, the time zone,
+    colours, PATH, ...): a kennel answers a command only for a process whose key is its own."""
+    weighed = sorted((name, value) for name, value in environ.items()
+                     if (name.startswith(ENV_PREFIXES) or name in ENV_NAMES) and name not in ENV_UNWEIGHED)
+    return hashlib.sha256(json.dumps(weighed).encode()).hexdigest()
+
+
+def tell(path: str, request: dict[str, object], *, timeout: float = 0.5, answer: bool = True) -> dict[str, object] | None:
+    """Send one request to the kennel; its answer (None: no kennel listens, or it did not answer within ``timeout``)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout)
+            conn.connect(path)
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            if not answer:
+                return {}
+            conn.shutdown(socket.SHUT_WR)
+            return _parsed(read_line(conn, REQUEST_MAX))
+    except OSError:
+        return None
+
+
+def ask_command(path: str, argv: list[str], key: str, version: str) -> dict[str, object] | str | None:
+    """Ask the kennel at ``path`` to answer a command: its answer (``code``, ``out``, ``err``); a string when it will
+    not or did not (why, in words: ``slow`` when it accepted nothing within :data:`ACCEPT_SECONDS`); None when no
+    kennel listens there."""
+    request = {"op": "command", "argv": argv, "key": key, "version": version}
+    try:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    with conn:
+        try:
+            conn.settimeout(ACCEPT_SECONDS)
+            conn.connect(path)
+        except OSError:
+            return None  # no socket, or nobody behind it: no kennel
+        try:
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            conn.shutdown(socket.SHUT_WR)
+            reader = conn.makefile("rb")  # the two answers may come in one packet: read them as lines
+            first = _parsed(reader.readline(REQUEST_MAX))
+        except OSError:
+            return "slow"
+        if first is None:
+            return "slow"
+        if first.get("accepted") is not True:
+            return str(first.get("bypass") or first.get("error") or "it refused")
+        conn.settimeout(None)  # accepted: the command takes what it takes, as it would here
+        try:
+            answer = _parsed(reader.readline(ANSWER_MAX))
+        except OSError:
+            answer = None
+        return answer if answer is not None and isinstance(answer.get("code"), int) else "the kennel went away while answering"
+
+
+def read_line(conn: socket.socket, limit: int) -> bytes:
+    """One line from ``conn`` (at most ``limit`` bytes of it); what came when the peer closed first."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            chunks.append(chunk[:cut])
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _parsed(line: bytes) -> dict[str, object] | None:
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

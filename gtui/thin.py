@@ -1,0 +1,145 @@
+"""Thin commands: the town's living kennel answers ``gtui --once``, ``gtui plugin list`` and ``gtui escalate list``.
+
+A Deacon runs ``gtui --once --json`` every patrol cycle; most of such a
+command's time is Python importing gtui and gtui reading the town afresh.
+The kennel has done both already.  So the ``gtui`` console script starts
+here, importing nothing but the standard library and the kennel's door
+(:mod:`gtcore.kennel_door`): when the command is one of those, names its
+town (``--town``, ``$GT_TOWN_ROOT``, ``$GT_ROOT``, ``$GT_TOWN``) and a kennel
+of this gtui version and this environment lives for it on this host, the
+kennel runs the command line in its own process, exactly as this process
+would have, and sends back its exit status and output.  Otherwise the command
+runs here, as it always did; so it does when the kennel accepted nothing
+within 200 ms (said as a problem of the answer) or went away while answering.
+
+Human output on a terminal always runs here: its width and colours are the
+terminal's.  ``GTUI_THIN=off`` keeps every command in its own process;
+``GTUI_THIN=require`` makes one fail (exit 2) rather than run here, to check
+that the kennel answers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from gtcore import __version__
+from gtcore import kennel_door as door
+
+THIN_VARIABLE = "GTUI_THIN"
+TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")  # as gtcore.town.Town.locate reads them, in that order
+THIN_WORDS = ((), ("plugin", "list"), ("escalate", "list"))  # () with --once
+FLAGS = frozenset({"--once", "--json", "--read-only", "--all", "--stale"})
+VALUED = frozenset({"--town", "--severity"})
+
+
+def main() -> int:
+    """The ``gtui`` console script: through the kennel when it can answer, else :func:`gtui.cli.main` here."""
+    argv = sys.argv[1:]
+    mode = os.environ.get(THIN_VARIABLE, "")
+    notes: list[str] = []
+    thin = None if mode == "off" else thin_command(argv, os.environ, sys.stdout.isatty())
+    if thin is not None:
+        answer = door.ask_command(door.socket_path(thin[0], door.hostname()), thin[1], door.environment_key(os.environ),
+                                  __version__)
+        if isinstance(answer, dict):
+            sys.stdout.write(str(answer.get("out", "")))
+            sys.stderr.write(str(answer.get("err", "")))
+            return int(answer["code"])  # type: ignore[call-overload]
+        if answer == "slow":
+            notes.append(f"the town's kennel did not answer within {door.ACCEPT_SECONDS * 1000:.0f} ms; answered by this"
+                         " process instead (gtui kennel status)")
+        elif answer is not None and answer.startswith("the kennel went away"):
+            notes.append(f"{answer}; answered by this process instead")
+        if mode == "require":
+            sys.stderr.write(f"gtui: error: {THIN_VARIABLE}=require: the kennel did not answer ({answer or 'none alive'})\n")
+            return 2
+    elif mode == "require":
+        sys.stderr.write(f"gtui: error: {THIN_VARIABLE}=require: not a command the kennel answers, or no town named\n")
+        return 2
+    from gtui.cli import main as here
+
+    return here(argv, notes=notes)
+
+
+def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tty: bool) -> tuple[str, list[str]] | None:
+    """The town root and the command line to send to its kennel, when ``argv`` is a thin command; else None.
+
+    The town is named explicitly in the line sent (resolved here), so the
+    kennel, whose working directory is the town, reads the town this process
+    would have read.
+    """
+    words: list[str] = []
+    flags: list[str] = []
+    town = None
+    index = 0
+    while index < len(argv):
+        token, index = argv[index], index + 1
+        name, has_value, value = token.partition("=")
+        if name in VALUED:
+            if not has_value:
+                if index >= len(argv):
+                    return None
+                value, index = argv[index], index + 1
+            if name == "--town":
+                town = value
+            else:
+                flags += [name, value]
+        elif token in FLAGS:
+            flags.append(token)
+        elif token.startswith("-"):
+            return None
+        else:
+            words.append(token)
+    if tuple(words) not in THIN_WORDS or (not words) != ("--once" in flags) or (tty and "--json" not in flags):
+        return None
+    town = town or next((environ[name] for name in TOWN_ENV if environ.get(name)), None)
+    if not town:
+        return None  # the town above the working directory, a city, ~/gt: the engine finds those
+    root = os.path.realpath(os.path.expanduser(town))
+    return root, [*words, *flags, "--town", root]
+
+
+# -- in the kennel --------------------------------------------------------------------------------
+
+
+class _Switch:
+    """``sys.stdout`` (or ``sys.stderr``) of a kennel that answers commands: what a thread answering a command writes
+    goes to that command's buffer (:attr:`kept`), everything else to the real stream."""
+
+    def __init__(self, real: object) -> None:
+        import threading
+
+        self._real, self.kept = real, threading.local()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(getattr(self.kept, "stream", None) or self._real, name)
+
+
+def answer_here(argv: list[str]) -> tuple[int, str, str]:
+    """In the kennel: run one thin command line as its own process would, its exit status and output kept for the
+    command that asked (:meth:`gtcore.kennel.Kennel._serve_command`)."""
+    import io
+
+    from gtui.cli import main as here
+
+    out, err = io.StringIO(), io.StringIO()
+    switches = sys.stdout, sys.stderr
+    assert isinstance(switches[0], _Switch) and isinstance(switches[1], _Switch), "answering() puts them in place"
+    switches[0].kept.stream, switches[1].kept.stream = out, err
+    try:
+        code = here(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        for switch in switches:
+            switch.kept.stream = None
+    return code, out.getvalue(), err.getvalue()
+
+
+def answering() -> Callable[[list[str]], tuple[int, str, str]]:
+    """What a kennel answers thin commands with; called once, before it serves, to put :class:`_Switch` in place of
+    ``sys.stdout`` and ``sys.stderr`` (each answering thread then writes apart)."""
+    sys.stdout, sys.stderr = _Switch(sys.stdout), _Switch(sys.stderr)  # type: ignore[assignment]
+    return answer_here

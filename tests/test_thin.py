@@ -1,0 +1,153 @@
+"""Thin commands: the town's living kennel answers ``--once``, ``plugin list`` and ``escalate list`` exactly as the command's
+own process would; a kennel that does not accept within 200 ms, another environment, a kennel that answers no commands
+or none at all: the command runs in its own process, as before."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from enginekit import Result, add_plugin, gtui, gtui_env, make_town
+from kennelkit import kennel_pids, start_kennel
+
+from gtcore.kennel_door import environment_key
+from gtui.thin import thin_command
+
+MANUAL = 'type = "manual"'
+THIN_LINES = [("--once", "--json"), ("--once",), ("plugin", "list", "--json"), ("plugin", "list"), ("escalate", "list", "--json"),
+              ("escalate", "list", "--all"), ("escalate", "list", "--severity", "high", "--json")]
+
+
+def env_of(mode: str, **more: str) -> dict[str, str]:
+    return {**gtui_env(), "GTUI_THIN": mode, **more}
+
+
+TIMES = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ|\b[\d.]+(ms|s|m|h|d)( ago)?\b|\bnow\b")
+
+
+def timeless(result: Result) -> tuple[int, str, str]:
+    """A result without the times that move between two answers (when a patrol started, how long ago a run ended), nor
+    the widths of the columns that hold them."""
+    def plain(text: str) -> str:
+        return re.sub(r"[ ─]+", " ", TIMES.sub("T", text))
+
+    return result.code, plain(result.out), plain(result.err)
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Path:
+    """A town whose kennel is a real ``gtui kennel`` process (started by a run, as any command starts it), with a failed
+    run, an open escalation, a paused plugin and an invalid file: answers with something in every part."""
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "loud", MANUAL, "echo 'disk full'\nexit 1\n")
+    add_plugin(town, "quiet", MANUAL)
+    add_plugin(town, "resting", 'type = "cooldown"\nduration = "1h"')
+    (town / "plugins" / "broken").mkdir()
+    (town / "plugins" / "broken" / "plugin.md").write_text("+++\nname = 'broken'\n+++\n")
+    gtui(town, "plugin", "run", "loud", env=env_of("off"))
+    gtui(town, "plugin", "disable", "resting", "--reason", "not now", env=env_of("off"))
+    gtui(town, "escalate", "disk is full", "--severity", "high", env=env_of("off"))
+    gtui(town, "--once", env=env_of("off"))  # the finished runs taken: the next --once answers alike wherever it runs
+    assert kennel_pids(town), "plugin run started the town's kennel"
+    return town
+
+
+@pytest.mark.parametrize("line", THIN_LINES, ids=" ".join)
+def test_the_kennel_answers_as_the_command_would_here(town: Path, line: tuple[str, ...]) -> None:
+    thin = gtui(town, *line, env=env_of("require"))
+    here = gtui(town, *line, env=env_of("off"))
+    assert timeless(thin) == timeless(here)
+    assert thin.out and thin.code == here.code
+
+
+def test_commands_answered_at_once_each_get_their_own_output(town: Path) -> None:
+    lines = [("plugin", "list", "--json"), ("escalate", "list", "--json"), ("plugin", "list")] * 4
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda line: gtui(town, *line, env=env_of("require")), lines))
+    alone = {line: timeless(gtui(town, *line, env=env_of("off"))) for line in set(lines)}
+    assert [timeless(answer) for answer in answers] == [alone[line] for line in lines]
+    assert all(answer.err == "" for answer in answers)
+
+
+def test_a_kennel_of_another_environment_is_bypassed(town: Path) -> None:
+    other = env_of("require", GT_LEDGER_TIMEOUT="9")  # a variable that could change the answer: not the kennel's to give
+    refused = gtui(town, "plugin", "list", "--json", env=other)
+    assert (refused.code, refused.err) == (2, "gtui: error: GTUI_THIN=require: the kennel did not answer (another environment)\n")
+    here = gtui(town, "plugin", "list", "--json", env={**other, "GTUI_THIN": ""})
+    assert here.code == 0 and here.err == "" and here.json()["plugins"]
+    assert environment_key({"PATH": "/bin", "LC_CTYPE": "C.UTF-8", "COLUMNS": "80"}) == environment_key({"PATH": "/bin"})
+    assert environment_key({"PATH": "/bin", "LD_PRELOAD": "libfaketime.so.1"}) != environment_key({"PATH": "/bin"})
+
+
+def test_a_kennel_that_does_not_accept_in_time_is_bypassed_and_said(town: Path) -> None:
+    (pid,) = kennel_pids(town)
+    os.kill(pid, signal.SIGSTOP)  # alive, its socket open, answering nothing
+    try:
+        once = gtui(town, "--once", "--json", env=env_of(""))
+        listing = gtui(town, "plugin", "list", "--json", env=env_of(""))
+        required = gtui(town, "escalate", "list", env=env_of("require"))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    said = [problem["reason"] for problem in once.json()["problems"] if problem["field"] == "kennel"]
+    assert said == ["the town's kennel did not answer within 200 ms; answered by this process instead (gtui kennel status)"]
+    assert listing.code == 0 and listing.json()["plugins"]
+    assert listing.err == ("gtui: warning: the town's kennel did not answer within 200 ms; answered by this process instead"
+                           " (gtui kennel status)\n")
+    assert (required.code, required.err) == (2, "gtui: error: GTUI_THIN=require: the kennel did not answer (slow)\n")
+
+
+def test_a_kennel_that_answers_no_commands_or_none_alive_leaves_the_command_here(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "quiet", MANUAL)
+    nobody = gtui(town, "plugin", "list", "--json", env=env_of("require"))
+    assert (nobody.code, nobody.err) == (2, "gtui: error: GTUI_THIN=require: the kennel did not answer (none alive)\n")
+    start_kennel(town)  # a kennel inside this test's process: it runs plugins, it answers no commands
+    silent = gtui(town, "plugin", "list", "--json", env=env_of("require"))
+    assert silent.err == "gtui: error: GTUI_THIN=require: the kennel did not answer (this kennel answers no commands)\n"
+    assert gtui(town, "plugin", "list", "--json", env=env_of("")).json()["plugins"][0]["name"] == "quiet"
+
+
+def test_the_kennel_keeps_its_own_output_to_itself(town: Path) -> None:
+    gtui(town, "plugin", "list", env=env_of("require"))
+    log = next((town / ".gtui" / "kennel").glob("*.log")).read_text()
+    assert "quiet" not in log and "Plugins" not in log  # the listing went to the command, not to the kennel's log
+
+
+@pytest.mark.parametrize(("argv", "env", "tty", "expected"), [
+    (["--once", "--json", "--town", "t"], {}, False, (["--once", "--json"], True)),
+    (["plugin", "list"], {"GT_TOWN_ROOT": "t"}, False, (["plugin", "list"], True)),
+    (["plugin", "list"], {"GT_TOWN_ROOT": "t"}, True, None),  # for a terminal: its width and colours are this process's
+    (["plugin", "list", "--json"], {"GT_ROOT": "t"}, True, (["plugin", "list", "--json"], True)),
+    (["escalate", "list", "--severity=high", "--town=t"], {}, False, (["escalate", "list", "--severity", "high"], True)),
+    (["plugin", "list", "--json"], {}, False, None),  # no town named: found by the engine, above the working directory
+    (["--once", "--wait", "--town", "t"], {}, False, None),
+    (["--once", "--event", "deploy", "--town", "t"], {}, False, None),
+    (["plugin", "show", "x", "--town", "t"], {}, False, None),
+    (["plugin", "list", "--once", "--town", "t"], {}, False, None),
+    (["plugin", "list", "--town"], {}, False, None),
+    (["--help", "--town", "t"], {}, False, None),
+])
+def test_which_command_lines_are_thin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str],
+                                      tty: bool, expected: tuple[list[str], bool] | None) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t").mkdir()
+    found = thin_command(argv, env, tty)
+    if expected is None:
+        assert found is None
+        return
+    root = str(tmp_path / "t")
+    assert found == (root, [*expected[0], "--town", root])
+
+
+def test_the_console_script_starts_with_the_standard_library_and_the_door() -> None:
+    code = ("import sys, gtui.thin; print(sorted(name for name in sys.modules if name.startswith(('gtcore', 'gtui', 'rich', "
+            "'textual', 'tomllib', 'sqlite3'))))")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**gtui_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert shown.stdout.strip() == "['gtcore', 'gtcore.kennel_door', 'gtui', 'gtui.thin']"
