@@ -351,6 +351,11 @@ class Engine:
         if self._order_events is not None:
             self._order_events.flush()
 
+    def release(self) -> None:
+        """Close the ledger's connections (reopened if the engine is used again): an engine made for one command in a
+        process that lives on (the kennel answering thin commands) must not keep its files or sockets open."""
+        self.ledger.close()
+
     # -- plugins ----------------------------------------------------------------------
 
     def plugins(self) -> PluginSet:

@@ -362,6 +362,11 @@ class Context:
         self._engine: Engine | None = None
         self.notes: list[str] = []  # what the console script's door said (gtui.thin): problems of this answer
 
+    def release(self) -> None:
+        """Close what the command opened that its process would have closed by ending (see :func:`main`)."""
+        if self._engine is not None:
+            self._engine.release()
+
     @property
     def engine(self) -> Engine:
         if self._engine is None:
@@ -697,10 +702,20 @@ class Stopped(GtError):
     """A signal (SIGHUP, SIGTERM) asked this command to go away."""
 
 
-def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = ()) -> int:
+def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), release: bool = False) -> int:
     """The command line, in this process (:mod:`gtui.thin` is the console script's door, which may have the town's
     kennel answer instead).  ``notes``: what the door has to say of its own (the kennel did not answer in time), a
-    problem of ``--once``'s answer, a warning of any other command's."""
+    problem of ``--once``'s answer, a warning of any other command's.  ``release``: the process lives on (the kennel
+    answering a thin command): the command's ledger connections are closed when it ends."""
+    try:
+        return _main(argv, notes)
+    finally:
+        ctx, _CONTEXT.context = getattr(_CONTEXT, "context", None), None
+        if release and ctx is not None:
+            ctx.release()
+
+
+def _main(argv: Sequence[str] | None, notes: Sequence[str]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     args, ctx = None, None
@@ -715,7 +730,7 @@ def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = ()) -> int
         elif command is None:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
-        ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
+        ctx = _CONTEXT.context = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
         ctx.notes = list(notes)
         if command is not dispatching.cmd_once:
             for note in ctx.notes:
@@ -731,6 +746,9 @@ def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = ()) -> int
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
         return _fail(f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)} ({_save_crash(args)})", wants_json)
+
+
+_CONTEXT = threading.local()  # the command's Context, per thread (a kennel answers several thin commands at once)
 
 
 @contextlib.contextmanager

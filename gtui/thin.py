@@ -129,7 +129,7 @@ def answer_here(argv: list[str]) -> tuple[int, str, str]:
     assert isinstance(switches[0], _Switch) and isinstance(switches[1], _Switch), "answering() puts them in place"
     switches[0].kept.stream, switches[1].kept.stream = out, err
     try:
-        code = here(argv)
+        code = here(argv, release=True)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 2
     finally:

@@ -151,3 +151,12 @@ def test_the_console_script_starts_with_the_standard_library_and_the_door() -> N
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**gtui_env(), "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert shown.stdout.strip() == "['gtcore', 'gtcore.kennel_door', 'gtui', 'gtui.thin']"
+
+
+def test_a_kennel_answering_many_commands_keeps_no_file_open_for_them(town: Path) -> None:
+    (pid,) = kennel_pids(town)
+    gtui(town, "plugin", "list", "--json", env=env_of("require"))  # the first answer imports and opens what stays
+    before = len(os.listdir(f"/proc/{pid}/fd"))
+    for line in [("plugin", "list", "--json"), ("escalate", "list", "--json"), ("--once", "--json")] * 10:
+        assert gtui(town, *line, env=env_of("require")).code in (0, 1)
+    assert len(os.listdir(f"/proc/{pid}/fd")) <= before + 2  # a ledger left open per command would hold three more each
