@@ -144,8 +144,13 @@ class Install:
 
     @property
     def kennel_argv(self) -> tuple[str, ...]:
-        """How an in-process Engine of the bench starts this install's kennel, without the bench's PYTHONPATH."""
-        return ("env", *(f"-u{name}" for name in UNSEEN), self.python, "-m", "gtui")
+        """How an in-process Engine of the bench starts this install's kennel."""
+        return self.unseeing(self.python, "-m", "gtui")
+
+    @staticmethod
+    def unseeing(*argv: str) -> tuple[str, ...]:
+        """``argv`` run without the bench's PYTHONPATH, for what starts it with the bench's environment (an Engine, tmux)."""
+        return ("env", *(f"-u{name}" for name in UNSEEN), *argv)
 
     def env(self) -> dict[str, str]:
         """The bench's environment less what would point a child at other code, and less the town settings of GT_*."""
