@@ -39,6 +39,13 @@ def describe(samples: list[float], unit: str = "ms", digits: int = 2) -> str:
     return f"median {statistics.median(samples):9.{digits}f} {unit}   ({spread})"
 
 
+def in_process() -> str:
+    """Where in-process figures get gtui from: the interpreter running the bench, not the fresh install (no start-up is in them)."""
+    import gtcore
+
+    return f"in-process, in this interpreter ({sys.prefix}, the development venv; gtcore from {Path(gtcore.__file__).parent})"
+
+
 def verdict(ok: bool, target: str) -> str:
     return f"{target}: {'PASS' if ok else 'FAIL'}"
 

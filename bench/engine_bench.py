@@ -64,7 +64,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ledger_bench  # the big-ledger builder and its cache, shared with the ledger benchmark
-from benchkit import Install, alternate, describe, installed_gtui, p95, parse_quick, process_ms, settle, verdict
+from benchkit import Install, alternate, describe, in_process, installed_gtui, p95, parse_quick, process_ms, settle, verdict
 
 from gtcore.discovery import discover
 from gtcore.engine import Engine
@@ -567,8 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"gtui engine bench: python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs")
         install = installed_gtui()
-        print(f"1 in-process in this interpreter ({sys.prefix}, the development venv); the processes of 2-5: {install.describe()}, "
-              f"beside that venv's {BASE}")
+        print(f"1: {in_process()}; the processes of 2-5: {install.describe()}, beside that venv's {BASE}")
         if only & {"1", "2"}:
             source, origin = big_ledger(args)
             idle = scratch / "idle"

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from benchkit import Install, describe, installed_gtui, parse_quick, verdict
+from benchkit import Install, describe, in_process, installed_gtui, parse_quick, verdict
 
 from gtcore.storage import ledger_at, open_ledger
 from gtcore.storage.contract import Ledger
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(base) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
             print(f"gtui hosts bench: python {sys.version.split()[0]}, PostgreSQL {version}, {os.cpu_count()} CPUs")
+            print(f"1, 2 and 4: {in_process()}")
             pg, lite = ledger_at(database("latency")), open_ledger(work / "latency.db")
             print("\n1. claim + close of one run")
             pg_ms, lite_ms = claim_close_ms(pg, args.records), claim_close_ms(lite, args.records)

@@ -76,7 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import engine_bench  # the big-ledger copy, plugin-file and profile helpers
 import ledger_bench  # the big-ledger builder and its cache
-from benchkit import Install, alternate, describe, installed_gtui, p95, parse_quick, verdict
+from benchkit import Install, alternate, describe, in_process, installed_gtui, p95, parse_quick, verdict
 
 from gtcore.discovery import discover
 from gtcore.errors import RunInFlight
@@ -792,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"town: {args.plugins:,} plugins ({gates}; "
               f"{counts['script']} with run.sh, {counts['disabled']} disabled; every gate closed), "
               f"{args.wisps:,} run wisps ({size_mb:,.0f} MB ledger, {origin}; copied in {copied:.1f} s)")
-        print(f"1a and 2 in-process in this interpreter ({sys.prefix}, the development venv)"
+        print(f"1a and 2: {in_process()}"
               + (f"; the processes of 1b, 3 and 4: {install.describe()}" if install else ""))
         print()
         if "1" in only:
