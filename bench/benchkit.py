@@ -180,11 +180,35 @@ def installed_gtui(extras: tuple[str, ...] = (), cache: Path = CACHE) -> Install
                   if dist.metadata["Name"] and dist.metadata["Name"].lower() != "gtui")
     key = _tree_hash([*wanted, *pins, sys.version])
     final = cache / f"venv-{key[:16]}{''.join('-' + extra for extra in extras)}"
-    install = Install(final, project["version"])
-    if not final.exists():
-        print(f"installing gtui from a wheel into {final} ...", file=sys.stderr, flush=True)
-        _build_venv(final, wanted, pins)
-    return install
+    cached_venv(final, lambda side, python: _install_wheel(side, python, wanted, pins), "gtui from a wheel")
+    return Install(final, project["version"])
+
+
+def cached_venv(final: Path, fill: Callable[[Path, str], None], what: str) -> Path:
+    """A venv at ``final``, made unless there: ``python -m venv`` in a side directory, ``fill(side, its python)``, renamed.
+
+    An interrupted build leaves only its side directory, never a ``final`` to reuse.
+    """
+    if final.exists():
+        return final
+    print(f"installing {what} into {final} ...", file=sys.stderr, flush=True)
+    side = final.with_name(f".{final.name}.{os.getpid()}.building")
+    shutil.rmtree(side, ignore_errors=True)
+    try:
+        side.mkdir(parents=True)
+        _quietly([sys.executable, "-m", "venv", str(side / "venv")])
+        python = str(side / "venv" / "bin" / "python")
+        fill(side, python)
+        _quietly([python, "-m", "compileall", "-q", str(side / "venv" / "lib")])  # byte-compiled, as an install leaves it
+        _repoint_scripts(side / "venv" / "bin", side / "venv", final)
+        try:
+            (side / "venv").rename(final)
+        except OSError:  # another bench built the same venv meanwhile: theirs is as good
+            if not final.exists():
+                raise
+    finally:
+        shutil.rmtree(side, ignore_errors=True)
+    return final
 
 
 def _tree_hash(extra: list[str]) -> str:
@@ -202,35 +226,20 @@ def _source_files() -> list[Path]:
     return files
 
 
-def _build_venv(final: Path, wanted: list[str], pins: list[str]) -> None:
-    """Wheel, venv, install, check, rename: any failure leaves no ``final`` behind."""
-
-    side = final.with_name(f".{final.name}.{os.getpid()}.building")
-    shutil.rmtree(side, ignore_errors=True)
-    try:
-        source = side / "src"  # a copy: building in the tree would leave build/ and *.egg-info in it
-        for path in _source_files():
-            target = source / path.relative_to(REPO)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        shutil.copy2(REPO / "README.md", source / "README.md")  # pyproject's readme
-        (side / "constraints.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-        python = str(side / "venv" / "bin" / "python")
-        _quietly([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(side / "wheel"), str(source)])
-        _quietly([sys.executable, "-m", "venv", str(side / "venv")])
-        pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        _quietly([*pip, "--no-deps", *map(str, (side / "wheel").glob("gtui-*.whl"))])
-        _quietly([*pip, "-c", str(side / "constraints.txt"), *wanted])
-        _quietly([python, "-m", "compileall", "-q", str(side / "venv" / "lib")])  # byte-compiled, as `make install` leaves it
-        _repoint_scripts(side / "venv" / "bin", side / "venv", final)
-        _check_installed(side / "venv")
-        try:
-            (side / "venv").rename(final)
-        except OSError:  # another bench built the same install meanwhile: theirs is as good
-            if not final.exists():
-                raise
-    finally:
-        shutil.rmtree(side, ignore_errors=True)
+def _install_wheel(side: Path, python: str, wanted: list[str], pins: list[str]) -> None:
+    """A wheel of a copy of the tree (building in the tree would leave build/ and *.egg-info in it), installed without -e."""
+    source = side / "src"
+    for path in _source_files():
+        target = source / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    shutil.copy2(REPO / "README.md", source / "README.md")  # pyproject's readme
+    (side / "constraints.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
+    _quietly([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(side / "wheel"), str(source)])
+    pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    _quietly([*pip, "--no-deps", *map(str, (side / "wheel").glob("gtui-*.whl"))])
+    _quietly([*pip, "-c", str(side / "constraints.txt"), *wanted])
+    _check_installed(Path(python).parent.parent)
 
 
 def _quietly(argv: list[str]) -> None:
