@@ -196,10 +196,10 @@ def cached_venv(final: Path, fill: Callable[[Path, str], None], what: str) -> Pa
     shutil.rmtree(side, ignore_errors=True)
     try:
         side.mkdir(parents=True)
-        _quietly([sys.executable, "-m", "venv", str(side / "venv")])
+        quietly([sys.executable, "-m", "venv", str(side / "venv")])
         python = str(side / "venv" / "bin" / "python")
         fill(side, python)
-        _quietly([python, "-m", "compileall", "-q", str(side / "venv" / "lib")])  # byte-compiled, as an install leaves it
+        quietly([python, "-m", "compileall", "-q", str(side / "venv" / "lib")])  # byte-compiled, as an install leaves it
         _repoint_scripts(side / "venv" / "bin", side / "venv", final)
         try:
             (side / "venv").rename(final)
@@ -235,14 +235,14 @@ def _install_wheel(side: Path, python: str, wanted: list[str], pins: list[str]) 
         shutil.copy2(path, target)
     shutil.copy2(REPO / "README.md", source / "README.md")  # pyproject's readme
     (side / "constraints.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-    _quietly([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(side / "wheel"), str(source)])
+    quietly([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(side / "wheel"), str(source)])
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    _quietly([*pip, "--no-deps", *map(str, (side / "wheel").glob("gtui-*.whl"))])
-    _quietly([*pip, "-c", str(side / "constraints.txt"), *wanted])
+    quietly([*pip, "--no-deps", *map(str, (side / "wheel").glob("gtui-*.whl"))])
+    quietly([*pip, "-c", str(side / "constraints.txt"), *wanted])
     _check_installed(Path(python).parent.parent)
 
 
-def _quietly(argv: list[str]) -> None:
+def quietly(argv: list[str]) -> None:
     """Run one build step; its chatter (pip's) is shown only when it fails."""
     import subprocess
 
