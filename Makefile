@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO := examples/town
 
-.PHONY: run test lint bench clean screenshots
+.PHONY: run test lint bench bench-peers clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,14 +25,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Whole-process figures run gtui installed from a wheel into a venv of its own (cached under
+# $$TMPDIR/gtui-bench), beside that venv's `python -c pass`; BENCH_ARGS=--quick checks they run.
 bench: $(STAMP)
-	$(BIN)/python bench/ledger_bench.py
-	$(BIN)/python bench/discovery_bench.py
-	$(BIN)/python bench/engine_bench.py
-	$(BIN)/python bench/digest_bench.py
-	$(BIN)/python bench/tui_bench.py
-	$(BIN)/python bench/cli_bench.py
-	$(BIN)/python bench/hosts_bench.py
+	$(BIN)/python bench/ledger_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/discovery_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/engine_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/digest_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/tui_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/cli_bench.py $(BENCH_ARGS)
+	$(BIN)/python bench/hosts_bench.py $(BENCH_ARGS)
+
+# Optional: gtui beside APScheduler 4, installed into its own venv (skipped when it cannot be).
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peer_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

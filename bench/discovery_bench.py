@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/discovery_bench.py              # 1,000 files, median of 9 scans
     .venv/bin/python bench/discovery_bench.py --profile    # also print the top cProfile costs
+    .venv/bin/python bench/discovery_bench.py --quick      # 200 files, 3 scans
 
 Times ``gtcore.discovery.discover(Town(root))`` without its cache (every file parsed) against
 baselines from the same run: walking the same tree and reading the same files raw, and that plus
@@ -26,7 +27,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from benchkit import describe, settle, timed
+from benchkit import describe, in_process, parse_quick, settle, timed
 
 from gtcore.discovery import discover
 from gtcore.plugin_cache import PluginCache
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=9, help="timed scans [9]")
     parser.add_argument("--profile", action="store_true", help="print the top cProfile costs (also done when over target)")
     parser.add_argument("--top", type=int, default=25, help="rows of profile output [25]")
-    args = parser.parse_args(argv)
+    args = parse_quick(parser, argv, {"files": 200, "repeat": 3})
 
     with tempfile.TemporaryDirectory(prefix="gtui-discovery-bench-") as tmp:
         root = Path(tmp) / "town"
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         shadowed = sum(len(plugin.shadowed) for plugin in found.plugins)
         seen = len(found.plugins) + len(found.invalid) + shadowed
         median = statistics.median(scans)
-        print(f"gtui discovery bench: python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+        print(f"gtui discovery bench: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {in_process()}")
         print(
             f"town: {counts['files']:,} plugin.md files ({counts['scripts']:,} with run.sh) across town level, "
             f"{len(RIGS)} rigs and {sum(map(len, CREW.values()))} crew clones; made in {made:.2f} s"

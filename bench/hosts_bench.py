@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/hosts_bench.py                     # 1,000,000 wisps for the summary
     .venv/bin/python bench/hosts_bench.py --wisps 100000      # scaled down
+    .venv/bin/python bench/hosts_bench.py --quick             # 100,000 wisps, 50 records, 200 runs
 
 Starts a real PostgreSQL server (the pgserver wheel) in a temp directory and
 prints, each PostgreSQL figure beside SQLite's from the same run:
@@ -10,9 +11,12 @@ prints, each PostgreSQL figure beside SQLite's from the same run:
 2. the plugin summary of 1,000 plugins over ``--wisps`` wisps (target < 50 ms),
    beside one ``GROUP BY`` over the same wisps;
 3. 1,000 trivial runs: three hosts (``GT_HOST``) of four dogs each racing
-   for them, against one host of four dogs, as whole ``gtui --once`` processes;
+   for them, against one host of four dogs, as whole ``gtui --once`` processes of gtui
+   installed from a wheel (with its ``postgresql`` extra) into a venv of its own;
 4. the time from a run closing on one host to another host's listener hearing
    it (LISTEN/NOTIFY, what wakes a control room; it also polls once a second).
+
+1, 2 and 4 run in-process, in the interpreter that runs this script (the development venv).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from pathlib import Path
 
 import psycopg
-from benchkit import describe, verdict
+from benchkit import Install, describe, in_process, installed_gtui, parse_quick, verdict
 
 from gtcore.storage import ledger_at, open_ledger
 from gtcore.storage.contract import Ledger
@@ -98,17 +102,21 @@ def town_with_runs(root: Path, count: int) -> Path:
     return root
 
 
-def throughput(root: Path, hosts: tuple[str, ...], url: str) -> float:
+def throughput(install: Install, root: Path, hosts: tuple[str, ...], url: str) -> float:
     """Runs per second of ``hosts`` gtui --once processes started together on one town (every run claimed, run, closed)."""
-    env = {**os.environ, "GT_LEDGER_URL": url}
+    env = install.env() | {"GT_LEDGER_URL": url}
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-m", "gtui", "--town", str(root), "--once", "--json"], env={**env, "GT_HOST": host},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for host in hosts]
-    for proc in procs:
-        _, err = proc.communicate(timeout=600)
-        if proc.returncode != 0:
-            raise SystemExit(f"gtui --once failed: {err.strip()[-300:]}")
-    elapsed = time.perf_counter() - start
+    try:
+        procs = [subprocess.Popen(install.gtui(root, "--once", "--json"), env={**env, "GT_HOST": host},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for host in hosts]
+        for proc in procs:
+            _, err = proc.communicate(timeout=600)
+            if proc.returncode != 0:
+                raise SystemExit(f"gtui --once failed: {err.strip()[-300:]}")
+        elapsed = time.perf_counter() - start
+    finally:  # each host's --once started a kennel: they go with the bench
+        for host in hosts:
+            subprocess.run(install.gtui(root, "kennel", "stop"), env={**env, "GT_HOST": host}, capture_output=True, timeout=60)
     runs = open_ledger(root / ".gtui" / "ledger.db", url=url).plugin_summary()
     done = sum(stats.run_count for stats in runs.values())
     if done != sum(1 for _ in (root / "plugins").iterdir()):
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugins", type=int, default=1_000)
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--runs", type=int, default=1_000)
-    args = parser.parse_args(argv)
+    args = parse_quick(parser, argv, {"wisps": 100_000, "records": 50, "runs": 200})
 
     import pgserver
 
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(base) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
             print(f"gtui hosts bench: python {sys.version.split()[0]}, PostgreSQL {version}, {os.cpu_count()} CPUs")
+            print(f"1, 2 and 4: {in_process()}")
             pg, lite = ledger_at(database("latency")), open_ledger(work / "latency.db")
             print("\n1. claim + close of one run")
             pg_ms, lite_ms = claim_close_ms(pg, args.records), claim_close_ms(lite, args.records)
@@ -188,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   baseline: one GROUP BY over the wisps  {describe(baseline)}   "
                   f"summary {statistics.median(baseline) / statistics.median(summary):,.0f}x faster")
 
-            print(f"\n3. {args.runs:,} trivial runs (run.sh: true), whole gtui --once processes of 4 dogs each")
-            one = throughput(town_with_runs(work / "one", args.runs), HOSTS[:1], database("one"))
-            three = throughput(town_with_runs(work / "three", args.runs), HOSTS, database("three"))
-            lite_one = throughput(town_with_runs(work / "lite", args.runs), HOSTS[:1], "")
+            install = installed_gtui(extras=("postgresql",))
+            print(f"\n3. {args.runs:,} trivial runs (run.sh: true), whole gtui --once processes of 4 dogs each: {install.describe()}")
+            one = throughput(install, town_with_runs(work / "one", args.runs), HOSTS[:1], database("one"))
+            three = throughput(install, town_with_runs(work / "three", args.runs), HOSTS, database("three"))
+            lite_one = throughput(install, town_with_runs(work / "lite", args.runs), HOSTS[:1], "")
             print(f"   3 hosts x 4 dogs, PostgreSQL   {three:8.1f} runs/s   / 1 host = {three / one:.2f}x")
             print(f"   1 host x 4 dogs, PostgreSQL    {one:8.1f} runs/s   (baseline)")
             print(f"   1 host x 4 dogs, SQLite        {lite_one:8.1f} runs/s   PostgreSQL / SQLite = {one / lite_one:.2f}x")
