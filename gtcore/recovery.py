@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from gtcore.records import TYPE_CHECKING, Record
@@ -77,6 +76,8 @@ def _root() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return Path(runtime) / "gtui"
+    import tempfile  # rarely needed, and costly to import on every patrol
+
     return Path(tempfile.gettempdir()) / f"gtui-{os.getuid()}"
 
 

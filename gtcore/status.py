@@ -64,10 +64,10 @@ class Health(Record):
 
 def plugin_facts(ledger: Ledger, plugins: Iterable[Plugin], summary: Mapping[str, PluginStats], pauses: Mapping[str, Pause],
                  decisions: Mapping[str, GateDecision] | None = None) -> dict[str, PluginFacts]:
-    """Every plugin's facts by name; its last run read whole (one read for all of them)."""
+    """Every plugin's facts by name; its last run read without its labels (one light read for all of them)."""
     names = [plugin.name for plugin in plugins]
     wanted = [summary[name].last_run_id for name in names if name in summary]
-    runs = {run.id: run for run in ledger.fetch_runs(wanted)} if wanted else {}
+    runs = {run.id: run for run in ledger.bare_runs(wanted)} if wanted else {}
     facts = {}
     for name in names:
         stats = summary.get(name)

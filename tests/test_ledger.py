@@ -277,6 +277,21 @@ def test_summary_ordering_rules(tmp_path: Path) -> None:
     assert (stats.failure_count, stats.last_result, stats.failure_rate) == (2, "success", pytest.approx(2 / 3))
 
 
+def test_bare_runs_are_the_runs_without_their_labels(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+    ran = ledger.claim_run("p", "town", labels=("team:ops",), now=BASE)
+    ledger.close_run(ran.id, "failure", data={"reason": "exited 3"}, summary="disk full", now=BASE + 5)
+    waiting = ledger.claim_run("q", "rig", now=BASE + 6)
+    note = ledger.create("note", title="not a run")
+    ids = [ran.id, waiting.id, note.id, 10**9]
+    bare = sorted(ledger.bare_runs(ids), key=lambda bead: bead.id)
+    whole = sorted(ledger.fetch_runs(ids), key=lambda bead: bead.id)
+    assert [bead._replace(labels=()) for bead in whole] == bare and [bead.labels for bead in bare] == [(), ()]
+    assert (bare[0].result, bare[0].body, bare[0].data["reason"], bare[1].status) == ("failure", "disk full", "exited 3", "queued")
+    assert "team:ops" in whole[0].labels and ledger.bare_runs([]) == []
+    ledger.close()
+
+
 # -- claiming and closing runs ----------------------------------------------------------------
 
 

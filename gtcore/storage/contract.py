@@ -327,6 +327,11 @@ class Ledger(ABC):
         """These runs as they are now, with their labels, in one read (any order; ids that are no run are left out)."""
 
     @abstractmethod
+    def bare_runs(self, run_ids: list[int]) -> list[Bead]:
+        """These runs without their labels (``labels`` empty), in one light read (any order): what a listing of every
+        plugin's last run needs, its result, times, summary and data, at a thousand plugins a patrol."""
+
+    @abstractmethod
     def run_states(self, run_ids: list[int]) -> list[RunState]:
         """Where each of these runs is, in one light read (any order): what a command waiting on a thousand runs polls."""
 

@@ -523,8 +523,11 @@ class PgLedger(Ledger):
 
     def fetch_runs(self, run_ids: list[int]) -> list[Bead]:
         with self._snapshot() as conn:
-            return _with_labels(conn, conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND id = ANY(%s)",
-                                                   (run_ids,)).fetchall())
+            return _with_labels(conn, _run_rows(conn, run_ids))
+
+    def bare_runs(self, run_ids: list[int]) -> list[Bead]:
+        with self._snapshot() as conn:
+            return [Bead(*row[:11], data=row[11]) for row in _run_rows(conn, run_ids)]
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
@@ -987,6 +990,10 @@ def _fetch(conn: psycopg.Connection[Any], bead_id: int, *, lock: bool = False) -
     """One bead with its labels (``lock``: its row held until the transaction ends); an escalation with its deliveries."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE id = %s" + (" FOR UPDATE" if lock else ""), (bead_id,)).fetchone()
     return _with_labels(conn, [row])[0] if row else None
+
+
+def _run_rows(conn: psycopg.Connection[Any], run_ids: list[int]) -> list[tuple[Any, ...]]:
+    return conn.execute(f"SELECT {_COLUMNS} FROM beads WHERE kind = 'wisp' AND id = ANY(%s)", (run_ids,)).fetchall()
 
 
 def _with_labels(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> list[Bead]:

@@ -700,13 +700,12 @@ class SqliteLedger(Ledger):
         return [state._replace(owed=bool(state.owed)) for state in found]
 
     def fetch_runs(self, run_ids: list[int]) -> list[Bead]:
-        found: list[Bead] = []
         with self._snapshot() as conn:
-            for start in range(0, len(run_ids), _CHUNK):
-                chunk = run_ids[start:start + _CHUNK]
-                found += _attach_labels(conn, conn.execute(
-                    f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND id IN ({_marks(chunk)})", chunk).fetchall())
-        return found
+            return _attach_labels(conn, _run_rows(conn, run_ids))
+
+    def bare_runs(self, run_ids: list[int]) -> list[Bead]:
+        with self._snapshot() as conn:
+            return [Bead(*row[:11], data=json.loads(row[11])) for row in _run_rows(conn, run_ids)]
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
@@ -1267,6 +1266,15 @@ def _with_pending(conn: sqlite3.Connection, beads: list[Bead]) -> list[Bead]:
                 " ORDER BY id", chunk):
             pending[escalation_id].append({"channel": channel, "severity": severity, "attempts": attempts, "next_at": next_at})
     return [bead._replace(data={**bead.data, "pending": pending[bead.id]}) for bead in beads]
+
+
+def _run_rows(conn: sqlite3.Connection, run_ids: list[int]) -> list[sqlite3.Row]:
+    """The bead rows of these runs, read a chunk of ids at a time (SQLite's limit on parameters)."""
+    rows: list[sqlite3.Row] = []
+    for start in range(0, len(run_ids), _CHUNK):
+        chunk = run_ids[start:start + _CHUNK]
+        rows += conn.execute(f"SELECT {_BEAD_COLUMNS} FROM beads WHERE kind = 'wisp' AND id IN ({_marks(chunk)})", chunk).fetchall()
+    return rows
 
 
 def _attach_labels(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Bead]:
