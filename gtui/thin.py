@@ -66,12 +66,13 @@ def main() -> int:
 def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tty: bool) -> tuple[str, list[str]] | None:
     """The town root and the command line to send to its kennel, when ``argv`` is a thin command; else None.
 
-    The town is named explicitly in the line sent (resolved here), so the
-    kennel, whose working directory is the town, reads the town this process
-    would have read.
+    The line is ``argv`` as given (the command line accepts some flags only
+    after the verb: their places are kept) with the town named explicitly,
+    resolved here: the kennel, whose working directory is the town, reads the
+    town this process would have read.
     """
+    line: list[str] = []
     words: list[str] = []
-    flags: list[str] = []
     town = None
     index = 0
     while index < len(argv):
@@ -79,26 +80,25 @@ def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tt
         name, has_value, value = token.partition("=")
         if name in VALUED:
             if not has_value:
-                if index >= len(argv):
-                    return None
+                if index >= len(argv) or argv[index].startswith("-"):
+                    return None  # argparse takes no option for a value: the command line says what is wrong
                 value, index = argv[index], index + 1
             if name == "--town":
                 town = value
-            else:
-                flags += [name, value]
-        elif token in FLAGS:
-            flags.append(token)
-        elif token.startswith("-"):
-            return None
+                continue
+            line += [name, value]
+        elif token in FLAGS or not token.startswith("-"):
+            line.append(token)
+            words += [] if token in FLAGS else [token]
         else:
-            words.append(token)
-    if tuple(words) not in THIN_WORDS or (not words) != ("--once" in flags) or (tty and "--json" not in flags):
+            return None
+    if tuple(words) not in THIN_WORDS or (not words) != ("--once" in line) or (tty and "--json" not in line):
         return None
     town = town or next((environ[name] for name in TOWN_ENV if environ.get(name)), None)
     if not town:
         return None  # the town above the working directory, a city, ~/gt: the engine finds those
     root = os.path.realpath(os.path.expanduser(town))
-    return root, [*words, *flags, "--town", root]
+    return root, [*line, "--town", root]
 
 
 # -- in the kennel --------------------------------------------------------------------------------

@@ -11,9 +11,12 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from enginekit import Result, add_plugin, gtui, gtui_env, make_town
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kennelkit import kennel_pids, start_kennel
 
 from gtcore.kennel_door import environment_key
@@ -160,3 +163,50 @@ def test_a_kennel_answering_many_commands_keeps_no_file_open_for_them(town: Path
     for line in [("plugin", "list", "--json"), ("escalate", "list", "--json"), ("--once", "--json")] * 10:
         assert gtui(town, *line, env=env_of("require")).code in (0, 1)
     assert len(os.listdir(f"/proc/{pid}/fd")) <= before + 2  # a ledger left open per command would hold three more each
+
+
+PIECES = st.sampled_from([["--once"], ["plugin", "list"], ["escalate", "list"], ["--json"], ["--read-only"], ["--all"], ["--stale"],
+                          ["--severity", "high"], ["--severity=low"], ["--town", "t"], ["--town=t"], ["--wait"], ["--event", "deploy"],
+                          ["show"], ["x"], ["-h"], ["--town"], ["="], [""]])
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    """Mostly lines made of a command's own words and flags in any order (the thin ones among them), sometimes noise."""
+    pieces = draw(st.lists(PIECES, max_size=6))
+    if draw(st.booleans()):
+        pieces.append([draw(st.text(max_size=6))])
+    return [word for piece in draw(st.permutations(pieces)) for word in piece]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=command_lines(), tty=st.booleans())
+def test_a_thin_line_is_the_same_command_to_gtui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], tty: bool) -> None:
+    """Whatever the words, the door never fails; a line it sends is one the command line reads as the same command,
+    with the same town and flags as the words it was given."""
+    from gtui.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t").mkdir(exist_ok=True)
+    found = thin_command(argv, {}, tty)
+    if found is None:
+        return
+    root, line = found
+    sent, given_ = _parsed(build_parser, line), _parsed(build_parser, argv)
+    if given_ is None:  # a line the command line refuses: the kennel's gtui refuses it in the same words
+        assert sent is None
+        return
+    assert sent == {**given_, "town": root}
+    assert (sent["command"], sent.get("verb")) in {(None, None), ("plugin", "list"), ("escalate", "list")}
+    assert sent["once"] == (sent["command"] is None) and (not tty or sent.get("json"))
+    assert not sent.get("wait") and not sent.get("event")  # what takes long, or writes, runs in its own process
+
+
+def _parsed(build_parser: Any, argv: list[str]) -> dict[str, Any] | None:
+    """``argv`` as the command line reads it (None: it refuses it)."""
+    from gtui.cli import UsageError
+
+    try:
+        return vars(build_parser(argv).parse_args(argv))
+    except (UsageError, SystemExit):
+        return None
