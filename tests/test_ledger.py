@@ -45,7 +45,7 @@ from gtcore.storage.testing import (
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
 
 FAILED = ("failure", "timeout")
-FINAL = ("success", "failure", "timeout", "skipped", "abandoned")
+FINAL = ("success", "failure", "timeout", "skipped", "abandoned", "warning", "check-only")
 BASE = 1_700_000_000.0
 
 
@@ -789,14 +789,14 @@ def test_migration_counts_each_plugin_s_failure_streak_from_the_runs_it_finds(tm
     """A ledger of schema 6 had no streak: the upgrade counts it from the runs already there, and the triggers keep it."""
     db = tmp_path / "ledger.db"
     ledger_at_version(db, 6)
-    for index, result in enumerate(("failure", "success", "failure", "timeout", "abandoned", "skipped")):
+    for index, result in enumerate(("failure", "warning", "failure", "timeout", "abandoned", "skipped")):  # warning: it ran
         insert_old_run(db, "flaky", "closed", BASE + index, result=result)
     insert_old_run(db, "fine", "closed", BASE, result="success")
     ledger = open_ledger(db)
     assert {name: stats.failure_streak for name, stats in ledger.plugin_summary().items()} == {"flaky": 3, "fine": 0}
     run = ledger.claim_run("flaky", "town", now=BASE + 10)
     assert ledger.plugin_summary()["flaky"].failure_streak == 3, "a run in flight changes nothing yet"
-    ledger.close_run(run.id, "success")
+    ledger.close_run(run.id, "check-only")
     assert ledger.plugin_summary()["flaky"].failure_streak == 0
 
 

@@ -229,7 +229,7 @@ BEGIN
     ON CONFLICT (plugin) DO UPDATE SET
         run_count = s.run_count + 1,
         failure_count = s.failure_count + excluded.failure_count,
-        failure_streak = CASE WHEN excluded.last_result = 'success' THEN 0 ELSE s.failure_streak + excluded.failure_streak END,
+        failure_streak = CASE WHEN excluded.last_result IN ('success', 'warning', 'check-only') THEN 0 ELSE s.failure_streak + excluded.failure_streak END,
         last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
                            THEN excluded.last_result ELSE s.last_result END,
         last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
@@ -245,7 +245,7 @@ CREATE OR REPLACE FUNCTION wisp_result_changed() RETURNS trigger LANGUAGE plpgsq
 BEGIN
     UPDATE plugin_stats SET
         failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))::int - (OLD.result IN ('failure', 'timeout'))::int,
-        failure_streak = CASE WHEN NEW.result = 'success' THEN 0
+        failure_streak = CASE WHEN NEW.result IN ('success', 'warning', 'check-only') THEN 0
                               WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
                               THEN failure_streak + 1 ELSE failure_streak END,
         last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,

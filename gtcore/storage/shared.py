@@ -35,8 +35,10 @@ FAILING = "('failure', 'timeout', 'abandoned')"
 STREAK_BACKFILL = ("UPDATE plugin_stats SET failure_streak = (SELECT count(*) FROM beads AS b WHERE b.kind = 'wisp'"
                    " AND b.plugin = plugin_stats.plugin AND b.status = 'closed' AND b.result IN " + FAILING +
                    " AND b.id > COALESCE((SELECT max(s.id) FROM beads AS s WHERE s.kind = 'wisp' AND s.plugin = plugin_stats.plugin"
-                   " AND s.result = 'success'), 0))")
-"""Each plugin's failure streak from the runs already on a ledger, in the order they were recorded (both dialects)."""
+                   " AND s.result IN ('success', 'warning', 'check-only')), 0))")
+"""Each plugin's failure streak from the runs already on a ledger, in the order they were recorded (both dialects): its
+runs that ended badly since the last that ended well (``success``, ``warning``, ``check-only``: it ran; ``skipped``
+says nothing either way)."""
 
 PAUSES = f"SELECT plugin, title, body, created_at, data FROM beads WHERE id IN ({LATEST_PAUSES})"
 """Each plugin's latest pause or resume, with what :func:`pause_of` reads (both dialects)."""

@@ -265,7 +265,7 @@ _MIGRATIONS: list[str] = [
         ON CONFLICT(plugin) DO UPDATE SET
             run_count = run_count + 1,
             failure_count = failure_count + excluded.failure_count,
-            failure_streak = CASE WHEN excluded.last_result = 'success' THEN 0
+            failure_streak = CASE WHEN excluded.last_result IN ('success', 'warning', 'check-only') THEN 0
                                   ELSE failure_streak + excluded.failure_streak END,
             last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (last_started_at, last_run_id)
                                THEN excluded.last_result ELSE last_result END,
@@ -281,7 +281,7 @@ _MIGRATIONS: list[str] = [
         UPDATE plugin_stats SET
             failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))
                                           - (OLD.result IN ('failure', 'timeout')),
-            failure_streak = CASE WHEN NEW.result = 'success' THEN 0
+            failure_streak = CASE WHEN NEW.result IN ('success', 'warning', 'check-only') THEN 0
                                   WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
                                   THEN failure_streak + 1 ELSE failure_streak END,
             last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,

@@ -92,10 +92,11 @@ def bead_rows(path: Path) -> list[tuple[Any, ...]]:
 
 
 def streak(results: list[str]) -> int:
-    """How many of ``results`` (in the order the runs ended) failed in a row at the end: a success ends a streak."""
+    """How many of ``results`` (in the order the runs ended) failed in a row at the end: a run that ended well (success,
+    warning, check-only) ends a streak, a skipped one does not."""
     count = 0
     for result in results:
-        if result == "success":
+        if result in ("success", "warning", "check-only"):
             count = 0
         elif result in ("failure", "timeout", "abandoned"):
             count += 1
