@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol", "stop"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 READ_ONLY = "read-only: this control room does not write (started with --read-only)"
-TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own of these
+TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize", "Screenshot"}  # the palette offers gtui's own of these
 IDLE_REFRESH_SECONDS = 5.0
 MAX_FAILURE_TOASTS = 3
 SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
@@ -766,8 +766,32 @@ class GtuiApp(App[None]):
         self.push_screen(HelpScreen(self.engine.settings.keymap if self.engine else {}))
 
     async def action_quit(self) -> None:
-        """Textual's own ``ctrl+q`` asks first too, like ``q``."""
+        """Textual's own ``ctrl+q`` quits too, like ``q``."""
         self.action_quit_app()
+
+    def action_help_quit(self) -> None:
+        """Textual's ``ctrl+c`` (left to it when a keymap takes ctrl+c off quit) quits like ``q``, never a toast about ctrl+q."""
+        self.action_quit_app()
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """``ctrl+s``: the screen as SVG, drawn here (only the UI thread may), written by a worker, and said where."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
+        self.save_screenshot_file(self.export_screenshot(), filename or f"gtui-{stamp}.svg", path)
+
+    @work(thread=True, group="actions")
+    def save_screenshot_file(self, svg: str, name: str, path: str | None = None) -> None:
+        """Into the town's ``.gtui/`` (or ``path``), else the working directory when that cannot be written."""
+        failures: list[str] = []
+        for directory in screenshot_directories(self.town, path):
+            target = directory / name
+            try:
+                target.write_text(svg, encoding="utf-8")
+            except OSError as exc:
+                failures.append(f"{directory}: {exc.strerror or exc}")
+                continue
+            self.call_from_thread(self.notify, f"saved in {target}", title="Screenshot")
+            return
+        self.call_from_thread(self.notify, "not saved: " + "; ".join(failures), title="Screenshot", severity="error")
 
     def action_quit_app(self) -> None:
         """Quit at once: the runs in flight are the kennel's, and go on."""
@@ -806,6 +830,12 @@ class GtuiApp(App[None]):
         self._unlisten()
         if self.engine is not None:
             self.engine.close()  # the runs it queued are the kennel's: they go on, and are recorded there
+
+
+def screenshot_directories(town: Town, path: str | None) -> list[Path]:
+    """Where a screenshot goes, in order of preference: ``path`` when asked, the town's ``.gtui/``, the working directory."""
+    preferred = [Path(path)] if path else [town.state_dir]
+    return [directory for directory in (*preferred, Path.cwd()) if directory.is_dir()]
 
 
 def _line_widths(text: Text) -> list[int]:

@@ -21,7 +21,17 @@ from typing import Any
 from rich.text import Text
 
 from gtcore.errors import GtError
-from gtcore.model import TYPE_CHECKING, EscalationSettings, EscalationStatus, GateState, Result, Severity, age, format_duration
+from gtcore.model import (
+    TYPE_CHECKING,
+    EscalationSettings,
+    EscalationStatus,
+    GateState,
+    Result,
+    Severity,
+    age,
+    format_duration,
+    run_reason,
+)
 from gtui.safety import clean
 from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
@@ -34,6 +44,7 @@ SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # lo
 QUIET_GATES = (GateState.DISABLED, GateState.PAUSED)  # a person switched them off: dim, not a state to watch
 OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
 ERROR_MARK = "! "
+FROM_LOG = " (its last log line)"  # a summary gtui took from the log, as `gtui plugin history` marks it
 
 
 class Cell(Text):
@@ -323,13 +334,25 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     return rows
 
 
+def reason_words(run: Bead) -> str:
+    """Why a run ended as it did: its summary (marked when gtui took it from the run's last log line), then its
+    reason when that says more (``about to fail (its last log line) · exited 3``); "" when nothing says why."""
+    why = run_reason(run) or ""
+    if why and run.body and run.data.get("summary_from_log"):
+        why += FROM_LOG
+    reason = str(run.data.get("reason") or "")
+    if reason and reason not in why:
+        why = f"{why} · {reason}" if why else reason
+    return clean(why)
+
+
 def outcome_words(run: Bead) -> str:
-    """How a finished run ended, in words (``failure in 2s: about to fail``): the feed's event, a failure's toast."""
-    detail = run.data.get("reason") or ""
+    """How a finished run ended, in words (``failure in 2s: about to fail (its last log line) · exited 3``): the feed's
+    event, a failure's toast."""
     duration = run.data.get("duration_s")
     took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
-    said = run.body or (detail if run.result != Result.SUCCESS else "")  # the plugin's own summary first
-    return f"{run.result or ''}{took}" + (f": {said}" if said else "")
+    why = reason_words(run)
+    return f"{run.result or ''}{took}" + (f": {why}" if why else "")
 
 
 def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:

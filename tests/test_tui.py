@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from enginekit import add_plugin, gtui_argv, gtui_env, wait_for
 from textual.command import CommandPalette
-from textual.widgets import Log, OptionList
+from textual.widgets import OptionList
 from tuikit import (
     SIZE,
     app_for,
@@ -48,6 +48,7 @@ from gtcore.model import GateDecision, GateState
 from gtcore.storage.contract import Claim, Close
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
+from gtui.components.log_lines import LogLines
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 
@@ -208,7 +209,7 @@ async def test_l_shows_the_log_lines_of_the_last_run(town: Path) -> None:
         await wait_until(pilot, lambda: results(town, "hello") == ["success"], 10, "hello's run")
         await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, LogScreen), 3, "the log viewer")
-        log = app.screen.query_one(Log)
+        log = app.screen.query_one(LogLines)
         await wait_until(pilot, lambda: log_ended(app), 3, "the end of the log")
         assert list(log.lines) == ["hello from hello", "second line"]
         title = screen_text(app).splitlines()[0]
@@ -644,7 +645,7 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
         await wait_until(pilot, lambda: results(town, "evil") == ["failure"], 10, "evil's run")
         await pilot.press("l")
         await wait_until(pilot, lambda: log_ended(app), 5, "the log")
-        assert list(app.screen.query_one(Log).lines) == ["[bold]x[/bold] red"]
+        assert list(app.screen.query_one(LogLines).lines) == ["[bold]x[/bold] red"]
         logged = screen_text(app)
         await pilot.press("escape", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PluginDetailsScreen) and "1 in all" in screen_text(app), 5,

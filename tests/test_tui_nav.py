@@ -95,7 +95,7 @@ def test_every_binding_of_the_control_room_comes_from_the_key_table() -> None:
 
     owners: dict[str, tuple[type[Any], set[str]]] = {
         "app": (App, {"app"}),
-        "help": (HelpScreen, {"help"}),
+        "help": (HelpScreen, {"help", "scroll"}),
         "confirm": (Confirm, {"confirm"}),
         "ask": (Ask, {"ask"}),
         **{pane.PANE: (pane, {"table", pane.PANE}) for pane in PANES},

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
-from textual.widgets import Log
 from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, log_ended, record_run, wait_until
 
 from gtui.app import GtuiApp
 from gtui.screens.details import PluginDetailsScreen
 from gtui.screens.help import HelpScreen
+from gtui.components.log_lines import LogLines
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import ConfirmScreen
 
@@ -118,7 +118,7 @@ def test_log_viewer(snap_compare: SnapCompare, tmp_path: Path) -> None:
         await ready(pilot)
         await pilot.press("l")  # the latest run of backup: the failure
         app = pilot.app
-        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(Log).line_count == 3, 5,
+        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(LogLines).line_count == 3, 5,
                          "the log's lines")
         await wait_until(pilot, lambda: log_ended(app), 5, "the log's end")
 

@@ -17,13 +17,14 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
-from gtcore.model import TYPE_CHECKING, Result, age, format_duration, parse_ref, run_problems
+from gtcore.model import TYPE_CHECKING, age, format_duration, parse_ref, run_problems
 from gtui.components.bindings import bindings
+from gtui.components.scrolling import KeyScroll, ScrollKeys
 from gtui.safety import clean
+from gtui.state import reason_words
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 if TYPE_CHECKING:
@@ -82,10 +83,7 @@ def run_facts(run: Bead, now: float) -> Text:
         parts.append(f"took {format_duration(duration)}{limit}")
     if run.data.get("reported_result"):
         parts.append(f"reported {run.data['reported_result']}")
-    if run.body:
-        parts.append(run.body)
-    if run.data.get("reason") and run.result != Result.SUCCESS:
-        parts.append(str(run.data["reason"]))
+    parts.append(reason_words(run))
     line.append(clean("".join(f" · {part}" for part in parts if part)))
     return line
 
@@ -142,10 +140,10 @@ class PluginDetails:
     log: str
 
 
-class PluginDetailsScreen(Screen[None]):
+class PluginDetailsScreen(ScrollKeys, Screen[None]):
     """Everything about one plugin: frontmatter, gate in words, instructions, history, log tail."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings("details")
+    BINDINGS: ClassVar[list[BindingType]] = bindings("details", "scroll")
 
     def __init__(self, engine: Engine, plugin: Plugin, decision: GateDecision | None, clock: Callable[[], float]) -> None:
         super().__init__()
@@ -153,7 +151,7 @@ class PluginDetailsScreen(Screen[None]):
         self.latest: Bead | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with KeyScroll():
             yield Static(Text(f"{self.plugin.name}", style="bold"), id="title")
             yield Static(frontmatter_table(self.plugin, str(self.engine.town.root)), id="frontmatter")
             yield Static(explain_gate(self.plugin, self.decision, self.clock()), id="gate")
@@ -203,10 +201,10 @@ class PluginDetailsScreen(Screen[None]):
         self.app.push_screen(LogScreen(self.engine, self.latest))
 
 
-class EscalationDetailsScreen(Screen[None]):
+class EscalationDetailsScreen(ScrollKeys, Screen[None]):
     """An escalation's body, deliveries and history; acknowledge it, close it, or open the log of its run from here."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings("escalation")
+    BINDINGS: ClassVar[list[BindingType]] = bindings("escalation", "scroll")
 
     def __init__(self, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
         super().__init__()
@@ -236,7 +234,7 @@ class EscalationDetailsScreen(Screen[None]):
         fingerprint = f" · fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else ""
         facts = Text(clean(f"status {item.status} · source {item.source}{fingerprint} · count {item.count} · raised {data['created_at']}"
                            f" · re-escalated {item.reescalations}×" + (" · STALE" if data["stale"] else "")), style="dim")
-        with VerticalScroll():
+        with KeyScroll():
             yield Static(head)
             yield Static(facts)
             yield Static(Text(clean(item.bead.body) or "(no body)"), id="body")
