@@ -48,7 +48,7 @@ from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
 from gtui.components.layout import Panes
-from gtui.components.tables import Act, FeedPane, FilterInput, KeyedTable, PluginsPane
+from gtui.components.tables import Act, EscalationsPane, FeedPane, FilterInput, KeyedTable, PluginsPane
 from gtui.keys import PANES, check_keymap, effective
 from gtui.safety import clean
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
@@ -56,7 +56,18 @@ from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, outcome_words, plugin_rows
+from gtui.state import (
+    SEVERITY_RANK,
+    Collector,
+    Row,
+    Snapshot,
+    colourless_rows,
+    dog_rows,
+    escalation_rows,
+    feed_line,
+    outcome_words,
+    plugin_rows,
+)
 from gtui.styles import colourless_text
 
 if TYPE_CHECKING:
@@ -348,17 +359,20 @@ class GtuiApp(App[None]):
             self.notify(f"{run.plugin} {run.ref}: {outcome_words(run)}", title="Run failed", severity="error")
 
     def _toast_escalations(self, snapshot: Snapshot) -> None:
-        """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
+        """Loud when a person is needed: new and climbing escalations, and a bell for critical ones; the queue shows
+        its top when it first has rows, and when one arrives as bad as the worst there was (worst first: it is up there)."""
         severities = {item.ref: item.severity for item in snapshot.escalations}
-        if self._seen_escalations is not None:
-            for item in snapshot.escalations:
-                before = self._seen_escalations.get(item.ref)
-                if before == item.severity:
-                    continue
-                title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
-                self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
-                if item.severity == Severity.CRITICAL:
-                    self.bell()
+        seen = self._seen_escalations
+        arrived = [item for item in snapshot.escalations if seen is not None and seen.get(item.ref) != item.severity]
+        for item in arrived:
+            before = seen.get(item.ref) if seen is not None else None
+            title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
+            self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
+            if item.severity == Severity.CRITICAL:
+                self.bell()
+        worst_before = max((SEVERITY_RANK[severity] for severity in (seen or {}).values()), default=-1)
+        if (not seen and severities) or any(SEVERITY_RANK[item.severity] >= worst_before for item in arrived):
+            self.query_one(EscalationsPane).show_worst()
         self._seen_escalations = severities
 
     def _paint_header(self) -> None:

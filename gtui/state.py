@@ -317,10 +317,11 @@ def elapsed(started: float | None, timeout: float | None, now: float) -> Text:
 
 
 def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
-    """The escalation queue: open and acknowledged, most severe first, then newest."""
+    """The escalation queue: open and acknowledged, worst first: by severity (critical, high, medium, low), then the
+    one waiting longest first (the oldest critical is the most overdue; a new one of the same severity lines up after it)."""
     rows: dict[str, Row] = {}
     settings = snapshot.escalation_settings or EscalationSettings()
-    for item in sorted(snapshot.escalations, key=lambda e: (-SEVERITY_RANK[e.severity], -e.bead.created_at)):
+    for item in sorted(snapshot.escalations, key=worst_first):
         notes = [note.upper() if note == "stale" else note for note in item.notes(settings, now)]
         rows[item.ref] = (
             text(item.ref, "bold"),
@@ -344,6 +345,11 @@ def reason_words(run: Bead) -> str:
     if reason and reason not in why:
         why = f"{why} · {reason}" if why else reason
     return clean(why)
+
+
+def worst_first(item: Escalation) -> tuple[int, float, int]:
+    """The escalation queue's order: most severe first, then oldest first (then by id, so equal times keep one order)."""
+    return (-SEVERITY_RANK[item.severity], item.bead.created_at, item.bead.id)
 
 
 def outcome_words(run: Bead) -> str:
