@@ -205,6 +205,7 @@ class GtuiApp(App[None]):
         self.start_engine()
         if self.live:
             self.set_interval(1.0, self._paint_header)
+            self.set_interval(1.0, self._tick_elapsed)
 
     def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
                markup: bool = False) -> None:
@@ -348,6 +349,13 @@ class GtuiApp(App[None]):
         self._toast_failures([run for _, _, run in new_feed if run.result in FAILED and run.updated_at >= self._started_at])
         self._toast_escalations(message.snapshot)
         self._paint_header()
+
+    def _tick_elapsed(self) -> None:
+        """Every second: the dogs pane's elapsed and waiting times, from the last snapshot (the diff touches only those cells)."""
+        if self.snapshot is None or not self.snapshot.running or not self.is_running:
+            return
+        rows = dog_rows(self.snapshot, self.clock())
+        self.pane("dogs").apply(colourless_rows(rows) if self.no_color else rows)
 
     def _toast_failures(self, failed: list[Bead]) -> None:
         """A toast per failed run since the app started; one summary toast when many fail at once."""
@@ -533,19 +541,31 @@ class GtuiApp(App[None]):
         return (message.replace("resume it or use --force", f"press {pause} to resume it, or {force} to run it anyway")
                 .replace("use --force to run it anyway", f"press {force} to run it anyway"))
 
-    @work(thread=True, group="actions")
     def _plugins_toggle_pause(self, key: str) -> None:
-        assert self.engine is not None and self.snapshot is not None
-        paused = key in self.snapshot.paused
+        """``space``: resume a paused plugin at once; pause one after asking why (escape cancels, no reason is fine)."""
+        if self.snapshot is not None and key in self.snapshot.paused:
+            self.set_pause(key, False, "")
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                self.set_pause(key, True, reason)
+
+        self.push_screen(AskScreen(f"Pause {key}: why? (optional)", placeholder="a reason, kept with the pause (or none)",
+                                   allow_empty=True), answered)
+
+    @work(thread=True, group="actions")
+    def set_pause(self, key: str, paused: bool, reason: str) -> None:
+        assert self.engine is not None
         try:
-            changed = self.engine.set_paused(key, not paused, reason="" if paused else "paused from the control room")
+            changed = self.engine.set_paused(key, paused, reason)
         except GtError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error")
             return
         if changed:
-            self.call_from_thread(self.notify, f"{key} {'resumed' if paused else 'paused'}")
+            self.call_from_thread(self.notify, f"{key} {'paused' if paused else 'resumed'}" + (f": {reason}" if reason else ""))
         else:  # the screen was behind the ledger (another process, or a second press): say what is so, not what was meant
-            words = f"{key} is not paused: nothing to resume" if paused else f"{key} is paused already"
+            words = f"{key} is paused already" if paused else f"{key} is not paused: nothing to resume"
             self.call_from_thread(self.notify, words, severity="warning")
         self.request_refresh()
 

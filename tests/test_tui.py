@@ -46,9 +46,9 @@ from tuikit import (
 import gtui.app
 from gtcore.model import GateDecision, GateState
 from gtcore.storage.contract import Claim, Close
+from gtui.components.log_lines import LogLines
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
-from gtui.components.log_lines import LogLines
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 
@@ -147,9 +147,19 @@ async def test_space_pauses_and_resumes_the_selected_plugin(town: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await select(pilot, "plugins", "hello")
+        await pilot.press("space")  # asks why first: escape leaves it running
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AskScreen), 3, "the dialog gone")
+        assert "hello" not in ledger_of(town).paused()
         await pilot.press("space")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press(*"disk swap", "enter")
         await wait_until(pilot, lambda: "hello" in ledger_of(town).paused(), 5, "hello paused on the ledger")
+        pause = ledger_of(town).pauses()["hello"]
+        assert pause.reason == "disk swap" and "@" in pause.by
         await wait_until(pilot, lambda: "paused" in row_text(app, "plugins", "hello"), 3, "the paused cell")
+        assert f"by {pause.by}: disk swap" in row_text(app, "plugins", "hello")  # who and why in the state column
         await pilot.press("r")  # a paused plugin does not run without force
         await wait_until(pilot, lambda: any(title == "Not run" for title, *_ in notes(app)), 5, "the refusal")
         await pilot.press("space")

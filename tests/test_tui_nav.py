@@ -705,6 +705,8 @@ async def test_space_on_a_row_the_ledger_has_moved_past_says_what_is_so(town: Pa
         await select(pilot, "plugins", "hello")
         assert "enabled" in row_text(app, "plugins", "hello")  # the screen is behind
         await pilot.press("space")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press("enter")  # no reason: allowed
         await wait_until(pilot, lambda: any("hello" in message for _, message, _ in notes(app)), 5, "the word on hello")
         assert [message for _, message, _ in notes(app) if "hello" in message] == ["hello is paused already"]
         assert "hello" in ledger_of(town).paused()

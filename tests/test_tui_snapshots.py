@@ -22,9 +22,9 @@ from textual.pilot import Pilot
 from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, log_ended, record_run, wait_until
 
 from gtui.app import GtuiApp
+from gtui.components.log_lines import LogLines
 from gtui.screens.details import PluginDetailsScreen
 from gtui.screens.help import HelpScreen
-from gtui.components.log_lines import LogLines
 from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import ConfirmScreen
 

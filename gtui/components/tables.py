@@ -40,7 +40,7 @@ from gtui.state import Row
 CELL_PADDING = 2  # a DataTable cell's padding, left and right
 SORT_ARROWS = (" ▲", " ▼")
 ARROW = 2  # the cells a sort arrow adds to its column's label
-MARKS = "✗!● "  # what state.py puts before a cell's words: not part of what the cell sorts by
+MARKS = "✗!●⚠ "  # what state.py puts before a cell's words: not part of what the cell sorts by
 TABLE_ACTIONS = {"cursor_down", "cursor_up", "top", "bottom", "page_down", "page_up", "sort_next", "sort_reverse"}
 EMPTY = 2  # the group of empty cells in a sort value
 REBUILD_AFTER_REMOVALS = 32  # removing a row costs O(rows): past this many (and a quarter of the rows), rebuilding is cheaper
