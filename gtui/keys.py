@@ -31,6 +31,7 @@ class Key:
     description: str
     context: str  # "app", a pane ("plugins", "dogs", "feed", "escalations"), or a screen ("details", "log", ...)
     show: bool = True  # in the footer
+    everywhere: bool = False  # works on every screen, dialogs and help included (a Textual priority binding)
 
 
 PANES = ("plugins", "dogs", "feed", "escalations")
@@ -43,7 +44,7 @@ KEYS: tuple[Key, ...] = (
     Key("maximize", "z", "maximize", "Maximize", "app"),
     Key("help", "question_mark", "help", "Help", "app"),
     Key("quit", "q,ctrl+c", "quit_app", "Quit", "app"),
-    Key("screenshot", "ctrl+s", "screenshot", "Save a screenshot (in the town's .gtui/)", "app", show=False),
+    Key("screenshot", "ctrl+s", "screenshot", "Save a screenshot (in the town's .gtui/)", "app", show=False, everywhere=True),
     Key("focus.plugins", "1", "focus_pane('plugins')", "Plugins", "app", show=False),
     Key("focus.dogs", "2", "focus_pane('dogs')", "Dogs", "app", show=False),
     Key("focus.feed", "3", "focus_pane('feed')", "Feed", "app", show=False),
