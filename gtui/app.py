@@ -803,10 +803,6 @@ class GtuiApp(App[None]):
         """Textual's own ``ctrl+q`` quits too, like ``q``."""
         self.action_quit_app()
 
-    def action_help_quit(self) -> None:
-        """Textual's ``ctrl+c`` (left to it when a keymap takes ctrl+c off quit) quits like ``q``, never a toast about ctrl+q."""
-        self.action_quit_app()
-
     def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
         """``ctrl+s``: the screen as SVG, drawn here (only the UI thread may), written by a worker, and said where."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))

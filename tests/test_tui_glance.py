@@ -38,6 +38,7 @@ from gtcore.town import Town
 from gtui.app import screenshot_directories
 from gtui.components.log_lines import LogLines
 from gtui.components.scrolling import KeyScroll
+from gtui.components.tables import Col, fit_columns
 from gtui.screens.details import PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
@@ -211,6 +212,17 @@ async def test_the_columns_stay_put_whatever_the_sort_and_filter_and_rig_stays(t
         assert [label.rstrip(" ▲▼") for label in column_labels(app, "plugins")] == plain
 
 
+def test_which_columns_show_depends_on_the_width_alone_never_on_the_sort() -> None:
+    """Guard: the room fit_columns keeps for a sort arrow (labels wider than their cells are where an arrow tips it)."""
+    columns = (Col("name"), Col("state", drop=1), Col("notes", drop=2))
+    for available in range(10, 40):
+        unsorted, _ = fit_columns(columns, (6, 6, 6), (3, 3, 3), available)
+        for sorted_by in range(3):
+            shown, widths = fit_columns(columns, (6, 6, 6), (3, 3, 3), available, sorted_by=sorted_by)
+            assert shown == unsorted, (available, sorted_by)
+            assert sum(width + 2 for width in widths.values()) <= available or shown == (0,), (available, sorted_by)  # it fits
+
+
 def test_a_run_past_its_timeout_is_marked() -> None:
     """Guard: the ⚠ of state.elapsed (and its red)."""
     over = elapsed(FIXED - 10.0, 8.0, FIXED)
@@ -381,7 +393,7 @@ async def test_help_scrolls_with_the_pane_keys_and_lists_the_screenshot(tmp_path
 
 
 async def test_ctrl_c_quits_like_q(tmp_path: Path) -> None:
-    """Guard: ctrl+c among quit's keys (and action_help_quit): never the toast about ctrl+q."""
+    """Guard: ctrl+c among quit's keys (Textual's own ctrl+c only toasted "[b]ctrl+q[/b]")."""
     app = app_for(control_town(tmp_path / "town"), live=False)
     async with app.run_test(size=SMALL) as pilot:
         await started(pilot)
