@@ -676,6 +676,8 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
         await wait_until(pilot, lambda: any(later.ref in message for _, message, _ in notes(app)), 3, "the toast")
         await pilot.press("1", "slash", *"[/b]", "enter")
         await wait_until(pilot, lambda: app.pane("plugins").row_count == 0, 3, "the filter")
+        app.clear_notifications()  # the toasts sit at the top right, over the plugins pane's subtitle
+        await pilot.pause(0.1)
         assert "filter: [/b] (0/" in screen_text(app)
         await pilot.pause(0.2)
         toasts = screen_text(app)

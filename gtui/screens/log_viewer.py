@@ -139,8 +139,10 @@ class LogScreen(ScrollKeys, Screen[None]):
         self._paint_state()
 
     def _say_no_log(self, why: str) -> None:
-        self.facts = Text.assemble(run_facts(self.run, time.time()), "\n", (clean(why), "bold"))
-        self.query_one("#log-state", Static).styles.height = 2
+        """Where the log would be, why there is none (in the engine's words, as ``gtui plugin log`` says it)."""
+        self.log_lines.set_wrap(True)  # words to read whole, not a log to scroll sideways
+        self.log_lines.write_lines([clean(why)])
+        self.facts = run_facts(self.run, time.time())
         self._paint_state()
 
     def _still_running(self) -> bool:
@@ -151,10 +153,10 @@ class LogScreen(ScrollKeys, Screen[None]):
         return self.run.status == "running"
 
     def _paint_state(self) -> None:
-        state = self.facts.copy()
+        """The search's and the wrap's word first (a narrow screen cuts the line's end), then the run's facts."""
         notes = [part for part in (self.found, "wrapped" if self.log_lines.wrap else "") if part]
-        if notes:
-            state.append("   " + " · ".join(notes), "bold yellow")
+        state = Text(" · ".join(notes) + "   ", "bold yellow") if notes else Text()
+        state.append_text(self.facts)
         self.query_one("#log-state", Static).update(state)
 
     # -- search and wrap ----------------------------------------------------------------------
