@@ -6,7 +6,6 @@ rendered when it arrives; the screen shows "loading" meanwhile.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,13 +92,12 @@ def run_facts(run: Bead, now: float) -> Text:
 
 
 def problem_lines(run: Bead) -> Text:
-    """What the run asked of Gas Town that gtui did not answer as asked, one line per problem however often it came
-    (errors red, warnings yellow; ``×3`` when the same one came three times)."""
+    """What the run asked of Gas Town that gtui did not answer as asked, one line each (errors red, warnings yellow;
+    the engine counts a call made many times once, with how often)."""
     lines = Text()
-    counted = Counter((problem.level, problem.reason) for problem in run_problems(run))
-    for (level, reason), times in counted.items():
-        lines.append(f"\n  {level}: ", "bold red" if level == "error" else "bold yellow")
-        lines.append(clean(reason) + (f" (×{times})" if times > 1 else ""))
+    for problem in run_problems(run):
+        lines.append(f"\n  {problem.level}: ", "bold red" if problem.level == "error" else "bold yellow")
+        lines.append(clean(problem.reason))
     return lines
 
 
