@@ -43,20 +43,30 @@ from textual.worker import get_current_worker
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
-from gtcore.model import FAILED, TYPE_CHECKING, Severity, parse_ref, utc_day
+from gtcore.model import FAILED, TYPE_CHECKING, Severity, utc_day
 from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
 from gtui.components.layout import Panes
-from gtui.components.tables import Act, FeedPane, FilterInput, KeyedTable, PluginsPane
+from gtui.components.tables import Act, EscalationsPane, FeedPane, FilterInput, KeyedTable, PluginsPane
 from gtui.keys import PANES, check_keymap, effective
+from gtui.pane_actions import PaneActions
 from gtui.safety import clean
-from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
-from gtui.screens.log_viewer import LogScreen
-from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.screens.modals import ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import Collector, Row, Snapshot, colourless_rows, dog_rows, escalation_rows, feed_line, outcome_words, plugin_rows
+from gtui.state import (
+    SEVERITY_RANK,
+    Collector,
+    Row,
+    Snapshot,
+    colourless_rows,
+    dog_rows,
+    escalation_rows,
+    feed_line,
+    outcome_words,
+    plugin_rows,
+)
 from gtui.styles import colourless_text
 
 if TYPE_CHECKING:
@@ -65,7 +75,7 @@ if TYPE_CHECKING:
 WRITES = {"run", "force_run", "toggle_pause", "ack", "close", "digest", "patrol", "stop"}
 MAIN_SCREEN_ONLY = {"patrol", "digest", "filter", "maximize", "focus_pane", "help"}
 READ_ONLY = "read-only: this control room does not write (started with --read-only)"
-TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize"}  # the palette offers gtui's own of these
+TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize", "Screenshot"}  # the palette offers gtui's own of these
 IDLE_REFRESH_SECONDS = 5.0
 MAX_FAILURE_TOASTS = 3
 SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
@@ -121,7 +131,7 @@ def action_name(action: str) -> str:
     return action.split("(", 1)[0]
 
 
-class GtuiApp(App[None]):
+class GtuiApp(PaneActions, App[None]):
     """The Gas Town control room."""
 
     CSS_PATH = "app.tcss"
@@ -194,6 +204,7 @@ class GtuiApp(App[None]):
         self.start_engine()
         if self.live:
             self.set_interval(1.0, self._paint_header)
+            self.set_interval(1.0, self._tick_elapsed)
 
     def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
                markup: bool = False) -> None:
@@ -338,6 +349,13 @@ class GtuiApp(App[None]):
         self._toast_escalations(message.snapshot)
         self._paint_header()
 
+    def _tick_elapsed(self) -> None:
+        """Every second: the dogs pane's elapsed and waiting times, from the last snapshot (the diff touches only those cells)."""
+        if self.snapshot is None or not self.snapshot.running or not self.is_running:
+            return
+        rows = dog_rows(self.snapshot, self.clock())
+        self.pane("dogs").apply(colourless_rows(rows) if self.no_color else rows)
+
     def _toast_failures(self, failed: list[Bead]) -> None:
         """A toast per failed run since the app started; one summary toast when many fail at once."""
         if len(failed) > MAX_FAILURE_TOASTS:
@@ -348,17 +366,20 @@ class GtuiApp(App[None]):
             self.notify(f"{run.plugin} {run.ref}: {outcome_words(run)}", title="Run failed", severity="error")
 
     def _toast_escalations(self, snapshot: Snapshot) -> None:
-        """Loud when a person is needed: new and climbing escalations, and a bell for critical ones."""
+        """Loud when a person is needed: new and climbing escalations, and a bell for critical ones; the queue shows
+        its top when it first has rows, and when one arrives as bad as the worst there was (worst first: it is up there)."""
         severities = {item.ref: item.severity for item in snapshot.escalations}
-        if self._seen_escalations is not None:
-            for item in snapshot.escalations:
-                before = self._seen_escalations.get(item.ref)
-                if before == item.severity:
-                    continue
-                title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
-                self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
-                if item.severity == Severity.CRITICAL:
-                    self.bell()
+        seen = self._seen_escalations
+        arrived = [item for item in snapshot.escalations if seen is not None and seen.get(item.ref) != item.severity]
+        for item in arrived:
+            before = seen.get(item.ref) if seen is not None else None
+            title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
+            self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
+            if item.severity == Severity.CRITICAL:
+                self.bell()
+        worst_before = max((SEVERITY_RANK[severity] for severity in (seen or {}).values()), default=-1)
+        if (not seen and severities) or any(SEVERITY_RANK[item.severity] >= worst_before for item in arrived):
+            self.query_one(EscalationsPane).show_worst()
         self._seen_escalations = severities
 
     def _paint_header(self) -> None:
@@ -467,191 +488,6 @@ class GtuiApp(App[None]):
         handler = self.pane_actions.get((message.pane, message.action))
         if handler is not None:
             handler(message.key)
-
-    def _plugin(self, key: str) -> Any:
-        snapshot = self.snapshot
-        if key.startswith("invalid:"):
-            bad = next((item for item in snapshot.plugin_set.invalid if f"invalid:{item.path}" == key), None) if snapshot else None
-            self.notify(f"{bad.location()}: {bad.error}" if bad else key, title="Invalid plugin", severity="error")
-            return None
-        plugin = snapshot.plugin_set.get(key) if snapshot and snapshot.plugin_set else None
-        if plugin is None:
-            self.notify(f"no plugin {key}", severity="warning")
-        return plugin
-
-    def _plugins_run(self, key: str) -> None:
-        plugin = self._plugin(key)
-        if plugin is None:
-            return
-        keys = self.effective_keys()
-        force, pause = key_display(keys["plugins.force_run"]), key_display(keys["plugins.pause"])
-        if not plugin.runs_by_itself:  # the engine's words are the command line's ("use --force"): here it is a key
-            self.notify(f"plugin {key} is {plugin.disabled_reason}; press {force} to run it anyway", title="Not run", severity="warning")
-            return
-        if self.snapshot is not None and key in self.snapshot.paused:
-            reason = self.snapshot.paused[key]
-            self.notify(f"plugin {key} is paused{': ' + reason if reason else ''}; press {pause} to resume it, or {force} to run it anyway",
-                        title="Not run", severity="warning")
-            return
-        self.run_plugin(key, force=False)
-
-    def _plugins_force_run(self, key: str) -> None:
-        if self._plugin(key):
-            self.run_plugin(key, force=True)
-
-    @work(thread=True, group="actions")
-    def run_plugin(self, name: str, force: bool) -> None:
-        assert self.engine is not None
-        try:
-            run = self.engine.run_plugin(name, force=force)
-        except GtError as exc:
-            self.call_from_thread(self.notify, self._in_tui_words(str(exc)), title="Not run", severity="warning")
-            return
-        waits = f"; it waits: {self.engine.kennel_problem}" if self.engine.kennel_problem else ""
-        self.call_from_thread(self.notify, f"{name} queued for a dog as {run.ref}{waits}", title="Run" + (" (forced)" if force else ""),
-                              severity="warning" if waits else "information")
-        self.request_refresh()
-
-    def _in_tui_words(self, message: str) -> str:
-        """The engine speaks to the command line ("use --force"); in the control room that is a key."""
-        keys = self.effective_keys()
-        force, pause = key_display(keys["plugins.force_run"]), key_display(keys["plugins.pause"])
-        return (message.replace("resume it or use --force", f"press {pause} to resume it, or {force} to run it anyway")
-                .replace("use --force to run it anyway", f"press {force} to run it anyway"))
-
-    @work(thread=True, group="actions")
-    def _plugins_toggle_pause(self, key: str) -> None:
-        assert self.engine is not None and self.snapshot is not None
-        paused = key in self.snapshot.paused
-        try:
-            changed = self.engine.set_paused(key, not paused, reason="" if paused else "paused from the control room")
-        except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
-            return
-        if changed:
-            self.call_from_thread(self.notify, f"{key} {'resumed' if paused else 'paused'}")
-        else:  # the screen was behind the ledger (another process, or a second press): say what is so, not what was meant
-            words = f"{key} is not paused: nothing to resume" if paused else f"{key} is paused already"
-            self.call_from_thread(self.notify, words, severity="warning")
-        self.request_refresh()
-
-    def _plugins_details(self, key: str) -> None:
-        plugin = self._plugin(key)
-        if plugin is not None and self.engine is not None and self.snapshot is not None:
-            self.push_screen(PluginDetailsScreen(self.engine, plugin, self.snapshot.decisions.get(key), self.clock))
-
-    def _plugins_log(self, key: str) -> None:
-        if self._plugin(key):
-            self.open_latest_log(key)
-
-    @work(thread=True, group="actions")
-    def open_latest_log(self, plugin: str) -> None:
-        assert self.engine is not None
-        runs = self.engine.runs(plugin, limit=1)
-        if not runs:
-            self.call_from_thread(self.notify, f"{plugin} has not run yet", severity="warning")
-            return
-        self.call_from_thread(self._push_log, runs[0])
-
-    @work(thread=True, group="actions")
-    def open_run_log(self, run_id: int) -> None:
-        assert self.engine is not None
-        try:
-            run = self.engine.run(run_id)
-        except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="warning")
-            return
-        self.call_from_thread(self._push_log, run)
-
-    def _push_log(self, run: Bead) -> None:
-        assert self.engine is not None
-        self.push_screen(LogScreen(self.engine, run))
-
-    @staticmethod
-    def _run_of(key: str) -> int | None:
-        """The run id behind a dogs- or feed-pane row key (``run:run-12``, ``12:running``); None for a kennel or an idle dog."""
-        if key.startswith("run:"):
-            return parse_ref(key.split(":", 1)[1], "wisp")
-        if key[:1].isdigit():
-            return int(key.split(":", 1)[0])
-        return None
-
-    def _plugin_of_run(self, key: str) -> str | None:
-        run_id = self._run_of(key)
-        if run_id is None or self.snapshot is None:
-            return None
-        known = [*self.snapshot.feed, *self.snapshot.running]
-        return next((run.plugin for run in known if run.id == run_id), None)
-
-    def _feed_details(self, key: str) -> None:
-        plugin = self._plugin_of_run(key)
-        if plugin:
-            self._plugins_details(plugin)
-
-    def _feed_log(self, key: str) -> None:
-        run_id = self._run_of(key)
-        if run_id is not None:
-            self.open_run_log(run_id)
-
-    def _stop_run(self, key: str) -> None:
-        """``ctrl+k``: stop the selected run, whichever kennel runs it, after asking."""
-        run_id = self._run_of(key)
-        known = [*(self.snapshot.running if self.snapshot else ())]
-        run = next((run for run in known if run.id == run_id), None)
-        if run is None:
-            self.notify("no run in flight is selected", title="Not stopped", severity="warning")
-            return
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.stop_run(run.id)
-
-        where = "it has not started: it leaves the queue" if run.status == "queued" else "its processes get SIGTERM, then SIGKILL"
-        self.push_screen(ConfirmScreen(f"Stop {run.ref} ({run.plugin})?", f"{where.capitalize()}; it is recorded as abandoned.",
-                                       yes="Stop"), confirmed)
-
-    @work(thread=True, group="actions")
-    def stop_run(self, run_id: int) -> None:
-        assert self.engine is not None
-        try:
-            run = self.engine.stop_run(run_id, "stopped from the control room (ctrl+k)")
-        except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Not stopped", severity="warning")
-            return
-        words = f"{run.ref} left the queue" if run.status == "closed" else f"{run.ref} is being stopped by its kennel"
-        self.call_from_thread(self.notify, words, title="Stop")
-        self.request_refresh()
-
-    def _escalations_ack(self, key: str) -> None:
-        self.escalation_change(key, "ack", "")
-
-    def _escalations_close(self, key: str) -> None:
-        def closed(reason: str | None) -> None:
-            if reason:
-                self.escalation_change(key, "close", reason)
-
-        self.push_screen(AskScreen(f"Close {key}: why?", placeholder="reason (kept on the escalation)"), closed)
-
-    @work(thread=True, group="actions")
-    def escalation_change(self, ref: str, change: str, reason: str) -> None:
-        assert self.engine is not None
-        now = self.clock()
-        try:
-            if change == "ack":
-                self.engine.ack_escalation(ref, now=now)
-            else:
-                self.engine.close_escalation(ref, reason=reason, now=now)
-        except GtError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="error")
-            return
-        self.call_from_thread(self.notify, f"{ref} {'acknowledged' if change == 'ack' else 'closed'}")
-        self.request_refresh()
-
-    def _escalations_details(self, key: str) -> None:
-        snapshot = self.snapshot
-        item = next((item for item in snapshot.escalations if item.ref == key), None) if snapshot else None
-        if item is not None and snapshot is not None and snapshot.escalation_settings is not None:
-            self.push_screen(EscalationDetailsScreen(item, snapshot.escalation_settings, self.clock()))
 
     # -- global actions -----------------------------------------------------------------------
 
@@ -766,8 +602,28 @@ class GtuiApp(App[None]):
         self.push_screen(HelpScreen(self.engine.settings.keymap if self.engine else {}))
 
     async def action_quit(self) -> None:
-        """Textual's own ``ctrl+q`` asks first too, like ``q``."""
+        """Textual's own ``ctrl+q`` quits too, like ``q``."""
         self.action_quit_app()
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """``ctrl+s``: the screen as SVG, drawn here (only the UI thread may), written by a worker, and said where."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self.clock()))
+        self.save_screenshot_file(self.export_screenshot(), filename or f"gtui-{stamp}.svg", path)
+
+    @work(thread=True, group="actions")
+    def save_screenshot_file(self, svg: str, name: str, path: str | None = None) -> None:
+        """Into the town's ``.gtui/`` (or ``path``), else the working directory when that cannot be written."""
+        failures: list[str] = []
+        for directory in screenshot_directories(self.town, path):
+            target = directory / name
+            try:
+                target.write_text(svg, encoding="utf-8")
+            except OSError as exc:
+                failures.append(f"{directory}: {exc.strerror or exc}")
+                continue
+            self.call_from_thread(self.notify, f"saved in {target}", title="Screenshot")
+            return
+        self.call_from_thread(self.notify, "not saved: " + "; ".join(failures), title="Screenshot", severity="error")
 
     def action_quit_app(self) -> None:
         """Quit at once: the runs in flight are the kennel's, and go on."""
@@ -806,6 +662,12 @@ class GtuiApp(App[None]):
         self._unlisten()
         if self.engine is not None:
             self.engine.close()  # the runs it queued are the kennel's: they go on, and are recorded there
+
+
+def screenshot_directories(town: Town, path: str | None) -> list[Path]:
+    """Where a screenshot goes, in order of preference: ``path`` when asked, the town's ``.gtui/``, the working directory."""
+    preferred = [Path(path)] if path else [town.state_dir]
+    return [directory for directory in (*preferred, Path.cwd()) if directory.is_dir()]
 
 
 def _line_widths(text: Text) -> list[int]:

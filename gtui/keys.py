@@ -2,8 +2,9 @@
 
 Each :class:`Key` has the id a ``[keymap]`` entry of ``gtui.toml`` names, its
 default keys, the action it runs, what it says in the footer and help, and
-the context it lives in (``app`` keys work on the main screen; a pane's keys
-when that pane is focused; a screen's on that screen).  The TUI builds its
+the context it lives in (``app`` keys work on the main screen, the screenshot
+on every screen; a pane's keys when that pane is focused; ``scroll`` keys on
+the log, help and details screens; a screen's on that screen).  The TUI builds its
 ``Binding`` objects from here; ``gtui --once`` checks a keymap against the
 same table without importing Textual.
 
@@ -30,9 +31,11 @@ class Key:
     description: str
     context: str  # "app", a pane ("plugins", "dogs", "feed", "escalations"), or a screen ("details", "log", ...)
     show: bool = True  # in the footer
+    everywhere: bool = False  # works on every screen, dialogs and help included (a Textual priority binding)
 
 
 PANES = ("plugins", "dogs", "feed", "escalations")
+SCROLLING = ("log", "help", "details", "escalation")  # the screens that scroll with the keys of context "scroll"
 
 KEYS: tuple[Key, ...] = (
     Key("patrol", "p", "patrol", "Patrol now", "app"),
@@ -40,7 +43,8 @@ KEYS: tuple[Key, ...] = (
     Key("filter", "slash", "filter", "Filter", "app"),
     Key("maximize", "z", "maximize", "Maximize", "app"),
     Key("help", "question_mark", "help", "Help", "app"),
-    Key("quit", "q", "quit_app", "Quit", "app"),
+    Key("quit", "q,ctrl+c", "quit_app", "Quit", "app"),
+    Key("screenshot", "ctrl+s", "screenshot", "Save a screenshot (in the town's .gtui/)", "app", show=False, everywhere=True),
     Key("focus.plugins", "1", "focus_pane('plugins')", "Plugins", "app", show=False),
     Key("focus.dogs", "2", "focus_pane('dogs')", "Dogs", "app", show=False),
     Key("focus.feed", "3", "focus_pane('feed')", "Feed", "app", show=False),
@@ -76,8 +80,21 @@ KEYS: tuple[Key, ...] = (
     Key("escalation.close", "x", "close", "Close", "escalation"),
     Key("escalation.log", "l", "log", "Run log", "escalation"),
     Key("escalation.back", "escape,q", "app.pop_screen", "Back", "escalation"),
-    Key("log.back", "escape,q", "app.pop_screen", "Back", "log"),
+    Key("log.search", "slash", "search", "Search", "log"),
+    Key("log.next", "n", "next_match", "Next match", "log"),
+    Key("log.previous", "N", "previous_match", "Previous match", "log"),
+    Key("log.wrap", "w", "toggle_wrap", "Wrap", "log"),
+    Key("log.back", "escape,q", "back", "Back (a search is cleared first)", "log"),
     Key("help.close", "escape,q,question_mark", "app.pop_screen", "Close", "help"),
+    # scrolling the log, help and details screens with the panes' keys (context "scroll": each of those screens has them)
+    Key("scroll.down", "j,down", "line_down", "Down", "scroll", show=False),
+    Key("scroll.up", "k,up", "line_up", "Up", "scroll", show=False),
+    Key("scroll.left", "left", "column_left", "Left (a log that is not wrapped)", "scroll", show=False),
+    Key("scroll.right", "right", "column_right", "Right", "scroll", show=False),
+    Key("scroll.top", "g,home", "to_top", "Top", "scroll", show=False),
+    Key("scroll.bottom", "G,end", "to_bottom", "Bottom", "scroll", show=False),
+    Key("scroll.page_down", "ctrl+d,pagedown", "half_page_down", "Half a page down", "scroll", show=False),
+    Key("scroll.page_up", "ctrl+u,pageup", "half_page_up", "Half a page up", "scroll", show=False),
     Key("confirm.yes", "y", "answer(True)", "Yes", "confirm"),
     Key("confirm.no", "n,escape", "answer(False)", "No", "confirm"),
     Key("ask.cancel", "escape", "cancel", "Cancel", "ask"),
@@ -100,6 +117,10 @@ def contexts_meeting(context: str) -> set[str]:
         return {"app", "table", context}
     if context == "table":
         return {"app", "table", *PANES}
+    if context == "scroll":
+        return {"scroll", *SCROLLING}
+    if context in SCROLLING:
+        return {context, "scroll"}
     return {context}
 
 

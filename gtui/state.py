@@ -21,19 +21,32 @@ from typing import Any
 from rich.text import Text
 
 from gtcore.errors import GtError
-from gtcore.model import TYPE_CHECKING, EscalationSettings, EscalationStatus, GateState, Result, Severity, age, format_duration
+from gtcore.model import (
+    TYPE_CHECKING,
+    EscalationSettings,
+    EscalationStatus,
+    GateState,
+    Result,
+    Severity,
+    age,
+    format_duration,
+    run_reason,
+)
+from gtui.render import pause_words
 from gtui.safety import clean
 from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
-    from gtcore.model import Bead, Escalation, GateDecision, Plugin, PluginSet, PluginStats
+    from gtcore.model import Bead, Escalation, GateDecision, Pause, Plugin, PluginSet, PluginStats
 
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
 SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # lowest first, as Severity is
 QUIET_GATES = (GateState.DISABLED, GateState.PAUSED)  # a person switched them off: dim, not a state to watch
 OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
 ERROR_MARK = "! "
+OVER_MARK = "⚠ "  # a run past its timeout
+FROM_LOG = " (its last log line)"  # a summary gtui took from the log, as `gtui plugin history` marks it
 
 
 class Cell(Text):
@@ -75,7 +88,8 @@ class Snapshot:
     plugin_set: PluginSet | None = None
     summary: dict[str, PluginStats] = field(default_factory=dict)
     decisions: dict[str, GateDecision] = field(default_factory=dict)
-    paused: dict[str, str] = field(default_factory=dict)
+    paused: dict[str, str] = field(default_factory=dict)  # name -> the reason given, as the gates take it
+    pauses: dict[str, Pause] = field(default_factory=dict)  # name -> why, who and when
     running: tuple[Bead, ...] = ()  # every run in flight, queued or running, on any host
     kennels: tuple[dict[str, Any], ...] = ()  # the town's kennels (Engine.kennels), each with its dogs
     escalations: tuple[Escalation, ...] = ()
@@ -116,7 +130,7 @@ class Collector:
             ledger_part = self._ledger_part(now, feed_backlog, plugin_set)
         except GtError as exc:
             errors["ledger"] = str(exc)
-            ledger_part = {"summary": last.summary, "paused": last.paused, "running": last.running,
+            ledger_part = {"summary": last.summary, "paused": last.paused, "pauses": last.pauses, "running": last.running,
                            "escalations": last.escalations, "feed": (), "decisions": last.decisions}
         try:
             escalation_settings = self.engine.escalation_settings()
@@ -150,7 +164,8 @@ class Collector:
     def _ledger_part(self, now: float, feed_backlog: float, plugin_set: PluginSet | None) -> dict[str, Any]:
         engine = self.engine
         summary = engine.summary()
-        paused = engine.paused()
+        pauses = engine.pauses()
+        paused = {name: pause.reason for name, pause in pauses.items()}
         running = tuple(engine.runs_in_flight())
         since = self._feed_since - FEED_OVERLAP if self._feed_since else now - feed_backlog
         feed = tuple(engine.runs_changed_since(since))
@@ -160,7 +175,7 @@ class Collector:
             self._feed_since = now - FEED_OVERLAP
         escalations = tuple(engine.list_escalations(now=now))
         decisions = engine.gate_decisions(plugin_set.plugins, summary, running, paused, now) if plugin_set is not None else {}
-        return {"summary": summary, "paused": paused, "running": running, "escalations": escalations,
+        return {"summary": summary, "paused": paused, "pauses": pauses, "running": running, "escalations": escalations,
                 "feed": feed, "decisions": decisions}
 
 
@@ -212,8 +227,16 @@ def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
         result_cell(stats),
         text(stats.run_count if stats else 0, sort=stats.run_count if stats else 0),
         failure_rate(stats),
-        gate_cell(snapshot.decisions.get(plugin.name), plugin.gate.type == "cooldown", now),
+        state_cell(plugin, snapshot, now),
     )
+
+
+def state_cell(plugin: Plugin, snapshot: Snapshot, now: float) -> Text:
+    """The state column: a paused plugin's pause (who, when, why: ``paused 2h ago by ann@box: new disk``), else its gate."""
+    pause = snapshot.pauses.get(plugin.name)
+    if pause is not None and plugin.runs_by_itself:
+        return text(pause_words(pause, now), "yellow")
+    return gate_cell(snapshot.decisions.get(plugin.name), plugin.gate.type == "cooldown", now)
 
 
 def result_cell(stats: PluginStats | None) -> Text:
@@ -296,20 +319,23 @@ def _working_row(name: str, run: Bead, now: float) -> Row:
 
 
 def elapsed(started: float | None, timeout: float | None, now: float) -> Text:
+    """How long a run has run, against its timeout: yellow past half, red near it, marked ``⚠`` once past it
+    (its kennel is stopping it; a mark that stays says the kill is slow)."""
     if started is None:
         return text("")
     spent = max(0.0, now - started)
     share = spent / timeout if timeout else 0.0
     style = "bold red" if share >= 0.9 else "yellow" if share >= 0.5 else ""
     limit = f" / {format_duration(timeout)}" if timeout else ""
-    return text(f"{format_duration(spent)}{limit}", style, sort=spent)
+    return text(f"{OVER_MARK if share > 1 else ''}{format_duration(spent)}{limit}", style, sort=spent)
 
 
 def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
-    """The escalation queue: open and acknowledged, most severe first, then newest."""
+    """The escalation queue: open and acknowledged, worst first: by severity (critical, high, medium, low), then the
+    one waiting longest first (the oldest critical is the most overdue; a new one of the same severity lines up after it)."""
     rows: dict[str, Row] = {}
     settings = snapshot.escalation_settings or EscalationSettings()
-    for item in sorted(snapshot.escalations, key=lambda e: (-SEVERITY_RANK[e.severity], -e.bead.created_at)):
+    for item in sorted(snapshot.escalations, key=worst_first):
         notes = [note.upper() if note == "stale" else note for note in item.notes(settings, now)]
         rows[item.ref] = (
             text(item.ref, "bold"),
@@ -323,13 +349,30 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     return rows
 
 
+def reason_words(run: Bead) -> str:
+    """Why a run ended as it did: its summary (marked when gtui took it from the run's last log line), then its
+    reason when that says more (``about to fail (its last log line) · exited 3``); "" when nothing says why."""
+    why = run_reason(run) or ""
+    if why and run.body and run.data.get("summary_from_log"):
+        why += FROM_LOG
+    reason = str(run.data.get("reason") or "")
+    if reason and reason not in why:
+        why = f"{why} · {reason}" if why else reason
+    return clean(why)
+
+
+def worst_first(item: Escalation) -> tuple[int, float, int]:
+    """The escalation queue's order: most severe first, then oldest first (then by id, so equal times keep one order)."""
+    return (-SEVERITY_RANK[item.severity], item.bead.created_at, item.bead.id)
+
+
 def outcome_words(run: Bead) -> str:
-    """How a finished run ended, in words (``failure in 2s: about to fail``): the feed's event, a failure's toast."""
-    detail = run.data.get("reason") or ""
+    """How a finished run ended, in words (``failure in 2s: about to fail (its last log line) · exited 3``): the feed's
+    event, a failure's toast."""
     duration = run.data.get("duration_s")
     took = f" in {format_duration(duration)}" if isinstance(duration, int | float) else ""
-    said = run.body or (detail if run.result != Result.SUCCESS else "")  # the plugin's own summary first
-    return f"{run.result or ''}{took}" + (f": {said}" if said else "")
+    why = reason_words(run)
+    return f"{run.result or ''}{took}" + (f": {why}" if why else "")
 
 
 def feed_line(run: Bead) -> tuple[tuple[int, str], Row]:

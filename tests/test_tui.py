@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from enginekit import add_plugin, gtui_argv, gtui_env, wait_for
 from textual.command import CommandPalette
-from textual.widgets import Log, OptionList
+from textual.widgets import OptionList
 from tuikit import (
     SIZE,
     app_for,
@@ -46,6 +46,7 @@ from tuikit import (
 import gtui.app
 from gtcore.model import GateDecision, GateState
 from gtcore.storage.contract import Claim, Close
+from gtui.components.log_lines import LogLines
 from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
@@ -146,9 +147,19 @@ async def test_space_pauses_and_resumes_the_selected_plugin(town: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await select(pilot, "plugins", "hello")
+        await pilot.press("space")  # asks why first: escape leaves it running
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AskScreen), 3, "the dialog gone")
+        assert "hello" not in ledger_of(town).paused()
         await pilot.press("space")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press(*"disk swap", "enter")
         await wait_until(pilot, lambda: "hello" in ledger_of(town).paused(), 5, "hello paused on the ledger")
+        pause = ledger_of(town).pauses()["hello"]
+        assert pause.reason == "disk swap" and "@" in pause.by
         await wait_until(pilot, lambda: "paused" in row_text(app, "plugins", "hello"), 3, "the paused cell")
+        assert f"by {pause.by}: disk swap" in row_text(app, "plugins", "hello")  # who and why in the state column
         await pilot.press("r")  # a paused plugin does not run without force
         await wait_until(pilot, lambda: any(title == "Not run" for title, *_ in notes(app)), 5, "the refusal")
         await pilot.press("space")
@@ -208,7 +219,7 @@ async def test_l_shows_the_log_lines_of_the_last_run(town: Path) -> None:
         await wait_until(pilot, lambda: results(town, "hello") == ["success"], 10, "hello's run")
         await pilot.press("l")
         await wait_until(pilot, lambda: isinstance(app.screen, LogScreen), 3, "the log viewer")
-        log = app.screen.query_one(Log)
+        log = app.screen.query_one(LogLines)
         await wait_until(pilot, lambda: log_ended(app), 3, "the end of the log")
         assert list(log.lines) == ["hello from hello", "second line"]
         title = screen_text(app).splitlines()[0]
@@ -644,7 +655,7 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
         await wait_until(pilot, lambda: results(town, "evil") == ["failure"], 10, "evil's run")
         await pilot.press("l")
         await wait_until(pilot, lambda: log_ended(app), 5, "the log")
-        assert list(app.screen.query_one(Log).lines) == ["[bold]x[/bold] red"]
+        assert list(app.screen.query_one(LogLines).lines) == ["[bold]x[/bold] red"]
         logged = screen_text(app)
         await pilot.press("escape", "enter")
         await wait_until(pilot, lambda: isinstance(app.screen, PluginDetailsScreen) and "1 in all" in screen_text(app), 5,
@@ -665,6 +676,8 @@ async def test_markup_and_escape_sequences_are_shown_literally_never_interpreted
         await wait_until(pilot, lambda: any(later.ref in message for _, message, _ in notes(app)), 3, "the toast")
         await pilot.press("1", "slash", *"[/b]", "enter")
         await wait_until(pilot, lambda: app.pane("plugins").row_count == 0, 3, "the filter")
+        app.clear_notifications()  # the toasts sit at the top right, over the plugins pane's subtitle
+        await pilot.pause(0.1)
         assert "filter: [/b] (0/" in screen_text(app)
         await pilot.pause(0.2)
         toasts = screen_text(app)

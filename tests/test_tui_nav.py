@@ -95,7 +95,7 @@ def test_every_binding_of_the_control_room_comes_from_the_key_table() -> None:
 
     owners: dict[str, tuple[type[Any], set[str]]] = {
         "app": (App, {"app"}),
-        "help": (HelpScreen, {"help"}),
+        "help": (HelpScreen, {"help", "scroll"}),
         "confirm": (Confirm, {"confirm"}),
         "ask": (Ask, {"ask"}),
         **{pane.PANE: (pane, {"table", pane.PANE}) for pane in PANES},
@@ -445,7 +445,7 @@ async def test_at_80x24_the_panes_keep_what_matters_and_the_footer_keeps_help_an
         assert "✗ failure" in shown and "forge-builder" in shown
         dogs = app.pane("dogs")
         assert dogs.row_count == 1 + 3  # the kennel and its three dogs
-        assert all(name in shown for name in ("kennel", "rex")) and ("fido" in shown or "more" in dogs.subtitle)
+        assert all(name in shown for name in ("kennel", "rex")) and ("fido" in shown or "+1 below" in dogs.subtitle)
         footer = shown.splitlines()[-1]
         assert footer.lstrip().startswith("? Help") and " q Quit " in footer, footer
         await pilot.press("4")
@@ -453,7 +453,7 @@ async def test_at_80x24_the_panes_keep_what_matters_and_the_footer_keeps_help_an
         assert footer.lstrip().startswith("? Help  q Quit"), footer
 
 
-async def test_a_pane_too_short_for_its_rows_says_how_many_more(tmp_path: Path) -> None:
+async def test_a_pane_too_short_for_its_rows_says_how_many_are_above_and_below(tmp_path: Path) -> None:
     town = control_town(tmp_path / "town", settings="dogs = 16\n")
     app = app_for(town, live=False, kennel=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -464,9 +464,11 @@ async def test_a_pane_too_short_for_its_rows_says_how_many_more(tmp_path: Path) 
         assert len(names) == 16
         shown = [name for name in names if re.search(rf"│\s+{name} ", screen_text(app))]
         assert 0 < len(shown) < 16
-        assert dogs.subtitle == f"+{16 - len(shown)} more" and f"+{16 - len(shown)} more" in screen_text(app)
-        await pilot.press("2", "G")  # at the bottom, nothing is below
-        await wait_until(pilot, lambda: dogs.subtitle == "", 3, "the count to go")
+        assert dogs.subtitle == f"+{16 - len(shown)} below" and f"+{16 - len(shown)} below" in screen_text(app)
+        await pilot.press("2", "G")  # at the bottom, nothing is below, and as many rows are above as do not fit
+        await wait_until(pilot, lambda: dogs.subtitle == f"+{16 - len(shown)} above", 3, "the count to turn round")
+        await pilot.press("g")
+        await wait_until(pilot, lambda: dogs.subtitle == f"+{16 - len(shown)} below", 3, "the count back below")
 
 
 async def test_at_250x70_the_panes_share_the_screen_by_what_they_hold(town: Path) -> None:
@@ -703,6 +705,8 @@ async def test_space_on_a_row_the_ledger_has_moved_past_says_what_is_so(town: Pa
         await select(pilot, "plugins", "hello")
         assert "enabled" in row_text(app, "plugins", "hello")  # the screen is behind
         await pilot.press("space")
+        await wait_until(pilot, lambda: isinstance(app.screen, AskScreen), 3, "the pause dialog")
+        await pilot.press("enter")  # no reason: allowed
         await wait_until(pilot, lambda: any("hello" in message for _, message, _ in notes(app)), 5, "the word on hello")
         assert [message for _, message, _ in notes(app) if "hello" in message] == ["hello is paused already"]
         assert "hello" in ledger_of(town).paused()

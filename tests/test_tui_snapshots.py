@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
-from textual.widgets import Log
 from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, log_ended, record_run, wait_until
 
 from gtui.app import GtuiApp
+from gtui.components.log_lines import LogLines
 from gtui.screens.details import PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
-from gtui.screens.modals import ConfirmScreen
+from gtui.screens.modals import AskScreen, ConfirmScreen
 
 SnapCompare = Callable[..., bool]
 MINUTE = 60.0
@@ -118,7 +118,7 @@ def test_log_viewer(snap_compare: SnapCompare, tmp_path: Path) -> None:
         await ready(pilot)
         await pilot.press("l")  # the latest run of backup: the failure
         app = pilot.app
-        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(Log).line_count == 3, 5,
+        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(LogLines).line_count == 3, 5,
                          "the log's lines")
         await wait_until(pilot, lambda: log_ended(app), 5, "the log's end")
 
@@ -132,3 +132,94 @@ def test_digest_confirm_modal(snap_compare: SnapCompare, tmp_path: Path) -> None
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen), 5, "the confirm modal")
 
     assert snap_compare(still_app(tmp_path), terminal_size=(100, 30), run_before=open_confirm)
+
+
+# -- issue 21: the worst first, the reason at a glance, pauses, habits, details in words ----------
+
+SIZES = [(80, 24), (120, 40), (200, 60)]
+
+
+def sized(sizes: list[tuple[int, int]] = SIZES) -> Any:
+    return pytest.mark.parametrize("size", sizes, ids=lambda size: f"{size[0]}x{size[1]}")
+
+
+def crowded_town(tmp_path: Path) -> Path:
+    """The still town with 16 open escalations (3 critical, raised between the others), more runs than 80x24 shows,
+    a failure summed up by its last log line, and an agent run skipped for want of an agent_command."""
+    town = still_town(tmp_path)
+    escalations = escalations_of(town)
+    plan = ["low", "critical", "high", "medium", "high", "critical", "low", "medium", "high", "medium", "critical", "high",
+            "medium", "low"]
+    for index, severity in enumerate(plan):
+        escalations.raise_(f"trouble number {index}", severity, source="patrol", now=FIXED - (100 - index * 5) * MINUTE)
+    for index in range(6):
+        record_run(town, "heartbeat", "success", started=FIXED - (15 - index) * MINUTE, duration=0.1)
+    record_run(town, "backup", "failure", started=FIXED - 4 * MINUTE, duration=2.0, reason="exited 1",
+               log="copying mayor/ to /vault\nrsync: connection refused\n", log_summary="rsync: connection refused")
+    record_run(town, "triage", "skipped", started=FIXED - 1 * MINUTE, duration=0.0, reason="no agent_command is set in gtui.toml")
+    return town
+
+
+def crowded_app(tmp_path: Path) -> GtuiApp:
+    return app_for(crowded_town(tmp_path), live=False, clock=fixed_clock)
+
+
+async def settled(pilot: Pilot[Any]) -> None:
+    """The snapshot on screen, and the scrolls it asked for done."""
+    await ready(pilot)
+    await pilot.pause(0.2)
+
+
+@sized()
+def test_worst_first_and_the_reasons_in_the_feed(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The criticals at the top of the queue with "+N below"; the feed's newest rows with "+N above" and every reason."""
+    assert snap_compare(crowded_app(tmp_path), terminal_size=size, run_before=settled)
+
+
+@sized()
+def test_log_search(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def search(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("l")  # backup's latest run: the failure summed up by its log
+        app = pilot.app
+        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and app.screen.query_one(LogLines).line_count == 2, 5,
+                         "the log's lines")
+        await wait_until(pilot, lambda: log_ended(app), 5, "the log's end")
+        await pilot.press("slash", *"refused", "enter")
+        await pilot.pause(0.1)
+
+    assert snap_compare(crowded_app(tmp_path), terminal_size=size, run_before=search)
+
+
+@sized()
+def test_a_skipped_run_says_why_it_has_no_log(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def open_log(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("down", "down", "down", "l")  # triage
+        app = pilot.app
+        await wait_until(pilot, lambda: isinstance(app.screen, LogScreen) and "has no log" in " ".join(app.screen.log_lines.lines), 5,
+                         "why")
+
+    assert snap_compare(crowded_app(tmp_path), terminal_size=size, run_before=open_log)
+
+
+@sized()
+def test_pause_asks_why(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def ask(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("space", *"vault moves")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, AskScreen), 5, "the pause dialog")
+
+    assert snap_compare(crowded_app(tmp_path), terminal_size=size, run_before=ask)
+
+
+@sized()
+def test_details_of_a_paused_plugin_in_words(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    async def open_details(pilot: Pilot[Any]) -> None:
+        await settled(pilot)
+        await pilot.press("down", "down", "down", "down", "enter")  # build: paused, in the forge rig
+        app = pilot.app
+        await wait_until(pilot, lambda: isinstance(app.screen, PluginDetailsScreen) and app.screen.latest is not None, 5,
+                         "the details with their runs")
+
+    assert snap_compare(crowded_app(tmp_path), terminal_size=size, run_before=open_details)

@@ -85,11 +85,12 @@ def raise_escalation(root: Path, subject: str, severity: str = "high", *, now: f
 
 
 def record_run(root: Path, plugin: str, result: str, *, started: float, duration: float, rig: str = "town",
-               log: str | None = None, reason: str | None = None) -> Bead:
-    """Write one finished run wisp with explicit times (and its log file, when given)."""
+               log: str | None = None, reason: str | None = None, **extra: Any) -> Bead:
+    """Write one finished run wisp with explicit times (and its log file, when given); ``extra`` goes into its data
+    (``log_summary="..."``: the last log line the runner sums a silent failure up with)."""
     ledger = ledger_of(root)
     run = ledger.claim_run(plugin, rig, data={"dog": "rex", "timeout_s": 600.0}, now=started)
-    data: dict[str, Any] = {"dog": "rex", "duration_s": duration, "exit_code": 0 if result == "success" else 1}
+    data: dict[str, Any] = {"dog": "rex", "duration_s": duration, "exit_code": 0 if result == "success" else 1, **extra}
     if reason:
         data["reason"] = reason
     if log is not None:
@@ -192,12 +193,15 @@ async def select(pilot: Pilot[Any], pane: str, key: str) -> KeyedTable:
     await pilot.press(number)
     table = app.pane(pane)
     await wait_until(pilot, lambda: key in row_keys(app, pane), 5.0, f"row {key} in {pane}")
-    target = row_keys(app, pane).index(key)
-    await pilot.press("home")
-    for _ in range(target):
-        await pilot.press("down")
-    assert table.selected_key() == key, (table.selected_key(), key)
-    return table
+    for _ in range(5):  # a snapshot may move the row while the keys go in (a run taking its dog's row): walk again
+        target = row_keys(app, pane).index(key)
+        await pilot.press("home")
+        for _ in range(target):
+            await pilot.press("down")
+        if table.selected_key() == key:
+            return table
+        await pilot.pause(0.1)
+    raise AssertionError(f"could not select {key} in {pane}: {table.selected_key()} is selected")
 
 
 def notes(app: GtuiApp) -> list[tuple[str, str, str]]:

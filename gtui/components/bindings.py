@@ -18,7 +18,7 @@ FOOTER_FIRST = ("help", "quit")
 
 
 def binding(key: Key) -> Binding:
-    return Binding(key.keys, key.action, key.description, show=key.show, id=key.id)
+    return Binding(key.keys, key.action, key.description, show=key.show, id=key.id, priority=key.everywhere)
 
 
 def bindings(*contexts: str) -> list[BindingType]:

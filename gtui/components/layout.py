@@ -19,19 +19,24 @@ from gtui.components.tables import DogsPane, EscalationsPane, FeedPane, KeyedTab
 
 CHROME = 3  # a pane's border (2) and its column labels (1)
 FLOOR = CHROME + 1  # the least a pane gets: one row
+FEED_ROWS = 4  # the feed keeps four rows at any size: the newest runs are what a glance is for
 SHARES = (0.5, 0.3, 0.2)  # plugins, the escalations-and-dogs row, feed: what each may take before the others have theirs
+FLOORS = (FLOOR, FLOOR, CHROME + FEED_ROWS)
 DOGS_WIDTH_SHARE = 0.45
 DOGS_MIN_WIDTH = 24
 
 
-def share_heights(total: int, needs: Sequence[int], shares: Sequence[float] = SHARES, floor: int = FLOOR) -> list[int]:
+def share_heights(total: int, needs: Sequence[int], shares: Sequence[float] = SHARES, floors: Sequence[int] = FLOORS) -> list[int]:
     """Heights for stacked panes that need ``needs`` lines, summing to ``total`` (the last takes what is left).
 
-    Each first gets up to its share of ``total`` (at least ``floor``, never more than
-    it needs); what remains goes to those that need more, in order; the last pane
-    gets the rest.  When even the floors do not fit, the first panes give way.
+    Each first gets up to its share of ``total`` (at least its floor, never more than
+    it needs; the last always its floor); what remains goes to those that need more,
+    in order; the last pane gets the rest.  When that leaves the last below its floor,
+    the others give way (the one with most above its own floor first); when even the
+    floors do not fit, the first panes give way.
     """
-    heights = [min(need, max(floor, int(total * share))) for need, share in zip(needs, shares, strict=True)]
+    heights = [min(need, max(floor, int(total * share))) for need, share, floor in zip(needs, shares, floors, strict=True)]
+    heights[-1] = max(heights[-1], floors[-1])
     spare = total - sum(heights)
     for index, need in enumerate(needs):
         if spare <= 0:
@@ -41,6 +46,12 @@ def share_heights(total: int, needs: Sequence[int], shares: Sequence[float] = SH
             heights[index] += grow
             spare -= grow
     heights[-1] += max(0, spare)
+    while sum(heights) > total:
+        over = [index for index in range(len(heights) - 1) if heights[index] > floors[index]]
+        if not over:
+            break
+        giver = max(over, key=lambda index: heights[index] - floors[index])
+        heights[giver] -= 1
     index = 0
     while sum(heights) > total and index < len(heights):  # a very small terminal
         heights[index] = max(1, heights[index] - (sum(heights) - total))

@@ -39,7 +39,8 @@ from gtui.state import Row
 
 CELL_PADDING = 2  # a DataTable cell's padding, left and right
 SORT_ARROWS = (" ▲", " ▼")
-MARKS = "✗!● "  # what state.py puts before a cell's words: not part of what the cell sorts by
+ARROW = 2  # the cells a sort arrow adds to its column's label
+MARKS = "✗!●⚠ "  # what state.py puts before a cell's words: not part of what the cell sorts by
 TABLE_ACTIONS = {"cursor_down", "cursor_up", "top", "bottom", "page_down", "page_up", "sort_next", "sort_reverse"}
 EMPTY = 2  # the group of empty cells in a sort value
 REBUILD_AFTER_REMOVALS = 32  # removing a row costs O(rows): past this many (and a quarter of the rows), rebuilding is cheaper
@@ -60,40 +61,41 @@ def filter_name(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
-def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence[int],
-                available: int) -> tuple[tuple[int, ...], dict[int, int]]:
+def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence[int], available: int,
+                keep: frozenset[int] = frozenset(), sorted_by: int | None = None) -> tuple[tuple[int, ...], dict[int, int]]:
     """Which columns to show, and how wide, for the table to fit ``available`` cells.
 
-    ``labels`` and ``content`` are each column's label width and widest cell.  Columns
-    that hold nothing go first, then the droppable ones by rank; a column with a
-    ``min`` is cut (the widest first) once no more may go, or once cutting is enough.
-    ``available <= 0`` (not laid out yet) shows every column at its full width.
+    ``labels`` and ``content`` are each column's label width (without a sort arrow) and
+    widest cell, over every row the pane holds (a filter hides rows, never columns).
+    Which columns show depends on the width only, never on the sort: room for one
+    arrow is kept whichever column has it.  Columns that hold nothing go first, then
+    the droppable ones by rank (never those in ``keep``); a column with a ``min`` is
+    cut (the widest first) once no more need go.  ``available <= 0`` (not laid out yet)
+    shows every column at its full width.
     """
     shown = [index for index in range(len(columns)) if content[index] or not columns[index].hide_empty]
-    full = {index: max(labels[index], content[index]) for index in shown}
+    full = {index: max(labels[index] + (ARROW if index == sorted_by else 0), content[index]) for index in shown}
     if available <= 0:
         return tuple(shown), full
-    droppable = sorted((index for index in shown if columns[index].drop), key=lambda index: (content[index] > 0, -columns[index].drop))
+    droppable = sorted((index for index in shown if columns[index].drop and index not in keep),
+                       key=lambda index: (content[index] > 0, -columns[index].drop))
 
-    def total(widths: dict[int, int]) -> int:
-        return sum(widths[index] + CELL_PADDING for index in shown)
+    def floor(index: int, width: int) -> int:
+        return min(width, columns[index].min) if columns[index].min else width
 
-    while True:
-        widths = {index: full[index] for index in shown}
-        if total(widths) <= available:
-            return tuple(shown), widths
-        floors = {index: min(widths[index], columns[index].min) if columns[index].min else widths[index] for index in shown}
-        if total(floors) <= available or not droppable:
-            excess = total(widths) - available
-            while excess > 0:
-                cuttable = [index for index in shown if widths[index] > floors[index]]
-                if not cuttable:
-                    break
-                widest = max(cuttable, key=lambda index: widths[index] - floors[index])
-                widths[widest] -= 1
-                excess -= 1
-            return tuple(shown), widths
+    plain = {index: max(labels[index], content[index]) for index in shown}
+    while droppable and sum(floor(index, plain[index]) + CELL_PADDING for index in shown) + ARROW > available:
         shown.remove(droppable.pop(0))
+    widths = {index: full[index] for index in shown}
+    excess = sum(width + CELL_PADDING for width in widths.values()) - available
+    while excess > 0:
+        cuttable = [index for index in shown if widths[index] > floor(index, full[index])]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda index: widths[index] - floor(index, full[index]))
+        widths[widest] -= 1
+        excess -= 1
+    return tuple(shown), widths
 
 
 def _natural(plain: str) -> tuple[tuple[int, Any], ...]:
@@ -168,7 +170,6 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
     TITLE = ""
     COLUMNS: ClassVar[tuple[Col, ...]] = ()
     FILTER_COLUMNS: ClassVar[tuple[int, ...]] = (0,)  # what a plain filter word matches
-    MORE_BELOW = True  # say "+N more" when rows are below the pane's last line
 
     class ContentChanged(Message):
         """The rows, the filter line or the natural width changed: the panes may share the screen anew."""
@@ -181,7 +182,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         super().__init__(id=id or self.PANE, cursor_type="row", zebra_stripes=False, show_row_labels=False)
         self._rows: dict[str, Row] = {}  # every row, in the app's order
         self._shown: dict[str, Row] = {}  # what the table holds, in its order
-        self._widths: dict[str, tuple[int, ...]] = {}  # each shown row's cell widths
+        self._widths: dict[str, tuple[int, ...]] = {}  # each row's cell widths (every row: a filter hides no column)
         self._columns_shown: tuple[int, ...] = ()
         self._match: Callable[[Row], bool] | None = None
         self._content_seen: tuple[int, int] = (-1, -1)
@@ -198,9 +199,20 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
 
     def apply(self, rows: dict[str, Row]) -> None:
         """Show ``rows`` (filtered, and in their order unless sorted), touching only what changed."""
+        self._measure(rows)
         self._rows = rows
         self._sync(self._visible(rows))
         self._update_subtitle()
+
+    def _measure(self, rows: dict[str, Row]) -> None:
+        """Keep each row's cell widths, measuring only the rows that are new or changed."""
+        known = self._rows
+        for key, cells in rows.items():
+            if known.get(key) is not cells or key not in self._widths:
+                self._widths[key] = tuple(cell.cell_len for cell in cells)
+        if len(self._widths) != len(rows):
+            for key in [key for key in self._widths if key not in rows]:
+                del self._widths[key]
 
     def _visible(self, rows: dict[str, Row]) -> dict[str, Row]:
         match = self._match
@@ -216,6 +228,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
     def _sync(self, visible: dict[str, Row]) -> None:
         """Make the table hold ``visible`` in its order, with columns that fit, keeping the selected row selected."""
         selected = self.selected_key()
+        line = self.cursor_row - round(self.scroll_y)  # where the selected row is on screen: it stays there
         changed: dict[str, list[int]] = {}
         added: list[str] = []
         for key, cells in visible.items():
@@ -229,10 +242,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
                 if not diff:
                     continue
                 changed[key] = diff
-            self._widths[key] = tuple(cell.cell_len for cell in cells)
         removed = [key for key in self._shown if key not in visible]
-        for key in removed:
-            del self._widths[key]
         columns, widths = self._fit()
         rebuild = (columns != self._columns_shown or not self.columns
                    or len(removed) > max(REBUILD_AFTER_REMOVALS, len(self._shown) // 4))
@@ -247,10 +257,17 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
                 index = self.get_row_index(selected)
                 if index != self.cursor_row:
                     self.move_cursor(row=index, animate=False)
+                    if 0 <= line < self._rows_in_view():
+                        self.call_after_refresh(self._keep_on_line, selected, line)
         content = (len(visible), self.natural_width)
         if content != self._content_seen:
             self._content_seen = content
             self.post_message(self.ContentChanged(self))
+
+    def _keep_on_line(self, key: str, line: int) -> None:
+        """Rows came or went above the selected one: scroll so it is on the same screen line as before (it never jumps)."""
+        if self.selected_key() == key:
+            self.scroll_to(y=max(0, self.cursor_row - line), animate=False, immediate=True)
 
     def _rebuild(self, visible: dict[str, Row], columns: tuple[int, ...], widths: dict[int, int]) -> None:
         self.clear(columns=True)
@@ -291,10 +308,14 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
     def _fit(self) -> tuple[tuple[int, ...], dict[int, int]]:
         count = len(self.COLUMNS)
         content = [max(column) for column in zip(*self._widths.values(), strict=True)] if self._widths else [0] * count
-        labels = [self._label(index).cell_len for index in range(count)]
-        self.natural_width = sum(max(label, widest) + CELL_PADDING for label, widest in zip(labels, content, strict=True))
+        labels = [len(column.label) for column in self.COLUMNS]
+        self.natural_width = sum(max(label, widest) + CELL_PADDING for label, widest in zip(labels, content, strict=True)) + ARROW
         available = self.scrollable_content_region.width if self.is_mounted and self.size.width else 0
-        return fit_columns(self.COLUMNS, labels, content, available)
+        return fit_columns(self.COLUMNS, labels, content, available, self.kept_columns(), self.sort_column)
+
+    def kept_columns(self) -> frozenset[int]:
+        """Columns never dropped for width, whatever their rank (the plugins pane's rig, in a town with rigs)."""
+        return frozenset()
 
     def _set_widths(self, widths: dict[int, int]) -> None:
         """Size the shown columns (DataTable has no public way to resize a column: its Column objects are set here)."""
@@ -400,14 +421,24 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
 
     def _subtitle_parts(self) -> list[str]:
         parts = [f"filter: {self.filter_text} ({len(self._shown)}/{len(self._rows)})"] if self.filter_text else []
-        below = self.rows_below()
-        if self.MORE_BELOW and below > 0:
-            parts.append(f"+{below} more")
+        above, below = self.rows_above(), self.rows_below()
+        if above:
+            parts.append(f"+{above} above")
+        if below:
+            parts.append(f"+{below} below")
         return parts
+
+    def _rows_in_view(self) -> int:
+        """How many rows the pane shows at once (0 before it is laid out)."""
+        return max(0, self.scrollable_content_region.height - (1 if self.show_header else 0))
+
+    def rows_above(self) -> int:
+        """How many rows are above the pane's first line."""
+        return min(self.row_count, round(self.scroll_y)) if self._rows_in_view() else 0
 
     def rows_below(self) -> int:
         """How many rows are under the pane's last line (0 before it is laid out)."""
-        height = self.scrollable_content_region.height - (1 if self.show_header else 0)
+        height = self._rows_in_view()
         if height <= 0:
             return 0
         return max(0, self.row_count - round(self.scroll_y) - height)
@@ -520,6 +551,12 @@ class PluginsPane(KeyedTable):
                Col("result", min=10), Col("runs", drop=4), Col("fails", drop=3, aliases=("fail%", "failures")), Col("state", min=30),
                Col("kind", drop=7, hide_empty=True))  # plugin or order: shown in a town that has Gas City orders
     BINDINGS: ClassVar[list[BindingType]] = bindings("plugins")
+    RIG = 1
+
+    def kept_columns(self) -> frozenset[int]:
+        """``rig`` stays at every width in a town with rigs (in one without, every row says ``town`` and it goes first)."""
+        rigs = any(cells[self.RIG].plain not in ("", "town") for cells in self._rows.values())
+        return frozenset({self.RIG}) if rigs else frozenset()
 
 
 class DogsPane(KeyedTable):
@@ -538,7 +575,6 @@ class FeedPane(KeyedTable):
     COLUMNS = (Col("time"), Col("plugin", min=8), Col("run", drop=1), Col("event", min=20))
     FILTER_COLUMNS = (1,)
     MAX_ROWS = 1000
-    MORE_BELOW = False  # it follows the bottom: what it hides is older
     BINDINGS: ClassVar[list[BindingType]] = bindings("feed")
 
     def __init__(self) -> None:
@@ -567,6 +603,13 @@ class FeedPane(KeyedTable):
     def is_following(self) -> bool:
         return self.cursor_row >= self.row_count - 1 or self.scroll_y >= self.max_scroll_y
 
+    def on_resize(self, event: events.Resize) -> None:
+        """A feed that followed the newest row still shows it after the pane changed height."""
+        following = self.sort_column is None and self.is_following()
+        super().on_resize(event)
+        if following:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True)
+
     def watch_scroll_y(self, old: float, new: float) -> None:
         if self.unseen and new >= self.max_scroll_y:
             self.unseen = 0
@@ -577,12 +620,18 @@ class FeedPane(KeyedTable):
 
 
 class EscalationsPane(KeyedTable):
+    """The escalation queue, worst first: it shows its top when it opens and when one as bad as the worst arrives."""
+
     PANE = "escalations"
     TITLE = "4 Escalations"
     COLUMNS = (Col("id"), Col("severity"), Col("status", drop=2, aliases=("state",)), Col("age", drop=3), Col("count", drop=4),
                Col("notes", drop=1, min=5), Col("subject", min=16))
     FILTER_COLUMNS = (6,)
     BINDINGS: ClassVar[list[BindingType]] = bindings("escalations")
+
+    def show_worst(self) -> None:
+        """Scroll to the top once the rows are placed; the selection stays on its row (it never jumps)."""
+        self.call_after_refresh(self.scroll_to, y=0, animate=False, immediate=True)
 
 
 PANES: tuple[type[KeyedTable], ...] = (PluginsPane, DogsPane, FeedPane, EscalationsPane)

@@ -17,18 +17,20 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
-from gtcore.model import TYPE_CHECKING, Result, age, format_duration, parse_ref, run_problems
+from gtcore.model import TYPE_CHECKING, age, format_duration, parse_ref, run_problems
 from gtui.components.bindings import bindings
+from gtui.components.scrolling import KeyScroll, ScrollKeys
+from gtui.render import pause_words, words
 from gtui.safety import clean
+from gtui.state import reason_words
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
-    from gtcore.model import Bead, Escalation, EscalationSettings, GateDecision, Plugin, PluginStats
+    from gtcore.model import Bead, Escalation, EscalationSettings, GateDecision, Pause, Plugin, PluginStats
 
 GATE_WORDS = {
     "cooldown": "runs by itself when no run (of any result, running included) started within {duration}",
@@ -73,7 +75,9 @@ def run_facts(run: Bead, now: float) -> Text:
     timeout = run.data.get("timeout_s")
     limit = f" of {format_duration(timeout)} timeout" if isinstance(timeout, int | float) else ""
     if run.status == "running":
-        return Text(clean(f"running on {run.data.get('dog', '?')} · {format_duration(now - run.created_at)}{limit}"), style="cyan")
+        spent = now - run.data.get("started_at", run.created_at)
+        over = " · ⚠ past its timeout" if isinstance(timeout, int | float) and spent > timeout else ""
+        return Text(clean(f"running on {run.data.get('dog', '?')} · {format_duration(spent)}{limit}{over}"), style="cyan")
     line = Text(clean(run.result or "?"), style=RESULT_STYLE.get(run.result or "", "bold"))
     code, signal = run.data.get("exit_code"), run.data.get("signal")
     parts = [f"killed by {signal}" if signal else f"exit {code}" if code is not None else ""]
@@ -82,21 +86,31 @@ def run_facts(run: Bead, now: float) -> Text:
         parts.append(f"took {format_duration(duration)}{limit}")
     if run.data.get("reported_result"):
         parts.append(f"reported {run.data['reported_result']}")
-    if run.body:
-        parts.append(run.body)
-    if run.data.get("reason") and run.result != Result.SUCCESS:
-        parts.append(str(run.data["reason"]))
+    parts.append(reason_words(run))
     line.append(clean("".join(f" · {part}" for part in parts if part)))
     return line
 
 
 def problem_lines(run: Bead) -> Text:
-    """What the run asked of Gas Town that gtui did not answer as asked, one line each (errors red, warnings yellow)."""
+    """What the run asked of Gas Town that gtui did not answer as asked, one line each (errors red, warnings yellow;
+    the engine counts a call made many times once, with how often)."""
     lines = Text()
     for problem in run_problems(run):
         lines.append(f"\n  {problem.level}: ", "bold red" if problem.level == "error" else "bold yellow")
         lines.append(clean(problem.reason))
     return lines
+
+
+def in_words(value: object) -> str | None:
+    """A frontmatter value as people read it: yes and no, lists joined with commas; None when there is nothing to say
+    (None, an empty string, list or table), so the row is left out rather than printed as Python."""
+    if value is None or value == "" or (isinstance(value, list | tuple | dict) and not value):
+        return None
+    if isinstance(value, list | tuple):
+        return ", ".join(str(words(item)) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {words(item)}" for key, item in value.items())
+    return str(words(value))
 
 
 def frontmatter_table(plugin: Plugin, root: str) -> Table:
@@ -110,14 +124,16 @@ def frontmatter_table(plugin: Plugin, root: str) -> Table:
         ("file", relative(str(plugin.path), root)), ("enabled", plugin.enabled),
         *[(f"gate.{key}", value) for key, value in plugin.gate.to_json().items()],
         *[(f"execution.{key}", value) for key, value in plugin.execution.to_json().items() if key != "hosts" or value],  # pinned only
-        ("tracking.labels", ", ".join(plugin.tracking.labels) or "-"), ("tracking.digest", plugin.tracking.digest),
+        ("tracking.labels", plugin.tracking.labels), ("tracking.digest", plugin.tracking.digest),
         *([("run.sh", "yes" if plugin.has_run_script else "no")] if plugin.order is None else
           [(f"order.{key}", value) for key, value in plugin.order.to_json().items() if value]),
         *[("shadows", relative(str(path), root)) for path in plugin.shadowed],
         *[("warning", warning) for warning in plugin.warnings],
     ]
     for key, value in rows:
-        table.add_row(key, Text(clean("" if value is None else str(value))))
+        said = in_words(value)
+        if said is not None:
+            table.add_row(key, Text(clean(said)))
     return table
 
 
@@ -140,12 +156,13 @@ class PluginDetails:
     stats: PluginStats | None
     runs: list[Bead]
     log: str
+    pause: Pause | None
 
 
-class PluginDetailsScreen(Screen[None]):
+class PluginDetailsScreen(ScrollKeys, Screen[None]):
     """Everything about one plugin: frontmatter, gate in words, instructions, history, log tail."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings("details")
+    BINDINGS: ClassVar[list[BindingType]] = bindings("details", "scroll")
 
     def __init__(self, engine: Engine, plugin: Plugin, decision: GateDecision | None, clock: Callable[[], float]) -> None:
         super().__init__()
@@ -153,7 +170,7 @@ class PluginDetailsScreen(Screen[None]):
         self.latest: Bead | None = None
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with KeyScroll():
             yield Static(Text(f"{self.plugin.name}", style="bold"), id="title")
             yield Static(frontmatter_table(self.plugin, str(self.engine.town.root)), id="frontmatter")
             yield Static(explain_gate(self.plugin, self.decision, self.clock()), id="gate")
@@ -172,13 +189,18 @@ class PluginDetailsScreen(Screen[None]):
     def load(self) -> None:
         runs = self.engine.runs(self.plugin.name, limit=60)
         details = PluginDetails(self.plugin, self.decision, self.engine.summary().get(self.plugin.name), runs,
-                                self.engine.log_tail(runs[0], 8192, 40) if runs else "")
+                                self.engine.log_tail(runs[0], 8192, 40) if runs else "", self.engine.pauses().get(self.plugin.name))
         self.app.call_from_thread(self.show, details)
 
     def show(self, details: PluginDetails) -> None:
         self.latest = details.runs[0] if details.runs else None
         stats = details.stats
-        summary = Text.assemble(("Runs: ", "bold"), f"{stats.run_count} in all, {stats.failure_count} failed" if stats else "none yet")
+        summary = Text()
+        if details.pause is not None:
+            summary.append("Paused: ", "bold yellow")
+            summary.append(clean(pause_words(details.pause, self.clock())) + "\n", "yellow")
+        summary.append("Runs: ", "bold")
+        summary.append(f"{stats.run_count} in all, {stats.failure_count} failed" if stats else "none yet")
         if details.runs:
             summary.append(f"; the last {len(details.runs)}: ")
             summary.append_text(result_strip(details.runs))
@@ -203,10 +225,10 @@ class PluginDetailsScreen(Screen[None]):
         self.app.push_screen(LogScreen(self.engine, self.latest))
 
 
-class EscalationDetailsScreen(Screen[None]):
+class EscalationDetailsScreen(ScrollKeys, Screen[None]):
     """An escalation's body, deliveries and history; acknowledge it, close it, or open the log of its run from here."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings("escalation")
+    BINDINGS: ClassVar[list[BindingType]] = bindings("escalation", "scroll")
 
     def __init__(self, escalation: Escalation, settings: EscalationSettings, now: float) -> None:
         super().__init__()
@@ -233,10 +255,12 @@ class EscalationDetailsScreen(Screen[None]):
         data = item.to_json(self.settings, self.now)
         head = Text.assemble((f"{item.ref} ", "bold"), (f" {item.severity} ", SEVERITY_STYLE[item.severity]), " ",
                              (clean(item.subject), "bold"))
-        fingerprint = f" · fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else ""
-        facts = Text(clean(f"status {item.status} · source {item.source}{fingerprint} · count {item.count} · raised {data['created_at']}"
-                           f" · re-escalated {item.reescalations}×" + (" · STALE" if data["stale"] else "")), style="dim")
-        with VerticalScroll():
+        facts = Text(clean(" · ".join(part for part in (
+            f"status {item.status}", f"source {item.source}" if item.source else "",
+            f"fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else "", f"count {item.count}",
+            f"raised {data['created_at']}", f"re-escalated {item.reescalations}×" if item.reescalations else "",
+            "STALE" if data["stale"] else "") if part)), style="dim")
+        with KeyScroll():
             yield Static(head)
             yield Static(facts)
             yield Static(Text(clean(item.bead.body) or "(no body)"), id="body")
@@ -255,6 +279,6 @@ class EscalationDetailsScreen(Screen[None]):
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(Text(clean(str(cell if cell is not None else ""))) for cell in row))
+            table.add_row(*(Text(clean(in_words(cell) or "")) for cell in row))
         return table
 

@@ -16,11 +16,12 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Grid, VerticalScroll
+from textual.containers import Grid
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from gtui.components.bindings import bindings, key_display, keys_in_context
+from gtui.components.scrolling import KeyScroll, ScrollKeys
 from gtui.keys import KEYS, PANES, effective
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -30,6 +31,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Plugin details", ("details",)),
     ("Escalation details", ("escalation",)),
     ("Run log", ("log",)),
+    ("Scrolling the log, help and details", ("scroll",)),
     ("Dialogs and help", ("confirm", "ask", "help")),
 )
 EXTRA: dict[str, list[tuple[str, str]]] = {  # keys that are not bindings of gtui (Textual's own): no id, not remapped
@@ -55,17 +57,17 @@ def keys_table(title: str, contexts: tuple[str, ...], keys: dict[str, str], extr
     return table
 
 
-class HelpScreen(ModalScreen[None]):
-    """A modal listing the keys; any of escape, q or ? closes it."""
+class HelpScreen(ScrollKeys, ModalScreen[None]):
+    """A modal listing the keys; any of escape, q or ? closes it, the panes' moving keys scroll it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = bindings("help")
+    BINDINGS: ClassVar[list[BindingType]] = bindings("help", "scroll")
 
     def __init__(self, keymap: dict[str, str]) -> None:
         super().__init__()
         self.keys = effective(keymap)
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog help"):
+        with KeyScroll(classes="dialog help"):
             yield Static(Text("gtui keys", style="bold"))
             with Grid(classes="help-grid"):
                 for title, contexts in GROUPS:
