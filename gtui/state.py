@@ -46,7 +46,6 @@ QUIET_GATES = (GateState.DISABLED, GateState.PAUSED)  # a person switched them o
 OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
 ERROR_MARK = "! "
 OVER_MARK = "⚠ "  # a run past its timeout
-FROM_LOG = " (its last log line)"  # a summary gtui took from the log, as `gtui plugin history` marks it
 
 
 class Cell(Text):
@@ -352,9 +351,7 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
 def reason_words(run: Bead) -> str:
     """Why a run ended as it did: its summary (marked when gtui took it from the run's last log line), then its
     reason when that says more (``about to fail (its last log line) · exited 3``); "" when nothing says why."""
-    why = run_reason(run) or ""
-    if why and run.body and run.data.get("summary_from_log"):
-        why += FROM_LOG
+    why = run_reason(run) or ""  # the summary, marked by the engine when it came from the log
     reason = str(run.data.get("reason") or "")
     if reason and reason not in why:
         why = f"{why} · {reason}" if why else reason

@@ -229,7 +229,8 @@ BEGIN
     ON CONFLICT (plugin) DO UPDATE SET
         run_count = s.run_count + 1,
         failure_count = s.failure_count + excluded.failure_count,
-        failure_streak = CASE WHEN excluded.last_result IN ('success', 'warning', 'check-only') THEN 0 ELSE s.failure_streak + excluded.failure_streak END,
+        failure_streak = CASE WHEN excluded.last_result IN ('success', 'warning', 'check-only') THEN 0
+                              ELSE s.failure_streak + excluded.failure_streak END,
         last_result = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
                            THEN excluded.last_result ELSE s.last_result END,
         last_summary = CASE WHEN (excluded.last_started_at, excluded.last_run_id) > (s.last_started_at, s.last_run_id)
