@@ -15,10 +15,11 @@ loop spends it on the runs, and four dogs finishing together make one commit,
 not four.
 
 Starting a child is the one step that blocks: its caller waits until the
-child has executed its program (``vfork``), and the log is opened.  On the
-loop that wait held up every other run, so a few starter threads
-(:class:`_Starters`) take it; the interpreter lock is let go during the wait,
-and the loop picks each run up once its child has started, or failed to.
+child has executed its program (``vfork``, which on a busy machine waits for
+a CPU), and its log file is created.  On the loop that wait held up every
+other run, so starter threads take it (:class:`_Starters`, one per dog up to
+four); the interpreter lock is let go during the wait, and the loop picks
+each run up once its child has started, or failed to.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class DogPool:
     # -- the loop ---------------------------------------------------------------------------
 
     def _wake(self) -> None:
+        """Interrupt the loop's wait (any thread: starters, sweepers, the socket); once the loop has closed its pipe,
+        nothing: the descriptor's number may belong to another file by then."""
         with self._wake_lock:
             if self._wake_open:
                 with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
@@ -252,11 +255,10 @@ class _Starters:
         return runs
 
     def close(self) -> None:
-        """The loop is over: the threads end once their current start is handed back (none is, when the loop ends well)."""
+        """The loop is over: each thread ends after its current start (there is none when the loop ends well; its
+        wake-up then finds the pipe closed, see :meth:`DogPool._wake`)."""
         for _ in self._threads:
             self._todo.put(None)
-        for thread in self._threads:
-            thread.join()
 
     def _serve(self) -> None:
         while (run := self._todo.get()) is not None:
