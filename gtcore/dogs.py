@@ -286,7 +286,8 @@ class _Loop:
         self.flush_at = 0.0
 
     def turn(self) -> bool:
-        """One turn: record and take, start, wait, move every run on.  False when the pack is done for good."""
+        """One turn: record and take, hand the taken to the starters, wait, watch the started, move every run on.  False
+        when the pack is done for good."""
         taken, done = self.pool._take([run.dog for run in self.ended])
         if done and not self.runs and not self.ended and not self.starters.pending:
             return False

@@ -9,7 +9,8 @@ write (disk full), the result is kept in memory and written by the next
 patrol: a record is never lost.
 
 The dogs of a kennel (:mod:`gtcore.dogs`) drive all their runs from one
-loop thread.  A :class:`Run` is one run in flight: the loop hands it what it
+loop thread; only a child's start, which blocks, is left to starter threads
+(:meth:`Runner.launch`).  A :class:`Run` is one run in flight: the loop hands it what it
 sees (output, the child's exit, the clock) and the run moves on through its
 phases — running, ending its process group, sweeping escapees, draining the
 last output — without ever making the loop wait.
@@ -77,8 +78,9 @@ def owns_anywhere(run_id: int) -> bool:
 class Runner:
     """The runs of one kennel's dogs: what they take and start, how they end, what is recorded.
 
-    Everything here runs on the dogs' loop thread, except :meth:`owns`,
-    :meth:`flush_pending`, :meth:`stop` and :meth:`stop_all`, which any thread may call.
+    Everything here runs on the dogs' loop thread, except :meth:`launch`,
+    which their starter threads call, and :meth:`owns`, :meth:`flush_pending`,
+    :meth:`stop` and :meth:`stop_all`, which any thread may call.
     """
 
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
