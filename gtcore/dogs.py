@@ -7,11 +7,19 @@ longest-waiting first (by how long the plugin's gate has been open, then by
 claim), so when more gates are open than dogs are idle none is starved.
 
 The pack runs on one thread, the dogs' loop: each turn it records the runs
-that ended and takes queued runs for idle dogs in one ledger commit, starts
-the taken ones, then waits on every run's output and exit at once (``poll``)
-and moves each run on (:class:`gtcore.runner.Run`).  A thread per dog would
-spend its time handing the interpreter lock to the others; one loop spends it
-on the runs, and four dogs finishing together make one commit, not four.
+that ended and takes queued runs for idle dogs in one ledger commit, hands
+the taken ones to its starters, then waits on every run's output and exit at
+once (``poll``) and moves each run on (:class:`gtcore.runner.Run`).  A thread
+per dog would spend its time handing the interpreter lock to the others; one
+loop spends it on the runs, and four dogs finishing together make one commit,
+not four.
+
+Starting a child is the one step that blocks: its caller waits until the
+child has executed its program (``vfork``, which on a busy machine waits for
+a CPU), and its log file is created.  On the loop that wait held up every
+other run, so starter threads take it (:class:`_Starters`, one per dog up to
+four); the interpreter lock is let go during the wait, and the loop picks
+each run up once its child has started, or failed to.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import select
 import threading
 import time
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 
 from gtcore.events import DogChanged, EventBus
 from gtcore.model import Bead, Dog, dog_names
@@ -50,6 +58,9 @@ if TYPE_CHECKING:
 IDLE_WAIT_SECONDS = 1.0  # the longest the loop sleeps with nothing to look at (a wake-up ends it sooner)
 LOOK_SECONDS = 0.25  # how often the loop looks at the ledger for new work when nothing woke it
 FLUSH_FIRST_WAIT, FLUSH_LAST_WAIT = 0.5, 30.0  # a refused result is written again after this, doubling up to that
+# Threads that start children: a starter per dog up to this many, so no run of the default pack of four waits for
+# another's start (a start mostly waits, for the exec and the file system, with the interpreter lock let go).
+STARTERS = 4
 
 
 class Job(Record):
@@ -81,6 +92,8 @@ class DogPool:
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
+        self._wake_lock = threading.Lock()  # a wake-up never writes to the pipe's descriptor once closed (and reused)
+        self._wake_open = True
         runner.wake = self._wake
         self._thread = threading.Thread(target=self._loop, name="dogs", daemon=True)
         self._thread.start()
@@ -121,8 +134,12 @@ class DogPool:
     # -- the loop ---------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # full: a wake-up is pending anyway; closed: the loop is gone
-            os.write(self._wake_write, b"\0")
+        """Interrupt the loop's wait (any thread: starters, sweepers, the socket); once the loop has closed its pipe,
+        nothing: the descriptor's number may belong to another file by then."""
+        with self._wake_lock:
+            if self._wake_open:
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+                    os.write(self._wake_write, b"\0")
 
     def _loop(self) -> None:
         loop = _Loop(self)
@@ -130,8 +147,11 @@ class DogPool:
             while loop.turn():
                 pass
         finally:
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            loop.starters.close()
+            with self._wake_lock:
+                self._wake_open = False
+                os.close(self._wake_read)
+                os.close(self._wake_write)
             self._aftermath_queue.put(None)
 
     def _take(self, freeing: list[str]) -> tuple[list[tuple[Job, str]], bool]:
@@ -202,11 +222,59 @@ def _troubled(outcome: RunOutcome, exc: Exception) -> RunOutcome:
     return RunOutcome(outcome.run, outcome.refused, f"after {where}: {type(exc).__name__}: {exc}")
 
 
+class _Starters:
+    """Threads that start the loop's runs (see the module's docstring); each run is the loop's again once picked up.
+
+    The loop hands a claimed run to :meth:`submit` and takes it back from
+    :meth:`started`; in between only its starter touches it, and the queues
+    order the two.  The threads come with the first run and go with the loop.
+    """
+
+    def __init__(self, runner: Runner, wake: Callable[[], None], count: int) -> None:
+        self._runner, self._wake, self._count = runner, wake, count
+        self._todo: SimpleQueue[Run | None] = SimpleQueue()
+        self._done: SimpleQueue[Run] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self.pending = 0  # runs handed out and not yet taken back (the loop's own count: only the loop changes it)
+
+    def submit(self, run: Run) -> None:
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._serve, name=f"dogs-starter-{n}", daemon=True) for n in range(self._count)]
+            for thread in self._threads:
+                thread.start()
+        self.pending += 1
+        self._todo.put(run)
+
+    def started(self) -> list[Run]:
+        """The runs whose child started (or could not) since the last call."""
+        runs = []
+        with contextlib.suppress(Empty):
+            while True:
+                runs.append(self._done.get_nowait())
+        self.pending -= len(runs)
+        return runs
+
+    def close(self) -> None:
+        """The loop is over: each thread ends after its current start (there is none when the loop ends well; its
+        wake-up then finds the pipe closed, see :meth:`DogPool._wake`)."""
+        for _ in self._threads:
+            self._todo.put(None)
+
+    def _serve(self) -> None:
+        while (run := self._todo.get()) is not None:
+            try:
+                self._runner.launch(run)
+            finally:  # whatever happened, the loop gets the run back: it records how it ended
+                self._done.put(run)
+                self._wake()
+
+
 class _Loop:
     """The loop's own state: the runs in flight, and what each watched descriptor belongs to."""
 
     def __init__(self, pool: DogPool) -> None:
         self.pool, self.runner = pool, pool.runner
+        self.starters = _Starters(pool.runner, pool._wake, min(len(pool._dogs), STARTERS))
         self.poller = select.poll()
         self.poller.register(pool._wake_read, select.POLLIN)
         self.runs: dict[Run, list[int]] = {}
@@ -218,13 +286,15 @@ class _Loop:
         self.flush_at = 0.0
 
     def turn(self) -> bool:
-        """One turn: record and take, start, wait, move every run on.  False when the pack is done for good."""
+        """One turn: record and take, hand the taken to the starters, wait, watch the started, move every run on.  False
+        when the pack is done for good."""
         taken, done = self.pool._take([run.dog for run in self.ended])
-        if done and not self.runs and not self.ended:
+        if done and not self.runs and not self.ended and not self.starters.pending:
             return False
         if taken or self.ended:
             self._record(taken)
         self._wait()
+        self._adopt()
         now = time.monotonic()
         for run in list(self.runs):
             self._advance(run, now)
@@ -278,14 +348,19 @@ class _Loop:
             self.pool.look()
 
     def _start(self, job: Job, name: str, bead: Bead) -> None:
-        run = self.runner.start(job.plugin, bead, name, job.rig)
-        fds = run.watched()
-        self.runs[run] = fds
-        for fd in fds:
-            self.poller.register(fd, select.POLLIN)
-            self.by_fd[fd] = run
-        if run.phase is Phase.ENDED:
-            self._retire(run)
+        self.starters.submit(self.runner.claim(job.plugin, bead, name, job.rig))
+
+    def _adopt(self) -> None:
+        """Watch the runs the starters have started; one that could not start is recorded with the reason."""
+        for run in self.starters.started():
+            run.announce()
+            fds = run.watched()
+            self.runs[run] = fds
+            for fd in fds:
+                self.poller.register(fd, select.POLLIN)
+                self.by_fd[fd] = run
+            if run.phase is Phase.ENDED:
+                self._retire(run)
 
     def _wait(self) -> None:
         """Sleep until output, an exit, a wake-up, or the soonest moment some run (or the ledger) must be looked at."""

@@ -9,7 +9,8 @@ write (disk full), the result is kept in memory and written by the next
 patrol: a record is never lost.
 
 The dogs of a kennel (:mod:`gtcore.dogs`) drive all their runs from one
-loop thread.  A :class:`Run` is one run in flight: the loop hands it what it
+loop thread; only a child's start, which blocks, is left to starter threads
+(:meth:`Runner.launch`).  A :class:`Run` is one run in flight: the loop hands it what it
 sees (output, the child's exit, the clock) and the run moves on through its
 phases — running, ending its process group, sweeping escapees, draining the
 last output — without ever making the loop wait.
@@ -77,8 +78,9 @@ def owns_anywhere(run_id: int) -> bool:
 class Runner:
     """The runs of one kennel's dogs: what they take and start, how they end, what is recorded.
 
-    Everything here runs on the dogs' loop thread, except :meth:`owns`,
-    :meth:`flush_pending`, :meth:`stop` and :meth:`stop_all`, which any thread may call.
+    Everything here runs on the dogs' loop thread, except :meth:`launch`,
+    which their starter threads call, and :meth:`owns`, :meth:`flush_pending`,
+    :meth:`stop` and :meth:`stop_all`, which any thread may call.
     """
 
     def __init__(self, town: Town, ledger: Ledger, settings: Settings, bus: EventBus, plugin_bin: tuple[Path, ...] = ()) -> None:
@@ -89,8 +91,12 @@ class Runner:
         base = town.dolt_environment(base)  # a dog's Dolt server, as Gas Town's daemon gives it
         # bash as the runs' PATH finds it, looked up once: a bare name makes every start try each PATH directory in turn
         self._bash = shutil.which("bash", path=base.get("PATH")) or "bash"
-        # Built and encoded once: a run adds only its own variables, and Popen passes bytes through untouched.
-        self._base_environment = {os.fsencode(key): os.fsencode(value) for key, value in base.items()}
+        town_root = str(town.root)
+        # What every run of this town shares (the kennel's environment, the town's variables), built and encoded once:
+        # a run adds only its own variables, and Popen passes bytes through untouched.
+        self._town_variables = {"GT_TOWN": town_root, "GT_TOWN_ROOT": town_root, "GT_ROOT": town_root, "GT_ROLE": "dog",
+                                "GIT_CEILING_DIRECTORIES": town_root}
+        self._base_environment = {os.fsencode(key): os.fsencode(value) for key, value in {**base, **self._town_variables}.items()}
         self._pending: list[recovery.Entry] = []  # ends the ledger refused: retried, and kept in the recovery journal meanwhile
         self.lock = threading.Lock()  # held while takes are written: see record()
         self.active: set[int] = set()
@@ -236,15 +242,23 @@ class Runner:
 
     # -- starting ---------------------------------------------------------------------------
 
-    def start(self, plugin: Plugin, bead: Bead, dog: str, rig: str) -> Run:
-        """Start a claimed run; a run that cannot start is returned already ended, with the reason."""
+    def claim(self, plugin: Plugin, bead: Bead, dog: str, rig: str) -> Run:
+        """A taken run, announced, its child not started yet (see :meth:`launch`)."""
         run = Run(self, plugin, bead, dog, rig)
         self.bus.publish(RunClaimed(bead.ref, plugin.name, rig, dog, bead.created_at))
+        return run
+
+    def launch(self, run: Run) -> None:
+        """Start a claimed run's child; a run that cannot start ends at once, with the reason.
+
+        Any thread may call it (the dogs' starters do): it touches only ``run``
+        and what this runner built once, and the loop takes the run back only
+        when it returns.
+        """
         try:
-            run.start(*self._command(plugin), self._environment(plugin, bead, dog, rig))
+            run.start(*self._command(run.plugin), self._environment(run.plugin, run.bead, run.dog, run.rig))
         except Exception as exc:  # record the truth even when gtui itself fails
             run.fail(exc)
-        return run
 
     def finished(self, run: Run, closed: Bead) -> RunOutcome:
         """Announce a recorded run."""
@@ -266,28 +280,25 @@ class Runner:
         return list(self.settings.agent_command), plugin.instructions.encode(), ""
 
     def _environment(self, plugin: Plugin, run: Bead, dog: str, rig: str) -> dict[bytes, bytes]:
-        """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified."""
-        town = str(self.town.root)
+        """gtui's variables, and what a Gas Town dog gets, so Gas Town's plugins run unmodified: the town's, built once
+        (see ``__init__``), and the run's own, encoded here."""
         own = {
-            "GT_TOWN": town,
             "GT_RIG": "" if rig == "town" else rig,
             "GT_PLUGIN": plugin.name,
             "GT_RUN_ID": run.ref,
             "GT_DOG": dog,
             processes.RUN_TOKEN: str(run.data.get("token", "")),
-            "GT_TOWN_ROOT": town,
-            "GT_ROOT": town,
-            "GT_ROLE": "dog",
             "GT_DOG_NAME": dog,
             "BD_ACTOR": f"deacon/dogs/{dog}",
             "GT_RIG_ROOT": "" if rig == "town" else str(self.town.rig_root(rig)),
-            "GIT_CEILING_DIRECTORIES": town,
         }
         if plugin.order is not None:  # a Gas City order: Gas City's environment, and gtui's run variables
             from gtcore.gascity.runs import run_environment
 
-            return run_environment(plugin, self.town.root, own)
-        return {**self._base_environment, **{os.fsencode(key): os.fsencode(value) for key, value in own.items()}}
+            return run_environment(plugin, self.town.root, {**self._town_variables, **own})
+        env = self._base_environment.copy()
+        env.update((os.fsencode(key), os.fsencode(value)) for key, value in own.items())
+        return env
 
 
 def _refusal(answer: object) -> str:
@@ -317,6 +328,7 @@ class Run:
         self._pipe: int | None = None
         self._exit: int | None = None  # a pidfd: readable once the child exits (None where the kernel has none)
         self._deadline = 0.0
+        self._started_at = 0.0  # when the child started (wall clock, for RunStarted); 0: it did not
         self._kill_at = 0.0
         self._killed = False
         self._drain_until = 0.0
@@ -384,9 +396,15 @@ class Run:
         os.set_blocking(self._pipe, False)
         self._exit = processes.exit_descriptor(self.proc.pid)
         self._deadline = started + self.plugin.execution.timeout.seconds
-        self.runner.bus.publish(RunStarted(self.bead.ref, self.plugin.name, self.dog, self.proc.pid, self.log_path, time.time()))
+        self._started_at = time.time()
         if stdin_data is not None:
             threading.Thread(target=_feed_stdin, args=(self.proc, stdin_data), daemon=True).start()
+
+    def announce(self) -> None:
+        """Say on the bus that the child started (on the loop, after :meth:`start` on whichever thread): a run's events
+        are all published from the loop, in their order."""
+        if self._started_at and self.proc is not None:
+            self.runner.bus.publish(RunStarted(self.bead.ref, self.plugin.name, self.dog, self.proc.pid, self.log_path, self._started_at))
 
     def _check_running(self, now: float) -> None:
         assert self.proc is not None
