@@ -230,7 +230,11 @@ def cmd_kennel_run(ctx: Context) -> int:
             signal.signal(sig, lambda signum, frame: house.ask_stop(f"the kennel was stopped by {signal.Signals(signum).name}"))
         _kennel_says(f"kennel pid {os.getpid()} serving {engine.town.root} on {house.host} with {engine.settings.dogs} dogs"
                      + (", patrolling every " + str(engine.settings.patrol_interval) if ctx.args.patrol else ""))
-        return house.serve()
+        from gtui.gc_tuning import GcTuning
+
+        with GcTuning() as tuning:
+            tuning.freeze()  # what the kennel made to live (its engine, the command line it answers with) is never scanned again
+            return house.serve()
     finally:
         house.close()
         _kennel_says(f"kennel pid {os.getpid()} stopped" + (f": {house.stop_reason}" if house.stop_reason else ""))

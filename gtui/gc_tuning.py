@@ -1,4 +1,4 @@
-"""The garbage collector, tuned for the control room's life and put back as it was when it ends.
+"""The garbage collector, tuned for the control room's (and the kennel's) life and put back as it was when it ends.
 
 While the control room runs, young collections wait for more allocations than
 CPython's 700: the tables' render caches churn through objects, and with the

@@ -141,5 +141,7 @@ def answer_here(argv: list[str]) -> tuple[int, str, str]:
 def answering() -> Callable[[list[str]], tuple[int, str, str]]:
     """What a kennel answers thin commands with; called once, before it serves, to put :class:`_Switch` in place of
     ``sys.stdout`` and ``sys.stderr`` (each answering thread then writes apart)."""
+    import gtui.cli  # noqa: F401 - imported once now, so no answer pays for it
+
     sys.stdout, sys.stderr = _Switch(sys.stdout), _Switch(sys.stderr)  # type: ignore[assignment]
     return answer_here
