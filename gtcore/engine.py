@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.gascity.takeover import OrderEvents
     from gtcore.gates import GateDecision
     from gtcore.kennel import Kennel
+    from gtcore.kennel_answers import Answerer
     from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
     from gtcore.runner import Runner
@@ -296,13 +297,12 @@ class Engine:
                           + (f": {answer['error']}" if answer else "") + f"; its lock is {where.lock}")
         return answer
 
-    def kennel(self, *, patrol: bool = False, autostarted: bool = False,
-               commands: Callable[[list[str]], tuple[int, str, str]] | None = None) -> Kennel:
+    def kennel(self, *, patrol: bool = False, autostarted: bool = False, answerer: Answerer | None = None) -> Kennel:
         """This engine as the town's kennel on this host (``gtui kennel``): open it (the lock), start it, serve, close.
-        ``commands`` answers thin commands (:mod:`gtui.thin`) in the kennel's process."""
+        ``answerer`` answers thin commands (:mod:`gtui.thin`) in the kennel's process."""
         from gtcore.kennel import Kennel
 
-        return Kennel(self, patrol=patrol, autostarted=autostarted, commands=commands)
+        return Kennel(self, patrol=patrol, autostarted=autostarted, answerer=answerer)
 
     @staticmethod
     def detach() -> Callable[[bool], None]:

@@ -31,7 +31,6 @@ import fcntl
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -40,10 +39,11 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from gtcore import __version__, processes
 from gtcore import kennel_door as door
+from gtcore import processes
 from gtcore.dogs import DogPool, Job
 from gtcore.errors import GtError, KennelBusy
+from gtcore.kennel_answers import GRACE_SECONDS, Answers
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
@@ -51,12 +51,15 @@ if TYPE_CHECKING:
 
     from gtcore.discovery import PluginSet
     from gtcore.engine import Engine
+    from gtcore.kennel_answers import Answerer
     from gtcore.storage.contract import QueuedRun
     from gtcore.town import Town
 
 LOCK_WAIT_SECONDS = 2.0  # a new kennel waits this long for a lock a face may be probing; a living kennel holds it for good
 SPAWN_WAIT_SECONDS = 15.0  # the longest a command waits for the kennel it started to hold its lock
 LOG_CAP = 1024 * 1024  # an autostarted kennel's log is rotated (one old copy) when it grows past this
+REQUEST_SECONDS = 0.5  # the whole request line, however slowly it trickles in
+TALKS = 64  # connections a kennel keeps at once (each has its thread); one more is closed at once
 RESCAN_SECONDS = 2.0  # how old a scan the queue may be matched against (a plugin it lacks rescans at once)
 BEAT_PROBLEMS_SECONDS = 3600.0  # problems a kennel noted are shown for an hour
 
@@ -232,11 +235,10 @@ class Kennel:
     """
 
     def __init__(self, engine: Engine, *, patrol: bool = False, autostarted: bool = False,
-                 commands: Callable[[list[str]], tuple[int, str, str]] | None = None) -> None:
+                 answerer: Answerer | None = None) -> None:
         self.engine = engine
-        self.commands = commands  # how the face answers a thin command in this process (exit status, stdout, stderr)
-        self.environment_key = door.environment_key(os.environ)
-        self.served = 0
+        self.answers = Answers(answerer)  # the thin commands the face answers in this process
+        self._talks = threading.BoundedSemaphore(TALKS)
         self.where = place(engine.town)
         self.host = self.where.host
         self.patrol = patrol
@@ -295,6 +297,8 @@ class Kennel:
         with contextlib.suppress(GtError):
             self.engine.ledger.forget_kennel(self.host, os.getpid())
         self._unlisten()
+        if not self.answers.wait():
+            _say(f"commands still being answered after {GRACE_SECONDS:g}s: their askers answer them themselves")
         self.engine.close()
         self.engine.ledger.close()  # the last connection of a process folds the WAL in: the ledger is left whole
         if self._lock_fd is not None:
@@ -337,7 +341,7 @@ class Kennel:
             if self.draining and self.pool.join(0.0):
                 self.successor = bool(self.engine.kennel_argv) and self.engine.settings.kennel == "auto" and bool(self._eligible())
                 return 0
-            if self.pool.busy() or self.engine.runner.has_pending():  # a result not yet recorded keeps it
+            if self.pool.busy() or self.engine.runner.has_pending() or self.answers.busy:  # a result not yet recorded keeps it
                 self._busy_at = time.monotonic()
             elif self._idle_long_enough() and self._let_go():
                 return 0
@@ -434,7 +438,7 @@ class Kennel:
         cutoff = time.time() - BEAT_PROBLEMS_SECONDS
         data = {"dogs": [dog._asdict() for dog in (self.pool.dogs() if self.pool else [])], "patrol": self.patrol,
                 "autostarted": self.autostarted, "draining": self.draining,
-                "problems": [problem for at, problem in list(runner.problems) if at >= cutoff], "commands_served": self.served}
+                "problems": [problem for at, problem in list(runner.problems) if at >= cutoff], "commands_served": self.answers.served}
         try:
             self.engine.ledger.beat_kennel(self.host, os.getpid(), self.started_at, data)
             self._beat_fails = 0
@@ -468,31 +472,39 @@ class Kennel:
             server.close()
 
     def _accept(self, server: socket.socket) -> None:
+        """Take every connection at once, each to a thread of its own: one asker that says nothing holds up no other."""
         while True:
             try:
                 conn, _ = server.accept()
             except OSError:
                 return  # closed: the kennel is going
-            try:
-                kept = self._answer(conn)
-            except OSError:
-                kept = False
-            if not kept:
-                conn.close()
+            if not self._talks.acquire(blocking=False):
+                conn.close()  # as many connections as a kennel keeps at once: this one is refused
+                continue
+            threading.Thread(target=self._talk, args=(conn,), name="kennel-door", daemon=True).start()
 
-    def _answer(self, conn: socket.socket) -> bool:
-        """Answer one request; True when ``conn`` was handed to a thread that answers a command (and closes it)."""
-        conn.settimeout(1.0)
-        if not _same_user(conn):
-            conn.sendall(b'{"error": "not the town\'s user"}\n')
-            return False
+    def _talk(self, conn: socket.socket) -> None:
         try:
-            request = json.loads(door.read_line(conn, door.REQUEST_MAX) or b"{}")
+            with conn:
+                self._answer(conn)
+        except OSError:
+            pass  # the asker went away
+        finally:
+            self._talks.release()
+
+    def _answer(self, conn: socket.socket) -> None:
+        """Answer one request."""
+        if not door.own(conn):  # only the town's user (or root) may wake, stop, drain or ask it
+            conn.sendall(b'{"error": "not the town\'s user"}\n')
+            return
+        try:
+            request = json.loads(door.read_request(conn, REQUEST_SECONDS) or b"{}")
         except ValueError:
             request = {}
         op = request.get("op") if isinstance(request, dict) else None
         if op == "command":
-            return self._take_command(conn, request)
+            self.answers.take(conn, request)
+            return
         reply: dict[str, Any] = {"ok": True, "pid": os.getpid(), "host": self.host, "runs": len(self.engine.runner.active)}
         if op == "wake":
             act = self.look
@@ -506,47 +518,10 @@ class Kennel:
         with contextlib.suppress(OSError):  # the answer first: a stop may end this process before a later send
             conn.sendall(json.dumps(reply).encode() + b"\n")
         act()
-        return False
-
-    def _take_command(self, conn: socket.socket, request: dict[str, Any]) -> bool:
-        """A thin command (:mod:`gtui.thin`): accepted at once and answered from a thread of its own, or bypassed (no
-        command answerer here, another gtui version, another environment: the command then runs in its own process)."""
-        argv = request.get("argv")
-        why = ("this kennel answers no commands" if self.commands is None
-               else "another gtui version" if request.get("version") != __version__
-               else "another environment" if request.get("key") != self.environment_key
-               else "not a command line" if not (isinstance(argv, list) and all(isinstance(word, str) for word in argv))
-               else None)
-        if why is not None:
-            conn.sendall(json.dumps({"bypass": why}).encode() + b"\n")
-            return False
-        conn.sendall(b'{"accepted": true}\n')
-        threading.Thread(target=self._serve_command, args=(conn, argv), name="kennel-command", daemon=True).start()
-        return True
-
-    def _serve_command(self, conn: socket.socket, argv: list[str]) -> None:
-        """Run one command as its own process would, and send back its exit status and output."""
-        assert self.commands is not None
-        with conn:
-            code, out, err = self.commands(argv)
-            self.served += 1
-            with contextlib.suppress(OSError):
-                conn.settimeout(None)
-                conn.sendall(json.dumps({"code": code, "out": out, "err": err}).encode() + b"\n")
 
 
 def _nothing() -> None:
     """What an unknown request does."""
-
-
-def _same_user(conn: socket.socket) -> bool:
-    """Only the town's user (or root) may wake, stop or drain its kennel (Linux: SO_PEERCRED)."""
-    try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    except (OSError, AttributeError):
-        return True  # no credentials to check: the socket's 0600 mode and its directory keep others out
-    _, uid, _ = struct.unpack("3i", raw)
-    return uid in (os.getuid(), 0)
 
 
 def _private_directory(directory: str, *, is_state: bool) -> None:

@@ -19,6 +19,8 @@ import json
 import os
 import re
 import socket
+import struct
+import time
 from functools import lru_cache
 
 HOST_VARIABLE = "GT_HOST"
@@ -26,13 +28,14 @@ SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes; past this the socket lives in
 REQUEST_MAX = 64 * 1024
 ANSWER_MAX = 64 * 1024 * 1024  # a command's whole output (a listing of 10,000 plugins is a few MiB)
 ACCEPT_SECONDS = 0.2  # a kennel that has not accepted a command by then is bypassed (and said to be slow)
+QUIET_SECONDS = 10.0  # a kennel that accepted and then said nothing (not even its keep-alive line) for this long froze
 # What can change a thin command's answer: gtui's and Gas Town's own variables, the time zone and the clock (faked),
 # colours forced or refused, where programs, libraries and files are found, who asks.  Not the terminal's (a thin
 # command's output is for a pipe, or JSON) nor the locale (Python itself sets LC_CTYPE for its children: two
 # processes of one shell would differ).
 ENV_PREFIXES = ("GT_", "GC_", "GTUI_", "BD_", "PYTHON", "FAKETIME", "LD_")
 ENV_NAMES = ("TZ", "NO_COLOR", "FORCE_COLOR", "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR")
-ENV_UNWEIGHED = ("GTUI_THIN",)  # how this one command is asked to go, not what it answers
+ENV_UNWEIGHED = ("GTUI_THIN", "GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")  # how this command is asked to go; the town, sent named
 
 
 def hostname() -> str:
@@ -72,11 +75,14 @@ def environment_key(environ: dict[str, str] | os._Environ[str]) -> str:
 
 
 def tell(path: str, request: dict[str, object], *, timeout: float = 0.5, answer: bool = True) -> dict[str, object] | None:
-    """Send one request to the kennel; its answer (None: no kennel listens, or it did not answer within ``timeout``)."""
+    """Send one request to the kennel; its answer (None: no kennel of this user listens, or it did not answer within
+    ``timeout``)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(timeout)
             conn.connect(path)
+            if not own(conn):
+                return None
             conn.sendall(json.dumps(request).encode() + b"\n")
             if not answer:
                 return {}
@@ -89,22 +95,22 @@ def tell(path: str, request: dict[str, object], *, timeout: float = 0.5, answer:
 def ask_command(path: str, argv: list[str], key: str, version: str) -> dict[str, object] | str | None:
     """Ask the kennel at ``path`` to answer a command: its answer (``code``, ``out``, ``err``); a string when it will
     not or did not (why, in words: ``slow`` when it accepted nothing within :data:`ACCEPT_SECONDS`); None when no
-    kennel listens there."""
+    kennel of this user listens there."""
     request = {"op": "command", "argv": argv, "key": key, "version": version}
-    try:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    except OSError:
-        return None
-    with conn:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(ACCEPT_SECONDS)
         try:
-            conn.settimeout(ACCEPT_SECONDS)
             conn.connect(path)
+        except TimeoutError:
+            return "slow"  # a kennel so swamped that its backlog is full
         except OSError:
             return None  # no socket, or nobody behind it: no kennel
+        if not own(conn):
+            return None  # whoever listens there is not this user's kennel: never believed
         try:
             conn.sendall(json.dumps(request).encode() + b"\n")
             conn.shutdown(socket.SHUT_WR)
-            reader = conn.makefile("rb")  # the two answers may come in one packet: read them as lines
+            reader = conn.makefile("rb")  # the answers may come in one packet: read them as lines
             first = _parsed(reader.readline(REQUEST_MAX))
         except OSError:
             return "slow"
@@ -112,12 +118,52 @@ def ask_command(path: str, argv: list[str], key: str, version: str) -> dict[str,
             return "slow"
         if first.get("accepted") is not True:
             return str(first.get("bypass") or first.get("error") or "it refused")
-        conn.settimeout(None)  # accepted: the command takes what it takes, as it would here
-        try:
-            answer = _parsed(reader.readline(ANSWER_MAX))
-        except OSError:
-            answer = None
-        return answer if answer is not None and isinstance(answer.get("code"), int) else "the kennel went away while answering"
+        conn.settimeout(QUIET_SECONDS)  # accepted: the command takes what it takes, its keep-alive says it is alive
+        return _answer(reader)
+
+
+def _answer(reader: object) -> dict[str, object] | str:
+    """The command's answer after its keep-alive lines; why there is none."""
+    try:
+        while (line := reader.readline(ANSWER_MAX)) == b"\n":  # type: ignore[attr-defined]
+            continue
+    except TimeoutError:
+        return f"the kennel went quiet (nothing for {QUIET_SECONDS:g}s)"
+    except OSError:
+        line = b""
+    answer = _parsed(line)
+    return answer if answer is not None and isinstance(answer.get("code"), int) else "the kennel went away while answering"
+
+
+def own(conn: socket.socket) -> bool:
+    """What answers on ``conn`` runs as this user (or root): a socket another user made where the kennel's would be
+    is never believed (Linux: SO_PEERCRED; elsewhere the socket's 0600 mode and private directory keep others out)."""
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except (OSError, AttributeError):
+        return True
+    return struct.unpack("3i", raw)[1] in (os.getuid(), 0)
+
+
+def read_request(conn: socket.socket, seconds: float) -> bytes:
+    """One request line, read within ``seconds`` in all (an asker that trickles it in byte by byte gets no more)."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    while size < REQUEST_MAX:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not come in time")
+        conn.settimeout(left)
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        cut = chunk.find(b"\n")
+        chunks.append(chunk if cut < 0 else chunk[:cut])
+        if cut >= 0:
+            break
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def read_line(conn: socket.socket, limit: int) -> bytes:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from gtcore.events import EventBus, OutputLine
+from gtcore.safe_text import clean
 
 LOG_CAP = 1024 * 1024
 LIVE_LINES_PER_SECOND = 200
@@ -91,7 +92,8 @@ def log_tail(path: str | None, max_bytes: int = 4096, max_lines: int = 30) -> st
 def last_line(path: str | None, limit: int = 200) -> str:
     """The last line of a run's log with something on it (at most ``limit`` characters): what a failed run that reported
     no summary most likely says of itself ("error: disk quota exceeded")."""
-    lines = [line.strip() for line in log_tail(path, max_lines=50).splitlines() if line.strip() and not line.startswith("[gtui")]
+    lines = [line for line in (clean(raw).strip() for raw in log_tail(path, max_lines=50).splitlines())
+             if line and not line.startswith("[gtui")]  # no escape sequence reaches a summary, the ledger or the JSON
     if not lines:
         return ""
     return lines[-1] if len(lines[-1]) <= limit else lines[-1][: limit - 1] + "…"

@@ -124,10 +124,11 @@ def health(plugins: Iterable[tuple[Plugin, PluginFacts]], invalid: Iterable[Inva
 
 
 def _aside(plugin: Plugin, facts: PluginFacts) -> bool:
-    """A failure streak that deserves a look but does not fail the town: the plugin is paused or does not run by itself,
-    or its last run is a receipt (``gt plugin record-run`` from elsewhere: a record someone wrote, not a run gtui ran)."""
+    """A failure streak that deserves a look but does not fail the town: the plugin is paused, disabled or manual (no
+    gate will run it again: nothing fails on its own), or its last run is a receipt (``gt plugin record-run`` from
+    elsewhere: a record someone wrote, not a run gtui ran)."""
     receipt = facts.last_run is not None and bool(facts.last_run.data.get("receipt"))
-    return facts.pause is not None or not plugin.runs_by_itself or receipt
+    return facts.pause is not None or not plugin.runs_by_itself or plugin.gate.type == "manual" or receipt
 
 
 def _streak_words(plugin: Plugin, facts: PluginFacts) -> str:
@@ -136,7 +137,8 @@ def _streak_words(plugin: Plugin, facts: PluginFacts) -> str:
     why = run_reason(run) if run is not None else None
     runs = "its last run" if facts.streak == 1 else f"its last {facts.streak} runs"
     receipt = run is not None and run.data.get("receipt")
-    note = " (paused)" if facts.pause is not None else " (disabled)" if not plugin.runs_by_itself else " (a receipt)" if receipt else ""
+    note = (" (paused)" if facts.pause is not None else " (disabled)" if not plugin.runs_by_itself
+            else " (manual)" if plugin.gate.type == "manual" else " (a receipt)" if receipt else "")
     return f"plugin {plugin.name}{note}: {runs} ended badly; last {last}" + (f": {why}" if why else "")
 
 

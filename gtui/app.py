@@ -43,7 +43,7 @@ from textual.worker import get_current_worker
 from gtcore.engine import Engine
 from gtcore.errors import GtError
 from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
-from gtcore.model import FAILED, TYPE_CHECKING, Severity, utc_day
+from gtcore.model import FAILED, TYPE_CHECKING, Severity, clean, utc_day
 from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter
 from gtui.components.header import PatrolState, TownHeader, header_text
@@ -51,7 +51,6 @@ from gtui.components.layout import Panes
 from gtui.components.tables import Act, EscalationsPane, FeedPane, FilterInput, KeyedTable, PluginsPane
 from gtui.keys import PANES, check_keymap, effective
 from gtui.pane_actions import PaneActions
-from gtui.safety import clean
 from gtui.screens.help import HelpScreen
 from gtui.screens.modals import ConfirmScreen
 from gtui.shims.bin import plugin_bin

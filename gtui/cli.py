@@ -361,6 +361,7 @@ class Context:
         self._console: Console | None = None
         self._engine: Engine | None = None
         self.notes: list[str] = []  # what the console script's door said (gtui.thin): problems of this answer
+        self.gone: Callable[[], bool] = _here  # whether the one who asked went away (only a kennel's answer can tell)
 
     def release(self) -> None:
         """Close what the command opened that its process would have closed by ending (see :func:`main`)."""
@@ -702,20 +703,22 @@ class Stopped(GtError):
     """A signal (SIGHUP, SIGTERM) asked this command to go away."""
 
 
-def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), release: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), release: bool = False,
+         gone: Callable[[], bool] | None = None) -> int:
     """The command line, in this process (:mod:`gtui.thin` is the console script's door, which may have the town's
     kennel answer instead).  ``notes``: what the door has to say of its own (the kennel did not answer in time), a
     problem of ``--once``'s answer, a warning of any other command's.  ``release``: the process lives on (the kennel
-    answering a thin command): the command's ledger connections are closed when it ends."""
+    answering a thin command): the command's ledger connections are closed when it ends.  ``gone``: whether the one who
+    asked went away (the kennel answering): a command then takes nothing it cannot give back."""
     try:
-        return _main(argv, notes)
+        return _main(argv, notes, gone)
     finally:
         ctx, _CONTEXT.context = getattr(_CONTEXT, "context", None), None
         if release and ctx is not None:
             ctx.release()
 
 
-def _main(argv: Sequence[str] | None, notes: Sequence[str]) -> int:
+def _main(argv: Sequence[str] | None, notes: Sequence[str], gone: Callable[[], bool] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     args, ctx = None, None
@@ -732,6 +735,7 @@ def _main(argv: Sequence[str] | None, notes: Sequence[str]) -> int:
         _refuse_writes_when_read_only(args, command)
         ctx = _CONTEXT.context = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
         ctx.notes = list(notes)
+        ctx.gone = gone or ctx.gone
         if command is not dispatching.cmd_once:
             for note in ctx.notes:
                 warn(note)
@@ -746,6 +750,11 @@ def _main(argv: Sequence[str] | None, notes: Sequence[str]) -> int:
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
         return _fail(f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)} ({_save_crash(args)})", wants_json)
+
+
+def _here() -> bool:
+    """The one who asked is this process: it never went away."""
+    return False
 
 
 _CONTEXT = threading.local()  # the command's Context, per thread (a kennel answers several thin commands at once)

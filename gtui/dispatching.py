@@ -83,7 +83,7 @@ def finished_badly(run: Bead) -> bool:
 def _take_finished(ctx: Context, engine: Engine) -> tuple[list[Bead], bool, list[Problem]]:
     """The runs that ended since the last ``--once``; when the ledger refuses to move its mark (a full disk), none, and
     why: they are the next ``--once``'s to report, and the patrol's report is still printed."""
-    if ctx.reads_only:
+    if ctx.reads_only or ctx.gone():  # nobody would read them: they stay for the next --once
         return [], False, []
     try:
         return (*engine.take_finished(), [])
@@ -213,7 +213,7 @@ def cmd_kennel_run(ctx: Context) -> int:
     engine = ctx.kennel_engine()
     from gtui.thin import answering
 
-    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted, commands=answering())
+    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted, answerer=answering(str(engine.town.root)))
     try:
         house.open()
     except KennelBusy as exc:

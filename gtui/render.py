@@ -277,9 +277,16 @@ def patrol_report(console: Console, report: PatrolReport, finished: list[Bead]) 
         console.print(_cell(f"invalid: {bad.location()}: {bad.error}", "red"))
     for run in finished:
         line = Text.assemble(("finished: ", "dim"), (f"{run.plugin} ", "bold"), f"{run.ref} ", result_text(run.result))
-        if run.body or run.data.get("reason"):
-            line.append(f" · {run.body or run.data.get('reason')}", "dim")
+        why = run_reason(run)
+        if why:
+            line.append(f" · {why}", "dim")
         console.print(line)
+    health = report.health()
+    style = {"ok": "green", "degraded": "yellow", "failing": "bold red"}[health.word.value]
+    console.print(_cell(f"health: {health.word.value}", style))  # what the exit status says (1: failing)
+    said = {str(problem) for problem in report.problems}  # printed on stderr already, one line each
+    for reason in (reason for reason in health.reasons if reason not in said):
+        console.print(_cell(f"  {reason}", style if health.word.value == "failing" else "yellow"))
 
 
 def kennel_list(console: Console, kennels: list[dict[str, Any]]) -> None:

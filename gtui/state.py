@@ -29,11 +29,11 @@ from gtcore.model import (
     Result,
     Severity,
     age,
+    clean,
     format_duration,
     run_reason,
 )
 from gtui.render import pause_words
-from gtui.safety import clean
 from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
 if TYPE_CHECKING:

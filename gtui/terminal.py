@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from gtcore.model import TYPE_CHECKING
-from gtui.safety import clean
+from gtcore.model import TYPE_CHECKING, clean
 
 if TYPE_CHECKING:
     from typing import IO, Any

@@ -20,6 +20,7 @@ that the kennel answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -39,31 +40,49 @@ def main() -> int:
     argv = sys.argv[1:]
     mode = os.environ.get(THIN_VARIABLE, "")
     notes: list[str] = []
-    thin = None if mode == "off" else thin_command(argv, os.environ, sys.stdout.isatty())
+    thin = None if mode == "off" else thin_command(argv, os.environ, sys.stdout.isatty(), _utf8(sys.stdout))
     if thin is not None:
         answer = door.ask_command(door.socket_path(thin[0], door.hostname()), thin[1], door.environment_key(os.environ),
                                   __version__)
         if isinstance(answer, dict):
-            sys.stdout.write(str(answer.get("out", "")))
-            sys.stderr.write(str(answer.get("err", "")))
-            return int(answer["code"])  # type: ignore[call-overload]
+            return _said(answer)
         if answer == "slow":
             notes.append(f"the town's kennel did not answer within {door.ACCEPT_SECONDS * 1000:.0f} ms; answered by this"
                          " process instead (gtui kennel status)")
-        elif answer is not None and answer.startswith("the kennel went away"):
+        elif answer is not None and answer.startswith(("the kennel went away", "the kennel went quiet")):
             notes.append(f"{answer}; answered by this process instead")
         if mode == "require":
             sys.stderr.write(f"gtui: error: {THIN_VARIABLE}=require: the kennel did not answer ({answer or 'none alive'})\n")
             return 2
     elif mode == "require":
-        sys.stderr.write(f"gtui: error: {THIN_VARIABLE}=require: not a command the kennel answers, or no town named\n")
+        sys.stderr.write(f"gtui: error: {THIN_VARIABLE}=require: not a command the kennel answers here (--once, plugin list or"
+                         " escalate list, the town named, --json or output for a pipe)\n")
         return 2
     from gtui.cli import main as here
 
     return here(argv, notes=notes)
 
 
-def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tty: bool) -> tuple[str, list[str]] | None:
+def _said(answer: dict[str, object]) -> int:
+    """Print the kennel's answer as the command's own; a reader that went away (``| head``) ends it quietly, as here."""
+    try:
+        sys.stdout.write(str(answer.get("out", "")))
+        sys.stdout.flush()
+        sys.stderr.write(str(answer.get("err", "")))
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
+    return int(answer["code"])  # type: ignore[call-overload]
+
+
+def _utf8(stream: object) -> bool:
+    """The kennel draws tables for UTF-8: output for a stream of another encoding is drawn here, for that encoding."""
+    return str(getattr(stream, "encoding", "") or "").lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tty: bool,
+                 utf8: bool = True) -> tuple[str, list[str]] | None:
     """The town root and the command line to send to its kennel, when ``argv`` is a thin command; else None.
 
     The line is ``argv`` as given (the command line accepts some flags only
@@ -92,7 +111,7 @@ def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tt
             words += [] if token in FLAGS else [token]
         else:
             return None
-    if tuple(words) not in THIN_WORDS or (not words) != ("--once" in line) or (tty and "--json" not in line):
+    if tuple(words) not in THIN_WORDS or (not words) != ("--once" in line) or ((tty or not utf8) and "--json" not in line):
         return None
     town = town or next((environ[name] for name in TOWN_ENV if environ.get(name)), None)
     if not town:
@@ -117,31 +136,45 @@ class _Switch:
         return getattr(getattr(self.kept, "stream", None) or self._real, name)
 
 
-def answer_here(argv: list[str]) -> tuple[int, str, str]:
-    """In the kennel: run one thin command line as its own process would, its exit status and output kept for the
-    command that asked (:meth:`gtcore.kennel.Kennel._serve_command`)."""
-    import io
+class Answerer:
+    """In the kennel of the town at ``root``: the thin commands of that town, run as their own processes would run them
+    (:class:`gtcore.kennel_answers.Answers` calls it; nothing else is answered)."""
 
-    from gtui.cli import main as here
+    def __init__(self, root: str) -> None:
+        self.root = root
 
-    out, err = io.StringIO(), io.StringIO()
-    switches = sys.stdout, sys.stderr
-    assert isinstance(switches[0], _Switch) and isinstance(switches[1], _Switch), "answering() puts them in place"
-    switches[0].kept.stream, switches[1].kept.stream = out, err
-    try:
-        code = here(argv, release=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 2
-    finally:
-        for switch in switches:
-            switch.kept.stream = None
-    return code, out.getvalue(), err.getvalue()
+    def refusal(self, argv: list[str]) -> str | None:
+        """None for a thin command line of this town exactly as a thin command sends it; else why not."""
+        if thin_command(argv, {}, tty=False) != (self.root, argv):
+            return "not a thin command of this town"
+        return None
+
+    def __call__(self, argv: list[str], gone: Callable[[], bool]) -> tuple[int, str, str]:
+        """Exit status, stdout and stderr, kept for the command that asked (``gone``: it went away meanwhile)."""
+        import io
+
+        from gtui.cli import main as here
+
+        if gone():
+            return 2, "", ""  # nobody will read it: nothing is run
+        out, err = io.StringIO(), io.StringIO()
+        switches = sys.stdout, sys.stderr
+        assert isinstance(switches[0], _Switch) and isinstance(switches[1], _Switch), "answering() puts them in place"
+        switches[0].kept.stream, switches[1].kept.stream = out, err
+        try:
+            code = here(argv, release=True, gone=gone)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+        finally:
+            for switch in switches:
+                switch.kept.stream = None
+        return code, out.getvalue(), err.getvalue()
 
 
-def answering() -> Callable[[list[str]], tuple[int, str, str]]:
-    """What a kennel answers thin commands with; called once, before it serves, to put :class:`_Switch` in place of
-    ``sys.stdout`` and ``sys.stderr`` (each answering thread then writes apart)."""
+def answering(root: str) -> Answerer:
+    """What the kennel of the town at ``root`` answers thin commands with; called once, before it serves, to put
+    :class:`_Switch` in place of ``sys.stdout`` and ``sys.stderr`` (each answering thread then writes apart)."""
     import gtui.cli  # noqa: F401 - imported once now, so no answer pays for it
 
     sys.stdout, sys.stderr = _Switch(sys.stdout), _Switch(sys.stderr)  # type: ignore[assignment]
-    return answer_here
+    return Answerer(root)

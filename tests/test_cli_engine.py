@@ -137,18 +137,23 @@ def test_exit_codes_of_plugin_run_and_once(tmp_path: Path) -> None:
     assert first.code == 1  # nothing open, but bad's failure is among what finished since
     assert [run["id"] for run in first.json()["finished"]] != []
     again = gtui(town, "--once", "--wait", "--json")
-    assert (again.code, again.json()["finished"]) == (1, [])  # reported once; yet bad's last run failed: the town is failing
-    assert again.json()["health"]["status"] == "failing"
-    assert [reason.split(":")[0] for reason in again.json()["health"]["reasons"]] == ["plugin bad"]
+    assert (again.code, again.json()["finished"]) == (0, [])  # reported once; bad is manual: its failure only degrades
+    assert again.json()["health"]["status"] == "degraded"
+    assert [reason.split(":")[0] for reason in again.json()["health"]["reasons"]] == ["plugin bad (manual)"]
     (town / "plugins" / "bad" / "run.sh").write_text("echo mended\n")
     assert gtui(town, "plugin", "run", "bad").code == 0
-    assert gtui(town, "--once", "--wait").code == 0  # mended: nothing failing
+    assert gtui(town, "--once", "--wait", "--json").json()["health"]["status"] == "ok"  # mended: nothing to look at
     add_plugin(town, "flaky", run_sh="exit 1\n")
     add_plugin(town, "fine", run_sh="exit 0\n")
     done = gtui(town, "--once", "--wait", "--json")
     assert done.code == 1
     results = {item["name"]: item["run"]["result"] for item in done.json()["plugins"] if item["run"]}
     assert results == {"flaky": "failure", "fine": "success"}
+    still = gtui(town, "--once", "--wait", "--json")  # flaky cools down, its failure stands: it runs by itself, so it fails
+    assert (still.code, still.json()["health"]["status"], still.json()["health"]["reasons"][0].split(":")[0]) == (
+        1, "failing", "plugin flaky")
+    told = gtui(town, "--once", "--wait")  # for people: the word and why, beside the exit status
+    assert told.code == 1 and "health: failing" in told.out and "plugin flaky: its last run ended badly" in told.out
     (town / "plugins" / "flaky" / "plugin.md").unlink()  # flaky goes; with it, what made the town fail
     assert gtui(town, "--once", "--wait", "--json").code == 0  # fine cools down now: no run, no failure
 

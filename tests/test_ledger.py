@@ -207,7 +207,9 @@ def random_ledger(ledger: Ledger, rng: random.Random, plugins: int = 24, ops: in
         running[plugin] = run.id
     for plugin in list(running):  # leave about half of them running
         if rng.random() < 0.5:
-            ledger.close_run(running.pop(plugin), rng.choice(FINAL))
+            result = rng.choice(FINAL)
+            stopped = result == "abandoned" and rng.random() < 0.5  # a person stopped it: the streak neither grows nor ends
+            ledger.close_run(running.pop(plugin), result, data={"reason": "stopped: by hand"} if stopped else None)
     for plugin in rng.sample([name for name in latest if name not in running], 3):  # and some runs in flight are the latest
         running[plugin] = ledger.claim_run(plugin, "town", now=BASE + 400 + rng.random()).id
     return seen
@@ -220,7 +222,7 @@ def slow_summary_from_runs(ledger: Ledger) -> dict[str, PluginStats]:
     for plugin in {run.plugin for run in ledger.runs(limit=None)}:
         runs = ledger.runs(plugin, limit=None)
         last = max(runs, key=lambda run: (run.created_at, run.id))
-        ended = [run.result for run in in_end_order if run.plugin == plugin]
+        ended = [(run.result, run.data.get("reason") or "") for run in in_end_order if run.plugin == plugin]
         out[plugin] = PluginStats(plugin, len(runs), sum(run.result in FAILED for run in runs), last.id, last.created_at, last.result,
                                   failure_streak=streak(ended))
     return out
@@ -275,6 +277,20 @@ def test_summary_ordering_rules(tmp_path: Path) -> None:
     ledger.close_run(tie.id, "success")
     stats = ledger.plugin_summary()["p"]
     assert (stats.failure_count, stats.last_result, stats.failure_rate) == (2, "success", pytest.approx(2 / 3))
+
+
+def test_a_failure_streak_counts_what_ended_badly_and_not_what_a_person_stopped(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path / "ledger.db")
+
+    def end(result: str, reason: str = "") -> int:
+        run = ledger.claim_run("p", "town")
+        ledger.close_run(run.id, result, data={"reason": reason} if reason else None)
+        return ledger.plugin_summary()["p"].failure_streak
+
+    assert end("abandoned", "stopped: the kennel was stopped by SIGTERM") == 0
+    assert [end("failure"), end("timeout"), end("skipped"), end("abandoned", "stopped: ctrl+k"), end("abandoned")] == [1, 2, 2, 2, 3]
+    assert [end("warning"), end("failure"), end("check-only"), end("failure"), end("success")] == [0, 1, 0, 1, 0]
+    ledger.close()
 
 
 def test_bare_runs_are_the_runs_without_their_labels(tmp_path: Path) -> None:
@@ -791,6 +807,7 @@ def test_migration_counts_each_plugin_s_failure_streak_from_the_runs_it_finds(tm
     ledger_at_version(db, 6)
     for index, result in enumerate(("failure", "warning", "failure", "timeout", "abandoned", "skipped")):  # warning: it ran
         insert_old_run(db, "flaky", "closed", BASE + index, result=result)
+    insert_old_run(db, "flaky", "closed", BASE + 7, result="abandoned", data={"reason": "stopped: by hand"})  # not counted
     insert_old_run(db, "fine", "closed", BASE, result="success")
     ledger = open_ledger(db)
     assert {name: stats.failure_streak for name, stats in ledger.plugin_summary().items()} == {"flaky": 3, "fine": 0}

@@ -132,3 +132,19 @@ def test_an_invalid_plugin_is_named_by_show_and_run(town: Path) -> None:
         assert result.code == 2
         line = one_error_line(result, "plugin broken is invalid", str(town.resolve() / "plugins" / "broken" / "plugin.md"))
         assert "sometimes" in line and "no plugin named" not in line
+
+
+def test_runs_queued_and_running_are_valid_by_the_schema(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", 'kennel = "external"\n')  # nothing takes the runs: they stay queued
+    add_plugin(town, "due", HOURLY)
+    add_plugin(town, "busy", MANUAL)
+    book = ledger(town)
+    try:
+        claim_running(book, "busy", data={"owner": {"host": os.uname().nodename, "pid": os.getpid(), "started": 1.0}}, lease=600)
+    finally:
+        book.close()
+    report = gtui(town, "--once", "--json").json()
+    check_report(report)
+    assert (entry(report, "due")["run"]["status"], entry(report, "due")["last_run"]["status"]) == ("queued", "queued")
+    assert entry(report, "busy")["last_run"]["status"] == "running"
+    check_report(gtui(town, "--once", "--json", "--read-only").json())

@@ -61,7 +61,6 @@ from gtcore.storage.shared import (
     PAUSES,
     STATS_COLUMNS,
     STOPPED_QUEUED,
-    STREAK_BACKFILL,
     capped_label,
     check_bead,
     check_final,
@@ -75,6 +74,7 @@ from gtcore.storage.shared import (
     sameness,
     stop_note,
     stored,
+    streak_backfill,
     taken,
     with_drift,
     with_outcome,
@@ -248,6 +248,7 @@ BEGIN
         failure_count = failure_count + (NEW.result IN ('failure', 'timeout'))::int - (OLD.result IN ('failure', 'timeout'))::int,
         failure_streak = CASE WHEN NEW.result IN ('success', 'warning', 'check-only') THEN 0
                               WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
+                                   AND coalesce(NEW.data->>'reason', '') NOT LIKE 'stopped:%'
                               THEN failure_streak + 1 ELSE failure_streak END,
         last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
         last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
@@ -256,9 +257,9 @@ BEGIN
     INSERT INTO labels VALUES (NEW.id, 'result:' || NEW.result) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
-""" + STREAK_BACKFILL + ";"
-"""3: each plugin's failure streak (runs in a row that ended failure, timeout or abandoned, as they ended), kept with the rest
-of its summary by the same triggers."""
+""" + streak_backfill("b.data->>'reason'") + ";"
+"""3: each plugin's failure streak (runs in a row that ended failure, timeout or abandoned, as they ended; a run a person
+stopped is not counted), kept with the rest of its summary by the same triggers."""
 
 _MIGRATIONS = [_SCHEMA, _KENNEL, _STREAK]
 """Each schema change, in order: a ledger at version N gets the ones after it (version 1 is the first schema)."""

@@ -30,15 +30,25 @@ STATS_COLUMNS = "plugin, run_count, failure_count, last_run_id, last_started_at,
 """The columns of ``plugin_stats`` in :class:`~gtcore.model.PluginStats`'s order (both dialects)."""
 
 FAILING = "('failure', 'timeout', 'abandoned')"
-"""The results that lengthen a plugin's failure streak (a ``success`` ends it; ``skipped`` and ``warning`` leave it)."""
+"""The results that lengthen a plugin's failure streak, unless a person stopped the run (see :func:`not_stopped`)."""
 
-STREAK_BACKFILL = ("UPDATE plugin_stats SET failure_streak = (SELECT count(*) FROM beads AS b WHERE b.kind = 'wisp'"
-                   " AND b.plugin = plugin_stats.plugin AND b.status = 'closed' AND b.result IN " + FAILING +
-                   " AND b.id > COALESCE((SELECT max(s.id) FROM beads AS s WHERE s.kind = 'wisp' AND s.plugin = plugin_stats.plugin"
-                   " AND s.result IN ('success', 'warning', 'check-only')), 0))")
-"""Each plugin's failure streak from the runs already on a ledger, in the order they were recorded (both dialects): its
-runs that ended badly since the last that ended well (``success``, ``warning``, ``check-only``: it ran; ``skipped``
-says nothing either way)."""
+ENDED_WELL = "('success', 'warning', 'check-only')"
+"""The results that end a failure streak: the plugin ran.  ``skipped``, and a run a person stopped, say nothing either way."""
+
+
+def not_stopped(reason: str) -> str:
+    """SQL: the run was not stopped by a person (``gtui kennel stop``, ctrl+k): its reason, the dialect's ``reason``
+    expression, does not start ``stopped:``.  A deliberate stop neither lengthens nor ends a failure streak."""
+    return f"coalesce({reason}, '') NOT LIKE 'stopped:%'"
+
+
+def streak_backfill(reason: str) -> str:
+    """SQL: each plugin's failure streak from the runs already on a ledger, in the order they were recorded: its runs
+    that ended badly since the last that ended well (``reason``: the dialect's expression for ``b``'s reason)."""
+    return ("UPDATE plugin_stats SET failure_streak = (SELECT count(*) FROM beads AS b WHERE b.kind = 'wisp'"
+            f" AND b.plugin = plugin_stats.plugin AND b.status = 'closed' AND b.result IN {FAILING} AND {not_stopped(reason)}"
+            " AND b.id > COALESCE((SELECT max(s.id) FROM beads AS s WHERE s.kind = 'wisp' AND s.plugin = plugin_stats.plugin"
+            f" AND s.result IN {ENDED_WELL}), 0))")
 
 PAUSES = f"SELECT plugin, title, body, created_at, data FROM beads WHERE id IN ({LATEST_PAUSES})"
 """Each plugin's latest pause or resume, with what :func:`pause_of` reads (both dialects)."""

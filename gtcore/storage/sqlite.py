@@ -64,7 +64,6 @@ from gtcore.storage.shared import (
     PAUSES,
     STATS_COLUMNS,
     STOPPED_QUEUED,
-    STREAK_BACKFILL,
     capped_label,
     check_bead,
     check_final,
@@ -78,6 +77,7 @@ from gtcore.storage.shared import (
     sameness,
     stop_note,
     stored,
+    streak_backfill,
     taken,
     with_drift,
     with_outcome,
@@ -283,12 +283,13 @@ _MIGRATIONS: list[str] = [
                                           - (OLD.result IN ('failure', 'timeout')),
             failure_streak = CASE WHEN NEW.result IN ('success', 'warning', 'check-only') THEN 0
                                   WHEN NEW.result IN ('failure', 'timeout', 'abandoned') AND OLD.result IN ('queued', 'running')
+                                       AND coalesce(json_extract(NEW.data, '$.reason'), '') NOT LIKE 'stopped:%'
                                   THEN failure_streak + 1 ELSE failure_streak END,
             last_result = CASE WHEN last_run_id = NEW.id THEN NEW.result ELSE last_result END,
             last_summary = CASE WHEN last_run_id = NEW.id THEN NEW.body ELSE last_summary END
         WHERE plugin = NEW.plugin;
     END;
-    """ + STREAK_BACKFILL + ";",
+    """ + streak_backfill("json_extract(b.data, '$.reason')") + ";",
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

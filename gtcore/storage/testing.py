@@ -91,14 +91,14 @@ def bead_rows(path: Path) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def streak(results: list[str]) -> int:
-    """How many of ``results`` (in the order the runs ended) failed in a row at the end: a run that ended well (success,
-    warning, check-only) ends a streak, a skipped one does not."""
+def streak(ended: list[tuple[str, str]]) -> int:
+    """How many of the runs ``ended`` (result and reason, in the order they ended) failed in a row at the end: a run that
+    ended well (success, warning, check-only) ends a streak; a skipped one, or one a person stopped, changes nothing."""
     count = 0
-    for result in results:
+    for result, reason in ended:
         if result in ("success", "warning", "check-only"):
             count = 0
-        elif result in ("failure", "timeout", "abandoned"):
+        elif result in ("failure", "timeout", "abandoned") and not reason.startswith("stopped:"):
             count += 1
     return count
 
@@ -116,8 +116,9 @@ def summary_from_labels(path: Path) -> dict[str, PluginStats]:
             count, failures = conn.execute(f"SELECT COUNT(*), SUM(b.result IN ('failure', 'timeout')) {joined}", (label,)).fetchone()
             last_id, last_at, last_result = conn.execute(
                 f"SELECT b.id, b.created_at, b.result {joined} ORDER BY b.created_at DESC, b.id DESC LIMIT 1", (label,)).fetchone()
-            ended = [row[0] for row in conn.execute(f"SELECT b.result {joined} AND b.status = 'closed'"
-                                                    " ORDER BY (SELECT min(seq) FROM run_ends WHERE run_id = b.id)", (label,))]
+            ended = [(result, reason or "") for result, reason in conn.execute(
+                f"SELECT b.result, json_extract(b.data, '$.reason') {joined} AND b.status = 'closed'"
+                " ORDER BY (SELECT min(seq) FROM run_ends WHERE run_id = b.id)", (label,))]
             out[plugin] = PluginStats(plugin, count, failures, last_id, last_at, last_result, failure_streak=streak(ended))
     finally:
         conn.close()

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
-from gtcore.model import TYPE_CHECKING, EscalationStatus, Severity
-from gtui.safety import clean
+from gtcore.model import TYPE_CHECKING, EscalationStatus, Severity, clean
 from gtui.styles import SEVERITY_STYLE
 
 if TYPE_CHECKING:

@@ -20,11 +20,10 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
-from gtcore.model import TYPE_CHECKING, age, format_duration, parse_ref, run_problems
+from gtcore.model import TYPE_CHECKING, age, clean, format_duration, parse_ref, run_problems
 from gtui.components.bindings import bindings
 from gtui.components.scrolling import KeyScroll, ScrollKeys
 from gtui.render import pause_words, words
-from gtui.safety import clean
 from gtui.state import reason_words
 from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 

@@ -27,11 +27,10 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from gtcore.errors import GtError
-from gtcore.model import TYPE_CHECKING
+from gtcore.model import TYPE_CHECKING, clean
 from gtui.components.bindings import bindings
 from gtui.components.log_lines import LogLines
 from gtui.components.scrolling import ScrollKeys
-from gtui.safety import clean
 from gtui.screens.details import relative, run_facts
 
 if TYPE_CHECKING:

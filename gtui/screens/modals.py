@@ -11,8 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from gtcore.model import clean
 from gtui.components.bindings import bindings
-from gtui.safety import clean
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -1,4 +1,4 @@
-"""Make untrusted text safe to show: no terminal control sequences get through.
+"""Make untrusted text safe to show: no terminal control sequences get through (the face shows it, the engine keeps it).
 
 Text from plugins, run logs and escalations may hold ANSI escapes or other
 control characters; they are stripped, while tabs and newlines are kept.
