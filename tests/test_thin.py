@@ -4,11 +4,15 @@ or none at all: the command runs in its own process, as before."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -17,10 +21,13 @@ import pytest
 from enginekit import Result, add_plugin, gtui, gtui_env, make_town
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kennelkit import kennel_pids, start_kennel
+from kennelkit import kennel_engine, kennel_pids, start_kennel
 
+from gtcore import __version__
+from gtcore import kennel_door as door
+from gtcore.kennel import Kennel
 from gtcore.kennel_door import environment_key
-from gtui.thin import thin_command
+from gtui.thin import _said, thin_command
 
 MANUAL = 'type = "manual"'
 THIN_LINES = [("--once", "--json"), ("--once",), ("plugin", "list", "--json"), ("plugin", "list"), ("escalate", "list", "--json"),
@@ -210,3 +217,149 @@ def _parsed(build_parser: Any, argv: list[str]) -> dict[str, Any] | None:
         return vars(build_parser(argv).parse_args(argv))
     except (UsageError, SystemExit):
         return None
+
+
+def ask(town: Path, argv: list[str], env: dict[str, str] | None = None) -> dict[str, object] | str | None:
+    """What the town's kennel answers to ``argv`` sent as a thin command would be sent (with the test's environment)."""
+    root = str(town.resolve())
+    return door.ask_command(door.socket_path(root, door.hostname()), argv, door.environment_key(env or env_of("")), __version__)
+
+
+def test_the_kennel_answers_only_the_thin_commands_of_its_own_town(town: Path, tmp_path: Path) -> None:
+    (pid,) = kennel_pids(town)
+    root = str(town.resolve())
+    for argv in (["kennel", "--autostarted", "--town", root], ["plugin", "disable", "quiet", "--town", root],
+                 ["plugin", "run", "quiet", "--town", root], ["plugin", "list", "--json", "--town", str(tmp_path)],
+                 ["plugin", "list", "--json"], ["--once", "--wait", "--town", root]):
+        assert ask(town, argv) == "not a thin command of this town", argv
+    assert kennel_pids(town) == [pid]
+    listed = gtui(town, "plugin", "list", "--json", env=env_of("off")).json()["plugins"]
+    assert next(item for item in listed if item["name"] == "quiet")["paused"] is None
+    assert isinstance(ask(town, ["plugin", "list", "--json", "--town", root]), dict)
+
+
+def test_a_socket_another_user_made_where_the_kennel_s_would_be_is_never_believed() -> None:
+    import shutil
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(dir="/tmp", prefix="gtui-test-shared-"))  # as /tmp/gtui-<uid>/ could be, made by another
+    shared.chmod(0o777)
+    path = str(shared / "k.sock")
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # another user, serving a forged answer: exit 0, the town is fine
+        try:
+            os.setuid(65534)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+                server.bind(path)
+                server.listen(1)
+                os.write(ready_write, b"1")
+                conn, _ = server.accept()
+                conn.sendall(b'{"accepted": true}\n{"code": 0, "out": "{\\"health\\": {\\"status\\": \\"ok\\"}}\\n", "err": ""}\n')
+                conn.recv(1)
+        finally:
+            os._exit(0)
+    os.close(ready_write)
+    try:
+        assert os.read(ready_read, 1) == b"1", "the other user's server did not start"
+        assert door.ask_command(path, ["--once", "--json"], "key", __version__) is None
+        assert door.tell(path, {"op": "wake"}) is None
+    finally:
+        os.close(ready_read)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_kennel_stays_while_it_answers_and_waits_for_its_answers_when_it_goes(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", 'dogs = 1\nkennel_idle = "1s"\n')
+    asked, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def refusal(self, argv: list[str]) -> str | None:
+            return None
+
+        def __call__(self, argv: list[str], gone: Any) -> tuple[int, str, str]:
+            asked.set()
+            release.wait(10)
+            return 0, "answered\n", ""
+
+    house = Kennel(kennel_engine(town), autostarted=True, answerer=Slow())
+    house.open()
+    house.start()
+    answers: list[object] = []
+    asker = threading.Thread(target=lambda: answers.append(door.ask_command(house.where.socket, ["x"], house.answers.key, __version__)))
+    asker.start()
+    assert asked.wait(5)
+    serving = threading.Thread(target=house.serve, daemon=True)
+    serving.start()
+    serving.join(2.5)
+    assert serving.is_alive(), "an idle kennel answering a command let go"
+    closing = threading.Thread(target=house.close)
+    closing.start()
+    time.sleep(0.3)
+    release.set()
+    closing.join(10)
+    asker.join(10)
+    assert answers == [{"code": 0, "out": "answered\n", "err": ""}]
+
+
+def test_a_once_whose_asker_went_away_takes_nothing(town: Path) -> None:
+    gtui(town, "plugin", "run", "quiet", env=env_of("off"))
+    request = {"op": "command", "argv": ["--once", "--json", "--town", str(town.resolve())],
+               "key": door.environment_key(env_of("")), "version": __version__}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:  # asks, sees it accepted, and goes
+        conn.connect(door.socket_path(str(town.resolve()), door.hostname()))
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        assert conn.recv(100).startswith(b'{"accepted": true}')
+    time.sleep(1.5)
+    later = gtui(town, "--once", "--json", env=env_of("off")).json()
+    assert [run["plugin"] for run in later["finished"]] == ["quiet"]
+
+
+def test_an_asker_that_says_nothing_holds_up_no_other(town: Path) -> None:
+    path = door.socket_path(str(town.resolve()), door.hostname())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as slow:
+        silent.connect(path)
+        slow.connect(path)
+        slow.sendall(b"{")  # and then a byte now and then, forever
+        assert isinstance(ask(town, ["plugin", "list", "--json", "--town", str(town.resolve())]), dict)
+
+
+def test_a_kennel_that_accepted_and_then_froze_is_left_after_a_while(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(door, "QUIET_SECONDS", 0.5)
+    path = str(tmp_path / "k.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+
+        def accept_then_freeze() -> None:
+            conn, _ = server.accept()
+            conn.sendall(b'{"accepted": true}\n\n')  # one keep-alive line, then nothing
+            time.sleep(2)
+            conn.close()
+
+        threading.Thread(target=accept_then_freeze, daemon=True).start()
+        assert door.ask_command(path, ["x"], "key", __version__) == "the kennel went quiet (nothing for 0.5s)"
+
+
+def test_output_for_a_stream_that_is_not_utf8_is_drawn_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t").mkdir()
+    assert thin_command(["plugin", "list", "--town", "t"], {}, tty=False, utf8=False) is None  # its table's borders
+    assert thin_command(["plugin", "list", "--json", "--town", "t"], {}, tty=False, utf8=False) is not None
+
+
+def test_a_reader_that_went_away_ends_the_door_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Gone:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            raise OSError("not a file")
+
+    monkeypatch.setattr(sys, "stdout", Gone())
+    assert _said({"code": 1, "out": "{}\n", "err": ""}) == 0
