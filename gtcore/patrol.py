@@ -496,7 +496,7 @@ class Patrol:
     def current_checks(self, summary: dict[str, PluginStats]) -> dict[str, Any]:
         """The last check of every condition (this patrol's, else one a patrol of this town kept in its cache: the gate
         says it as the last check once a run started since), and the event counts still current."""
-        return {**self.plugin_cache.checks, **{
+        return {**self.plugin_cache.fresh_checks(), **{
             name: result for name, result in self.checks.items() if isinstance(result, CheckResult)
             or name not in summary or summary[name].last_started_at < self.checked_at.get(name, 0.0)}}
 

@@ -56,13 +56,20 @@ class PluginCache:
         self._index: dict[tuple[str, tuple[Any, ...]], int] = {}
         self._dirty = False
         self.checks: dict[str, CheckResult] = {}  # the last check of each condition, for a process that runs none
+        self._seen: tuple[int, int] | None = None  # the file as last read (mtime, inode): see fresh_checks
         self._load()
         self._slots_saved = len(SLOTS)
 
+    def _read(self) -> dict[str, Any]:
+        with open(self.path, "rb") as handle:
+            seen = os.fstat(handle.fileno())
+            data = marshal.loads(handle.read())  # marshal.load() reads a file in small pieces: ten times slower
+        self._seen = (seen.st_mtime_ns, seen.st_ino)
+        return data
+
     def _load(self) -> None:
         try:
-            with open(self.path, "rb") as handle:
-                data = marshal.loads(handle.read())  # marshal.load() reads a file in small pieces: ten times slower
+            data = self._read()
             if data.get("format") != FORMAT or data.get("gtui") != __version__:
                 return
             entries, parts = dict(data["plugins"]), list(data["parts"])
@@ -123,6 +130,25 @@ class PluginCache:
         for key in gone:
             del self._entries[key]
         self._dirty = self._dirty or bool(gone)
+
+    def fresh_checks(self) -> dict[str, CheckResult]:
+        """The last checks as the file has them now: a process that lives long and runs no check (a read-only control
+        room) sees those the town's patrols kept since (one ``stat``; the file is read again only when it changed)."""
+        with contextlib.suppress(OSError):
+            info = os.stat(self.path)
+            if (info.st_mtime_ns, info.st_ino) != self._seen:
+                with contextlib.suppress(EOFError, ValueError, TypeError, KeyError, AttributeError):
+                    data = self._read()
+                    if data.get("format") == FORMAT and data.get("gtui") == __version__:
+                        self._newest({name: CheckResult(*values) for name, values in data["checks"].items()})
+        return self.checks
+
+    def _newest(self, found: dict[str, CheckResult]) -> None:
+        """Keep, for each plugin, the later of the check known here and the one found (by when it ran)."""
+        for name, check in found.items():
+            known = self.checks.get(name)
+            if known is None or (check.at or 0.0) > (known.at or 0.0):
+                self.checks[name] = check
 
     def remember_checks(self, checks: dict[str, CheckResult]) -> None:
         """Keep the outcomes of a patrol's condition checks, so ``plugin list`` and a read-only control room can say

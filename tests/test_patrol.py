@@ -283,3 +283,19 @@ def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_id
         engine.close()
     assert sum(looked) == 12 and all(book.get(run.id).data["owner"]["host"] == "elsewhere" for run in queued)
     assert elapsed < 2.0, f"six turns of refusals took {elapsed:.1f}s: each waited the loop's idle second"
+
+
+def test_a_long_lived_reader_sees_the_checks_patrols_keep_later(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town", 'kennel = "external"\n')
+    add_plugin(town, "cond", 'type = "condition"\ncheck = "echo not yet; exit 1"')
+    writer = Engine(Town(town))
+    watcher = Engine(Town(town), readonly=True, keep_caches=True)  # a read-only control room: one engine for its life
+    try:
+        plugins = watcher.plugins().plugins
+        before = watcher.gate_decisions(plugins, watcher.summary(), [], {}, time.time())["cond"]
+        writer.patrol_once()
+        after = watcher.gate_decisions(plugins, watcher.summary(), [], {}, time.time())["cond"]
+    finally:
+        writer.close()
+        watcher.close()
+    assert before.reason.startswith("no check known yet") and after.reason == "not yet"
