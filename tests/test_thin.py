@@ -295,9 +295,12 @@ def test_a_kennel_stays_while_it_answers_and_waits_for_its_answers_when_it_goes(
     serving.start()
     serving.join(2.5)
     assert serving.is_alive(), "an idle kennel answering a command let go"
+    house.ask_stop("the test is done")
+    serving.join(5)
     closing = threading.Thread(target=house.close)
     closing.start()
-    time.sleep(0.3)
+    closing.join(0.5)
+    assert closing.is_alive(), "a kennel that goes waits for the command it is answering"
     release.set()
     closing.join(10)
     asker.join(10)
