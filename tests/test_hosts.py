@@ -109,10 +109,13 @@ def test_a_run_pinned_to_a_host_waits_for_that_host_s_kennel_never_another_s(tmp
     assert (done.id, done.result, done.data["owner"]["host"]) == (waiting.id, "success", "build-box")
 
 
+HOST_ROUNDS = 10  # rounds of three hosts racing for the plugins new in each round
+
+
 def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_is_taken_over(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town", LEASED)
     hosts = ("alpha-host", "beta-host", "gamma-host")
-    for round_ in range(20):  # every round a new set of plugins opens once, and three patrols race for it
+    for round_ in range(HOST_ROUNDS):  # every round a new set of plugins opens once, and three patrols race for it
         names = [f"p{round_}-{n}" for n in range(3)]
         for name in names:
             add_plugin(town, name, run_sh="echo ran\n")
@@ -122,7 +125,7 @@ def test_three_hosts_run_every_open_plugin_exactly_once_and_a_killed_host_s_run_
             assert proc.returncode == 0, err
         for name in names:
             assert [run.result for run in runs(town, name)] == ["success"], f"round {round_}: {name}"
-    owners = {run.data["owner"]["host"] for round_ in range(20) for n in range(3) for run in runs(town, f"p{round_}-{n}")}
+    owners = {run.data["owner"]["host"] for round_ in range(HOST_ROUNDS) for n in range(3) for run in runs(town, f"p{round_}-{n}")}
     assert owners <= set(hosts)
 
     slow = add_plugin(town, "slow", 'type = "cooldown"\nduration = "1s"', "")

@@ -40,9 +40,12 @@ pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against 
 RACE_PLUGINS = ("alpha", "bravo", "charlie", "delta")
 
 
+RACE_ROUNDS = 6  # each round a new town racing two patrols; the rounds together must see the patrols overlap
+
+
 def test_two_once_patrols_started_together_run_each_open_plugin_exactly_once(tmp_path: Path) -> None:
     overlaps = 0  # the loser saw the winner's run in flight, or was refused at claim time: the patrols really raced
-    for iteration in range(20):
+    for iteration in range(RACE_ROUNDS):
         town = make_town(tmp_path / f"town{iteration}", "dogs = 4\n")
         names = [f"{name}-{iteration}" for name in RACE_PLUGINS]  # a name of its own per round: on PostgreSQL the rounds share one ledger
         for name in names:
