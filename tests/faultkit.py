@@ -153,6 +153,17 @@ class Clock:
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1", "DONT_FAKE_MONOTONIC": "1"}
 
 
+def sweep_faketime() -> None:
+    """Remove the shared memory and semaphore libfaketime made for each process it ran in
+    (``/dev/shm/faketime_shm_<pid>``, ``sem.faketime_sem_<pid>``) once that process is gone: it unlinks them when a
+    process exits, never when one is killed, and the tests kill kennels."""
+    shm = Path("/dev/shm")
+    for path in [*shm.glob("faketime_shm_*"), *shm.glob("sem.faketime_sem_*")]:
+        pid = path.name.rpartition("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+
+
 class OwnPostgres:
     """A PostgreSQL server (the pgserver wheel) for one test alone, which the test may kill with SIGKILL and start again."""
 

@@ -15,12 +15,13 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from enginekit import add_plugin, gone, gtui, gtui_env, gtui_start, make_town, one_error_line, wait_for
-from faultkit import Clock, OwnPostgres, failing_disk, fill, kill_token_holders, tmpfs, token_holders
+from faultkit import Clock, OwnPostgres, failing_disk, fill, kill_token_holders, sweep_faketime, tmpfs, token_holders
 from kennelkit import kennel_pid, stop_kennels_under
 
 from gtcore import recovery
@@ -266,6 +267,16 @@ def test_a_postgresql_server_killed_mid_run_and_back_within_seconds_loses_no_res
 
 
 # -- clocks -------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_faketime_left() -> Iterator[None]:
+    """What libfaketime leaves in /dev/shm for the processes the clock tests killed goes with them (swept once the
+    module is done, when even the last of them is reaped)."""
+    yield
+    sweep_faketime()
+    time.sleep(0.3)  # a process killed last may still be reaped
+    sweep_faketime()
 
 
 def clock_env(tmp_path: Path, name: str, offset: str) -> tuple[Clock, dict[str, str]]:
