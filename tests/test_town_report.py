@@ -63,6 +63,7 @@ def test_the_once_report_is_valid_by_its_schema_and_says_what_needs_a_person(tow
     assert report["escalations"]["open"] == 2 and report["escalations"]["by_severity"]["high"] == 1
     assert set(report["escalations"]["unacknowledged"]) == {"high", "medium"}
     assert [bad["name"] for bad in report["invalid"]] == ["broken"]
+    assert report["problems"] == [] and first.err == ""  # no settings/escalation.json: its defaults, and not a word about it
     assert {item["id"].split("-")[0] for item in report["finished"]} == {"run"}
 
     loud, reporter, resting = entry(report, "loud"), entry(report, "reporter"), entry(report, "resting")
