@@ -14,12 +14,11 @@ import os
 import re
 import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError, Refused, brief
-from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Town, readable
+from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Record, Town, readable
 from gtui.terminal import safe
 
 if TYPE_CHECKING:
@@ -35,8 +34,7 @@ if TYPE_CHECKING:
 PASS_THROUGH_EXIT = 127  # what a shell says for a command it cannot find
 
 
-@dataclass(frozen=True)
-class RunContext:
+class RunContext(Record):
     """The run a command was called from (None outside one)."""
 
     run_id: str

@@ -14,21 +14,19 @@ step.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from gtcore.errors import Refused
-from gtcore.model import readable
+from gtcore.model import TYPE_CHECKING, Record, readable
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # records, not dataclasses, and no typing at run time: every gt and bd call of a plugin imports this
     from collections.abc import Iterator
+    from typing import Any, Literal, NoReturn
 
-Kind = Literal["value", "switch", "list"]
+    Kind = Literal["value", "switch", "list"]
 TRUE, FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")  # Go's strconv.ParseBool
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(Record):
     """One option: its spellings, where it lands, and what it means.
 
     ``list`` options repeat and split commas (``-l a,b -l c`` is three
@@ -51,23 +49,20 @@ class Flag:
         return next(name for name in self.names if name.startswith("--"))
 
 
-@dataclass(frozen=True)
-class Positional:
+class Positional(Record):
     dest: str
     help: str
     nargs: str | None = None  # None: exactly one; "?", "*", "+" as argparse
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(Record):
     """A command line as read: its values (``args``), and how many words no flag or positional took (``strays``)."""
 
     args: argparse.Namespace
     strays: int
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Record):
     """A plugin-facing command: ``gt escalate``, ``bd create``, ...
 
     ``strays``: words no flag or positional takes are ignored, as Gas Town
@@ -78,7 +73,7 @@ class Command:
     name: str
     summary: str
     flags: tuple[Flag, ...] = ()
-    positionals: tuple[Positional, ...] = field(default_factory=tuple)
+    positionals: tuple[Positional, ...] = ()
     strays: bool = False
 
     @property

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from gtcore.errors import GtError, Refused
 from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, parse_duration
 from gtui import __version__
-from gtui.dispatching import dispatch_words, dispatched, ended_badly
 from gtui.shims import flags
 from gtui.shims.context import actor, engine, guarded, read, run_context, say, say_json
 from gtui.terminal import read_stdin
@@ -163,6 +162,8 @@ def plugin_show(argv: list[str]) -> int:
 
 def plugin_run(argv: list[str]) -> int:
     """Gas Town prints the instructions and records a run; gtui queues the run for the kennel and waits for its result."""
+    from gtui.dispatching import ended_badly  # what only these two verbs need: every other call of a plugin goes without
+
     args = read(flags.PLUGIN_RUN, argv)
     town = engine()
     plugin = town.plugin(args.name)
@@ -230,6 +231,8 @@ def _mark(labels: list[str]) -> str:
 
 def dog_dispatch(argv: list[str]) -> int:
     """As Gas Town's: hand the plugin over and return at once (gtui queues its run for the kennel), in its shape."""
+    from gtui.dispatching import dispatch_words, dispatched, ended_badly
+
     args = read(flags.DOG_DISPATCH, argv)
     if not args.plugin:
         raise Refused('required flag "plugin" not set (--plugin NAME)', ("--plugin",))
