@@ -413,8 +413,12 @@ class Context:
         return self._console
 
     def say(self, *parts: object | tuple[object, str]) -> None:
-        """Print one line for people, every part made safe first."""
-        self.console.print(terminal.text(*parts))
+        """Print one line for people, every part made safe first; to a pipe or file, where no style shows, as plain text
+        without importing Rich (a plugin's ``gt escalate`` says three lines: Rich would be a third of its time)."""
+        if self._console is None and not sys.stdout.isatty():
+            sys.stdout.write(terminal.plain(*parts) + "\n")
+        else:
+            self.console.print(terminal.text(*parts))
 
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""

@@ -67,6 +67,11 @@ def console(stream: IO[str] | None = None) -> Console:
     return Console(file=SafeStream(target), highlight=False, soft_wrap=True, width=None if target.isatty() else PIPE_WIDTH)
 
 
+def plain(*parts: object | tuple[object, str]) -> str:
+    """The same line as :func:`text`, without its styles: for a pipe or a file."""
+    return "".join(safe(part[0] if type(part) is tuple else part) for part in parts)
+
+
 def text(*parts: object | tuple[object, str]) -> Text:
     """A line of literal, safe text from parts (``(value, style)`` pairs take a style)."""
     from rich.text import Text
