@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from enginekit import (
@@ -14,6 +16,7 @@ from enginekit import (
     Result,
     add_plugin,
     gtui,
+    gtui_env,
     gtui_start,
     kill_group,
     ledger,
@@ -237,3 +240,16 @@ def test_dog_dispatch_returns_at_once_with_the_run_in_gas_town_s_shape(tmp_path:
     ended = wait_for(lambda: ledger(town).get(run.id).status == "closed" and ledger(town).get(run.id), 15, "the run's end")
     assert ended.result == "success"
     assert (directory / "dog.txt").read_text().strip() == shown["dog"]
+
+
+def test_lines_for_a_pipe_are_written_plain_without_importing_rich(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    code = ("import sys\nfrom gtui.cli import main\ncode = main(sys.argv[1:])\n"
+            "sys.stderr.write('rich imported' if 'rich' in sys.modules else 'rich not imported')\nsys.exit(code)\n")
+    raised = subprocess.run([sys.executable, "-c", code, "--town", str(town), "escalate", "disk \x1b[31mfull", "-s", "low"],
+                            capture_output=True, text=True, env=gtui_env(), timeout=60)
+    assert raised.returncode == 0 and raised.stderr.endswith("rich not imported"), raised.stderr
+    assert raised.stdout.splitlines()[0].startswith("ℹ️ Escalation created: esc-") and "\x1b" not in raised.stdout
+    listed = subprocess.run([sys.executable, "-c", code, "--town", str(town), "escalate", "list"], capture_output=True, text=True,
+                            env=gtui_env(), timeout=60)
+    assert "disk full" in listed.stdout and listed.stderr.endswith("rich imported")  # a table is drawn by Rich
