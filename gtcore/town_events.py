@@ -16,12 +16,12 @@ their gates once more.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from datetime import datetime
 from pathlib import Path
 
+from gtcore.state_files import save_json
 from gtcore.storage.contract import Ledger
 from gtcore.town import Town
 
@@ -51,7 +51,7 @@ def ingest(town: Town, ledger: Ledger, wanted: set[str]) -> int:
     events = [event for line in whole.splitlines() if (event := _event(line, wanted)) is not None]
     if events:
         ledger.emit_events(events, source=".events.jsonl")
-    _save(cursor_path, info.st_ino, offset + len(whole))
+    save_json(cursor_path, {"inode": info.st_ino, "offset": offset + len(whole)})
     return len(events)
 
 
@@ -73,10 +73,3 @@ def _cursor(path: Path) -> tuple[int, int]:
         return int(data["inode"]), int(data["offset"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1, 0
-
-
-def _save(path: Path, inode: int, offset: int) -> None:
-    with contextlib.suppress(OSError):
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(json.dumps({"inode": inode, "offset": offset}), encoding="utf-8")
-        os.replace(temp, path)

@@ -31,6 +31,7 @@ from collections import deque
 from pathlib import Path
 
 from gtcore.records import Record
+from gtcore.state_files import save_json
 
 ACTIVE = "events.jsonl"
 KEPT = 10_000  # seqs kept per type: an order's "N events" saturates there, its gate does not
@@ -71,7 +72,7 @@ def refresh(city: Path, state_file: Path, wanted: frozenset[str], *, keep: bool 
             inode = info.st_ino
     seqs = {kind: tuple(found[-KEPT:]) for kind, found in reader.seqs.items()}
     if keep:
-        _save(state_file, {"wanted": sorted(wanted), "read_to": reader.read_to, "inode": inode, "offset": offset,
+        save_json(state_file, {"wanted": sorted(wanted), "read_to": reader.read_to, "inode": inode, "offset": offset,
                            "seqs": {kind: list(found) for kind, found in seqs.items()}})
     return Snapshot(reader.read_to, seqs)
 
@@ -175,14 +176,6 @@ def _load(path: Path, wanted: frozenset[str]) -> dict[str, object]:
         return data
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return fresh
-
-
-def _save(path: Path, state: dict[str, object]) -> None:
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(temp, path)
 
 
 def latest_fired(city: Path, subjects: set[str]) -> dict[str, tuple[int, str]]:

@@ -16,7 +16,6 @@ city never starts gc.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gtcore.records import Record
+from gtcore.state_files import save_json
 
 LIST_TIMEOUT = 30.0
 CALL_TIMEOUT = 10.0
@@ -100,7 +100,7 @@ def order_list(gc: str, city: Path, roots: Iterable[str], cache: Path, *, keep: 
     if keep:
         shown = {"failure": answer.reason, "orders": [], "dropped": []} if isinstance(answer, GcFailure) else \
             {"orders": list(answer.orders), "dropped": list(answer.dropped)}
-        _keep(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, **shown})
+        save_json(cache, {"fingerprint": _fingerprint(gc, city, roots, sources), "sources": sources, **shown})
     return answer
 
 
@@ -140,14 +140,6 @@ def _cached(cache: Path) -> dict[str, Any] | None:
         return None
     good = isinstance(data, dict) and all(isinstance(data.get(key), list) for key in ("fingerprint", "orders", "dropped"))
     return data if good else None
-
-
-def _keep(cache: Path, data: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        temp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(temp, cache)
 
 
 def order_history(gc: str, city: Path, name: str, rig: str = "", limit: int = 1) -> list[dict[str, Any]] | GcFailure:

@@ -19,9 +19,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -37,6 +35,7 @@ from gtcore.gascity.triggers import exit_error
 from gtcore.model import Report
 from gtcore.plugins import Plugin
 from gtcore.records import TYPE_CHECKING
+from gtcore.state_files import save_json
 
 if TYPE_CHECKING:
     from gtcore.events import EventBus
@@ -66,7 +65,7 @@ def import_last_runs(ledger: Ledger, plugins: Iterable[Plugin], city: CityScan, 
                                           ACTOR, at))
             imported.append(f"{plugin.name}: {how}")
         asked[plugin.name] = city.gc is not None
-    _save(state_file, asked)
+    save_json(state_file, asked)
     return imported
 
 
@@ -111,14 +110,6 @@ def _load(path: Path) -> dict[str, bool]:
     except (OSError, ValueError):
         return {}
     return {str(key): bool(value) for key, value in data.items()} if isinstance(data, dict) else {}
-
-
-def _save(path: Path, asked: dict[str, bool]) -> None:
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}")
-        temp.write_text(json.dumps(asked), encoding="utf-8")
-        os.replace(temp, path)
 
 
 class OrderEvents:
