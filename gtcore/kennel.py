@@ -498,7 +498,7 @@ class Kennel:
             conn.sendall(b'{"error": "not the town\'s user"}\n')
             return
         try:
-            request = json.loads(door.read_request(conn, REQUEST_SECONDS) or b"{}")
+            request = json.loads(door.read_line(conn, REQUEST_SECONDS) or b"{}")
         except ValueError:
             request = {}
         op = request.get("op") if isinstance(request, dict) else None

@@ -35,7 +35,8 @@ QUIET_SECONDS = 10.0  # a kennel that accepted and then said nothing (not even i
 # processes of one shell would differ).
 ENV_PREFIXES = ("GT_", "GC_", "GTUI_", "BD_", "PYTHON", "FAKETIME", "LD_")
 ENV_NAMES = ("TZ", "NO_COLOR", "FORCE_COLOR", "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR")
-ENV_UNWEIGHED = ("GTUI_THIN", "GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")  # how this command is asked to go; the town, sent named
+TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")  # gtcore.town.TOWN_ENV, which a thin command cannot afford to import
+ENV_UNWEIGHED = ("GTUI_THIN", *TOWN_ENV)  # how this command is asked to go; the town, sent named
 
 
 def hostname() -> str:
@@ -87,7 +88,7 @@ def tell(path: str, request: dict[str, object], *, timeout: float = 0.5, answer:
             if not answer:
                 return {}
             conn.shutdown(socket.SHUT_WR)
-            return _parsed(read_line(conn, REQUEST_MAX))
+            return _parsed(read_line(conn, timeout))
     except OSError:
         return None
 
@@ -145,15 +146,16 @@ def own(conn: socket.socket) -> bool:
     return struct.unpack("3i", raw)[1] in (os.getuid(), 0)
 
 
-def read_request(conn: socket.socket, seconds: float) -> bytes:
-    """One request line, read within ``seconds`` in all (an asker that trickles it in byte by byte gets no more)."""
+def read_line(conn: socket.socket, seconds: float) -> bytes:
+    """One line (a request, or a kennel's answer), read within ``seconds`` in all: a peer that trickles it in byte by
+    byte gets no more time."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
     while size < REQUEST_MAX:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError("the request did not come in time")
+            raise TimeoutError("the line did not come in time")
         conn.settimeout(left)
         chunk = conn.recv(65536)
         if not chunk:
@@ -162,23 +164,6 @@ def read_request(conn: socket.socket, seconds: float) -> bytes:
         chunks.append(chunk if cut < 0 else chunk[:cut])
         if cut >= 0:
             break
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def read_line(conn: socket.socket, limit: int) -> bytes:
-    """One line from ``conn`` (at most ``limit`` bytes of it); what came when the peer closed first."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        cut = chunk.find(b"\n")
-        if cut >= 0:
-            chunks.append(chunk[:cut])
-            break
-        chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
 
