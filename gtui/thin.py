@@ -29,7 +29,6 @@ from gtcore import __version__
 from gtcore import kennel_door as door
 
 THIN_VARIABLE = "GTUI_THIN"
-TOWN_ENV = ("GT_TOWN_ROOT", "GT_ROOT", "GT_TOWN")  # as gtcore.town.Town.locate reads them, in that order
 THIN_WORDS = ((), ("plugin", "list"), ("escalate", "list"))  # () with --once
 FLAGS = frozenset({"--once", "--json", "--read-only", "--all", "--stale"})
 VALUED = frozenset({"--town", "--severity"})
@@ -113,7 +112,7 @@ def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tt
             return None
     if tuple(words) not in THIN_WORDS or (not words) != ("--once" in line) or ((tty or not utf8) and "--json" not in line):
         return None
-    town = town or next((environ[name] for name in TOWN_ENV if environ.get(name)), None)
+    town = town or next((environ[name] for name in door.TOWN_ENV if environ.get(name)), None)
     if not town:
         return None  # the town above the working directory, a city, ~/gt: the engine finds those
     root = os.path.realpath(os.path.expanduser(town))

@@ -155,6 +155,12 @@ def test_which_command_lines_are_thin(tmp_path: Path, monkeypatch: pytest.Monkey
     assert found == (root, [*expected[0], "--town", root])
 
 
+def test_the_door_names_the_town_with_the_variables_the_engine_reads() -> None:
+    from gtcore.town import TOWN_ENV
+
+    assert door.TOWN_ENV == TOWN_ENV
+
+
 def test_the_console_script_starts_with_the_standard_library_and_the_door() -> None:
     code = ("import sys, gtui.thin; print(sorted(name for name in sys.modules if name.startswith(('gtcore', 'gtui', 'rich', "
             "'textual', 'tomllib', 'sqlite3'))))")
