@@ -714,15 +714,6 @@ def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), releas
     problem of ``--once``'s answer, a warning of any other command's.  ``release``: the process lives on (the kennel
     answering a thin command): the command's ledger connections are closed when it ends.  ``gone``: whether the one who
     asked went away (the kennel answering): a command then takes nothing it cannot give back."""
-    try:
-        return _main(argv, notes, gone)
-    finally:
-        ctx, _CONTEXT.context = getattr(_CONTEXT, "context", None), None
-        if release and ctx is not None:
-            ctx.release()
-
-
-def _main(argv: Sequence[str] | None, notes: Sequence[str], gone: Callable[[], bool] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     args, ctx = None, None
@@ -737,7 +728,7 @@ def _main(argv: Sequence[str] | None, notes: Sequence[str], gone: Callable[[], b
         elif command is None:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
-        ctx = _CONTEXT.context = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
+        ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
         ctx.notes = list(notes)
         ctx.gone = gone or ctx.gone
         if command is not dispatching.cmd_once:
@@ -754,14 +745,14 @@ def _main(argv: Sequence[str] | None, notes: Sequence[str], gone: Callable[[], b
         return 0
     except Exception as exc:  # the last line of defence: never a traceback
         return _fail(f"internal error (a bug in gtui): {type(exc).__name__}: {brief(exc, 200)} ({_save_crash(args)})", wants_json)
+    finally:
+        if release and ctx is not None:
+            ctx.release()
 
 
 def _here() -> bool:
     """The one who asked is this process: it never went away."""
     return False
-
-
-_CONTEXT = threading.local()  # the command's Context, per thread (a kennel answers several thin commands at once)
 
 
 @contextlib.contextmanager
