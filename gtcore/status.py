@@ -104,7 +104,8 @@ def health(plugins: Iterable[tuple[Plugin, PluginFacts]], invalid: Iterable[Inva
     degraded: list[str] = []
     for plugin, facts in plugins:
         if facts.streak:
-            (degraded if _aside(plugin, facts) else failing).append(_streak_words(plugin, facts))
+            aside = _aside(plugin, facts)
+            (degraded if aside else failing).append(_streak_words(plugin, facts, aside))
     for severity in URGENT:
         refs = escalations.unacknowledged.get(severity, [])
         if refs:
@@ -123,22 +124,21 @@ def health(plugins: Iterable[tuple[Plugin, PluginFacts]], invalid: Iterable[Inva
     return Health(word, failing + degraded)
 
 
-def _aside(plugin: Plugin, facts: PluginFacts) -> bool:
-    """A failure streak that deserves a look but does not fail the town: the plugin is paused, disabled or manual (no
-    gate will run it again: nothing fails on its own), or its last run is a receipt (``gt plugin record-run`` from
-    elsewhere: a record someone wrote, not a run gtui ran)."""
+def _aside(plugin: Plugin, facts: PluginFacts) -> str:
+    """Why a failure streak deserves a look but does not fail the town ("" when it fails it): the plugin is paused,
+    disabled or manual (no gate will run it again: nothing fails on its own), or its last run is a receipt (``gt
+    plugin record-run`` from elsewhere: a record someone wrote, not a run gtui ran)."""
     receipt = facts.last_run is not None and bool(facts.last_run.data.get("receipt"))
-    return facts.pause is not None or not plugin.runs_by_itself or plugin.gate.type == "manual" or receipt
+    return ("paused" if facts.pause is not None else "disabled" if not plugin.runs_by_itself
+            else "manual" if plugin.gate.type == "manual" else "a receipt" if receipt else "")
 
 
-def _streak_words(plugin: Plugin, facts: PluginFacts) -> str:
+def _streak_words(plugin: Plugin, facts: PluginFacts, aside: str) -> str:
     run = facts.last_run
     last = f"{run.ref} {run.result}" if run is not None else (facts.stats.last_result if facts.stats else "?")
     why = run_reason(run) if run is not None else None
     runs = "its last run" if facts.streak == 1 else f"its last {facts.streak} runs"
-    receipt = run is not None and run.data.get("receipt")
-    note = (" (paused)" if facts.pause is not None else " (disabled)" if not plugin.runs_by_itself
-            else " (manual)" if plugin.gate.type == "manual" else " (a receipt)" if receipt else "")
+    note = f" ({aside})" if aside else ""
     return f"plugin {plugin.name}{note}: {runs} ended badly; last {last}" + (f": {why}" if why else "")
 
 
