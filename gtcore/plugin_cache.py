@@ -35,6 +35,13 @@ FORMAT = 4
 Identity = tuple[int, int, int, "bool | str"]  # size, mtime_ns, inode, run.sh beside it (see discovery.run_script_state)
 
 
+UNREADABLE = (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError)  # an absent, damaged or foreign file
+
+
+def _checks(data: dict[str, Any]) -> dict[str, CheckResult]:
+    return {name: CheckResult(*values) for name, values in data["checks"].items()}
+
+
 def identity_of(manifest: os.stat_result, run_script: bool | str) -> Identity:
     return manifest.st_size, manifest.st_mtime_ns, manifest.st_ino, run_script
 
@@ -61,21 +68,22 @@ class PluginCache:
         self._slots_saved = len(SLOTS)
 
     def _read(self) -> dict[str, Any]:
+        """The file's contents (noting which file it was); ValueError when another format or gtui wrote it."""
         with open(self.path, "rb") as handle:
             seen = os.fstat(handle.fileno())
             data = marshal.loads(handle.read())  # marshal.load() reads a file in small pieces: ten times slower
         self._seen = (seen.st_mtime_ns, seen.st_ino)
+        if data.get("format") != FORMAT or data.get("gtui") != __version__:
+            raise ValueError("another format or gtui version")
         return data
 
     def _load(self) -> None:
         try:
             data = self._read()
-            if data.get("format") != FORMAT or data.get("gtui") != __version__:
-                return
             entries, parts = dict(data["plugins"]), list(data["parts"])
             SLOTS.update(data["slots"])
-            self.checks = {name: CheckResult(*values) for name, values in data["checks"].items()}
-        except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+            self.checks = _checks(data)
+        except UNREADABLE:
             return  # absent, damaged or foreign: rebuilt as plugins are parsed
         self._entries, self._parts, self._built = entries, parts, [None] * len(parts)
 
@@ -134,13 +142,10 @@ class PluginCache:
     def fresh_checks(self) -> dict[str, CheckResult]:
         """The last checks as the file has them now: a process that lives long and runs no check (a read-only control
         room) sees those the town's patrols kept since (one ``stat``; the file is read again only when it changed)."""
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*UNREADABLE):
             info = os.stat(self.path)
             if (info.st_mtime_ns, info.st_ino) != self._seen:
-                with contextlib.suppress(EOFError, ValueError, TypeError, KeyError, AttributeError):
-                    data = self._read()
-                    if data.get("format") == FORMAT and data.get("gtui") == __version__:
-                        self._newest({name: CheckResult(*values) for name, values in data["checks"].items()})
+                self._newest(_checks(self._read()))
         return self.checks
 
     def _newest(self, found: dict[str, CheckResult]) -> None:
