@@ -120,7 +120,7 @@ def settle(root: Path) -> None:
 # -- a normal install of gtui, for timing whole processes -------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ("gtcore", "gtui", "pyproject.toml")  # what the installed gtui is built from: its cache key
+SOURCES = ("gtcore", "gtui", "scripts", "pyproject.toml")  # what the installed gtui is built from: its cache key
 CACHE = Path(tempfile.gettempdir()) / "gtui-bench"
 UNSEEN = ("PYTHONPATH", "PYTHONHOME")  # what would make a child import other code than the install's
 
@@ -168,7 +168,7 @@ class Install:
 
 
 def installed_gtui(extras: tuple[str, ...] = (), cache: Path = CACHE) -> Install:
-    """gtui built from this tree into a fresh venv, cached until gtcore/, gtui/ or pyproject.toml change.
+    """gtui built from this tree into a fresh venv, cached until gtcore/, gtui/, scripts/ or pyproject.toml change.
 
     Built in a side directory and renamed when complete, so an interrupted build
     is never reused; its dependencies are pinned to the development venv's versions,
@@ -221,7 +221,7 @@ def _tree_hash(extra: list[str]) -> str:
 
 def _source_files() -> list[Path]:
     files = [REPO / "pyproject.toml"]
-    for package in SOURCES[:2]:
+    for package in SOURCES[:-1]:
         files += [path for path in (REPO / package).rglob("*") if path.is_file() and "__pycache__" not in path.parts]
     return files
 

@@ -81,7 +81,7 @@ class Answers:
         with self._cond:
             self._in_flight += 1
         try:
-            conn.sendall(b'{"accepted": true}\n')
+            conn.sendall(door.ACCEPTED + b"\n")
             self._serve(conn, request["argv"])
         finally:
             with self._cond:
@@ -106,7 +106,7 @@ class Answers:
             code, out, err = self.answerer(argv, partial(gone, conn))
         finally:
             done.set()
-        send(json.dumps({"code": code, "out": out, "err": err}).encode() + b"\n")
+        send(door.answer_bytes(code, out, err))
 
     def wait(self, seconds: float = GRACE_SECONDS) -> bool:
         """Wait until no command is being answered (at most ``seconds``); whether none is."""

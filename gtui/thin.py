@@ -20,13 +20,15 @@ that the kennel answers.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable
 
 from gtcore import __version__
 from gtcore import kennel_door as door
+
+TYPE_CHECKING = False  # typing costs a thin command its import; type checkers read this name as typing's
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 THIN_VARIABLE = "GTUI_THIN"
 THIN_WORDS = ((), ("plugin", "list"), ("escalate", "list"))  # () with --once
@@ -65,14 +67,26 @@ def main() -> int:
 def _said(answer: dict[str, object]) -> int:
     """Print the kennel's answer as the command's own; a reader that went away (``| head``) ends it quietly, as here."""
     try:
-        sys.stdout.write(str(answer.get("out", "")))
-        sys.stdout.flush()
-        sys.stderr.write(str(answer.get("err", "")))
+        _write(sys.stdout, answer["out"])
+        _write(sys.stderr, answer["err"])
     except BrokenPipeError:
+        import contextlib
+
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
         return 0
     return int(answer["code"])  # type: ignore[call-overload]
+
+
+def _write(stream: object, data: object) -> None:
+    """The kennel's bytes onto ``stream`` as they are (its buffer, when it has one)."""
+    stream.flush()  # type: ignore[attr-defined]
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(bytes(data).decode(errors="replace"))  # type: ignore[arg-type, attr-defined]
+    else:
+        buffer.write(data)
+    stream.flush()  # type: ignore[attr-defined]
 
 
 def _utf8(stream: object) -> bool:
