@@ -29,6 +29,7 @@ from gtcore import kennel_door as door
 TYPE_CHECKING = False  # typing costs a thin command its import; type checkers read this name as typing's
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import TextIO
 
 THIN_VARIABLE = "GTUI_THIN"
 THIN_WORDS = ((), ("plugin", "list"), ("escalate", "list"))  # () with --once
@@ -66,9 +67,11 @@ def main() -> int:
 
 def _said(answer: dict[str, object]) -> int:
     """Print the kennel's answer as the command's own; a reader that went away (``| head``) ends it quietly, as here."""
+    out, err = answer["out"], answer["err"]
+    assert isinstance(out, bytes) and isinstance(err, bytes), "the door reads bytes"
     try:
-        _write(sys.stdout, answer["out"])
-        _write(sys.stderr, answer["err"])
+        _write(sys.stdout, out)
+        _write(sys.stderr, err)
     except BrokenPipeError:
         import contextlib
 
@@ -78,15 +81,15 @@ def _said(answer: dict[str, object]) -> int:
     return int(answer["code"])  # type: ignore[call-overload]
 
 
-def _write(stream: object, data: object) -> None:
+def _write(stream: TextIO, data: bytes) -> None:
     """The kennel's bytes onto ``stream`` as they are (its buffer, when it has one)."""
-    stream.flush()  # type: ignore[attr-defined]
+    stream.flush()
     buffer = getattr(stream, "buffer", None)
     if buffer is None:
-        stream.write(bytes(data).decode(errors="replace"))  # type: ignore[arg-type, attr-defined]
+        stream.write(data.decode(errors="replace"))
     else:
         buffer.write(data)
-    stream.flush()  # type: ignore[attr-defined]
+    stream.flush()
 
 
 def _utf8(stream: object) -> bool:
@@ -171,16 +174,15 @@ class Answerer:
         if gone():
             return 2, "", ""  # nobody will read it: nothing is run
         out, err = io.StringIO(), io.StringIO()
-        switches = sys.stdout, sys.stderr
-        assert isinstance(switches[0], _Switch) and isinstance(switches[1], _Switch), "answering() puts them in place"
-        switches[0].kept.stream, switches[1].kept.stream = out, err
+        stdout, stderr = sys.stdout, sys.stderr
+        assert isinstance(stdout, _Switch) and isinstance(stderr, _Switch), "answering() puts them in place"
+        stdout.kept.stream, stderr.kept.stream = out, err
         try:
             code = here(argv, release=True, gone=gone)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
         finally:
-            for switch in switches:
-                switch.kept.stream = None
+            stdout.kept.stream = stderr.kept.stream = None
         return code, out.getvalue(), err.getvalue()
 
 
