@@ -175,9 +175,9 @@ def fingerprint_label(key: str | None) -> str | None:
 
 
 def _label_of(trimmed: str) -> str:
-    from hashlib import sha256
+    from gtcore.digests import sha256_hex
 
-    return FINGERPRINT_PREFIX + sha256(trimmed.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return FINGERPRINT_PREFIX + sha256_hex(trimmed.encode("utf-8", "surrogateescape"))[:12]
 
 
 def one_line(text: str) -> str:

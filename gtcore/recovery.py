@@ -20,11 +20,11 @@ the town's user only.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
 
+from gtcore.digests import sha256_hex
 from gtcore.records import TYPE_CHECKING, Record
 from gtcore.run_output import log_text
 from gtcore.storage.contract import Close
@@ -65,7 +65,7 @@ class Entry(Record):
 
 def directory(town: Town) -> Path:
     """This town's journal directory on this host (not created)."""
-    digest = hashlib.sha256(str(town.root).encode()).hexdigest()[:16]
+    digest = sha256_hex(str(town.root).encode())[:16]
     return _root() / f"{town.root.name}-{digest}"
 
 

@@ -62,10 +62,10 @@ def socket_name(town_root: Path, environ: Mapping[str, str]) -> str:
     named = environ.get("GT_TMUX_SOCKET", "")
     if named not in ("", "default", "auto"):
         return named
-    from hashlib import sha256
+    from gtcore.digests import sha256_hex
 
     base = re.sub(r"[^a-z0-9-]+", "-", town_root.name.lower()).strip("-") or "default"
-    return f"{base}-{sha256(os.path.realpath(town_root).encode()).hexdigest()[:6]}"
+    return f"{base}-{sha256_hex(os.path.realpath(town_root).encode())[:6]}"
 
 
 def session_health(session: str, max_inactivity: float, socket: str, now: float) -> SessionHealth:

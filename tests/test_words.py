@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from enginekit import Result, add_plugin, gtui, gtui_env, ledger, make_town
 from faultkit import read_only
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from servers import SmtpServer, WebhookServer
 from test_cli_engine import one_line_error
@@ -385,3 +385,13 @@ def test_retry_after_never_raises_and_is_none_or_zero_to_an_hour(header: str | N
     assert wait is None or 0.0 <= wait <= RETRY_AFTER_CAP
     if header is None or not any(char.isdecimal() for char in header):
         assert wait is None  # not a number, and no date without a day's number: nothing to honour
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_the_digest_without_openssl_is_sha256(data: bytes) -> None:
+    import hashlib
+
+    from gtcore.digests import sha256_hex
+
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()

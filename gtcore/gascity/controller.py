@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import socket
 from pathlib import Path
 
+from gtcore.digests import sha256_hex
 from gtcore.model import Problem
 
 SOCKET_PATH_MAX = 100
@@ -38,7 +38,7 @@ def socket_path(city: Path) -> str:
         real = os.path.realpath(city)
     except OSError:
         real = str(city)
-    return f"/tmp/gascity-controller/{hashlib.sha256(real.encode()).hexdigest()[:32]}.sock"
+    return f"/tmp/gascity-controller/{sha256_hex(real.encode())[:32]}.sock"
 
 
 def running(city: Path) -> bool:
