@@ -61,6 +61,7 @@ LOG_CAP = 1024 * 1024  # an autostarted kennel's log is rotated (one old copy) w
 REQUEST_SECONDS = 0.5  # the whole request line, however slowly it trickles in
 TALKS = 64  # connections a kennel keeps at once (each has its thread); one more is closed at once
 RESCAN_SECONDS = 2.0  # how old a scan the queue may be matched against (a plugin it lacks rescans at once)
+PAGE_RUNS = 64  # queued runs read at once for the dogs, who take them a few at a time (see Kennel.jobs)
 BEAT_PROBLEMS_SECONDS = 3600.0  # problems a kennel noted are shown for an hour
 
 
@@ -255,6 +256,8 @@ class Kennel:
         self.successor = False  # drained with runs still queued for this host: close() starts the next kennel
         self._scan: PluginSet | None = None  # the plugins as last scanned for the queue (see _plugins)
         self._scanned_at = float("-inf")
+        self._page: list[Job] = []  # queued runs read for the dogs and not handed out yet, next first (see jobs)
+        self._page_at = float("-inf")
 
     # -- life ---------------------------------------------------------------------------
 
@@ -384,16 +387,26 @@ class Kennel:
         A run of a plugin this host does not know (removed since its claim,
         or a host whose checkout differs) is left queued: another host's
         kennel may know it, and ``queue_timeout`` ends its wait with the reason.
+
+        The queue is read a page at a time and handed out from that page
+        (:attr:`_page`) while it lasts and is at most :data:`RESCAN_SECONDS`
+        old: a thousand runs queued at once cost a read per page, not one per
+        turn of the dogs' loop.  Runs queued since come after the page's (the
+        queue is in claim order); one of the page that another kennel took
+        or someone stopped meanwhile is refused at its take, and the dogs look again.
         """
-        eligible = self._eligible(idle)
+        now = time.monotonic()
+        if len(self._page) < idle or now - self._page_at > RESCAN_SECONDS:
+            self._page, self._page_at = self._eligible(max(idle, PAGE_RUNS)), now
+        eligible, self._page = self._page[:idle], self._page[idle:]
         if eligible:
-            self._busy_at = time.monotonic()
+            self._busy_at = now
         return eligible
 
     def _eligible(self, wanted: int = 1) -> list[Job]:
         """Up to ``wanted`` queued runs this kennel may take: the queue is read a page at a time, a page as large as the
-        wants (four times over), a larger one only when runs of the page are for other hosts."""
-        page = max(16, 4 * wanted)
+        wants, four times larger each time runs of the page are for other hosts."""
+        page = max(16, wanted)
         while True:
             try:
                 queued = self.engine.ledger.queued_runs(page)

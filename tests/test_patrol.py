@@ -288,6 +288,39 @@ def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_id
     assert elapsed < 2.0, f"six turns of refusals took {elapsed:.1f}s: each waited the loop's idle second"
 
 
+def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_stopped_meanwhile(tmp_path: Path) -> None:
+    """Twelve queued runs, two dogs: one read of the queue serves every take (a thousand runs queued at once must not
+    cost a read per turn of the dogs' loop); a run of that page stopped while it waited is refused, and the rest run."""
+    town = make_town(tmp_path / "town")  # two dogs
+    names = [f"paged-{n}" for n in range(12)]
+    for name in names:
+        add_plugin(town, name, 'type = "manual"')
+    engine = Engine(Town.locate(town))
+    queued = [engine.run_plugin(name) for name in names]
+    book = ledger(town)
+
+    class Stopping(Kennel):
+        def jobs(self, idle: int) -> list:
+            found = super().jobs(idle)
+            if found and found[0].run.id == queued[0].id:  # the page is read: its last run is stopped before its take
+                book.request_stop(queued[-1].id, "changed my mind")
+            return found
+
+    house = Stopping(Engine(Town.locate(town)))
+    reads: list[int] = []
+    read = house.engine.ledger.queued_runs
+    house.engine.ledger.queued_runs = lambda limit=None: reads.append(1) or read(limit)  # type: ignore[method-assign]
+    house.open()
+    house.start()
+    try:
+        ended = engine.wait_runs([run.id for run in queued], timeout=30)
+    finally:
+        house.close()
+        engine.close()
+    assert [ended[run.id].result for run in queued] == ["success"] * 11 + ["abandoned"]
+    assert len(reads) <= 2, f"{len(reads)} reads of the queue for 12 runs (one for the page, one once it runs short)"
+
+
 def test_a_long_lived_reader_sees_the_checks_patrols_keep_later(tmp_path: Path) -> None:
     town = make_town(tmp_path / "town", 'kennel = "external"\n')
     add_plugin(town, "cond", 'type = "condition"\ncheck = "echo not yet; exit 1"')
