@@ -238,7 +238,7 @@ class Kennel:
     def __init__(self, engine: Engine, *, patrol: bool = False, autostarted: bool = False,
                  answerer: Answerer | None = None) -> None:
         self.engine = engine
-        self.answers = Answers(answerer)  # the thin commands the face answers in this process
+        self.answers = Answers(answerer, engine.runner.run_environment)  # the thin commands and the plugins' gt and bd
         self._talks = threading.BoundedSemaphore(TALKS)
         self.where = place(engine.town)
         self.host = self.where.host
@@ -510,14 +510,19 @@ class Kennel:
         if not door.own(conn):  # only the town's user (or root) may wake, stop, drain or ask it
             conn.sendall(b'{"error": "not the town\'s user"}\n')
             return
+        fds: list[int] = []  # a plugin's gt or bd hands over its standard streams with its request
         try:
-            request = json.loads(door.read_line(conn, REQUEST_SECONDS) or b"{}")
-        except ValueError:
-            request = {}
-        op = request.get("op") if isinstance(request, dict) else None
-        if op == "command":
-            self.answers.take(conn, request)
-            return
+            try:
+                request = json.loads(door.read_line(conn, REQUEST_SECONDS, fds) or b"{}")
+            except ValueError:
+                request = {}
+            op = request.get("op") if isinstance(request, dict) else None
+            if op in ("command", "shim"):
+                self.answers.take(conn, request, fds, door.peer_pid(conn))
+                return
+        finally:
+            for fd in fds:
+                os.close(fd)
         reply: dict[str, Any] = {"ok": True, "pid": os.getpid(), "host": self.host, "runs": len(self.engine.runner.active)}
         if op == "wake":
             act = self.look

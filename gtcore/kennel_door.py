@@ -8,9 +8,12 @@ more, and the interpreter's own start is the yardstick.  The kennel itself
 (:mod:`gtcore.kennel`) opens the door at the same place and answers through it.
 
 One request is one JSON line.  ``wake``, ``stop`` and ``drain`` get one JSON
-line back.  ``command`` gets a line at once: ``{"accepted": true}`` (or
+line back.  ``command`` (and ``shim``, a plugin's ``gt`` or ``bd`` with its
+standard streams passed along) gets a line at once: ``{"accepted": true}`` (or
 ``{"bypass": why}`` when the kennel will not answer it: another gtui version,
-another environment); then an empty line every second while the command runs;
+another environment); the asker, if that came in time, says go (a newline),
+else it closes and runs the command itself, and the kennel, seeing no go, runs
+nothing: a command runs once, here or there; then an empty line every second while the command runs;
 then its end: ``<exit status> <stdout bytes> <stderr bytes>`` on a line, and
 those bytes as they are (no JSON to escape a listing of 10,000 plugins into,
 and out of again).
@@ -30,6 +33,9 @@ ANSWER_MAX = 64 * 1024 * 1024  # a command's whole output (a listing of 10,000 p
 ACCEPT_SECONDS = 0.2  # a kennel that has not accepted a command by then is bypassed (and said to be slow)
 QUIET_SECONDS = 10.0  # a kennel that accepted and then said nothing (not even its keep-alive line) for this long froze
 ACCEPTED = b'{"accepted": true}'
+GO = b"\n"  # the asker's word that it saw ACCEPTED in time and waits for the answer (the kennel runs nothing without it)
+STREAMS = (0, 1, 2)  # what a plugin's gt or bd hands the kennel: its standard input, output and error
+HAND_BACK = -1  # the status of a gt or bd the kennel hands back: it hands over to a real one, which only the asker can become
 # What can change a thin command's answer: gtui's and Gas Town's own variables, the time zone and the clock (faked),
 # colours forced or refused, where programs, libraries and files are found, who asks.  Not the terminal's (a thin
 # command's output is for a pipe, or JSON) nor the locale (Python itself sets LC_CTYPE for its children: two
@@ -87,10 +93,13 @@ def json_string(text: str) -> str:
     return quoted
 
 
-def command_request(argv: list[str], key: str, version: str) -> bytes:
-    """The request line of a thin command (see the module's text), written as :func:`json.dumps` would read it back."""
+def request_line(op: str, argv: list[str], key: str, version: str, **fields: str) -> bytes:
+    """The request line of a thin command (``op`` ``command``) or a plugin's ``gt``/``bd`` (``shim``), written as
+    :func:`json.dumps` would read it back (see the module's text)."""
     words = ", ".join(map(json_string, argv))
-    return (f'{{"op": "command", "argv": [{words}], "key": {json_string(key)}, "version": {json_string(version)}}}\n').encode()
+    more = "".join(f", {json_string(name)}: {json_string(value)}" for name, value in fields.items())
+    return (f'{{"op": {json_string(op)}, "argv": [{words}], "key": {json_string(key)}, "version": {json_string(version)}{more}}}\n'
+            ).encode()
 
 
 def _connection(path: str, timeout: float) -> _socket.socket | None:
@@ -137,9 +146,25 @@ def ask_command(path: str, argv: list[str], key: str, version: str) -> dict[str,
     :data:`ACCEPT_SECONDS`); None when no kennel of this user listens there, or the command cannot be sent (a word
     that is no text: the command runs in its own process)."""
     try:
-        request = command_request(argv, key, version)
+        request = request_line("command", argv, key, version)
     except ValueError:
         return None
+    return _ask(path, request, ())
+
+
+def ask_shim(path: str, tool: str, argv: list[str], key: str, version: str, token: str) -> dict[str, object] | str | None:
+    """Ask the kennel at ``path`` to answer a plugin's ``gt`` or ``bd`` (``tool``) for the run holding ``token``, with
+    this process's own standard input, output and error (handed over with the request: the kennel reads and writes
+    them as this process would).  Answers as :func:`ask_command` does; ``out`` and ``err`` are then empty."""
+    try:
+        request = request_line("shim", argv, key, version, tool=tool, token=token)
+    except ValueError:
+        return None
+    return _ask(path, request, STREAMS)
+
+
+def _ask(path: str, request: bytes, fds: tuple[int, ...]) -> dict[str, object] | str | None:
+    """Send ``request`` (and the file descriptors ``fds``) and read the answer: see :func:`ask_command`."""
     try:
         conn = _connection(path, ACCEPT_SECONDS)
     except TimeoutError:
@@ -149,17 +174,28 @@ def ask_command(path: str, argv: list[str], key: str, version: str) -> dict[str,
     try:
         reader = _Reader(conn)
         try:
-            conn.sendall(request)
-            conn.shutdown(_socket.SHUT_WR)
+            _send(conn, request, fds)
             first = reader.line(REQUEST_MAX)
+            if first == ACCEPTED:
+                conn.sendall(GO)  # from here the kennel runs it, and this process waits for its end: never both
+                conn.shutdown(_socket.SHUT_WR)
         except OSError:
-            return "slow"
+            return "slow"  # the kennel sees this end closed instead of a go: it runs nothing
         if first != ACCEPTED:
             return _refusal(first)
         conn.settimeout(QUIET_SECONDS)  # accepted: the command takes what it takes, its keep-alive says it is alive
         return _answer(reader)
     finally:
         conn.close()
+
+
+def _send(conn: _socket.socket, data: bytes, fds: tuple[int, ...]) -> None:
+    """``data``, with ``fds`` passed along with its first bytes (SCM_RIGHTS: the kennel gets its own copies)."""
+    if fds:
+        rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)  # an array of C ints
+        data = data[conn.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)]):]
+    if data:  # not an empty send: a kennel that refused at once and closed would make it an error
+        conn.sendall(data)
 
 
 def _refusal(line: bytes | None) -> str:
@@ -228,16 +264,28 @@ def answer_bytes(code: int, out: str, err: str) -> bytes:
 def own(conn: _socket.socket) -> bool:
     """What answers on ``conn`` runs as this user (or root): a socket another user made where the kennel's would be
     is never believed (Linux: SO_PEERCRED; elsewhere the socket's 0600 mode and private directory keep others out)."""
+    credentials = _peer(conn)
+    return credentials is None or credentials[1] in (os.getuid(), 0)
+
+
+def peer_pid(conn: _socket.socket) -> int | None:
+    """The process at the other end of ``conn`` (None where the system does not say)."""
+    credentials = _peer(conn)
+    return credentials[0] if credentials is not None else None
+
+
+def _peer(conn: _socket.socket) -> tuple[int, int] | None:
+    """The peer's pid and uid (SO_PEERCRED's struct ucred: pid, uid, gid as C ints), or None where there is none."""
     try:
-        raw = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: pid, uid, gid (C ints)
+        raw = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     except (OSError, AttributeError):
-        return True
-    return int.from_bytes(raw[4:8], sys.byteorder) in (os.getuid(), 0)
+        return None
+    return int.from_bytes(raw[0:4], sys.byteorder, signed=True), int.from_bytes(raw[4:8], sys.byteorder)
 
 
-def read_line(conn: _socket.socket, seconds: float) -> bytes:
+def read_line(conn: _socket.socket, seconds: float, fds: list[int] | None = None) -> bytes:
     """One line (a request, or a kennel's answer), read within ``seconds`` in all: a peer that trickles it in byte by
-    byte gets no more time."""
+    byte gets no more time.  ``fds``: the file descriptors that came with it are added there (the caller owns them)."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
@@ -246,7 +294,7 @@ def read_line(conn: _socket.socket, seconds: float) -> bytes:
         if left <= 0:
             raise TimeoutError("the line did not come in time")
         conn.settimeout(left)
-        chunk = conn.recv(65536)
+        chunk = conn.recv(65536) if fds is None else _received(conn, fds)
         if not chunk:
             break
         cut = chunk.find(b"\n")
@@ -255,6 +303,15 @@ def read_line(conn: _socket.socket, seconds: float) -> bytes:
             break
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _received(conn: _socket.socket, fds: list[int]) -> bytes:
+    """Bytes from ``conn``, and the file descriptors that came with them into ``fds``."""
+    data, ancillary, _flags, _address = conn.recvmsg(65536, _socket.CMSG_SPACE(4 * len(STREAMS)))
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(payload[at:at + 4], sys.byteorder) for at in range(0, len(payload) - len(payload) % 4, 4)]
+    return data
 
 
 def _parsed(line: bytes) -> dict[str, object] | None:

@@ -246,6 +246,15 @@ def kill_orphan(pid: object, started: object) -> bool:
     return True
 
 
+def carries(pid: int, token: str) -> bool:
+    """Process ``pid`` carries the run ``token`` in its environment (the variable itself, exactly that value)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return f"{RUN_TOKEN}={token}".encode() in handle.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def _environ_has(pid: int, marker: bytes) -> bool:
     try:
         with open(f"/proc/{pid}/environ", "rb") as handle:

@@ -100,6 +100,7 @@ class Runner:
         self._pending: list[recovery.Entry] = []  # ends the ledger refused: retried, and kept in the recovery journal meanwhile
         self.lock = threading.Lock()  # held while takes are written: see record()
         self.active: set[int] = set()
+        self._by_token: dict[str, Run] = {}  # the runs in flight by their token: a plugin's gt or bd proves its run with it
         self._stop = threading.Event()  # set once: every run of this kennel ends now
         self.stop_reason = ""
         self._stops: dict[int, str] = {}  # runs asked to stop one by one (ctrl+k, an interrupted gtui plugin run), with why
@@ -221,6 +222,7 @@ class Runner:
             self.active.difference_update(run.bead.id for run in ended)
             for run in ended:
                 self._stops.pop(run.bead.id, None)
+                self._by_token.pop(run.token, None)
         return closed, [answer if isinstance(answer, Bead) else _refusal(answer) for answer in taken]
 
     @staticmethod
@@ -245,8 +247,19 @@ class Runner:
     def claim(self, plugin: Plugin, bead: Bead, dog: str, rig: str) -> Run:
         """A taken run, announced, its child not started yet (see :meth:`launch`)."""
         run = Run(self, plugin, bead, dog, rig)
+        if run.token:
+            self._by_token[run.token] = run
         self.bus.publish(RunClaimed(bead.ref, plugin.name, rig, dog, bead.created_at))
         return run
+
+    def run_environment(self, token: str) -> dict[str, str] | None:
+        """The environment this runner gave the run in flight holding ``token`` (None: it holds no such run): what a
+        plugin's gt or bd must still have for the kennel to answer it (:mod:`gtcore.kennel_answers`)."""
+        run = self._by_token.get(token)
+        if run is None:
+            return None
+        env = self._environment(run.plugin, run.bead, run.dog, run.rig)
+        return {os.fsdecode(key): os.fsdecode(value) for key, value in env.items()}
 
     def launch(self, run: Run) -> None:
         """Start a claimed run's child; a run that cannot start ends at once, with the reason.

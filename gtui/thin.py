@@ -65,6 +65,35 @@ def main() -> int:
     return here(argv, notes=notes)
 
 
+def shim(tool: str) -> int:
+    """A plugin's ``gt`` or ``bd`` (``tool``; the scripts in ``.gtui/bin`` start here): inside a run, the town's kennel
+    answers it with this process's own standard streams, when this process still has the environment the kennel gave
+    the run; otherwise, or when the kennel hands it back (a real ``gt`` or ``bd`` must take it), it runs here."""
+    argv = sys.argv[1:]
+    mode = os.environ.get(THIN_VARIABLE, "")
+    token = os.environ.get("GTUI_RUN_TOKEN", "")
+    town = next((os.environ[name] for name in door.TOWN_ENV if os.environ.get(name)), None)
+    answer: dict[str, object] | str | None = None
+    if mode != "off" and token and town:
+        answer = door.ask_shim(door.socket_path(os.path.realpath(town), door.hostname()), tool, argv,
+                               door.environment_key(os.environ), __version__, token)
+        if isinstance(answer, dict) and answer["code"] != door.HAND_BACK:
+            return int(answer["code"])  # type: ignore[call-overload]
+    if mode == "require" and not (isinstance(answer, dict) and answer["code"] == door.HAND_BACK):
+        sys.stderr.write(f"{tool}: error: {THIN_VARIABLE}=require: the kennel did not answer ({answer or 'none asked'})\n")
+        return 2
+    return _tool(tool)(argv)
+
+
+def _tool(tool: str) -> Callable[[list[str]], int]:
+    """The plugin-facing ``gt`` or ``bd`` itself."""
+    if tool == "bd":
+        from gtui.shims.bd import main
+    else:
+        from gtui.shims.gt import main
+    return main
+
+
 def _said(answer: dict[str, object]) -> int:
     """Print the kennel's answer as the command's own; a reader that went away (``| head``) ends it quietly, as here."""
     out, err = answer["out"], answer["err"]
@@ -140,8 +169,8 @@ def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tt
 
 
 class _Switch:
-    """``sys.stdout`` (or ``sys.stderr``) of a kennel that answers commands: what a thread answering a command writes
-    goes to that command's buffer (:attr:`kept`), everything else to the real stream."""
+    """``sys.stdin``, ``sys.stdout`` or ``sys.stderr`` of a kennel that answers commands: a thread answering a command
+    reads and writes that command's own streams (:attr:`kept`), everything else the real ones."""
 
     def __init__(self, real: object) -> None:
         import threading
@@ -164,6 +193,40 @@ class Answerer:
         if thin_command(argv, {}, tty=False) != (self.root, argv):
             return "not a thin command of this town"
         return None
+
+    def shim_refusal(self, tool: str, argv: list[str]) -> str | None:
+        """None for a plugin's gt or bd; anything else is no tool of gtui's."""
+        return None if tool in ("gt", "bd") else f"no plugin-facing {tool!r}"
+
+    def shim(self, tool: str, argv: list[str], env: dict[str, str], streams: list[int], pid: int) -> int:
+        """A plugin's ``tool`` run here as its own process ``pid`` would run it: in ``env``, reading and writing its
+        standard ``streams`` (the kennel's copies of them; it closes them); :data:`door.HAND_BACK` when only that process
+        can answer (it hands over to a real gt or bd)."""
+        import contextlib
+        import io
+
+        from gtui.shims.context import HandBack, asked_by
+
+        here = _tool(tool)
+        stdin = open(streams[0], "rb", closefd=False)  # noqa: SIM115 - the kennel closes the descriptors themselves
+        outs = [open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False) for fd in streams[1:]]  # noqa: SIM115
+        switches = [sys.stdin, sys.stdout, sys.stderr]
+        assert all(isinstance(switch, _Switch) for switch in switches), "answering() puts them in place"
+        for switch, stream in zip(switches, [io.TextIOWrapper(stdin, encoding="utf-8"), *outs], strict=True):
+            switch.kept.stream = stream  # type: ignore[union-attr]
+        try:
+            with asked_by(env, pid):
+                return here(argv)
+        except HandBack:
+            return door.HAND_BACK
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 2
+        finally:
+            for switch in switches:
+                switch.kept.stream = None  # type: ignore[union-attr]
+            for out in outs:
+                with contextlib.suppress(OSError, ValueError):
+                    out.flush()
 
     def __call__(self, argv: list[str], gone: Callable[[], bool]) -> tuple[int, str, str]:
         """Exit status, stdout and stderr, kept for the command that asked (``gone``: it went away meanwhile)."""
@@ -189,7 +252,9 @@ class Answerer:
 def answering(root: str) -> Answerer:
     """What the kennel of the town at ``root`` answers thin commands with; called once, before it serves, to put
     :class:`_Switch` in place of ``sys.stdout`` and ``sys.stderr`` (each answering thread then writes apart)."""
-    import gtui.cli  # noqa: F401 - imported once now, so no answer pays for it
+    import gtui.cli  # imported once now, so no answer pays for them (a plugin's first gt or bd neither)
+    import gtui.shims.bd
+    import gtui.shims.gt  # noqa: F401
 
-    sys.stdout, sys.stderr = _Switch(sys.stdout), _Switch(sys.stderr)  # type: ignore[assignment]
+    sys.stdin, sys.stdout, sys.stderr = _Switch(sys.stdin), _Switch(sys.stdout), _Switch(sys.stderr)  # type: ignore[assignment]
     return Answerer(root)

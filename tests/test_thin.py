@@ -386,12 +386,12 @@ def test_a_command_request_written_without_json_is_what_json_reads(argv: list[st
     """The door writes its request line by hand (a thin command does not import json): every text, or a refusal to
     send one no JSON reader would take (a lone surrogate: the command then runs in its own process)."""
     try:
-        line = door.command_request(argv, key, version)
+        line = door.request_line("command", argv, key, version, token=key)
     except ValueError:
         assert any(0xD800 <= ord(char) <= 0xDFFF for char in "".join([*argv, key, version]))
         return
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    assert json.loads(line) == {"op": "command", "argv": argv, "key": key, "version": version}
+    assert json.loads(line) == {"op": "command", "argv": argv, "key": key, "version": version, "token": key}
 
 
 def _answered(sent: bytes) -> dict[str, object] | str:

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 TOOLS = ("gt", "bd")
 SCRIPT = """#!{python}
 # Written by gtui: the plugin-facing {tool} for runs of this town (see docs/gastown.md). Rewritten when gtui changes.
-import sys
-from gtui.shims.{tool} import main
-sys.exit(main())
+# The town's kennel answers it when it can (gtui/thin.py), else it runs here.
+from gtui.thin import shim
+raise SystemExit(shim("{tool}"))
 """
 
 

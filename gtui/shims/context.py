@@ -4,6 +4,10 @@ A run's environment says who is asking: ``GT_RUN_ID`` and ``GTUI_RUN_TOKEN``
 (the run), ``GT_PLUGIN``, ``GT_RIG``, ``GT_DOG``, ``BD_ACTOR``, and the town
 (``GT_TOWN_ROOT``).  Outside a run the commands still work on the town the
 environment or the working directory names, as Gas Town's do.
+
+Inside a run the town's kennel usually answers them (:func:`gtui.thin.shim`):
+then the asking process's environment and session are not this process's, and
+:func:`asked_by` says whose they are, for the thread answering.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from pathlib import Path
 
 from gtcore.engine import Engine
@@ -23,7 +28,7 @@ from gtui.terminal import safe
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator, Mapping
     from typing import Any
 
     from gtui.shims.flags import Command
@@ -32,6 +37,49 @@ if TYPE_CHECKING:
     Commands = dict[str, Handler | dict[str, Handler]]  # a command's handler by name, or a group of them by name
 
 PASS_THROUGH_EXIT = 127  # what a shell says for a command it cannot find
+
+
+class HandBack(Exception):
+    """Raised in a kennel answering a plugin's gt or bd that must hand over to a real one: only the plugin's own process
+    can become it, so the command is handed back to run there."""
+
+
+class _Asker(threading.local):
+    """The process a kennel's thread answers for (None: this process itself), and the engines opened for it."""
+
+    env: dict[str, str] | None = None
+    pid = 0
+    engines: list[Engine]
+
+    def __init__(self) -> None:
+        self.engines = []
+
+
+_ASKER = _Asker()
+
+
+def environ() -> Mapping[str, str]:
+    """The asking process's environment: this process's own, or the one :func:`asked_by` names."""
+    return os.environ if _ASKER.env is None else _ASKER.env
+
+
+@contextlib.contextmanager
+def asked_by(env: dict[str, str], pid: int) -> Iterator[None]:
+    """Answer, on this thread, for the process ``pid`` whose environment is ``env``; the engines its commands open are
+    released when it ends (a kennel lives on)."""
+    _ASKER.env, _ASKER.pid = env, pid
+    try:
+        yield
+    finally:
+        engines, _ASKER.engines = _ASKER.engines, []
+        _ASKER.env, _ASKER.pid = None, 0
+        for opened in engines:
+            opened.release()
+
+
+def answered_elsewhere() -> bool:
+    """This thread answers for another process (a kennel's): what it opens is released when that answer ends."""
+    return _ASKER.env is not None
 
 
 class RunContext(Record):
@@ -45,11 +93,11 @@ class RunContext(Record):
 
     @property
     def actor(self) -> str:
-        return os.environ.get("BD_ACTOR") or f"deacon/dogs/{self.dog or 'dog'}"
+        return environ().get("BD_ACTOR") or f"deacon/dogs/{self.dog or 'dog'}"
 
 
-def run_context(environ: dict[str, str] | None = None) -> RunContext | None:
-    env = os.environ if environ is None else environ
+def run_context(given: Mapping[str, str] | None = None) -> RunContext | None:
+    env = environ() if given is None else given
     run_id, token = env.get("GT_RUN_ID", ""), env.get("GTUI_RUN_TOKEN", "")
     if not run_id or not token:
         return None
@@ -57,7 +105,8 @@ def run_context(environ: dict[str, str] | None = None) -> RunContext | None:
 
 
 def actor(context: RunContext | None) -> str:
-    return context.actor if context else os.environ.get("BD_ACTOR") or os.environ.get("USER") or "unknown"
+    env = environ()
+    return context.actor if context else env.get("BD_ACTOR") or env.get("USER") or "unknown"
 
 
 def engine() -> Engine:
@@ -65,7 +114,10 @@ def engine() -> Engine:
     starts) the town's kennel."""
     from gtui.dispatching import KENNEL_ARGV
 
-    return Engine.tolerant(Town.locate(), kennel_argv=KENNEL_ARGV)
+    opened = Engine.tolerant(Town.locate(environ=environ()), kennel_argv=KENNEL_ARGV)
+    if answered_elsewhere():
+        _ASKER.engines.append(opened)
+    return opened
 
 
 def say(text: str = "") -> None:
@@ -99,6 +151,8 @@ def hand_over(tool: str, argv: list[str]) -> int:
     """
     import shutil
 
+    if answered_elsewhere():
+        raise HandBack(tool)
     here = Path(sys.argv[0]).resolve().parent
     rest = [part for part in os.environ.get("PATH", "").split(os.pathsep) if part and Path(part).resolve() != here]
     found = shutil.which(tool, path=os.pathsep.join(rest))
@@ -172,7 +226,7 @@ def _tell_the_run(token: str, line: str) -> None:
     pipe gtui reads; it is written to only when that process carries the
     run's token and that stdout is a pipe.
     """
-    leader = os.getsid(0)
+    leader = os.getsid(_ASKER.pid)
     try:
         with open(f"/proc/{leader}/environ", "rb") as handle:
             if f"GTUI_RUN_TOKEN={token}".encode() not in handle.read().split(b"\0"):
@@ -198,6 +252,8 @@ def guarded(tool: str, argv: list[str], commands: Commands) -> int:
         if handler is None:
             return hand_over(tool, argv)
         return int(handler(argv[len(verb.split()):]))
+    except HandBack:
+        raise  # the kennel answering it hands it back to the plugin's own process, untouched
     except Refused as exc:
         note(_noted(tool, verb, DriftOutcome.REFUSED, str(exc), exc.flags))
         return fail(str(exc))

@@ -61,8 +61,9 @@ def stale(argv: list[str]) -> int:
 def _as_gt(argv: list[str]) -> int:
     """Run a gtui command for gt; gtui's "could not" (2) is gt's 1, but ``stale --quiet`` keeps its 2 for an error."""
     from gtui.cli import main as gtui_main
+    from gtui.shims.context import answered_elsewhere
 
-    code = gtui_main(argv)
+    code = gtui_main(argv, release=answered_elsewhere())  # a kennel answering it lives on: the command's ledger is closed
     quiet = argv[0] == "stale" and "--quiet" in argv
     return 1 if code == 2 and not quiet else code
 
