@@ -76,8 +76,23 @@ def the_town(tmp_path: Path) -> Path:
     return gastown_town(tmp_path / "gt", "")
 
 
-def test_a_plugins_gt_and_bd_answered_by_the_kennel_are_what_its_own_process_answers(tmp_path: Path) -> None:
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Any:
+    """A town whose kennel a person started in the foreground from another directory, its environment naming no town."""
     town = the_town(tmp_path)
+    env = {key: value for key, value in gtui_env().items() if key not in door.TOWN_ENV}
+    kennel = subprocess.Popen([sys.executable, "-m", "gtui", "--town", str(town), "kennel"], cwd=tmp_path, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: (town / ".gtui" / "kennel" / f"{door.host_file_name(door.hostname())}.sock").exists(), 30)
+        yield town
+    finally:
+        gtui(town, "kennel", "stop")
+        kennel.wait(30)
+
+
+def test_a_plugins_gt_and_bd_answered_by_the_kennel_are_what_its_own_process_answers(elsewhere: Path) -> None:
+    town = elsewhere
     modes = ("require", "off")  # require: every call must be the kennel's (exit 2 otherwise); off: never
     for mode in modes:
         gastown_plugin(town, f"probe-{mode}", f"export GTUI_THIN={mode}\n{PROBES}", gate='type = "manual"')

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from gtcore.errors import GtError, Refused
-from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, parse_duration
+from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, Town, parse_duration
 from gtui import __version__
 from gtui.shims import flags
 from gtui.shims.context import actor, engine, guarded, read, run_context, say, say_json
@@ -61,8 +61,10 @@ def stale(argv: list[str]) -> int:
 def _as_gt(argv: list[str]) -> int:
     """Run a gtui command for gt; gtui's "could not" (2) is gt's 1, but ``stale --quiet`` keeps its 2 for an error."""
     from gtui.cli import main as gtui_main
-    from gtui.shims.context import answered_elsewhere
+    from gtui.shims.context import answered_elsewhere, environ
 
+    if answered_elsewhere():  # a kennel answers it: the town is the one the plugin's environment names, not the kennel's
+        argv = ["--town", str(Town.locate(environ=environ()).root), *argv]
     code = gtui_main(argv, release=answered_elsewhere())  # a kennel answering it lives on: the command's ledger is closed
     quiet = argv[0] == "stale" and "--quiet" in argv
     return 1 if code == 2 and not quiet else code
