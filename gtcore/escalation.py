@@ -87,7 +87,7 @@ class Escalation(Record):
         return next((label for label in self.bead.labels if label.startswith(FINGERPRINT_PREFIX)), None)
 
     @property
-    def count(self) -> int:
+    def occurrences(self) -> int:
         return self.bead.data.get("count", 1)
 
     @property
@@ -138,7 +138,7 @@ class Escalation(Record):
             "fingerprint_key": self.bead.data.get("fingerprint_key"),
             "related": self.bead.data.get("related"),
             "status": self.status,
-            "count": self.count,
+            "count": self.occurrences,
             "created_at": iso(self.bead.created_at),
             "last_seen_at": iso(self.bead.data.get("last_seen_at")),
             "reescalations": self.reescalations,

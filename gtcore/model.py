@@ -208,7 +208,7 @@ class Drift(Record):
     outcome: str = DriftOutcome.UNANSWERED
     handed_to: str | None = None
     reason: str = ""
-    count: int = 1
+    calls: int = 1
 
     @property
     def level(self) -> str:
@@ -221,7 +221,7 @@ class Drift(Record):
 
     def to_json(self) -> dict[str, Any]:
         return {"tool": self.tool, "verb": self.verb, "flags": list(self.flags), "outcome": str(self.outcome),
-                "handed_to": self.handed_to, "reason": self.reason, "count": self.count}
+                "handed_to": self.handed_to, "reason": self.reason, "count": self.calls}
 
     @classmethod
     def from_json(cls, kept: dict[str, Any]) -> Drift:

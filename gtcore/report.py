@@ -144,7 +144,7 @@ def run_problems(run: Bead) -> list[Problem]:
 def _drift_problem(run: Bead, where: str, drift: Drift) -> Problem:
     call = f"{drift.tool} {drift.verb}"
     said = f"{call}{''.join(f' {flag}' for flag in drift.flags)}"
-    times = f", {drift.count} times" if drift.count > 1 else ""
+    times = f", {drift.calls} times" if drift.calls > 1 else ""
     return Problem(where, call, f"called by {run.ref} of plugin {run.plugin} ({said}{times}): {drift_words(drift)}", drift.level)
 
 

@@ -45,7 +45,7 @@ class Snapshot(Record):
     head: int
     seqs: dict[str, tuple[int, ...]]
 
-    def count(self, kind: str, cursor: int) -> int:
+    def events_after(self, kind: str, cursor: int) -> int:
         """How many events of ``kind`` came after ``cursor`` (up to :attr:`head`)."""
         return sum(1 for seq in self.seqs.get(kind, ()) if cursor < seq <= self.head)
 

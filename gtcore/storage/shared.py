@@ -173,7 +173,7 @@ def drift_settled(result: str, data: dict[str, Any]) -> tuple[str, str | None]:
     why: the plugin could not do all it meant to, even when it silenced those calls (``|| true``)."""
     if result not in GREEN:
         return result, None
-    calls = sum(note.count for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
+    calls = sum(note.calls for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
     calls += (data.get("drift_more") or {}).get("error", 0)
     if not calls:
         return result, None
@@ -223,12 +223,12 @@ def with_drift(bead: Bead, drift: Drift, at: float) -> dict[str, Any]:
     for note in notes:
         known = Drift.from_json(note)
         if known.same_call() == drift.same_call():
-            note.update(count=known.count + drift.count, last_at=at)
+            note.update(count=known.calls + drift.calls, last_at=at)
             return {**bead.data, "drift": notes}
     if len(notes) < MAX_DRIFTS:
         return {**bead.data, "drift": [*notes, {**drift.to_json(), "at": at}]}
     more = dict(bead.data.get("drift_more") or {})
-    more[drift.level] = more.get(drift.level, 0) + drift.count
+    more[drift.level] = more.get(drift.level, 0) + drift.calls
     return {**bead.data, "drift_more": more}
 
 
