@@ -204,7 +204,8 @@ def dogs_json(kennels: list[dict[str, Any]], in_flight: list[Bead], now: float, 
     return dogs
 
 
-def _dog_json(name: str, host: str | None, pid: int | None, run: Bead | None, now: float) -> dict[str, Any]:
+def _dog_json(name: str | None, host: str | None, pid: int | None, run: Bead | None, now: float) -> dict[str, Any]:
+    """One dog; ``name`` is None only for a run in flight that names no dog (a run of no kennel)."""
     began = started_at(run) if run is not None else None
     return {
         "name": name,

@@ -91,7 +91,8 @@ def claim_labels(claim: Claim) -> tuple[list[str], list[str]]:
 def refuse_moved(claim: Claim, latest: int | None) -> None:
     """:class:`GateMoved` when the plugin's last run is no longer the one the gate decision was based on."""
     if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
-        raise GateMoved(f"plugin {claim.plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        last = format_ref("wisp", latest) if latest is not None else "none left"  # its runs pruned since the decision
+        raise GateMoved(f"plugin {claim.plugin} was run meanwhile ({last})")
 
 
 def check_final(request: Close) -> float:
