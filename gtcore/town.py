@@ -188,7 +188,8 @@ def _go_int(text: str) -> bool:
     return digits.isascii() and digits.isdigit()
 
 
-def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path | None) -> tuple[str | os.PathLike[str], str]:
+def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str],
+                 cwd: Path | None) -> tuple[str | os.PathLike[str], str]:
     """The town root to use and where it came from (for the message when it does not exist)."""
     if explicit:
         return explicit, "--town"
