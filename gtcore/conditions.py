@@ -9,6 +9,7 @@ is not kept.
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import threading
@@ -60,13 +61,14 @@ def run_check(plugin: Plugin, town_root: Path) -> CheckResult:
 
 def _read_head(proc: subprocess.Popen[bytes], head: list[bytes]) -> None:
     """Keep the first ``_OUTPUT_LIMIT`` bytes and throw the rest away as it comes."""
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert isinstance(stdout, io.BufferedReader)  # a buffered PIPE (Popen's default bufsize), which has read1
     kept = 0
-    while chunk := proc.stdout.read1(65536):
+    while chunk := stdout.read1(65536):
         if kept < _OUTPUT_LIMIT:
             head.append(chunk[: _OUTPUT_LIMIT - kept])
             kept += len(head[-1])
-    proc.stdout.close()
+    stdout.close()
 
 
 def run_checks(plugins: list[Plugin], town_root: Path) -> dict[str, CheckResult]:

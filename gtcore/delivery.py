@@ -164,7 +164,8 @@ def deliver_email(message: Message, ctx: DeliveryContext) -> None:
                 import ssl
 
                 smtp.starttls(context=ssl.create_default_context())
-                deadline.watch(smtp.sock)
+                if smtp.sock is not None:  # the TLS socket starttls put in place (never None once it returned)
+                    deadline.watch(smtp.sock)
             if contacts.smtp_user:
                 smtp.login(contacts.smtp_user, contacts.smtp_pass)
             smtp.send_message(email)

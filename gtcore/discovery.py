@@ -139,9 +139,12 @@ def _inspect(entry: os.DirEntry[str], rig: str, rank: int, crew: str | None) -> 
         if info is not None and S_ISREG(info.st_mode):
             return Candidate(manifest, rig, rank, crew, identity_of(info, run_script_state(entry.path + "/run.sh")))
     verdict = _inspect_slowly(Path(entry.path))
-    if type(verdict) is tuple:
-        return Candidate(verdict[0], rig, rank, crew, verdict[1])
-    return verdict._replace(rig=rig) if isinstance(verdict, InvalidPlugin) else verdict
+    if isinstance(verdict, InvalidPlugin):
+        return verdict._replace(rig=rig)
+    if isinstance(verdict, str):
+        return verdict
+    manifest, identity = verdict
+    return Candidate(manifest, rig, rank, crew, identity)
 
 
 def _inspect_slowly(path: Path) -> tuple[str, Identity] | InvalidPlugin | str:

@@ -33,7 +33,8 @@ from gtcore.storage.contract import ROUTE_LATER, Delivery, EscalationChange, Led
 from gtcore.town import Town
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    import builtins
+    from collections.abc import Callable, Mapping
     from concurrent.futures import ThreadPoolExecutor
     from typing import Any
 
@@ -87,7 +88,7 @@ class Escalation(Record):
         return next((label for label in self.bead.labels if label.startswith(FINGERPRINT_PREFIX)), None)
 
     @property
-    def count(self) -> int:
+    def occurrences(self) -> int:
         return self.bead.data.get("count", 1)
 
     @property
@@ -138,7 +139,7 @@ class Escalation(Record):
             "fingerprint_key": self.bead.data.get("fingerprint_key"),
             "related": self.bead.data.get("related"),
             "status": self.status,
-            "count": self.count,
+            "count": self.occurrences,
             "created_at": iso(self.bead.created_at),
             "last_seen_at": iso(self.bead.data.get("last_seen_at")),
             "reescalations": self.reescalations,
@@ -190,7 +191,7 @@ def _history(data: dict[str, Any], now: float, event: str, detail: str = "") -> 
 
 
 def _queue(data: dict[str, Any], actions: tuple[str, ...], severity: str, now: float,
-           skipped: dict[str, str]) -> tuple[tuple[str, str], ...]:
+           skipped: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """The deliveries to queue for every non-bead action (bead is the record itself), as (channel, severity).
 
     An action the settings cannot deliver (a missing contact, an unknown
@@ -220,7 +221,7 @@ class _Raising(Record):
     related: str | None
     key: str | None  # the fingerprint, trimmed (None: raised without one)
     route: tuple[str, ...]
-    skipped: dict[str, str]
+    skipped: Mapping[str, str]
     settings_error: str | None
 
     @property
@@ -363,7 +364,12 @@ class Escalations:
             pool, self._pool = self._pool, None
         if pool is not None:
             done = threading.Event()
-            threading.Thread(target=lambda: (pool.shutdown(wait=True), done.set()), daemon=True).start()
+
+            def shut_down() -> None:
+                pool.shutdown(wait=True)
+                done.set()
+
+            threading.Thread(target=shut_down, daemon=True).start()
             done.wait(self.delivery_timeout + DELIVERY_GRACE if timeout is None else timeout)
 
     def _deliver_one(self, delivery: Delivery, context: DeliveryContext, now: float) -> None:
@@ -402,7 +408,7 @@ class Escalations:
             found = [item for item in found if item.is_stale(settings or self.settings(), now)]
         return found
 
-    def delivery_problems(self, now: float) -> list[Problem]:
+    def delivery_problems(self, now: float) -> builtins.list[Problem]:
         """A problem per delivery whose last attempt failed: a person is not reached, and the Deacon should know."""
         path = str(self.town.settings_dir / "escalation.json")
         return [Problem(path, f"contacts for {item['channel']}",
@@ -453,7 +459,7 @@ class Escalations:
 
         return self._change(ref, now, change)
 
-    def reescalate_stale(self, now: float, *, dry_run: bool = False, wait: bool = True) -> list[tuple[Escalation, str, str]]:
+    def reescalate_stale(self, now: float, *, dry_run: bool = False, wait: bool = True) -> builtins.list[tuple[Escalation, str, str]]:
         """Move stale escalations up one severity; returns (escalation, old, new) per move."""
         settings = self.settings()
         moves = []
@@ -521,7 +527,7 @@ class Escalations:
         self.ledger.settle_follow_up(run.id, escalation.ref)
         return escalation
 
-    def pay_owed(self, plugins: PluginSet, now: float) -> list[Problem]:
+    def pay_owed(self, plugins: PluginSet, now: float) -> builtins.list[Problem]:
         """Raise the escalations failed runs still owe: their raising failed (a refused write) or their process died first.
 
         A run is owed from the commit that closes it (:class:`Close` ``owed``)
@@ -557,7 +563,7 @@ class Escalations:
                                  recovered=True)
         return None
 
-    def _open_from(self, source: str) -> list[Escalation]:
+    def _open_from(self, source: str) -> builtins.list[Escalation]:
         return [Escalation(bead) for bead in self.ledger.beads("escalation", status=UNCLOSED, label=f"source:{source}")]
 
 

@@ -195,7 +195,7 @@ def _routes(path: Path, raw: Any) -> dict[str, tuple[str, ...]]:
     """Every severity's actions: as written, else Gas Town's fallback (bead, mail:mayor); ``bead`` always first."""
     if not isinstance(raw, dict):
         raise SettingsError(path, "must be an object of severity -> list of actions", field="routes")
-    routes = dict.fromkeys(SEVERITIES, UNROUTED)
+    routes: dict[str, tuple[str, ...]] = dict.fromkeys(SEVERITIES, UNROUTED)
     for severity, actions in raw.items():
         if severity not in SEVERITIES:
             raise SettingsError(path, "is not a severity (low, medium, high, critical)", field=f"routes.{severity}")

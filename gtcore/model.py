@@ -17,6 +17,7 @@ from gtcore.errors import NotFound
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from gtcore.clock import age as age
@@ -208,7 +209,7 @@ class Drift(Record):
     outcome: str = DriftOutcome.UNANSWERED
     handed_to: str | None = None
     reason: str = ""
-    count: int = 1
+    calls: int = 1
 
     @property
     def level(self) -> str:
@@ -221,7 +222,7 @@ class Drift(Record):
 
     def to_json(self) -> dict[str, Any]:
         return {"tool": self.tool, "verb": self.verb, "flags": list(self.flags), "outcome": str(self.outcome),
-                "handed_to": self.handed_to, "reason": self.reason, "count": self.count}
+                "handed_to": self.handed_to, "reason": self.reason, "count": self.calls}
 
     @classmethod
     def from_json(cls, kept: dict[str, Any]) -> Drift:
@@ -303,6 +304,11 @@ class Bead(Record):
     def ref(self) -> str:
         """The id people type: ``run-12``, ``esc-3``."""
         return format_ref(self.kind, self.id)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], data: dict[str, Any], labels: tuple[str, ...] = ()) -> Bead:
+        """A bead from a storage row whose first 11 columns are its fields up to ``result``."""
+        return cls._make((*row[:11], data, labels))
 
 
 class PluginStats(Record):

@@ -132,7 +132,7 @@ class PatrolReport:
         }
 
 
-def gate_facts(ledger: Ledger) -> tuple[dict[str, PluginStats], dict[str, str], dict[str, str], dict[str, float]]:
+def gate_facts(ledger: Ledger) -> tuple[dict[str, PluginStats], dict[str, str], dict[str, str], dict[str, EventMark]]:
     """Everything the gates need from the ledger (one query): summary, running run ids, pauses, town events."""
     facts = ledger.gate_facts()
     return facts.summary, {plugin: run.ref for plugin, run in facts.running.items()}, facts.paused, facts.events

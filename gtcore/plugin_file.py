@@ -311,9 +311,10 @@ def _section(data: dict[str, Any], name: str, lines: _KeyLines) -> dict[str, Any
     return _typed(data, name, dict, lines, default={})
 
 
-def _duration(table: dict[str, Any], key: str, section: str, lines: _KeyLines, default: Duration | None = None) -> Duration | None:
+def _duration(table: dict[str, Any], key: str, section: str, lines: _KeyLines) -> Duration | None:
+    """The duration under ``key``, or None where the table has none (a Duration is never false: ``or`` gives a default)."""
     if key not in table:
-        return default
+        return None
     try:
         value = parse_duration(table[key])
     except ValueError as exc:
@@ -430,7 +431,7 @@ def _execution(data: dict[str, Any], lines: _KeyLines, has_run_script: bool) -> 
         raise _Invalid(f"execution.severity {brief(severity)} is not one of {', '.join(SEVERITIES)}", lines.of("severity", "execution"))
     return Execution(
         type=kind,
-        timeout=_duration(table, "timeout", "execution", lines, DEFAULT_TIMEOUT),
+        timeout=_duration(table, "timeout", "execution", lines) or DEFAULT_TIMEOUT,
         notify_on_failure=_typed(table, "notify_on_failure", bool, lines, "execution", default=False),
         severity=severity,
         hosts=_hosts(table, lines),

@@ -19,6 +19,7 @@ from gtcore.durations import Duration, parse_duration
 from gtcore.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -235,8 +236,10 @@ def parse_plugin(path: Path, rig: str = "town", crew: str | None = None,
     """
     global _parse
     if _parse is None:
-        from gtcore.plugin_file import parse_plugin as _parse
+        from gtcore.plugin_file import parse_plugin
+
+        _parse = parse_plugin
     return _parse(path, rig, crew, run_script)
 
 
-_parse = None  # gtcore.plugin_file.parse_plugin once loaded
+_parse: Callable[[Path, str, str | None, bool | str | None], Plugin | InvalidPlugin] | None = None  # plugin_file's, once loaded

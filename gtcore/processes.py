@@ -364,8 +364,8 @@ def reap_orphans() -> int:
 
 def owner_dead(owner: dict[str, object]) -> bool:
     """True when the recorded owner is certainly gone (same host, pid dead or reused)."""
-    if owner.get("host") != hostname() or not isinstance(owner.get("pid"), int):
+    pid = owner.get("pid")
+    if owner.get("host") != hostname() or not isinstance(pid, int):
         return False
-    pid = int(owner["pid"])  # type: ignore[arg-type]
-    started = process_start(pid)
+    started = process_start(int(pid))  # int(): a bool is an int too, and True was read as pid 1
     return started is None or (owner.get("start") is not None and started != owner.get("start"))

@@ -144,7 +144,7 @@ def run_problems(run: Bead) -> list[Problem]:
 def _drift_problem(run: Bead, where: str, drift: Drift) -> Problem:
     call = f"{drift.tool} {drift.verb}"
     said = f"{call}{''.join(f' {flag}' for flag in drift.flags)}"
-    times = f", {drift.count} times" if drift.count > 1 else ""
+    times = f", {drift.calls} times" if drift.calls > 1 else ""
     return Problem(where, call, f"called by {run.ref} of plugin {run.plugin} ({said}{times}): {drift_words(drift)}", drift.level)
 
 
@@ -204,7 +204,8 @@ def dogs_json(kennels: list[dict[str, Any]], in_flight: list[Bead], now: float, 
     return dogs
 
 
-def _dog_json(name: str, host: str | None, pid: int | None, run: Bead | None, now: float) -> dict[str, Any]:
+def _dog_json(name: str | None, host: str | None, pid: int | None, run: Bead | None, now: float) -> dict[str, Any]:
+    """One dog; ``name`` is None only for a run in flight that names no dog (a run of no kennel)."""
     began = started_at(run) if run is not None else None
     return {
         "name": name,

@@ -107,7 +107,7 @@ class Town(Record):
         if isinstance(daemon_env, dict):
             endpoint.update({key: value for key in DOLT_KEYS if isinstance(value := daemon_env.get(key), str) and value.strip()})
         managed = self.root / ".dolt-data" / "config.yaml"
-        dropped = DOLT_KEYS
+        dropped: tuple[str, ...] = DOLT_KEYS
         if environ.get("GT_DOLT_IGNORE_CONFIG") != "1" and managed.is_file():
             endpoint, dropped = {key: value for key, value in _listener(managed).items() if value}, DOLT_KEYS + BEADS_DOLT_KEYS
         return {key: value for key, value in environ.items() if key not in dropped} | endpoint
@@ -123,8 +123,12 @@ class Town(Record):
         entries = _registry_entries(registry) if registry.exists() else {}
         details = []
         for rig in self.rigs():
-            entry = entries.get(rig) if isinstance(entries.get(rig), dict) else {}
-            beads = entry.get("beads") if isinstance(entry.get("beads"), dict) else {}
+            entry = entries.get(rig)
+            if not isinstance(entry, dict):
+                entry = {}
+            beads = entry.get("beads")
+            if not isinstance(beads, dict):
+                beads = {}
             details.append({
                 "name": rig, "beads_prefix": beads.get("prefix") or "gt",
                 "status": "operational" if (self.root / rig).is_dir() else "error",
@@ -184,7 +188,8 @@ def _go_int(text: str) -> bool:
     return digits.isascii() and digits.isdigit()
 
 
-def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str], cwd: Path | None) -> tuple[str | Path, str]:
+def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str],
+                 cwd: Path | None) -> tuple[str | os.PathLike[str], str]:
     """The town root to use and where it came from (for the message when it does not exist)."""
     if explicit:
         return explicit, "--town"

@@ -45,14 +45,14 @@ def escalation_outcome(escalation: Escalation, created: bool, engine: Engine, *,
     channels = list(dict.fromkeys(["bead", *(item["channel"] for item in deliveries + pending if item["channel"] != ROUTE_LATER)]))
     targets = [channel.split(":", 1)[1] for channel in channels if channel.startswith("mail:")]
     payload = {
-        "id": escalation.ref, "created": created, "count": escalation.count, "severity": escalation.severity,
+        "id": escalation.ref, "created": created, "count": escalation.occurrences, "severity": escalation.severity,
         "source": escalation.source, "related": data.get("related"),
         "status": "waiting" if held else "partial_failure" if failing else "ok", "actions": channels, "targets": targets or None,
         "delivery": [{"channel": item["channel"], "ok": item["ok"], "error": item.get("error"), "skipped": bool(item.get("skipped"))}
                      for item in deliveries],
         **({"fingerprint": escalation.fingerprint} if escalation.fingerprint else {}),
     }
-    said = "created" if created else f"seen again (count {escalation.count})"
+    said = "created" if created else f"seen again (count {escalation.occurrences})"
     lines = [f"{SEVERITY_MARK.get(escalation.severity, '📋')} Escalation {said}: {escalation.ref}", f"  Severity: {escalation.severity}",
              *([f"  Source: {escalation.source}"] if given_source else []),
              *([f"  Fingerprint: {escalation.fingerprint}"] if escalation.fingerprint else []),

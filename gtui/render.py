@@ -341,7 +341,7 @@ def escalation_list(console: Console, escalations: list[Escalation], settings: E
             _cell(item.severity, SEVERITY_STYLE[item.severity]),
             _cell(item.status),
             _cell(age(item.bead.created_at, now)),
-            _cell(item.count),
+            _cell(item.occurrences),
             _cell(item.source),
             _cell(item.bead.data.get("fingerprint_key") or item.fingerprint or ""),
             _cell(item.subject),

@@ -341,7 +341,7 @@ def escalation_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
             text(item.severity, SEVERITY_CELL_STYLE[item.severity], sort=SEVERITY_RANK[item.severity]),
             text(item.status, "dim" if item.status == EscalationStatus.ACKED else "bold"),
             text(age(item.bead.created_at, now), sort=now - item.bead.created_at),
-            text(f"×{item.count}", sort=item.count),
+            text(f"×{item.occurrences}", sort=item.occurrences),
             text(" · ".join(notes), "bold yellow"),
             text(item.subject),
         )

@@ -304,7 +304,7 @@ def test_the_same_source_and_subject_counts_again_instead_of_a_second_escalation
     again, created_again = escalations.raise_("Disk  almost\nfull", "high", body="95%", source="dog:alpha", now=T0 + 5 * MINUTE)
 
     assert created and not created_again
-    assert again.ref == first.ref and again.count == 2
+    assert again.ref == first.ref and again.occurrences == 2
     assert again.to_json(escalations.settings(), T0 + 5 * MINUTE)["last_seen_at"] == iso(T0 + 5 * MINUTE)
     assert len(open_ledger(town / ".gtui" / "ledger.db").beads("escalation")) == 1
     assert len(smtp.messages) == 1  # counting again is not a second email
@@ -314,11 +314,11 @@ def test_the_same_source_and_subject_counts_again_instead_of_a_second_escalation
 
     escalations.ack(first.ref, now=T0 + 7 * MINUTE)
     acked_again, _ = escalations.raise_("Disk almost full", "high", source="dog:alpha", now=T0 + 8 * MINUTE)
-    assert acked_again.ref == first.ref and acked_again.count == 3 and acked_again.status == "acked"
+    assert acked_again.ref == first.ref and acked_again.occurrences == 3 and acked_again.status == "acked"
 
     escalations.close(first.ref, reason="cleaned /var", now=T0 + 9 * MINUTE)
     fresh, created_fresh = escalations.raise_("Disk almost full", "high", source="dog:alpha", now=T0 + 10 * MINUTE)
-    assert created_fresh and fresh.ref not in (first.ref, other.ref) and fresh.count == 1
+    assert created_fresh and fresh.ref not in (first.ref, other.ref) and fresh.occurrences == 1
     assert len(smtp.messages) == 3
 
 
@@ -352,7 +352,7 @@ def test_one_fingerprint_raised_by_processes_at_once_is_one_escalation_until_it_
     service(town).ack(first, now=T0)
     assert {answer["id"] for answer in raise_at_once(town, " stuck-agent-dog:mass-death ")} == {first}  # trimmed, as Gas Town
     assert {answer["status"] for answer in raise_at_once(town, "stuck-agent-dog:mass-death", 2)} == {"duplicate_suppressed"}
-    assert reread(town, service(town).get(first)).count == 8
+    assert reread(town, service(town).get(first)).occurrences == 8
     service(town).close(first, reason="polecats restarted", now=T0 + MINUTE)
     second = one_new(raise_at_once(town, "stuck-agent-dog:mass-death"))
     assert second != first
@@ -387,7 +387,7 @@ def test_a_raise_racing_a_close_is_a_new_escalation_never_one_counted_on_the_clo
     raiser.join(60)
     ((again, created),) = answers
     assert closed.status == "closed" and created and again.ref != first.ref and again.status == "open"
-    assert reread(town, first).count == 1 and reread(town, first).status == "closed"  # untouched by the raise
+    assert reread(town, first).occurrences == 1 and reread(town, first).status == "closed"  # untouched by the raise
 
 
 def timeline_settings(town: Path, smtp_port: int) -> None:
@@ -515,7 +515,7 @@ def test_a_failing_plugin_escalates_once_per_failure_streak(town: Path, smtp: Sm
         runs = [run_plugin(engine, "refinery-check") for _ in range(3)]
         assert [run.result for run in runs] == ["failure"] * 3
         (escalation,) = plugin_escalations(town, "refinery-check")
-        assert (escalation.status, escalation.severity, escalation.count) == ("open", "high", 3)
+        assert (escalation.status, escalation.severity, escalation.occurrences) == ("open", "high", 3)
         assert escalation.subject == "plugin refinery-check is failing"
         assert runs[0].ref in escalation.bead.body and "ERROR: merge queue jammed (1)" in escalation.bead.body
         (email,) = smtp.messages
@@ -534,12 +534,12 @@ def test_a_failing_plugin_escalates_once_per_failure_streak(town: Path, smtp: Sm
         fourth = run_plugin(engine, "refinery-check")
         assert fourth.result == "failure"
         (again,) = plugin_escalations(town, "refinery-check")
-        assert again.ref == escalation.ref and again.count == 4 and again.recovered_at is None
+        assert again.ref == escalation.ref and again.occurrences == 4 and again.recovered_at is None
         assert "failing again" in history(again)
         assert len(smtp.messages) == 2  # a new streak is delivered again
         assert fourth.ref in smtp.messages[1].body and "ERROR: merge queue jammed (4)" in smtp.messages[1].body
         assert run_plugin(engine, "refinery-check").result == "failure"
-        assert len(smtp.messages) == 2 and reread(town, escalation).count == 5
+        assert len(smtp.messages) == 2 and reread(town, escalation).occurrences == 5
 
         for _ in range(2):
             assert run_plugin(engine, "quiet").result == "failure"
@@ -753,11 +753,11 @@ def test_a_failure_whose_process_died_before_escalating_is_escalated_by_the_next
         assert plugin_escalations(town, "refinery-check") == [] and len(book.owed_follow_ups()) == 3
         engine.patrol_once(now=closed_at + OWED_GRACE + 1)
         (escalation,) = plugin_escalations(town, "refinery-check")
-        assert escalation.count == 1 and dead[0].ref in escalation.bead.body
+        assert escalation.occurrences == 1 and dead[0].ref in escalation.bead.body
         assert book.owed_follow_ups() == [], "paid once; a plugin that no longer notifies, or is gone, owes nothing"
         assert plugin_escalations(town, "was-notifying") == plugin_escalations(town, "vanished") == []
         engine.patrol_once(now=closed_at + 2 * OWED_GRACE)
-        assert plugin_escalations(town, "refinery-check")[0].count == 1
+        assert plugin_escalations(town, "refinery-check")[0].occurrences == 1
     finally:
         engine.close()
 
@@ -772,6 +772,6 @@ def test_a_failure_escalated_by_its_own_dog_owes_nothing_afterwards(town: Path) 
         run = run_plugin(engine, "refinery-check")
         assert run.result == "failure" and engine.ledger.owed_follow_ups() == []
         engine.patrol_once(now=run.closed_at + OWED_GRACE + 1)
-        assert [item.count for item in plugin_escalations(town, "refinery-check")] == [1]
+        assert [item.occurrences for item in plugin_escalations(town, "refinery-check")] == [1]
     finally:
         engine.close()

@@ -451,9 +451,9 @@ def test_the_same_subject_and_source_raised_again_counts_up_instead_of_a_second_
     service = escalations(town)
     again, created = service.raise_("Disk  almost\nfull", "low", source=bead.data["source"], now=time.time())
     assert not created, f"a second escalation {again.ref} beside {bead.ref}"
-    assert again.ref == bead.ref and again.count == 2
+    assert again.ref == bead.ref and again.occurrences == 2
     assert gtui(town, "escalate", "Disk almost full", "-s", "low").code == 0
-    assert [(item.ref, item.count) for item in service.list(now=time.time())] == [(bead.ref, 3)]
+    assert [(item.ref, item.occurrences) for item in service.list(now=time.time())] == [(bead.ref, 3)]
     other, created = service.raise_("Disk almost full", "low", source="dog:bravo", now=time.time())
     assert created and other.ref != bead.ref  # another source is another escalation
 

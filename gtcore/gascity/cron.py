@@ -32,7 +32,8 @@ _GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u
 
 def go_fields(text: str) -> list[str]:
     """Go's ``strings.Fields``: the words between runs of Go's white space (which is not Python's)."""
-    fields, word = [], []
+    fields: list[str] = []
+    word: list[str] = []
     for char in text:
         if char in _GO_SPACE:
             if word:

@@ -45,7 +45,7 @@ class Snapshot(Record):
     head: int
     seqs: dict[str, tuple[int, ...]]
 
-    def count(self, kind: str, cursor: int) -> int:
+    def events_after(self, kind: str, cursor: int) -> int:
         """How many events of ``kind`` came after ``cursor`` (up to :attr:`head`)."""
         return sum(1 for seq in self.seqs.get(kind, ()) if cursor < seq <= self.head)
 
@@ -57,13 +57,12 @@ def log_dir(city: Path) -> Path:
 def refresh(city: Path, state_file: Path, wanted: frozenset[str], *, keep: bool = True) -> Snapshot:
     """Read what is new in the city's log for the ``wanted`` types; the snapshot after it (kept in ``state_file`` unless
     ``keep`` is false)."""
-    state = _load(state_file, wanted)
-    reader = _Reader(wanted, state["read_to"], {kind: list(seqs) for kind, seqs in state["seqs"].items()})
+    read_to, inode, offset, kept = _load(state_file, wanted)
+    reader = _Reader(wanted, read_to, {kind: list(seqs) for kind, seqs in kept.items()})
     for _, last, path in _segments(log_dir(city)):
         if last > reader.read_to:
             reader.segment(path, last)
     active = log_dir(city) / ACTIVE
-    inode, offset = state["inode"], state["offset"]
     with contextlib.suppress(OSError):
         info = os.stat(active)
         start = offset if info.st_ino == inode and offset <= info.st_size else 0
@@ -102,7 +101,8 @@ class _Reader:
     def active(self, path: Path, start: int) -> int:
         """The active file from ``start``, whole lines only; the offset after the last whole line read.  What was read
         reaches the last line that says its ``seq`` (a blank or broken last line says none)."""
-        floor, offset, tail = self.read_to, start, deque(maxlen=TAIL_LINES)
+        floor, offset = self.read_to, start
+        tail: deque[bytes] = deque(maxlen=TAIL_LINES)
         try:
             with open(path, "rb") as handle:
                 handle.seek(start)
@@ -164,16 +164,17 @@ def _segments(directory: Path) -> list[tuple[int, int, Path]]:
     return [(first, last, path) for first, last, _, path in sorted(found)]
 
 
-def _load(path: Path, wanted: frozenset[str]) -> dict[str, object]:
-    """The kept state, or a fresh one (none yet, damaged, or kept for other types: those types were never read)."""
-    fresh = {"wanted": sorted(wanted), "read_to": 0, "inode": -1, "offset": 0, "seqs": {}}
+def _load(path: Path, wanted: frozenset[str]) -> tuple[int, int, int, dict[str, list[int]]]:
+    """The kept state (``read_to``, the active file's inode and offset, the seqs by type), or a fresh one (none yet,
+    damaged, or kept for other types: those types were never read)."""
+    fresh: tuple[int, int, int, dict[str, list[int]]] = (0, -1, 0, {})
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("wanted") != sorted(wanted):
             return fresh
-        data["read_to"], data["inode"], data["offset"] = int(data["read_to"]), int(data["inode"]), int(data["offset"])
-        data["seqs"] = {str(kind): [int(seq) for seq in seqs] for kind, seqs in dict(data["seqs"]).items()}
-        return data
+        read_to, inode, offset = int(data["read_to"]), int(data["inode"]), int(data["offset"])
+        seqs = {str(kind): [int(seq) for seq in seqs] for kind, seqs in dict(data["seqs"]).items()}
+        return read_to, inode, offset, seqs
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return fresh
 

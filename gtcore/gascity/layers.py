@@ -227,9 +227,9 @@ def _nested(city: City, pack: Path, scan: Scan, seen: set[str]) -> list[Path]:
     except CityError as exc:
         scan.invalid.append(Invalid(str(exc.path), exc.reason, exc.line))
         return []
-    meta = data.get("pack") if isinstance(data.get("pack"), dict) else {}
+    meta = declared if isinstance(declared := data.get("pack"), dict) else {}
     includes = tuple(item for item in meta.get("includes", []) if isinstance(item, str))
-    tables = data.get("imports") if isinstance(data.get("imports"), dict) else {}
+    tables = found if isinstance(found := data.get("imports"), dict) else {}
     imports = tuple(Import(binding, table["source"], table.get("transitive", True) is not False)
                     for binding, table in sorted(tables.items()) if isinstance(table, dict) and isinstance(table.get("source"), str))
     return _pack_dirs(city, includes, imports, pack, scan, seen)

@@ -132,7 +132,7 @@ def _from_list(listed: Listed, city: City, scan: Scan) -> list[Order]:
         base = parse_order(Path(source), name, layer) if source else OrderFileError(source, "")
         if isinstance(base, OrderFileError):
             base = Order(name=name, source=source, formula_layer=layer)
-        env = row.get("env") if isinstance(row.get("env"), dict) else {}
+        env = given if isinstance(given := row.get("env"), dict) else {}
         order = base._replace(
             rig=str(row.get("rig") or ""), description=str(row.get("description") or ""), formula=str(row.get("formula") or ""),
             exec=str(row.get("exec") or ""), trigger=str(row.get("trigger") or ""), interval=str(row.get("interval") or ""),

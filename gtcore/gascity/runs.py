@@ -71,7 +71,7 @@ def event_counts(plugins: Iterable[Plugin], snapshot: Snapshot, ledger: Ledger) 
     counts = {}
     for plugin in plugins:
         cursor = cursor_of(ledger, plugin.name)
-        counts[plugin.name] = EventCount(snapshot.count(plugin.order.order.on, cursor), cursor)
+        counts[plugin.name] = EventCount(snapshot.events_after(plugin.order.order.on, cursor), cursor)
     return counts
 
 

@@ -25,7 +25,7 @@ from gtcore.records import Record
 class EventCount(Record):
     """How many events of an event order's type came after its cursor (the ``seq`` its last run recorded)."""
 
-    count: int
+    events: int
     cursor: int
 
 
@@ -122,6 +122,6 @@ def event(kind: str, found: EventCount | None, now: float) -> GateDecision:
     """``checkEvent``: due when events of ``kind`` came after the order's cursor (gc's own tracking events never count)."""
     if found is None:
         return GateDecision(GateState.WAITING, "event: not counted yet (the next patrol reads .gc/events.jsonl)")
-    if found.count == 0:
+    if found.events == 0:
         return GateDecision(GateState.WAITING, "event: no matching events")
-    return GateDecision(GateState.OPEN, f"event: {found.count} {kind} event(s)", since=now)
+    return GateDecision(GateState.OPEN, f"event: {found.events} {kind} event(s)", since=now)

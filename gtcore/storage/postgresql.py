@@ -266,6 +266,13 @@ _MIGRATIONS = [_SCHEMA, _KENNEL, _STREAK]
 SCHEMA_VERSION = len(_MIGRATIONS)
 _ENDS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('gtui run ends'))"  # see wisp_ended: taken first by every turn that closes
 
+def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    """The first column of the one row a statement always returns (an expression, an aggregate, RETURNING)."""
+    row = cursor.fetchone()
+    assert row is not None, "a statement that always returns a row returned none"
+    return row[0]
+
+
 def _json(value: Any) -> Jsonb:
     """JSON for a ``jsonb`` column, which holds no NUL: one a plugin wrote becomes U+FFFD, anywhere in the value."""
     return Jsonb(_without_nul(value))
@@ -325,8 +332,8 @@ class PgLedger(Ledger):
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext('gtui schema'))")
-                exists = conn.execute("SELECT to_regclass('gtui_schema') IS NOT NULL").fetchone()[0]
-                version = conn.execute("SELECT max(version) FROM gtui_schema").fetchone()[0] if exists else None
+                exists = _scalar(conn.execute("SELECT to_regclass('gtui_schema') IS NOT NULL"))
+                version = _scalar(conn.execute("SELECT max(version) FROM gtui_schema")) if exists else None
                 if version is not None and version > SCHEMA_VERSION:
                     raise LedgerError(f"ledger {self.where}: schema version {version} is newer than this gtui understands"
                                       f" ({SCHEMA_VERSION}); upgrade gtui")
@@ -429,7 +436,8 @@ class PgLedger(Ledger):
 
     def beads(self, kind: str, *, status: str | Iterable[str] | None = None, label: str | None = None, plugin: str | None = None,
               limit: int | None = None, newest_first: bool = True) -> list[Bead]:
-        where, params = ["kind = %s"], [kind]
+        where = ["kind = %s"]
+        params: list[Any] = [kind]
         if status is not None:
             where.append("status = ANY(%s)")
             params.append([status] if isinstance(status, str) else list(status))
@@ -452,7 +460,8 @@ class PgLedger(Ledger):
 
     def find(self, kinds: Iterable[str], *, labels: Iterable[str] = (), statuses: Iterable[str] | None = None,
              created_after: float | None = None, limit: int | None = None) -> list[Bead]:
-        where, params = ["kind = ANY(%s)"], [list(kinds)]
+        where = ["kind = ANY(%s)"]
+        params: list[Any] = [list(kinds)]
         for label in dict.fromkeys(labels):
             where.append("id IN (SELECT bead_id FROM labels WHERE label = %s)")
             params.append(label)
@@ -529,7 +538,7 @@ class PgLedger(Ledger):
 
     def bare_runs(self, run_ids: list[int]) -> list[Bead]:
         with self._snapshot() as conn:
-            return [Bead(*row[:11], data=row[11]) for row in _run_rows(conn, run_ids)]
+            return [Bead.from_row(row, row[11]) for row in _run_rows(conn, run_ids)]
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
@@ -559,7 +568,7 @@ class PgLedger(Ledger):
     def take_finished(self, reader: str, limit: int) -> tuple[list[Bead], bool]:
         def take(conn: psycopg.Connection[Any]) -> tuple[list[Bead], bool]:
             conn.execute("INSERT INTO readers VALUES (%s, 0) ON CONFLICT DO NOTHING", (reader,))
-            after = conn.execute("SELECT seq FROM readers WHERE name = %s FOR UPDATE", (reader,)).fetchone()[0]
+            after = _scalar(conn.execute("SELECT seq FROM readers WHERE name = %s FOR UPDATE", (reader,)))
             ends = conn.execute("SELECT seq, run_id FROM run_ends WHERE seq > %s ORDER BY seq LIMIT %s", (after, limit + 1)).fetchall()
             more = len(ends) > limit
             ends = ends[:limit]
@@ -577,10 +586,10 @@ class PgLedger(Ledger):
 
     def beat_kennel(self, host: str, pid: int, started_at: float, data: dict[str, Any]) -> float:
         """The heartbeat is the server's clock: every host judges it on the same clock."""
-        return float(self._retry(lambda conn: conn.execute(
+        return float(self._retry(lambda conn: _scalar(conn.execute(
             "INSERT INTO kennels VALUES (%s, %s, %s, extract(epoch FROM clock_timestamp()), %s) ON CONFLICT (host) DO UPDATE SET"
             " pid = excluded.pid, started_at = excluded.started_at, beat_at = excluded.beat_at, data = excluded.data RETURNING beat_at",
-            (host, pid, started_at, _json(data))).fetchone()[0]))
+            (host, pid, started_at, _json(data))))))
 
     def kennels(self) -> list[KennelBeat]:
         return [KennelBeat(*row) for row in self._read("SELECT host, pid, started_at, beat_at, data FROM kennels ORDER BY host")]
@@ -792,7 +801,7 @@ class PgLedger(Ledger):
     def load(self, parts: Iterable[LedgerDump]) -> int:
         """One transaction: the wisps' triggers count them as they come, then the source's summary replaces the count."""
         def write(conn: psycopg.Connection[Any]) -> int:
-            if conn.execute("SELECT EXISTS (SELECT 1 FROM beads)").fetchone()[0]:
+            if _scalar(conn.execute("SELECT EXISTS (SELECT 1 FROM beads)")):
                 raise GtError(f"ledger {self.where}: already holds records; gtui copies only into an empty ledger")
             total, stats = 0, None
             for part in parts:
@@ -856,7 +865,8 @@ class PgLedger(Ledger):
         return [(bead_id, title, data) for bead_id, title, data in self._read(sql, params)]
 
     def prune_runs(self, cutoff: float, keep: list[str], only: list[str] | None, batch: int) -> list[str | None]:
-        where, params = "", [cutoff]
+        where = ""
+        params: list[Any] = [cutoff]
         if keep:
             where += " AND NOT (plugin = ANY(%s))"
             params.append(keep)
@@ -883,10 +893,10 @@ def _insert(conn: psycopg.Connection[Any], kind: str, *, title: str = "", status
             result: str | None = None, now: float | None = None) -> Bead:
     check_bead(kind, plugin, result)
     stamp = time.time() if now is None else now
-    bead_id = conn.execute(
+    bead_id = _scalar(conn.execute(
         "INSERT INTO beads (kind, title, status, body, created_at, updated_at, plugin, rig, result, data)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-        (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(stored(data or {})))).fetchone()[0]
+        (kind, _text(title), status, _text(body), stamp, stamp, plugin, rig, result, _json(stored(data or {})))))
     unique = tuple(dict.fromkeys(map(capped_label, labels)))
     if unique:
         conn.cursor().executemany("INSERT INTO labels VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -929,12 +939,12 @@ def _claiming(claim: Claim) -> Callable[[psycopg.Connection[Any]], Bead]:
     own, extra = claim_labels(claim)
 
     def write(conn: psycopg.Connection[Any]) -> Bead:
-        if not conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",)).fetchone()[0]:
+        if not _scalar(conn.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s))", (f"claim:{plugin}",))):
             raise RunInFlight(f"plugin {plugin} is being claimed by another process")  # never wait: it would run it
         row = conn.execute("SELECT last_run_id, last_result FROM plugin_stats WHERE plugin = %s", (plugin,)).fetchone()
         latest, previous = row if row else (None, None)
         refuse_moved(claim, latest)
-        server_now = float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+        server_now = float(_scalar(conn.execute("SELECT extract(epoch FROM clock_timestamp())")))
         try:
             with conn.transaction():
                 run = _insert(conn, "wisp", title=f"run {plugin}", status="queued", labels=extra,
@@ -955,7 +965,7 @@ def _taking(take: Take) -> Callable[[psycopg.Connection[Any]], Bead]:
         bead = _fetch(conn, take.run_id, lock=True)
         if bead is None or bead.kind != "wisp":
             raise NotFound(f"no such run: {format_ref('wisp', take.run_id)} is not on the ledger")
-        server_now = float(conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+        server_now = float(_scalar(conn.execute("SELECT extract(epoch FROM clock_timestamp())")))
         running = taken(bead, take, stamp, server_now + take.lease)
         conn.execute("UPDATE beads SET status = 'running', result = 'running', updated_at = %s, data = %s WHERE id = %s",
                      (stamp, _json(running.data), take.run_id))
@@ -1015,7 +1025,7 @@ def _with_labels(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> 
     beads = []
     for row in rows:
         data = row[11] if row[1] != "escalation" else {**row[11], "pending": pending[row[0]]}
-        beads.append(Bead(*row[:11], data=data, labels=tuple(sorted(labels[row[0]]))))
+        beads.append(Bead.from_row(row, data, tuple(sorted(labels[row[0]]))))
     return beads
 
 

@@ -91,7 +91,8 @@ def claim_labels(claim: Claim) -> tuple[list[str], list[str]]:
 def refuse_moved(claim: Claim, latest: int | None) -> None:
     """:class:`GateMoved` when the plugin's last run is no longer the one the gate decision was based on."""
     if claim.expect_last_run != ANY_LAST_RUN and latest != claim.expect_last_run:
-        raise GateMoved(f"plugin {claim.plugin} was run meanwhile ({format_ref('wisp', latest)})")
+        last = format_ref("wisp", latest) if latest is not None else "none left"  # its runs pruned since the decision
+        raise GateMoved(f"plugin {claim.plugin} was run meanwhile ({last})")
 
 
 def check_final(request: Close) -> float:
@@ -173,7 +174,7 @@ def drift_settled(result: str, data: dict[str, Any]) -> tuple[str, str | None]:
     why: the plugin could not do all it meant to, even when it silenced those calls (``|| true``)."""
     if result not in GREEN:
         return result, None
-    calls = sum(note.count for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
+    calls = sum(note.calls for note in map(Drift.from_json, data.get("drift", ())) if note.level == "error")
     calls += (data.get("drift_more") or {}).get("error", 0)
     if not calls:
         return result, None
@@ -223,12 +224,12 @@ def with_drift(bead: Bead, drift: Drift, at: float) -> dict[str, Any]:
     for note in notes:
         known = Drift.from_json(note)
         if known.same_call() == drift.same_call():
-            note.update(count=known.count + drift.count, last_at=at)
+            note.update(count=known.calls + drift.calls, last_at=at)
             return {**bead.data, "drift": notes}
     if len(notes) < MAX_DRIFTS:
         return {**bead.data, "drift": [*notes, {**drift.to_json(), "at": at}]}
     more = dict(bead.data.get("drift_more") or {})
-    more[drift.level] = more.get(drift.level, 0) + drift.count
+    more[drift.level] = more.get(drift.level, 0) + drift.calls
     return {**bead.data, "drift_more": more}
 
 

@@ -706,7 +706,7 @@ class SqliteLedger(Ledger):
 
     def bare_runs(self, run_ids: list[int]) -> list[Bead]:
         with self._snapshot() as conn:
-            return [Bead(*row[:11], data=json.loads(row[11])) for row in _run_rows(conn, run_ids)]
+            return [Bead.from_row(row, json.loads(row[11])) for row in _run_rows(conn, run_ids)]
 
     def request_stop(self, run_id: int, reason: str, *, now: float | None = None) -> Bead:
         stamp = time.time() if now is None else now
@@ -1130,6 +1130,7 @@ def _insert_bead(
         (kind, title, status, body, stamp, stamp, plugin, rig, result, _stored(data or {})),
     )
     bead_id = cursor.lastrowid
+    assert bead_id is not None  # an INSERT's cursor always has it
     unique = tuple(dict.fromkeys(map(capped_label, labels)))
     if unique:  # OR IGNORE: a wisp's own labels are the trigger's already
         conn.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(bead_id, label) for label in unique])
@@ -1252,7 +1253,7 @@ def _fetch_bead(conn: sqlite3.Connection, bead_id: int) -> Bead | None:
                        " FROM beads WHERE id = ?", (bead_id,)).fetchone()
     if row is None:
         return None
-    bead = Bead(*row[:11], data=json.loads(row[11]), labels=tuple(sorted(json.loads(row[12]))))
+    bead = Bead.from_row(row, json.loads(row[11]), tuple(sorted(json.loads(row[12]))))
     return _with_pending(conn, [bead])[0] if bead.kind == "escalation" else bead
 
 
@@ -1288,7 +1289,7 @@ def _attach_labels(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Be
         chunk = ids[start:start + 500]
         for bead_id, label in conn.execute(f"SELECT bead_id, label FROM labels WHERE bead_id IN ({_marks(chunk)})", chunk):
             labels[bead_id].append(label)
-    beads = [Bead(*row[:11], data=json.loads(row[11]), labels=tuple(sorted(labels[row[0]]))) for row in rows]
+    beads = [Bead.from_row(row, json.loads(row[11]), tuple(sorted(labels[row[0]]))) for row in rows]
     escalations = [bead for bead in beads if bead.kind == "escalation"]
     if not escalations:
         return beads

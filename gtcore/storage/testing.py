@@ -181,9 +181,9 @@ def insert_old_run(path: Path, plugin: str, status: str, at: float, data: dict[s
     if url:
         import psycopg
 
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, plugin, rig, result, data)"
-                         " VALUES ('wisp', %s, %s, %s, %s, %s, 'town', %s, %s)", values)
+        with psycopg.connect(url, autocommit=True) as server:
+            server.execute("INSERT INTO beads (kind, title, status, created_at, updated_at, plugin, rig, result, data)"
+                           " VALUES ('wisp', %s, %s, %s, %s, %s, 'town', %s, %s)", values)
         return
     conn = _connect(path)
     try:
@@ -205,10 +205,10 @@ def write_in_flight(path: Path) -> Iterator[None]:
     if url:
         import psycopg
 
-        with psycopg.connect(url) as conn:  # not autocommit: the insert waits in its transaction
-            conn.execute("INSERT INTO beads (kind, title, status, created_at, updated_at) VALUES ('event', 'late', 'closed', 0, 0)")
+        with psycopg.connect(url) as server:  # not autocommit: the insert waits in its transaction
+            server.execute("INSERT INTO beads (kind, title, status, created_at, updated_at) VALUES ('event', 'late', 'closed', 0, 0)")
             yield
-            conn.commit()
+            server.commit()
         return
     conn = _connect(path)
     try:
@@ -226,7 +226,9 @@ def lock_waiters(url: str) -> int:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0])
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()
+        assert row is not None  # count(*) always has its row
+        return int(row[0])
 
 
 def refused_statement(ledger: Any) -> LedgerError:

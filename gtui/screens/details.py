@@ -256,7 +256,7 @@ class EscalationDetailsScreen(ScrollKeys, Screen[None]):
                              (clean(item.subject), "bold"))
         facts = Text(clean(" · ".join(part for part in (
             f"status {item.status}", f"source {item.source}" if item.source else "",
-            f"fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else "", f"count {item.count}",
+            f"fingerprint {item.fingerprint} ({data['fingerprint_key']})" if item.fingerprint else "", f"count {item.occurrences}",
             f"raised {data['created_at']}", f"re-escalated {item.reescalations}×" if item.reescalations else "",
             "STALE" if data["stale"] else "") if part)), style="dim")
         with KeyScroll():
