@@ -288,9 +288,13 @@ def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_id
     assert elapsed < 2.0, f"six turns of refusals took {elapsed:.1f}s: each waited the loop's idle second"
 
 
-def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_stopped_meanwhile(tmp_path: Path) -> None:
+def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_stopped_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twelve queued runs, two dogs: one read of the queue serves every take (a thousand runs queued at once must not
     cost a read per turn of the dogs' loop); a run of that page stopped while it waited is refused, and the rest run."""
+    import gtcore.kennel
+
+    monkeypatch.setattr(gtcore.kennel, "RESCAN_SECONDS", 120.0)  # a page never ages out here, however slow the machine
     town = make_town(tmp_path / "town")  # two dogs
     names = [f"paged-{n}" for n in range(12)]
     for name in names:
@@ -307,9 +311,15 @@ def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_st
             return found
 
     house = Stopping(Engine(Town.locate(town)))
-    reads: list[int] = []
+    reads: list[int] = []  # the reads that found runs queued (an idle kennel still looks four times a second)
     read = house.engine.ledger.queued_runs
-    house.engine.ledger.queued_runs = lambda limit=None: reads.append(1) or read(limit)  # type: ignore[method-assign]
+
+    def counted(limit: int | None = None) -> list:
+        found = read(limit)
+        reads.extend([1] if found else [])
+        return found
+
+    house.engine.ledger.queued_runs = counted  # type: ignore[method-assign]
     house.open()
     house.start()
     try:
@@ -318,7 +328,7 @@ def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_st
         house.close()
         engine.close()
     assert [ended[run.id].result for run in queued] == ["success"] * 11 + ["abandoned"]
-    assert len(reads) <= 2, f"{len(reads)} reads of the queue for 12 runs (one for the page, one once it runs short)"
+    assert len(reads) <= 2, f"{len(reads)} reads of a queue holding runs, for 12 runs (one for the page, one once it runs short)"
 
 
 def test_a_long_lived_reader_sees_the_checks_patrols_keep_later(tmp_path: Path) -> None:
