@@ -24,7 +24,7 @@ from collections.abc import Iterable
 IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
 IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
 IN_DELETE_SELF, IN_MOVE_SELF = 0x400, 0x800
-IN_Q_OVERFLOW, IN_IGNORED = 0x4000, 0x8000
+IN_Q_OVERFLOW = 0x4000
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC  # inotify_init1's flags are the open(2) ones
 MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
         | IN_DELETE_SELF | IN_MOVE_SELF)
@@ -58,8 +58,9 @@ class Watch:
     def changed(self) -> bool:
         """Whether anything that matters changed since the last call; reads the whole queue (it never waits).
 
-        A queue that overflowed, a read that failed or a watch the kernel
-        dropped (its file deleted, its file system unmounted) count as changes.
+        A queue that overflowed (events were lost) and a read that failed count
+        as changes; so does every event on a watched path itself (its
+        deletion, its move, the kernel dropping its watch).
         """
         if self._fd < 0:
             return True
@@ -74,8 +75,9 @@ class Watch:
             changed = self._matters(data) or changed
 
     def watch(self, wanted: Iterable[tuple[str, Names]]) -> bool:
-        """Watch exactly ``wanted`` from now on (path, names that matter in it); whether every one was watched already,
-        the same file with the same names: only then has any change to them since the last call been seen.
+        """Watch exactly ``wanted`` from now on (path, names that matter in it); whether every one was watched already
+        (the same file: a path now naming another file is a new watch): only then has any change to them since the
+        last call been seen.
 
         A path that does not exist needs no watch (its directory's shows it
         appear), but a dangling or looping symbolic link, or a path the kernel
@@ -94,7 +96,6 @@ class Watch:
                 names[wd] = _union(names[wd], wanted_names) if wd in names else wanted_names
             if self._fd < 0:
                 return False
-        kept = kept and all(self._names[wd] == names[wd] for wd in names)
         for wd in self._names.keys() - names.keys():
             self._libc.inotify_rm_watch(self._fd, wd)  # type: ignore[union-attr]  # its IN_IGNORED then names no watch
         self._names = names
@@ -127,10 +128,7 @@ class Watch:
         if mask & IN_Q_OVERFLOW:
             return True
         if wd not in self._names:
-            return False  # a watch dropped by :meth:`watch` (its last events, its IN_IGNORED)
-        if mask & IN_IGNORED:
-            del self._names[wd]  # the kernel dropped it: the next :meth:`watch` adds it anew
-            return True
+            return False  # a watch dropped by :meth:`watch` (its last events, the IN_IGNORED of its removal)
         names = self._names[wd]
         return not name or (not name.startswith(".") if names is None else name in names)
 
