@@ -58,12 +58,11 @@ class Watch:
     def changed(self) -> bool:
         """Whether anything that matters changed since the last call; reads the whole queue (it never waits).
 
-        A queue that overflowed (events were lost) and a read that failed count
-        as changes; so does every event on a watched path itself (its
-        deletion, its move, the kernel dropping its watch).
+        A queue that overflowed (events were lost) and a read that failed (no
+        inotify: no descriptor to read) count as changes; so does every event
+        on a watched path itself (its deletion, its move, the kernel dropping
+        its watch).
         """
-        if self._fd < 0:
-            return True
         changed = False
         while True:
             try:

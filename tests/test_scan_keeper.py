@@ -3,6 +3,7 @@ by the next command, an unchanged town is answered without scanning, and what ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,8 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from enginekit import add_plugin, gtui, gtui_env, make_town
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kennelkit import kennel_pids
 
 from gtcore.discovery import PluginSet, discover
 from gtcore.errors import GtError
@@ -24,6 +27,7 @@ from gtcore.town import Town
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUAL = '[gate]\ntype = "manual"'
+MANUAL_GATE = 'type = "manual"'
 
 
 def write_plugin(directory: Path, gate: str = MANUAL, *, run_sh: bool = True, name: str | None = None) -> Path:
@@ -61,8 +65,12 @@ def keeper() -> Iterator[ScanKeeper]:
 
 @pytest.fixture
 def town(tmp_path: Path) -> Path:
-    """Plugins at the town level and in a rig, one in a crew clone, one with no run.sh."""
+    """Plugins at the town level and in a rig, one in a crew clone, one with no run.sh; a clone with no plugins, a
+    mayor with no rig registry."""
     root = tmp_path / "town"
+    (root / "mayor").mkdir(parents=True)
+    (root / "mayor" / "town.json").write_text("{}", encoding="utf-8")
+    (root / "rig1" / "crew" / "carol").mkdir(parents=True)
     write_plugin(root / "plugins" / "alpha")
     write_plugin(root / "plugins" / "beta", run_sh=False)
     write_plugin(root / "rig1" / "plugins" / "gamma")
@@ -130,11 +138,13 @@ EDITS: dict[str, Callable[[Path], object]] = {
     "plugin renamed": lambda town: (town / "plugins" / "alpha").rename(town / "plugins" / "omega"),
     "plugin moved to a rig": lambda town: (town / "plugins" / "alpha").rename(town / "rig1" / "plugins" / "alpha"),
     "new rig": lambda town: write_plugin(town / "rig2" / "plugins" / "eta"),
-    "new crew clone": lambda town: write_plugin(town / "rig1" / "crew" / "carol" / "plugins" / "theta"),
+    "new crew clone": lambda town: write_plugin(town / "rig1" / "crew" / "dave" / "plugins" / "theta"),
+    "plugins in a crew clone": lambda town: write_plugin(town / "rig1" / "crew" / "carol" / "plugins" / "theta"),
     "rig removed": lambda town: shutil.rmtree(town / "rig1"),
     "stray file": lambda town: (town / "plugins" / "notes.txt").write_text("x", encoding="utf-8"),
     "a plugin's plugin.md removed": lambda town: (town / "plugins" / "alpha" / "plugin.md").unlink(),
     "a registry naming one rig": lambda town: (write_plugin(town / "rig2" / "plugins" / "eta"), registry(town, ["rig2"])),
+    "a registry naming none": lambda town: registry(town, []),
     "a rig's plugins directory renamed": lambda town: (town / "rig1" / "plugins").rename(town / "rig1" / "plugins.off"),
 }
 
@@ -316,6 +326,29 @@ def test_without_inotify_every_command_scans(town: Path) -> None:
     assert shown.stdout.split() == ["4"]
 
 
+def kernel_watches(pid: int | str = "self") -> int:
+    """How many inotify watches a process holds (the kernel lists each in its descriptor's fdinfo)."""
+    counted = 0
+    for info in Path(f"/proc/{pid}/fdinfo").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # the descriptor that lists them is closed once listed
+            counted += info.read_text().count("inotify wd:")
+    return counted
+
+
+def test_what_no_scan_reads_any_more_is_not_watched(keeper: ScanKeeper, town: Path, tmp_path: Path) -> None:
+    """A plugin moved out of the town lives on elsewhere: its watches go, or every move would leave some behind."""
+    warm(keeper, town)
+    (town / "plugins" / "alpha").rename(tmp_path / "alpha")
+    warm(keeper, town)
+    held = kernel_watches()
+    keeper.close()
+    assert kernel_watches() == 0
+    again = ScanKeeper()
+    warm(again, town)
+    assert held == kernel_watches()
+    again.close()
+
+
 def test_a_closed_keeper_scans_every_time(keeper: ScanKeeper, town: Path) -> None:
     warm(keeper, town)
     keeper.close()
@@ -383,3 +416,52 @@ def test_any_sequence_of_changes_is_answered_as_a_fresh_scan(tmp_path_factory: p
         assert seen(keeper.plugins(Town(town))) == fresh(town)
     finally:
         keeper.close()
+
+
+# -- through the command line and the kennel -----------------------------------------------------------------------
+
+
+def listed(capsys: pytest.CaptureFixture[str], town: Path, keeper: ScanKeeper, *line: str) -> dict[str, object]:
+    from gtui.cli import main
+
+    assert main([*line, "--json", "--town", str(town)], release=True, scans=keeper) in (0, 1)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_commands_engines_share_the_kept_scan(keeper: ScanKeeper, town: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``plugin list`` (a read-only engine) and ``--once`` (a writing one) both take the keeper's scan."""
+    make_town(town)
+    for _ in range(2):
+        listed(capsys, town, keeper, "plugin", "list")
+    scans = keeper.scans
+    assert scans == 2  # the first scan watched the town, the second was made under its watches and kept
+    first = listed(capsys, town, keeper, "plugin", "list")
+    once = listed(capsys, town, keeper, "--once")
+    assert keeper.scans == scans
+    assert len(first["plugins"]) == 4 and len(once["plugins"]) == 4  # type: ignore[arg-type]
+    write_plugin(town / "plugins" / "xi")
+    assert len(listed(capsys, town, keeper, "plugin", "list")["plugins"]) == 5  # type: ignore[arg-type]
+    assert len(listed(capsys, town, keeper, "--once")["plugins"]) == 5  # type: ignore[arg-type]
+
+
+def test_the_kennel_answers_from_its_kept_scan_and_sees_every_change(tmp_path: Path) -> None:
+    town = make_town(tmp_path / "town")
+    add_plugin(town, "omicron", MANUAL_GATE)
+    gtui(town, "plugin", "run", "omicron", env={**gtui_env(), "GTUI_THIN": "off"})  # starts the town's kennel
+    (pid,) = kennel_pids(town)
+    thin = {**gtui_env(), "GTUI_THIN": "require"}
+
+    def names() -> list[tuple[str, str]]:
+        """Each plugin the kennel lists: its name and its directory's."""
+        answer = gtui(town, "plugin", "list", "--json", env=thin)
+        assert answer.code == 0, answer.err
+        return [(plugin["name"], Path(plugin["path"]).parent.name) for plugin in json.loads(answer.out)["plugins"]]
+
+    assert names() == names() == [("omicron", "omicron")]
+    assert kernel_watches(pid) > 0  # the answers' keeper watches the town
+    add_plugin(town, "pi", MANUAL_GATE)
+    assert names() == [("omicron", "omicron"), ("pi", "pi")]
+    (town / "plugins" / "pi").rename(town / "plugins" / "rho")
+    assert names() == [("omicron", "omicron"), ("pi", "rho")]
+    rewrite(town / "plugins" / "rho" / "plugin.md", 'name = "pi"', 'name = "sigma"')
+    assert names() == [("omicron", "omicron"), ("sigma", "rho")]
