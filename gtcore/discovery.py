@@ -21,7 +21,7 @@ from gtcore.errors import GtError, NotFound
 from gtcore.plugin_cache import Identity, PluginCache, identity_of
 from gtcore.plugins import FILE_KINDS, InvalidPlugin, Plugin, parse_plugin, run_script_state
 from gtcore.records import TYPE_CHECKING, Record
-from gtcore.town import Town
+from gtcore.town import Town, may_be_rig
 
 if TYPE_CHECKING:
     from gtcore.gascity.mapping import CityScan
@@ -86,6 +86,53 @@ def plugin_dirs(town: Town) -> list[tuple[Path, str, int, str | None]]:
                 if clone.is_dir() and not clone.name.startswith(".")
             ]
     return dirs
+
+
+PLUGIN_FILES = frozenset({"plugin.md", "run.sh"})  # all a scan looks for in a plugin's directory
+RIG_ENTRIES = frozenset({"plugins", "crew"})
+CLONE_ENTRIES = frozenset({"plugins"})
+FILE: frozenset[str] = frozenset()  # a file's own changes are all its watch tells
+
+
+def scan_reads(town: Town) -> list[tuple[str, frozenset[str] | None]] | None:
+    """Every path a scan of the town reads, with the entries in it whose changes matter (None: every entry but
+    dot-entries), so that watching them shows any change that could change a scan (:mod:`gtcore.scan_keeper`); None
+    for a town whose scan depends on more (a city: its orders and their settings; a rig named by a path).
+
+    The town root, ``mayor/`` and its ``rigs.json``, each rig (every directory at the root when there is no registry),
+    its ``crew/`` and crew clones, each plugins directory, every directory or link in it with its ``plugin.md`` and
+    ``run.sh`` (a watch follows a link to its target: an edited linked file shows too).
+    """
+    root, registry = town.root, town.root / "mayor" / "rigs.json"
+    if town.is_city():
+        return None
+    if registry.exists():
+        rigs = town.rigs()
+        if any(Path(rig).name != rig or rig in ("", ".", "..") for rig in rigs):
+            return None
+        reads: list[tuple[str, frozenset[str] | None]] = [(str(root), frozenset({"mayor", "plugins", "city.toml", *rigs}))]
+        rig_dirs = [str(root / rig) for rig in rigs]
+    else:
+        reads, rig_dirs = [(str(root), None)], [path for path in _linked_or_dirs(str(root)) if may_be_rig(Path(path).name)]
+    reads += [(str(root / "mayor"), frozenset({"rigs.json"})), (str(registry), FILE)]
+    for rig_dir in rig_dirs:
+        reads += [(rig_dir, RIG_ENTRIES), (rig_dir + "/crew", None)]
+        reads += [(clone, CLONE_ENTRIES) for clone in _linked_or_dirs(rig_dir + "/crew")]
+    for directory, *_ in plugin_dirs(town):
+        reads.append((str(directory), None))
+        for entry in _linked_or_dirs(str(directory)):
+            reads += [(entry, PLUGIN_FILES), (entry + "/plugin.md", FILE), (entry + "/run.sh", FILE)]
+    return reads
+
+
+def _linked_or_dirs(directory: str) -> list[str]:
+    """The entries of ``directory`` but dot-entries that are directories or symbolic links (a dangling one included: it
+    cannot be watched, which is the point), as paths; none when it cannot be listed."""
+    try:
+        with os.scandir(directory) as entries:
+            return [entry.path for entry in entries if not entry.name.startswith(".") and (entry.is_dir() or entry.is_symlink())]
+    except OSError:
+        return []
 
 
 def scan_entries(town: Town) -> Iterator[Candidate | InvalidPlugin | str]:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
     from gtcore.runner import Runner
+    from gtcore.scan_keeper import ScanKeeper
     from gtcore.sessions import SessionHealth
     from gtcore.stale import BinaryStatus
     from gtcore.status import PluginFacts
@@ -58,14 +59,16 @@ class Engine:
 
     def __init__(self, town: Town, settings: Settings | None = None, *, readonly: bool = False, adopt_orphans: bool = False,
                  plugin_bin: Callable[[], tuple[Path, ...]] | None = None, keep_caches: bool | None = None,
-                 kennel_argv: Sequence[str] | None = None) -> None:
+                 kennel_argv: Sequence[str] | None = None, scans: ScanKeeper | None = None) -> None:
         """``readonly`` opens the ledger for reading only; ``keep_caches`` (default: not ``readonly``) lets the
         parse caches in ``.gtui/`` be written (a listing keeps them warm; ``--read-only`` writes nothing at
         all); ``adopt_orphans`` (the kennel of the ``gtui`` command, never a library user) makes this process the
         subreaper of what its runs leave behind; ``plugin_bin`` holds the commands every run finds first on its
         PATH (the face's plugin-facing ``gt`` and ``bd``), asked for when the first run starts: a command that runs
         nothing writes no scripts; ``kennel_argv`` is the command that starts a kennel (``gtui``) when runs this
-        engine queues find none alive on this host (None: a library user runs its own, or none)."""
+        engine queues find none alive on this host (None: a library user runs its own, or none); ``scans`` keeps the
+        town's last scan while nothing it read changed (the kennel's, shared by the engines of the commands it answers;
+        None: every :meth:`plugins` scans)."""
         self.town = town
         self.keep_caches = not readonly if keep_caches is None else keep_caches
         self.settings = settings if settings is not None else self._load_settings()
@@ -74,6 +77,7 @@ class Engine:
         self.settings_problem: Problem | None = None
         self.plugin_bin = plugin_bin
         self.kennel_argv = tuple(kennel_argv) if kennel_argv else None
+        self.scans = scans
         self.wake_kennel: Callable[[], None] | None = None  # set by the kennel this engine serves: its own runs need no socket
         self.kennel_problem: str | None = None  # why runs this engine queued wait (no kennel could be started)
         self.bus = EventBus()
@@ -359,10 +363,12 @@ class Engine:
     # -- plugins ----------------------------------------------------------------------
 
     def plugins(self) -> PluginSet:
-        """Scan the town now (and remember the answer for run bookkeeping); unchanged files come from the cache."""
+        """Scan the town now (and remember the answer for run bookkeeping); unchanged files come from the cache, and the
+        whole scan from :attr:`scans` when nothing it read changed since."""
         from gtcore.discovery import discover
 
-        self._plugin_set = discover(self.town, self.plugin_cache, self.settings.orders)
+        scan = discover if self.scans is None else self.scans.plugins
+        self._plugin_set = scan(self.town, self.plugin_cache, self.settings.orders)
         self.plugin_cache.save()
         return self._plugin_set
 

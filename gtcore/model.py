@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from gtcore.report import run_json as run_json
     from gtcore.report import run_problems as run_problems
     from gtcore.safe_text import clean as clean
+    from gtcore.scan_keeper import ScanKeeper as ScanKeeper
     from gtcore.stale import BinaryStatus as BinaryStatus
     from gtcore.status import HealthWord as HealthWord
     from gtcore.status import PluginFacts as PluginFacts
@@ -63,6 +64,7 @@ ELSEWHERE = {
     "plugin_json": "gtcore.report", "run_json": "gtcore.report", "finished_json": "gtcore.report", "run_problems": "gtcore.report",
     "drift_words": "gtcore.report",
     "clean": "gtcore.safe_text",
+    "ScanKeeper": "gtcore.scan_keeper",
     "BinaryStatus": "gtcore.stale",
     "HealthWord": "gtcore.status", "PluginFacts": "gtcore.status", "run_reason": "gtcore.status", "run_summary": "gtcore.status",
     "Pause": "gtcore.storage.contract",

@@ -146,7 +146,7 @@ class Town(Record):
         return sorted(
             child.name
             for child in self.root.iterdir()
-            if child.is_dir() and _may_be_rig(child.name) and _holds_plugins(child)
+            if child.is_dir() and may_be_rig(child.name) and _holds_plugins(child)
         )
 
 
@@ -213,7 +213,7 @@ def _choose_root(explicit: str | os.PathLike[str] | None, environ: Mapping[str, 
     return Path.home() / "gt", "default ~/gt"
 
 
-def _may_be_rig(name: str) -> bool:
+def may_be_rig(name: str) -> bool:
     """Dot-directories are skipped, and ``plugins`` is the town's own plugin directory:
     a town-level plugin that happens to be called ``plugins`` must not turn it into a rig."""
     return not name.startswith(".") and name != "plugins"

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
+    from gtcore.model import ScanKeeper
+
 EXIT_ERROR = 2
 
 
@@ -352,8 +354,10 @@ class Context:
     deliver need their settings and stop on them.
     """
 
-    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False, settings_as_written: bool = False) -> None:
+    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False, settings_as_written: bool = False,
+                 scans: ScanKeeper | None = None) -> None:
         self.args = args
+        self.scans = scans  # the kennel's last scan of the town, for the engine (see Engine)
         self.json = bool(getattr(args, "json", False))
         self.town = locate_town(args)
         self.reads_only = reads_only or bool(getattr(args, "read_only", False))
@@ -375,15 +379,15 @@ class Context:
                 # A listing reads the ledger read-only and still keeps the parse caches warm; --read-only writes nothing.
                 keep = not getattr(self.args, "read_only", False)
                 if self.settings_as_written:
-                    self._engine = Engine(self.town, readonly=True, keep_caches=keep)
+                    self._engine = Engine(self.town, readonly=True, keep_caches=keep, scans=self.scans)
                     return self._engine
-                self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=keep)
+                self._engine = Engine.tolerant(self.town, readonly=True, keep_caches=keep, scans=self.scans)
                 if self._engine.settings_problem:
                     warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:
                 from gtui.dispatching import KENNEL_ARGV
 
-                self._engine = Engine(self.town, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV)
+                self._engine = Engine(self.town, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV, scans=self.scans)
         return self._engine
 
     def kennel_engine(self) -> Engine:
@@ -708,12 +712,13 @@ class Stopped(GtError):
 
 
 def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), release: bool = False,
-         gone: Callable[[], bool] | None = None) -> int:
+         gone: Callable[[], bool] | None = None, scans: ScanKeeper | None = None) -> int:
     """The command line, in this process (:mod:`gtui.thin` is the console script's door, which may have the town's
     kennel answer instead).  ``notes``: what the door has to say of its own (the kennel did not answer in time), a
     problem of ``--once``'s answer, a warning of any other command's.  ``release``: the process lives on (the kennel
     answering a thin command): the command's ledger connections are closed when it ends.  ``gone``: whether the one who
-    asked went away (the kennel answering): a command then takes nothing it cannot give back."""
+    asked went away (the kennel answering): a command then takes nothing it cannot give back.  ``scans``: the kennel's
+    last scan of the town, taken while nothing it read changed."""
     argv = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in argv
     args, ctx = None, None
@@ -728,7 +733,7 @@ def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), releas
         elif command is None:
             return control_room(args)
         _refuse_writes_when_read_only(args, command)
-        ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN)
+        ctx = Context(args, reads_only=command in READ_COMMANDS, settings_as_written=command in SETTINGS_AS_WRITTEN, scans=scans)
         ctx.notes = list(notes)
         ctx.gone = gone or ctx.gone
         if command is not dispatching.cmd_once:

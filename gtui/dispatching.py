@@ -213,7 +213,8 @@ def cmd_kennel_run(ctx: Context) -> int:
     engine = ctx.kennel_engine()
     from gtui.thin import answering
 
-    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted, answerer=answering(str(engine.town.root)))
+    answerer = answering(str(engine.town.root))
+    house = engine.kennel(patrol=ctx.args.patrol, autostarted=ctx.args.autostarted, answerer=answerer)
     try:
         house.open()
     except KennelBusy as exc:
@@ -237,6 +238,7 @@ def cmd_kennel_run(ctx: Context) -> int:
             return house.serve()
     finally:
         house.close()
+        answerer.close()
         _kennel_says(f"kennel pid {os.getpid()} stopped" + (f": {house.stop_reason}" if house.stop_reason else ""))
 
 

@@ -186,7 +186,10 @@ class Answerer:
     (:class:`gtcore.kennel_answers.Answers` calls it; nothing else is answered)."""
 
     def __init__(self, root: str) -> None:
+        from gtcore.model import ScanKeeper
+
         self.root = root
+        self.scans = ScanKeeper()  # the town's last scan, shared by the answers while nothing it read changed
 
     def refusal(self, argv: list[str]) -> str | None:
         """None for a thin command line of this town exactly as a thin command sends it; else why not."""
@@ -241,12 +244,16 @@ class Answerer:
         assert isinstance(stdout, _Switch) and isinstance(stderr, _Switch), "answering() puts them in place"
         stdout.kept.stream, stderr.kept.stream = out, err
         try:
-            code = here(argv, release=True, gone=gone)
+            code = here(argv, release=True, gone=gone, scans=self.scans)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
         finally:
             stdout.kept.stream = stderr.kept.stream = None
         return code, out.getvalue(), err.getvalue()
+
+    def close(self) -> None:
+        """The kennel goes: its watch on the town's plugins is let go."""
+        self.scans.close()
 
 
 def answering(root: str) -> Answerer:
