@@ -63,10 +63,9 @@ def _as_gt(argv: list[str]) -> int:
     from gtui.cli import main as gtui_main
     from gtui.shims.context import answered_elsewhere, environ
 
-    if answered_elsewhere():  # a kennel answers it: the town is the one the plugin's environment names, not the kennel's
-        argv = ["--town", str(Town.locate(environ=environ()).root), *argv]
-    code = gtui_main(argv, release=answered_elsewhere())  # a kennel answering it lives on: the command's ledger is closed
     quiet = argv[0] == "stale" and "--quiet" in argv
+    town = ["--town", str(Town.locate(environ=environ()).root)] if answered_elsewhere() else []  # a kennel answers it: the
+    code = gtui_main([*town, *argv], release=bool(town))  # plugin's town, not the kennel's; its ledger closed when it ends
     return 1 if code == 2 and not quiet else code
 
 
