@@ -157,11 +157,6 @@ def scan_entries(town: Town) -> Iterator[Candidate | InvalidPlugin | str]:
                 yield _inspect(entry, rig, rank, crew)
 
 
-def find_candidates(town: Town) -> list[Candidate]:
-    """The ``plugin.md`` files that will be parsed, in discovery order."""
-    return [entry for entry in scan_entries(town) if type(entry) is Candidate]
-
-
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
 

@@ -111,14 +111,6 @@ class DogPool:
         with self._cond:
             return any(dog.state != "idle" for dog in self._dogs.values())
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until no dog works (True) or ``timeout`` passes (False)."""
-        ends = time.monotonic() + timeout
-        with self._cond:
-            while any(dog.state != "idle" for dog in self._dogs.values()) and (left := ends - time.monotonic()) > 0:
-                self._cond.wait(min(left, 0.1))
-            return all(dog.state == "idle" for dog in self._dogs.values())
-
     def join(self, timeout: float) -> bool:
         """Wait for the loop to end (after :meth:`shutdown`); True once it has."""
         self._thread.join(timeout)

@@ -126,18 +126,12 @@ REPORTABLE = frozenset({Result.SUCCESS, Result.FAILURE, Result.SKIPPED, Result.W
 
 
 class Severity(StrEnum):
-    """How loudly an escalation asks, lowest first: re-escalation moves one step up."""
+    """How loudly an escalation asks, lowest first."""
 
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
-
-    def louder(self) -> Severity | None:
-        """The next severity up, or None at the top."""
-        order = list(Severity)
-        index = order.index(self)
-        return order[index + 1] if index + 1 < len(order) else None
 
 
 SEVERITIES = tuple(severity.value for severity in Severity)  # plain words: argparse and messages print them as typed

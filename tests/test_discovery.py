@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gtcore.discovery import CREW_CLONE, RIG_ROOT, TOWN_LEVEL, Candidate, discover, find_candidates
+from gtcore.discovery import CREW_CLONE, RIG_ROOT, TOWN_LEVEL, Candidate, discover, scan_entries
 from gtcore.errors import GtError, NotFound
 from gtcore.town import Town
 
@@ -90,7 +90,7 @@ def test_candidates_in_discovery_order(town: Path, add: Callable[..., Path]) -> 
     add("alpha/plugins/r1")
     add("plugins/t2")
     add("plugins/t1")
-    candidates = find_candidates(Town(town))
+    candidates = [entry for entry in scan_entries(Town(town)) if type(entry) is Candidate]  # the files parsed, in order
     assert [(str(Path(c.path).parent.relative_to(town)), c.rig, c.rank, c.crew) for c in candidates] == [
         ("plugins/t1", "town", TOWN_LEVEL, None),
         ("plugins/t2", "town", TOWN_LEVEL, None),
