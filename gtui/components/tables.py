@@ -199,10 +199,28 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
 
     def apply(self, rows: dict[str, Row]) -> None:
         """Show ``rows`` (filtered, and in their order unless sorted), touching only what changed."""
+        rows = self._kept(rows)
         self._measure(rows)
         self._rows = rows
         self._sync(self._visible(rows))
         self._update_subtitle()
+
+    def _kept(self, rows: dict[str, Row]) -> dict[str, Row]:
+        """``rows``, with every cell equal to the one held already given as that one (a row all equal, as that row).
+
+        Each collect builds every row afresh; the table holds the cells it was given
+        first.  Kept this way, the pane holds one copy of each cell, not the table's
+        and an equal one here, and an unchanged row is the same row to :meth:`_sync`.
+        """
+        known = self._rows
+        kept: dict[str, Row] = {}
+        for key, cells in rows.items():
+            old = known.get(key)
+            if old is not None and old is not cells and len(old) == len(cells):
+                mixed = tuple(before if same_cell(before, after) else after for before, after in zip(old, cells, strict=True))
+                cells = old if all(cell is before for cell, before in zip(mixed, old, strict=True)) else mixed
+            kept[key] = cells
+        return kept
 
     def _measure(self, rows: dict[str, Row]) -> None:
         """Keep each row's cell widths, measuring only the rows that are new or changed."""
