@@ -56,6 +56,7 @@ from gtui.screens.modals import ConfirmScreen
 from gtui.shims.bin import plugin_bin
 from gtui.state import (
     SEVERITY_RANK,
+    CellPool,
     Collector,
     Row,
     Snapshot,
@@ -155,6 +156,7 @@ class GtuiApp(PaneActions, App[None]):
         self.kennel_argv = kennel_argv  # how runs it queues start a kennel when none is alive (the gtui command's; see Engine)
         self.engine: Engine | None = engine
         self.collector: Collector | None = None
+        self._cells = CellPool()  # the plugins pane's cells, equal ones shared from collect to collect (the collector's)
         self.snapshot: Snapshot | None = None
         self.patrol_state = PatrolState(paused_reason="read-only" if read_only else None if live else "not live")
         self._wake = threading.Event()
@@ -321,10 +323,11 @@ class GtuiApp(PaneActions, App[None]):
         assert self.collector is not None
         snapshot = self.collector.collect()
         rows = {
-            "plugins": plugin_rows(snapshot, now),
+            "plugins": plugin_rows(snapshot, now, self._cells),
             "dogs": dog_rows(snapshot, now),
             "escalations": escalation_rows(snapshot, now),
         }
+        self._cells.turn()
         feed = [(f"{key[0]}:{key[1]}", cells, run) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed), strict=True)]
         if self.no_color:  # NO_COLOR: Textual greys colours by brightness, and red came out dim; the cells' marks and bold speak
             for table in rows.values():
