@@ -247,6 +247,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         """Make the table hold ``visible`` in its order, with columns that fit, keeping the selected row selected."""
         selected = self.selected_key()
         line = self.cursor_row - round(self.scroll_y)  # where the selected row is on screen: it stays there
+        counted = self._update_count
         changed: dict[str, list[int]] = {}
         added: list[str] = []
         for key, cells in visible.items():
@@ -277,10 +278,19 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
                     self.move_cursor(row=index, animate=False)
                     if 0 <= line < self._rows_in_view():
                         self.call_after_refresh(self._keep_on_line, selected, line)
+        if self._update_count != counted:
+            self._drop_stale_renders()
         content = (len(visible), self.natural_width)
         if content != self._content_seen:
             self._content_seen = content
             self.post_message(self.ContentChanged(self))
+
+    def _drop_stale_renders(self) -> None:
+        """DataTable's render caches are keyed by its update count: once that moved, nothing asks for what they hold,
+        yet it stays until 1,000 lines' or 10,000 cells' worth pushes it out (a pane changed every few seconds would
+        hold that much, for good)."""
+        for cache in (self._row_render_cache, self._cell_render_cache, self._row_renderable_cache, self._line_cache):
+            cache.clear()
 
     def _keep_on_line(self, key: str, line: int) -> None:
         """Rows came or went above the selected one: scroll so it is on the same screen line as before (it never jumps)."""
