@@ -56,6 +56,7 @@ from gtui.screens.modals import ConfirmScreen
 from gtui.shims.bin import plugin_bin
 from gtui.state import (
     SEVERITY_RANK,
+    CellPool,
     Collector,
     Row,
     Snapshot,
@@ -155,11 +156,13 @@ class GtuiApp(PaneActions, App[None]):
         self.kennel_argv = kennel_argv  # how runs it queues start a kennel when none is alive (the gtui command's; see Engine)
         self.engine: Engine | None = engine
         self.collector: Collector | None = None
+        self._cells = CellPool()  # the plugins pane's cells, equal ones shared from collect to collect (the collector's)
         self.snapshot: Snapshot | None = None
         self.patrol_state = PatrolState(paused_reason="read-only" if read_only else None if live else "not live")
         self._wake = threading.Event()
         self._unlisten: Callable[[], None] = lambda: None  # stops hearing the ledger's commits (set once the engine is ready)
         self._rescan = threading.Event()
+        self._first_scan = threading.Event()  # set once the start-up patrol scanned the plugins (or no patrol comes)
         self._stop = threading.Event()
         self._engine_error: str | None = None
         self._seen_escalations: dict[str, str] | None = None
@@ -243,6 +246,8 @@ class GtuiApp(PaneActions, App[None]):
         self._apply_keymap()
         self._wake.set()  # the first collect at once: waiting for the loop's 1 s timeout (or the patrol) delayed the first paint
         self._unlisten = message.engine.listen(self._wake.set)  # another host's commit wakes the collector at once (PostgreSQL)
+        if not self.live or self.read_only:
+            self._first_scan.set()  # no patrol comes: the collector scans
         self.collect_loop()
         if self.live:
             self.watch_files()
@@ -271,6 +276,7 @@ class GtuiApp(PaneActions, App[None]):
         """
         if isinstance(event, PluginSetChanged):
             self._patrol_scan = (event.plugins, self._patrol_started)
+            self._first_scan.set()
         if isinstance(event, PluginSetChanged | RunClaimed | RunFinished | DogChanged | PatrolFinished):
             self._wake.set()
 
@@ -287,6 +293,11 @@ class GtuiApp(PaneActions, App[None]):
         worker = get_current_worker()
         assert self.collector is not None and self.engine is not None
         last_version, last_full, adopted = None, float("-inf"), None
+        # The start-up patrol reads every plugin file first thing: the first collect shows its scan rather than make a
+        # second at the same time (two plugin sets, and two threads parsing, at start-up's peak).
+        while not self._first_scan.wait(timeout=0.1):
+            if worker.is_cancelled or self._stop.is_set():
+                return
         while not worker.is_cancelled and not self._stop.is_set():
             woken = self._wake.wait(timeout=1.0)
             self._wake.clear()
@@ -321,10 +332,11 @@ class GtuiApp(PaneActions, App[None]):
         assert self.collector is not None
         snapshot = self.collector.collect()
         rows = {
-            "plugins": plugin_rows(snapshot, now),
+            "plugins": plugin_rows(snapshot, now, self._cells),
             "dogs": dog_rows(snapshot, now),
             "escalations": escalation_rows(snapshot, now),
         }
+        self._cells.turn()
         feed = [(f"{key[0]}:{key[1]}", cells, run) for run, (key, cells) in zip(snapshot.feed, map(feed_line, snapshot.feed), strict=True)]
         if self.no_color:  # NO_COLOR: Textual greys colours by brightness, and red came out dim; the cells' marks and bold speak
             for table in rows.values():
@@ -521,6 +533,8 @@ class GtuiApp(PaneActions, App[None]):
             report, error = self.engine.patrol_once(now=self.clock()), None
         except GtError as exc:
             report, error = None, str(exc)
+        finally:
+            self._first_scan.set()  # a patrol that failed before its scan: the collector scans for itself
         self.post_message(PatrolDone(error, report, asked))
 
     @on(PatrolDone)

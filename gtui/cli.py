@@ -839,13 +839,14 @@ def control_room(args: argparse.Namespace) -> int:
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.app import GtuiApp
     from gtui.dispatching import KENNEL_ARGV
-    from gtui.gc_tuning import GcTuning
+    from gtui.gc_tuning import GcTuning, share_malloc_arenas
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
+    share_malloc_arenas()  # the worker threads' freed memory serves them all, not each its own
     with GcTuning() as gc_tuning:  # start-up's objects are frozen out of the collector's scans once they are on screen
         app = GtuiApp(town, read_only=read_only, kennel_argv=KENNEL_ARGV, on_first_paint=gc_tuning.freeze)
 

@@ -16,8 +16,6 @@ from textual import work
 from gtcore.errors import GtError
 from gtcore.model import TYPE_CHECKING, parse_ref
 from gtui.components.bindings import key_display
-from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
-from gtui.screens.log_viewer import LogScreen
 from gtui.screens.modals import AskScreen, ConfirmScreen
 
 if TYPE_CHECKING:
@@ -113,6 +111,9 @@ class PaneActions:
         self.request_refresh()
 
     def _plugins_details(self, key: str) -> None:
+        from gtui.screens.details import PluginDetailsScreen  # on first use: Markdown (markdown-it, Pygments) is 3 MB a
+        # control room that never opens a details screen does not need to hold
+
         plugin = self._plugin(key)
         if plugin is not None and self.engine is not None and self.snapshot is not None:
             self.push_screen(PluginDetailsScreen(self.engine, plugin, self.snapshot.decisions.get(key), self.clock))
@@ -141,6 +142,8 @@ class PaneActions:
         self.call_from_thread(self._push_log, run)
 
     def _push_log(self, run: Bead) -> None:
+        from gtui.screens.log_viewer import LogScreen  # on first use, as the details screens (see _plugins_details)
+
         assert self.engine is not None
         self.push_screen(LogScreen(self.engine, run))
 
@@ -225,6 +228,8 @@ class PaneActions:
         self.request_refresh()
 
     def _escalations_details(self, key: str) -> None:
+        from gtui.screens.details import EscalationDetailsScreen  # on first use, as the plugin's (see _plugins_details)
+
         snapshot = self.snapshot
         item = next((item for item in snapshot.escalations if item.ref == key), None) if snapshot else None
         if item is not None and snapshot is not None and snapshot.escalation_settings is not None:

@@ -66,6 +66,38 @@ def text(value: object, style: str = "", sort: float | None = None) -> Cell:
     return Cell(clean("" if value is None else str(value)), style, sort)
 
 
+MakeCell = Callable[..., Cell]  # text(value, style, sort) or a CellPool
+
+
+class CellPool:
+    """Cells by what they say (text, style, sort key): an equal cell asked for again is the same object.
+
+    The plugins pane's rows are built afresh on every collect, and most of their
+    cells say what they said the last time (a rig, a gate, ``enabled``, a state):
+    pooled, those are the objects the table holds already, not thousands of equal
+    new ones.  The pool keeps the cells of the last build only.  A pooled cell is
+    never appended to (a cell that grows is made with :func:`text`); NO_COLOR's
+    :func:`colourless_rows` changes one alike every time, so that holds too.
+    Used by one thread (the collector's).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str, float | None], Cell] = {}
+        self._now: dict[tuple[str, str, float | None], Cell] = {}
+
+    def __call__(self, value: object, style: str = "", sort: float | None = None) -> Cell:
+        key = ("" if value is None else str(value), style, sort)
+        cell = self._now.get(key)
+        if cell is None:
+            cell = self._last.get(key) or text(value, style, sort)
+            self._now[key] = cell
+        return cell
+
+    def turn(self) -> None:
+        """A build is done: the cells it used are kept for the next one, the rest let go."""
+        self._last, self._now = self._now, {}
+
+
 def colourless_rows(rows: dict[str, Row]) -> dict[str, Row]:
     """For NO_COLOR: the rows' cells without colours (their marks, bold, dim and reverse say it all)."""
     for cells in rows.values():
@@ -181,20 +213,21 @@ class Collector:
 # -- rows -------------------------------------------------------------------------------------
 
 
-def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
+def plugin_rows(snapshot: Snapshot, now: float, cell: MakeCell = text) -> dict[str, Row]:
     """The plugins pane: one row per plugin (and Gas City order), then one per invalid file (bold, marked ``! invalid``).
 
     The last column says each row's kind once the town has orders; without
-    any it stays empty (and the pane hides it).
+    any it stays empty (and the pane hides it).  ``cell`` makes the cells after
+    a plugin's name (a :class:`CellPool`, for the control room's collects).
     """
     rows: dict[str, Row] = {}
     if snapshot.plugin_set is None:
         return rows
     kinds = snapshot.plugin_set.city is not None
     for plugin in snapshot.plugin_set.plugins:
-        kind = text(plugin.kind if kinds else "", "dim")
+        kind = cell(plugin.kind if kinds else "", "dim")
         try:
-            rows[plugin.name] = (*plugin_row(plugin, snapshot, now), kind)
+            rows[plugin.name] = (*plugin_row(plugin, snapshot, now, cell), kind)
         except Exception as exc:  # a bug showing one plugin costs that row, never the pane
             rows[plugin.name] = (text(plugin.name, "bold red"), text(plugin.rig), text(plugin.gate.type), *(text("") for _ in range(5)),
                                  text(f"{ERROR_MARK}cannot be shown (a bug in gtui): {type(exc).__name__}: {exc}", "bold red"), kind)
@@ -212,69 +245,70 @@ def plugin_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:
     return rows
 
 
-def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float) -> Row:
+def plugin_row(plugin: Plugin, snapshot: Snapshot, now: float, cell: MakeCell = text) -> Row:
     stats = snapshot.summary.get(plugin.name)
-    name = text(plugin.name, "bold")
+    name = text(plugin.name, "bold")  # never pooled: the pane orders its rows by their first cells' identity
     if plugin.shadowed:  # the same name elsewhere, hidden by this copy: `gtui plugin list` says so too
         name.append(f" +{len(plugin.shadowed)} shadowed", "dim")
     return (
         name,
-        text(plugin.rig),
-        text(plugin.gate.type),
-        enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name)),
-        text(age(stats.last_started_at, now) if stats else "never", sort=stats.last_started_at if stats else 0.0),
-        result_cell(stats),
-        text(stats.run_count if stats else 0, sort=stats.run_count if stats else 0),
-        failure_rate(stats),
-        state_cell(plugin, snapshot, now),
+        cell(plugin.rig),
+        cell(plugin.gate.type),
+        enabled_cell(plugin.runs_by_itself, snapshot.paused.get(plugin.name), cell),
+        cell(age(stats.last_started_at, now) if stats else "never", sort=stats.last_started_at if stats else 0.0),
+        result_cell(stats, cell),
+        cell(stats.run_count if stats else 0, sort=stats.run_count if stats else 0),
+        failure_rate(stats, cell),
+        state_cell(plugin, snapshot, now, cell),
     )
 
 
-def state_cell(plugin: Plugin, snapshot: Snapshot, now: float) -> Text:
+def state_cell(plugin: Plugin, snapshot: Snapshot, now: float, cell: MakeCell = text) -> Text:
     """The state column: a paused plugin's pause (who, when, why: ``paused 2h ago by ann@box: new disk``), else its gate."""
     pause = snapshot.pauses.get(plugin.name)
     if pause is not None and plugin.runs_by_itself:
-        return text(pause_words(pause, now), "yellow")
-    return gate_cell(snapshot.decisions.get(plugin.name), plugin.gate.type == "cooldown", now)
+        return cell(pause_words(pause, now), "yellow")
+    return gate_cell(snapshot.decisions.get(plugin.name), plugin.gate.type == "cooldown", now, cell)
 
 
-def result_cell(stats: PluginStats | None) -> Text:
+def result_cell(stats: PluginStats | None, cell: MakeCell = text) -> Text:
     """The last result, and the plugin's own summary of that run when it gave one ("skipped · not safe to rebuild")."""
     if stats is None:
-        return text("-", "dim")
-    cell = text(result_text(stats.last_result), RESULT_STYLE.get(stats.last_result, ""))
-    if stats.last_summary:
-        cell.append(f" · {clean(stats.last_summary)}", "dim")
-    return cell
+        return cell("-", "dim")
+    if not stats.last_summary:
+        return cell(result_text(stats.last_result), RESULT_STYLE.get(stats.last_result, ""))
+    said = text(result_text(stats.last_result), RESULT_STYLE.get(stats.last_result, ""))  # appended to: never pooled
+    said.append(f" · {clean(stats.last_summary)}", "dim")
+    return said
 
 
-def gate_cell(decision: GateDecision | None, counts_down: bool, now: float) -> Text:
+def gate_cell(decision: GateDecision | None, counts_down: bool, now: float, cell: MakeCell = text) -> Text:
     """A gate as the plugins pane shows it, styled by its state; when it may open is added unless ``counts_down``
     says the reason counts down to it already (a cooldown's "opens in 55m")."""
     if decision is None:
-        return text("…", "dim")
+        return cell("…", "dim")
     if decision.state is GateState.OPEN:
-        return text(f"{OPEN_MARK}open: {decision.reason}", "bold green")
+        return cell(f"{OPEN_MARK}open: {decision.reason}", "bold green")
     if decision.state is GateState.ERROR:
-        return text(f"{ERROR_MARK}{decision.reason}", "bold red")
+        return cell(f"{ERROR_MARK}{decision.reason}", "bold red")
     when = f" (opens {age(decision.next_open_at, now)})" if decision.next_open_at and not counts_down else ""
-    return text(f"{decision.reason}{when}", "dim" if decision.state in QUIET_GATES else "")
+    return cell(f"{decision.reason}{when}", "dim" if decision.state in QUIET_GATES else "")
 
 
-def enabled_cell(enabled: bool, paused: str | None) -> Text:
+def enabled_cell(enabled: bool, paused: str | None, cell: MakeCell = text) -> Text:
     if not enabled:
-        return text("disabled", "yellow")
+        return cell("disabled", "yellow")
     if paused is not None:
-        return text("paused", "yellow")
-    return text("enabled", "green")
+        return cell("paused", "yellow")
+    return cell("enabled", "green")
 
 
-def failure_rate(stats: PluginStats | None) -> Text:
+def failure_rate(stats: PluginStats | None, cell: MakeCell = text) -> Text:
     """How many runs failed and what share of all runs that is (``3 · 30%``)."""
     if stats is None or not stats.run_count:
-        return text("-", "dim")
+        return cell("-", "dim")
     rate = stats.failure_rate
-    return text(f"{stats.failure_count} · {rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green", sort=rate)
+    return cell(f"{stats.failure_count} · {rate:.0%}", "bold red" if rate >= 0.5 else "yellow" if rate > 0 else "green", sort=rate)
 
 
 def dog_rows(snapshot: Snapshot, now: float) -> dict[str, Row]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gc
+import os
+import platform
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from gtui.gc_tuning import YOUNG_THRESHOLD, GcTuning
+from gtui.gc_tuning import MALLOC_ARENAS, YOUNG_THRESHOLD, GcTuning
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +55,34 @@ def test_freezing_outside_the_context_does_nothing(odd_thresholds: tuple[int, in
         pass
     tuning.freeze()
     assert gc.get_freeze_count() == frozen and gc.get_threshold() == odd_thresholds
+
+
+THREADS_MALLOCING = """
+import ctypes, sys, threading
+from gtui.gc_tuning import share_malloc_arenas
+if sys.argv[1] == "shared":
+    assert share_malloc_arenas()
+together = threading.Barrier(8)
+def work():
+    together.wait()
+    blocks = [bytearray(4096) for _ in range(100)]  # past pymalloc's 512 bytes: malloc's, in this thread's arena
+    together.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()  # "Arena N:" per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
+def test_shared_malloc_arenas_hold_eight_threads_mallocing_at_once_in_two() -> None:
+    """A process of its own: the setting is for a whole process, for good."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    arenas = {}
+    for mode in ("own", "shared"):
+        done = subprocess.run([sys.executable, "-c", THREADS_MALLOCING, mode], capture_output=True, text=True, env=env, check=True)
+        arenas[mode] = done.stderr.count("Arena ")
+    assert arenas["own"] > MALLOC_ARENAS  # each thread got its own: the default this turns off
+    assert 1 <= arenas["shared"] <= MALLOC_ARENAS

@@ -42,7 +42,7 @@ from gtui.components.tables import Col, fit_columns
 from gtui.screens.details import PluginDetailsScreen
 from gtui.screens.help import HelpScreen
 from gtui.screens.log_viewer import LogScreen
-from gtui.state import elapsed
+from gtui.state import CellPool, elapsed
 
 pytestmark = pytest.mark.anyio
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -212,6 +212,26 @@ async def test_the_columns_stay_put_whatever_the_sort_and_filter_and_rig_stays(t
         assert [label.rstrip(" ▲▼") for label in column_labels(app, "plugins")] == plain
 
 
+async def test_a_collect_that_changes_nothing_leaves_the_plugins_pane_holding_the_cells_it_had(tmp_path: Path) -> None:
+    """Guards: CellPool and KeyedTable._kept (issue 22, memory): every collect builds the rows afresh, and the pane
+    holds one copy of each cell (the table's), not the table's and an equal new one."""
+    app = app_for(control_town(tmp_path / "town"), clock=fixed_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: app.patrol_state.next_at is not None, 10, "the start-up patrol")
+        pane = app.pane("plugins")
+        held = {key: pane.cells_of(key) for key in row_keys(app, "plugins")}
+        assert set(held) == {"hello", "broken", "dormant"}
+        for key, kept in held.items():  # the table's cells are the pane's, the very objects
+            assert all(any(shown is cell for cell in kept) for shown in pane.get_row(key)), key
+        before = app.snapshot
+        app.request_refresh()
+        await wait_until(pilot, lambda: app.snapshot is not before, 5, "another collect")
+        for key, kept in held.items():
+            assert pane.cells_of(key) is kept, key
+            assert all(any(shown is cell for cell in kept) for shown in pane.get_row(key)), key
+
+
 def test_which_columns_show_depends_on_the_width_alone_never_on_the_sort() -> None:
     """Guard: the room fit_columns keeps for a sort arrow (labels wider than their cells are where an arrow tips it)."""
     columns = (Col("name"), Col("state", drop=1), Col("notes", drop=2))
@@ -221,6 +241,19 @@ def test_which_columns_show_depends_on_the_width_alone_never_on_the_sort() -> No
             shown, widths = fit_columns(columns, (6, 6, 6), (3, 3, 3), available, sorted_by=sorted_by)
             assert shown == unsorted, (available, sorted_by)
             assert sum(width + 2 for width in widths.values()) <= available or shown == (0,), (available, sorted_by)  # it fits
+
+
+def test_a_cell_pool_gives_one_cell_for_equal_asks_and_keeps_the_last_builds_only() -> None:
+    """Guard: CellPool (issue 22, memory): equal cells are one object within a build and into the next; older ones go."""
+    pool = CellPool()
+    enabled = pool("enabled", "green")
+    assert pool("enabled", "green") is enabled and pool("enabled") is not enabled and pool("3", sort=3) is not pool("3")
+    pool.turn()
+    assert pool("enabled", "green") is enabled  # asked again in the next build: the same cell
+    pool.turn()
+    pool.turn()  # a build that did not ask for it: let go
+    again = pool("enabled", "green")
+    assert again is not enabled and again == enabled and again.style == enabled.style
 
 
 def test_a_run_past_its_timeout_is_marked() -> None:

@@ -199,10 +199,28 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
 
     def apply(self, rows: dict[str, Row]) -> None:
         """Show ``rows`` (filtered, and in their order unless sorted), touching only what changed."""
+        rows = self._kept(rows)
         self._measure(rows)
         self._rows = rows
         self._sync(self._visible(rows))
         self._update_subtitle()
+
+    def _kept(self, rows: dict[str, Row]) -> dict[str, Row]:
+        """``rows``, with every cell equal to the one held already given as that one (a row all equal, as that row).
+
+        Each collect builds every row afresh; the table holds the cells it was given
+        first.  Kept this way, the pane holds one copy of each cell, not the table's
+        and an equal one here, and an unchanged row is the same row to :meth:`_sync`.
+        """
+        known = self._rows
+        kept: dict[str, Row] = {}
+        for key, cells in rows.items():
+            old = known.get(key)
+            if old is not None and old is not cells and len(old) == len(cells):
+                mixed = tuple(before if same_cell(before, after) else after for before, after in zip(old, cells, strict=True))
+                cells = old if all(cell is before for cell, before in zip(mixed, old, strict=True)) else mixed
+            kept[key] = cells
+        return kept
 
     def _measure(self, rows: dict[str, Row]) -> None:
         """Keep each row's cell widths, measuring only the rows that are new or changed."""
@@ -229,6 +247,7 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
         """Make the table hold ``visible`` in its order, with columns that fit, keeping the selected row selected."""
         selected = self.selected_key()
         line = self.cursor_row - round(self.scroll_y)  # where the selected row is on screen: it stays there
+        counted = self._update_count
         changed: dict[str, list[int]] = {}
         added: list[str] = []
         for key, cells in visible.items():
@@ -259,10 +278,19 @@ class KeyedTable(DataTable[Text], inherit_bindings=False):
                     self.move_cursor(row=index, animate=False)
                     if 0 <= line < self._rows_in_view():
                         self.call_after_refresh(self._keep_on_line, selected, line)
+        if self._update_count != counted:
+            self._drop_stale_renders()
         content = (len(visible), self.natural_width)
         if content != self._content_seen:
             self._content_seen = content
             self.post_message(self.ContentChanged(self))
+
+    def _drop_stale_renders(self) -> None:
+        """DataTable's render caches are keyed by its update count: once that moved, nothing asks for what they hold,
+        yet it stays until 1,000 lines' or 10,000 cells' worth pushes it out (a pane changed every few seconds would
+        hold that much, for good)."""
+        for cache in (self._row_render_cache, self._cell_render_cache, self._row_renderable_cache, self._line_cache):
+            cache.clear()
 
     def _keep_on_line(self, key: str, line: int) -> None:
         """Rows came or went above the selected one: scroll so it is on the same screen line as before (it never jumps)."""
