@@ -18,16 +18,13 @@ from pathlib import Path
 
 from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, SettingsError
 from gtcore.events import EventBus
-from gtcore.gates import unchecked
 from gtcore.model import UNFINISHED, Bead, Drift, Problem, Report, parse_ref
-from gtcore.plugin_cache import PluginCache
-from gtcore.plugins import NAME_PATTERN, Plugin
 from gtcore.records import TYPE_CHECKING
 from gtcore.settings import Settings, load_settings
 from gtcore.storage import ledger_at, open_ledger
 from gtcore.town import Town
 
-READ_ONLY_CHECK = unchecked("no check known yet: a gtui that only reads (--read-only, plugin list) runs none; a patrol runs them")
+READ_ONLY_CHECK = "no check known yet: a gtui that only reads (--read-only, plugin list) runs none; a patrol runs them"
 ORPHAN_LOOK_SECONDS = 2.0  # how often a command waiting on runs a kennel holds checks that the kennel still lives
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
@@ -46,12 +43,18 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.kennel_answers import Answerer
     from gtcore.model import PluginStats
     from gtcore.patrol import Patrol, PatrolReport
+    from gtcore.plugin_cache import PluginCache
+    from gtcore.plugins import Plugin
     from gtcore.runner import Runner
     from gtcore.scan_keeper import ScanKeeper
     from gtcore.sessions import SessionHealth
     from gtcore.stale import BinaryStatus
     from gtcore.status import PluginFacts
     from gtcore.storage.contract import KennelBeat, LedgerDump, Pause, RunState
+
+    # A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was
+    # decided on.
+    Dispatch = tuple[Plugin, str | None, float | None, int | None]
 
 
 class Engine:
@@ -135,6 +138,8 @@ class Engine:
     @cached_property
     def plugin_cache(self) -> PluginCache:
         """Parsed plugin files and cron slots, kept in ``.gtui`` between processes (never written by a read-only engine)."""
+        from gtcore.plugin_cache import PluginCache
+
         return PluginCache(self.town.state_dir / "plugins.cache", writable=self.keep_caches)
 
     @staticmethod
@@ -447,7 +452,10 @@ class Engine:
         refs = {run.plugin: run.ref for run in running if run.plugin}
         checks = self.patrol.current_checks(summary)
         if self.ledger.readonly:  # no patrol of this gtui will run a check: said, instead of promising one
-            checks = {**{plugin.name: READ_ONLY_CHECK for plugin in plugins if plugin.gate.type == "condition"}, **checks}
+            from gtcore.gates import unchecked
+
+            unknown = unchecked(READ_ONLY_CHECK)
+            checks = {**{plugin.name: unknown for plugin in plugins if plugin.gate.type == "condition"}, **checks}
         decided = decide_all(plugins, summary, refs, paused, self.ledger.last_events(), now, checks)
         return {plugin.name: decision for plugin, decision in decided}
 
@@ -629,6 +637,8 @@ class Engine:
         return True
 
     def emit_event(self, name: str, *, source: str = "cli") -> None:
+        from gtcore.plugins import NAME_PATTERN
+
         if not NAME_PATTERN.match(name):
             raise GtError(f"{name!r} is not an event name (lowercase letters, digits, '.', '_', '-')")
         self.ledger.emit_event(name, source=source, now=time.time())
@@ -686,10 +696,6 @@ class Engine:
         target = to.rstrip("/") or to
         return self.ledger.create("mail", title=subject, body=body, labels=[f"to:{target}", f"from:{sender}", "gt:message"],
                                   data={"to": target, "from": sender}, now=time.time())
-
-
-Dispatch = tuple[Plugin, "str | None", "float | None", "int | None"]
-"""A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was decided on."""
 
 
 def _settled(run: RunState, grace: float) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gtcore.engine import Engine
 from gtcore.errors import GtError, NotFound, brief, save_crash_report
-from gtcore.model import SEVERITIES, TYPE_CHECKING, Report, Town, iso, plugin_json, run_json
+from gtcore.model import SEVERITIES, TYPE_CHECKING, Report, Town
 from gtui import dispatching, terminal
 
 if TYPE_CHECKING:
@@ -435,6 +435,8 @@ class Context:
 
 
 def cmd_plugin_list(ctx: Context) -> int:
+    from gtcore.model import plugin_json  # the JSON shapes of plugins and runs: only the commands that print them
+
     plugins, now = ctx.engine.plugins(), time.time()
     facts = ctx.engine.plugin_facts(plugins.plugins, now)
     payload = {
@@ -448,6 +450,8 @@ def cmd_plugin_list(ctx: Context) -> int:
 
 
 def cmd_plugin_show(ctx: Context) -> int:
+    from gtcore.model import plugin_json
+
     plugin, now = ctx.engine.plugins().require(ctx.args.name, ctx.town), time.time()
     facts = ctx.engine.plugin_facts([plugin], now)[plugin.name]
     payload = {**plugin_json(plugin, facts), "instructions": plugin.instructions, "warnings": list(plugin.warnings)}
@@ -456,6 +460,8 @@ def cmd_plugin_show(ctx: Context) -> int:
 
 
 def cmd_plugin_history(ctx: Context) -> int:
+    from gtcore.model import run_json
+
     name = ctx.args.name
     runs = ctx.engine.runs(name, limit=ctx.args.limit)
     days = ctx.engine.digests(name, limit=ctx.args.limit)
@@ -596,6 +602,8 @@ def cmd_escalate_stale(ctx: Context) -> int:
 
 
 def cmd_mail_list(ctx: Context) -> int:
+    from gtcore.model import iso
+
     mail = ctx.engine.mail(to=ctx.args.to)
     payload = {"mail": [{"id": item.ref, "to": item.data.get("to"), "from": item.data.get("from"), "subject": item.title,
                          "body": item.body, "at": iso(item.created_at)} for item in mail]}

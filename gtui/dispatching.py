@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from gtcore.errors import GtError, KennelBusy, LedgerError
-from gtcore.model import FAILED, TYPE_CHECKING, HealthWord, Problem, Result, finished_json, run_json, run_problems
+from gtcore.model import FAILED, TYPE_CHECKING, Problem, Result
 
 if TYPE_CHECKING:
     from typing import Any
@@ -39,6 +39,7 @@ def cmd_once(ctx: Context) -> int:
     ``--once`` on this town (``finished``): how the Deacon learns results
     without waiting for them.
     """
+    from gtcore.model import HealthWord, finished_json, run_problems  # the JSON shapes: only the commands that print them
     from gtui.cli import UsageError, warn
 
     if ctx.reads_only and ctx.args.event:
@@ -75,6 +76,8 @@ def finished_badly(run: Bead) -> bool:
     """A run in ``finished`` that makes ``--once`` exit 1: it failed, or gtui left a call of it unanswered (an error among
     its problems: the plugin could not do what it meant, even if it silenced the call).  A receipt (``gt plugin
     record-run`` outside a run of its plugin) is a record someone wrote, not a run gtui ran: listed, never the exit."""
+    from gtcore.model import run_problems
+
     if run.data.get("receipt"):
         return False
     return run.result in ENDED_BADLY or any(problem.level == "error" for problem in run_problems(run))
@@ -143,6 +146,8 @@ def _follow_to_the_end(ctx: Context, engine: Engine, run: Bead) -> int:
     engine.close()
     if ended.status != "closed":  # it ended, but the ledger refused its end: said, never printed as if recorded
         raise GtError(engine.unrecorded(ended.id) or f"{ended.ref} ended but is not recorded yet")
+    from gtcore.model import run_json
+
     ctx.emit(run_json(ended), lambda: ctx.render.run_result(ctx.console, ended))
     return ended_badly(ended)
 
