@@ -277,8 +277,8 @@ def kennel_alive(install: Install, town: Path) -> Iterator[None]:
     """A kennel of the install for ``town``, alive as a Deacon keeps one (``gtui kennel``, in the foreground); stopped after."""
     import subprocess
 
-    from gtcore.kennel import alive, place
-    from gtcore.town import Town
+    from gtcore.dogs.kennel import alive, place
+    from gtcore.town.layout import Town
 
     where = place(Town(town))
     env = install.env()

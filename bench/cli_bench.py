@@ -99,8 +99,8 @@ def build_idle_town(root: Path, plugins: int) -> Path:
 
 
 def raise_some(town: Path, count: int) -> None:
-    from gtcore.escalation import Escalations
-    from gtcore.town import Town
+    from gtcore.escalation.escalations import Escalations
+    from gtcore.town.layout import Town
 
     located = Town(town)
     service = Escalations(located, open_ledger(located.ledger_path))

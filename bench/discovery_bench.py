@@ -4,7 +4,7 @@
     .venv/bin/python bench/discovery_bench.py --profile    # also print the top cProfile costs
     .venv/bin/python bench/discovery_bench.py --quick      # 200 files, 3 scans
 
-Times ``gtcore.discovery.discover(Town(root))`` without its cache (every file parsed) against
+Times ``gtcore.plugins.discovery.discover(Town(root))`` without its cache (every file parsed) against
 baselines from the same run: walking the same tree and reading the same files raw, and that plus
 ``tomllib`` on each frontmatter (the floor for any TOML-based parser).  Then the everyday scan,
 with the plugin cache warm (unchanged files only stat'ed), against walking the tree and stat'ing
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from benchkit import describe, in_process, parse_quick, settle, timed
 
-from gtcore.discovery import discover
-from gtcore.plugin_cache import PluginCache
-from gtcore.town import Town
+from gtcore.plugins.cache import PluginCache
+from gtcore.plugins.discovery import discover
+from gtcore.town.layout import Town
 
 TARGET_MS = 100.0
 RIGS = ("alpha", "beta", "gamma", "delta", "epsilon")

@@ -66,14 +66,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ledger_bench  # the big-ledger builder and its cache, shared with the ledger benchmark
 from benchkit import Install, alternate, describe, in_process, installed_gtui, p95, parse_quick, process_ms, settle, verdict
 
-from gtcore.discovery import discover
 from gtcore.engine import Engine
-from gtcore.gates import SLOTS, _zone, next_slot
-from gtcore.patrol import decide_all, gate_facts
-from gtcore.plugins import Plugin
+from gtcore.gates.rules import SLOTS, _zone, next_slot
+from gtcore.patrol.cycle import decide_all, gate_facts
+from gtcore.plugins.discovery import discover
+from gtcore.plugins.spec import Plugin
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import ANY_LAST_RUN, Ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 GATE_TARGET_MS = 100.0
 ONCE_TARGET_MS = 500.0

@@ -78,13 +78,13 @@ import engine_bench  # the big-ledger copy, plugin-file and profile helpers
 import ledger_bench  # the big-ledger builder and its cache
 from benchkit import Install, alternate, describe, in_process, installed_gtui, p95, parse_quick, verdict
 
-from gtcore.discovery import discover
-from gtcore.errors import RunInFlight
-from gtcore.gates import _zone, next_slot
-from gtcore.patrol import decide_all, gate_facts
+from gtcore.core.errors import RunInFlight
+from gtcore.gates.rules import _zone, next_slot
+from gtcore.patrol.cycle import decide_all, gate_facts
+from gtcore.plugins.discovery import discover
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 PAINT_TARGET_S = 1.5
 PRESS_TARGET_MS = 100.0

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gtcore.town import Town
+from gtcore.town.layout import Town
 from gtui.app import GtuiApp
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from gtcore.errors import GtError
-from gtcore.model import Bead, Result, format_ref
-from gtcore.records import TYPE_CHECKING
+from gtcore.core.beads import Bead, Result, format_ref
+from gtcore.core.errors import GtError
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage.contract import DigestDraft, FinishedRun, Ledger
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 One :class:`Engine` per process and town.  It owns the ledger, the settings,
 the event bus and the patrol.  It executes nothing: a run it dispatches is
 claimed ``queued`` on the ledger for the town's kennel
-(:mod:`gtcore.kennel`), whose own engine's runner executes it.
+(:mod:`gtcore.dogs.kennel`), whose own engine's runner executes it.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 
-from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight, SettingsError
-from gtcore.events import EventBus
-from gtcore.model import UNFINISHED, Bead, Drift, Problem, Report, parse_ref
-from gtcore.records import TYPE_CHECKING
-from gtcore.settings import Settings, load_settings
+from gtcore.core.beads import UNFINISHED, Bead, Drift, Report, parse_ref
+from gtcore.core.errors import GtError, LedgerError, NotFound, Problem, RunInFlight, SettingsError
+from gtcore.core.events import EventBus
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage import ledger_at, open_ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
+from gtcore.town.settings import Settings, load_settings
 
 READ_ONLY_CHECK = "no check known yet: a gtui that only reads (--read-only, plugin list) runs none; a patrol runs them"
 ORPHAN_LOOK_SECONDS = 2.0  # how often a command waiting on runs a kennel holds checks that the kennel still lives
@@ -32,25 +32,25 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from datetime import date
     from typing import Any
 
+    from gtcore.core.beads import PluginStats
+    from gtcore.core.events import Subscriber
     from gtcore.digest import DigestResult
-    from gtcore.discovery import PluginSet
-    from gtcore.escalation import Escalation, Escalations
-    from gtcore.escalation_settings import EscalationSettings
-    from gtcore.events import Subscriber
+    from gtcore.dogs.kennel import Kennel
+    from gtcore.dogs.kennel_answers import Answerer
+    from gtcore.dogs.runner import Runner
+    from gtcore.escalation.escalations import Escalation, Escalations
+    from gtcore.escalation.settings import EscalationSettings
     from gtcore.gascity.takeover import OrderEvents
-    from gtcore.gates import GateDecision
-    from gtcore.kennel import Kennel
-    from gtcore.kennel_answers import Answerer
-    from gtcore.model import PluginStats
-    from gtcore.patrol import Patrol, PatrolReport
-    from gtcore.plugin_cache import PluginCache
-    from gtcore.plugins import Plugin
-    from gtcore.runner import Runner
-    from gtcore.scan_keeper import ScanKeeper
-    from gtcore.sessions import SessionHealth
-    from gtcore.stale import BinaryStatus
-    from gtcore.status import PluginFacts
+    from gtcore.gates.decisions import GateDecision
+    from gtcore.patrol.cycle import Patrol, PatrolReport
+    from gtcore.patrol.health import PluginFacts
+    from gtcore.plugins.cache import PluginCache
+    from gtcore.plugins.discovery import PluginSet
+    from gtcore.plugins.scan_keeper import ScanKeeper
+    from gtcore.plugins.spec import Plugin
     from gtcore.storage.contract import KennelBeat, LedgerDump, Pause, RunState
+    from gtcore.town.sessions import SessionHealth
+    from gtcore.town.stale import BinaryStatus
 
     # A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was
     # decided on.
@@ -108,8 +108,8 @@ class Engine:
     @cached_property
     def runner(self) -> Runner:
         """What executes runs: made only in a kennel (a face queues, it never runs)."""
-        from gtcore import processes
-        from gtcore.runner import Runner
+        from gtcore.dogs import processes
+        from gtcore.dogs.runner import Runner
 
         if self.adopt_orphans:
             processes.become_subreaper()
@@ -122,7 +122,7 @@ class Engine:
 
     @cached_property
     def patrol(self) -> Patrol:
-        from gtcore.patrol import Patrol
+        from gtcore.patrol.cycle import Patrol
 
         return Patrol(self.town, self.ledger, self.bus, self.plugin_cache, scan=self.plugins, settings=lambda: self.settings,
                       escalations=lambda: self.escalations, queue=self.queue, wait=self.wait_runs, owns_run=self.owns_run,
@@ -131,28 +131,28 @@ class Engine:
 
     @cached_property
     def escalations(self) -> Escalations:
-        from gtcore.escalation import Escalations
+        from gtcore.escalation.escalations import Escalations
 
         return Escalations(self.town, self.ledger, delivery_timeout=self.settings.delivery_timeout.seconds)
 
     @cached_property
     def plugin_cache(self) -> PluginCache:
         """Parsed plugin files and cron slots, kept in ``.gtui`` between processes (never written by a read-only engine)."""
-        from gtcore.plugin_cache import PluginCache
+        from gtcore.plugins.cache import PluginCache
 
         return PluginCache(self.town.state_dir / "plugins.cache", writable=self.keep_caches)
 
     @staticmethod
     def owns_run(run_id: int) -> bool:
         """Whether this process executes ``run_id`` (or still has to record it): a kennel in it does."""
-        from gtcore.runner import owns_anywhere
+        from gtcore.dogs.runner import owns_anywhere
 
         return owns_anywhere(run_id)
 
     def recover(self) -> list[Problem]:
         """Write the results the ledger refused earlier (a full disk, a server gone), this process's and the recovery
         journal's, before a patrol judges any run abandoned; what still cannot be written is a problem each."""
-        from gtcore import recovery
+        from gtcore.dogs import recovery
 
         if "runner" in self.__dict__:
             self.runner.flush_pending()
@@ -170,15 +170,15 @@ class Engine:
 
     def unrecorded(self, run_id: int) -> str | None:
         """The line to say of a run that ended but whose end the ledger refused (kept in the recovery journal), or None."""
-        from gtcore import recovery
+        from gtcore.dogs import recovery
 
         entry = recovery.find(self.town, run_id)
         return entry.words() if entry is not None else None
 
     def queue(self, requests: list[Dispatch]) -> list[Bead | Exception]:
         """Claim runs ``queued`` for the kennel, in one commit, each apart (its queued wisp, or why it was refused); then a
-        kennel of this host is woken (started when none is alive, see :mod:`gtcore.kennel`) if any of them may run here."""
-        from gtcore import processes
+        kennel of this host is woken (started when none is alive, see :mod:`gtcore.dogs.kennel`) if any of them may run here."""
+        from gtcore.dogs import processes
         from gtcore.storage.contract import Claim
 
         stamp = time.time()
@@ -197,7 +197,7 @@ class Engine:
         if self.wake_kennel is not None:
             self.wake_kennel()
             return
-        from gtcore import kennel
+        from gtcore.dogs import kennel
 
         if self.settings.kennel == "external":
             where = kennel.place(self.town)
@@ -232,7 +232,7 @@ class Engine:
     def abandon_orphans(self, run_ids: list[int]) -> list[Bead]:
         """Close as ``abandoned`` those of these runs whose owner is gone (dead on this host, its lease run out on another),
         as a patrol would: a command waiting on a run whose kennel was killed must not wait for the next patrol."""
-        from gtcore.patrol import reconcile
+        from gtcore.patrol.cycle import reconcile
 
         in_flight = [run for run in self.ledger.fetch_runs(run_ids) if run.status == "running"]
         return reconcile(self.ledger, {str(run.id): run for run in in_flight}, self.owns_run, time.time(), math.inf, lambda _: False)
@@ -258,7 +258,7 @@ class Engine:
 
     def _wake_owner(self, run: Bead) -> None:
         """A kennel of this host learns at once that one of its runs must stop (another host's finds it on its next look)."""
-        from gtcore import kennel, processes
+        from gtcore.dogs import kennel, processes
 
         owner = run.data.get("owner") or {}
         if owner.get("host") != processes.hostname():
@@ -271,8 +271,8 @@ class Engine:
     def kennels(self, in_flight: list[Bead] | None = None) -> list[dict[str, Any]]:
         """The town's kennels as the ledger knows them, each said alive or not (this host's by its lock, others by their
         heartbeat on the ledger's clock), with its runs (of ``in_flight``, read here when not given)."""
-        from gtcore import kennel, processes
-        from gtcore.clock import iso
+        from gtcore.core.clock import iso
+        from gtcore.dogs import kennel, processes
 
         beats = self.ledger.kennels()
         now, here = self.ledger.clock(), processes.hostname()
@@ -295,7 +295,7 @@ class Engine:
 
     def stop_kennel(self, *, drain: bool, reason: str) -> dict[str, Any] | None:
         """Ask this host's kennel to stop (its runs stopped and recorded) or drain; its answer, or None when none runs."""
-        from gtcore import kennel
+        from gtcore.dogs import kennel
 
         where = kennel.place(self.town)
         if kennel.alive(where) is None:
@@ -309,20 +309,20 @@ class Engine:
     def kennel(self, *, patrol: bool = False, autostarted: bool = False, answerer: Answerer | None = None) -> Kennel:
         """This engine as the town's kennel on this host (``gtui kennel``): open it (the lock), start it, serve, close.
         ``answerer`` answers thin commands (:mod:`gtui.thin`) in the kennel's process."""
-        from gtcore.kennel import Kennel
+        from gtcore.dogs.kennel import Kennel
 
         return Kennel(self, patrol=patrol, autostarted=autostarted, answerer=answerer)
 
     @staticmethod
     def detach() -> Callable[[bool], None]:
-        """Leave the command that started this process (an autostarted kennel): see :func:`gtcore.kennel.detach`."""
-        from gtcore.kennel import detach
+        """Leave the command that started this process (an autostarted kennel): see :func:`gtcore.dogs.kennel.detach`."""
+        from gtcore.dogs.kennel import detach
 
         return detach()
 
     def kennel_alive(self) -> bool:
         """Whether a kennel holds this town on this host now."""
-        from gtcore import kennel
+        from gtcore.dogs import kennel
 
         return kennel.alive(kennel.place(self.town)) is not None
 
@@ -354,7 +354,7 @@ class Engine:
 
     def close(self) -> None:
         """Let deliveries on their way land, and order events on their way to Gas City (a kennel stops its own runs:
-        :meth:`gtcore.kennel.Kennel.close`)."""
+        :meth:`gtcore.dogs.kennel.Kennel.close`)."""
         if "escalations" in self.__dict__:
             self.escalations.settle()
         if self._order_events is not None:
@@ -370,7 +370,7 @@ class Engine:
     def plugins(self) -> PluginSet:
         """Scan the town now (and remember the answer for run bookkeeping); unchanged files come from the cache, and the
         whole scan from :attr:`scans` when nothing it read changed since."""
-        from gtcore.discovery import discover
+        from gtcore.plugins.discovery import discover
 
         scan = discover if self.scans is None else self.scans.plugins
         self._plugin_set = scan(self.town, self.plugin_cache, self.settings.orders)
@@ -395,7 +395,7 @@ class Engine:
     def plugin_directories(self) -> list[Path]:
         """Every directory plugins are found in (the town's, each rig's, each crew clone's) and, in a city, every orders
         directory its last scan read: what a face watches for edits."""
-        from gtcore.discovery import plugin_dirs
+        from gtcore.plugins.discovery import plugin_dirs
 
         city = self._plugin_set.city if self._plugin_set is not None else None
         return [directory for directory, *_ in plugin_dirs(self.town)] + [Path(root) for root in (city.roots if city else ())]
@@ -413,7 +413,7 @@ class Engine:
     def plugin_facts(self, plugins: list[Plugin], now: float) -> dict[str, PluginFacts]:
         """Each plugin as the ledger knows it (last run, failure streak, pause, its gate at ``now``), by name: what
         ``plugin list`` and ``plugin show`` say beside the plugin as written."""
-        from gtcore.status import plugin_facts
+        from gtcore.patrol.health import plugin_facts
 
         facts = self.ledger.gate_facts()
         decisions = self.gate_decisions(plugins, facts.summary, facts.running.values(), facts.paused, now)
@@ -447,12 +447,12 @@ class Engine:
         reads them once for all its panes); the town's events and the condition
         checks of this engine's patrols that are still current are added here.
         """
-        from gtcore.patrol import decide_all
+        from gtcore.patrol.cycle import decide_all
 
         refs = {run.plugin: run.ref for run in running if run.plugin}
         checks = self.patrol.current_checks(summary)
         if self.ledger.readonly:  # no patrol of this gtui will run a check: said, instead of promising one
-            from gtcore.gates import unchecked
+            from gtcore.gates.decisions import unchecked
 
             unknown = unchecked(READ_ONLY_CHECK)
             checks = {**{plugin.name: unknown for plugin in plugins if plugin.gate.type == "condition"}, **checks}
@@ -462,8 +462,8 @@ class Engine:
     def dogs_in_town(self, now: float) -> list[dict[str, Any]]:
         """The dogs of every living kennel of the town (``gtui dog list``), working or idle, with any run in flight whose
         kennel is gone."""
-        from gtcore.processes import hostname
-        from gtcore.report import dogs_json
+        from gtcore.dogs.processes import hostname
+        from gtcore.patrol.shapes import dogs_json
 
         in_flight = self.runs_in_flight()
         return dogs_json(self.kennels(in_flight), in_flight, now, hostname(), self.settings.dogs)
@@ -474,7 +474,7 @@ class Engine:
 
     def log_tail(self, run: Bead, max_bytes: int, max_lines: int) -> str:
         """The last lines of a run's log ("" when it has none): a preview that never reads a whole log."""
-        from gtcore.run_output import log_tail
+        from gtcore.dogs.output import log_tail
 
         return log_tail(self.log_path(run), max_bytes, max_lines)
 
@@ -576,7 +576,7 @@ class Engine:
 
     def binary_status(self, name: str | None = None) -> BinaryStatus:
         """Whether a binary of ``[[stale.binaries]]`` is behind its repository (``gt stale``): ``name``, else ``gt``, else the first."""
-        from gtcore.stale import pick_binary
+        from gtcore.town.stale import pick_binary
 
         return pick_binary(self.settings.stale_binaries, self.town, name)
 
@@ -623,7 +623,7 @@ class Engine:
         user and host of this process, ``ann@build-box``)."""
         import getpass
 
-        from gtcore import processes
+        from gtcore.dogs import processes
 
         plugin = self.plugin(name)
         if (plugin.name in self.ledger.paused()) == paused:
@@ -637,7 +637,7 @@ class Engine:
         return True
 
     def emit_event(self, name: str, *, source: str = "cli") -> None:
-        from gtcore.plugins import NAME_PATTERN
+        from gtcore.plugins.spec import NAME_PATTERN
 
         if not NAME_PATTERN.match(name):
             raise GtError(f"{name!r} is not an event name (lowercase letters, digits, '.', '_', '-')")
@@ -662,8 +662,8 @@ class Engine:
         return self.ledger.record_receipt(Receipt(plugin, rig, report, actor, time.time()))
 
     def session_health(self, session: str, max_inactivity: float = 0.0) -> SessionHealth:
-        """Gas Town's ``gt session health``: is the town's tmux session ``session`` alive (see :mod:`gtcore.sessions`)?"""
-        from gtcore.sessions import session_health, socket_name
+        """Gas Town's ``gt session health``: is the town's tmux session ``session`` alive (see :mod:`gtcore.town.sessions`)?"""
+        from gtcore.town.sessions import session_health, socket_name
 
         return session_health(session, max_inactivity, socket_name(self.town.root, os.environ), time.time())
 
@@ -721,7 +721,7 @@ class _Watch:
 
     def look(self) -> bool:
         """One look at the runs (and their logs); whether the wait is over."""
-        from gtcore import recovery
+        from gtcore.dogs import recovery
 
         try:
             self._read_ledger()
@@ -763,7 +763,7 @@ class _Watch:
     def runs(self) -> dict[int, Bead]:
         """Each run as the ledger has it now; when the ledger does not answer and every one has its end in the recovery
         journal, those last read (none, unless followed): the caller says of each that it is not recorded yet."""
-        from gtcore import recovery
+        from gtcore.dogs import recovery
 
         try:
             return {bead.id: bead for bead in self.engine.ledger.fetch_runs(self.wanted)}
@@ -796,7 +796,7 @@ class _Tail:
 
 def _no_log(run: Bead, path: str) -> str:
     """Why a run has no log here, truly: not started yet, run on another host, ended without a process, or its file gone."""
-    from gtcore import processes
+    from gtcore.dogs import processes
 
     host = (run.data.get("owner") or {}).get("host")
     reason = run.data.get("reason")
@@ -829,7 +829,7 @@ def _kennel_json(beat: KennelBeat, living: bool, now: float, runs: list[Bead],
 
 def _with_log_files(part: LedgerDump) -> LedgerDump:
     """A dump batch with its runs' log files read in, for a ledger that keeps logs for every host."""
-    from gtcore.run_output import log_text
+    from gtcore.dogs.output import log_text
 
     logs = {bead.id: log_text(bead.data["log"]) for bead in part.beads
             if bead.kind == "wisp" and isinstance(bead.data.get("log"), str) and os.path.isfile(bead.data["log"])}

@@ -40,9 +40,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
+from gtcore.core.errors import GtError
+from gtcore.core.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
 from gtcore.engine import Engine
-from gtcore.errors import GtError
-from gtcore.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
 from gtcore.model import FAILED, TYPE_CHECKING, Severity, clean, utc_day
 from gtui.components.bindings import bindings, key_display, keys_in_context
 from gtui.components.footer import GtuiFooter

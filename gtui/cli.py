@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from gtcore.core.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.engine import Engine
-from gtcore.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.model import SEVERITIES, TYPE_CHECKING, Report, Town
 from gtui import dispatching, terminal
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from gtcore.errors import GtError, KennelBusy, LedgerError
+from gtcore.core.errors import GtError, KennelBusy, LedgerError
 from gtcore.model import FAILED, TYPE_CHECKING, Problem, Result
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gtcore.errors import GtError
+from gtcore.core.errors import GtError
 from gtcore.model import ROUTE_LATER, TYPE_CHECKING
 
 if TYPE_CHECKING:

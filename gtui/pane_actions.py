@@ -13,7 +13,7 @@ from typing import Any
 
 from textual import work
 
-from gtcore.errors import GtError
+from gtcore.core.errors import GtError
 from gtcore.model import TYPE_CHECKING, parse_ref
 from gtui.components.bindings import key_display
 from gtui.screens.modals import AskScreen, ConfirmScreen

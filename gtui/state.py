@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gtcore.errors import GtError
+from gtcore.core.errors import GtError
 from gtcore.model import (
     TYPE_CHECKING,
     EscalationSettings,

@@ -4,7 +4,7 @@ A Deacon runs ``gtui --once --json`` every patrol cycle; most of such a
 command's time is Python importing gtui and gtui reading the town afresh.
 The kennel has done both already.  So the ``gtui`` console script starts
 here, importing nothing but the standard library and the kennel's door
-(:mod:`gtcore.kennel_door`): when the command is one of those, names its
+(:mod:`gtcore.dogs.kennel_door`): when the command is one of those, names its
 town (``--town``, ``$GT_TOWN_ROOT``, ``$GT_ROOT``, ``$GT_TOWN``) and a kennel
 of this gtui version and this environment lives for it on this host, the
 kennel runs the command line in its own process, exactly as this process
@@ -24,7 +24,7 @@ import os
 import sys
 
 from gtcore import __version__
-from gtcore import kennel_door as door
+from gtcore.dogs import kennel_door as door
 
 TYPE_CHECKING = False  # typing costs a thin command its import; type checkers read this name as typing's
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class _Switch:
 
 class Answerer:
     """In the kennel of the town at ``root``: the thin commands of that town, run as their own processes would run them
-    (:class:`gtcore.kennel_answers.Answers` calls it; nothing else is answered)."""
+    (:class:`gtcore.dogs.kennel_answers.Answers` calls it; nothing else is answered)."""
 
     def __init__(self, root: str) -> None:
         from gtcore.model import ScanKeeper

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
+from gtcore.core.errors import KennelBusy
+from gtcore.dogs.kennel import Kennel
 from gtcore.engine import Engine
-from gtcore.errors import KennelBusy
-from gtcore.kennel import Kennel
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def served(town: Path, engine: Engine | None = None) -> Iterator[Engine]:
 
 def kennel_pid(town: Path, host: str | None = None) -> int | None:
     """The pid of the kennel alive for ``town`` on ``host`` (this host by default), from its lock."""
-    from gtcore.kennel import alive, place
+    from gtcore.dogs.kennel import alive, place
 
     words = alive(place(Town.locate(town), host))
     return words.get("pid") if words else None

@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from enginekit import add_plugin, gtui, gtui_env, make_town
 
-from gtcore import document_cache, gates
-from gtcore.discovery import discover
-from gtcore.plugin_cache import FORMAT, PluginCache
-from gtcore.settings import load_settings
-from gtcore.town import Town
+from gtcore.gates import rules as gates
+from gtcore.plugins.cache import FORMAT, PluginCache
+from gtcore.plugins.discovery import discover
+from gtcore.town import document_cache
+from gtcore.town.layout import Town
+from gtcore.town.settings import load_settings
 
 HOUR_AGO = time.time() - 3600
 
@@ -207,7 +208,7 @@ def test_a_read_only_command_writes_no_cache(town: Path) -> None:
 # -- what the everyday commands import -------------------------------------------------------------------
 
 NEVER_ON_JSON_PATHS = ("textual", "rich", "croniter", "dateutil", "frontmatter", "yaml", "tomllib", "smtplib", "email", "ssl",
-                       "http", "urllib.request", "typing", "dataclasses", "zoneinfo", "concurrent", "gtcore.plugin_file")
+                       "http", "urllib.request", "typing", "dataclasses", "zoneinfo", "concurrent", "gtcore.plugins.parse")
 
 PROBE = """
 import runpy, sys, io, contextlib, json

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from gtcore import processes
-from gtcore.conditions import _OUTPUT_LIMIT, run_check, run_checks
-from gtcore.gates import CheckResult, GateFacts, evaluate
-from gtcore.plugins import Plugin, parse_plugin
+from gtcore.dogs import processes
+from gtcore.gates.conditions import _OUTPUT_LIMIT, run_check, run_checks
+from gtcore.gates.decisions import CheckResult, GateFacts
+from gtcore.gates.rules import evaluate
+from gtcore.plugins.spec import Plugin, parse_plugin
 
 
 def condition_plugin(root: Path, check: str, name: str = "probe", timeout: str = "30s", rig: str = "town") -> Plugin:

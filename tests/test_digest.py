@@ -16,18 +16,19 @@ from pathlib import Path
 import pytest
 from enginekit import claim_running
 
+from gtcore.core.errors import GtError, NotFound
 from gtcore.digest import DAY, day_bounds, digest_title, digests, make_digest, prune, undigested_days, utc_day
-from gtcore.discovery import discover
 from gtcore.engine import Engine
-from gtcore.errors import GtError, NotFound
-from gtcore.escalation import Escalations
-from gtcore.gates import GateDecision, GateFacts, evaluate
+from gtcore.escalation.escalations import Escalations
+from gtcore.gates.decisions import GateDecision, GateFacts
+from gtcore.gates.rules import evaluate
 from gtcore.model import Bead
-from gtcore.patrol import gate_facts
-from gtcore.settings import load_settings
+from gtcore.patrol.cycle import gate_facts
+from gtcore.plugins.discovery import discover
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
+from gtcore.town.settings import load_settings
 from gtui.cli import main
 
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gtcore.discovery import CREW_CLONE, RIG_ROOT, TOWN_LEVEL, Candidate, discover, scan_entries
-from gtcore.errors import GtError, NotFound
-from gtcore.town import Town
+from gtcore.core.errors import GtError, NotFound
+from gtcore.plugins.discovery import CREW_CLONE, RIG_ROOT, TOWN_LEVEL, Candidate, discover, scan_entries
+from gtcore.town.layout import Town
 
 MakePlugin = Callable[..., Path]
 

@@ -19,11 +19,11 @@ import pytest
 from enginekit import add_plugin, gone, make_town, read_pid, runs, wait_for
 from kennelkit import kennel_engine, served
 
+from gtcore.core.events import Event, RunClaimed, RunFinished, RunStarted
+from gtcore.dogs.kennel import Kennel
 from gtcore.engine import Engine
-from gtcore.events import Event, RunClaimed, RunFinished, RunStarted
-from gtcore.kennel import Kennel
 from gtcore.model import Bead
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 MANUAL = 'type = "manual"'
 

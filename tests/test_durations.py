@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gtcore.durations import Duration, format_duration, parse_duration
+from gtcore.core.durations import Duration, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,12 @@ import pytest
 from enginekit import add_plugin, ledger, make_town
 from kennelkit import start_kennel
 
+from gtcore.core.errors import NotFound, RunInFlight
+from gtcore.core.events import EventBus, PluginSetChanged
 from gtcore.engine import Engine
-from gtcore.errors import NotFound, RunInFlight
-from gtcore.events import EventBus, PluginSetChanged
 from gtcore.model import GateState, Town
-from gtcore.patrol import Patrol
-from gtcore.plugin_cache import PluginCache
+from gtcore.patrol.cycle import Patrol
+from gtcore.plugins.cache import PluginCache
 
 
 @pytest.fixture

@@ -19,16 +19,16 @@ from enginekit import add_plugin, gtui_argv, gtui_env, make_town, wait_for
 from kennelkit import kennels_of_this_test, start_kennel
 from servers import SmtpServer, WebhookServer, free_port
 
-from gtcore.clock import iso
+from gtcore.core.clock import iso
 from gtcore.engine import Engine
-from gtcore.escalation import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, OWED_GRACE, Escalation, Escalations
-from gtcore.escalation_settings import load_escalation_settings
+from gtcore.escalation.escalations import FIRST_RETRY_SECONDS, LEASE_SECONDS, MAX_RETRY_SECONDS, OWED_GRACE, Escalation, Escalations
+from gtcore.escalation.settings import load_escalation_settings
 from gtcore.model import Bead
-from gtcore.settings import SettingsError
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import OWED, Close, EscalationChange
 from gtcore.storage.testing import lock_waiters
-from gtcore.town import Town
+from gtcore.town.layout import Town
+from gtcore.town.settings import SettingsError
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS"),
               pytest.mark.usefixtures("storage")]  # every test here runs against each storage backend

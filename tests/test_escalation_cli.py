@@ -16,9 +16,9 @@ import pytest
 from enginekit import Result, gtui_argv, gtui_env
 from servers import SmtpServer, WebhookServer, free_port
 
-from gtcore.escalation import Escalations
+from gtcore.escalation.escalations import Escalations
 from gtcore.storage import open_ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

@@ -41,10 +41,10 @@ from enginekit import (
 from faultkit import HangingWebhook, TricklingSmtp, fill, kill_token_holders, read_only, tmpfs, token_holders
 from kennelkit import kennel_pid, stop_kennels_under
 
-from gtcore.escalation import Escalations
+from gtcore.escalation.escalations import Escalations
 from gtcore.storage import open_ledger
 from gtcore.storage.testing import lock_held_by_child
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 SETTINGS = 'dogs = 2\nkill_grace = "1s"\ndelivery_timeout = "2s"\n'
 MANUAL = 'type = "manual"'
@@ -175,9 +175,9 @@ def test_a_full_disk_still_answers_reads(tmp_path: Path) -> None:
 
 WRITER_THAT_DIES = """
 import sys, time
-from gtcore.escalation import Escalations
+from gtcore.escalation.escalations import Escalations
 from gtcore.storage import open_ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
 town = Town(__import__("pathlib").Path(sys.argv[1]))
 book = open_ledger(town.ledger_path)
 run = book.claim_run("quick", "town")
@@ -549,7 +549,7 @@ def test_an_internal_error_is_one_line_and_its_report_lands_in_the_town(tmp_path
 
 
 def test_crash_reports_keep_only_the_newest_twenty(tmp_path: Path) -> None:
-    from gtcore.errors import CRASH_REPORTS_KEPT, save_crash_report
+    from gtcore.core.errors import CRASH_REPORTS_KEPT, save_crash_report
 
     directory = tmp_path / "crash"
     for n in range(CRASH_REPORTS_KEPT + 5):

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gtcore.errors import Refused
-from gtcore.escalation import fingerprint_label
-from gtcore.sessions import SessionHealth
+from gtcore.core.errors import Refused
+from gtcore.escalation.escalations import fingerprint_label
+from gtcore.town.sessions import SessionHealth
 from gtui import cli
 from gtui.shims import flags
 

@@ -11,7 +11,7 @@ from enginekit import add_plugin, gtui, make_town
 from tuikit import SIZE, app_for, cells, started
 
 from gtcore.engine import Engine
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 pytestmark = pytest.mark.anyio
 

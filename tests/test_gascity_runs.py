@@ -18,9 +18,9 @@ import pytest
 from citykit import Controller, bind_rigs, make_city, no_gc, order, pack
 from enginekit import Result, gtui, gtui_env
 
+from gtcore.core.errors import NotFound
 from gtcore.engine import Engine
-from gtcore.errors import NotFound
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 
 @pytest.fixture

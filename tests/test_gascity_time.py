@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gtcore.durations import parse_duration
+from gtcore.core.durations import parse_duration
 from gtcore.gascity import cron, godur
 
 SECOND, MINUTE, HOUR = godur.SECOND, godur.MINUTE, godur.HOUR

@@ -27,7 +27,8 @@ from gtcore.gascity.eventlog import refresh
 from gtcore.gascity.mapping import to_plugin
 from gtcore.gascity.orderfile import Order
 from gtcore.gascity.triggers import EventCount
-from gtcore.gates import CheckResult, GateFacts, evaluate
+from gtcore.gates.decisions import CheckResult, GateFacts
+from gtcore.gates.rules import evaluate
 from gtcore.model import GateState
 
 NOW = 1_786_617_000.0  # 2026-08-13 10:30 UTC

@@ -41,9 +41,9 @@ from gastown_town import (
 )
 from servers import SmtpServer
 
-from gtcore.escalation import Escalations
+from gtcore.escalation.escalations import Escalations
 from gtcore.storage import open_ledger
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

@@ -412,7 +412,7 @@ def test_session_health_reads_tmux_as_gas_town_does(tmp_path: Path, tmux_socket:
 def test_without_gt_tmux_socket_session_health_reads_the_towns_own_socket_named_as_gas_town_names_it(tmp_path: Path) -> None:
     """Gas Town's ``townSocketName``: the town directory's name, lowercased, anything but [a-z0-9-] as one ``-``, then 6 hex
     digits of the SHA-256 of its real path.  A wrong name would make every session ``session-dead``."""
-    from gtcore.sessions import socket_name
+    from gtcore.town.sessions import socket_name
 
     assert socket_name(Path("/nonexistent-gtui-test/Gas Town!"), {}) == "gas-town-8d4d83"  # pinned: sha256 of those bytes
     assert socket_name(Path("/nonexistent-gtui-test/gt"), {"GT_TMUX_SOCKET": "auto"}) == "gt-" + hashlib.sha256(

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gtcore.clock import local_zone
-from gtcore.durations import parse_duration
-from gtcore.gates import ALIASES, CheckResult, GateDecision, GateFacts, cooldown, cron, evaluate, unchecked
+from gtcore.core.clock import local_zone
+from gtcore.core.durations import parse_duration
+from gtcore.gates.decisions import CheckResult, GateDecision, GateFacts, unchecked
+from gtcore.gates.rules import ALIASES, cooldown, cron, evaluate
 from gtcore.model import GateState
-from gtcore.plugins import Execution, Gate, Plugin, parse_plugin
+from gtcore.plugins.spec import Execution, Gate, Plugin, parse_plugin
 from gtcore.storage.contract import EventMark
 
 PARIS = ZoneInfo("Europe/Paris")

@@ -42,15 +42,15 @@ from enginekit import (
 from kennelkit import kennel_pids, served
 from servers import WebhookServer, free_port
 
-from gtcore import processes
+from gtcore.core.errors import GateMoved, GtError, RunInFlight
+from gtcore.core.events import Event, GateChanged
 from gtcore.digest import day_bounds, make_digest, utc_day
+from gtcore.dogs import processes
 from gtcore.engine import Engine
-from gtcore.errors import GateMoved, GtError, RunInFlight
-from gtcore.escalation import LEASE_SECONDS, Escalations
-from gtcore.events import Event, GateChanged
+from gtcore.escalation.escalations import LEASE_SECONDS, Escalations
 from gtcore.model import Report
-from gtcore.patrol import reconcile
-from gtcore.town import Town
+from gtcore.patrol.cycle import reconcile
+from gtcore.town.layout import Town
 
 MANUAL = 'type = "manual"'
 ON_GO = 'type = "event"\non = "go"'
@@ -68,7 +68,7 @@ def engine_for(town: Path) -> Engine:
 
 def engine_runner(town: Path) -> Any:
     """The runner of the kennel serving ``town`` in this process (the one open_engine started)."""
-    from gtcore.runner import _LIVE
+    from gtcore.dogs.runner import _LIVE
 
     (runner,) = [runner for runner in _LIVE if runner.town.root == Town.locate(town).root]
     return runner

@@ -22,11 +22,11 @@ from faultkit import kill_token_holders
 from kennelkit import kennel_pid, start_kennel, stop_kennels_under
 from servers import WebhookServer
 
-from gtcore import processes
+from gtcore.core.errors import GtError
+from gtcore.dogs import processes
 from gtcore.engine import Engine
-from gtcore.errors import GtError
 from gtcore.storage.testing import insert_old_run
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
 

@@ -34,8 +34,8 @@ from enginekit import (
 )
 from kennelkit import kennel_pid, kennel_pids, start_kennel
 
-from gtcore.kennel import alive, ensure, place
-from gtcore.town import Town
+from gtcore.dogs.kennel import alive, ensure, place
+from gtcore.town.layout import Town
 from gtui.dispatching import KENNEL_ARGV
 
 MANUAL = 'type = "manual"'

@@ -20,7 +20,7 @@ from enginekit import claim_running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gtcore.errors import GtError, LedgerError, NotFound, Refused, RunInFlight, RunTaken
+from gtcore.core.errors import GtError, LedgerError, NotFound, Refused, RunInFlight, RunTaken
 from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Report, run_problems
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger, Receipt, Take
@@ -57,7 +57,7 @@ from pathlib import Path
 
 proc, db, ready, go = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
 from gtcore.storage import open_ledger
-from gtcore.errors import RunInFlight
+from gtcore.core.errors import RunInFlight
 
 ready.touch()
 deadline = time.monotonic() + 60
@@ -600,7 +600,7 @@ def assert_clean(error: LedgerError, path: Path, *words: str) -> None:
     assert "\n" not in message
     for word in words:
         assert word in message, message
-    assert type(error).__module__ == "gtcore.errors", "a LedgerError, never the driver's own error"
+    assert type(error).__module__ == "gtcore.core.errors", "a LedgerError, never the driver's own error"
 
 
 @pytest.mark.sqlite_only

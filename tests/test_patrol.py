@@ -29,11 +29,11 @@ from enginekit import (
 )
 from kennelkit import kennel_pids, start_kennel
 
+from gtcore.core.events import Event, GateChanged, PatrolFinished
+from gtcore.dogs.kennel import Kennel
 from gtcore.engine import Engine
-from gtcore.events import Event, GateChanged, PatrolFinished
-from gtcore.kennel import Kennel
-from gtcore.patrol import PatrolReport
-from gtcore.town import Town
+from gtcore.patrol.cycle import PatrolReport
+from gtcore.town.layout import Town
 
 pytestmark = pytest.mark.usefixtures("storage")  # every test here runs against each storage backend
 
@@ -292,9 +292,9 @@ def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_st
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Twelve queued runs, two dogs: one read of the queue serves every take (a thousand runs queued at once must not
     cost a read per turn of the dogs' loop); a run of that page stopped while it waited is refused, and the rest run."""
-    import gtcore.kennel
+    import gtcore.dogs.kennel
 
-    monkeypatch.setattr(gtcore.kennel, "RESCAN_SECONDS", 120.0)  # a page never ages out here, however slow the machine
+    monkeypatch.setattr(gtcore.dogs.kennel, "RESCAN_SECONDS", 120.0)  # a page never ages out here, however slow the machine
     town = make_town(tmp_path / "town")  # two dogs
     names = [f"paged-{n}" for n in range(12)]
     for name in names:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
+from gtcore.plugins.spec import InvalidPlugin, Plugin, parse_plugin
 
 MakePlugin = Callable[..., Path]
 

@@ -35,8 +35,8 @@ from poison import (
     valid_plugins,
 )
 
-from gtcore.discovery import PluginSet, discover
-from gtcore.town import Town
+from gtcore.plugins.discovery import PluginSet, discover
+from gtcore.town.layout import Town
 
 GTUI_TIMEOUT = 30.0  # a poison that blocks a read (a FIFO) must fail the test, not hang the suite
 DISCOVER_TIMEOUT = 20.0

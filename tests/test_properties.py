@@ -24,12 +24,13 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from gtcore.clock import iso
-from gtcore.durations import parse_duration
-from gtcore.escalation_settings import load_escalation_settings
-from gtcore.gates import GateDecision, GateFacts, evaluate
-from gtcore.plugins import GATE_TYPES, NAME_PATTERN, InvalidPlugin, Plugin, parse_plugin
-from gtcore.settings import KNOWN_KEYS, SettingsError, load_settings
+from gtcore.core.clock import iso
+from gtcore.core.durations import parse_duration
+from gtcore.escalation.settings import load_escalation_settings
+from gtcore.gates.decisions import GateDecision, GateFacts
+from gtcore.gates.rules import evaluate
+from gtcore.plugins.spec import GATE_TYPES, NAME_PATTERN, InvalidPlugin, Plugin, parse_plugin
+from gtcore.town.settings import KNOWN_KEYS, SettingsError, load_settings
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""Records (gtcore.records) behave as the named tuples they stand in for, however they are built."""
+"""Records (gtcore.core.records) behave as the named tuples they stand in for, however they are built."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gtcore.records import Record
+from gtcore.core.records import Record
 
 
 class Sample(Record):

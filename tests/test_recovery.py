@@ -24,12 +24,12 @@ from enginekit import add_plugin, gone, gtui, gtui_env, gtui_start, make_town, o
 from faultkit import Clock, OwnPostgres, failing_disk, fill, kill_token_holders, sweep_faketime, tmpfs, token_holders
 from kennelkit import kennel_pid, stop_kennels_under
 
-from gtcore import recovery
-from gtcore.errors import LedgerError
+from gtcore.core.errors import LedgerError
+from gtcore.dogs import recovery
 from gtcore.model import Bead
 from gtcore.storage import open_ledger
 from gtcore.storage.testing import postgres_schema
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 SETTINGS = 'dogs = 2\nkill_grace = "1s"\n'
 LEASED = SETTINGS + 'run_lease = "2s"\n'  # a lease short enough to run out while a test waits

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from enginekit import add_plugin, gtui, gtui_argv, gtui_env, make_town, runs
 
-from gtcore.plugins import InvalidPlugin, Plugin, parse_plugin
+from gtcore.plugins.spec import InvalidPlugin, Plugin, parse_plugin
 
 HOUR_AGO = 3600.0
 NOBODY = 65534
@@ -84,7 +84,7 @@ NOT_A_SCRIPT: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 def settle(path: Path) -> None:
-    """Date a file an hour back: the plugin cache keeps only files that settled (see gtcore.document_cache.settled)."""
+    """Date a file an hour back: the plugin cache keeps only files that settled (see gtcore.town.document_cache.settled)."""
     os.utime(path, (os.stat(path).st_mtime - HOUR_AGO,) * 2)
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from enginekit import add_plugin, gone, gtui, gtui_argv, gtui_env, kill_group, make_town, read_pid, runs
 from kennelkit import start_kennel
 
+from gtcore.core.events import DogChanged, Event, OutputLine, RunClaimed, RunFinished, RunStarted
+from gtcore.dogs.output import LOG_CAP
 from gtcore.engine import Engine
-from gtcore.events import DogChanged, Event, OutputLine, RunClaimed, RunFinished, RunStarted
-from gtcore.run_output import LOG_CAP
-from gtcore.town import Town
+from gtcore.town.layout import Town
 
 MANUAL = 'type = "manual"'
 

@@ -1,4 +1,4 @@
-"""The kennel's kept scan (gtcore.scan_keeper): real files, real inotify; whatever changes what a scan would find is seen
+"""The kennel's kept scan (gtcore.plugins.scan_keeper): real files, real inotify; whatever changes what a scan would find is seen
 by the next command, an unchanged town is answered without scanning, and what cannot be watched is scanned every time."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kennelkit import kennel_pids
 
-from gtcore.discovery import PluginSet, discover
-from gtcore.errors import GtError
-from gtcore.plugin_cache import Identity, PluginCache
-from gtcore.plugins import InvalidPlugin, Plugin
-from gtcore.scan_keeper import ScanKeeper
-from gtcore.town import Town
+from gtcore.core.errors import GtError
+from gtcore.plugins.cache import Identity, PluginCache
+from gtcore.plugins.discovery import PluginSet, discover
+from gtcore.plugins.scan_keeper import ScanKeeper
+from gtcore.plugins.spec import InvalidPlugin, Plugin
+from gtcore.town.layout import Town
 
 ROOT = Path(__file__).resolve().parents[1]
 MANUAL = '[gate]\ntype = "manual"'
@@ -298,8 +298,8 @@ def test_an_overflowing_queue_is_a_change(keeper: ScanKeeper, town: Path) -> Non
 UNWATCHED = """
 import resource, sys
 from pathlib import Path
-from gtcore.scan_keeper import ScanKeeper
-from gtcore.town import Town
+from gtcore.plugins.scan_keeper import ScanKeeper
+from gtcore.town.layout import Town
 import os
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(fd) for fd in os.listdir("/proc/self/fd")) + 1, hard))

@@ -26,8 +26,8 @@ from gastown_town import gastown_plugin, gastown_town
 from kennelkit import kennel_engine
 
 from gtcore import __version__
-from gtcore import kennel_door as door
-from gtcore.kennel import Kennel
+from gtcore.dogs import kennel_door as door
+from gtcore.dogs.kennel import Kennel
 from gtcore.storage import open_ledger
 
 PROBES = """OUT="$GT_TOWN_ROOT/out/$GTUI_THIN"

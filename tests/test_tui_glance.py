@@ -34,7 +34,7 @@ from tuikit import (
 )
 
 import gtui.app
-from gtcore.town import Town
+from gtcore.town.layout import Town
 from gtui.app import screenshot_directories
 from gtui.components.log_lines import LogLines
 from gtui.components.scrolling import KeyScroll

@@ -42,7 +42,7 @@ from tuikit import (
     wait_until,
 )
 
-from gtcore.events import PatrolFinished
+from gtcore.core.events import PatrolFinished
 from gtcore.model import Town
 from gtui.app import READ_ONLY, GtuiApp, action_name
 from gtui.components.footer import GtuiFooter

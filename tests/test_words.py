@@ -35,9 +35,9 @@ from test_escalation import HUMAN_EMAIL, HUMAN_SMS, T0, deliveries, reread, serv
 from test_escalation_cli import cli, contacts, write_settings
 from test_properties import fuzz
 
-from gtcore.delivery import RETRY_AFTER_CAP, retry_after
-from gtcore.errors import NotFound
-from gtcore.escalation import FIRST_RETRY_SECONDS
+from gtcore.core.errors import NotFound
+from gtcore.escalation.delivery import RETRY_AFTER_CAP, retry_after
+from gtcore.escalation.escalations import FIRST_RETRY_SECONDS
 from gtcore.model import MAX_ID, NOUNS, PREFIX, format_ref, parse_ref
 from gtcore.storage import open_ledger
 
@@ -392,6 +392,6 @@ def test_retry_after_never_raises_and_is_none_or_zero_to_an_hour(header: str | N
 def test_the_digest_without_openssl_is_sha256(data: bytes) -> None:
     import hashlib
 
-    from gtcore.digests import sha256_hex
+    from gtcore.core.digests import sha256_hex
 
     assert sha256_hex(data) == hashlib.sha256(data).hexdigest()

@@ -22,12 +22,12 @@ from enginekit import add_plugin, make_town
 from kennelkit import start_kennel
 from textual.pilot import Pilot
 
-from gtcore.escalation import Escalation, Escalations
+from gtcore.escalation.escalations import Escalation, Escalations
 from gtcore.model import Bead
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger
 from gtcore.storage.testing import bead_rows
-from gtcore.town import Town
+from gtcore.town.layout import Town
 from gtui.app import GtuiApp
 from gtui.components.tables import KeyedTable
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gtcore.errors import GtError, brief
+from gtcore.core.errors import GtError, brief
 from gtcore.gascity import godur
 from gtcore.gascity.locate import CITY_FILE
 

@@ -19,8 +19,8 @@ import os
 import socket
 from pathlib import Path
 
-from gtcore.digests import sha256_hex
-from gtcore.model import Problem
+from gtcore.core.digests import sha256_hex
+from gtcore.core.errors import Problem
 
 SOCKET_PATH_MAX = 100
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from functools import lru_cache
 
-from gtcore.records import Record
+from gtcore.core.records import Record
 
 MAX_CATCHUP_MINUTES = 366 * 24 * 60
 NEVER_RUN_MINUTES = 25 * 60

@@ -30,8 +30,8 @@ import re
 from collections import deque
 from pathlib import Path
 
-from gtcore.records import Record
-from gtcore.state_files import save_json
+from gtcore.core.records import Record
+from gtcore.core.state_files import save_json
 
 ACTIVE = "events.jsonl"
 KEPT = 10_000  # seqs kept per type: an order's "N events" saturates there, its gate does not

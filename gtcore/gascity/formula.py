@@ -50,10 +50,10 @@ def _report(output: str) -> None:
     run_id, token, town = (os.environ.get(key, "") for key in ("GT_RUN_ID", "GTUI_RUN_TOKEN", "GT_TOWN"))
     if not wisp or not run_id or not token or not town:
         return
+    from gtcore.core.beads import Report
+    from gtcore.core.errors import GtError
     from gtcore.engine import Engine
-    from gtcore.errors import GtError
-    from gtcore.model import Report
-    from gtcore.town import Town
+    from gtcore.town.layout import Town
 
     routed = f" → gc.routed_to={answer['routed_to']}" if answer.get("routed_to") else ""
     try:

@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from gtcore.records import Record
-from gtcore.state_files import save_json
+from gtcore.core.records import Record
+from gtcore.core.state_files import save_json
 
 LIST_TIMEOUT = 30.0
 CALL_TIMEOUT = 10.0

@@ -3,7 +3,7 @@
 Gas City's order files hold Go durations (``interval``, ``timeout``,
 ``check_timeout``, ``max_timeout``) and its gate reasons print them with
 ``Duration.String()`` (``5m0s``, ``1h0m0s``, ``1.5s``).  gtui's own
-durations (:mod:`gtcore.durations`) read days and refuse zero; an order's must
+durations (:mod:`gtcore.core.durations`) read days and refuse zero; an order's must
 read what Go reads — no ``d``, a bare ``0``, signs, fractions — and print
 what Go prints, so the reasons in gtui's gate column are Gas City's words.
 The algorithms follow Go's ``src/time/format.go`` and ``time.go``.

@@ -26,9 +26,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gtcore.core.records import Record
 from gtcore.gascity.city import CITY_FILE, PACK_FILE, City, CityError, Import, Override, Rig, is_remote, read_toml, resolve_path
 from gtcore.gascity.orderfile import Order, OrderFileError, go_quote, order_name, parse_order, validate, zone_error
-from gtcore.records import Record
 
 LEGACY_MESSAGE = ("unsupported PackV1 order path {path}; {hint} (gc refuses to load a city with PackV1 order directories: migrate all"
                   " legacy order directories to flat orders/<name>.toml files)")

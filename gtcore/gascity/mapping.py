@@ -20,17 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gtcore.durations import Duration
+from gtcore.core.durations import Duration
+from gtcore.core.errors import Problem
+from gtcore.core.records import Record
 from gtcore.gascity import godur
 from gtcore.gascity.city import City, CityError, load_city, suspended_rigs
 from gtcore.gascity.eventlog import Snapshot, refresh
 from gtcore.gascity.gclient import GcFailure, Listed, find_gc, order_list
 from gtcore.gascity.layers import Invalid, Scan, finish, scan_city
 from gtcore.gascity.orderfile import Order, OrderFileError, go_quote, parse_order
-from gtcore.model import Problem
-from gtcore.plugins import NAME_PATTERN, Execution, Gate, InvalidPlugin, Plugin, Tracking
-from gtcore.records import Record
-from gtcore.settings import OrderSettings
+from gtcore.plugins.spec import NAME_PATTERN, Execution, Gate, InvalidPlugin, Plugin, Tracking
+from gtcore.town.settings import OrderSettings
 
 RIG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

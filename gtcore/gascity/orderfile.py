@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gtcore.core.records import Record
 from gtcore.gascity import godur
-from gtcore.records import Record
 
 CANONICAL_SUFFIX = ".toml"
 LEGACY_SUFFIX = ".order.toml"
@@ -197,7 +197,7 @@ def _aliases(table: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _shown(value: object) -> str:
-    from gtcore.errors import brief
+    from gtcore.core.errors import brief
 
     return brief(value, 60)
 

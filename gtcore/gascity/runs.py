@@ -19,11 +19,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.gascity.env import environment
 from gtcore.gascity.orderfile import go_quote, missing_params
 from gtcore.gascity.triggers import EventCount
-from gtcore.plugins import Plugin
-from gtcore.records import TYPE_CHECKING
+from gtcore.plugins.spec import Plugin
 
 if TYPE_CHECKING:
     from gtcore.gascity.eventlog import Snapshot
@@ -58,7 +58,7 @@ def run_environment(plugin: Plugin, town_root: Path, own: Mapping[str, str]) -> 
 
 def check_command(plugin: Plugin, town_root: Path, token: str) -> tuple[list[str], str, dict[str, str]]:
     """A condition order's check: argv, working directory and environment (gc's ``checkCondition``)."""
-    from gtcore import processes
+    from gtcore.dogs import processes
 
     context = plugin.order
     env = environment(context.order, Path(context.city), context.scope_root, context.prefix, os.environ,

@@ -28,17 +28,17 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
-from gtcore.events import RunFinished, RunStarted
+from gtcore.core.beads import Report
+from gtcore.core.events import RunFinished, RunStarted
+from gtcore.core.records import TYPE_CHECKING
+from gtcore.core.state_files import save_json
 from gtcore.gascity import eventlog
 from gtcore.gascity.gclient import GcFailure, emit_event, order_history
 from gtcore.gascity.triggers import exit_error
-from gtcore.model import Report
-from gtcore.plugins import Plugin
-from gtcore.records import TYPE_CHECKING
-from gtcore.state_files import save_json
+from gtcore.plugins.spec import Plugin
 
 if TYPE_CHECKING:
-    from gtcore.events import EventBus
+    from gtcore.core.events import EventBus
     from gtcore.gascity.mapping import CityScan
     from gtcore.storage.contract import Ledger
 

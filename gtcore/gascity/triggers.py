@@ -1,9 +1,9 @@
 """An order's trigger as one of gtui's gates: Gas City's decision and Gas City's reason words.
 
-Pure, like :mod:`gtcore.gates`: the order, what the ledger says of its last
+Pure, like :mod:`gtcore.gates.rules`: the order, what the ledger says of its last
 run (its start, as gc's clock is its tracking bead's creation), ``now``, and
 for the two triggers that look outside, what was found there: a condition's
-check (:class:`gtcore.gates.CheckResult`, gtui runs ``sh -c CHECK`` in the
+check (:class:`gtcore.gates.rules.CheckResult`, gtui runs ``sh -c CHECK`` in the
 city or rig root) and an event order's count (:class:`EventCount`, read
 from ``.gc/events.jsonl`` by ``seq``).  Source:
 ``internal/orders/triggers.go`` (``checkCooldown``, ``checkCron``,
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
+from gtcore.core.beads import GateState
+from gtcore.core.records import Record
 from gtcore.gascity import cron, godur
 from gtcore.gascity.orderfile import go_quote
-from gtcore.gates import NOT_CHECKED, CheckResult, GateDecision, GateFacts, check_words, stale
-from gtcore.model import GateState
-from gtcore.plugins import Plugin
-from gtcore.records import Record
+from gtcore.gates.decisions import NOT_CHECKED, CheckResult, GateDecision, GateFacts, check_words, stale
+from gtcore.plugins.spec import Plugin
 
 
 class EventCount(Record):
@@ -30,7 +30,7 @@ class EventCount(Record):
 
 
 def evaluate(plugin: Plugin, facts: GateFacts, now: float, outside: CheckResult | EventCount | None) -> GateDecision:
-    """An order's gate at ``now`` (disabled, paused and in-flight runs were decided by :func:`gtcore.gates.evaluate`)."""
+    """An order's gate at ``now`` (disabled, paused and in-flight runs were decided by :func:`gtcore.gates.rules.evaluate`)."""
     context = plugin.order
     if context.blocked:
         return GateDecision(GateState.DISABLED, context.blocked)
@@ -77,7 +77,7 @@ def cron_gate(schedule: str, tz: str, last: float | None, now: float) -> GateDec
 
 def _zone(tz: str) -> tzinfo | None:
     """The zone an order's cron fields are read in: ``Local`` (or none) is the process's own, as gc's controller reads them."""
-    from gtcore.clock import local_zone
+    from gtcore.core.clock import local_zone
 
     if not tz or tz == "Local":
         return local_zone()
@@ -91,7 +91,7 @@ def _zone(tz: str) -> tzinfo | None:
 
 def condition(check: CheckResult | None, timeout: str, facts: GateFacts, mtime: float, now: float) -> GateDecision:
     """``checkCondition``: due when ``sh -c CHECK`` exited 0 within ``check_timeout`` (its output is not read, as gc's is not).
-    A check older than the order's last run is said as the last check (:func:`gtcore.gates.condition`)."""
+    A check older than the order's last run is said as the last check (:func:`gtcore.gates.rules.condition`)."""
     if check is None or check.missing:
         return GateDecision(GateState.WAITING, check.missing if check is not None else NOT_CHECKED)
     if stale(check, facts):

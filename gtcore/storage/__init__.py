@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from gtcore.records import TYPE_CHECKING
+from gtcore.core.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,7 +36,7 @@ def open_ledger(path: Path, *, readonly: bool = False, wait: float = 10.0, url: 
 def ledger_at(url: str, *, readonly: bool = False, wait: float = 10.0, said_by: str = "--to") -> Ledger:
     """The shared ledger at ``url`` (``said_by``: where the URL came from, for the message when it is not one)."""
     if not url.startswith(("postgresql://", "postgres://")):
-        from gtcore.errors import SettingsError
+        from gtcore.core.errors import SettingsError
 
         raise SettingsError(said_by, f"{url.split('://')[0]!r} is not a ledger gtui knows: use postgresql://... (or none, for SQLite)")
     from gtcore.storage.postgresql import PgLedger

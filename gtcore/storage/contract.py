@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from gtcore.errors import NotFound
-from gtcore.model import MAX_ID, NOUNS, PREFIX, Bead, Drift, PluginStats, Report, format_ref, parse_ref
-from gtcore.records import TYPE_CHECKING, Record
+from gtcore.core.beads import MAX_ID, NOUNS, PREFIX, Bead, Drift, PluginStats, Report, format_ref, parse_ref
+from gtcore.core.errors import NotFound
+from gtcore.core.records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -225,7 +225,7 @@ class Ledger(ABC):
     Implementations are thread-safe: the dogs, the patrol and the control
     room's collector share one.  Every failure of the backend (a corrupt
     file, a lock held too long, a full disk, a lost connection) is a
-    :class:`gtcore.errors.LedgerError` of one line saying what and where.
+    :class:`gtcore.core.errors.LedgerError` of one line saying what and where.
     """
 
     readonly: bool
@@ -307,12 +307,12 @@ class Ledger(ABC):
         claims, then takes) its wisp or the exception it met.
 
         A claim is recorded ``queued`` and refused with
-        :class:`gtcore.errors.RunInFlight` while its plugin has a run in
+        :class:`gtcore.core.errors.RunInFlight` while its plugin has a run in
         flight (queued or running, on any host), and with
-        :class:`gtcore.errors.GateMoved` when ``expect_last_run`` is no longer
+        :class:`gtcore.core.errors.GateMoved` when ``expect_last_run`` is no longer
         the plugin's last run: two patrols seeing one open gate run it once.
         A take makes a queued run ``running`` and is refused with
-        :class:`gtcore.errors.RunTaken` when the run is no longer queued: two
+        :class:`gtcore.core.errors.RunTaken` when the run is no longer queued: two
         kennels never start one run.  Closing a closed run keeps its first
         result.  A failure of the whole commit is every request's answer.
         """

@@ -16,7 +16,7 @@ when a writer commits (a counter bumped inside the transaction would move
 before the commit, and a reader who looked in between would miss it).
 
 Connections are per thread.  A lost or refused connection is a
-:class:`~gtcore.errors.LedgerError` of one line, with the password left out.
+:class:`~gtcore.core.errors.LedgerError` of one line, with the password left out.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, Drift, PluginStats, Report, Result, format_ref
+from gtcore.core.beads import Bead, Drift, PluginStats, Report, Result, format_ref
+from gtcore.core.errors import GtError, LedgerError, NotFound, RunInFlight
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-from gtcore.errors import GateMoved, GtError, NotFound, Refused, RunTaken
-from gtcore.model import FAILED, UNFINISHED, Bead, Drift, Report, Result, format_ref, settle
-from gtcore.records import TYPE_CHECKING, Record
+from gtcore.core.beads import FAILED, UNFINISHED, Bead, Drift, Report, Result, format_ref, settle
+from gtcore.core.errors import GateMoved, GtError, NotFound, Refused, RunTaken
+from gtcore.core.records import TYPE_CHECKING, Record
 from gtcore.storage.contract import ANY_LAST_RUN, KINDS, OWED, PAUSED, RESUMED, Claim, Close, Delivery, Pause, Receipt, Take
 
 if TYPE_CHECKING:

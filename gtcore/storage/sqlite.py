@@ -33,9 +33,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from gtcore.errors import GtError, LedgerError, NotFound, RunInFlight
-from gtcore.model import Bead, Drift, PluginStats, Report, Result, format_ref
-from gtcore.records import TYPE_CHECKING
+from gtcore.core.beads import Bead, Drift, PluginStats, Report, Result, format_ref
+from gtcore.core.errors import GtError, LedgerError, NotFound, RunInFlight
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,

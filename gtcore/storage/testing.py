@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gtcore.errors import LedgerError
-from gtcore.model import PluginStats
+from gtcore.core.beads import PluginStats
+from gtcore.core.errors import LedgerError
 
 _HOLD_LOCK = """
 import sqlite3, sys, time

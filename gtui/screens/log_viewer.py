@@ -26,7 +26,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
-from gtcore.errors import GtError
+from gtcore.core.errors import GtError
 from gtcore.model import TYPE_CHECKING, clean
 from gtui.components.bindings import bindings
 from gtui.components.log_lines import LogLines

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
-from gtcore.errors import GtError, Refused
+from gtcore.core.errors import GtError, Refused
 from gtcore.model import TYPE_CHECKING, Bead, Report, iso
 from gtui import __version__
 from gtui.shims import flags

@@ -21,8 +21,8 @@ import sys
 import threading
 from pathlib import Path
 
+from gtcore.core.errors import GtError, Refused, brief
 from gtcore.engine import Engine
-from gtcore.errors import GtError, Refused, brief
 from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Record, Town, readable
 from gtui.terminal import safe
 

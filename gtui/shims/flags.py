@@ -6,7 +6,7 @@ Each :class:`Command` lists its flags as Gas Town (``gt``) and beads
 under cobra) reads it: a value flag takes the next word whatever it looks
 like (``--title -x``), a name is never abbreviated (``--desc`` is unknown),
 a switch takes ``=true``/``=false``, ``--`` ends the flags.  A mistake is
-:class:`~gtcore.errors.Refused`, in pflag's words.  ``python -m
+:class:`~gtcore.core.errors.Refused`, in pflag's words.  ``python -m
 gtui.shims.flags`` prints the tables the docs hold; a test keeps the two in
 step.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from gtcore.errors import Refused
+from gtcore.core.errors import Refused
 from gtcore.model import TYPE_CHECKING, Record, readable
 
 if TYPE_CHECKING:  # records, not dataclasses, and no typing at run time: every gt and bd call of a plugin imports this

@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from gtcore.errors import GtError, Refused
+from gtcore.core.errors import GtError, Refused
 from gtcore.model import FAILED, SEVERITIES, TYPE_CHECKING, Report, Town, parse_duration
 from gtui import __version__
 from gtui.shims import flags
