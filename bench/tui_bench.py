@@ -248,8 +248,8 @@ def print_own_profile(title: str, profiler: cProfile.Profile, top: int) -> None:
 
 def gtui_app(root: Path, **kw: Any) -> tuple[Any, Any]:
     """The control room as ``gtui`` starts it: the app, and the garbage-collector tuning to run it under."""
-    from gtui.app import GtuiApp
-    from gtui.gc_tuning import GcTuning
+    from gtui.tui.app import GtuiApp
+    from gtui.tui.gc_tuning import GcTuning
 
     tuning = GcTuning()
     return GtuiApp(Town(root), on_first_paint=tuning.freeze, **kw), tuning
@@ -482,8 +482,8 @@ async def plain_presses(args: argparse.Namespace) -> dict[str, list[float]]:
     from textual.containers import Grid
     from textual.widgets import DataTable, Footer, Static
 
-    from gtui.components.tables import DogsPane, PluginsPane
-    from gtui.state import text
+    from gtui.tui.components.tables import DogsPane, PluginsPane
+    from gtui.tui.state import text
 
     def same_keys(pane: type[Any]) -> list[BindingType]:
         return [Binding(b.key, "noop", b.description) for b in pane.BINDINGS if isinstance(b, Binding)]
@@ -662,7 +662,7 @@ def bench_process(args: argparse.Namespace, install: Install, root: Path, scratc
                 time.sleep(args.settle)
                 bare_mb = memory_mb(pane_pid(f"bare{n}"))[1]
             stop_session(f"bare{n}")
-        imports = alternate({"imports": [py, "-c", "import textual.app, gtui.app"]}, args.repeat, install.env())["imports"]
+        imports = alternate({"imports": [py, "-c", "import textual.app, gtui.tui.app"]}, args.repeat, install.env())["imports"]
         paints, pid, screen, mem_painted = [], 0, "", (0.0, 0.0)
         for n in range(args.repeat):
             session = f"gtui{n}"
@@ -681,7 +681,7 @@ def bench_process(args: argparse.Namespace, install: Install, root: Path, scratc
         print(f"    gtui --town T           {describe(paints)}   {verdict(paint_ok, 'target < 1500 ms')}")
         print(f"    baseline: a DataTable   {describe(table)}   (the same rows and a footer, as a process in tmux)   "
               f"gtui / baseline = {statistics.median(paints) / statistics.median(table):.2f}x")
-        print(f"    for scale: python -c 'import textual.app, gtui.app'   {describe(imports)}")
+        print(f"    for scale: python -c 'import textual.app, gtui.tui.app'   {describe(imports)}")
         results["1b"] = paint_ok
 
         # -- settle: the start-up patrol done (the header says "next in"), then quiet

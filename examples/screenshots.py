@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from gtcore.town.layout import Town
-from gtui.app import GtuiApp
+from gtui.tui.app import GtuiApp
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"

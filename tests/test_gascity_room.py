@@ -68,7 +68,7 @@ async def test_a_running_controller_is_in_the_header(city: Path) -> None:
 
 def test_several_complaints_about_one_file_each_keep_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """city.toml's failing overrides: one row each, none hiding another."""
-    from gtui.state import Snapshot, plugin_rows
+    from gtui.tui.state import Snapshot, plugin_rows
 
     no_gc(monkeypatch)
     root = make_city(tmp_path / "city", '\n[[orders.overrides]]\nname = "a"\n\n[[orders.overrides]]\nname = "b"\n')

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gtui.gc_tuning import MALLOC_ARENAS, YOUNG_THRESHOLD, GcTuning
+from gtui.tui.gc_tuning import MALLOC_ARENAS, YOUNG_THRESHOLD, GcTuning
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +59,7 @@ def test_freezing_outside_the_context_does_nothing(odd_thresholds: tuple[int, in
 
 THREADS_MALLOCING = """
 import ctypes, sys, threading
-from gtui.gc_tuning import share_malloc_arenas
+from gtui.tui.gc_tuning import share_malloc_arenas
 if sys.argv[1] == "shared":
     assert share_malloc_arenas()
 together = threading.Barrier(8)

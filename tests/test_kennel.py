@@ -36,7 +36,7 @@ from kennelkit import kennel_pid, kennel_pids, start_kennel
 
 from gtcore.dogs.kennel import alive, ensure, place
 from gtcore.town.layout import Town
-from gtui.dispatching import KENNEL_ARGV
+from gtui.cli.dispatching import KENNEL_ARGV
 
 MANUAL = 'type = "manual"'
 HELD = "echo $$ > run.pid\nwhile [ ! -e release ]; do sleep 0.02; done\necho released\n"  # runs until the test touches release

@@ -1,7 +1,7 @@
 """The control room driven headless with Textual's Pilot: every key, every modal, live updates.
 
 Each test builds a real town in ``tmp_path`` (plugin files, ``run.sh`` scripts, the SQLite
-ledger), starts :class:`~gtui.app.GtuiApp` on it at 160x48 and presses keys. What a key did
+ledger), starts :class:`~gtui.tui.app.GtuiApp` on it at 160x48 and presses keys. What a key did
 is checked on the ledger (the truth) and on the screen (what the operator sees). Waits are
 bounded polling loops, never fixed sleeps.
 """
@@ -43,14 +43,14 @@ from tuikit import (
     wait_until,
 )
 
-import gtui.app
+import gtui.tui.app
 from gtcore.model import GateDecision, GateState
 from gtcore.storage.contract import Claim, Close
-from gtui.components.log_lines import LogLines
-from gtui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
-from gtui.screens.help import HelpScreen
-from gtui.screens.log_viewer import LogScreen
-from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.tui.components.log_lines import LogLines
+from gtui.tui.screens.details import EscalationDetailsScreen, PluginDetailsScreen
+from gtui.tui.screens.help import HelpScreen
+from gtui.tui.screens.log_viewer import LogScreen
+from gtui.tui.screens.modals import AskScreen, ConfirmScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -565,7 +565,7 @@ async def test_an_edited_plugin_file_shows_without_restart(town: Path) -> None:
 async def test_a_patrols_scan_shows_at_once_not_when_the_patrol_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rig made after the start is found by the next patrol, not by the watcher: its plugins show while that patrol still
     waits on a slow condition check (no idle refresh to fall back on here)."""
-    monkeypatch.setattr(gtui.app, "IDLE_REFRESH_SECONDS", 600.0)
+    monkeypatch.setattr(gtui.tui.app, "IDLE_REFRESH_SECONDS", 600.0)
     town = control_town(tmp_path / "town")
     slow = tmp_path / "slow"  # outside the town: nothing the watcher sees
     add_plugin(town, "slowcheck", gate=f'type = "condition"\ncheck = "test -f {slow} && sleep 4; exit 1"')
@@ -723,7 +723,7 @@ async def test_the_plugins_pane_says_what_the_cli_says_shadowed_copies_and_failu
 
 
 def test_gate_cells_are_styled_by_state_not_by_words() -> None:
-    from gtui.state import gate_cell
+    from gtui.tui.state import gate_cell
 
     waiting_about_pauses = gate_cell(GateDecision(GateState.WAITING, "waiting for event paused-disabled"), False, time.time())
     assert str(waiting_about_pauses.style) == "", "a word in the reason styles nothing"

@@ -33,16 +33,16 @@ from tuikit import (
     wait_until,
 )
 
-import gtui.app
+import gtui.tui.app
 from gtcore.town.layout import Town
-from gtui.app import screenshot_directories
-from gtui.components.log_lines import LogLines
-from gtui.components.scrolling import KeyScroll
-from gtui.components.tables import Col, fit_columns
-from gtui.screens.details import PluginDetailsScreen
-from gtui.screens.help import HelpScreen
-from gtui.screens.log_viewer import LogScreen
-from gtui.state import CellPool, elapsed
+from gtui.tui.app import screenshot_directories
+from gtui.tui.components.log_lines import LogLines
+from gtui.tui.components.scrolling import KeyScroll
+from gtui.tui.components.tables import Col, fit_columns
+from gtui.tui.screens.details import PluginDetailsScreen
+from gtui.tui.screens.help import HelpScreen
+from gtui.tui.screens.log_viewer import LogScreen
+from gtui.tui.state import CellPool, elapsed
 
 pytestmark = pytest.mark.anyio
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -70,7 +70,7 @@ def worst_first(refs: dict[str, list[str]]) -> list[str]:
     return [ref for severity in SEVERITIES for ref in refs[severity]]
 
 
-def in_view(app: gtui.app.GtuiApp, pane: str, key: str) -> bool:
+def in_view(app: gtui.tui.app.GtuiApp, pane: str, key: str) -> bool:
     """The row is on the pane's screen lines (not scrolled out)."""
     table = app.pane(pane)
     index = row_keys(app, pane).index(key)
@@ -265,7 +265,7 @@ def test_a_run_past_its_timeout_is_marked() -> None:
 
 async def test_elapsed_times_tick_every_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Guard: the app's 1 s _tick_elapsed (the collector's idle refresh is put far away, so only the tick can do it)."""
-    monkeypatch.setattr(gtui.app, "IDLE_REFRESH_SECONDS", 3600.0)
+    monkeypatch.setattr(gtui.tui.app, "IDLE_REFRESH_SECONDS", 3600.0)
     town = control_town(tmp_path / "town")
     pid_file = tmp_path / "sleepy.pid"
     add_plugin(town, "sleepy", gate='type = "manual"', run_sh=f'echo $$ > "{pid_file}"\nsleep 30\n')

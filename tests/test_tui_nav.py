@@ -1,6 +1,6 @@
 """The control room's keys, layout and words, driven headless with Textual's Pilot.
 
-Bindings come from the one table (``gtui.keys.KEYS``) and a town's ``[keymap]`` only through its
+Bindings come from the one table (``gtui.tui.keys.KEYS``) and a town's ``[keymap]`` only through its
 check; every pane moves, sorts and filters the same way (k9s and lazygit habits); tables fit
 their panes at any terminal size and say what colour says when ``NO_COLOR`` is set; read-only
 keys say why they do nothing; settings apply live; and the words fit the control room.
@@ -44,12 +44,12 @@ from tuikit import (
 
 from gtcore.core.events import PatrolFinished
 from gtcore.model import Town
-from gtui.app import READ_ONLY, GtuiApp, action_name
-from gtui.components.footer import GtuiFooter
-from gtui.components.tables import PANES, FilterInput
-from gtui.keys import BY_ID, KEYS
-from gtui.screens.help import HelpScreen
-from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.tui.app import READ_ONLY, GtuiApp, action_name
+from gtui.tui.components.footer import GtuiFooter
+from gtui.tui.components.tables import PANES, FilterInput
+from gtui.tui.keys import BY_ID, KEYS
+from gtui.tui.screens.help import HelpScreen
+from gtui.tui.screens.modals import AskScreen, ConfirmScreen
 
 pytestmark = pytest.mark.anyio
 
@@ -89,9 +89,9 @@ def many_plugins(root: Path, count: int) -> list[str]:
 
 def test_every_binding_of_the_control_room_comes_from_the_key_table() -> None:
     """The app, each pane, the filter line, help and the dialogs: each binding is a KEYS entry, keys and action as written there."""
-    from gtui.app import GtuiApp as App
-    from gtui.screens.modals import AskScreen as Ask
-    from gtui.screens.modals import ConfirmScreen as Confirm
+    from gtui.tui.app import GtuiApp as App
+    from gtui.tui.screens.modals import AskScreen as Ask
+    from gtui.tui.screens.modals import ConfirmScreen as Confirm
 
     owners: dict[str, tuple[type[Any], set[str]]] = {
         "app": (App, {"app"}),

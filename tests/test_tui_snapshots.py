@@ -21,12 +21,12 @@ from enginekit import add_plugin, make_town
 from textual.pilot import Pilot
 from tuikit import FIXED, app_for, escalations_of, fixed_clock, ledger_of, log_ended, record_run, wait_until
 
-from gtui.app import GtuiApp
-from gtui.components.log_lines import LogLines
-from gtui.screens.details import PluginDetailsScreen
-from gtui.screens.help import HelpScreen
-from gtui.screens.log_viewer import LogScreen
-from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.tui.app import GtuiApp
+from gtui.tui.components.log_lines import LogLines
+from gtui.tui.screens.details import PluginDetailsScreen
+from gtui.tui.screens.help import HelpScreen
+from gtui.tui.screens.log_viewer import LogScreen
+from gtui.tui.screens.modals import AskScreen, ConfirmScreen
 
 SnapCompare = Callable[..., bool]
 MINUTE = 60.0

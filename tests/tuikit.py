@@ -28,8 +28,8 @@ from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger
 from gtcore.storage.testing import bead_rows
 from gtcore.town.layout import Town
-from gtui.app import GtuiApp
-from gtui.components.tables import KeyedTable
+from gtui.tui.app import GtuiApp
+from gtui.tui.components.tables import KeyedTable
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ def column_labels(app: GtuiApp, pane: str) -> list[str]:
 
 def log_ended(app: GtuiApp) -> bool:
     """The log viewer read its run to the end: its last line says how the run ended (``failure · exit 1 · ...``)."""
-    from gtui.screens.log_viewer import LogScreen
+    from gtui.tui.screens.log_viewer import LogScreen
 
     shown = screen_text(app)
     return isinstance(app.screen, LogScreen) and "following" not in shown and re.search(r" · (exit -?\d+|killed by)", shown) is not None

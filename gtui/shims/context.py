@@ -112,7 +112,7 @@ def actor(context: RunContext | None) -> str:
 def engine() -> Engine:
     """The town's engine for one command: a broken gtui.toml must not cost a plugin its report.  What it queues wakes (or
     starts) the town's kennel."""
-    from gtui.dispatching import KENNEL_ARGV
+    from gtui.cli.dispatching import KENNEL_ARGV
 
     opened = Engine.tolerant(Town.locate(environ=environ()), kennel_argv=KENNEL_ARGV)
     if answered_elsewhere():

@@ -164,7 +164,7 @@ def plugin_show(argv: list[str]) -> int:
 
 def plugin_run(argv: list[str]) -> int:
     """Gas Town prints the instructions and records a run; gtui queues the run for the kennel and waits for its result."""
-    from gtui.dispatching import ended_badly  # what only these two verbs need: every other call of a plugin goes without
+    from gtui.cli.dispatching import ended_badly  # what only these two verbs need: every other call of a plugin goes without
 
     args = read(flags.PLUGIN_RUN, argv)
     town = engine()
@@ -233,7 +233,7 @@ def _mark(labels: list[str]) -> str:
 
 def dog_dispatch(argv: list[str]) -> int:
     """As Gas Town's: hand the plugin over and return at once (gtui queues its run for the kennel), in its shape."""
-    from gtui.dispatching import dispatch_words, dispatched, ended_badly
+    from gtui.cli.dispatching import dispatch_words, dispatched, ended_badly
 
     args = read(flags.DOG_DISPATCH, argv)
     if not args.plugin:

@@ -52,7 +52,7 @@ def cmd_once(ctx: Context) -> int:
     finished, more, refused = _take_finished(ctx, engine)
     engine.close()
     if engine.settings.keymap:
-        from gtui.keys import check_keymap
+        from gtui.tui.keys import check_keymap
 
         report.problems += check_keymap(engine.settings.keymap, engine.settings.path)[1]  # the control room's keys, checked here too
     report.problems += [problem for run in finished for problem in run_problems(run)]  # what they asked of Gas Town in vain
@@ -236,7 +236,7 @@ def cmd_kennel_run(ctx: Context) -> int:
             signal.signal(sig, lambda signum, frame: house.ask_stop(f"the kennel was stopped by {signal.Signals(signum).name}"))
         _kennel_says(f"kennel pid {os.getpid()} serving {engine.town.root} on {house.host} with {engine.settings.dogs} dogs"
                      + (", patrolling every " + str(engine.settings.patrol_interval) if ctx.args.patrol else ""))
-        from gtui.gc_tuning import GcTuning
+        from gtui.tui.gc_tuning import GcTuning
 
         with GcTuning() as tuning:
             tuning.freeze()  # what the kennel made to live (its engine, the command line it answers with) is never scanned again

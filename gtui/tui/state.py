@@ -33,8 +33,8 @@ from gtcore.model import (
     format_duration,
     run_reason,
 )
-from gtui.render import pause_words
-from gtui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
+from gtui.cli.render import pause_words
+from gtui.tui.styles import RESULT_MARK, RESULT_STYLE, SEVERITY_CELL_STYLE, colourless_text
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine

@@ -21,11 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Sparkline, Static
 
 from gtcore.model import TYPE_CHECKING, age, clean, format_duration, parse_ref, run_problems
-from gtui.components.bindings import bindings
-from gtui.components.scrolling import KeyScroll, ScrollKeys
-from gtui.render import pause_words, words
-from gtui.state import reason_words
-from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
+from gtui.cli.render import pause_words, words
+from gtui.tui.components.bindings import bindings
+from gtui.tui.components.scrolling import KeyScroll, ScrollKeys
+from gtui.tui.state import reason_words
+from gtui.tui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
@@ -216,7 +216,7 @@ class PluginDetailsScreen(ScrollKeys, Screen[None]):
         self.query_one("#log", Static).update(Text(clean(details.log) or "no log yet", style="" if details.log else "dim"))
 
     def action_log(self) -> None:
-        from gtui.screens.log_viewer import LogScreen
+        from gtui.tui.screens.log_viewer import LogScreen
 
         if self.latest is None:
             self.notify("no run of this plugin yet", severity="warning")

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gtcore.model import TYPE_CHECKING, age, format_duration, format_ref, iso, run_reason, run_summary
-from gtui.styles import RESULT_STYLE, SEVERITY_STYLE
 from gtui.terminal import safe
+from gtui.tui.styles import RESULT_STYLE, SEVERITY_STYLE
 
 if TYPE_CHECKING:
     from typing import Any

@@ -1,7 +1,7 @@
 """The panes' moving keys on the screens that scroll (log, help, details): one habit everywhere.
 
 ``j``/``k``, ``g``/``G``, ``ctrl+d``/``ctrl+u`` and the arrows (context ``scroll``
-of :mod:`gtui.keys`) move a pane's cursor; on a screen that shows one long
+of :mod:`gtui.tui.keys`) move a pane's cursor; on a screen that shows one long
 thing they scroll it the same way, so a hand that learnt the panes never has
 to ask which screen it is on.
 """

@@ -1,4 +1,4 @@
-"""Textual ``Binding`` objects built from the one table of keys (:data:`gtui.keys.KEYS`).
+"""Textual ``Binding`` objects built from the one table of keys (:data:`gtui.tui.keys.KEYS`).
 
 Nothing in the TUI writes a ``Binding`` of its own: each widget or screen asks
 for the bindings of its context here, so the footer, the help screen, the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from textual.binding import Binding, BindingType
 from textual.keys import format_key
 
-from gtui.keys import KEYS, Key, keys_of
+from gtui.tui.keys import KEYS, Key, keys_of
 
 # The keys a person must always find in the footer: they come first there, whatever else is shown.
 FOOTER_FIRST = ("help", "quit")

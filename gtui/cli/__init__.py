@@ -20,7 +20,8 @@ from pathlib import Path
 from gtcore.core.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.engine import Engine
 from gtcore.model import SEVERITIES, TYPE_CHECKING, Report, Town
-from gtui import dispatching, terminal
+from gtui import terminal
+from gtui.cli import dispatching
 
 if TYPE_CHECKING:
     from datetime import date
@@ -385,14 +386,14 @@ class Context:
                 if self._engine.settings_problem:
                     warn(f"{self._engine.settings_problem} (defaults used for this listing)")
             else:
-                from gtui.dispatching import KENNEL_ARGV
+                from gtui.cli.dispatching import KENNEL_ARGV
 
                 self._engine = Engine(self.town, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV, scans=self.scans)
         return self._engine
 
     def kennel_engine(self) -> Engine:
         """The engine of a kennel: it runs the plugins, so it adopts what they leave behind and gives them gt and bd."""
-        from gtui.dispatching import KENNEL_ARGV
+        from gtui.cli.dispatching import KENNEL_ARGV
 
         self._engine = Engine(self.town, adopt_orphans=True, plugin_bin=self._plugin_bin, kennel_argv=KENNEL_ARGV)
         return self._engine
@@ -405,7 +406,7 @@ class Context:
     @property
     def render(self) -> ModuleType:
         """Drawing for people (Rich): imported only when a person reads the output."""
-        from gtui import render
+        from gtui.cli import render
 
         return render
 
@@ -527,7 +528,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
         return _escalate_dry_run(ctx, subject, args.severity, reason, source, given_source)
     escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
                                                       now=time.time(), fingerprint=args.fingerprint)
-    from gtui.escalate import escalation_outcome, suppressed_outcome
+    from gtui.cli.escalate import escalation_outcome, suppressed_outcome
 
     suppressed = fingerprint_label(args.fingerprint) is not None and not created
     outcome = (suppressed_outcome(escalation) if suppressed
@@ -544,7 +545,7 @@ def _escalate_dry_run(ctx: Context, subject: str, severity: str, reason: str, so
     if route is None:
         raise UsageError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     from gtcore.model import fingerprint_label
-    from gtui.escalate import dry_run_lines
+    from gtui.cli.escalate import dry_run_lines
 
     label = fingerprint_label(ctx.args.fingerprint)
     payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route),
@@ -845,9 +846,9 @@ def control_room(args: argparse.Namespace) -> int:
     town = locate_town(args)
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
-    from gtui.app import GtuiApp
-    from gtui.dispatching import KENNEL_ARGV
-    from gtui.gc_tuning import GcTuning, share_malloc_arenas
+    from gtui.cli.dispatching import KENNEL_ARGV
+    from gtui.tui.app import GtuiApp
+    from gtui.tui.gc_tuning import GcTuning, share_malloc_arenas
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.

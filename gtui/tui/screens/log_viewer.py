@@ -6,7 +6,7 @@ cannot flood memory here either.  A run with no log file says why, in the
 engine's words (:meth:`~gtcore.engine.Engine.run_log`: never started, ran on
 another host, file removed), or shows the ledger's copy of another host's log.
 
-The panes' moving keys scroll it (:mod:`gtui.components.scrolling`); ``/``
+The panes' moving keys scroll it (:mod:`gtui.tui.components.scrolling`); ``/``
 opens a search line at the bottom, ``n``/``N`` go to the next and previous
 line holding it (round the end), and escape clears a search before it leaves.
 """
@@ -28,10 +28,10 @@ from textual.worker import get_current_worker
 
 from gtcore.core.errors import GtError
 from gtcore.model import TYPE_CHECKING, clean
-from gtui.components.bindings import bindings
-from gtui.components.log_lines import LogLines
-from gtui.components.scrolling import ScrollKeys
-from gtui.screens.details import relative, run_facts
+from gtui.tui.components.bindings import bindings
+from gtui.tui.components.log_lines import LogLines
+from gtui.tui.components.scrolling import ScrollKeys
+from gtui.tui.screens.details import relative, run_facts
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine

@@ -5,7 +5,7 @@ Threads and messages:
 - a **collector** thread worker wakes every second (or at once when the engine
   reports something, a patrol's fresh scan included), asks the engine whether
   anything changed (:meth:`~gtcore.engine.Engine.changes`), reads a
-  :class:`~gtui.state.Snapshot`, builds the rows and posts them; the UI thread
+  :class:`~gtui.tui.state.Snapshot`, builds the rows and posts them; the UI thread
   only diffs them into the tables;
 - a **watcher** thread worker (watchfiles) reports edited plugin files and
   settings within a second;
@@ -16,7 +16,7 @@ Threads and messages:
 
 The app speaks to the engine only through :class:`~gtcore.engine.Engine`'s
 methods and the records of :mod:`gtcore.model`; the garbage-collector tuning
-is the entry point's (:mod:`gtui.gc_tuning`), reached by ``on_first_paint``.
+is the entry point's (:mod:`gtui.tui.gc_tuning`), reached by ``on_first_paint``.
 """
 
 from __future__ import annotations
@@ -44,17 +44,17 @@ from gtcore.core.errors import GtError
 from gtcore.core.events import DogChanged, Event, PatrolFinished, PluginSetChanged, RunClaimed, RunFinished
 from gtcore.engine import Engine
 from gtcore.model import FAILED, TYPE_CHECKING, Severity, clean, utc_day
-from gtui.components.bindings import bindings, key_display, keys_in_context
-from gtui.components.footer import GtuiFooter
-from gtui.components.header import PatrolState, TownHeader, header_text
-from gtui.components.layout import Panes
-from gtui.components.tables import Act, EscalationsPane, FeedPane, FilterInput, KeyedTable, PluginsPane
-from gtui.keys import PANES, check_keymap, effective
-from gtui.pane_actions import PaneActions
-from gtui.screens.help import HelpScreen
-from gtui.screens.modals import ConfirmScreen
 from gtui.shims.bin import plugin_bin
-from gtui.state import (
+from gtui.tui.components.bindings import bindings, key_display, keys_in_context
+from gtui.tui.components.footer import GtuiFooter
+from gtui.tui.components.header import PatrolState, TownHeader, header_text
+from gtui.tui.components.layout import Panes
+from gtui.tui.components.tables import Act, EscalationsPane, FeedPane, FilterInput, KeyedTable, PluginsPane
+from gtui.tui.keys import PANES, check_keymap, effective
+from gtui.tui.pane_actions import PaneActions
+from gtui.tui.screens.help import HelpScreen
+from gtui.tui.screens.modals import ConfirmScreen
+from gtui.tui.state import (
     SEVERITY_RANK,
     CellPool,
     Collector,
@@ -67,7 +67,7 @@ from gtui.state import (
     outcome_words,
     plugin_rows,
 )
-from gtui.styles import colourless_text
+from gtui.tui.styles import colourless_text
 
 if TYPE_CHECKING:
     from gtcore.model import Bead, PatrolReport, PluginSet, Town

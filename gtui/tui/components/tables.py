@@ -9,7 +9,7 @@ selected row.
 
 A pane's keys act on its selected row by posting an :class:`Act` message; the
 app decides what that means (and whether it may, in read-only mode).  The
-moving, sorting and filtering keys (context ``table`` of :mod:`gtui.keys`)
+moving, sorting and filtering keys (context ``table`` of :mod:`gtui.tui.keys`)
 are the table's own.
 
 Columns are sized to what they hold on every update, and fitted to the pane:
@@ -33,9 +33,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Input
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
-from gtui.components.bindings import binding, bindings
-from gtui.keys import BY_ID
-from gtui.state import Row
+from gtui.tui.components.bindings import binding, bindings
+from gtui.tui.keys import BY_ID
+from gtui.tui.state import Row
 
 CELL_PADDING = 2  # a DataTable cell's padding, left and right
 SORT_ARROWS = (" ▲", " ▼")

@@ -1,6 +1,6 @@
 """What the panes' keys do to their selected rows: run, pause, details, logs, stop, acknowledge, close.
 
-A mixin of :class:`~gtui.app.GtuiApp` (kept apart so the app module stays about
+A mixin of :class:`~gtui.tui.app.GtuiApp` (kept apart so the app module stays about
 threads, messages and the screen): the app's ``pane_actions`` table maps each
 pane's action to one of these.  Whatever reads or writes the ledger runs in a
 thread worker and speaks back through ``call_from_thread``.
@@ -15,17 +15,17 @@ from textual import work
 
 from gtcore.core.errors import GtError
 from gtcore.model import TYPE_CHECKING, parse_ref
-from gtui.components.bindings import key_display
-from gtui.screens.modals import AskScreen, ConfirmScreen
+from gtui.tui.components.bindings import key_display
+from gtui.tui.screens.modals import AskScreen, ConfirmScreen
 
 if TYPE_CHECKING:
     from gtcore.engine import Engine
     from gtcore.model import Bead
-    from gtui.state import Snapshot
+    from gtui.tui.state import Snapshot
 
 
 class PaneActions:
-    """The panes' row actions, for :class:`~gtui.app.GtuiApp` (an ``App``: notify, push_screen, call_from_thread)."""
+    """The panes' row actions, for :class:`~gtui.tui.app.GtuiApp` (an ``App``: notify, push_screen, call_from_thread)."""
 
     engine: Engine | None
     snapshot: Snapshot | None
@@ -111,7 +111,7 @@ class PaneActions:
         self.request_refresh()
 
     def _plugins_details(self, key: str) -> None:
-        from gtui.screens.details import PluginDetailsScreen  # on first use: Markdown (markdown-it, Pygments) is 3 MB a
+        from gtui.tui.screens.details import PluginDetailsScreen  # on first use: Markdown (markdown-it, Pygments) is 3 MB a
         # control room that never opens a details screen does not need to hold
 
         plugin = self._plugin(key)
@@ -142,7 +142,7 @@ class PaneActions:
         self.call_from_thread(self._push_log, run)
 
     def _push_log(self, run: Bead) -> None:
-        from gtui.screens.log_viewer import LogScreen  # on first use, as the details screens (see _plugins_details)
+        from gtui.tui.screens.log_viewer import LogScreen  # on first use, as the details screens (see _plugins_details)
 
         assert self.engine is not None
         self.push_screen(LogScreen(self.engine, run))
@@ -228,7 +228,7 @@ class PaneActions:
         self.request_refresh()
 
     def _escalations_details(self, key: str) -> None:
-        from gtui.screens.details import EscalationDetailsScreen  # on first use, as the plugin's (see _plugins_details)
+        from gtui.tui.screens.details import EscalationDetailsScreen  # on first use, as the plugin's (see _plugins_details)
 
         snapshot = self.snapshot
         item = next((item for item in snapshot.escalations if item.ref == key), None) if snapshot else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Footer
 
-from gtui.components.bindings import FOOTER_FIRST
-from gtui.keys import BY_ID, KEYS, PANES
+from gtui.tui.components.bindings import FOOTER_FIRST
+from gtui.tui.keys import BY_ID, KEYS, PANES
 
 FIRST_ACTIONS = tuple(BY_ID[key_id].action for key_id in FOOTER_FIRST)
 

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from gtcore.model import clean
-from gtui.components.bindings import bindings
+from gtui.tui.components.bindings import bindings
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from gtcore.model import TYPE_CHECKING, EscalationStatus, Severity, clean
-from gtui.styles import SEVERITY_STYLE
+from gtui.tui.styles import SEVERITY_STYLE
 
 if TYPE_CHECKING:
     from gtcore.model import Escalation

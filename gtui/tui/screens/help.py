@@ -1,7 +1,7 @@
-"""The help screen: every key of :data:`gtui.keys.KEYS`, by where it works, with the keys in effect and its binding id.
+"""The help screen: every key of :data:`gtui.tui.keys.KEYS`, by where it works, with the keys in effect and its binding id.
 
 The keys shown are the ones in effect: the defaults, with what the town's
-``[keymap]`` remaps (only the entries :func:`gtui.keys.check_keymap` lets
+``[keymap]`` remaps (only the entries :func:`gtui.tui.keys.check_keymap` lets
 through).  Binding ids are shown in full at any width: on a narrow screen the
 groups stack in one column and the descriptions wrap.
 """
@@ -20,9 +20,9 @@ from textual.containers import Grid
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from gtui.components.bindings import bindings, key_display, keys_in_context
-from gtui.components.scrolling import KeyScroll, ScrollKeys
-from gtui.keys import KEYS, PANES, effective
+from gtui.tui.components.bindings import bindings, key_display, keys_in_context
+from gtui.tui.components.scrolling import KeyScroll, ScrollKeys
+from gtui.tui.keys import KEYS, PANES, effective
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Everywhere", ("app",)),

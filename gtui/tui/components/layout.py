@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
-from gtui.components.tables import DogsPane, EscalationsPane, FeedPane, KeyedTable, PaneBox, PluginsPane
+from gtui.tui.components.tables import DogsPane, EscalationsPane, FeedPane, KeyedTable, PaneBox, PluginsPane
 
 CHROME = 3  # a pane's border (2) and its column labels (1)
 FLOOR = CHROME + 1  # the least a pane gets: one row
