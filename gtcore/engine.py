@@ -8,7 +8,6 @@ claimed ``queued`` on the ledger for the town's kennel
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -17,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gtcore.core.beads import UNFINISHED, Bead, Drift, Report, parse_ref
-from gtcore.core.errors import GtError, LedgerError, NotFound, Problem, RunInFlight, SettingsError
+from gtcore.core.errors import GtError, NotFound, Problem, RunInFlight, SettingsError
 from gtcore.core.events import EventBus
 from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage import ledger_at, open_ledger
@@ -25,7 +24,6 @@ from gtcore.town.layout import Town
 from gtcore.town.settings import Settings, load_settings
 
 READ_ONLY_CHECK = "no check known yet: a gtui that only reads (--read-only, plugin list) runs none; a patrol runs them"
-ORPHAN_LOOK_SECONDS = 2.0  # how often a command waiting on runs a kennel holds checks that the kennel still lives
 
 if TYPE_CHECKING:  # imported where they are first used: a listing never loads the dogs, a patrol with nothing to send no mail code
     from collections.abc import Sequence
@@ -48,13 +46,11 @@ if TYPE_CHECKING:  # imported where they are first used: a listing never loads t
     from gtcore.plugins.discovery import PluginSet
     from gtcore.plugins.scan_keeper import ScanKeeper
     from gtcore.plugins.spec import Plugin
-    from gtcore.storage.contract import KennelBeat, LedgerDump, Pause, RunState
+    from gtcore.storage.contract import Pause
     from gtcore.town.sessions import SessionHealth
     from gtcore.town.stale import BinaryStatus
 
-    # A run to queue: the plugin, the rig it runs for (None: its own), since when its gate is open, the last run it was
-    # decided on.
-    Dispatch = tuple[Plugin, str | None, float | None, int | None]
+    Dispatch = tuple[Plugin, str | None, float | None, int | None]  # a run to queue: rig (None: its own), open since, last run
 
 
 class Engine:
@@ -222,7 +218,9 @@ class Engine:
         """
         wanted = list(dict.fromkeys(run_ids))
         deadline = None if timeout is None else time.monotonic() + timeout
-        watch = _Watch(self, wanted, follow)
+        from gtcore.dogs.waiting import RunWatch
+
+        watch = RunWatch(self, wanted, follow)
         while True:
             done = watch.look()
             if done or (deadline is not None and time.monotonic() >= deadline):
@@ -271,8 +269,8 @@ class Engine:
     def kennels(self, in_flight: list[Bead] | None = None) -> list[dict[str, Any]]:
         """The town's kennels as the ledger knows them, each said alive or not (this host's by its lock, others by their
         heartbeat on the ledger's clock), with its runs (of ``in_flight``, read here when not given)."""
-        from gtcore.core.clock import iso
         from gtcore.dogs import kennel, processes
+        from gtcore.patrol.shapes import kennel_json, unbeaten_kennel_json
 
         beats = self.ledger.kennels()
         now, here = self.ledger.clock(), processes.hostname()
@@ -286,11 +284,9 @@ class Engine:
                 living = now - beat.beat_at <= self.settings.run_lease.seconds
             runs = [run for run in in_flight if (run.data.get("owner") or {}).get("pid") == beat.pid
                     and (run.data.get("owner") or {}).get("host") == beat.host]
-            found.append(_kennel_json(beat, living, now, runs, iso))
+            found.append(kennel_json(beat, living, now, runs))
         if local is not None and not any(beat.host == here and beat.pid == local.get("pid") for beat in beats):
-            found.append({"host": here, "pid": local.get("pid"), "alive": True, "started_at": iso(local.get("started_at")),
-                          "last_beat": None, "beat_age_s": None, "patrol": bool(local.get("patrol")), "draining": False,
-                          "dogs": [], "runs": [], "problems": []})
+            found.append(unbeaten_kennel_json(here, local))
         return found
 
     def stop_kennel(self, *, drain: bool, reason: str) -> dict[str, Any] | None:
@@ -489,7 +485,9 @@ class Engine:
             kept = self.ledger.run_log(run.id)
             if kept is not None:
                 return kept
-            raise NotFound(_no_log(run, path)) from None
+            from gtcore.dogs.output import no_log_reason
+
+            raise NotFound(no_log_reason(run, path)) from None
         except OSError as exc:
             raise GtError(f"cannot read the log of {run.ref} at {path}: {exc.strerror or exc}") from None
 
@@ -504,10 +502,12 @@ class Engine:
         keeps logs (every host reads them there); the summaries must agree
         afterwards, or the copy says so.
         """
+        from gtcore.dogs.output import with_log_files
+
         target = ledger_at(url)
         try:
             with_logs = target.shares_logs and not self.ledger.shares_logs
-            copied = target.load(_with_log_files(part) if with_logs else part for part in self.ledger.dump())
+            copied = target.load(with_log_files(part) if with_logs else part for part in self.ledger.dump())
             same = target.plugin_summary() == self.ledger.plugin_summary()
         finally:
             target.close()
@@ -607,13 +607,14 @@ class Engine:
             reason = self.ledger.paused().get(name)
             if reason is not None:
                 raise GtError(f"plugin {name} is paused by an operator{': ' + reason if reason else ''}; resume it or use --force")
+        from gtcore.dogs.waiting import where
         from gtcore.storage.contract import ANY_LAST_RUN
 
         (answer,) = self.queue([(plugin, rig, None, ANY_LAST_RUN)])
         if isinstance(answer, RunInFlight):
             for run in self.ledger.runs_in_flight():
                 if run.plugin == name:
-                    raise RunInFlight(f"plugin {name} already has a run in flight ({run.ref}, {_where(run)})") from None
+                    raise RunInFlight(f"plugin {name} already has a run in flight ({run.ref}, {where(run)})") from None
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -696,141 +697,3 @@ class Engine:
         target = to.rstrip("/") or to
         return self.ledger.create("mail", title=subject, body=body, labels=[f"to:{target}", f"from:{sender}", "gt:message"],
                                   data={"to": target, "from": sender}, now=time.time())
-
-
-def _settled(run: RunState, grace: float) -> bool:
-    """A run is over for whoever waits on it once it is closed and what it owes is paid: its escalation raised by the
-    kennel (the ``follow-up:owed`` label gone), or a delivery's ``grace`` past its close (the next patrol pays it then)."""
-    if run.status != "closed":
-        return False
-    return not run.owed or time.time() - (run.closed_at or 0.0) > grace + 5.0
-
-
-class _Watch:
-    """What :meth:`Engine.wait_runs` knows of the runs it waits on, one look at a time."""
-
-    def __init__(self, engine: Engine, wanted: list[int], follow: Callable[[Bead, str], None] | None) -> None:
-        self.engine, self.wanted, self.follow = engine, wanted, follow
-        self.pending, self.grace = set(wanted), engine.settings.delivery_timeout.seconds
-        self.tails = {run_id: _Tail() for run_id in wanted} if follow is not None else {}
-        self.started: dict[int, Bead] = {}
-        self.version: int | None = None
-        self.silent_since: float | None = None  # when the ledger stopped answering (monotonic), while it does not
-        self.running: set[int] = set()  # those a kennel holds, as last read
-        self.orphans_at = time.monotonic() + ORPHAN_LOOK_SECONDS
-
-    def look(self) -> bool:
-        """One look at the runs (and their logs); whether the wait is over."""
-        from gtcore.dogs import recovery
-
-        try:
-            self._read_ledger()
-        except LedgerError:
-            now = time.monotonic()
-            self.silent_since = self.silent_since if self.silent_since is not None else now
-            if now - self.silent_since > self.engine.settings.run_lease.seconds:
-                raise
-        self.pending -= recovery.waiting(self.engine.town)
-        self._orphans()
-        done = not self.pending
-        for run_id, run in self.started.items():
-            self.tails[run_id].read(self.engine, run, self.follow, last=done)  # type: ignore[arg-type]
-        return done
-
-    def _read_ledger(self) -> None:
-        ledger = self.engine.ledger
-        moved = ledger.changes()
-        self.silent_since = None
-        if moved == self.version:
-            return
-        self.version = moved
-        states = ledger.run_states(list(self.pending | (self.tails.keys() - self.started.keys())))
-        self.pending -= {state.id for state in states if _settled(state, self.grace)}
-        self.running = {state.id for state in states if state.status == "running"}
-        began = [state.id for state in states if state.status != "queued" and state.id in self.tails and state.id not in self.started]
-        self.started.update((bead.id, bead) for bead in ledger.fetch_runs(began) if began)
-
-    def _orphans(self) -> None:
-        """Now and then, runs held by a kennel are checked for a dead owner (a killed kennel): those are closed here."""
-        now = time.monotonic()
-        held = self.running & self.pending
-        if now < self.orphans_at or not held or self.silent_since is not None or self.engine.ledger.readonly:
-            return
-        self.orphans_at = now + ORPHAN_LOOK_SECONDS
-        with contextlib.suppress(LedgerError):  # the next look tries again
-            self.engine.abandon_orphans(sorted(held))
-
-    def runs(self) -> dict[int, Bead]:
-        """Each run as the ledger has it now; when the ledger does not answer and every one has its end in the recovery
-        journal, those last read (none, unless followed): the caller says of each that it is not recorded yet."""
-        from gtcore.dogs import recovery
-
-        try:
-            return {bead.id: bead for bead in self.engine.ledger.fetch_runs(self.wanted)}
-        except LedgerError:
-            if not recovery.waiting(self.engine.town).issuperset(self.wanted):
-                raise
-            return dict(self.started)
-
-
-class _Tail:
-    """Where a face is in one run's log, and the line it has only half read."""
-
-    def __init__(self) -> None:
-        self.offset = 0
-        self.partial = b""
-
-    def read(self, engine: Engine, run: Bead, follow: Callable[[Bead, str], None], *, last: bool) -> None:
-        while True:
-            chunk, self.offset = engine.log_since(run, self.offset)
-            if not chunk:
-                break
-            lines = (self.partial + chunk).split(b"\n")
-            self.partial = lines.pop()
-            for line in lines:
-                follow(run, line.decode("utf-8", "replace").rstrip("\r"))
-        if last and self.partial:
-            follow(run, self.partial.decode("utf-8", "replace"))
-            self.partial = b""
-
-
-def _no_log(run: Bead, path: str) -> str:
-    """Why a run has no log here, truly: not started yet, run on another host, ended without a process, or its file gone."""
-    from gtcore.dogs import processes
-
-    host = (run.data.get("owner") or {}).get("host")
-    reason = run.data.get("reason")
-    if run.status == "queued":
-        return f"{run.ref} has no log yet: it waits in the queue for a kennel"
-    if host and host != processes.hostname():
-        return f"{run.ref} ran on {host}, which keeps its log (gtui plugin log there), and this ledger keeps no copy"
-    if not run.data.get("log") and run.status == "closed":
-        return f"{run.ref} has no log: it ended {run.result} without starting anything" + (f" ({reason})" if reason else "")
-    if run.status == "running":
-        return f"{run.ref} has printed nothing yet"
-    return f"{run.ref} has no log: {path} is gone (removed since the run ended)"
-
-
-def _where(run: Bead) -> str:
-    """Where a run in flight is, in words: waiting in the queue, or on which dog of which host."""
-    if run.status == "queued":
-        return "queued for a kennel"
-    owner = run.data.get("owner") or {}
-    return f"on dog {run.data.get('dog', '?')} of {owner.get('host', '?')}"
-
-
-def _kennel_json(beat: KennelBeat, living: bool, now: float, runs: list[Bead],
-                 iso: Callable[[float | None], str | None]) -> dict[str, Any]:
-    return {"host": beat.host, "pid": beat.pid, "alive": living, "started_at": iso(beat.started_at), "last_beat": iso(beat.beat_at),
-            "beat_age_s": round(max(0.0, now - beat.beat_at), 1), "patrol": bool(beat.data.get("patrol")),
-            "draining": bool(beat.data.get("draining")), "dogs": beat.data.get("dogs", []),
-            "runs": [run.ref for run in runs], "problems": beat.data.get("problems", [])}
-
-
-def _with_log_files(part: LedgerDump) -> LedgerDump:
-    """A dump batch with its runs' log files read in, for a ledger that keeps logs for every host."""
-    from gtcore.dogs.output import log_text
-
-    logs = {bead.id: log_text(bead.data["log"]) for bead in part.beads
-            if bead.kind == "wisp" and isinstance(bead.data.get("log"), str) and os.path.isfile(bead.data["log"])}
-    return part._replace(logs=logs)

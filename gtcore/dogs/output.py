@@ -16,7 +16,12 @@ import time
 from pathlib import Path
 
 from gtcore.core.events import EventBus, OutputLine
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.core.safe_text import clean
+
+if TYPE_CHECKING:
+    from gtcore.core.beads import Bead
+    from gtcore.storage.contract import LedgerDump
 
 LOG_CAP = 1024 * 1024
 LIVE_LINES_PER_SECOND = 200
@@ -195,3 +200,27 @@ def log_text(path: str) -> str:
             return handle.read(LOG_CAP + 4096).decode("utf-8", "replace")
     except OSError as exc:
         return f"(gtui could not read this run's log at {path}: {exc.strerror or exc})\n"
+
+
+def no_log_reason(run: Bead, path: str) -> str:
+    """Why a run has no log here, truly: not started yet, run on another host, ended without a process, or its file gone."""
+    from gtcore.dogs import processes
+
+    host = (run.data.get("owner") or {}).get("host")
+    reason = run.data.get("reason")
+    if run.status == "queued":
+        return f"{run.ref} has no log yet: it waits in the queue for a kennel"
+    if host and host != processes.hostname():
+        return f"{run.ref} ran on {host}, which keeps its log (gtui plugin log there), and this ledger keeps no copy"
+    if not run.data.get("log") and run.status == "closed":
+        return f"{run.ref} has no log: it ended {run.result} without starting anything" + (f" ({reason})" if reason else "")
+    if run.status == "running":
+        return f"{run.ref} has printed nothing yet"
+    return f"{run.ref} has no log: {path} is gone (removed since the run ended)"
+
+
+def with_log_files(part: LedgerDump) -> LedgerDump:
+    """A dump batch with its runs' log files read in, for a ledger that keeps logs for every host."""
+    logs = {bead.id: log_text(bead.data["log"]) for bead in part.beads
+            if bead.kind == "wisp" and isinstance(bead.data.get("log"), str) and os.path.isfile(bead.data["log"])}
+    return part._replace(logs=logs)

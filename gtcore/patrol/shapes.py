@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from gtcore.patrol.health import EscalationCounts, Health, PluginFacts
-    from gtcore.storage.contract import Pause
+    from gtcore.storage.contract import KennelBeat, Pause
 
 
 REPORT_SCHEMA = 2
@@ -219,3 +219,17 @@ def _dog_json(name: str | None, host: str | None, pid: int | None, run: Bead | N
         "elapsed_s": round(now - began, 1) if began is not None else None,
         "timeout_s": run.data.get("timeout_s") if run is not None else None,
     }
+
+
+def kennel_json(beat: KennelBeat, living: bool, now: float, runs: list[Bead]) -> dict[str, Any]:
+    """One kennel as ``gtui kennel status --json`` says it: its heartbeat, its dogs, its runs, its problems."""
+    return {"host": beat.host, "pid": beat.pid, "alive": living, "started_at": iso(beat.started_at), "last_beat": iso(beat.beat_at),
+            "beat_age_s": round(max(0.0, now - beat.beat_at), 1), "patrol": bool(beat.data.get("patrol")),
+            "draining": bool(beat.data.get("draining")), "dogs": beat.data.get("dogs", []),
+            "runs": [run.ref for run in runs], "problems": beat.data.get("problems", [])}
+
+
+def unbeaten_kennel_json(host: str, local: dict[str, Any]) -> dict[str, Any]:
+    """This host's kennel, alive by its lock, before its first heartbeat reached the ledger."""
+    return {"host": host, "pid": local.get("pid"), "alive": True, "started_at": iso(local.get("started_at")), "last_beat": None,
+            "beat_age_s": None, "patrol": bool(local.get("patrol")), "draining": False, "dogs": [], "runs": [], "problems": []}
