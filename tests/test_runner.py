@@ -148,7 +148,7 @@ def test_one_run_publishes_claimed_started_output_finished_in_order(tmp_path: Pa
         engine.close()
     assert ended.result == "failure"
     ref = ended.ref
-    mine = [event for event in seen if getattr(event, "run_id", None) == ref and not isinstance(event, DogChanged)]
+    mine = [event for event in seen if getattr(event, "run_ref", None) == ref and not isinstance(event, DogChanged)]
     assert [type(event) for event in mine] == [RunClaimed, RunStarted, OutputLine, OutputLine, OutputLine, RunFinished]
     claimed, started, *lines, finished = mine
     assert (claimed.plugin, claimed.rig) == ("chatty", "town")

@@ -184,7 +184,7 @@ class Dog(Record):
     name: str
     state: str = "idle"
     plugin: str | None = None
-    run_id: str | None = None
+    run_ref: str | None = None  # "run-12"
     started_at: float | None = None
     timeout_s: float | None = None
 

@@ -1,7 +1,7 @@
 """The engine's event bus: how the TUI and the CLI hear what the engine does.
 
-Events are plain frozen dataclasses, published from whichever thread did the
-work (a dog, the patrol).  Subscribers are called on that thread, so a UI
+Events are records (immutable named tuples, :mod:`gtcore.core.records`),
+published from whichever thread did the work (a dog, the patrol).  Subscribers are called on that thread, so a UI
 must hand the event over to its own loop (Textual: ``post_message`` or
 ``call_from_thread``).  A subscriber that raises is reported on stderr
 once per subscriber and never breaks the engine.
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class RunClaimed(Record):
-    run_id: str
+    run_ref: str  # "run-12": the run as people and Gas Town name it (its id on the ledger is the int)
     plugin: str
     rig: str
     dog: str
@@ -29,7 +29,7 @@ class RunClaimed(Record):
 
 
 class RunStarted(Record):
-    run_id: str
+    run_ref: str
     plugin: str
     dog: str
     pid: int | None
@@ -38,13 +38,13 @@ class RunStarted(Record):
 
 
 class OutputLine(Record):
-    run_id: str
+    run_ref: str
     plugin: str
     line: str
 
 
 class RunFinished(Record):
-    run_id: str
+    run_ref: str
     plugin: str
     rig: str
     dog: str
@@ -77,7 +77,7 @@ class DogChanged(Record):
     dog: str
     state: str
     plugin: str | None
-    run_id: str | None
+    run_ref: str | None
 
 
 Event = RunClaimed | RunStarted | OutputLine | RunFinished | GateChanged | PluginSetChanged | PatrolFinished | DogChanged

@@ -14,6 +14,11 @@ keywords are bound (and misuse worded) by Python itself at full speed.
 
 Type checkers see ``typing.NamedTuple`` itself.  :data:`TYPE_CHECKING` is
 defined here for modules that would otherwise import ``typing`` only to ask.
+
+Record or dataclass: a :class:`Record` for data that is made once and then
+passed around, compared and kept (a plugin, a bead, a decision, an event);
+a dataclass (or a plain class) only for an object that changes as it lives
+(a dog's state in its pool, a run in flight, a watch over runs).
 """
 
 from __future__ import annotations

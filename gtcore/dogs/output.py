@@ -110,8 +110,8 @@ class LiveLines:
     A plugin that floods output must not flood the UI; the log file has it all.
     """
 
-    def __init__(self, bus: EventBus, run_id: str, plugin: str) -> None:
-        self.bus, self.run_id, self.plugin = bus, run_id, plugin
+    def __init__(self, bus: EventBus, run_ref: str, plugin: str) -> None:
+        self.bus, self.run_ref, self.plugin = bus, run_ref, plugin
         self._partial = b""
         self._window = time.monotonic()
         self._sent = 0
@@ -138,11 +138,11 @@ class LiveLines:
             self._skipped += 1
             return
         self._sent += 1
-        self.bus.publish(OutputLine(self.run_id, self.plugin, line.decode("utf-8", "replace").rstrip("\r")))
+        self.bus.publish(OutputLine(self.run_ref, self.plugin, line.decode("utf-8", "replace").rstrip("\r")))
 
     def _report_skipped(self) -> None:
         if self._skipped:
-            self.bus.publish(OutputLine(self.run_id, self.plugin, f"[gtui: {self._skipped} lines not shown live; see the run log]"))
+            self.bus.publish(OutputLine(self.run_ref, self.plugin, f"[gtui: {self._skipped} lines not shown live; see the run log]"))
             self._skipped = 0
 
 

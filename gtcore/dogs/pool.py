@@ -174,7 +174,7 @@ class DogPool:
         with self._cond:
             dog = self._dogs[name]
             if dog.plugin == plugin:
-                self._dogs[name] = dog._replace(run_id=bead.ref, started_at=bead.data.get("started_at", bead.created_at))
+                self._dogs[name] = dog._replace(run_ref=bead.ref, started_at=bead.data.get("started_at", bead.created_at))
 
     def _free(self, name: str, plugin: str, outcome: RunOutcome) -> None:
         """A job is over; its dog goes idle unless it took the next job already.  What follows the run is handed on."""
@@ -206,7 +206,7 @@ class DogPool:
 
     def _set(self, name: str, dog: Dog) -> None:
         self._dogs[name] = dog
-        self.bus.publish(DogChanged(name, dog.state, dog.plugin, dog.run_id))
+        self.bus.publish(DogChanged(name, dog.state, dog.plugin, dog.run_ref))
 
 
 def _troubled(outcome: RunOutcome, exc: Exception) -> RunOutcome:

@@ -102,7 +102,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
     run = run_context()
     source = args.source or (f"plugin:{run.plugin}" if run and run.plugin else "cli")
     given_source = bool(args.source) or source != "cli"
-    related = args.related or (run.run_id if run else None)
+    related = args.related or (run.run_ref if run else None)
     if args.dry_run:
         return _escalate_dry_run(ctx, subject, args.severity, reason, source, given_source)
     escalation, created = ctx.engine.raise_escalation(subject, args.severity, body=reason, source=source, related=related,
@@ -254,7 +254,7 @@ def cmd_report(ctx: Context) -> int:
     run = run_context()
     if run is None:
         raise UsageError("gtui report works inside a plugin run (GT_RUN_ID and GTUI_RUN_TOKEN are not set here)")
-    bead = ctx.engine.report(run.run_id, run.token, Report(ctx.args.result, ctx.args.summary, ctx.args.detail))
+    bead = ctx.engine.report(run.run_ref, run.token, Report(ctx.args.result, ctx.args.summary, ctx.args.detail))
     ctx.emit({"run": bead.ref, "reported_result": ctx.args.result, "summary": ctx.args.summary},
              lambda: ctx.say(f"{bead.ref}: reported {ctx.args.result}: {ctx.args.summary}"))
     return 0

@@ -67,7 +67,7 @@ def create(argv: list[str]) -> int:
     town = engine()
     if context is not None and _is_report_of(labels, context):
         result = next((label.split(":", 1)[1] for label in labels if label.startswith("result:")), "success")
-        bead = town.report(context.run_id, context.token, Report(result, title.strip(), (args.description or "").strip()))
+        bead = town.report(context.run_ref, context.token, Report(result, title.strip(), (args.description or "").strip()))
     else:
         bead = town.create_note(title.strip(), description=args.description or "", labels=labels, issue_type=args.type,
                                 ephemeral=args.ephemeral, actor=args.actor or actor(context))

@@ -85,7 +85,7 @@ def answered_elsewhere() -> bool:
 class RunContext(Record):
     """The run a command was called from (None outside one)."""
 
-    run_id: str
+    run_ref: str  # GT_RUN_ID: "run-12"
     token: str
     plugin: str
     rig: str
@@ -98,10 +98,10 @@ class RunContext(Record):
 
 def run_context(given: Mapping[str, str] | None = None) -> RunContext | None:
     env = environ() if given is None else given
-    run_id, token = env.get("GT_RUN_ID", ""), env.get("GTUI_RUN_TOKEN", "")
-    if not run_id or not token:
+    run_ref, token = env.get("GT_RUN_ID", ""), env.get("GTUI_RUN_TOKEN", "")
+    if not run_ref or not token:
         return None
-    return RunContext(run_id, token, env.get("GT_PLUGIN", ""), env.get("GT_RIG", ""), env.get("GT_DOG", ""))
+    return RunContext(run_ref, token, env.get("GT_PLUGIN", ""), env.get("GT_RIG", ""), env.get("GT_DOG", ""))
 
 
 def actor(context: RunContext | None) -> str:
@@ -216,7 +216,7 @@ def note(drift: Drift) -> None:
     _tell_the_run(context.token, f"[gtui: drift: {drift.tool} {drift.verb}{''.join(' ' + flag for flag in drift.flags)}:"
                                  f" {drift_words(drift)}]")
     with contextlib.suppress(GtError):
-        engine().note_drift(context.run_id, context.token, drift)
+        engine().note_drift(context.run_ref, context.token, drift)
 
 
 def _tell_the_run(token: str, line: str) -> None:

@@ -199,7 +199,7 @@ def plugin_record_run(argv: list[str]) -> int:
     context = run_context()
     town = engine()
     if context is not None and context.plugin == args.plugin:
-        bead = town.report(context.run_id, context.token, report)
+        bead = town.report(context.run_ref, context.token, report)
     else:
         bead = town.record_receipt(args.plugin, report, rig=args.rig or "town", actor=actor(context))
     say(bead.ref)
