@@ -161,3 +161,16 @@ def gastown_plugin(
         script.write_text("#!/usr/bin/env bash\nset -euo pipefail\n" + run_sh, encoding="utf-8")
         script.chmod(0o755)
     return directory
+
+
+PROBE = """# probe NAME CMD...: run CMD and keep its stdout, stderr and exit status apart in $OUT, for the test to read
+probe() {
+  local name=$1
+  shift
+  set +e
+  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
+  echo $? >"$OUT/$name.rc"
+  set -e
+}
+"""
+"""A run.sh function the tests call their plugins' commands through (``$OUT`` set before it)."""

@@ -31,6 +31,7 @@ from enginekit import Result, gtui_env, wait_for
 from gastown_town import (
     INSTALL_DAEMON_CONFIG,
     INSTALL_ESCALATION_JSON,
+    PROBE,
     RIGS,
     SETTINGS,
     commit,
@@ -57,16 +58,7 @@ RIG_LIST_KEYS = {"name", "beads_prefix", "status", "witness", "refinery", "polec
 
 PRELUDE = """OUT="$GT_TOWN_ROOT/out"
 mkdir -p "$OUT"
-# probe NAME CMD...: run CMD and keep its stdout, stderr and exit status apart, for the test to read
-probe() {
-  local name=$1
-  shift
-  set +e
-  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
-  echo $? >"$OUT/$name.rc"
-  set -e
-}
-"""
+""" + PROBE
 
 
 # -- running gtui --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from enginekit import (
@@ -32,6 +33,7 @@ from kennelkit import kennel_pids, start_kennel
 from gtcore.core.events import Event, GateChanged, PatrolFinished
 from gtcore.dogs.kennel import Kennel
 from gtcore.engine import Engine
+from gtcore.model import Bead
 from gtcore.patrol.cycle import PatrolReport
 from gtcore.town.layout import Town
 
@@ -254,16 +256,20 @@ def test_a_failing_subscriber_costs_nothing_and_is_reported_by_the_next_patrol(t
         engine.close()
 
 
-def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_idle_wait(tmp_path: Path) -> None:
-    """Twelve queued runs every one of which another kennel takes first: two dogs of this kennel go through all twelve
-    refusals in one go, never waiting the loop's idle second between them."""
+def twelve_queued(tmp_path: Path, prefix: str) -> tuple[Path, Engine, list[Bead], Any]:
+    """A town of two dogs with twelve manual plugins, a run of each queued; its engine and its ledger."""
     town = make_town(tmp_path / "town")  # two dogs
-    names = [f"moved-{n}" for n in range(12)]
+    names = [f"{prefix}-{n}" for n in range(12)]
     for name in names:
         add_plugin(town, name, 'type = "manual"')
     engine = Engine(Town.locate(town))
-    queued = [engine.run_plugin(name) for name in names]
-    book = ledger(town)
+    return town, engine, [engine.run_plugin(name) for name in names], ledger(town)
+
+
+def test_takes_refused_by_another_kennel_free_their_dogs_at_once_not_after_an_idle_wait(tmp_path: Path) -> None:
+    """Twelve queued runs every one of which another kennel takes first: two dogs of this kennel go through all twelve
+    refusals in one go, never waiting the loop's idle second between them."""
+    town, engine, queued, book = twelve_queued(tmp_path, "moved")
     looked: list[int] = []
 
     class Racing(Kennel):
@@ -295,13 +301,7 @@ def test_the_dogs_take_a_page_of_the_queue_from_one_read_and_skip_a_run_of_it_st
     import gtcore.dogs.kennel
 
     monkeypatch.setattr(gtcore.dogs.kennel, "RESCAN_SECONDS", 120.0)  # a page never ages out here, however slow the machine
-    town = make_town(tmp_path / "town")  # two dogs
-    names = [f"paged-{n}" for n in range(12)]
-    for name in names:
-        add_plugin(town, name, 'type = "manual"')
-    engine = Engine(Town.locate(town))
-    queued = [engine.run_plugin(name) for name in names]
-    book = ledger(town)
+    town, engine, queued, book = twelve_queued(tmp_path, "paged")
 
     class Stopping(Kennel):
         def jobs(self, idle: int) -> list:

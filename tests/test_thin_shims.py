@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from enginekit import gtui_env, wait_for
-from gastown_town import gastown_plugin, gastown_town
+from gastown_town import PROBE, gastown_plugin, gastown_town
 from kennelkit import kennel_engine
 
 from gtcore import __version__
@@ -32,15 +32,7 @@ from gtcore.storage import open_ledger
 
 PROBES = """OUT="$GT_TOWN_ROOT/out/$GTUI_THIN"
 mkdir -p "$OUT"
-probe() {
-  local name=$1
-  shift
-  set +e
-  "$@" >"$OUT/$name.out" 2>"$OUT/$name.err"
-  echo $? >"$OUT/$name.rc"
-  set -e
-}
-probe version gt version
+""" + PROBE + """probe version gt version
 probe escalate gt escalate "disk full on $GTUI_THIN" -s high
 probe note bd create "a note from $GTUI_THIN" -d "described" --json
 probe mail gt mail send mayor/ -s "hello from $GTUI_THIN" --stdin <<BODY
