@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy   # gtcore and gtui: [tool.mypy] files in pyproject.toml
 	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)

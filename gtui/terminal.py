@@ -61,10 +61,12 @@ class SafeStream:
 
 def console(stream: IO[str] | None = None) -> Console:
     """A Rich console over :class:`SafeStream`; imported only when a person reads the output."""
+    from typing import cast  # free: Rich, imported next, imports typing itself
+
     from rich.console import Console
 
     target = stream or sys.stdout
-    return Console(file=SafeStream(target), highlight=False, soft_wrap=True, width=None if target.isatty() else PIPE_WIDTH)
+    return Console(file=cast("IO[str]", SafeStream(target)), highlight=False, soft_wrap=True, width=None if target.isatty() else PIPE_WIDTH)
 
 
 def plain(*parts: object | tuple[object, str]) -> str:

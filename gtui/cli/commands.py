@@ -112,7 +112,7 @@ def cmd_escalate_raise(ctx: Context) -> int:
     suppressed = fingerprint_label(args.fingerprint) is not None and not created
     outcome = (suppressed_outcome(escalation) if suppressed
                else escalation_outcome(escalation, created, ctx.engine, given_source=given_source))
-    ctx.emit(outcome.payload, lambda: [ctx.say(line) for line in outcome.lines])
+    ctx.emit(outcome.payload, lambda: ctx.say_lines(outcome.lines))
     for warning in outcome.warnings:
         warn(warning, "error" if outcome.code else "warning")
     return outcome.code
@@ -130,7 +130,7 @@ def _escalate_dry_run(ctx: Context, subject: str, severity: str, reason: str, so
     payload = {"dry_run": True, "subject": subject, "severity": severity.lower(), "source": source, "actions": list(route),
                **({"fingerprint": label} if label else {})}
     lines = dry_run_lines(subject, severity.lower(), reason, source if given_source else None, label, route)
-    ctx.emit(payload, lambda: [ctx.say(line) for line in lines])
+    ctx.emit(payload, lambda: ctx.say_lines(lines))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from gtcore.core.errors import NotFound
@@ -100,6 +100,11 @@ class Context:
             sys.stdout.write(terminal.plain(*parts) + "\n")
         else:
             self.console.print(terminal.text(*parts))
+
+    def say_lines(self, lines: Iterable[object | tuple[object, str]]) -> None:
+        """:meth:`say` each of ``lines``, one line each: the people's side of :meth:`emit` for lines already worded."""
+        for line in lines:
+            self.say(line)
 
     def emit(self, payload: dict[str, Any], human: Callable[[], None]) -> None:
         """Print ``payload`` as JSON or call ``human`` to draw it for people."""

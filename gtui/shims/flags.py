@@ -169,10 +169,10 @@ def _switch(flag: Flag, name: str, value: str) -> list[str]:
 def add_arguments(parser: argparse.ArgumentParser, command: Command) -> None:
     """Give ``parser`` the command's positionals and flags, exactly as the table says."""
     for positional in command.positionals:
-        parser.add_argument(positional.dest, help=positional.help, type=readable,
-                            **({"nargs": positional.nargs} if positional.nargs else {}))
+        nargs: dict[str, Any] = {"nargs": positional.nargs} if positional.nargs else {}  # argparse's keywords: of many types
+        parser.add_argument(positional.dest, help=positional.help, type=readable, **nargs)
     for flag in command.flags:
-        text = {} if flag.raw else {"type": readable}
+        text: dict[str, Any] = {} if flag.raw else {"type": readable}
         if flag.kind == "switch":
             parser.add_argument(*flag.names, dest=flag.dest, action="store_true", help=flag.help)
         elif flag.kind == "list":

@@ -36,6 +36,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import get_current_worker
@@ -78,7 +79,8 @@ READ_ONLY = "read-only: this control room does not write (started with --read-on
 TEXTUAL_COMMANDS_GTUI_HAS = {"Quit", "Maximize", "Minimize", "Screenshot"}  # the palette offers gtui's own of these
 IDLE_REFRESH_SECONDS = 5.0
 MAX_FAILURE_TOASTS = 3
-SEVERITY_TOAST = {Severity.LOW: "information", Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
+SEVERITY_TOAST: dict[str, SeverityLevel] = {Severity.LOW: "information",
+                                             Severity.MEDIUM: "warning", Severity.HIGH: "error", Severity.CRITICAL: "error"}
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -385,7 +387,7 @@ class GtuiApp(PaneActions, App[None]):
         for item in arrived:
             before = seen.get(item.ref) if seen is not None else None
             title = "Escalation raised" if before is None else f"Re-escalated {before} → {item.severity}"
-            self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])  # type: ignore[arg-type]
+            self.notify(f"{item.ref} {item.subject}", title=title, severity=SEVERITY_TOAST[item.severity])
             if item.severity == Severity.CRITICAL:
                 self.bell()
         worst_before = max((SEVERITY_RANK[severity] for severity in (seen or {}).values()), default=-1)

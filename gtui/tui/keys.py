@@ -20,7 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from gtcore.model import Problem
+from gtcore.model import TYPE_CHECKING, Problem
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def contexts_meeting(context: str) -> set[str]:
     return {context}
 
 
-def check_keymap(keymap: dict[str, str], path: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
+def check_keymap(keymap: Mapping[str, str], path: Path | None = None) -> tuple[dict[str, str], list[Problem]]:
     """The part of ``keymap`` that may be applied (id -> keys, Textual names), and a problem for each entry that may not."""
     where = str(path or "settings/gtui.toml")
     problems: list[Problem] = []
@@ -165,7 +168,7 @@ def _clash(key_id: str, keys: list[str], current: dict[str, str]) -> str | None:
     return None
 
 
-def effective(keymap: dict[str, str]) -> dict[str, str]:
+def effective(keymap: Mapping[str, str]) -> dict[str, str]:
     """Every binding id with the keys it has under ``keymap`` (after the check: only applied entries count)."""
     applied, _ = check_keymap(keymap)
     return {key.id: applied.get(key.id, key.keys) for key in KEYS}

@@ -19,12 +19,26 @@ from gtui.tui.components.bindings import key_display
 from gtui.tui.screens.modals import AskScreen, ConfirmScreen
 
 if TYPE_CHECKING:
+    from textual.app import App
+
     from gtcore.engine import Engine
     from gtcore.model import Bead
     from gtui.tui.state import Snapshot
 
+    class _Host(App[None]):
+        """What the mixin may use of its app, for the type checker only: an ``App`` (notify, push_screen,
+        call_from_thread) with the two methods :class:`~gtui.tui.app.GtuiApp` adds for it."""
 
-class PaneActions:
+        def effective_keys(self) -> dict[str, str]:
+            raise NotImplementedError
+
+        def request_refresh(self, rescan: bool = False) -> None:
+            raise NotImplementedError
+else:
+    _Host = object  # at run time a plain mixin: GtuiApp's bases, and so Textual's view of its class, stay as they were
+
+
+class PaneActions(_Host):
     """The panes' row actions, for :class:`~gtui.tui.app.GtuiApp` (an ``App``: notify, push_screen, call_from_thread)."""
 
     engine: Engine | None
@@ -32,12 +46,12 @@ class PaneActions:
     clock: Callable[[], float]
 
     def _plugin(self, key: str) -> Any:
-        snapshot = self.snapshot
+        plugin_set = self.snapshot.plugin_set if self.snapshot else None
         if key.startswith("invalid:"):
-            bad = next((item for item in snapshot.plugin_set.invalid if f"invalid:{item.path}" == key), None) if snapshot else None
+            bad = next((item for item in plugin_set.invalid if f"invalid:{item.path}" == key), None) if plugin_set else None
             self.notify(f"{bad.location()}: {bad.error}" if bad else key, title="Invalid plugin", severity="error")
             return None
-        plugin = snapshot.plugin_set.get(key) if snapshot and snapshot.plugin_set else None
+        plugin = plugin_set.get(key) if plugin_set else None
         if plugin is None:
             self.notify(f"no plugin {key}", severity="warning")
         return plugin

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gtcore.model import Bead, Escalation, GateDecision, Pause, Plugin, PluginSet, PluginStats
 
 FEED_OVERLAP = 5.0  # seconds re-read each poll: a slower writer may commit an older timestamp late
-SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # lowest first, as Severity is
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(Severity)}  # lowest first, as Severity is
 QUIET_GATES = (GateState.DISABLED, GateState.PAUSED)  # a person switched them off: dim, not a state to watch
 OPEN_MARK = "● "  # an open gate, a failure, an invalid file: said by a character too, so NO_COLOR loses nothing
 ERROR_MARK = "! "
@@ -163,6 +163,7 @@ class Collector:
             errors["ledger"] = str(exc)
             ledger_part = {"summary": last.summary, "paused": last.paused, "pauses": last.pauses, "running": last.running,
                            "escalations": last.escalations, "feed": (), "decisions": last.decisions}
+        escalation_settings: EscalationSettings | None  # the last ones when they cannot be read now (none at first)
         try:
             escalation_settings = self.engine.escalation_settings()
         except GtError as exc:

@@ -7,14 +7,17 @@ from rich.text import Span, Text
 
 from gtcore.model import Result, Severity
 
-# Keyed by the engine's enums; a record's plain word (a StrEnum's value) finds its entry all the same.
-RESULT_STYLE = {Result.SUCCESS: "green", Result.FAILURE: "bold red", Result.TIMEOUT: "bold red", Result.ABANDONED: "yellow",
-                Result.SKIPPED: "dim", Result.RUNNING: "cyan"}
-SEVERITY_STYLE = {Severity.LOW: "dim", Severity.MEDIUM: "yellow", Severity.HIGH: "bold red", Severity.CRITICAL: "bold white on red"}
+# Keyed by the engine's enums; a record's plain word (a StrEnum's value) finds its entry all the same, hence str keys:
+# the records carry plain words (``Bead.result``, ``Escalation.severity``).
+RESULT_STYLE: dict[str, str] = {Result.SUCCESS: "green", Result.FAILURE: "bold red", Result.TIMEOUT: "bold red", Result.ABANDONED: "yellow",
+                                Result.SKIPPED: "dim", Result.RUNNING: "cyan"}
+SEVERITY_STYLE: dict[str, str] = {Severity.LOW: "dim", Severity.MEDIUM: "yellow",
+                                  Severity.HIGH: "bold red", Severity.CRITICAL: "bold white on red"}
 
 # The control room's cells: said without colour too (NO_COLOR), by a mark or by bold and reverse.
-RESULT_MARK = {Result.FAILURE: "✗ ", Result.TIMEOUT: "✗ ", Result.ABANDONED: "! "}
-SEVERITY_CELL_STYLE = {Severity.LOW: "dim", Severity.MEDIUM: "yellow", Severity.HIGH: "bold red", Severity.CRITICAL: "bold reverse red"}
+RESULT_MARK: dict[str, str] = {Result.FAILURE: "✗ ", Result.TIMEOUT: "✗ ", Result.ABANDONED: "! "}
+SEVERITY_CELL_STYLE: dict[str, str] = {Severity.LOW: "dim", Severity.MEDIUM: "yellow",
+                                       Severity.HIGH: "bold red", Severity.CRITICAL: "bold reverse red"}
 
 
 def colourless(style: object) -> Style:

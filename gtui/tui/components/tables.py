@@ -81,7 +81,8 @@ def fit_columns(columns: Sequence[Col], labels: Sequence[int], content: Sequence
                        key=lambda index: (content[index] > 0, -columns[index].drop))
 
     def floor(index: int, width: int) -> int:
-        return min(width, columns[index].min) if columns[index].min else width
+        least = columns[index].min
+        return min(width, least) if least else width
 
     plain = {index: max(labels[index], content[index]) for index in shown}
     while droppable and sum(floor(index, plain[index]) + CELL_PADDING for index in shown) + ARROW > available:
@@ -128,8 +129,8 @@ def compile_filter(needle: str, columns: Sequence[Col], default: Sequence[int]) 
     tests: list[tuple[tuple[int, ...], str]] = []
     for term in needle.split():
         name, colon, value = term.partition(":")
-        index = _column_named(filter_name(name), names) if colon and name else None
-        tests.append(((index,), value.lower()) if index is not None else (tuple(default), term.lower()))
+        named = _column_named(filter_name(name), names) if colon and name else None
+        tests.append(((named,), value.lower()) if named is not None else (tuple(default), term.lower()))
     if not tests:
         return None
 

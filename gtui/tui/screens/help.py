@@ -8,6 +8,7 @@ groups stack in one column and the descriptions wrap.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from rich import box
@@ -42,7 +43,7 @@ ID_WIDTH = max(len(key.id) for key in KEYS)
 TWO_COLUMNS_FROM = 140  # screen columns: narrower, the groups stack
 
 
-def keys_table(title: str, contexts: tuple[str, ...], keys: dict[str, str], extra: list[tuple[str, str]] = ()) -> Table:
+def keys_table(title: str, contexts: tuple[str, ...], keys: dict[str, str], extra: Sequence[tuple[str, str]] = ()) -> Table:
     """One group: what to press, what it does (wrapped when narrow), the binding id to remap it (never cut)."""
     table = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE, show_header=False, padding=(0, 1),
                   expand=True)
@@ -62,7 +63,7 @@ class HelpScreen(ScrollKeys, ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = bindings("help", "scroll")
 
-    def __init__(self, keymap: dict[str, str]) -> None:
+    def __init__(self, keymap: Mapping[str, str]) -> None:
         super().__init__()
         self.keys = effective(keymap)
 
