@@ -127,12 +127,12 @@ def summary_from_labels(path: Path) -> dict[str, PluginStats]:
 
 def ledger_at_version(path: Path, version: int) -> None:
     """A ledger file made by an older gtui: the schema's first ``version`` migrations only."""
-    from gtcore.storage.sqlite import _MIGRATIONS, _split_script
+    from gtcore.storage.sqlite_schema import MIGRATIONS, split_script
 
     conn = _connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     for number in range(version):
-        for statement in _split_script(_MIGRATIONS[number]):
+        for statement in split_script(MIGRATIONS[number]):
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {int(version)}")
     conn.close()
@@ -162,10 +162,10 @@ def postgres_at_version(url: str, version: int) -> None:
     """A PostgreSQL ledger made by an older gtui at ``url``: the first ``version`` schema scripts only."""
     import psycopg
 
-    from gtcore.storage.postgresql import _MIGRATIONS
+    from gtcore.storage.postgresql_schema import MIGRATIONS
 
     with psycopg.connect(url, autocommit=True) as conn:
-        for script in _MIGRATIONS[:version]:
+        for script in MIGRATIONS[:version]:
             conn.execute(script)
         conn.execute("INSERT INTO gtui_schema VALUES (%s)", (version,))
 
