@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+
+from gtcore.core.records import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing stays off the commands' import path
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 LIST = "(?...)"  # a list of values in a shared statement: `column IN (?...)`, `column NOT IN (?...)`
-_LISTED = re.compile(r"([\w.]+) (NOT )?IN \(\?\.\.\.\)")
 
 
 class Dialect:
@@ -123,7 +126,8 @@ class PostgresDialect(Dialect):
 
     def sql(self, text: str, **parts: str) -> str:
         assert "%" not in text, "a literal % in a shared statement would read as a parameter"
-        text = _LISTED.sub(lambda found: f"NOT ({found[1]} = ANY(?))" if found[2] else f"{found[1]} = ANY(?)", text)
+        text = re.sub(rf"([\w.]+) (NOT )?IN {re.escape(LIST)}",
+                      lambda found: f"NOT ({found[1]} = ANY(?))" if found[2] else f"{found[1]} = ANY(?)", text)
         return text.replace("?", self.mark).format(**parts)
 
     def listed(self, text: str, *lists: Sequence[Any]) -> str:
@@ -169,12 +173,12 @@ class PostgresDialect(Dialect):
     def digest_key(self, plugin: str) -> str:
         return plugin
 
-    def encode(self, value: Any) -> Any:  # type: ignore[override]
+    def encode(self, value: Any) -> Any:
         """JSON for a ``jsonb`` column, which holds no NUL: one a plugin wrote becomes U+FFFD, anywhere in the value."""
         return self._jsonb(_without_nul(value))
 
     @staticmethod
-    def decode(value: Any) -> Any:  # type: ignore[override]
+    def decode(value: Any) -> Any:
         return value  # the driver decodes jsonb
 
     @staticmethod

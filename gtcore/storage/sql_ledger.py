@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
-from typing import Any, ClassVar, TypeVar
 
-from gtcore.core.beads import Bead, Drift, PluginStats, Report, Result, format_ref
+from gtcore.core.beads import NOUNS, Bead, Drift, PluginStats, Report, Result, format_ref
 from gtcore.core.errors import LedgerError, NotFound, RunInFlight
+from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage.contract import (
     IN_FLIGHT,
     OWED,
@@ -64,8 +62,14 @@ from gtcore.storage.shared import (
     with_outcome,
 )
 
-T = TypeVar("T")
-Conn = Any  # the backend driver's connection (sqlite3's, psycopg's): both execute(sql, params) and make cursors
+if TYPE_CHECKING:  # typing stays off the commands' import path
+    from collections.abc import Callable, Iterable, Iterator
+    from contextlib import AbstractContextManager
+    from typing import Any, ClassVar, TypeVar
+
+    T = TypeVar("T")
+    Conn = Any  # the backend driver's connection (sqlite3's, psycopg's): both execute(sql, params) and make cursors
+
 RUN_ENDS = "gtui run ends"  # the lock PostgreSQL's wisp_ended trigger takes: a turn that closes runs takes it first
 
 
@@ -161,6 +165,13 @@ class SqlLedger(Ledger):
                 conn.execute(statement, (keys,))
 
     # -- reading beads ------------------------------------------------------------------
+
+    def _to_write(self, conn: Conn, bead_id: int, kind: str) -> Bead:
+        """A bead of ``kind`` that must exist, read to be written (its row held where writers hold rows)."""
+        bead = self._fetch(conn, bead_id, lock=True)
+        if bead is None or bead.kind != kind:
+            raise NotFound(f"no such {NOUNS[kind]}: {format_ref(kind, bead_id)} is not on the ledger")
+        return bead
 
     def _beads(self, conn: Conn, rows: list[Any]) -> list[Bead]:
         """Bead rows as :class:`Bead` records with their labels (one more query; escalations one more)."""
@@ -311,9 +322,7 @@ class SqlLedger(Ledger):
         stamp = time.time() if take.now is None else take.now
 
         def write(conn: Conn) -> Bead:
-            bead = self._fetch(conn, take.run_id, lock=True)
-            if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no such run: {format_ref('wisp', take.run_id)} is not on the ledger")
+            bead = self._to_write(conn, take.run_id, "wisp")
             running = taken(bead, take, stamp, self._now(conn) + take.lease)
             conn.execute(self._q.take, (stamp, self._d.encode(running.data), take.run_id))
             return running
@@ -327,9 +336,7 @@ class SqlLedger(Ledger):
         stamp = check_final(request)
 
         def write(conn: Conn) -> Bead:
-            bead = self._fetch(conn, run_id, lock=True)
-            if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
+            bead = self._to_write(conn, run_id, "wisp")
             if bead.status not in IN_FLIGHT:
                 return bead
             done = closed(bead, request)
@@ -345,7 +352,7 @@ class SqlLedger(Ledger):
     def _keep_log(self, conn: Conn, run_id: int, log: str) -> None:
         """Keep a closed run's log where the ledger :attr:`shares_logs` (else the log stays a file of its host)."""
 
-    def _hold(self, conn: Conn, name: str) -> None:
+    def _lock_named(self, conn: Conn, name: str) -> None:
         """Hold the lock ``name`` to the transaction's end, where several writers need one (:attr:`Dialect.lock`)."""
         if self._d.lock is not None:
             conn.execute(self._d.lock, (name,))
@@ -356,7 +363,7 @@ class SqlLedger(Ledger):
 
         def each(conn: Conn) -> list[Any]:
             if closes:
-                self._hold(conn, RUN_ENDS)  # before any row lock: two turns closing runs never wait on each other crosswise
+                self._lock_named(conn, RUN_ENDS)  # before any row lock: two turns closing runs never wait on each other crosswise
             answers: list[Any] = []
             for work in works:
                 try:
@@ -405,10 +412,8 @@ class SqlLedger(Ledger):
         stamp = time.time() if now is None else now
 
         def stop(conn: Conn) -> Bead:
-            self._hold(conn, RUN_ENDS)
-            bead = self._fetch(conn, run_id, lock=True)
-            if bead is None or bead.kind != "wisp":
-                raise NotFound(f"no such run: {format_ref('wisp', run_id)} is not on the ledger")
+            self._lock_named(conn, RUN_ENDS)
+            bead = self._to_write(conn, run_id, "wisp")
             if bead.status == Result.QUEUED:
                 return self._closing(Close(run_id, Result.ABANDONED, {"reason": f"{STOPPED_QUEUED}: {reason}"}, stamp))(conn)
             if bead.status == Result.RUNNING:
@@ -534,7 +539,7 @@ class SqlLedger(Ledger):
         params = (same.label,) if same.title is None else (same.label, same.title)
 
         def write(conn: Conn) -> tuple[Bead, bool]:
-            self._hold(conn, same.lock)
+            self._lock_named(conn, same.lock)
             row = conn.execute(sql, params).fetchone()
             if row is not None:
                 existing = self._fetch(conn, row[0])
@@ -548,9 +553,7 @@ class SqlLedger(Ledger):
 
     def change_escalation(self, escalation_id: int, change: Callable[[Bead], EscalationChange | None], *, now: float) -> Bead:
         def write(conn: Conn) -> Bead:
-            bead = self._fetch(conn, escalation_id, lock=True)
-            if bead is None or bead.kind != "escalation":
-                raise NotFound(f"no such escalation: {format_ref('escalation', escalation_id)} is not on the ledger")
+            bead = self._to_write(conn, escalation_id, "escalation")
             decided = change(bead)
             return bead if decided is None else self._apply(conn, bead, decided, now)
 
@@ -615,7 +618,7 @@ class SqlLedger(Ledger):
 
         def squash(conn: Conn) -> Squash:
             if not dry_run:
-                self._hold(conn, f"digest:{title}")
+                self._lock_named(conn, f"digest:{title}")
             runs: list[FinishedRun] = []  # what a digest keeps of each run, read in SQL: decoding 100,000 JSONs cost more
             for chunk in d.chunks(plugins):
                 runs += map(FinishedRun._make, conn.execute(d.listed(q.finished_runs, chunk), (start, end, *d.many(chunk))))
