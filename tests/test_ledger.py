@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,9 @@ from hypothesis import strategies as st
 
 from gtcore.core.errors import GtError, LedgerError, NotFound, Refused, RunInFlight, RunTaken
 from gtcore.model import Bead, Drift, DriftOutcome, PluginStats, Report, run_problems
-from gtcore.storage import open_ledger
+from gtcore.storage import ledger_at, open_ledger
 from gtcore.storage.contract import Ledger, Receipt, Take
+from gtcore.storage.postgresql_schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from gtcore.storage.shared import LABEL_CAP, MAX_DRIFTS
 from gtcore.storage.sqlite import SCHEMA_VERSION
 from gtcore.storage.testing import (
@@ -35,6 +37,8 @@ from gtcore.storage.testing import (
     lock_held_by_child,
     lock_held_here,
     postgres_at_version,
+    postgres_catalogue,
+    postgres_schema,
     refused_statement,
     set_schema_version,
     streak,
@@ -968,13 +972,15 @@ def test_kennels_beat_one_per_host_and_are_forgotten_only_by_their_own_pid(tmp_p
     assert [item.host for item in book.kennels()] == ["beta"]
 
 
-def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(tmp_path: Path, storage: str) -> None:
+@pytest.mark.parametrize("version", range(1, PG_SCHEMA_VERSION))
+def test_an_older_postgresql_ledger_is_upgraded_in_place_keeps_its_runs_and_gets_a_new_ledgers_schema(
+        tmp_path: Path, storage: str, version: int, request: pytest.FixtureRequest) -> None:
+    """Version 1 (the first schema) and every later one up to the current: the upgrade keeps what the ledger holds, and
+    leaves the schema exactly as a ledger created by this gtui has it (columns, indexes, triggers, their functions)."""
     if storage != "postgresql":
         pytest.skip("the SQLite file's upgrades are test_old_ledger_files_are_migrated")
-    from gtcore.storage.postgresql import SCHEMA_VERSION as PG_SCHEMA_VERSION
-
     url = os.environ["GT_LEDGER_URL"]
-    postgres_at_version(url, 1)
+    postgres_at_version(url, version)
     insert_old_run(tmp_path / "unused.db", "old", "running", BASE)
     insert_old_run(tmp_path / "unused.db", "done", "closed", BASE)
     with pytest.raises(LedgerError, match=f"needs an upgrade to {PG_SCHEMA_VERSION}"):
@@ -987,9 +993,17 @@ def test_a_version_1_postgresql_ledger_is_upgraded_in_place_and_keeps_its_runs(t
     queued = book.claim_run("new", "town")
     assert queued.status == "queued" and book.take_run(queued.id, {"dog": "rex"}).status == "running"
     book.close_run(old.id, "abandoned")
-    assert [run.id for run in book.take_finished("once", 10)[0]] == [old.id]
+    ended_before = [run.id for run in book.runs("done")] if version >= 2 else []  # version 2 numbers ends: the closed run's too
+    assert [run.id for run in book.take_finished("once", 10)[0]] == [*ended_before, old.id]
     assert {name: stats.failure_streak for name, stats in book.plugin_summary().items()} == {"old": 1, "done": 0, "new": 0}
     assert open_ledger(tmp_path / "unused.db").changes() is not None  # reopening finds the newest version: nothing to do
+    book.beat_kennel("alpha", 10, BASE, {})  # a table of a later version
+    assert [kennel.host for kennel in book.kennels()] == ["alpha"]
+    fresh = postgres_schema(request.getfixturevalue("postgres_server"), f"fresh_{uuid.uuid4().hex[:16]}")
+    ledger_at(fresh).close()
+    upgraded, created = postgres_catalogue(url), postgres_catalogue(fresh)
+    assert upgraded["version"] == [(PG_SCHEMA_VERSION,)]
+    assert upgraded == created
 
 
 def test_changes_moves_for_a_commit_that_came_after_a_reader_looked(tmp_path: Path) -> None:

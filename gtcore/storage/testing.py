@@ -127,12 +127,12 @@ def summary_from_labels(path: Path) -> dict[str, PluginStats]:
 
 def ledger_at_version(path: Path, version: int) -> None:
     """A ledger file made by an older gtui: the schema's first ``version`` migrations only."""
-    from gtcore.storage.sqlite import _MIGRATIONS, _split_script
+    from gtcore.storage.sqlite_schema import MIGRATIONS, split_script
 
     conn = _connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     for number in range(version):
-        for statement in _split_script(_MIGRATIONS[number]):
+        for statement in split_script(MIGRATIONS[number]):
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version = {int(version)}")
     conn.close()
@@ -162,12 +162,35 @@ def postgres_at_version(url: str, version: int) -> None:
     """A PostgreSQL ledger made by an older gtui at ``url``: the first ``version`` schema scripts only."""
     import psycopg
 
-    from gtcore.storage.postgresql import _MIGRATIONS
+    from gtcore.storage.postgresql_schema import MIGRATIONS
 
     with psycopg.connect(url, autocommit=True) as conn:
-        for script in _MIGRATIONS[:version]:
+        for script in MIGRATIONS[:version]:
             conn.execute(script)
         conn.execute("INSERT INTO gtui_schema VALUES (%s)", (version,))
+
+
+def postgres_catalogue(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """What the schema of the PostgreSQL ledger at ``url`` holds, as the server's catalogue says, without the schema's own
+    name: the version it records, its columns, indexes, sequences, triggers and trigger functions (their source)."""
+    import psycopg
+
+    here = "current_schema()"
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {
+            "version": conn.execute("SELECT max(version) FROM gtui_schema").fetchall(),
+            "columns": conn.execute("SELECT table_name, ordinal_position, column_name, data_type, is_nullable, column_default"
+                                    f" FROM information_schema.columns WHERE table_schema = {here} ORDER BY 1, 2").fetchall(),
+            "indexes": conn.execute(f"SELECT indexname, replace(indexdef, {here} || '.', '') FROM pg_indexes"
+                                    f" WHERE schemaname = {here} ORDER BY 1").fetchall(),
+            "sequences": conn.execute("SELECT sequence_name FROM information_schema.sequences"
+                                      f" WHERE sequence_schema = {here} ORDER BY 1").fetchall(),
+            "triggers": conn.execute("SELECT event_object_table, trigger_name, event_manipulation, action_timing, action_condition,"
+                                     " action_statement FROM information_schema.triggers"
+                                     f" WHERE trigger_schema = {here} ORDER BY 1, 2, 3").fetchall(),
+            "functions": conn.execute("SELECT p.proname, p.prosrc FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+                                      f" WHERE n.nspname = {here} ORDER BY 1").fetchall(),
+        }
 
 
 def insert_old_run(path: Path, plugin: str, status: str, at: float, data: dict[str, Any] | None = None, result: str = "success") -> None:
