@@ -1,6 +1,7 @@
-"""The SQLite ledger: concurrency, the materialised plugin summary, runs, errors, schema.
+"""The ledger on every backend: concurrency, the materialised plugin summary, runs, errors, schema and its upgrades.
 
-Every test builds its own ledger under ``tmp_path``; nothing here depends on shared fixtures.
+Every test runs once per backend (the ``storage`` fixture: a SQLite file under ``tmp_path``, or a database of the
+PostgreSQL server the suite starts); those marked ``sqlite_only`` test the file itself.
 """
 
 from __future__ import annotations
