@@ -262,7 +262,7 @@ def test_a_kennel_with_patrol_runs_a_town_alone(tmp_path: Path) -> None:
 
 
 def test_kennel_status_names_the_kennel_and_its_running_dog(tmp_path: Path) -> None:
-    town = make_town(tmp_path / "town", SETTINGS)
+    town = make_town(tmp_path / "town", SETTINGS + 'run_lease = "3s"\n')  # a heartbeat every second, not every ten
     directory = add_plugin(town, "long", MANUAL, HELD)
     gtui(town, "plugin", "run", "long", "--detach")
     try:
