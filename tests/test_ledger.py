@@ -96,6 +96,13 @@ PROCS, WRITES = 8, 200
 
 
 @pytest.mark.sqlite_only
+def test_the_sqlite_schema_version_is_its_number_of_migrations() -> None:
+    from gtcore.storage.sqlite_schema import MIGRATIONS
+
+    assert len(MIGRATIONS) == SCHEMA_VERSION  # a migration added must raise the version the ledger is checked against
+
+
+@pytest.mark.sqlite_only
 def test_eight_processes_share_one_fresh_file(tmp_path: Path) -> None:
     db = tmp_path / "town" / ".gtui" / "ledger.db"
     go = tmp_path / "go"

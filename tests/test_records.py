@@ -51,3 +51,35 @@ def test_a_default_is_shared_not_rendered():
         value: object = marker
 
     assert Holder().value is marker and Holder(value=1).value == 1
+
+
+def test_a_record_built_by_keyword_now_and_then_never_wakes_the_compiler() -> None:
+    """Keywords are bound in Python for a record's first constructions (a command's settings: the compiler's first wake
+    costs about 1 ms of its start-up); a record built by keyword in a hot loop gets its compiled binder, once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = """
+import sys
+compiled = []
+sys.addaudithook(lambda event, args: compiled.append(args[1]) if event == "compile" and str(args[1]).startswith("<record") else None)
+from gtcore.core.records import SLOW_BINDS, Record
+
+class Cold(Record):
+    name: str
+    size: int = 0
+
+class Hot(Record):
+    name: str
+    size: int = 0
+
+assert [Cold(name="a", size=n) for n in range(3)][-1] == ("a", 2) and Cold("b", size=1) == ("b", 1)
+print(len(compiled))
+built = [Hot(name="h", size=n) for n in range(SLOW_BINDS + 50)]
+assert built[-1] == ("h", SLOW_BINDS + 49) and built[SLOW_BINDS + 1] == ("h", SLOW_BINDS + 1)
+print(len(compiled))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.split() == ["0", "1"]

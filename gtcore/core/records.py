@@ -8,9 +8,13 @@ compiler): about 4 ms of an idle ``gtui --once``, a tenth of its own time.
 A :class:`Record` is the same kind of tuple, built from plain functions:
 fields by name, trailing defaults, ``_fields``, ``_field_defaults``,
 ``_replace``, ``_asdict``, ``_make``, a repr, tuple equality and pickling.
-Positional construction is plain tuple work; the first construction of a
-record by keyword compiles a function with the record's signature once, so
-keywords are bound (and misuse worded) by Python itself at full speed.
+Positional construction is plain tuple work.  Keywords are bound here, in a
+loop, for a record's first :data:`SLOW_BINDS` constructions by keyword; after
+that (a record built by keyword in a hot loop), or at the first wrong call,
+a function with the record's signature is compiled once, so Python binds the
+keywords at full speed and words any misuse.  The process's first compile
+wakes the compiler, about 1 ms: a command that builds a few records by
+keyword (its settings) never pays it.
 
 Type checkers see ``typing.NamedTuple`` itself.  :data:`TYPE_CHECKING` is
 defined here for modules that would otherwise import ``typing`` only to ask.
@@ -24,6 +28,7 @@ a dataclass (or a plain class) only for an object that changes as it lives
 from __future__ import annotations
 
 TYPE_CHECKING = False
+SLOW_BINDS = 100  # constructions by keyword of one record bound in Python before its binder is compiled
 
 if TYPE_CHECKING:
     from typing import NamedTuple as Record
@@ -62,11 +67,17 @@ else:
         count = len(fields)
         new_tuple = tuple.__new__
 
-        binder = None  # compiled at the first call by keyword: the compiler only wakes for the records that need it
+        binder = None  # compiled once this record is built by keyword often: the compiler only wakes where it pays
+        slow_calls = 0
 
         def bind(args, kwargs):
-            nonlocal binder
-            if binder is None:
+            nonlocal binder, slow_calls
+            if binder is None and slow_calls < SLOW_BINDS:
+                slow_calls += 1
+                values = _bound(fields, defaults, args, kwargs)
+                if values is not None:
+                    return values
+            if binder is None:  # a hot record, or a wrong call: Python binds it, and words the error
                 binder = _compile_binder(name, fields, defaults)
             return binder(*args, **kwargs)
 
@@ -104,6 +115,22 @@ else:
 
         return {"__new__": __new__, "_make": classmethod(_make), "_replace": _replace, "_asdict": _asdict,
                 "__repr__": __repr__, "__getnewargs__": __getnewargs__}
+
+    def _bound(fields, defaults, args, kwargs):
+        """A keyword construction's values, bound here; None when the call is wrong (the compiled binder says how)."""
+        if len(args) > len(fields):
+            return None
+        values = list(args)
+        used = 0
+        for field in fields[len(args):]:
+            if field in kwargs:
+                values.append(kwargs[field])
+                used += 1
+            elif field in defaults:
+                values.append(defaults[field])
+            else:
+                return None
+        return values if used == len(kwargs) else None
 
     def _compile_binder(name, fields, defaults):
         """A function with the record's own signature returning its values: Python binds keywords and words the errors.

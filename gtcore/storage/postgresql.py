@@ -41,9 +41,8 @@ from psycopg.types.json import Jsonb
 from gtcore.core.beads import Bead, PluginStats
 from gtcore.core.errors import GtError, LedgerError
 from gtcore.storage.contract import EventMark, LedgerDump, LedgerFacts
-from gtcore.storage.dialect import PostgresDialect
+from gtcore.storage.dialect import COLUMNS, PostgresDialect, Statements
 from gtcore.storage.postgresql_schema import MIGRATIONS, SCHEMA_VERSION
-from gtcore.storage.queries import COLUMNS, Statements
 from gtcore.storage.shared import LATEST_EVENTS, PAUSES, STATS_COLUMNS, pause_of, stored
 from gtcore.storage.sql_ledger import SqlLedger
 

@@ -1,4 +1,4 @@
-"""The ledger's operations written once over SQL: every method both backends share, in :mod:`gtcore.storage.queries`'
+"""The ledger's operations written once over SQL: every method both backends share, in :class:`gtcore.storage.dialect.Statements`'
 statements and :mod:`gtcore.storage.dialect`'s spellings.
 
 A backend (:mod:`gtcore.storage.sqlite`, :mod:`gtcore.storage.postgresql`)
@@ -38,8 +38,7 @@ from gtcore.storage.contract import (
     Squash,
     Take,
 )
-from gtcore.storage.dialect import Dialect
-from gtcore.storage.queries import COLUMNS, Statements
+from gtcore.storage.dialect import COLUMNS, Dialect, Statements
 from gtcore.storage.shared import (
     LATEST_EVENTS,
     PAUSES,

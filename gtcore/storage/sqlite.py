@@ -42,11 +42,9 @@ from gtcore.core.beads import Bead, PluginStats
 from gtcore.core.errors import GtError, LedgerError
 from gtcore.core.records import TYPE_CHECKING
 from gtcore.storage.contract import EventMark, LedgerDump, LedgerFacts
-from gtcore.storage.dialect import SQLITE
-from gtcore.storage.queries import COLUMNS, Statements
+from gtcore.storage.dialect import COLUMNS, SQLITE, Statements
 from gtcore.storage.shared import LATEST_EVENTS, LATEST_PAUSES, STATS_COLUMNS, pause_of
 from gtcore.storage.sql_ledger import SqlLedger
-from gtcore.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, split_script
 
 if TYPE_CHECKING:
     from typing import Any, TypeVar
@@ -54,6 +52,10 @@ if TYPE_CHECKING:
     T = TypeVar("T")
 
 __all__ = ["SCHEMA_VERSION", "SqliteLedger", "lock_holder"]
+
+SCHEMA_VERSION = 7
+"""``len(sqlite_schema.MIGRATIONS)`` (a test holds them equal): an opened ledger is checked against it, and its
+migrations are imported only when one is behind."""
 
 _FETCH = f"SELECT {COLUMNS}, (SELECT json_group_array(label) FROM labels WHERE bead_id = beads.id) FROM beads WHERE id = ?"
 """One bead with its labels, in one query (every run's close reads its wisp)."""
@@ -348,6 +350,10 @@ class SqliteLedger(SqlLedger):
             raise LedgerError(
                 f"ledger {self.path}: schema version {version} is newer than this gtui understands ({SCHEMA_VERSION}); upgrade gtui"
             )
+        if version == SCHEMA_VERSION:
+            return
+        from gtcore.storage.sqlite_schema import MIGRATIONS, split_script
+
         for number in range(version, SCHEMA_VERSION):
             for statement in split_script(MIGRATIONS[number]):
                 conn.execute(statement)

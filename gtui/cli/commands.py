@@ -10,7 +10,7 @@ import time
 from gtcore.core.errors import NotFound
 from gtcore.model import SEVERITIES, Report
 from gtui import terminal
-from gtui.cli.context import Context, warn
+from gtui.cli import Context, warn
 from gtui.cli.parser import EXIT_ERROR, UsageError
 
 

@@ -12,13 +12,13 @@ import os
 from collections.abc import Callable, Sequence
 
 from gtcore.core.errors import GtError
-from gtcore.model import SEVERITIES, TYPE_CHECKING, Record
+from gtcore.model import SEVERITIES, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from datetime import date
     from typing import Any, NoReturn
 
-    from gtui.cli.context import Context
+    from gtui.cli import Context
 
 EXIT_ERROR = 2  # what the command line says for "could not": a usage mistake, an error of gtui or of its input
 Builder = Callable[[argparse.ArgumentParser], None]
@@ -192,17 +192,29 @@ def _mail_list(mail_list: argparse.ArgumentParser) -> None:
     _common(mail_list)
 
 
-class Command(Record):
-    """One command of the command line, in one place."""
+class Command:
+    """One command of the command line, in one place.
 
-    words: tuple[str, ...]  # ("plugin", "list"); ("stale",): the words that name it
-    help: str
-    arguments: Builder
-    run: str = ""  # its handler, "module:function" under gtui.cli ("": init, which makes the town and takes no Context)
-    reads: bool = False  # its ledger opens read-only (no lock, no file created), and --read-only lets it run
-    settings_as_written: bool = False  # a broken gtui.toml stops it (on the defaults gt stale would say "nothing to compare")
-    dry_run: bool = False  # it writes nothing with --dry-run, so --read-only lets that run
-    honours_read_only: bool = False  # it runs with --read-only and then writes nothing (--once)
+    A plain class, not a :class:`~gtcore.core.records.Record`: the table is
+    written with keywords, and a record's first keyword construction compiles
+    its signature, which would wake the compiler in every command's start-up.
+    """
+
+    __slots__ = ("arguments", "dry_run", "help", "honours_read_only", "reads", "run", "settings_as_written", "words")
+
+    def __init__(self, words: tuple[str, ...], help: str, arguments: Builder, run: str = "", *, reads: bool = False,
+                 settings_as_written: bool = False, dry_run: bool = False, honours_read_only: bool = False) -> None:
+        self.words = words  # ("plugin", "list"); ("stale",): the words that name it
+        self.help = help
+        self.arguments = arguments
+        self.run = run  # its handler, "module:function" under gtui.cli ("": init, which makes the town and takes no Context)
+        self.reads = reads  # its ledger opens read-only (no lock, no file created), and --read-only lets it run
+        self.settings_as_written = settings_as_written  # a broken gtui.toml stops it (gt stale on defaults would say nothing)
+        self.dry_run = dry_run  # it writes nothing with --dry-run, so --read-only lets that run
+        self.honours_read_only = honours_read_only  # it runs with --read-only and then writes nothing (--once)
+
+    def __repr__(self) -> str:
+        return f"Command({' '.join(self.words) or '--once'})"
 
     def handler(self) -> Callable[[Context], int]:
         """Its function, imported now (a listing never imports the commands that queue runs)."""
