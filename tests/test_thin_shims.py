@@ -210,3 +210,34 @@ def test_the_go_comes_only_after_the_kennel_accepted(tmp_path: Path) -> None:
         assert door.ask_command(path, ["x"], "key", __version__) == "slow"
         serving.join(5)
     assert heard == [b""]  # closed: no go
+
+
+def test_the_environment_a_plugins_call_was_checked_in_is_the_one_it_runs_in(tmp_path: Path) -> None:
+    """The run may end between the check and the answer: the command runs in the environment read once, for the check."""
+    from gtcore.dogs.kennel_answers import Answers
+
+    env = {**gtui_env(), "GTUI_RUN_TOKEN": "tok-1", "GT_RUN_ID": "run-7"}
+    asked: list[dict[str, str]] = []
+
+    class Recording(Counting):
+        def shim_refusal(self, tool: str, argv: list[str]) -> str | None:
+            return None
+
+        def shim(self, tool: str, argv: list[str], run_env: dict[str, str], streams: list[int], pid: int) -> int:
+            asked.append(run_env)
+            return 0
+
+    kept = [env]  # the run's environment, for one read: the run ends right after
+
+    answers = Answers(Recording(), lambda token: kept.pop() if kept and token == "tok-1" else None)
+    plugin = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        request = {"op": "shim", "tool": "gt", "argv": ["version"], "key": door.environment_key(env), "version": __version__,
+                   "token": "tok-1"}
+        why, call = answers.answer(request, [0, 1, 2], plugin.pid)
+        assert why is None and call is not None
+        assert call(lambda: False) == (0, "", "")
+        assert asked == [env]
+    finally:
+        plugin.kill()
+        plugin.wait()

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         def shim(self, tool: str, argv: list[str], env: dict[str, str], streams: list[int], pid: int) -> int:
             """Run a plugin's ``tool`` as its process ``pid`` would, in ``env``, on its standard ``streams``; its status."""
 
+    Call = Callable[[Callable[[], bool]], tuple[int, str, str]]  # an accepted command: exit status, stdout, stderr
+
 KEEPALIVE_SECONDS = 1.0  # a newline this often while a command runs (door.QUIET_SECONDS on the asking side)
 SEND_SECONDS = 5.0  # the longest a kennel waits for an asker to read its answer
 GRACE_SECONDS = 10.0  # how long a kennel that goes waits for the commands it is answering
@@ -69,47 +71,55 @@ class Answers:
         """A command is being answered: the kennel is not idle."""
         return self._in_flight > 0
 
-    def refusal(self, request: dict[str, Any], fds: list[int], pid: int | None) -> str | None:
-        """Why this request is answered by the asker's own process instead (None: the kennel answers it)."""
+    def answer(self, request: dict[str, Any], fds: list[int], pid: int | None) -> tuple[str | None, Call | None]:
+        """Why this request is answered by the asker's own process instead, or how the kennel answers it."""
         argv = request.get("argv")
-        if self.answerer is None:
-            return "this kennel answers no commands"
+        answerer = self.answerer
+        if answerer is None:
+            return "this kennel answers no commands", None
         if request.get("version") != __version__:
-            return "another gtui version"
+            return "another gtui version", None
         if not (isinstance(argv, list) and all(isinstance(word, str) for word in argv)):
-            return "not a command line"
+            return "not a command line", None
         if request.get("op") == "shim":
-            return self._shim_refusal(self.answerer, request, argv, fds, pid)
+            return self._shim(answerer, request, argv, fds, pid)
         if request.get("key") != self.key:
-            return "another environment"
-        return self.answerer.refusal(argv)
+            return "another environment", None
+        why = answerer.refusal(argv)
+        return why, None if why is not None else partial(answerer, argv)
 
-    def _shim_refusal(self, answerer: Answerer, request: dict[str, Any], argv: list[str], fds: list[int],
-                      pid: int | None) -> str | None:
-        """A plugin's gt or bd: from a process of a run of this kennel (its token proves it), in that run's environment."""
-        token, tool = request.get("token"), request.get("tool")
+    def _shim(self, answerer: Answerer, request: dict[str, Any], argv: list[str], fds: list[int],
+              pid: int | None) -> tuple[str | None, Call | None]:
+        """A plugin's gt or bd: from a process of a run of this kennel (its token proves it), in that run's environment,
+        which is read once here and is the one the command then runs in (the run may end meanwhile).  Its status is the
+        answer: what it printed went to the plugin's own streams."""
+        token, tool = request.get("token"), str(request.get("tool"))
         env = self.runs(token) if isinstance(token, str) and token else None
         if env is None:
-            return "not a run of this kennel"
-        if pid is None or not processes.carries(pid, token):  # type: ignore[arg-type]  # a str: runs() found it
-            return "not a process of that run"
+            return "not a run of this kennel", None
+        if pid is None or not processes.carries(pid, str(token)):
+            return "not a process of that run", None
         if request.get("key") != door.environment_key(env):
-            return "another environment"  # the plugin changed it: what it set is for its own process to read
+            return "another environment", None  # the plugin changed it: what it set is for its own process to read
         if len(fds) != len(door.STREAMS):
-            return "no standard streams"
-        return answerer.shim_refusal(str(tool), argv)
+            return "no standard streams", None
+        why = answerer.shim_refusal(tool, argv)
+        if why is not None:
+            return why, None
+
+        def call(gone: Callable[[], bool]) -> tuple[int, str, str]:
+            return answerer.shim(tool, argv, env, fds, pid), "", ""
+
+        return None, call
 
     def take(self, conn: socket.socket, request: dict[str, Any], fds: list[int] | None = None, pid: int | None = None) -> None:
         """Answer a request on ``conn`` (from the connection's own thread), or say why not.  ``fds``: what came with it
         (a plugin's standard streams; the caller closes them); ``pid``: the asking process."""
-        fds = fds or []
         conn.settimeout(SEND_SECONDS)
-        why = self.refusal(request, fds, pid)
-        if why is not None:
+        why, call = self.answer(request, fds or [], pid)
+        if call is None:
             conn.sendall(json.dumps({"bypass": why}).encode() + b"\n")
             return
-        assert self.answerer is not None
-        call = self._shim(request, fds, pid or 0) if request.get("op") == "shim" else partial(self.answerer, request["argv"])
         with self._cond:
             self._in_flight += 1
         try:
@@ -123,17 +133,7 @@ class Answers:
                 self.served += 1
                 self._cond.notify_all()
 
-    def _shim(self, request: dict[str, Any], fds: list[int], pid: int) -> Callable[[Callable[[], bool]], tuple[int, str, str]]:
-        """A plugin's gt or bd as this kennel runs it: its status (what it printed went to the plugin's own streams)."""
-        answerer, env = self.answerer, self.runs(request["token"]) or {}
-        assert answerer is not None
-
-        def call(gone: Callable[[], bool]) -> tuple[int, str, str]:
-            return answerer.shim(request["tool"], request["argv"], env, fds, pid), "", ""
-
-        return call
-
-    def _serve(self, conn: socket.socket, call: Callable[[Callable[[], bool]], tuple[int, str, str]]) -> None:
+    def _serve(self, conn: socket.socket, call: Call) -> None:
         lock, done = threading.Lock(), threading.Event()
 
         def send(payload: bytes) -> None:
