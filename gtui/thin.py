@@ -72,10 +72,10 @@ def shim(tool: str) -> int:
     argv = sys.argv[1:]
     mode = os.environ.get(THIN_VARIABLE, "")
     token = os.environ.get("GTUI_RUN_TOKEN", "")
-    town = next((os.environ[name] for name in door.TOWN_ENV if os.environ.get(name)), None)
+    root = _town_root(None, os.environ)
     answer: dict[str, object] | str | None = None
-    if mode != "off" and token and town:
-        answer = door.ask_shim(door.socket_path(os.path.realpath(town), door.hostname()), tool, argv,
+    if mode != "off" and token and root:
+        answer = door.ask_shim(door.socket_path(root, door.hostname()), tool, argv,
                                door.environment_key(os.environ), __version__, token)
         if isinstance(answer, dict) and answer["code"] != door.HAND_BACK:
             return int(answer["code"])  # type: ignore[call-overload]
@@ -158,11 +158,17 @@ def thin_command(argv: list[str], environ: dict[str, str] | os._Environ[str], tt
             return None
     if tuple(words) not in THIN_WORDS or (not words) != ("--once" in line) or ((tty or not utf8) and "--json" not in line):
         return None
-    town = town or next((environ[name] for name in door.TOWN_ENV if environ.get(name)), None)
-    if not town:
+    root = _town_root(town, environ)
+    if root is None:
         return None  # the town above the working directory, a city, ~/gt: the engine finds those
-    root = os.path.realpath(os.path.expanduser(town))
     return root, [*line, "--town", root]
+
+
+def _town_root(town: str | None, environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """The town ``--town`` names, else the town's variables (resolved, as the kennel's socket is named by it); None when
+    neither does."""
+    town = town or next((environ[name] for name in door.TOWN_ENV if environ.get(name)), None)
+    return os.path.realpath(os.path.expanduser(town)) if town else None
 
 
 # -- in the kennel --------------------------------------------------------------------------------
@@ -179,6 +185,22 @@ class _Switch:
 
     def __getattr__(self, name: str) -> object:
         return getattr(getattr(self.kept, "stream", None) or self._real, name)
+
+
+def _kept_run(run: Callable[[], int], streams: list[object | None]) -> int:
+    """``run()`` with this thread's stdin, stdout and stderr switched to ``streams`` (None: left to the real one), its
+    exit status (a SystemExit's too); the streams are switched back however it ends."""
+    switches = (sys.stdin, sys.stdout, sys.stderr)
+    assert all(isinstance(switch, _Switch) for switch in switches), "answering() puts them in place"
+    for switch, stream in zip(switches, streams, strict=True):
+        switch.kept.stream = stream  # type: ignore[union-attr]
+    try:
+        return run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    finally:
+        for switch in switches:
+            switch.kept.stream = None  # type: ignore[union-attr]
 
 
 class Answerer:
@@ -211,22 +233,20 @@ class Answerer:
         from gtui.shims.context import HandBack, asked_by
 
         here = _tool(tool)
-        stdin = open(streams[0], "rb", closefd=False)  # noqa: SIM115 - the kennel closes the descriptors themselves
+        # closefd=False: the kennel closes the descriptors themselves, whatever the command does
+        stdin = io.TextIOWrapper(open(streams[0], "rb", closefd=False), encoding="utf-8")  # noqa: SIM115
         outs = [open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False) for fd in streams[1:]]  # noqa: SIM115
-        switches = [sys.stdin, sys.stdout, sys.stderr]
-        assert all(isinstance(switch, _Switch) for switch in switches), "answering() puts them in place"
-        for switch, stream in zip(switches, [io.TextIOWrapper(stdin, encoding="utf-8"), *outs], strict=True):
-            switch.kept.stream = stream  # type: ignore[union-attr]
-        try:
+
+        def run() -> int:
             with asked_by(env, pid):
-                return here(argv)
-        except HandBack:
-            return door.HAND_BACK
-        except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else 2
+                try:
+                    return here(argv)
+                except HandBack:
+                    return door.HAND_BACK
+
+        try:
+            return _kept_run(run, [stdin, *outs])
         finally:
-            for switch in switches:
-                switch.kept.stream = None  # type: ignore[union-attr]
             for out in outs:
                 with contextlib.suppress(OSError, ValueError):
                     out.flush()
@@ -240,15 +260,7 @@ class Answerer:
         if gone():
             return 2, "", ""  # nobody will read it: nothing is run
         out, err = io.StringIO(), io.StringIO()
-        stdout, stderr = sys.stdout, sys.stderr
-        assert isinstance(stdout, _Switch) and isinstance(stderr, _Switch), "answering() puts them in place"
-        stdout.kept.stream, stderr.kept.stream = out, err
-        try:
-            code = here(argv, release=True, gone=gone, scans=self.scans)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 2
-        finally:
-            stdout.kept.stream = stderr.kept.stream = None
+        code = _kept_run(lambda: here(argv, release=True, gone=gone, scans=self.scans), [None, out, err])
         return code, out.getvalue(), err.getvalue()
 
     def close(self) -> None:
