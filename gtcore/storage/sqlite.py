@@ -494,7 +494,3 @@ def _command_line(pid: int) -> str:
         return "a process of another user or container"
     words = [word.decode("utf-8", "replace") for word in raw.split(b"\0") if word]
     return " ".join(words)[:120] or "unknown command"
-
-
-def _marks(values: list[Any]) -> str:
-    return ", ".join("?" * len(values))
