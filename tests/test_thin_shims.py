@@ -232,6 +232,9 @@ def test_the_environment_a_plugins_call_was_checked_in_is_the_one_it_runs_in(tmp
     answers = Answers(Recording(), lambda token: kept.pop() if kept and token == "tok-1" else None)
     plugin = subprocess.Popen(["sleep", "30"], env=env)
     try:
+        from gtcore.dogs.processes import carries
+
+        assert wait_for(lambda: carries(plugin.pid, "tok-1"), 10, "the plugin's process exec'd with its token")
         request = {"op": "shim", "tool": "gt", "argv": ["version"], "key": door.environment_key(env), "version": __version__,
                    "token": "tok-1"}
         why, call = answers.answer(request, [0, 1, 2], plugin.pid)
