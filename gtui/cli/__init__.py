@@ -8,7 +8,6 @@ commands are one table (:mod:`gtui.cli.parser`); they run with a
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -22,7 +21,7 @@ from gtcore.core.errors import GtError, NotFound, brief, save_crash_report
 from gtcore.engine import Engine
 from gtcore.model import TYPE_CHECKING, Town
 from gtui import terminal
-from gtui.cli.parser import BY_WORDS, EXIT_ERROR, ONCE, Command, _with_default_verb
+from gtui.cli.parser import BY_WORDS, EXIT_ERROR, ONCE, Command, _with_default_verb, quick_parse
 from gtui.cli.parser import UsageError as UsageError
 from gtui.cli.parser import build_parser as build_parser
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from gtcore.model import ScanKeeper
+    from gtui.cli.parser import Arguments
 
 class Context:
     """What a command needs: the town, its engine (made on demand) and the output.
@@ -43,7 +43,7 @@ class Context:
     deliver need their settings and stop on them.
     """
 
-    def __init__(self, args: argparse.Namespace, *, reads_only: bool = False, settings_as_written: bool = False,
+    def __init__(self, args: Arguments, *, reads_only: bool = False, settings_as_written: bool = False,
                  scans: ScanKeeper | None = None) -> None:
         self.args = args
         self.scans = scans  # the kennel's last scan of the town, for the engine (see Engine)
@@ -132,7 +132,7 @@ def warn(message: str, level: str = "warning") -> None:
     sys.stderr.write(f"gtui: {level}: {terminal.safe(message)}\n")
 
 
-def locate_town(args: argparse.Namespace) -> Town:
+def locate_town(args: Arguments) -> Town:
     """The town, which must look like one: a typo in --town must not plant a ledger in a random directory."""
     town = Town.locate(getattr(args, "town", None))
     if not town.looks_like_a_town():
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None, *, notes: Sequence[str] = (), releas
     args, ctx = None, None
     try:
         argv = _with_default_verb(argv)
-        args = build_parser(argv).parse_args(argv)
+        args = quick_parse(argv) or build_parser(argv).parse_args(argv)
         if args.command == "init":
             return cmd_init(args)  # it makes the town, so it takes no Context
         command = ONCE if args.once else BY_WORDS.get((args.command, getattr(args, "verb", None)))
@@ -211,7 +211,7 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _refuse_writes_when_read_only(args: argparse.Namespace, command: Command) -> None:
+def _refuse_writes_when_read_only(args: Arguments, command: Command) -> None:
     if not getattr(args, "read_only", False) or command.reads or command.honours_read_only:
         return
     if command.dry_run and getattr(args, "dry_run", False):
@@ -220,7 +220,7 @@ def _refuse_writes_when_read_only(args: argparse.Namespace, command: Command) ->
     raise UsageError(f"'gtui {words}' writes to the ledger, and --read-only never writes; run it without --read-only")
 
 
-def cmd_init(args: argparse.Namespace) -> int:
+def cmd_init(args: Arguments) -> int:
     """Make a directory a town: ``plugins/`` and a ``settings/gtui.toml`` that shows the settings (all commented out)."""
     root = Path(args.path).expanduser().resolve()
     made = []
@@ -255,7 +255,7 @@ SETTINGS_TEMPLATE = """# gtui settings for this town; every field is optional (d
 """
 
 
-def control_room(args: argparse.Namespace) -> int:
+def control_room(args: Arguments) -> int:
     """``gtui`` alone: the TUI, which needs a terminal; a pipe gets a pointer to ``--once``."""
     town = locate_town(args)
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
@@ -295,7 +295,7 @@ def _fail(message: str, wants_json: bool) -> int:
     return EXIT_ERROR
 
 
-def _save_crash(args: argparse.Namespace | None) -> str:
+def _save_crash(args: Arguments | None) -> str:
     """Keep the traceback for developers in ``<town>/.gtui/crash/`` instead of on the user's screen."""
     import tempfile
     import traceback
