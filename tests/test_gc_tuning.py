@@ -7,6 +7,8 @@ import os
 import platform
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -86,3 +88,47 @@ def test_shared_malloc_arenas_hold_eight_threads_mallocing_at_once_in_two() -> N
         arenas[mode] = done.stderr.count("Arena ")
     assert arenas["own"] > MALLOC_ARENAS  # each thread got its own: the default this turns off
     assert 1 <= arenas["shared"] <= MALLOC_ARENAS
+
+
+def _full_collections() -> tuple[list[str], object]:
+    """The threads that ran full collections, as they happen (and the callback, to remove)."""
+    seen: list[str] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            seen.append(threading.current_thread().name)
+
+    gc.callbacks.append(note)
+    return seen, note
+
+
+def test_once_frozen_a_full_collection_comes_every_tidy_seconds_and_stops_on_exit() -> None:
+    """An idle control room's self-referring rendered lines are freed within ``tidy`` seconds, not minutes."""
+    seen, note = _full_collections()
+    try:
+        with GcTuning(tidy=0.02) as tuning:
+            time.sleep(0.1)
+            assert "gc-tidy" not in seen  # start-up is not tidied: its objects are about to be frozen
+            tuning.freeze()
+            deadline = time.monotonic() + 10
+            while seen.count("gc-tidy") < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert seen.count("gc-tidy") >= 3
+        after = seen.count("gc-tidy")
+        assert not any(thread.name == "gc-tidy" for thread in threading.enumerate())
+        time.sleep(0.1)
+        assert seen.count("gc-tidy") == after
+    finally:
+        gc.callbacks.remove(note)
+
+
+def test_without_tidy_no_collection_is_added() -> None:
+    seen, note = _full_collections()
+    try:
+        with GcTuning() as tuning:
+            tuning.freeze()
+            time.sleep(0.1)
+            assert not any(thread.name == "gc-tidy" for thread in threading.enumerate())
+        assert "gc-tidy" not in seen
+    finally:
+        gc.callbacks.remove(note)

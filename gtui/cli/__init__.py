@@ -262,7 +262,7 @@ def control_room(args: Arguments) -> int:
         raise UsageError("the control room needs a terminal; for a headless patrol use 'gtui --once' (add --json for programs)")
     from gtui.cli.dispatching import KENNEL_ARGV
     from gtui.tui.app import GtuiApp
-    from gtui.tui.gc_tuning import GcTuning, share_malloc_arenas
+    from gtui.tui.gc_tuning import TIDY_SECONDS, GcTuning, share_malloc_arenas
 
     # Textual sizes itself with shutil.get_terminal_size(), which prefers COLUMNS and LINES when they are
     # exported: a stale pair would draw the control room at the wrong size and ignore every resize.
@@ -270,7 +270,7 @@ def control_room(args: Arguments) -> int:
         os.environ.pop(name, None)
     read_only = bool(getattr(args, "read_only", False))
     share_malloc_arenas()  # the worker threads' freed memory serves them all, not each its own
-    with GcTuning() as gc_tuning:  # start-up's objects are frozen out of the collector's scans once they are on screen
+    with GcTuning(tidy=TIDY_SECONDS) as gc_tuning:  # start-up's objects frozen out of the scans once on screen, then tidied
         app = GtuiApp(town, read_only=read_only, kennel_argv=KENNEL_ARGV, on_first_paint=gc_tuning.freeze)
 
         def hung_up(signum: int, frame: object) -> None:
