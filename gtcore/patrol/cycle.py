@@ -118,13 +118,14 @@ class PatrolReport:
             urgent.append("escalations cannot reach a person (their settings or a channel fail: see problems)")
         return health(plugins, self.invalid, self.escalations, self.problems, self.abandoned, urgent)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, health: Health | None = None) -> dict[str, Any]:
+        """The report as ``--once --json`` prints it; ``health``: :meth:`health`, when the caller has it already."""
         return {
             "schema": REPORT_SCHEMA,
             "town": self.town,
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "health": health_json(self.health()),
+            "health": health_json(health or self.health()),
             "escalations": escalations_json(self.escalations),
             "plugins": [item.to_json(self.facts.get(item.plugin.name)) for item in self.plugins],
             "invalid": [bad.to_json() for bad in self.invalid],

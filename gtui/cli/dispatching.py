@@ -62,13 +62,14 @@ def cmd_once(ctx: Context) -> int:
         if ctx.args.wait and item.run is not None and item.run.status != "closed" and (words := engine.unrecorded(item.run.id)):
             report.unrecorded.append(words)
             report.problems.append(Problem(str(ctx.town.root), None, words))
-    payload = {**report.to_json(), "finished": [finished_json(run) for run in finished], "finished_more": more}
+    health = report.health()  # its problems are all in: judged once, for the JSON and for the exit status
+    payload = {**report.to_json(health), "finished": [finished_json(run) for run in finished], "finished_more": more}
     ctx.emit(payload, lambda: ctx.render.patrol_report(ctx.console, report, finished))
     for problem in report.problems:
         warn(str(problem), problem.level)
     if report.unrecorded or refused:
         return 2  # a result the ledger refused is kept, not recorded: said, and the patrol did not do all its work
-    failing = report.health().word is HealthWord.FAILING
+    failing = health.word is HealthWord.FAILING
     return 1 if failing or report.failed or report.undeliverable or any(map(finished_badly, finished)) else 0
 
 
