@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hypothesis import strategies as st
+
 from gtcore.model import Bead
 from gtcore.storage import open_ledger
 from gtcore.storage.contract import Ledger, Take
@@ -172,3 +174,17 @@ def taken(town: Path, name: str) -> Bead | None:
     """The run of ``name`` a kennel has taken (running), if any."""
     run = running(town, name)
     return run if run is not None and run.status == "running" else None
+
+
+def shuffled_lines(pieces: st.SearchStrategy[list[str]], max_pieces: int, noise: int) -> st.SearchStrategy[list[str]]:
+    """Command lines made of ``pieces`` (a command's words, an option with its value) in any order, sometimes with a
+    word of noise up to ``noise`` characters long."""
+
+    @st.composite
+    def lines(draw: st.DrawFn) -> list[str]:
+        chosen = draw(st.lists(pieces, max_size=max_pieces))
+        if draw(st.booleans()):
+            chosen.append([draw(st.text(max_size=noise))])
+        return [word for piece in draw(st.permutations(chosen)) for word in piece]
+
+    return lines()

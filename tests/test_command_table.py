@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import make_town
+from enginekit import make_town, shuffled_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -65,13 +65,6 @@ QUICK_PIECES = st.sampled_from([
 ])
 
 
-@st.composite
-def quick_lines(draw: st.DrawFn) -> list[str]:
-    """Lines of the commands' own words and options in any order, now and then some noise."""
-    pieces = draw(st.lists(QUICK_PIECES, max_size=7))
-    if draw(st.booleans()):
-        pieces.append([draw(st.text(max_size=5))])
-    return [word for piece in draw(st.permutations(pieces)) for word in piece]
 
 
 def _argparse_reads(argv: list[str]) -> dict[str, Any] | None:
@@ -82,7 +75,7 @@ def _argparse_reads(argv: list[str]) -> dict[str, Any] | None:
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(argv=quick_lines())
+@given(argv=shuffled_lines(QUICK_PIECES, 7, 5))
 def test_a_line_read_without_argparse_reads_as_argparse_reads_it(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """quick_parse reads a line exactly as argparse does, or leaves it to argparse (a mistake among them)."""
     argv = _with_default_verb(argv)

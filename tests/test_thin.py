@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit import Result, add_plugin, gtui, gtui_env, make_town
+from enginekit import Result, add_plugin, gtui, gtui_env, make_town, shuffled_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kennelkit import kennel_engine, kennel_pids, start_kennel
@@ -190,17 +190,12 @@ PIECES = st.sampled_from([["--once"], ["plugin", "list"], ["escalate", "list"], 
                           ["show"], ["x"], ["-h"], ["--town"], ["="], [""]])
 
 
-@st.composite
-def command_lines(draw: st.DrawFn) -> list[str]:
-    """Mostly lines made of a command's own words and flags in any order (the thin ones among them), sometimes noise."""
-    pieces = draw(st.lists(PIECES, max_size=6))
-    if draw(st.booleans()):
-        pieces.append([draw(st.text(max_size=6))])
-    return [word for piece in draw(st.permutations(pieces)) for word in piece]
+COMMAND_LINES = shuffled_lines(PIECES, 6, 6)
+"""Mostly lines made of a command's own words and flags in any order (the thin ones among them), sometimes noise."""
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(argv=command_lines(), tty=st.booleans())
+@given(argv=COMMAND_LINES, tty=st.booleans())
 def test_a_thin_line_is_the_same_command_to_gtui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], tty: bool) -> None:
     """Whatever the words, the door never fails; a line it sends is one the command line reads as the same command,
     with the same town and flags as the words it was given."""
