@@ -122,7 +122,9 @@ def build_scene(root: Path, settings: str = "") -> Scene:
         add_plugin(town, name, digest=True)
     add_plugin(town, "chatty", digest=False)
     ledger = open_ledger(Town(town).ledger_path)
-    now = time.time()
+    # A scene's now leaves three hours of its UTC day: the tests look a minute and two hours on and mean the same day
+    # (run between 22:00 and midnight, two hours on was tomorrow, and today's runs were rightly digested).
+    now = min(time.time(), day_bounds(utc_day(time.time()))[1] - 3 * 3600)
     today = utc_day(now)
     scene = Scene(town, ledger, now, (today - timedelta(days=3), today - timedelta(days=2), today - timedelta(days=1)))
     for day in scene.days:
