@@ -237,9 +237,9 @@ def cmd_kennel_run(ctx: Context) -> int:
             signal.signal(sig, lambda signum, frame: house.ask_stop(f"the kennel was stopped by {signal.Signals(signum).name}"))
         _kennel_says(f"kennel pid {os.getpid()} serving {engine.town.root} on {house.host} with {engine.settings.dogs} dogs"
                      + (", patrolling every " + str(engine.settings.patrol_interval) if ctx.args.patrol else ""))
-        from gtui.tui.gc_tuning import GcTuning
+        from gtui.tui.gc_tuning import TIDY_SECONDS, GcTuning
 
-        with GcTuning() as tuning:
+        with GcTuning(tidy=TIDY_SECONDS) as tuning:  # tidied as the control room is: its answers leave cyclic garbage too
             tuning.freeze()  # what the kennel made to live (its engine, the command line it answers with) is never scanned again
             return house.serve()
     finally:
