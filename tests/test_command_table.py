@@ -114,3 +114,15 @@ def test_the_common_commands_do_not_import_argparse(tmp_path: Path, line: str) -
                           timeout=60, env={**os.environ, "GTUI_THIN": "off"})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(("line", "read"), [
+    ("escalate disk full -s high", "escalate raise disk full -s high"),
+    ("--town escalate escalate list", "--town escalate escalate list"),  # the option's value is no command word
+    ("--town escalate escalate subject", "--town escalate escalate raise subject"),
+    ("--event kennel kennel status", "--event kennel kennel status"),
+    ("--town t kennel", "--town t kennel run"),
+    ("kennel --patrol", "kennel run --patrol"),
+])
+def test_a_verb_left_out_is_the_default_one_after_the_command_word(line: str, read: str) -> None:
+    assert _with_default_verb(line.split()) == read.split()

@@ -132,3 +132,17 @@ def test_without_tidy_no_collection_is_added() -> None:
         assert "gc-tidy" not in seen
     finally:
         gc.callbacks.remove(note)
+
+
+def test_a_tidy_thread_that_cannot_start_costs_nothing_and_everything_is_put_back(
+        odd_thresholds: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a process's thread limit the control room runs untidied, and still leaves the collector as it found it."""
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    frozen = gc.get_freeze_count()
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with GcTuning(tidy=0.01) as tuning:
+        tuning.freeze()
+    assert gc.get_threshold() == odd_thresholds
+    assert gc.get_freeze_count() == frozen

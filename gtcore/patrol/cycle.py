@@ -125,7 +125,7 @@ class PatrolReport:
             "town": self.town,
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
-            "health": health_json(health or self.health()),
+            "health": health_json(health if health is not None else self.health()),
             "escalations": escalations_json(self.escalations),
             "plugins": [item.to_json(self.facts.get(item.plugin.name)) for item in self.plugins],
             "invalid": [bad.to_json() for bad in self.invalid],

@@ -465,20 +465,14 @@ def _word_index(argv: list[str]) -> int | None:
     return None
 
 
-def _command_word(argv: list[str]) -> str | None:
-    """The command (or verb) ``argv`` names: its first word (None: the control room or --once)."""
-    index = _word_index(argv)
-    return None if index is None else argv[index]
-
-
 def _with_default_verb(argv: list[str]) -> list[str]:
     """``gtui escalate SUBJECT ...`` means ``gtui escalate raise SUBJECT ...``; ``gtui kennel [--patrol]`` means ``gtui kennel run``."""
-    command = _command_word(argv)
-    if command not in DEFAULT_VERBS:
+    index = _word_index(argv)  # where the command is (an option's value may be the same word: --town escalate escalate list)
+    command = None if index is None else argv[index]
+    if index is None or command not in DEFAULT_VERBS:
         return argv
     default = DEFAULT_VERBS[command]
     verbs = [words[1] for words in BY_WORDS if words[0] == command]
-    index = argv.index(command)
     following = argv[index + 1] if index + 1 < len(argv) else None
     if following not in (*verbs, "-h", "--help") and (following is not None or command == "kennel"):
         return [*argv[: index + 1], default, *argv[index + 1:]]

@@ -63,8 +63,12 @@ class GcTuning:
             self._frozen = True
             if self.tidy is not None:
                 self._stop.clear()
-                self._tidier = threading.Thread(target=self._tidy, args=(self.tidy,), name="gc-tidy", daemon=True)
-                self._tidier.start()
+                tidier = threading.Thread(target=self._tidy, args=(self.tidy,), name="gc-tidy", daemon=True)
+                try:
+                    tidier.start()
+                except RuntimeError:
+                    return  # no thread to be had (a process limit): Python's own collections go on, the app goes on
+                self._tidier = tidier  # kept once it runs: a thread that never started is nothing to join on the way out
 
     def _tidy(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
