@@ -106,6 +106,7 @@ if TYPE_CHECKING:
     from gtcore.digest import DigestResult as DigestResult
     from gtcore.digest import digest_title as digest_title
     from gtcore.digest import utc_day as utc_day
+    from gtcore.dogs.processes import carries as carries
     from gtcore.escalation.escalations import Escalation as Escalation
     from gtcore.escalation.escalations import fingerprint_label as fingerprint_label
     from gtcore.escalation.settings import EscalationSettings as EscalationSettings
@@ -134,6 +135,7 @@ HOMES = {
     "gtcore.core.durations": ("format_duration", "parse_duration"),
     "gtcore.core.safe_text": ("clean",),
     "gtcore.digest": ("DigestResult", "digest_title", "utc_day"),
+    "gtcore.dogs.processes": ("carries",),
     "gtcore.escalation.escalations": ("Escalation", "fingerprint_label"),
     "gtcore.escalation.settings": ("EscalationSettings",),
     "gtcore.gates.decisions": ("GateDecision",),

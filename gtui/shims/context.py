@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gtcore.core.errors import GtError, Refused, brief
 from gtcore.engine import Engine
-from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Record, Town, readable
+from gtcore.model import TYPE_CHECKING, Drift, DriftOutcome, Record, Town, carries, readable
 from gtui.terminal import safe
 
 if TYPE_CHECKING:
@@ -226,11 +226,10 @@ def _tell_the_run(token: str, line: str) -> None:
     pipe gtui reads; it is written to only when that process carries the
     run's token and that stdout is a pipe.
     """
-    leader = os.getsid(_ASKER.pid)
     try:
-        with open(f"/proc/{leader}/environ", "rb") as handle:
-            if f"GTUI_RUN_TOKEN={token}".encode() not in handle.read().split(b"\0"):
-                return
+        leader = os.getsid(_ASKER.pid)
+        if not carries(leader, token):
+            return
         pipe = os.open(f"/proc/{leader}/fd/1", os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return
