@@ -128,7 +128,7 @@ TOP = (*COMMON,
 
 def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> None:
     """Options every command takes (:data:`COMMON`), absent unless given, so they may stand before or after the verb."""
-    for option in COMMON if json else COMMON[:-1]:
+    for option in COMMON if json else (TOWN, READ_ONLY):
         option.add_to(parser)
 
 
